@@ -1,0 +1,301 @@
+//! Configuration, layered: built-in defaults < TOML file < `FERRY_…` environment
+//! (`__` separates nested keys, e.g. `FERRY_DATABASE__URL`) < command-line flags. One
+//! `validate()` then names the first bad field.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use figment::{
+    providers::{Env, Format, Serialized, Toml},
+    Figment,
+};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// Top-level keys the environment may set; other `FERRY_` variables (the CLI's
+/// `FERRY_SERVER`, say) belong to other programs.
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database",
+    "log",
+    "security",
+    "shutdown_grace_secs",
+];
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the gRPC server.
+    pub listen: String,
+    /// Holds the SQLite database and the master key file unless configured elsewhere.
+    pub data_dir: PathBuf,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub security: SecurityConfig,
+    /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`; unset means `<data_dir>/ferry.db`.
+    pub url: Option<String>,
+    pub max_connections: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `info,ferry_control_plane=debug`.
+    pub filter: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Base64 of 32 bytes. Taken from `FERRY_MASTER_KEY`; never printed.
+    #[serde(default, skip_serializing)]
+    pub master_key: Option<SecretString>,
+    /// Where the master key is kept when `FERRY_MASTER_KEY` is not set; unset means
+    /// `<data_dir>/master.key`.
+    pub master_key_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:50051".into(),
+            data_dir: default_data_dir(),
+            database: DatabaseConfig {
+                url: None,
+                max_connections: 10,
+            },
+            log: LogConfig {
+                format: LogFormat::Text,
+                filter: "info".into(),
+            },
+            security: SecurityConfig::default(),
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("ferry");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".local/share/ferry");
+    }
+    PathBuf::from("ferry-data")
+}
+
+/// Values given on the command line; each one set overrides every other layer.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub log_format: Option<String>,
+    pub log_filter: Option<String>,
+}
+
+impl Config {
+    /// Loads the layers and validates the result.
+    pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Self, String> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(format!("config file {} does not exist", file.display()));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment
+            .merge(
+                Env::prefixed("FERRY_")
+                    .filter(|key| {
+                        let top = key.as_str().split("__").next().unwrap_or_default();
+                        ENV_KEYS.iter().any(|k| top.eq_ignore_ascii_case(k))
+                    })
+                    .split("__"),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["FERRY_MASTER_KEY"])
+                    .map(|_| "security.master_key".into()),
+            );
+        if let Some(v) = &overrides.listen {
+            figment = figment.merge(("listen", v));
+        }
+        if let Some(v) = &overrides.data_dir {
+            figment = figment.merge(("data_dir", v));
+        }
+        if let Some(v) = &overrides.database_url {
+            figment = figment.merge(("database.url", v));
+        }
+        if let Some(v) = &overrides.log_format {
+            figment = figment.merge(("log.format", v));
+        }
+        if let Some(v) = &overrides.log_filter {
+            figment = figment.merge(("log.filter", v));
+        }
+        let config: Config = figment.extract().map_err(|e| describe_figment_error(&e))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every field, naming the first bad one.
+    pub fn validate(&self) -> Result<(), String> {
+        self.listen_addr()?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err("data_dir: must not be empty".into());
+        }
+        if let Some(url) = &self.database.url {
+            let known = ["sqlite:", "postgres://", "postgresql://"];
+            if !known.iter().any(|p| url.starts_with(p)) {
+                return Err(
+                    "database.url: must start with sqlite:, postgres:// or postgresql://".into(),
+                );
+            }
+        }
+        if self.database.max_connections == 0 {
+            return Err("database.max_connections: must be at least 1".into());
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.filter).map_err(|e| {
+            format!(
+                "log.filter: '{}' is not a valid filter: {e}",
+                self.log.filter
+            )
+        })?;
+        if self.shutdown_grace_secs > 3600 {
+            return Err("shutdown_grace_secs: must be at most 3600".into());
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
+        self.listen.parse().map_err(|_| {
+            format!(
+                "listen: '{}' is not a socket address like 127.0.0.1:50051",
+                self.listen
+            )
+        })
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("ferry.db").display()
+            ),
+        }
+    }
+
+    pub fn master_key_file(&self) -> PathBuf {
+        self.security
+            .master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+}
+
+/// Figment's errors name the key path and the source layer; keep that, in one line.
+fn describe_figment_error(e: &figment::Error) -> String {
+    let path = e.path.join(".");
+    let origin = e
+        .metadata
+        .as_ref()
+        .map(|m| format!(" (from {})", m.name))
+        .unwrap_or_default();
+    if path.is_empty() {
+        format!("{}{origin}", e.kind)
+    } else {
+        format!("{path}: {}{origin}", e.kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_override_in_order_and_validation_names_the_field() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "ferry.toml",
+                r#"
+                listen = "127.0.0.1:6000"
+                [database]
+                max_connections = 3
+                [log]
+                format = "json"
+                "#,
+            )?;
+            jail.set_env("FERRY_LOG__FILTER", "debug");
+            jail.set_env("FERRY_SERVER", "http://elsewhere:1");
+            let file = std::path::Path::new("ferry.toml");
+            let config = Config::load(Some(file), &Overrides::default()).unwrap();
+            assert_eq!(config.listen, "127.0.0.1:6000");
+            assert_eq!(config.database.max_connections, 3);
+            assert_eq!(config.log.format, LogFormat::Json);
+            assert_eq!(config.log.filter, "debug");
+
+            let flags = Overrides {
+                listen: Some("127.0.0.1:7000".into()),
+                ..Overrides::default()
+            };
+            assert_eq!(
+                Config::load(Some(file), &flags).unwrap().listen,
+                "127.0.0.1:7000"
+            );
+
+            jail.set_env("FERRY_DATABASE__MAX_CONNECTIONS", "0");
+            let err = Config::load(Some(file), &Overrides::default()).unwrap_err();
+            assert_eq!(err, "database.max_connections: must be at least 1");
+
+            let bad = Overrides {
+                listen: Some("nowhere".into()),
+                ..Overrides::default()
+            };
+            let err = Config::load(None, &bad).unwrap_err();
+            assert!(err.starts_with("listen: 'nowhere'"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("ferry.toml", "lisen = \"x\"\n")?;
+            let err = Config::load(
+                Some(std::path::Path::new("ferry.toml")),
+                &Overrides::default(),
+            )
+            .unwrap_err();
+            assert!(err.contains("lisen"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn master_key_comes_from_its_own_variable_and_never_prints() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FERRY_MASTER_KEY", "c2VjcmV0LWNhbmFyeQ==");
+            let config = Config::load(None, &Overrides::default()).unwrap();
+            assert!(config.security.master_key.is_some());
+            assert!(!format!("{config:?}").contains("c2VjcmV0LWNhbmFyeQ"));
+            Ok(())
+        });
+    }
+}

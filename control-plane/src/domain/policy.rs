@@ -1,0 +1,358 @@
+//! Placement policies: which datasets they govern (a label selector), how recency maps
+//! to tiers, where each tier lives, and the limits on moving data automatically.
+
+use std::{cmp::Reverse, collections::BTreeMap, fmt, time::Duration};
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    ids::{PolicyId, SiteId},
+    labels::Labels,
+    name::{Name, Ref},
+    tier::{Tier, VerifyMode},
+};
+use crate::error::{Error, Result};
+
+/// Longest duration a policy threshold may take; beyond it is surely a typo.
+const MAX_THRESHOLD: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    pub id: PolicyId,
+    pub name: Name,
+    pub spec: PolicySpec,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Everything about a policy but its identity.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicySpec {
+    pub description: String,
+    pub selector: Labels,
+    pub priority: i32,
+    pub hot_after: Duration,
+    pub warm_after: Duration,
+    pub placements: BTreeMap<Tier, SiteId>,
+    pub latency_slo_ms: Option<u32>,
+    pub monthly_cost_target: Option<f64>,
+    pub min_residency: Duration,
+    pub auto_migrate: bool,
+    pub retire_source: bool,
+    pub verify_mode: VerifyMode,
+    pub schedule_window: Option<ScheduleWindow>,
+    pub bandwidth_limit: Option<u64>,
+    /// `None` means the default of one migration at a time.
+    pub max_concurrent_migrations: Option<u32>,
+}
+
+impl Default for PolicySpec {
+    fn default() -> Self {
+        PolicySpec {
+            description: String::new(),
+            selector: Labels::default(),
+            priority: 0,
+            hot_after: Duration::from_secs(60),
+            warm_after: Duration::from_secs(600),
+            placements: BTreeMap::new(),
+            latency_slo_ms: None,
+            monthly_cost_target: None,
+            min_residency: Duration::ZERO,
+            auto_migrate: false,
+            retire_source: false,
+            verify_mode: VerifyMode::Quick,
+            schedule_window: None,
+            bandwidth_limit: None,
+            max_concurrent_migrations: None,
+        }
+    }
+}
+
+/// Changes to a policy; `None` leaves a field as it is. Placements name sites by
+/// reference and are resolved by the service before the patch applies.
+#[derive(Clone, Debug, Default)]
+pub struct PolicyPatch {
+    pub description: Option<String>,
+    pub selector: Option<Labels>,
+    pub priority: Option<i32>,
+    pub hot_after: Option<Duration>,
+    pub warm_after: Option<Duration>,
+    pub placements: Option<Vec<(Tier, Ref<SiteId>)>>,
+    pub latency_slo_ms: Option<Option<u32>>,
+    pub monthly_cost_target: Option<Option<f64>>,
+    pub min_residency: Option<Duration>,
+    pub auto_migrate: Option<bool>,
+    pub retire_source: Option<bool>,
+    pub verify_mode: Option<VerifyMode>,
+    pub schedule_window: Option<Option<ScheduleWindow>>,
+    pub bandwidth_limit: Option<Option<u64>>,
+    pub max_concurrent_migrations: Option<Option<u32>>,
+}
+
+impl PolicySpec {
+    /// Applies a patch whose placements the caller has resolved to site ids, then checks
+    /// the result as a whole (a threshold may only be valid next to the other one).
+    pub fn apply(
+        &mut self,
+        patch: &PolicyPatch,
+        placements: Option<BTreeMap<Tier, SiteId>>,
+    ) -> Result<()> {
+        macro_rules! take {
+            ($($field:ident),*) => {$(
+                if let Some(value) = &patch.$field {
+                    self.$field = value.clone();
+                }
+            )*};
+        }
+        take!(
+            description,
+            selector,
+            priority,
+            hot_after,
+            warm_after,
+            latency_slo_ms,
+            monthly_cost_target,
+            min_residency,
+            auto_migrate,
+            retire_source,
+            verify_mode,
+            schedule_window,
+            bandwidth_limit,
+            max_concurrent_migrations
+        );
+        if let Some(placements) = placements {
+            self.placements = placements;
+        }
+        self.validate()
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.selector.is_empty() {
+            return Err(Error::invalid("selector", "must name at least one label"));
+        }
+        if self.description.len() > 1024 {
+            return Err(Error::invalid("description", "must be at most 1024 bytes"));
+        }
+        if self.hot_after.is_zero() {
+            return Err(Error::invalid("hot_after", "must be longer than zero"));
+        }
+        if self.warm_after <= self.hot_after {
+            return Err(Error::invalid(
+                "warm_after",
+                format!(
+                    "must be longer than hot_after ({}s), got {}s",
+                    self.hot_after.as_secs_f64(),
+                    self.warm_after.as_secs_f64()
+                ),
+            ));
+        }
+        for (field, value) in [
+            ("warm_after", self.warm_after),
+            ("min_residency", self.min_residency),
+        ] {
+            if value > MAX_THRESHOLD {
+                return Err(Error::invalid(field, "must be at most 10 years"));
+            }
+        }
+        if let Some(target) = self.monthly_cost_target {
+            if !target.is_finite() || target < 0.0 {
+                return Err(Error::invalid(
+                    "monthly_cost_target",
+                    format!("must be a non-negative amount, got {target}"),
+                ));
+            }
+        }
+        if let Some(limit) = self.bandwidth_limit {
+            if limit > i64::MAX as u64 {
+                return Err(Error::invalid(
+                    "bandwidth_limit_bytes_per_sec",
+                    "is too large",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The tier that the recency rule assigns to data last read `age` ago.
+    pub fn tier_for_age(&self, age: Duration) -> Tier {
+        if age <= self.hot_after {
+            Tier::Hot
+        } else if age <= self.warm_after {
+            Tier::Warm
+        } else {
+            Tier::Cold
+        }
+    }
+}
+
+/// The policy that governs a dataset with these labels: the highest priority among those
+/// whose selector matches, ties broken by name so the choice is stable.
+pub fn effective_policy<'a>(policies: &'a [Policy], labels: &Labels) -> Option<&'a Policy> {
+    policies
+        .iter()
+        .filter(|p| labels.matches(&p.spec.selector))
+        .max_by_key(|p| (p.spec.priority, Reverse(p.name.clone())))
+}
+
+/// A daily window in UTC, in minutes after midnight. An end before the start spans
+/// midnight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScheduleWindow {
+    pub start_minute: u16,
+    pub end_minute: u16,
+}
+
+impl ScheduleWindow {
+    pub fn parse(start: &str, end: &str) -> Result<Self> {
+        let start_minute =
+            parse_clock(start).map_err(|r| Error::invalid("schedule_window.start", r))?;
+        let end_minute = parse_clock(end).map_err(|r| Error::invalid("schedule_window.end", r))?;
+        if start_minute == end_minute {
+            return Err(Error::invalid(
+                "schedule_window",
+                "start and end must differ",
+            ));
+        }
+        Ok(ScheduleWindow {
+            start_minute,
+            end_minute,
+        })
+    }
+
+    /// Whether `minute` (after midnight UTC) falls inside the window.
+    pub fn contains(&self, minute: u16) -> bool {
+        if self.start_minute < self.end_minute {
+            (self.start_minute..self.end_minute).contains(&minute)
+        } else {
+            minute >= self.start_minute || minute < self.end_minute
+        }
+    }
+
+    pub fn format_clock(minute: u16) -> String {
+        format!("{:02}:{:02}", minute / 60, minute % 60)
+    }
+}
+
+impl fmt::Display for ScheduleWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}-{}",
+            Self::format_clock(self.start_minute),
+            Self::format_clock(self.end_minute)
+        )
+    }
+}
+
+fn parse_clock(s: &str) -> std::result::Result<u16, String> {
+    let bad = || format!("'{s}' is not a time of day as HH:MM");
+    let (h, m) = s.split_once(':').ok_or_else(bad)?;
+    if h.len() != 2 || m.len() != 2 {
+        return Err(bad());
+    }
+    let h: u16 = h.parse().map_err(|_| bad())?;
+    let m: u16 = m.parse().map_err(|_| bad())?;
+    if h > 23 || m > 59 {
+        return Err(bad());
+    }
+    Ok(h * 60 + m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn selector(k: &str, v: &str) -> Labels {
+        Labels::parse(
+            "selector",
+            &BTreeMap::from([(k.to_string(), v.to_string())]),
+        )
+        .unwrap()
+    }
+
+    fn spec() -> PolicySpec {
+        PolicySpec {
+            selector: selector("team", "a"),
+            ..PolicySpec::default()
+        }
+    }
+
+    #[test]
+    fn thresholds_must_be_ordered() {
+        let mut s = spec();
+        let patch = PolicyPatch {
+            warm_after: Some(Duration::from_secs(30)),
+            ..Default::default()
+        };
+        let err = s.apply(&patch, None).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("warm_after: must be longer than hot_after"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_selector_and_negative_budget_are_rejected() {
+        let mut s = PolicySpec::default();
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("selector"));
+        s.selector = selector("a", "b");
+        s.monthly_cost_target = Some(-3.0);
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("monthly_cost_target"));
+    }
+
+    #[test]
+    fn recency_maps_to_tiers() {
+        let s = spec();
+        assert_eq!(s.tier_for_age(Duration::from_secs(10)), Tier::Hot);
+        assert_eq!(s.tier_for_age(Duration::from_secs(300)), Tier::Warm);
+        assert_eq!(s.tier_for_age(Duration::from_secs(3600)), Tier::Cold);
+    }
+
+    #[test]
+    fn windows_may_span_midnight() {
+        let w = ScheduleWindow::parse("22:00", "06:00").unwrap();
+        assert!(w.contains(23 * 60));
+        assert!(w.contains(60));
+        assert!(!w.contains(12 * 60));
+        assert_eq!(w.to_string(), "22:00-06:00");
+        assert!(ScheduleWindow::parse("24:00", "01:00").is_err());
+        assert!(ScheduleWindow::parse("1:00", "02:00").is_err());
+        assert!(ScheduleWindow::parse("01:00", "01:00").is_err());
+    }
+
+    #[test]
+    fn highest_priority_matching_policy_wins() {
+        let now = Utc::now();
+        let policy = |name: &str, priority: i32, sel: Labels| Policy {
+            id: PolicyId::new(),
+            name: Name::parse("name", name).unwrap(),
+            spec: PolicySpec {
+                selector: sel,
+                priority,
+                ..PolicySpec::default()
+            },
+            created_at: now,
+            updated_at: now,
+        };
+        let policies = vec![
+            policy("low", 1, selector("team", "a")),
+            policy("high", 5, selector("team", "a")),
+            policy("other", 9, selector("team", "b")),
+        ];
+        let labels = selector("team", "a");
+        assert_eq!(
+            effective_policy(&policies, &labels).unwrap().name.as_str(),
+            "high"
+        );
+        assert!(effective_policy(&policies, &selector("x", "y")).is_none());
+    }
+}

@@ -1,0 +1,338 @@
+//! Storage sites: where a site is, what it costs, how fast it answers, and the rules for
+//! its settings and credentials.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+use super::{ids::SiteId, name::Name, tier::Tier, uri::SiteUri};
+use crate::error::{Error, Result};
+
+/// A storage site as the catalogue holds it. Credentials are not part of it: they are
+/// sealed separately and only their key names are known here.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Site {
+    pub id: SiteId,
+    pub name: Name,
+    pub uri: SiteUri,
+    pub options: BTreeMap<String, String>,
+    pub tier: Tier,
+    pub default_storage_class: String,
+    pub latency_ms: u32,
+    pub prices: Prices,
+    pub credential_keys: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Prices in US dollars, feeding the cost model.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Prices {
+    pub storage_per_gb_month: f64,
+    pub retrieval_per_gb: f64,
+    pub egress_per_gb: f64,
+    pub per_1000_requests: f64,
+    pub min_storage_days: u32,
+}
+
+impl Prices {
+    pub fn validate(&self) -> Result<()> {
+        for (field, value) in [
+            ("storage_per_gb_month", self.storage_per_gb_month),
+            ("retrieval_per_gb", self.retrieval_per_gb),
+            ("egress_per_gb", self.egress_per_gb),
+            ("per_1000_requests", self.per_1000_requests),
+        ] {
+            if !value.is_finite() || value < 0.0 {
+                return Err(Error::invalid(
+                    field,
+                    format!("must be a non-negative price, got {value}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The fields a new site is created from.
+#[derive(Clone, Debug)]
+pub struct NewSite {
+    pub name: Name,
+    pub uri: SiteUri,
+    pub options: BTreeMap<String, String>,
+    pub tier: Tier,
+    pub default_storage_class: String,
+    pub latency_ms: u32,
+    pub prices: Prices,
+}
+
+impl NewSite {
+    pub fn validate(&self) -> Result<()> {
+        validate_options(&self.uri, &self.options)?;
+        validate_storage_class(&self.default_storage_class)?;
+        self.prices.validate().map_err(|e| e.within("prices"))
+    }
+}
+
+/// Changes to a site; `None` leaves a field as it is. Name and URI are immutable: a site
+/// that moves is a new site, so recorded replicas never silently point elsewhere.
+#[derive(Clone, Debug, Default)]
+pub struct SitePatch {
+    pub options: Option<BTreeMap<String, String>>,
+    pub tier: Option<Tier>,
+    pub default_storage_class: Option<String>,
+    pub latency_ms: Option<u32>,
+    pub prices: PricesPatch,
+    pub credentials: Option<Credentials>,
+}
+
+/// Changes to individual prices, so one price can change without restating the others.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PricesPatch {
+    pub storage_per_gb_month: Option<f64>,
+    pub retrieval_per_gb: Option<f64>,
+    pub egress_per_gb: Option<f64>,
+    pub per_1000_requests: Option<f64>,
+    pub min_storage_days: Option<u32>,
+}
+
+impl PricesPatch {
+    /// A patch that sets every price.
+    pub fn all(p: Prices) -> Self {
+        PricesPatch {
+            storage_per_gb_month: Some(p.storage_per_gb_month),
+            retrieval_per_gb: Some(p.retrieval_per_gb),
+            egress_per_gb: Some(p.egress_per_gb),
+            per_1000_requests: Some(p.per_1000_requests),
+            min_storage_days: Some(p.min_storage_days),
+        }
+    }
+
+    fn apply(&self, p: &mut Prices) {
+        let PricesPatch {
+            storage_per_gb_month,
+            retrieval_per_gb,
+            egress_per_gb,
+            per_1000_requests,
+            min_storage_days,
+        } = *self;
+        p.storage_per_gb_month = storage_per_gb_month.unwrap_or(p.storage_per_gb_month);
+        p.retrieval_per_gb = retrieval_per_gb.unwrap_or(p.retrieval_per_gb);
+        p.egress_per_gb = egress_per_gb.unwrap_or(p.egress_per_gb);
+        p.per_1000_requests = per_1000_requests.unwrap_or(p.per_1000_requests);
+        p.min_storage_days = min_storage_days.unwrap_or(p.min_storage_days);
+    }
+}
+
+impl Site {
+    /// Applies a patch, validating the result as a whole.
+    pub fn apply(&mut self, patch: &SitePatch) -> Result<()> {
+        if let Some(options) = &patch.options {
+            validate_options(&self.uri, options)?;
+            self.options = options.clone();
+        }
+        if let Some(tier) = patch.tier {
+            self.tier = tier;
+        }
+        if let Some(class) = &patch.default_storage_class {
+            validate_storage_class(class)?;
+            self.default_storage_class = class.clone();
+        }
+        if let Some(latency) = patch.latency_ms {
+            self.latency_ms = latency;
+        }
+        let mut prices = self.prices;
+        patch.prices.apply(&mut prices);
+        prices.validate().map_err(|e| e.within("prices"))?;
+        self.prices = prices;
+        if let Some(credentials) = &patch.credentials {
+            credentials.validate_for(&self.uri)?;
+            self.credential_keys = credentials.keys();
+        }
+        Ok(())
+    }
+}
+
+fn validate_options(uri: &SiteUri, options: &BTreeMap<String, String>) -> Result<()> {
+    let allowed = uri.backend().option_keys();
+    for (key, value) in options {
+        if !allowed.contains(&key.as_str()) {
+            let expected = if allowed.is_empty() {
+                "this backend takes none".to_owned()
+            } else {
+                format!("expected one of {}", allowed.join(", "))
+            };
+            return Err(Error::invalid(
+                format!("options[{key}]"),
+                format!(
+                    "unknown option for a {}:// site; {expected}",
+                    uri.backend().scheme()
+                ),
+            ));
+        }
+        match key.as_str() {
+            "endpoint" => {
+                let ok = url::Url::parse(value)
+                    .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                    .unwrap_or(false);
+                if !ok {
+                    return Err(Error::invalid(
+                        "options[endpoint]",
+                        format!("'{value}' is not an http(s) URL"),
+                    ));
+                }
+            }
+            "force_path_style" if !matches!(value.as_str(), "true" | "false") => {
+                return Err(Error::invalid(
+                    "options[force_path_style]",
+                    format!("must be true or false, got '{value}'"),
+                ));
+            }
+            _ if value.is_empty() => {
+                return Err(Error::invalid(
+                    format!("options[{key}]"),
+                    "must not be empty",
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn validate_storage_class(class: &str) -> Result<()> {
+    let ok = class.len() <= 64 && class.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "default_storage_class",
+            format!("'{class}' must be at most 64 letters, digits or '_' (e.g. STANDARD_IA)"),
+        ))
+    }
+}
+
+/// A site's secrets. They never print: `Debug` shows the key names only.
+#[derive(Clone, Default)]
+pub struct Credentials(BTreeMap<String, SecretString>);
+
+impl Credentials {
+    pub fn new(entries: BTreeMap<String, SecretString>) -> Self {
+        Credentials(entries)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn keys(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+
+    pub fn entries(&self) -> &BTreeMap<String, SecretString> {
+        &self.0
+    }
+
+    /// Checks the entries fit the site's backend: known keys, nothing empty, and S3 keys
+    /// given as a pair.
+    pub fn validate_for(&self, uri: &SiteUri) -> Result<()> {
+        use secrecy::ExposeSecret;
+        let backend = uri.backend();
+        let allowed = backend.credential_keys();
+        for (key, value) in &self.0 {
+            if !allowed.contains(&key.as_str()) {
+                let expected = if allowed.is_empty() {
+                    format!("{}:// sites take no credentials", backend.scheme())
+                } else {
+                    format!("expected one of {}", allowed.join(", "))
+                };
+                return Err(Error::invalid(
+                    format!("credentials[{key}]"),
+                    format!("unknown credential; {expected}"),
+                ));
+            }
+            if value.expose_secret().is_empty() {
+                return Err(Error::invalid(
+                    format!("credentials[{key}]"),
+                    "must not be empty",
+                ));
+            }
+        }
+        let has = |k: &str| self.0.contains_key(k);
+        if has("access_key_id") != has("secret_access_key") {
+            return Err(Error::invalid(
+                "credentials",
+                "access_key_id and secret_access_key must be given together",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3() -> SiteUri {
+        SiteUri::parse("uri", "s3://bucket/prefix").unwrap()
+    }
+
+    #[test]
+    fn options_are_checked_per_backend() {
+        let ok = BTreeMap::from([
+            ("endpoint".to_string(), "http://127.0.0.1:9000".to_string()),
+            ("force_path_style".to_string(), "true".to_string()),
+        ]);
+        assert!(validate_options(&s3(), &ok).is_ok());
+        let fs = SiteUri::parse("uri", "file:///srv").unwrap();
+        let err = validate_options(&fs, &ok).unwrap_err();
+        assert!(err.to_string().contains("options[endpoint]"), "{err}");
+        let bad = BTreeMap::from([("endpoint".to_string(), "not a url".to_string())]);
+        assert!(validate_options(&s3(), &bad).is_err());
+    }
+
+    #[test]
+    fn credentials_never_print_and_are_checked() {
+        let creds = Credentials::new(BTreeMap::from([
+            ("access_key_id".to_string(), SecretString::from("AKIA")),
+            (
+                "secret_access_key".to_string(),
+                SecretString::from("canary-secret"),
+            ),
+        ]));
+        assert!(!format!("{creds:?}").contains("canary-secret"));
+        assert!(creds.validate_for(&s3()).is_ok());
+        let half = Credentials::new(BTreeMap::from([(
+            "access_key_id".to_string(),
+            SecretString::from("AKIA"),
+        )]));
+        assert!(half.validate_for(&s3()).is_err());
+        let fs = SiteUri::parse("uri", "file:///srv").unwrap();
+        assert!(creds.validate_for(&fs).is_err());
+    }
+
+    #[test]
+    fn negative_and_nan_prices_are_rejected() {
+        let prices = Prices {
+            egress_per_gb: -1.0,
+            ..Prices::default()
+        };
+        assert!(prices
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("egress_per_gb"));
+        let prices = Prices {
+            storage_per_gb_month: f64::NAN,
+            ..Prices::default()
+        };
+        assert!(prices.validate().is_err());
+    }
+}

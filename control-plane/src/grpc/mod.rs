@@ -1,0 +1,39 @@
+//! The gRPC edge: thin handlers that convert and validate wire messages, call one
+//! catalogue method, and convert the answer back.
+
+pub mod convert;
+mod datasets;
+mod pending;
+mod policies;
+mod sites;
+mod status;
+
+use ferry_proto::v1::{
+    access_event_service_server::AccessEventServiceServer,
+    agent_service_server::AgentServiceServer, dataset_service_server::DatasetServiceServer,
+    job_service_server::JobServiceServer, policy_service_server::PolicyServiceServer,
+    recommendation_service_server::RecommendationServiceServer,
+    site_service_server::SiteServiceServer,
+};
+use tonic::service::Routes;
+
+use crate::service::Catalogue;
+
+pub use pending::Pending;
+
+/// Every `ferry.v1` service, ready to be served.
+pub fn routes(catalogue: Catalogue) -> Routes {
+    Routes::new(SiteServiceServer::new(sites::SiteApi::new(
+        catalogue.clone(),
+    )))
+    .add_service(DatasetServiceServer::new(datasets::DatasetApi::new(
+        catalogue.clone(),
+    )))
+    .add_service(PolicyServiceServer::new(policies::PolicyApi::new(
+        catalogue,
+    )))
+    .add_service(AccessEventServiceServer::new(Pending))
+    .add_service(RecommendationServiceServer::new(Pending))
+    .add_service(JobServiceServer::new(Pending))
+    .add_service(AgentServiceServer::new(Pending))
+}

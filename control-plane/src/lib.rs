@@ -1,0 +1,16 @@
+//! Ferry's control plane: the catalogue of sites, datasets and policies, placement
+//! intelligence, migration planning and dispatch, served over gRPC.
+//!
+//! Layers, outermost first: `grpc` (thin handlers: convert, validate, call) →
+//! `service` (use cases) → `domain` (pure rules) with the `store` port underneath.
+
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+pub mod vault;

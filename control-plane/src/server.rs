@@ -1,0 +1,123 @@
+//! Start-up and shutdown of the control plane: data directory, master key, database and
+//! migrations, then the gRPC server with health and reflection until SIGINT/SIGTERM.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
+use tracing::{info, warn};
+
+use crate::{config::Config, grpc, service::Catalogue, store::Store, vault::Vault};
+
+/// Runs the control plane until a shutdown signal.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    prepare_data_dir(&config.data_dir)?;
+    let vault = Vault::load(
+        config.security.master_key.as_ref(),
+        &config.master_key_file(),
+    )?;
+    let store = Store::connect(&config.database_url(), config.database.max_connections)
+        .await
+        .context("opening the catalogue database")?;
+    info!(backend = store.backend_name(), "catalogue database ready");
+    let catalogue = Catalogue::new(store.clone(), Arc::new(vault));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    set_health(&health, ServingStatus::Serving).await;
+    let reflection_v1 = reflection()
+        .build_v1()
+        .context("building reflection (v1)")?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .context("building reflection (v1alpha)")?;
+
+    let addr = config.listen_addr().map_err(anyhow::Error::msg)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let bound = listener.local_addr()?;
+    let router = tonic::transport::Server::builder()
+        .add_routes(grpc::routes(catalogue))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(
+        TcpListenerStream::new(listener),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    info!(addr = %bound, version = env!("CARGO_PKG_VERSION"), "control plane listening");
+
+    tokio::select! {
+        result = &mut server => {
+            // The server ended without being asked to: that is a failure.
+            result.context("gRPC server task")?.context("gRPC server")?;
+            anyhow::bail!("gRPC server stopped unexpectedly");
+        }
+        signal = shutdown_signal() => {
+            info!(signal, "shutting down");
+        }
+    }
+    set_health(&health, ServingStatus::NotServing).await;
+    let _ = stop_tx.send(());
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(result) => result.context("gRPC server task")?.context("gRPC server")?,
+        Err(_) => {
+            warn!(
+                grace_secs = grace.as_secs(),
+                "requests still running after the grace period"
+            );
+            server.abort();
+        }
+    }
+    store.close().await;
+    info!("stopped");
+    Ok(())
+}
+
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ferry_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+async fn set_health(reporter: &tonic_health::server::HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for name in ferry_proto::SERVICE_NAMES {
+        reporter.set_service_status(*name, status).await;
+    }
+}
+
+/// Creates the data directory, private to this user, if it is missing.
+fn prepare_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        warn!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

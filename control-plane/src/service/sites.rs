@@ -1,0 +1,89 @@
+use tracing::info;
+
+use super::{conflict, Catalogue, UPDATE_ATTEMPTS};
+use crate::{
+    clock,
+    domain::{
+        ids::SiteId,
+        name::Ref,
+        page::{Page, PageRequest},
+        site::{Credentials, NewSite, Site, SitePatch},
+        tier::Tier,
+    },
+    error::{Error, Result},
+    store::CredentialsUpdate,
+};
+
+impl Catalogue {
+    pub async fn create_site(&self, new: NewSite, credentials: Credentials) -> Result<Site> {
+        new.validate()?;
+        credentials.validate_for(&new.uri)?;
+        let now = clock::now();
+        let site = Site {
+            id: SiteId::new(),
+            name: new.name,
+            uri: new.uri,
+            options: new.options,
+            tier: new.tier,
+            default_storage_class: new.default_storage_class,
+            latency_ms: new.latency_ms,
+            prices: new.prices,
+            credential_keys: credentials.keys(),
+            created_at: now,
+            updated_at: now,
+        };
+        let sealed = if credentials.is_empty() {
+            None
+        } else {
+            Some(self.vault.seal(site.id, &credentials)?)
+        };
+        self.store.insert_site(&site, sealed).await?;
+        info!(site = %site.name, site_id = %site.id, uri = %site.uri, "site created");
+        Ok(site)
+    }
+
+    pub async fn get_site(&self, r: &Ref<SiteId>) -> Result<Site> {
+        self.store
+            .find_site(r)
+            .await?
+            .ok_or_else(|| Error::not_found("site", r))
+    }
+
+    pub async fn list_sites(&self, tier: Option<Tier>, page: &PageRequest) -> Result<Page<Site>> {
+        self.store.list_sites(tier, page).await
+    }
+
+    pub async fn update_site(&self, r: &Ref<SiteId>, patch: &SitePatch) -> Result<Site> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let mut site = self.get_site(r).await?;
+            let read_at = site.updated_at;
+            site.apply(patch)?;
+            site.updated_at = clock::next_update(read_at);
+            let credentials = match &patch.credentials {
+                None => CredentialsUpdate::Keep,
+                Some(c) if c.is_empty() => CredentialsUpdate::Replace(None),
+                Some(c) => CredentialsUpdate::Replace(Some(self.vault.seal(site.id, c)?)),
+            };
+            if self.store.update_site(&site, read_at, credentials).await? {
+                info!(site = %site.name, site_id = %site.id, "site updated");
+                return Ok(site);
+            }
+        }
+        Err(conflict("site", r))
+    }
+
+    pub async fn delete_site(&self, r: &Ref<SiteId>) -> Result<()> {
+        let site = self.get_site(r).await?;
+        self.store.delete_site(&site).await?;
+        info!(site = %site.name, site_id = %site.id, "site deleted");
+        Ok(())
+    }
+
+    /// Resolves a site named in a request body; a missing one is that field's error.
+    pub(super) async fn referenced_site(&self, field: &str, r: &Ref<SiteId>) -> Result<Site> {
+        self.store
+            .find_site(r)
+            .await?
+            .ok_or_else(|| Error::invalid(field, format!("site {r} does not exist")))
+    }
+}

@@ -1,0 +1,8 @@
+//! sea-orm entities: the catalogue's tables as rows. Only `store/` sees them.
+
+pub mod dataset;
+pub mod dataset_label;
+pub mod policy;
+pub mod policy_placement;
+pub mod replica;
+pub mod site;

@@ -1,0 +1,152 @@
+//! The catalogue's persistence: sea-orm over SQLite (embedded default) or PostgreSQL.
+//! Database errors are mapped to domain errors here; SQL never reaches the services.
+
+mod datasets;
+mod entity;
+mod migration;
+mod policies;
+mod sites;
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm_migration::MigratorTrait;
+
+pub use sites::CredentialsUpdate;
+
+use crate::error::{Error, Result};
+
+/// Handle to the catalogue database. Cheap to clone: it wraps a connection pool.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects and applies pending schema migrations. `url` is `sqlite://path?mode=rwc`
+    /// or `postgres://...`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .max_connections(max_connections)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10))
+            .sqlx_logging(false);
+        let db = Database::connect(options).await.map_err(|e| {
+            Error::Unavailable(format!("connecting to the database: {}", describe(&e)))
+        })?;
+        if db.get_database_backend() == DbBackend::Sqlite {
+            // WAL lets readers proceed while a writer commits; the setting persists in
+            // the database file.
+            db.execute_unprepared("PRAGMA journal_mode=WAL")
+                .await
+                .map_err(db_error)?;
+        }
+        Migrator::up(&db, None)
+            .await
+            .map_err(|e| Error::Internal(format!("applying schema migrations: {e}")))?;
+        Ok(Store { db })
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Sqlite => "sqlite",
+            DbBackend::Postgres => "postgres",
+            DbBackend::MySql => "mysql",
+        }
+    }
+
+    /// Checks the database answers; used by health reporting.
+    pub async fn ping(&self) -> Result<()> {
+        self.db.ping().await.map_err(db_error)
+    }
+
+    pub async fn close(self) {
+        if let Err(e) = self.db.close().await {
+            tracing::warn!(error = %e, "closing the database pool");
+        }
+    }
+}
+
+use migration::Migrator;
+
+/// Maps a database error that no caller handles specially.
+fn db_error(e: DbErr) -> Error {
+    match &e {
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => {
+            Error::Unavailable(format!("database unavailable: {}", describe(&e)))
+        }
+        _ => Error::Internal(format!("database: {}", describe(&e))),
+    }
+}
+
+fn describe(e: &DbErr) -> String {
+    e.to_string()
+}
+
+/// True when `e` is a unique-constraint violation, which callers turn into
+/// `AlreadyExists` for the resource at hand.
+fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+fn is_foreign_key_violation(e: &DbErr) -> bool {
+    matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+    )
+}
+
+/// A stored value that does not parse means the row was written by something other
+/// than this code: report it, never guess.
+fn corrupt(table: &str, id: &str, what: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("corrupt {table} row {id}: {what}"))
+}
+
+fn to_i64(value: u64) -> i64 {
+    // Domain validation caps counters at i64::MAX before they reach the store.
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn json_map(map: &std::collections::BTreeMap<String, String>) -> String {
+    serde_json::to_string(map).unwrap_or_else(|_| "{}".to_owned())
+}
+
+fn parse_json_map(
+    table: &str,
+    id: &str,
+    s: &str,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    serde_json::from_str(s).map_err(|e| corrupt(table, id, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_database_uses_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        let row = store
+            .db
+            .query_one(sea_orm::Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA journal_mode",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let mode: String = row.try_get_by_index(0).unwrap();
+        assert_eq!(mode, "wal");
+    }
+}

@@ -1,0 +1,186 @@
+//! `ferry`: the command-line client of a Ferry control plane. Parses the command line,
+//! runs one command, prints its result and maps failures to documented exit codes.
+
+mod dataset;
+mod duration;
+mod enums;
+mod json;
+mod output;
+mod parse;
+mod policy;
+mod site;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ferry_sdk::{Client, Error};
+use tokio::sync::OnceCell;
+use tonic::Code;
+
+const LONG_ABOUT: &str = "\
+Manage the sites, datasets and policies of a Ferry control plane.
+
+Output is tables and key/value blocks for people. With --json, results are printed as \
+JSON: field names as in the ferry.v1 protocol, enums as short lowercase names (\"hot\"), \
+timestamps in RFC 3339 and durations as seconds (\"600s\"); a list is an array, [] when \
+empty. Errors go to standard error as `error: <message>`.
+
+Durations are written 90s, 10m, 2h, 7d or 1h30m; sizes as bytes, optionally with a unit \
+(500MB, 1GiB).
+
+Exit codes:
+  0  success
+  1  any other failure
+  2  usage error or invalid argument
+  3  not found
+  4  already exists, or failed precondition (e.g. deleting a site still in use)
+  5  control plane unavailable or unreachable";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Command-line client of the Ferry data-placement control plane",
+    long_about = LONG_ABOUT
+)]
+struct Cli {
+    /// Address of the control plane's gRPC API (http://host:port or host:port)
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_SERVER",
+        default_value = "http://127.0.0.1:50051",
+        value_name = "URL"
+    )]
+    server: String,
+
+    /// Print results as JSON instead of tables
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Storage locations: file system paths, buckets, in-memory stores
+    #[command(subcommand)]
+    Site(site::SiteCommand),
+    /// Datasets: the unit Ferry places and moves
+    #[command(subcommand)]
+    Dataset(dataset::DatasetCommand),
+    /// Policies: how labelled datasets are tiered, where, and at what cost
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+}
+
+/// What every command needs: the output format and a connection made on first use, so
+/// a command whose arguments are wrong fails as a usage error before dialling anything.
+pub struct Context {
+    server: String,
+    json: bool,
+    client: OnceCell<Client>,
+}
+
+impl Context {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    /// The connected client; connects on the first call.
+    pub async fn client(&self) -> Result<&Client, Error> {
+        self.client
+            .get_or_try_init(|| Client::connect(&self.server))
+            .await
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("starting the async runtime: {e}"), 1),
+    };
+    let context = Context {
+        server: cli.server,
+        json: cli.json,
+        client: OnceCell::new(),
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Site(command) => site::run(command, &context).await,
+            Command::Dataset(command) => dataset::run(command, &context).await,
+            Command::Policy(command) => policy::run(command, &context).await,
+        }
+    });
+    match result {
+        Ok(text) => print(&text),
+        Err(err) => fail(&err.to_string(), exit_code(&err)),
+    }
+}
+
+/// The documented exit code of a failure (see `LONG_ABOUT`).
+fn exit_code(err: &Error) -> u8 {
+    match err.code() {
+        Code::InvalidArgument | Code::OutOfRange => 2,
+        Code::NotFound => 3,
+        Code::AlreadyExists | Code::FailedPrecondition => 4,
+        Code::Unavailable => 5,
+        _ => 1,
+    }
+}
+
+fn print(text: &str) -> ExitCode {
+    let mut stdout = io::stdout().lock();
+    let written = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`ferry site list | head`): nothing left to tell anyone.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("writing output: {e}"), 1),
+    }
+}
+
+fn fail(message: &str, code: u8) -> ExitCode {
+    // Nothing more can be done if standard error is gone too.
+    let _ = writeln!(io::stderr(), "error: {message}");
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn codes_map_to_documented_exit_codes() {
+        let status = |code| Error::Rpc(tonic::Status::new(code, "x"));
+        assert_eq!(exit_code(&status(Code::InvalidArgument)), 2);
+        assert_eq!(exit_code(&Error::InvalidInput("x".into())), 2);
+        assert_eq!(exit_code(&status(Code::NotFound)), 3);
+        assert_eq!(exit_code(&status(Code::AlreadyExists)), 4);
+        assert_eq!(exit_code(&status(Code::FailedPrecondition)), 4);
+        assert_eq!(exit_code(&status(Code::Unavailable)), 5);
+        assert_eq!(exit_code(&status(Code::Internal)), 1);
+    }
+
+    #[test]
+    fn global_flags_parse_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["ferry", "site", "list", "--json", "--server", "h:1"]);
+        let Ok(cli) = cli else {
+            panic!("global flags should be accepted after the subcommand");
+        };
+        assert!(cli.json);
+        assert_eq!(cli.server, "h:1");
+    }
+}

@@ -1,0 +1,29 @@
+//! Typed client for Ferry's gRPC API (`ferry.v1`).
+//!
+//! [`Client`] owns one connection to a control plane. It hands out the generated stubs of
+//! all seven services for full access, and wraps the catalogue (sites, datasets, policies)
+//! in methods that validate their input, follow pagination to the end and report failures
+//! as one [`Error`] type carrying the gRPC code.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), ferry_sdk::Error> {
+//! let client = ferry_sdk::Client::connect("127.0.0.1:50051").await?;
+//! for site in client.list_sites(Some(ferry_sdk::pb::Tier::Hot)).await? {
+//!     println!("{} {}", site.name, site.uri);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod client;
+mod error;
+
+pub use client::{Client, DatasetDetails, DatasetFilter, CONNECT_TIMEOUT};
+pub use error::{code_words, Error};
+
+/// The generated `ferry.v1` messages and stubs, re-exported so callers need not depend on
+/// `ferry-proto` themselves.
+pub use ferry_proto::v1 as pb;
+
+/// Conversions between protobuf `Timestamp`/`Duration` and chrono/std types.
+pub use ferry_proto::time;
