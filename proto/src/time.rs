@@ -46,9 +46,15 @@ mod tests {
 
     #[test]
     fn malformed_values_are_rejected() {
-        let bad = prost_types::Timestamp { seconds: 0, nanos: -1 };
+        let bad = prost_types::Timestamp {
+            seconds: 0,
+            nanos: -1,
+        };
         assert_eq!(from_timestamp(&bad), None);
-        let negative = prost_types::Duration { seconds: -5, nanos: 0 };
+        let negative = prost_types::Duration {
+            seconds: -5,
+            nanos: 0,
+        };
         assert_eq!(from_duration(&negative), None);
         let d = std::time::Duration::from_millis(1500);
         assert_eq!(from_duration(&to_duration(d)), Some(d));

@@ -49,6 +49,7 @@ pub struct DatasetFilter {
 /// A dataset with where its bytes are and what governs it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DatasetDetails {
+    /// The dataset itself; always present, unlike in the wire message.
     pub dataset: pb::Dataset,
     /// Every replica, primary first when the server orders them so.
     pub replicas: Vec<pb::Replica>,
@@ -227,7 +228,9 @@ impl Client {
             .await?
             .into_inner();
         let Some(found) = answer.dataset else {
-            return Err(Error::Protocol("GetDataset answered without a dataset".into()));
+            return Err(Error::Protocol(
+                "GetDataset answered without a dataset".into(),
+            ));
         };
         Ok(DatasetDetails {
             dataset: found,
@@ -443,8 +446,14 @@ mod tests {
     #[test]
     fn endpoints_default_to_http() {
         let ok = |raw: &str| normalize_endpoint(raw).ok();
-        assert_eq!(ok("127.0.0.1:50051").as_deref(), Some("http://127.0.0.1:50051"));
-        assert_eq!(ok(" http://ferry:50051 ").as_deref(), Some("http://ferry:50051"));
+        assert_eq!(
+            ok("127.0.0.1:50051").as_deref(),
+            Some("http://127.0.0.1:50051")
+        );
+        assert_eq!(
+            ok(" http://ferry:50051 ").as_deref(),
+            Some("http://ferry:50051")
+        );
         assert_eq!(ok("HTTP://ferry:1").as_deref(), Some("http://ferry:1"));
         assert!(ok("").is_none());
         assert!(ok("http://").is_none());

@@ -1,1 +1,21 @@
+//! Harness for Ferry's end-to-end tests: starts the real binaries on free ports in
+//! private temporary directories and waits for readiness (never for fixed sleeps).
 
+pub mod binaries;
+pub mod control_plane;
+pub mod postgres;
+
+pub use postgres::TestDatabase;
+
+pub use control_plane::ControlPlane;
+
+/// A TCP port that was free a moment ago. The binaries bind it right after, so the
+/// window for another process to take it is small.
+pub fn free_port() -> u16 {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("binding an ephemeral port on loopback");
+    listener
+        .local_addr()
+        .expect("local address of an ephemeral listener")
+        .port()
+}

@@ -21,7 +21,9 @@ impl From<Error> for Status {
             // finds it in the log, the client gets a pointer there.
             Code::Internal => {
                 tracing::error!(error = %e, "internal error");
-                Status::internal("internal error; the control plane's log has the detail")
+                Status::internal(
+                    "the request failed inside the control plane; its log has the detail",
+                )
             }
             Code::Unavailable => {
                 tracing::warn!(error = %e, "dependency unavailable");

@@ -11,8 +11,10 @@ pub use datasets::DatasetDetails;
 
 use crate::{error::Error, store::Store, vault::Vault};
 
-/// How often a read-modify-write is retried after losing a race to a concurrent update.
-const UPDATE_ATTEMPTS: usize = 5;
+/// How often a read-modify-write is tried before it gives up with `Conflict`. Every
+/// lost race means another writer's update landed in between, so this many attempts
+/// always succeed against up to `UPDATE_ATTEMPTS - 1` concurrent writers of one row.
+const UPDATE_ATTEMPTS: usize = 16;
 
 /// The catalogue of sites, datasets and policies.
 #[derive(Clone)]

@@ -86,7 +86,7 @@ impl Store {
         let Some(row) = query.one(&self.db).await.map_err(db_error)? else {
             return Ok(None);
         };
-        let mut labels = self.labels_of(&[row.id.clone()]).await?;
+        let mut labels = self.labels_of(std::slice::from_ref(&row.id)).await?;
         let labels = labels.remove(&row.id).unwrap_or_default();
         to_domain(row, labels).map(Some)
     }

@@ -55,7 +55,7 @@ impl Store {
         let Some(row) = query.one(&self.db).await.map_err(db_error)? else {
             return Ok(None);
         };
-        let mut placements = self.placements_of(&[row.id.clone()]).await?;
+        let mut placements = self.placements_of(std::slice::from_ref(&row.id)).await?;
         let placements = placements.remove(&row.id).unwrap_or_default();
         to_domain(row, placements).map(Some)
     }

@@ -19,6 +19,7 @@ enum Sites {
     PriceStorageGbMonth,
     PriceRetrievalGb,
     PriceEgressGb,
+    #[sea_orm(iden = "price_per_1000_requests")]
     PricePer1000Requests,
     MinStorageDays,
     Credentials,

@@ -32,7 +32,10 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
             return Err(invalid("expected a number"));
         }
         let (number, after) = rest.split_at(digits);
-        let unit_len = after.len() - after.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
+        let unit_len = after.len()
+            - after
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
         let (unit, after) = after.split_at(unit_len);
         if unit.is_empty() {
             return Err(invalid("missing unit"));
@@ -102,7 +105,9 @@ mod tests {
 
     #[test]
     fn malformed_durations_are_refused() {
-        for bad in ["", "90", "s", "1x", "1h1h", "30m1h", "1.5h", "-5s", "1 h", "h1"] {
+        for bad in [
+            "", "90", "s", "1x", "1h1h", "30m1h", "1.5h", "-5s", "1 h", "h1",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be refused");
         }
         let message = parse_duration("5y").err().unwrap_or_default();

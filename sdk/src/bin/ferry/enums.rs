@@ -42,7 +42,11 @@ proto_enum!(
 pub fn short_name<E: ProtoEnum>(value: i32) -> Option<String> {
     let known = E::try_from(value).ok()?;
     let wire = known.wire_name();
-    Some(wire.strip_prefix(E::PREFIX).unwrap_or(wire).to_ascii_lowercase())
+    Some(
+        wire.strip_prefix(E::PREFIX)
+            .unwrap_or(wire)
+            .to_ascii_lowercase(),
+    )
 }
 
 /// The short name for display; an unknown value shows as its number.

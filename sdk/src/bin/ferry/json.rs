@@ -1,9 +1,10 @@
 //! `--json` output: the `ferry.v1` messages as JSON objects.
 //!
-//! Every field is present, named as in the .proto; unset messages are `null`. Enums are
-//! their short lowercase names ("hot"), or the number for a value this build does not
-//! know; timestamps are RFC 3339 in UTC; durations are seconds with an `s` suffix
-//! ("600s", "1.5s") as in protobuf's JSON mapping; 64-bit integers are numbers.
+//! Every field is present, named as in the .proto, keys in alphabetical order; unset
+//! messages are `null`. Enums are their short lowercase names ("hot"), or the number for
+//! a value this build does not know; timestamps are RFC 3339 in UTC; durations are
+//! seconds with an `s` suffix ("600s", "1.5s") as in protobuf's JSON mapping; 64-bit
+//! integers are numbers.
 
 use std::collections::HashMap;
 
@@ -28,7 +29,7 @@ pub fn render(value: &Value) -> String {
     format!("{value:#}")
 }
 
-/// Builds a JSON object field by field, keeping the .proto's field order.
+/// Builds a JSON object field by field.
 struct Object(Map<String, Value>);
 
 impl Object {
@@ -133,7 +134,10 @@ impl ToJson for pb::Dataset {
             .field("object_count", self.object_count)
             .field("owner", self.owner.as_str())
             .field("labels", string_map(&self.labels))
-            .field("last_access_time", timestamp(self.last_access_time.as_ref()))
+            .field(
+                "last_access_time",
+                timestamp(self.last_access_time.as_ref()),
+            )
             .field("create_time", timestamp(self.create_time.as_ref()))
             .field("update_time", timestamp(self.update_time.as_ref()))
             .done()
@@ -200,7 +204,10 @@ impl ToJson for pb::Policy {
             .field("min_residency", duration(self.min_residency.as_ref()))
             .field("auto_migrate", self.auto_migrate)
             .field("retire_source", self.retire_source)
-            .field("verify_mode", enum_value::<pb::VerifyMode>(self.verify_mode))
+            .field(
+                "verify_mode",
+                enum_value::<pb::VerifyMode>(self.verify_mode),
+            )
             .field(
                 "schedule_window",
                 self.schedule_window.as_ref().map(ToJson::to_json),
@@ -272,8 +279,14 @@ mod tests {
             name: "genomics".into(),
             selector: HashMap::from([("team".into(), "genomics".into())]),
             priority: -3,
-            hot_after: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
-            warm_after: Some(prost_types::Duration { seconds: 1, nanos: 500_000_000 }),
+            hot_after: Some(prost_types::Duration {
+                seconds: 60,
+                nanos: 0,
+            }),
+            warm_after: Some(prost_types::Duration {
+                seconds: 1,
+                nanos: 500_000_000,
+            }),
             placements: vec![pb::TierPlacement {
                 tier: pb::Tier::Cold.into(),
                 site: "archive".into(),
@@ -291,9 +304,15 @@ mod tests {
         assert_eq!(value["hot_after"], json!("60s"));
         assert_eq!(value["warm_after"], json!("1.5s"));
         assert_eq!(value["min_residency"], Value::Null);
-        assert_eq!(value["placements"], json!([{"tier": "cold", "site": "archive"}]));
+        assert_eq!(
+            value["placements"],
+            json!([{"tier": "cold", "site": "archive"}])
+        );
         assert_eq!(value["verify_mode"], json!("full"));
-        assert_eq!(value["schedule_window"], json!({"start": "22:00", "end": "06:00"}));
+        assert_eq!(
+            value["schedule_window"],
+            json!({"start": "22:00", "end": "06:00"})
+        );
         assert_eq!(value["bandwidth_limit_bytes_per_sec"], json!(u64::MAX));
         assert_eq!(value["selector"], json!({"team": "genomics"}));
     }
@@ -331,7 +350,10 @@ mod tests {
     #[test]
     fn lists_render_as_arrays() {
         assert_eq!(render(&array::<pb::Site>(&[])), "[]");
-        let negative = duration(Some(&prost_types::Duration { seconds: 0, nanos: -250_000_000 }));
+        let negative = duration(Some(&prost_types::Duration {
+            seconds: 0,
+            nanos: -250_000_000,
+        }));
         assert_eq!(negative, json!("-0.25s"));
     }
 }

@@ -51,12 +51,13 @@ struct Cli {
         global = true,
         env = "FERRY_SERVER",
         default_value = "http://127.0.0.1:50051",
-        value_name = "URL"
+        value_name = "URL",
+        help_heading = "Global options"
     )]
     server: String,
 
     /// Print results as JSON instead of tables
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     json: bool,
 
     #[command(subcommand)]

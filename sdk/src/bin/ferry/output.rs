@@ -177,12 +177,21 @@ mod tests {
         assert_eq!(dollars(0.0), "$0.00");
         assert_eq!(dollars(12.5), "$12.50");
         assert_eq!(dollars(0.0004), "$0.0004");
-        let map = HashMap::from([("b".to_owned(), "2".to_owned()), ("a".to_owned(), "1".to_owned())]);
+        let map = HashMap::from([
+            ("b".to_owned(), "2".to_owned()),
+            ("a".to_owned(), "1".to_owned()),
+        ]);
         assert_eq!(pairs(&map), "a=1, b=2");
         assert_eq!(pairs(&HashMap::new()), "-");
-        let ts = prost_types::Timestamp { seconds: 1_700_000_000, nanos: 5 };
+        let ts = prost_types::Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 5,
+        };
         assert_eq!(timestamp(Some(&ts)), "2023-11-14T22:13:20Z");
-        let d = prost_types::Duration { seconds: 5_400, nanos: 0 };
+        let d = prost_types::Duration {
+            seconds: 5_400,
+            nanos: 0,
+        };
         assert_eq!(duration(Some(&d)), "1h30m");
         assert_eq!(duration(None), "-");
     }

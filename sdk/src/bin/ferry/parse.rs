@@ -29,7 +29,9 @@ pub fn into_map(pairs: &[(String, String)], what: &str) -> Result<HashMap<String
     let mut map = HashMap::with_capacity(pairs.len());
     for (key, value) in pairs {
         if map.insert(key.clone(), value.clone()).is_some() {
-            return Err(Error::InvalidInput(format!("{what} {key:?} is given twice")));
+            return Err(Error::InvalidInput(format!(
+                "{what} {key:?} is given twice"
+            )));
         }
     }
     Ok(map)
@@ -182,7 +184,9 @@ pub fn parse_bytes(input: &str) -> Result<u64, String> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let invalid = || format!("invalid size {input:?}: expected a whole number of bytes, optionally with a unit (e.g. 500MB, 1GiB)");
+    let invalid = || {
+        format!("invalid size {input:?}: expected a whole number of bytes, optionally with a unit (e.g. 500MB, 1GiB)")
+    };
     if number.is_empty() {
         return Err(invalid());
     }
@@ -286,7 +290,16 @@ mod tests {
         assert_eq!(parse_window("9:30-17:00"), daily("09:30", "17:00"));
         assert_eq!(parse_window("any"), Ok(Window::Anytime));
         assert_eq!(parse_window("NONE"), Ok(Window::Anytime));
-        for bad in ["", "22:00", "24:00-01:00", "10:60-11:00", "10:00-10:00", "1000-1100", "10:5-11:00", "a:00-b:00"] {
+        for bad in [
+            "",
+            "22:00",
+            "24:00-01:00",
+            "10:60-11:00",
+            "10:00-10:00",
+            "1000-1100",
+            "10:5-11:00",
+            "a:00-b:00",
+        ] {
             assert!(parse_window(bad).is_err(), "{bad:?} should be refused");
         }
     }

@@ -50,6 +50,9 @@ pub enum SiteCommand {
     },
 }
 
+/// Writes one price into a site's prices.
+type SetPrice = fn(&mut pb::Prices, f64);
+
 /// The settable fields of a site, shared by `create` and `update`.
 #[derive(Debug, Args)]
 pub struct SiteSpec {
@@ -112,19 +115,25 @@ impl SiteSpec {
             site.options = into_map(&self.options, "option")?;
             mask.push("options");
         }
-        let prices: [(Option<f64>, &'static str, fn(&mut pb::Prices, f64)); 4] = [
-            (self.price_storage_gb_month, "prices.storage_per_gb_month", |p, v| {
-                p.storage_per_gb_month = v
-            }),
-            (self.price_retrieval_gb, "prices.retrieval_per_gb", |p, v| {
-                p.retrieval_per_gb = v
-            }),
+        let prices: [(Option<f64>, &'static str, SetPrice); 4] = [
+            (
+                self.price_storage_gb_month,
+                "prices.storage_per_gb_month",
+                |p, v| p.storage_per_gb_month = v,
+            ),
+            (
+                self.price_retrieval_gb,
+                "prices.retrieval_per_gb",
+                |p, v| p.retrieval_per_gb = v,
+            ),
             (self.price_egress_gb, "prices.egress_per_gb", |p, v| {
                 p.egress_per_gb = v
             }),
-            (self.price_per_1000_requests, "prices.per_1000_requests", |p, v| {
-                p.per_1000_requests = v
-            }),
+            (
+                self.price_per_1000_requests,
+                "prices.per_1000_requests",
+                |p, v| p.per_1000_requests = v,
+            ),
         ];
         for (value, path, set) in prices {
             if let Some(value) = value {
@@ -133,7 +142,9 @@ impl SiteSpec {
             }
         }
         if let Some(days) = self.min_storage_days {
-            site.prices.get_or_insert_with(Default::default).min_storage_days = days;
+            site.prices
+                .get_or_insert_with(Default::default)
+                .min_storage_days = days;
             mask.push("prices.min_storage_days");
         }
         Ok(mask)
@@ -181,8 +192,7 @@ pub async fn run(command: SiteCommand, ctx: &Context) -> Result<String, Error> {
             let credentials = spec.credentials()?;
             if mask.is_empty() && credentials.is_none() {
                 return Err(Error::InvalidInput(
-                    "nothing to update: give at least one flag, e.g. --tier or --latency-ms"
-                        .into(),
+                    "nothing to update: give at least one flag, e.g. --tier or --latency-ms".into(),
                 ));
             }
             let client = ctx.client().await?;
@@ -228,7 +238,10 @@ fn show(site: &pb::Site, ctx: &Context) -> String {
         .add("uri", &site.uri)
         .add("tier", display::<pb::Tier>(site.tier))
         .add("latency", format!("{} ms", site.latency_ms))
-        .add("storage class", output::or_none(&site.default_storage_class))
+        .add(
+            "storage class",
+            output::or_none(&site.default_storage_class),
+        )
         .add("options", output::pairs(&site.options))
         .add("credentials", credential_keys(site));
     match &site.prices {
@@ -236,7 +249,10 @@ fn show(site: &pb::Site, ctx: &Context) -> String {
             fields
                 .add(
                     "storage price",
-                    format!("{} per GB-month", output::dollars(prices.storage_per_gb_month)),
+                    format!(
+                        "{} per GB-month",
+                        output::dollars(prices.storage_per_gb_month)
+                    ),
                 )
                 .add(
                     "retrieval price",
@@ -250,10 +266,7 @@ fn show(site: &pb::Site, ctx: &Context) -> String {
                     "request price",
                     format!("{} per 1000", output::dollars(prices.per_1000_requests)),
                 )
-                .add(
-                    "min storage",
-                    format!("{} days", prices.min_storage_days),
-                );
+                .add("min storage", format!("{} days", prices.min_storage_days));
         }
         None => {
             fields.add("prices", output::NONE);
@@ -322,7 +335,14 @@ mod tests {
 
     #[test]
     fn the_mask_names_only_the_flags_given() -> Result<(), Error> {
-        let given = spec(&["--tier", "warm", "--price-egress-gb", "0.09", "--option", "region=eu"]);
+        let given = spec(&[
+            "--tier",
+            "warm",
+            "--price-egress-gb",
+            "0.09",
+            "--option",
+            "region=eu",
+        ]);
         let mut site = pb::Site::default();
         let mask = given.apply(&mut site)?;
         assert_eq!(mask, ["tier", "options", "prices.egress_per_gb"]);
@@ -344,10 +364,18 @@ mod tests {
 
     #[test]
     fn credential_flags_are_collected() -> Result<(), Error> {
-        let given = spec(&["--credential", "access_key_id=AK", "--credential", "secret_access_key=S"]);
+        let given = spec(&[
+            "--credential",
+            "access_key_id=AK",
+            "--credential",
+            "secret_access_key=S",
+        ]);
         let credentials = given.credentials()?.unwrap_or_default();
         assert_eq!(credentials.len(), 2);
-        assert_eq!(credentials.get("access_key_id").map(String::as_str), Some("AK"));
+        assert_eq!(
+            credentials.get("access_key_id").map(String::as_str),
+            Some("AK")
+        );
         Ok(())
     }
 

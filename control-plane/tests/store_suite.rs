@@ -1,0 +1,80 @@
+//! The store conformance suite: the catalogue's use cases and the store port, exercised
+//! the same way against every database backend. SQLite always runs; PostgreSQL runs when
+//! `FERRY_TEST_DATABASE_URL` names an admin URL, each test in a database of its own.
+//!
+//! ```text
+//! FERRY_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
+//!     cargo test -p ferry-control-plane --test store_suite
+//! ```
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "store_suite/consistency.rs"]
+mod consistency;
+#[path = "store_suite/datasets.rs"]
+mod datasets;
+#[path = "store_suite/fixture.rs"]
+mod fixture;
+#[path = "store_suite/policies.rs"]
+mod policies;
+#[path = "store_suite/sites.rs"]
+mod sites;
+
+/// Generates `sqlite::<test>` and `postgres::<test>` for each `module::test` listed, in
+/// the manner of quickwit's `metastore_test_suite!`. A test is an
+/// `async fn(&mut Fixture)`; the fixture is torn down even when it panics.
+macro_rules! store_test_suite {
+    (@run $fixture:ident, $module:ident :: $test:ident) => {
+        let mut $fixture = $fixture;
+        let outcome = ::futures::FutureExt::catch_unwind(::std::panic::AssertUnwindSafe(
+            crate::$module::$test(&mut $fixture),
+        ))
+        .await;
+        $fixture.finish(outcome).await;
+    };
+    ($($module:ident :: $test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let fixture = crate::fixture::Fixture::sqlite().await;
+                    store_test_suite!(@run fixture, $module::$test);
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let Some(fixture) =
+                        crate::fixture::Fixture::postgres(stringify!($test)).await
+                    else {
+                        return;
+                    };
+                    store_test_suite!(@run fixture, $module::$test);
+                }
+            )*
+        }
+    };
+}
+
+store_test_suite!(
+    sites::sites_are_created_and_read_back,
+    sites::site_updates_persist,
+    sites::site_credentials_are_sealed,
+    sites::deleted_site_is_gone,
+    sites::sites_paginate_in_name_order,
+    datasets::datasets_are_created_with_a_primary_replica,
+    datasets::datasets_filter_by_site_tier_owner_and_labels,
+    datasets::dataset_conflicts_and_missing_sites_are_refused,
+    datasets::dataset_updates_replace_labels_and_deletes_remove,
+    policies::policies_are_created_with_placements,
+    policies::effective_policy_is_the_highest_priority_match,
+    policies::invalid_policies_are_refused,
+    policies::policy_updates_persist_and_deletes_remove,
+    consistency::site_delete_is_refused_while_referenced,
+    consistency::stale_site_write_is_refused,
+    consistency::concurrent_site_updates_all_land,
+    consistency::catalogue_survives_reconnect,
+);

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs Ferry's whole test suite on a fresh machine: installs what the tests need,
+# builds the binaries the end-to-end tests start, and runs every test with nextest.
+# The PostgreSQL cases run when a server answers on 127.0.0.1:5432 (or wherever
+# FERRY_TEST_DATABASE_URL points); each test creates and drops its own database.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# The Debian packages the tests use: psql for per-test databases.
+need_apt=()
+command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
+command -v pg_isready >/dev/null 2>&1 || need_apt+=(postgresql-client)
+if ((${#need_apt[@]})); then
+  log "installing ${need_apt[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+
+if [[ -z "${FERRY_TEST_DATABASE_URL:-}" ]] && pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  export FERRY_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
+fi
+if [[ -n "${FERRY_TEST_DATABASE_URL:-}" ]]; then
+  log "PostgreSQL cases run against ${FERRY_TEST_DATABASE_URL%%\?*}"
+else
+  log "no PostgreSQL server found: PostgreSQL cases are skipped"
+fi
+
+log "building binaries"
+cargo build --workspace --bins --locked
+log "running tests"
+cargo nextest run --workspace --locked --no-fail-fast "$@"

@@ -1,0 +1,170 @@
+//! A real `ferry-control-plane` process.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use tonic_health::pb::{
+    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+};
+
+use crate::{binaries, free_port};
+
+/// How to start a control plane.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `None`: SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// Reuse this data directory (to restart over the same state).
+    pub data_dir: Option<PathBuf>,
+    pub extra_env: Vec<(String, String)>,
+}
+
+/// A running control plane, stopped (SIGKILL) when dropped unless stopped before.
+pub struct ControlPlane {
+    child: Option<Child>,
+    port: u16,
+    data_dir: PathBuf,
+    log_path: PathBuf,
+    _temp: tempfile::TempDir,
+}
+
+impl ControlPlane {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir for the control plane");
+        let data_dir = options
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| temp.path().join("data"));
+        let log_path = temp.path().join("control-plane.log");
+        let port = free_port();
+        let log = std::fs::File::create(&log_path).expect("creating the log file");
+        let mut cmd = Command::new(binaries::path("ferry-control-plane"));
+        cmd.arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .env("FERRY_LOG__FILTER", "debug")
+            .env_remove("FERRY_MASTER_KEY")
+            .env_remove("FERRY_DATABASE__URL")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("cloning the log handle"))
+            .stderr(log);
+        if let Some(url) = &options.database_url {
+            cmd.arg("--database-url").arg(url);
+        }
+        for (k, v) in &options.extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawning ferry-control-plane");
+        let mut cp = ControlPlane {
+            child: Some(child),
+            port,
+            data_dir,
+            log_path,
+            _temp: temp,
+        };
+        cp.wait_serving().await;
+        cp
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A fresh HTTP/2 channel to the control plane.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        self.try_channel()
+            .await
+            .expect("connecting to the control plane")
+    }
+
+    async fn try_channel(&self) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+        tonic::transport::Channel::from_shared(self.endpoint())
+            .expect("endpoint is a valid URI")
+            .connect()
+            .await
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Polls the health service until it answers SERVING; panics with the log if the
+    /// process exits or 60 s pass.
+    async fn wait_serving(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "ferry-control-plane exited with {status} during start-up:\n{}",
+                    self.log()
+                );
+            }
+            if let Ok(channel) = self.try_channel().await {
+                let mut health = HealthClient::new(channel);
+                let req = HealthCheckRequest {
+                    service: String::new(),
+                };
+                if let Ok(resp) = health.check(req).await {
+                    if resp.into_inner().status == ServingStatus::Serving as i32 {
+                        return;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "control plane not serving after 60 s:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit code and the log. Async so
+    /// that the test's own clients keep answering the server's HTTP/2 shutdown handshake.
+    pub async fn terminate(mut self) -> (Option<i32>, String) {
+        let Some(mut child) = self.child.take() else {
+            return (None, self.log());
+        };
+        let pid = child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return (status.code(), self.log());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "control plane did not stop within 30 s of SIGTERM:\n{}",
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

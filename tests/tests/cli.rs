@@ -1,0 +1,195 @@
+//! The `ferry` command-line tool against a real control plane: what a person types, the
+//! tables and JSON it prints, and the exit codes scripts branch on.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Output};
+
+use ferry_tests::{binaries, free_port, ControlPlane};
+
+fn ferry(cp_endpoint: &str, args: &[&str]) -> Output {
+    Command::new(binaries::path("ferry"))
+        .arg("--server")
+        .arg(cp_endpoint)
+        .args(args)
+        .env_remove("FERRY_SERVER")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn a_session_at_the_terminal() {
+    let cp = ControlPlane::start().await;
+    let ep = cp.endpoint();
+    let run = |args: &[&str]| {
+        let out = ferry(&ep, args);
+        assert!(
+            out.status.success(),
+            "ferry {args:?} failed: {}",
+            stderr(&out)
+        );
+        stdout(&out)
+    };
+
+    run(&[
+        "site",
+        "create",
+        "fast",
+        "--uri",
+        "file:///srv/fast",
+        "--tier",
+        "hot",
+        "--latency-ms",
+        "2",
+    ]);
+    run(&[
+        "site",
+        "create",
+        "vault",
+        "--uri",
+        "s3://ferry-vault/eu",
+        "--tier",
+        "cold",
+        "--option",
+        "endpoint=http://127.0.0.1:9000",
+        "--credential",
+        "access_key_id=AKIA1",
+        "--credential",
+        "secret_access_key=cli-canary-secret",
+    ]);
+    run(&[
+        "dataset",
+        "create",
+        "genome",
+        "--site",
+        "fast",
+        "--path",
+        "projects/genome",
+        "--label",
+        "team=genomics",
+        "--size-bytes",
+        "2GiB",
+        "--object-count",
+        "10",
+    ]);
+    run(&[
+        "policy",
+        "create",
+        "tiering",
+        "--selector",
+        "team=genomics",
+        "--place",
+        "cold=vault",
+        "--warm-after",
+        "1h",
+    ]);
+
+    let table = run(&["site", "list"]);
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.contains("NAME") && header.contains("TIER") && header.contains("URI"),
+        "{table}"
+    );
+    assert!(table.contains("s3://ferry-vault/eu"), "{table}");
+    assert!(!table.contains("cli-canary-secret"));
+
+    let sites: serde_json::Value = serde_json::from_str(&run(&["--json", "site", "list"])).unwrap();
+    let vault = sites
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "vault")
+        .unwrap();
+    assert_eq!(vault["tier"], "cold");
+    assert_eq!(
+        vault["credential_keys"],
+        serde_json::json!(["access_key_id", "secret_access_key"])
+    );
+    assert!(!sites.to_string().contains("cli-canary-secret"));
+
+    let details: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "dataset", "get", "genome"])).unwrap();
+    assert_eq!(details["dataset"]["size_bytes"], 2u64 << 30);
+    assert_eq!(details["effective_policy"]["name"], "tiering");
+    assert_eq!(details["replicas"][0]["role"], "primary");
+
+    run(&["dataset", "update", "genome", "--owner", "lab-7"]);
+    let listed: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "dataset", "list", "--owner", "lab-7"])).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    run(&["site", "update", "fast", "--price-egress-gb", "0.09"]);
+    let fast: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "site", "get", "fast"])).unwrap();
+    assert_eq!(fast["prices"]["egress_per_gb"], 0.09);
+    assert_eq!(
+        fast["latency_ms"], 2,
+        "fields not named on the command line are kept"
+    );
+}
+
+#[tokio::test]
+async fn exit_codes_tell_scripts_what_happened() {
+    let cp = ControlPlane::start().await;
+    let ep = cp.endpoint();
+    assert!(ferry(
+        &ep,
+        &[
+            "site",
+            "create",
+            "fast",
+            "--uri",
+            "file:///srv/fast",
+            "--tier",
+            "hot"
+        ]
+    )
+    .status
+    .success());
+    assert!(ferry(
+        &ep,
+        &["dataset", "create", "d", "--site", "fast", "--path", "p"]
+    )
+    .status
+    .success());
+
+    let out = ferry(&ep, &["site", "get", "missing"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("site missing not found"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = ferry(&ep, &["site", "delete", "fast"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("still holds 1 dataset"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = ferry(
+        &ep,
+        &["site", "create", "bad", "--uri", "nfs://x", "--tier", "hot"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("site.uri"), "{}", stderr(&out));
+
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let out = ferry(&nobody, &["site", "list"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot reach the Ferry control plane"),
+        "{}",
+        stderr(&out)
+    );
+}
