@@ -80,6 +80,16 @@ impl Fixture {
     async fn open(dir: TempDir, url: String, postgres: Option<PgDatabase>) -> Fixture {
         let key_file = dir.path().join("master.key");
         let catalogue = connect(&url, &key_file).await;
+        let expected = if postgres.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        };
+        assert_eq!(
+            catalogue.store().backend_name(),
+            expected,
+            "the store's backend"
+        );
         Fixture {
             catalogue,
             url,
