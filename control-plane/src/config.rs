@@ -32,6 +32,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub log: LogConfig,
     pub security: SecurityConfig,
+    pub nats: NatsConfig,
+    pub agents: AgentsConfig,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: u64,
 }
@@ -42,6 +44,22 @@ pub struct DatabaseConfig {
     /// `sqlite://…` or `postgres://…`; unset means `<data_dir>/ferry.db`.
     pub url: Option<String>,
     pub max_connections: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    /// NATS server with JetStream that carries jobs and progress.
+    pub url: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsConfig {
+    /// When set, agents must present it (as a bearer token) to register. Taken from
+    /// `FERRY_AGENTS__JOIN_TOKEN`; never printed.
+    #[serde(default, skip_serializing)]
+    pub join_token: Option<SecretString>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -84,6 +102,10 @@ impl Default for Config {
                 filter: "info".into(),
             },
             security: SecurityConfig::default(),
+            nats: NatsConfig {
+                url: "nats://127.0.0.1:4222".into(),
+            },
+            agents: AgentsConfig::default(),
             shutdown_grace_secs: 10,
         }
     }
@@ -107,6 +129,7 @@ pub struct Overrides {
     pub database_url: Option<String>,
     pub log_format: Option<String>,
     pub log_filter: Option<String>,
+    pub nats_url: Option<String>,
 }
 
 impl Config {
@@ -148,6 +171,9 @@ impl Config {
         if let Some(v) = &overrides.log_filter {
             figment = figment.merge(("log.filter", v));
         }
+        if let Some(v) = &overrides.nats_url {
+            figment = figment.merge(("nats.url", v));
+        }
         let config: Config = figment.extract().map_err(|e| describe_figment_error(&e))?;
         config.validate()?;
         Ok(config)
@@ -176,6 +202,12 @@ impl Config {
                 self.log.filter
             )
         })?;
+        if !(self.nats.url.starts_with("nats://") || self.nats.url.starts_with("tls://")) {
+            return Err(format!(
+                "nats.url: '{}' must start with nats:// or tls://",
+                self.nats.url
+            ));
+        }
         if self.shutdown_grace_secs > 3600 {
             return Err("shutdown_grace_secs: must be at most 3600".into());
         }

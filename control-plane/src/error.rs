@@ -14,6 +14,12 @@ pub enum Error {
     /// The request is valid but the system's state does not allow it now.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The caller did not prove who it is.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but may not do this.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// Lost a race with a concurrent change; the client may retry.
     #[error("{0}")]
     Conflict(String),

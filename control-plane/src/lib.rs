@@ -4,6 +4,7 @@
 //! Layers, outermost first: `grpc` (thin handlers: convert, validate, call) →
 //! `service` (use cases) → `domain` (pure rules) with the `store` port underneath.
 
+pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod domain;

@@ -35,6 +35,9 @@ struct Args {
     /// Log filter, e.g. info or debug.
     #[arg(long)]
     log_filter: Option<String>,
+    /// NATS server with JetStream [default: nats://127.0.0.1:4222].
+    #[arg(long)]
+    nats_url: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         database_url: args.database_url,
         log_format: args.log_format,
         log_filter: args.log_filter,
+        nats_url: args.nats_url,
     };
     let config = match Config::load(args.config.as_deref(), &overrides) {
         Ok(config) => config,

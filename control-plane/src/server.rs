@@ -9,7 +9,14 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
-use crate::{config::Config, grpc, service::Catalogue, store::Store, vault::Vault};
+use crate::{
+    bus::{self, Bus},
+    config::Config,
+    grpc,
+    service::{Agents, Catalogue, Migrations},
+    store::Store,
+    vault::Vault,
+};
 
 /// Runs the control plane until a shutdown signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -23,6 +30,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("opening the catalogue database")?;
     info!(backend = store.backend_name(), "catalogue database ready");
     let catalogue = Catalogue::new(store.clone(), Arc::new(vault));
+    let relay_wakeup = Arc::new(tokio::sync::Notify::new());
+    let migrations = Migrations::new(catalogue.clone(), relay_wakeup.clone());
+    if config.agents.join_token.is_none() {
+        warn!("no agents.join_token configured: any caller may register an agent");
+    }
+    let agents = Agents::new(catalogue.clone(), config.agents.join_token.clone());
+    let bus = Bus::connect(&config.nats.url)
+        .await
+        .context("connecting to NATS")?;
+    info!(url = %config.nats.url, "dispatching over NATS JetStream");
+    let background = [
+        tokio::spawn(bus::relay::run(store.clone(), bus.clone(), relay_wakeup)),
+        tokio::spawn(bus::progress::run(bus.clone(), migrations.clone())),
+        tokio::spawn(bus::reconciler::run(migrations.clone())),
+    ];
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::Serving).await;
@@ -39,7 +61,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {addr}"))?;
     let bound = listener.local_addr()?;
     let router = tonic::transport::Server::builder()
-        .add_routes(grpc::routes(catalogue))
+        .add_routes(grpc::routes(catalogue, migrations, agents))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
@@ -75,6 +97,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             );
             server.abort();
         }
+    }
+    for task in background {
+        task.abort();
     }
     store.close().await;
     info!("stopped");

@@ -1,5 +1,5 @@
 //! The connection to a control plane and the catalogue calls (sites, datasets, policies)
-//! built on the generated stubs.
+//! built on the generated stubs. Migration jobs and agents are in `jobs.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -21,7 +21,7 @@ use crate::error::{cause_chain, Error};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Page size asked for by the `list_*` methods; the server caps it at 1000.
-const PAGE_SIZE: i32 = 500;
+pub(crate) const PAGE_SIZE: i32 = 500;
 
 /// A handle on one Ferry control plane.
 ///
@@ -381,7 +381,7 @@ fn normalize_endpoint(raw: &str) -> Result<String, Error> {
     }
 }
 
-fn required(what: &str, value: &str) -> Result<String, Error> {
+pub(crate) fn required(what: &str, value: &str) -> Result<String, Error> {
     if value.trim().is_empty() {
         Err(Error::InvalidInput(format!("{what} is empty")))
     } else {
@@ -416,7 +416,7 @@ fn field_mask(kind: &str, paths: Vec<String>) -> Result<prost_types::FieldMask, 
 /// server answers with an empty next token, and concatenates the items.
 ///
 /// A token the server already handed out is a protocol error rather than an endless loop.
-async fn collect_pages<T, F, Fut>(mut fetch: F) -> Result<Vec<T>, Error>
+pub(crate) async fn collect_pages<T, F, Fut>(mut fetch: F) -> Result<Vec<T>, Error>
 where
     F: FnMut(String) -> Fut,
     Fut: Future<Output = Result<(Vec<T>, String), tonic::Status>>,

@@ -78,10 +78,24 @@ pub fn code_words(code: Code) -> &'static str {
 
 fn describe_status(status: &tonic::Status) -> String {
     let words = code_words(status.code());
-    if status.message().is_empty() {
+    let mut parts: Vec<String> = Vec::new();
+    if !status.message().is_empty() {
+        parts.push(status.message().to_owned());
+    }
+    // A status made on this side of the wire (a refused connection, a broken stream)
+    // keeps its cause, which says more than tonic's message ("tcp connect error").
+    let mut next = StdError::source(status);
+    while let Some(cause) = next {
+        let message = cause.to_string();
+        if !message.is_empty() && !parts.iter().any(|p| p.contains(&message)) {
+            parts.push(message);
+        }
+        next = cause.source();
+    }
+    if parts.is_empty() {
         words.to_owned()
     } else {
-        format!("{words}: {}", status.message())
+        format!("{words}: {}", parts.join(": "))
     }
 }
 
@@ -117,6 +131,22 @@ mod tests {
 
         let bare = Error::from(tonic::Status::new(Code::AlreadyExists, ""));
         assert_eq!(bare.to_string(), "already exists");
+    }
+
+    #[test]
+    fn local_statuses_carry_their_cause() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let status = tonic::Status::from_error(Box::new(refused));
+        let message = Error::from(status).to_string();
+        assert_eq!(message, "unknown error: refused");
+        let mut wrapped = tonic::Status::unavailable("tcp connect error");
+        wrapped.set_source(std::sync::Arc::new(std::io::Error::other(
+            "connection refused",
+        )));
+        assert_eq!(
+            Error::from(wrapped).to_string(),
+            "unavailable: tcp connect error: connection refused"
+        );
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Typed client for Ferry's gRPC API (`ferry.v1`).
 //!
 //! [`Client`] owns one connection to a control plane. It hands out the generated stubs of
-//! all seven services for full access, and wraps the catalogue (sites, datasets, policies)
-//! in methods that validate their input, follow pagination to the end and report failures
-//! as one [`Error`] type carrying the gRPC code.
+//! all seven services for full access, and wraps the catalogue (sites, datasets, policies),
+//! migration jobs and agents in methods that validate their input, follow pagination to
+//! the end and report failures as one [`Error`] type carrying the gRPC code.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), ferry_sdk::Error> {
@@ -17,9 +17,11 @@
 
 mod client;
 mod error;
+mod jobs;
 
 pub use client::{Client, DatasetDetails, DatasetFilter, CONNECT_TIMEOUT};
 pub use error::{code_words, Error};
+pub use jobs::JobFilter;
 
 /// The generated `ferry.v1` messages and stubs, re-exported so callers need not depend on
 /// `ferry-proto` themselves.

@@ -10,13 +10,15 @@ use tonic_health::pb::{
     health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
 };
 
-use crate::{binaries, free_port};
+use crate::{binaries, free_port, NatsServer};
 
 /// How to start a control plane.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     /// `None`: SQLite in the data directory.
     pub database_url: Option<String>,
+    /// `None`: a private nats-server started for this control plane.
+    pub nats_url: Option<String>,
     /// Reuse this data directory (to restart over the same state).
     pub data_dir: Option<PathBuf>,
     pub extra_env: Vec<(String, String)>,
@@ -28,6 +30,9 @@ pub struct ControlPlane {
     port: u16,
     data_dir: PathBuf,
     log_path: PathBuf,
+    nats_url: String,
+    /// The private broker, when this control plane started one.
+    _nats: Option<NatsServer>,
     _temp: tempfile::TempDir,
 }
 
@@ -37,6 +42,13 @@ impl ControlPlane {
     }
 
     pub async fn start_with(options: Options) -> Self {
+        let (nats_url, nats) = match &options.nats_url {
+            Some(url) => (url.clone(), None),
+            None => {
+                let nats = NatsServer::start().await;
+                (nats.url(), Some(nats))
+            }
+        };
         let temp = tempfile::tempdir().expect("temp dir for the control plane");
         let data_dir = options
             .data_dir
@@ -50,6 +62,8 @@ impl ControlPlane {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
             .arg(&data_dir)
+            .arg("--nats-url")
+            .arg(&nats_url)
             .env("FERRY_LOG__FILTER", "debug")
             .env_remove("FERRY_MASTER_KEY")
             .env_remove("FERRY_DATABASE__URL")
@@ -68,10 +82,17 @@ impl ControlPlane {
             port,
             data_dir,
             log_path,
+            nats_url,
+            _nats: nats,
             _temp: temp,
         };
         cp.wait_serving().await;
         cp
+    }
+
+    /// The NATS server this control plane dispatches through.
+    pub fn nats_url(&self) -> &str {
+        &self.nats_url
     }
 
     pub fn endpoint(&self) -> String {

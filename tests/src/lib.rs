@@ -1,13 +1,20 @@
 //! Harness for Ferry's end-to-end tests: starts the real binaries on free ports in
 //! private temporary directories and waits for readiness (never for fixed sleeps).
 
+pub mod agent;
 pub mod binaries;
 pub mod control_plane;
+pub mod dataset;
+pub mod nats;
 pub mod postgres;
+pub mod s3;
 
 pub use postgres::TestDatabase;
 
+pub use agent::Agent;
 pub use control_plane::ControlPlane;
+pub use nats::NatsServer;
+pub use s3::S3Server;
 
 /// A TCP port that was free a moment ago. The binaries bind it right after, so the
 /// window for another process to take it is small.

@@ -297,10 +297,22 @@ async fn errors_name_the_field_and_the_reason() {
         .get_job(pb::GetJobRequest { job: "x".into() })
         .await
         .unwrap_err();
+    assert_eq!(
+        (e.code(), e.message()),
+        (Code::InvalidArgument, "job: 'x' is not a job id")
+    );
+
+    let mut recommendations = client.recommendations();
+    let e = recommendations
+        .list_models(pb::ListModelsRequest {
+            dataset: "genome".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
     assert!(
         e.message()
-            .starts_with("ferry.v1.JobService/GetJob is not implemented"),
+            .starts_with("ferry.v1.RecommendationService/ListModels is not implemented"),
         "{}",
         e.message()
     );

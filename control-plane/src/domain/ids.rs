@@ -50,3 +50,11 @@ id_type!(
     /// Identifies a placement policy.
     PolicyId
 );
+id_type!(
+    /// Identifies a migration job.
+    JobId
+);
+id_type!(
+    /// Identifies a registered agent.
+    AgentId
+);

@@ -1,12 +1,15 @@
 //! Pure domain logic: the catalogue's types and their rules. Nothing here knows about
 //! gRPC, SQL or NATS.
 
+pub mod agent;
 pub mod dataset;
 pub mod ids;
+pub mod job;
 pub mod labels;
 pub mod name;
 pub mod page;
 pub mod policy;
+pub mod report;
 pub mod site;
 pub mod tier;
 pub mod uri;

@@ -1,8 +1,10 @@
 //! The gRPC edge: thin handlers that convert and validate wire messages, call one
 //! catalogue method, and convert the answer back.
 
+mod agents;
 pub mod convert;
 mod datasets;
+mod jobs;
 mod pending;
 mod policies;
 mod sites;
@@ -17,12 +19,12 @@ use ferry_proto::v1::{
 };
 use tonic::service::Routes;
 
-use crate::service::Catalogue;
+use crate::service::{Agents, Catalogue, Migrations};
 
 pub use pending::Pending;
 
 /// Every `ferry.v1` service, ready to be served.
-pub fn routes(catalogue: Catalogue) -> Routes {
+pub fn routes(catalogue: Catalogue, migrations: Migrations, agents: Agents) -> Routes {
     Routes::new(SiteServiceServer::new(sites::SiteApi::new(
         catalogue.clone(),
     )))
@@ -34,6 +36,6 @@ pub fn routes(catalogue: Catalogue) -> Routes {
     )))
     .add_service(AccessEventServiceServer::new(Pending))
     .add_service(RecommendationServiceServer::new(Pending))
-    .add_service(JobServiceServer::new(Pending))
-    .add_service(AgentServiceServer::new(Pending))
+    .add_service(JobServiceServer::new(jobs::JobApi::new(migrations)))
+    .add_service(AgentServiceServer::new(agents::AgentApi::new(agents)))
 }

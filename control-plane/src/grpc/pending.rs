@@ -2,14 +2,10 @@
 //! are served (so reflection lists them and clients can be generated against the final
 //! shape) and answer every call with `UNIMPLEMENTED`, naming what is missing.
 
-use std::pin::Pin;
-
 use ferry_proto::v1::{
     self as pb, access_event_service_server::AccessEventService,
-    agent_service_server::AgentService, job_service_server::JobService,
     recommendation_service_server::RecommendationService,
 };
-use futures::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 /// The handler of every not-yet-available RPC.
@@ -21,136 +17,6 @@ fn unimplemented(rpc: &str, capability: &str) -> Status {
         "{rpc} is not implemented in this release of the control plane: {capability} is not \
          available yet"
     ))
-}
-
-type ProgressStream = Pin<Box<dyn Stream<Item = Result<pb::JobProgress, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl JobService for Pending {
-    type WatchJobStream = ProgressStream;
-
-    async fn plan_migration(
-        &self,
-        _request: Request<pb::PlanMigrationRequest>,
-    ) -> Result<Response<pb::PlanMigrationResponse>, Status> {
-        Err(unimplemented(
-            "ferry.v1.JobService/PlanMigration",
-            "migration (planning, dispatch to agents, progress)",
-        ))
-    }
-
-    async fn get_job(
-        &self,
-        _request: Request<pb::GetJobRequest>,
-    ) -> Result<Response<pb::Job>, Status> {
-        Err(unimplemented(
-            "ferry.v1.JobService/GetJob",
-            "migration (planning, dispatch to agents, progress)",
-        ))
-    }
-
-    async fn list_jobs(
-        &self,
-        _request: Request<pb::ListJobsRequest>,
-    ) -> Result<Response<pb::ListJobsResponse>, Status> {
-        Err(unimplemented(
-            "ferry.v1.JobService/ListJobs",
-            "migration (planning, dispatch to agents, progress)",
-        ))
-    }
-
-    async fn watch_job(
-        &self,
-        _request: Request<pb::WatchJobRequest>,
-    ) -> Result<Response<Self::WatchJobStream>, Status> {
-        Err(unimplemented(
-            "ferry.v1.JobService/WatchJob",
-            "migration (planning, dispatch to agents, progress)",
-        ))
-    }
-
-    async fn cancel_job(
-        &self,
-        _request: Request<pb::CancelJobRequest>,
-    ) -> Result<Response<pb::Job>, Status> {
-        Err(unimplemented(
-            "ferry.v1.JobService/CancelJob",
-            "migration (planning, dispatch to agents, progress)",
-        ))
-    }
-
-    async fn retry_job(
-        &self,
-        _request: Request<pb::RetryJobRequest>,
-    ) -> Result<Response<pb::Job>, Status> {
-        Err(unimplemented(
-            "ferry.v1.JobService/RetryJob",
-            "migration (planning, dispatch to agents, progress)",
-        ))
-    }
-
-    async fn update_job(
-        &self,
-        _request: Request<pb::UpdateJobRequest>,
-    ) -> Result<Response<pb::Job>, Status> {
-        Err(unimplemented(
-            "ferry.v1.JobService/UpdateJob",
-            "migration (planning, dispatch to agents, progress)",
-        ))
-    }
-
-    async fn list_job_objects(
-        &self,
-        _request: Request<pb::ListJobObjectsRequest>,
-    ) -> Result<Response<pb::ListJobObjectsResponse>, Status> {
-        Err(unimplemented(
-            "ferry.v1.JobService/ListJobObjects",
-            "migration (planning, dispatch to agents, progress)",
-        ))
-    }
-}
-
-#[tonic::async_trait]
-impl AgentService for Pending {
-    async fn register_agent(
-        &self,
-        _request: Request<pb::RegisterAgentRequest>,
-    ) -> Result<Response<pb::RegisterAgentResponse>, Status> {
-        Err(unimplemented(
-            "ferry.v1.AgentService/RegisterAgent",
-            "agent registration and job access",
-        ))
-    }
-
-    async fn heartbeat(
-        &self,
-        _request: Request<pb::HeartbeatRequest>,
-    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
-        Err(unimplemented(
-            "ferry.v1.AgentService/Heartbeat",
-            "agent registration and job access",
-        ))
-    }
-
-    async fn list_agents(
-        &self,
-        _request: Request<pb::ListAgentsRequest>,
-    ) -> Result<Response<pb::ListAgentsResponse>, Status> {
-        Err(unimplemented(
-            "ferry.v1.AgentService/ListAgents",
-            "agent registration and job access",
-        ))
-    }
-
-    async fn get_job_access(
-        &self,
-        _request: Request<pb::GetJobAccessRequest>,
-    ) -> Result<Response<pb::GetJobAccessResponse>, Status> {
-        Err(unimplemented(
-            "ferry.v1.AgentService/GetJobAccess",
-            "agent registration and job access",
-        ))
-    }
 }
 
 #[tonic::async_trait]

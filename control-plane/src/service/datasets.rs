@@ -103,6 +103,9 @@ impl Catalogue {
     /// Removes the dataset from the catalogue. Its bytes stay where they are.
     pub async fn delete_dataset(&self, r: &Ref<DatasetId>) -> Result<()> {
         let dataset = self.get_dataset(r).await?;
+        if let Some(active) = self.store.has_active_job(dataset.id).await? {
+            return Err(crate::store::active_job_error(&active));
+        }
         if !self.store.delete_dataset(dataset.id).await? {
             return Err(Error::not_found("dataset", r));
         }

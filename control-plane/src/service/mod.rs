@@ -1,13 +1,17 @@
 //! Use cases of the catalogue. Each method is one operation a client asks for: it
 //! resolves references, applies domain rules and persists through the store.
 
+mod agents;
 mod datasets;
+pub mod migrations;
 mod policies;
 mod sites;
 
 use std::sync::Arc;
 
+pub use agents::{Agents, RegisterRequest, Registration, SiteAccess};
 pub use datasets::DatasetDetails;
+pub use migrations::{Migrations, PlanRequest};
 
 use crate::{error::Error, store::Store, vault::Vault};
 

@@ -87,3 +87,14 @@ impl Catalogue {
             .ok_or_else(|| Error::invalid(field, format!("site {r} does not exist")))
     }
 }
+
+impl Catalogue {
+    /// A site's decrypted credentials (empty when it has none). Only the agent-access
+    /// use case calls this; nothing returns them to clients.
+    pub async fn site_credentials(&self, id: SiteId) -> Result<Credentials> {
+        match self.store.site_credentials(id).await? {
+            Some(sealed) => self.vault.open(id, &sealed),
+            None => Ok(Credentials::default()),
+        }
+    }
+}

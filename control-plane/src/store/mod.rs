@@ -1,9 +1,12 @@
 //! The catalogue's persistence: sea-orm over SQLite (embedded default) or PostgreSQL.
 //! Database errors are mapped to domain errors here; SQL never reaches the services.
 
+mod agents;
 mod datasets;
 mod entity;
+mod jobs;
 mod migration;
+mod outbox;
 mod policies;
 mod sites;
 
@@ -12,6 +15,8 @@ use std::time::Duration;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 use sea_orm_migration::MigratorTrait;
 
+pub use jobs::{active_job_error, JobFilter, Planned, Switch};
+pub use outbox::{OutboxMessage, PendingMessage};
 pub use sites::CredentialsUpdate;
 
 use crate::error::{Error, Result};

@@ -8,7 +8,7 @@ use sea_orm::{
 
 use super::{
     corrupt, db_error,
-    entity::{dataset, policy, policy_placement, replica, site},
+    entity::{dataset, job, policy, policy_placement, replica, site},
     is_foreign_key_violation, is_unique_violation, json_map, parse_json_map, Store,
 };
 use crate::{
@@ -149,6 +149,27 @@ impl Store {
                 "site {} still holds {total} dataset replica(s) ({}); migrate or delete them first",
                 s.name,
                 datasets.join(", ")
+            )));
+        }
+        let active_jobs: Vec<String> = job::Entity::find()
+            .select_only()
+            .column(job::Column::Id)
+            .filter(
+                sea_orm::Condition::any()
+                    .add(job::Column::SourceSiteId.eq(id.clone()))
+                    .add(job::Column::DestinationSiteId.eq(id.clone())),
+            )
+            .filter(job::Column::State.is_not_in(["completed", "failed", "cancelled"]))
+            .limit(5)
+            .into_tuple()
+            .all(&txn)
+            .await
+            .map_err(db_error)?;
+        if !active_jobs.is_empty() {
+            return Err(Error::FailedPrecondition(format!(
+                "site {} is used by unfinished migration job(s) {}",
+                s.name,
+                active_jobs.join(", ")
             )));
         }
         let policies: Vec<String> = policy::Entity::find()

@@ -1,7 +1,11 @@
 //! sea-orm entities: the catalogue's tables as rows. Only `store/` sees them.
 
+pub mod agent;
 pub mod dataset;
 pub mod dataset_label;
+pub mod job;
+pub mod job_object;
+pub mod outbox;
 pub mod policy;
 pub mod policy_placement;
 pub mod replica;

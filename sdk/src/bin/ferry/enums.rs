@@ -1,5 +1,5 @@
-//! The short lowercase names of the `ferry.v1` enums ("hot", "quick", "primary"), both
-//! ways: parsed from command-line values and printed in tables and JSON.
+//! The short lowercase names of the `ferry.v1` enums ("hot", "quick", "primary",
+//! "copying"), both ways: parsed from command-line values and printed in tables and JSON.
 
 use ferry_sdk::pb;
 
@@ -35,6 +35,29 @@ proto_enum!(
     pb::ReplicaState,
     "REPLICA_STATE_",
     ["copying", "ready", "retiring"]
+);
+proto_enum!(
+    pb::JobState,
+    "JOB_STATE_",
+    [
+        "queued",
+        "copying",
+        "verifying",
+        "switching",
+        "completed",
+        "failed",
+        "cancelled"
+    ]
+);
+proto_enum!(
+    pb::ObjectStatus,
+    "OBJECT_STATUS_",
+    ["pending", "copying", "copied", "verified", "skipped", "failed"]
+);
+proto_enum!(
+    pb::AgentState,
+    "AGENT_STATE_",
+    ["alive", "stale", "stopped"]
 );
 
 /// The short name of a wire value ("hot" for `TIER_HOT`, "unspecified" for 0), or `None`
@@ -78,6 +101,17 @@ pub fn parse_verify_mode(input: &str) -> Result<pb::VerifyMode, String> {
     parse(input)
 }
 
+/// Parses a job state flag: queued, copying, verifying, switching, completed, failed or
+/// cancelled.
+pub fn parse_job_state(input: &str) -> Result<pb::JobState, String> {
+    parse(input)
+}
+
+/// Parses an object status flag: pending, copying, copied, verified, skipped or failed.
+pub fn parse_object_status(input: &str) -> Result<pb::ObjectStatus, String> {
+    parse(input)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +148,53 @@ mod tests {
         assert_eq!(display::<pb::ReplicaState>(2), "ready");
         assert_eq!(short_name::<pb::VerifyMode>(42), None);
         assert_eq!(display::<pb::VerifyMode>(42), "42");
+    }
+
+    #[test]
+    fn job_states_parse_and_print() {
+        assert_eq!(parse_job_state("copying"), Ok(pb::JobState::Copying));
+        assert_eq!(parse_job_state("Cancelled"), Ok(pb::JobState::Cancelled));
+        assert_eq!(
+            parse_job_state("JOB_STATE_FAILED"),
+            Ok(pb::JobState::Failed)
+        );
+        let err = parse_job_state("done").err();
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "expected one of queued, copying, verifying, switching, completed, failed, \
+                 cancelled, got \"done\""
+            )
+        );
+        assert!(parse_job_state("unspecified").is_err());
+        assert_eq!(
+            display::<pb::JobState>(pb::JobState::Switching.into()),
+            "switching"
+        );
+        assert_eq!(display::<pb::JobState>(99), "99");
+    }
+
+    #[test]
+    fn object_statuses_parse_and_print() {
+        assert_eq!(parse_object_status("failed"), Ok(pb::ObjectStatus::Failed));
+        assert_eq!(
+            parse_object_status("VERIFIED"),
+            Ok(pb::ObjectStatus::Verified)
+        );
+        assert!(parse_object_status("lost").is_err());
+        assert_eq!(
+            display::<pb::ObjectStatus>(pb::ObjectStatus::Skipped.into()),
+            "skipped"
+        );
+    }
+
+    #[test]
+    fn agent_states_print() {
+        assert_eq!(
+            display::<pb::AgentState>(pb::AgentState::Stale.into()),
+            "stale"
+        );
+        assert_eq!(display::<pb::AgentState>(0), "unspecified");
+        assert_eq!(parse::<pb::AgentState>("alive"), Ok(pb::AgentState::Alive));
     }
 }

@@ -4,7 +4,9 @@
 //! messages are `null`. Enums are their short lowercase names ("hot"), or the number for
 //! a value this build does not know; timestamps are RFC 3339 in UTC; durations are
 //! seconds with an `s` suffix ("600s", "1.5s") as in protobuf's JSON mapping; 64-bit
-//! integers are numbers.
+//! integers are numbers. Streams of updates (`job watch`) print one compact value a line.
+
+mod jobs;
 
 use std::collections::HashMap;
 
@@ -27,6 +29,11 @@ pub fn array<T: ToJson>(items: &[T]) -> Value {
 /// Pretty-printed JSON text; serialising a `Value` cannot fail.
 pub fn render(value: &Value) -> String {
     format!("{value:#}")
+}
+
+/// Compact JSON text on one line, for JSON-lines output.
+pub fn line(value: &Value) -> String {
+    value.to_string()
 }
 
 /// Builds a JSON object field by field.
@@ -74,7 +81,7 @@ fn timestamp(value: Option<&prost_types::Timestamp>) -> Value {
 }
 
 /// Protobuf's JSON form of a duration: `"600s"`, `"1.5s"`, `"-0.25s"`.
-fn duration(value: Option<&prost_types::Duration>) -> Value {
+pub fn duration(value: Option<&prost_types::Duration>) -> Value {
     let Some(d) = value else {
         return Value::Null;
     };

@@ -1,14 +1,18 @@
 //! `ferry`: the command-line client of a Ferry control plane. Parses the command line,
 //! runs one command, prints its result and maps failures to documented exit codes.
 
+mod agent;
 mod dataset;
 mod duration;
 mod enums;
+mod job;
 mod json;
 mod output;
 mod parse;
 mod policy;
+mod progress;
 mod site;
+mod watch;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -19,19 +23,21 @@ use tokio::sync::OnceCell;
 use tonic::Code;
 
 const LONG_ABOUT: &str = "\
-Manage the sites, datasets and policies of a Ferry control plane.
+Manage the sites, datasets and policies of a Ferry control plane, migrate datasets \
+between sites and see the agents that move them.
 
 Output is tables and key/value blocks for people. With --json, results are printed as \
 JSON: field names as in the ferry.v1 protocol, enums as short lowercase names (\"hot\"), \
 timestamps in RFC 3339 and durations as seconds (\"600s\"); a list is an array, [] when \
-empty. Errors go to standard error as `error: <message>`.
+empty. `job watch` prints one compact JSON object per line instead. Errors go to standard \
+error as `error: <message>`.
 
 Durations are written 90s, 10m, 2h, 7d or 1h30m; sizes as bytes, optionally with a unit \
-(500MB, 1GiB).
+(500MB, 1GiB, 64KiB); rates as a size per second (20MB or 20MB/s).
 
 Exit codes:
-  0  success
-  1  any other failure
+  0  success; for `job watch` and `job plan --watch`, the job completed
+  1  the watched job failed or was cancelled, or any other failure
   2  usage error or invalid argument
   3  not found
   4  already exists, or failed precondition (e.g. deleting a site still in use)
@@ -75,6 +81,36 @@ enum Command {
     /// Policies: how labelled datasets are tiered, where, and at what cost
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Migration jobs: copy a dataset to another site, verify it and switch over
+    #[command(subcommand)]
+    Job(job::JobCommand),
+    /// Agents: the workers near each site that move the bytes
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
+}
+
+/// What a command leaves for `main` once it has run without error.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// Printed to standard output; `None` when the command has printed all it had to.
+    pub text: Option<String>,
+    /// The exit code: 0, or 1 when a watched job did not complete.
+    pub code: u8,
+}
+
+impl Outcome {
+    /// Success with `text` to print.
+    pub fn print(text: String) -> Outcome {
+        Outcome {
+            text: Some(text),
+            code: 0,
+        }
+    }
+
+    /// Nothing left to print; exit with `code`.
+    pub fn quiet(code: u8) -> Outcome {
+        Outcome { text: None, code }
+    }
 }
 
 /// What every command needs: the output format and a connection made on first use, so
@@ -114,13 +150,22 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Site(command) => site::run(command, &context).await,
-            Command::Dataset(command) => dataset::run(command, &context).await,
-            Command::Policy(command) => policy::run(command, &context).await,
+            Command::Site(command) => site::run(command, &context).await.map(Outcome::print),
+            Command::Dataset(command) => dataset::run(command, &context).await.map(Outcome::print),
+            Command::Policy(command) => policy::run(command, &context).await.map(Outcome::print),
+            Command::Job(command) => job::run(command, &context).await,
+            Command::Agent(command) => agent::run(command, &context).await.map(Outcome::print),
         }
     });
     match result {
-        Ok(text) => print(&text),
+        Ok(Outcome {
+            text: Some(text),
+            code,
+        }) => match print(&text) {
+            ExitCode::SUCCESS => ExitCode::from(code),
+            failed => failed,
+        },
+        Ok(Outcome { text: None, code }) => ExitCode::from(code),
         Err(err) => fail(&err.to_string(), exit_code(&err)),
     }
 }
@@ -148,9 +193,14 @@ fn print(text: &str) -> ExitCode {
 }
 
 fn fail(message: &str, code: u8) -> ExitCode {
+    report_error(message);
+    ExitCode::from(code)
+}
+
+/// Writes `error: <message>` to standard error.
+pub fn report_error(message: &str) {
     // Nothing more can be done if standard error is gone too.
     let _ = writeln!(io::stderr(), "error: {message}");
-    ExitCode::from(code)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, Utc};
 use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 
 use crate::duration::format_duration;
@@ -95,6 +95,46 @@ pub fn bytes(value: u64) -> String {
         unit += 1;
     }
     format!("{scaled:.1} {}", UNITS[unit])
+}
+
+/// A bandwidth limit in bytes per second, where 0 means there is none.
+pub fn bandwidth(bytes_per_sec: u64) -> String {
+    if bytes_per_sec == 0 {
+        "unlimited".to_owned()
+    } else {
+        format!("{}/s ({bytes_per_sec} bytes/s)", bytes(bytes_per_sec))
+    }
+}
+
+/// A measured transfer rate (`52.3 MiB/s`); `-` when there is nothing to show (zero, or
+/// not a number).
+pub fn rate(bytes_per_sec: f64) -> String {
+    if !bytes_per_sec.is_finite() || bytes_per_sec < 1.0 {
+        return NONE.to_owned();
+    }
+    // Saturating conversion; a fraction of a byte per second does not show anyway.
+    format!("{}/s", bytes(bytes_per_sec as u64))
+}
+
+/// How long before `now` the instant `then` was, in its largest whole unit: `3s ago`,
+/// `5m ago`, `2h ago`, `4d ago`. Under a second, or ahead of `now` (clocks differ), is
+/// `just now`; unset is `never`.
+pub fn ago(then: Option<&prost_types::Timestamp>, now: DateTime<Utc>) -> String {
+    let Some(ts) = then else {
+        return "never".to_owned();
+    };
+    let Some(then) = ferry_sdk::time::from_timestamp(ts) else {
+        return timestamp(Some(ts));
+    };
+    let seconds = (now - then).num_seconds();
+    let (count, unit) = match seconds {
+        ..=0 => return "just now".to_owned(),
+        1..=59 => (seconds, "s"),
+        60..=3_599 => (seconds / 60, "m"),
+        3_600..=86_399 => (seconds / 3_600, "h"),
+        _ => (seconds / 86_400, "d"),
+    };
+    format!("{count}{unit} ago")
 }
 
 /// `k=v` pairs sorted by key, comma-separated; `-` when empty.
@@ -194,5 +234,35 @@ mod tests {
         };
         assert_eq!(duration(Some(&d)), "1h30m");
         assert_eq!(duration(None), "-");
+    }
+
+    #[test]
+    fn rates_and_limits_read_per_second() {
+        assert_eq!(bandwidth(0), "unlimited");
+        assert_eq!(bandwidth(20_000_000), "19.1 MiB/s (20000000 bytes/s)");
+        assert_eq!(rate(52.3 * 1024.0 * 1024.0), "52.3 MiB/s");
+        assert_eq!(rate(512.0), "512 B/s");
+        assert_eq!(rate(0.0), "-");
+        assert_eq!(rate(f64::NAN), "-");
+        assert_eq!(rate(f64::INFINITY), "-");
+    }
+
+    #[test]
+    fn ages_use_the_largest_whole_unit() {
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        let before = |seconds: i64| {
+            Some(prost_types::Timestamp {
+                seconds: 1_700_000_000 - seconds,
+                nanos: 0,
+            })
+        };
+        assert_eq!(ago(before(3).as_ref(), now), "3s ago");
+        assert_eq!(ago(before(59).as_ref(), now), "59s ago");
+        assert_eq!(ago(before(60).as_ref(), now), "1m ago");
+        assert_eq!(ago(before(7_199).as_ref(), now), "1h ago");
+        assert_eq!(ago(before(3 * 86_400 + 5).as_ref(), now), "3d ago");
+        assert_eq!(ago(before(0).as_ref(), now), "just now");
+        assert_eq!(ago(before(-30).as_ref(), now), "just now");
+        assert_eq!(ago(None, now), "never");
     }
 }

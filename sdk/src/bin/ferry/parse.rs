@@ -1,5 +1,5 @@
 //! Parsers of command-line values other than enums and durations: `KEY=VALUE` pairs,
-//! credentials files, schedule windows, tier placements, byte sizes and prices.
+//! credentials files, schedule windows, tier placements, byte sizes, rates and prices.
 //!
 //! Each returns a plain `String` error that clap (or the caller) prefixes with the flag.
 
@@ -201,6 +201,23 @@ pub fn parse_bytes(input: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("invalid size {input:?}: too large"))
 }
 
+/// Parses a rate in bytes per second: a size as [`parse_bytes`] reads it, optionally
+/// followed by `/s` (`20MB`, `20MB/s`, `512KiB/s`). 0 means unlimited where a limit is
+/// asked for.
+pub fn parse_rate(input: &str) -> Result<u64, String> {
+    let text = input.trim();
+    let size = text
+        .strip_suffix("/s")
+        .or_else(|| text.strip_suffix("/S"))
+        .unwrap_or(text);
+    parse_bytes(size).map_err(|_| {
+        format!(
+            "invalid rate {input:?}: expected bytes per second, optionally with a unit \
+             (e.g. 20MB, 512KiB/s, 0 for unlimited)"
+        )
+    })
+}
+
 /// Parses a price in US dollars: a finite, non-negative number.
 pub fn parse_price(input: &str) -> Result<f64, String> {
     let value: f64 = input
@@ -329,6 +346,27 @@ mod tests {
         for bad in ["", "MB", "1.5GB", "-1", "10XB", "99999999999TiB"] {
             assert!(parse_bytes(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn rates_are_sizes_per_second() {
+        assert_eq!(parse_rate("20MB"), Ok(20_000_000));
+        assert_eq!(parse_rate("20MB/s"), Ok(20_000_000));
+        assert_eq!(parse_rate(" 512KiB/s "), Ok(512 * 1024));
+        assert_eq!(parse_rate("0"), Ok(0));
+        assert_eq!(parse_rate("1000"), Ok(1000));
+        for bad in ["", "/s", "fast", "20MB/h", "1.5MB", "-1"] {
+            assert!(parse_rate(bad).is_err(), "{bad:?} should be refused");
+        }
+        let message = parse_rate("fast").err().unwrap_or_default();
+        assert!(message.starts_with("invalid rate \"fast\""), "{message}");
+    }
+
+    #[test]
+    fn sizes_take_binary_and_decimal_units() {
+        assert_eq!(parse_bytes("64KiB"), Ok(64 * 1024));
+        assert_eq!(parse_bytes("128MiB"), Ok(128 << 20));
+        assert_eq!(parse_bytes("2GB"), Ok(2_000_000_000));
     }
 
     #[test]

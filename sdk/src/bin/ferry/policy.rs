@@ -282,7 +282,7 @@ pub fn fields(policy: &pb::Policy, sites: &HashMap<String, String>) -> Fields {
         .add("window", window(policy.schedule_window.as_ref()))
         .add(
             "bandwidth limit",
-            bandwidth(policy.bandwidth_limit_bytes_per_sec),
+            output::bandwidth(policy.bandwidth_limit_bytes_per_sec),
         )
         .add(
             "max concurrent",
@@ -328,19 +328,8 @@ fn window(window: Option<&pb::ScheduleWindow>) -> String {
     }
 }
 
-fn bandwidth(bytes_per_sec: u64) -> String {
-    if bytes_per_sec == 0 {
-        "unlimited".to_owned()
-    } else {
-        format!(
-            "{}/s ({bytes_per_sec} bytes/s)",
-            output::bytes(bytes_per_sec)
-        )
-    }
-}
-
 /// Unspecified means the server's default mode applies.
-fn verify_mode(mode: i32) -> String {
+pub fn verify_mode(mode: i32) -> String {
     if mode == 0 {
         "default".to_owned()
     } else {

@@ -1,0 +1,204 @@
+//! Agent configuration, layered like the control plane's: defaults < TOML file <
+//! `FERRY_AGENT_…` environment (`__` for nested keys) < command-line flags, then one
+//! `validate()` naming the first bad field.
+
+use std::path::{Path, PathBuf};
+
+use figment::{
+    providers::{Env, Format, Serialized, Toml},
+    Figment,
+};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The site (name or id) this agent serves. Required.
+    pub site: String,
+    /// The control plane's gRPC endpoint.
+    pub control_plane: String,
+    /// The NATS server with JetStream that carries jobs and progress.
+    pub nats_url: String,
+    /// Holds the agent's id across restarts, so it resumes the jobs it held.
+    pub state_dir: PathBuf,
+    /// Objects copied or verified at once.
+    pub concurrency: usize,
+    /// How long a job message may go without a progress ack before JetStream hands it
+    /// to another agent of the site. Applied when the site's consumer is created.
+    pub ack_wait_secs: u64,
+    /// Given by `FERRY_AGENT_JOIN_TOKEN` when the control plane requires one.
+    #[serde(default, skip_serializing)]
+    pub join_token: Option<SecretString>,
+    pub log: LogConfig,
+    pub faults: Faults,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    pub filter: String,
+}
+
+/// Fault injection for tests of the lifecycle; all off by default.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    /// Sleep this long between the copy phase and the verify phase.
+    pub pause_before_verify_ms: u64,
+    /// Sleep this long after each copied object.
+    pub pause_after_object_ms: u64,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        let state_dir = std::env::var_os("XDG_STATE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(|d| PathBuf::from(d).join("ferry-agent"))
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .filter(|v| !v.is_empty())
+                    .map(|h| PathBuf::from(h).join(".local/state/ferry-agent"))
+            })
+            .unwrap_or_else(|| PathBuf::from("ferry-agent-state"));
+        AgentConfig {
+            site: String::new(),
+            control_plane: "http://127.0.0.1:50051".into(),
+            nats_url: "nats://127.0.0.1:4222".into(),
+            state_dir,
+            concurrency: 16,
+            ack_wait_secs: 30,
+            join_token: None,
+            log: LogConfig {
+                format: "text".into(),
+                filter: "info".into(),
+            },
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// Values from the command line; each one set overrides every other layer.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub site: Option<String>,
+    pub control_plane: Option<String>,
+    pub nats_url: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub concurrency: Option<usize>,
+}
+
+impl AgentConfig {
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, String> {
+        let mut figment = Figment::from(Serialized::defaults(AgentConfig::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(format!("config file {} does not exist", file.display()));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment
+            .merge(
+                Env::prefixed("FERRY_AGENT_")
+                    .filter(|k| !k.as_str().eq_ignore_ascii_case("config"))
+                    .split("__"),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["FERRY_AGENT_JOIN_TOKEN"])
+                    .map(|_| "join_token".into()),
+            );
+        if let Some(v) = &overrides.site {
+            figment = figment.merge(("site", v));
+        }
+        if let Some(v) = &overrides.control_plane {
+            figment = figment.merge(("control_plane", v));
+        }
+        if let Some(v) = &overrides.nats_url {
+            figment = figment.merge(("nats_url", v));
+        }
+        if let Some(v) = &overrides.state_dir {
+            figment = figment.merge(("state_dir", v));
+        }
+        if let Some(v) = overrides.concurrency {
+            figment = figment.merge(("concurrency", v));
+        }
+        let config: AgentConfig = figment.extract().map_err(|e| {
+            let path = e.path.join(".");
+            if path.is_empty() {
+                e.kind.to_string()
+            } else {
+                format!("{path}: {}", e.kind)
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.site.is_empty() {
+            return Err("site: required (the site this agent serves, by name or id)".into());
+        }
+        if !(self.control_plane.starts_with("http://")
+            || self.control_plane.starts_with("https://"))
+        {
+            return Err(format!(
+                "control_plane: '{}' must be an http:// URL",
+                self.control_plane
+            ));
+        }
+        if !(self.nats_url.starts_with("nats://") || self.nats_url.starts_with("tls://")) {
+            return Err(format!(
+                "nats_url: '{}' must start with nats:// or tls://",
+                self.nats_url
+            ));
+        }
+        if !(1..=1024).contains(&self.concurrency) {
+            return Err("concurrency: must be 1 to 1024".into());
+        }
+        if !(2..=3600).contains(&self.ack_wait_secs) {
+            return Err("ack_wait_secs: must be 2 to 3600".into());
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(format!(
+                "log.format: '{}' must be text or json",
+                self.log.format
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.filter).map_err(|e| {
+            format!(
+                "log.filter: '{}' is not a valid filter: {e}",
+                self.log.filter
+            )
+        })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_is_required_and_layers_apply() {
+        figment::Jail::expect_with(|jail| {
+            let err = AgentConfig::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.starts_with("site: required"), "{err}");
+            jail.set_env("FERRY_AGENT_SITE", "fast");
+            jail.set_env("FERRY_AGENT_FAULTS__PAUSE_BEFORE_VERIFY_MS", "250");
+            let config = AgentConfig::load(None, &Overrides::default()).unwrap();
+            assert_eq!(config.site, "fast");
+            assert_eq!(config.faults.pause_before_verify_ms, 250);
+            let flags = Overrides {
+                concurrency: Some(0),
+                ..Overrides::default()
+            };
+            let err = AgentConfig::load(None, &flags).unwrap_err();
+            assert_eq!(err, "concurrency: must be 1 to 1024");
+            Ok(())
+        });
+    }
+}

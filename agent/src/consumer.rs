@@ -1,0 +1,131 @@
+//! The site's work queue: a durable pull consumer shared by every agent of the site.
+//! One job message at a time; its ack deadline is extended with progress acks while the
+//! task runs, and it is acknowledged only once the task's result is durably reported.
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream::{self, consumer, AckKind};
+use ferry_proto::v1 as pb;
+use futures::StreamExt;
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::executor::{Executor, Outcome};
+
+const JOBS_STREAM: &str = "FERRY_JOBS";
+
+pub async fn run(
+    js: jetstream::Context,
+    site_id: &str,
+    ack_wait: Duration,
+    executor: Arc<Executor>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let consumer = loop {
+        match site_consumer(&js, site_id, ack_wait).await {
+            Ok(c) => break c,
+            Err(e) => {
+                warn!(error = %e, "job queue not ready (is the control plane up?); retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
+    info!(site_id, "waiting for jobs");
+    while !shutdown.is_cancelled() {
+        let batch = consumer
+            .fetch()
+            .max_messages(1)
+            .expires(Duration::from_secs(5))
+            .messages()
+            .await;
+        let mut messages = match batch {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "fetching from the job queue failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            next = messages.next() => next,
+        };
+        let Some(message) = message else { continue };
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "receiving a job message failed");
+                continue;
+            }
+        };
+        let command = match pb::JobCommand::decode(message.payload.as_ref()) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "malformed job message dropped");
+                let _ = message.ack_with(AckKind::Term).await;
+                continue;
+            }
+        };
+        info!(job_id = %command.job_id, attempt = command.attempt, task = %command.task_id, "job received");
+        let cancel = shutdown.child_token();
+        let keepalive = {
+            let message_ack = message.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(ack_wait / 3);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = message_ack.ack_with(AckKind::Progress).await {
+                        warn!(error = %e, "extending the job's ack deadline failed");
+                    }
+                }
+            })
+        };
+        let outcome = executor.run(&command, cancel).await;
+        keepalive.abort();
+        let acked = match &outcome {
+            Outcome::Done => message.double_ack().await,
+            Outcome::Dropped(reason) => {
+                info!(job_id = %command.job_id, reason, "job message dropped");
+                message.double_ack().await
+            }
+            Outcome::Retry(reason) => {
+                warn!(job_id = %command.job_id, reason, "job handed back for redelivery");
+                message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
+                    .await
+            }
+        };
+        if let Err(e) = acked {
+            warn!(job_id = %command.job_id, error = %e, "acknowledging the job message failed");
+        }
+    }
+    Ok(())
+}
+
+async fn site_consumer(
+    js: &jetstream::Context,
+    site_id: &str,
+    ack_wait: Duration,
+) -> anyhow::Result<consumer::PullConsumer> {
+    let stream = js.get_stream(JOBS_STREAM).await?;
+    let name = format!("agents-{site_id}");
+    let consumer = stream
+        .get_or_create_consumer(
+            &name,
+            consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                filter_subject: format!("ferry.jobs.{site_id}"),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait,
+                max_deliver: 50,
+                ..Default::default()
+            },
+        )
+        .await?;
+    Ok(consumer)
+}

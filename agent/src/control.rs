@@ -1,0 +1,205 @@
+//! The agent's side of the control plane API: registration (with the agent id kept in
+//! the state directory), heartbeats, and the just-in-time access to a job's sites.
+
+use std::{collections::HashMap, path::Path, time::Duration};
+
+use ferry_proto::v1::{
+    self as pb, agent_service_client::AgentServiceClient, job_service_client::JobServiceClient,
+};
+use secrecy::{ExposeSecret, SecretString};
+use tonic::{transport::Channel, Request, Status};
+use tracing::{info, warn};
+
+use crate::storage::SiteAccess;
+
+pub struct ControlPlane {
+    channel: Channel,
+    agent_id: String,
+    site_id: String,
+    token: SecretString,
+    heartbeat_interval: Duration,
+}
+
+/// Where the agent keeps its id between runs.
+const AGENT_ID_FILE: &str = "agent-id";
+
+impl ControlPlane {
+    /// Registers with the control plane, retrying with back-off until it answers. A
+    /// refusal (unknown site, wrong join token) is returned at once.
+    pub async fn register(
+        endpoint: &str,
+        site: &str,
+        concurrency: usize,
+        join_token: Option<&SecretString>,
+        state_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(state_dir).map_err(|e| {
+            anyhow::anyhow!("creating state directory {}: {e}", state_dir.display())
+        })?;
+        let id_path = state_dir.join(AGENT_ID_FILE);
+        let previous = std::fs::read_to_string(&id_path)
+            .ok()
+            .map(|s| s.trim().to_owned());
+        let channel = Channel::from_shared(endpoint.to_owned())?
+            .connect_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        let mut client = AgentServiceClient::new(channel.clone());
+        let mut backoff = Duration::from_millis(200);
+        let response = loop {
+            let mut request = Request::new(pb::RegisterAgentRequest {
+                site: site.to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                hostname: hostname(),
+                concurrency: u32::try_from(concurrency).unwrap_or(u32::MAX),
+                agent_id: previous.clone().unwrap_or_default(),
+            });
+            if let Some(token) = join_token {
+                let value = format!("Bearer {}", token.expose_secret()).parse()?;
+                request.metadata_mut().insert("authorization", value);
+            }
+            match client.register_agent(request).await {
+                Ok(response) => break response.into_inner(),
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    warn!(endpoint, error = %status.message(), "control plane unreachable; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                Err(status) => {
+                    anyhow::bail!("registering with the control plane: {}", status.message())
+                }
+            }
+        };
+        let agent = response
+            .agent
+            .ok_or_else(|| anyhow::anyhow!("registration answer without agent"))?;
+        std::fs::write(&id_path, &agent.id)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", id_path.display()))?;
+        info!(agent_id = %agent.id, site_id = %agent.site, "registered with the control plane");
+        let heartbeat_interval = response
+            .heartbeat_interval
+            .as_ref()
+            .and_then(ferry_proto::time::from_duration)
+            .unwrap_or(Duration::from_secs(5));
+        Ok(ControlPlane {
+            channel,
+            agent_id: agent.id,
+            site_id: agent.site,
+            token: SecretString::from(response.token),
+            heartbeat_interval,
+        })
+    }
+
+    pub fn agent_id(&self) -> &str {
+        &self.agent_id
+    }
+
+    /// The id of the site this agent serves.
+    pub fn site_id(&self) -> &str {
+        &self.site_id
+    }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat_interval
+    }
+
+    fn authorized<T>(&self, message: T) -> Result<Request<T>, Status> {
+        let mut request = Request::new(message);
+        let value = format!("Bearer {}", self.token.expose_secret())
+            .parse()
+            .map_err(|_| Status::internal("agent token is not a valid header value"))?;
+        request.metadata_mut().insert("authorization", value);
+        Ok(request)
+    }
+
+    pub async fn heartbeat(&self, stopping: bool) -> Result<(), Status> {
+        let request = self.authorized(pb::HeartbeatRequest {
+            agent_id: self.agent_id.clone(),
+            stopping,
+        })?;
+        AgentServiceClient::new(self.channel.clone())
+            .heartbeat(request)
+            .await?;
+        Ok(())
+    }
+
+    /// The source and destination of a job this agent holds; credentials come only
+    /// this way, never over NATS.
+    pub async fn job_access(
+        &self,
+        job: &str,
+        attempt: u32,
+    ) -> Result<(SiteAccess, SiteAccess), Status> {
+        let request = self.authorized(pb::GetJobAccessRequest {
+            agent_id: self.agent_id.clone(),
+            job: job.to_owned(),
+            attempt,
+        })?;
+        let response = AgentServiceClient::new(self.channel.clone())
+            .get_job_access(request)
+            .await?
+            .into_inner();
+        let convert = |a: Option<pb::SiteAccess>| {
+            let a = a.ok_or_else(|| Status::internal("job access answer without a site"))?;
+            Ok::<_, Status>(SiteAccess {
+                uri: a.uri,
+                options: a.options.into_iter().collect(),
+                credentials: a
+                    .credentials
+                    .into_iter()
+                    .map(|(k, v)| (k, SecretString::from(v)))
+                    .collect(),
+                path: a.path,
+            })
+        };
+        Ok((convert(response.source)?, convert(response.destination)?))
+    }
+
+    pub async fn job(&self, job: &str) -> Result<pb::Job, Status> {
+        let request = pb::GetJobRequest {
+            job: job.to_owned(),
+        };
+        Ok(JobServiceClient::new(self.channel.clone())
+            .get_job(request)
+            .await?
+            .into_inner())
+    }
+
+    /// Objects an earlier run of this attempt copied or verified, by key.
+    pub async fn recorded_objects(
+        &self,
+        job: &str,
+    ) -> Result<HashMap<String, pb::JobObject>, Status> {
+        let mut client = JobServiceClient::new(self.channel.clone());
+        let mut recorded = HashMap::new();
+        for status in [pb::ObjectStatus::Copied, pb::ObjectStatus::Verified] {
+            let mut page_token = String::new();
+            loop {
+                let page = client
+                    .list_job_objects(pb::ListJobObjectsRequest {
+                        job: job.to_owned(),
+                        page_size: 1000,
+                        page_token: page_token.clone(),
+                        status: status.into(),
+                    })
+                    .await?
+                    .into_inner();
+                for o in page.objects {
+                    recorded.insert(o.key.clone(), o);
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+        }
+        Ok(recorded)
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}

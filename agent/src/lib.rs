@@ -1,0 +1,22 @@
+//! Ferry's agent: the data plane that runs near a storage site and moves a dataset's
+//! objects between sites.
+//!
+//! - [`storage`] turns a site's URI, options and credentials into an OpenDAL operator
+//!   rooted at one dataset.
+//! - [`transfer`] lists, copies (hashing with xxh3-128 on the way), verifies and deletes
+//!   objects through those operators, streaming with bounded memory.
+
+pub mod config;
+pub mod consumer;
+pub mod control;
+pub mod executor;
+pub mod filter;
+pub mod report;
+pub mod storage;
+pub mod transfer;
+
+pub use storage::{operator, SiteAccess, StorageError};
+pub use transfer::{
+    copy_object, delete_object, hash_object, list, parse_xxh3_hex, verify_object, xxh3_hex, Copied,
+    CopyOptions, ObjectInfo, TransferError, Verified, VerifyMode,
+};

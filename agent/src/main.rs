@@ -1,0 +1,170 @@
+//! `ferry-agent`: moves the bytes of migrations for one storage site.
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+
+use clap::Parser;
+use ferry_agent::{
+    config::{AgentConfig, Overrides},
+    consumer,
+    control::ControlPlane,
+    executor::Executor,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Ferry agent: takes migration jobs for one site from NATS JetStream, copies and
+/// verifies their objects, and reports progress to the control plane.
+///
+/// Settings: defaults < TOML file (--config) < FERRY_AGENT_* environment < flags.
+#[derive(Debug, Parser)]
+#[command(name = "ferry-agent", version)]
+struct Args {
+    /// TOML configuration file.
+    #[arg(long, env = "FERRY_AGENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// The site (name or id) this agent serves.
+    #[arg(long)]
+    site: Option<String>,
+    /// Control plane gRPC endpoint [default: http://127.0.0.1:50051].
+    #[arg(long)]
+    control_plane: Option<String>,
+    /// NATS server [default: nats://127.0.0.1:4222].
+    #[arg(long)]
+    nats_url: Option<String>,
+    /// Directory keeping the agent's id across restarts.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Objects moved at once [default: 16].
+    #[arg(long)]
+    concurrency: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let overrides = Overrides {
+        site: args.site,
+        control_plane: args.control_plane,
+        nats_url: args.nats_url,
+        state_dir: args.state_dir,
+        concurrency: args.concurrency,
+    };
+    let config = match AgentConfig::load(args.config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = init_logging(&config) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "agent failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &AgentConfig) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.filter)?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let result = if config.log.format == "json" {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+    result.map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
+}
+
+async fn run(config: AgentConfig) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let shutdown = CancellationToken::new();
+    let control = tokio::select! {
+        registered = ControlPlane::register(
+            &config.control_plane,
+            &config.site,
+            config.concurrency,
+            config.join_token.as_ref(),
+            &config.state_dir,
+        ) => Arc::new(registered?),
+        signal = shutdown_signal() => {
+            info!(signal, "stopped before registering");
+            return Ok(());
+        }
+    };
+    let nats = async_nats::ConnectOptions::new()
+        .name(format!("ferry-agent-{}", control.agent_id()))
+        .retry_on_initial_connect()
+        .connect(config.nats_url.as_str())
+        .await?;
+    let js = async_nats::jetstream::new(nats);
+
+    let heartbeats = {
+        let control = control.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(control.heartbeat_interval());
+            loop {
+                tick.tick().await;
+                if let Err(e) = control.heartbeat(false).await {
+                    warn!(error = %e.message(), "heartbeat failed");
+                }
+            }
+        })
+    };
+    let executor = Arc::new(Executor::new(control.clone(), js.clone(), config.clone()));
+    let site_id = control.site_id().to_owned();
+    let ack_wait = Duration::from_secs(config.ack_wait_secs);
+    let work = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { consumer::run(js, &site_id, ack_wait, executor, shutdown).await })
+    };
+    let signal = shutdown_signal().await;
+    info!(
+        signal,
+        "shutting down: the running task is handed back to the queue"
+    );
+    shutdown.cancel();
+    match tokio::time::timeout(Duration::from_secs(20), work).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(e)) => warn!(error = %e, "job consumer task failed"),
+        Err(_) => warn!("the running task did not stop within 20 s"),
+    }
+    heartbeats.abort();
+    if let Err(e) = control.heartbeat(true).await {
+        warn!(error = %e.message(), "final heartbeat failed");
+    }
+    info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        warn!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

@@ -1,0 +1,687 @@
+//! Object transfer primitives: list a dataset, copy one object between sites while
+//! hashing it, hash or verify one object, delete one object.
+//!
+//! Every operation streams: memory use is bounded by the chunk size and concurrency in
+//! [`CopyOptions`], never by the object size. Every error names the object, the
+//! operation and whether retrying can help (see [`TransferError`]).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use futures::{stream, Stream, StreamExt, TryStreamExt};
+use opendal::{Buffer, ErrorKind, Metadata, Operator, Writer};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::storage::object_url;
+
+/// Default size of each ranged read and each multipart part.
+pub const DEFAULT_CHUNK_SIZE: usize = 8 * 1024 * 1024;
+/// Default number of chunks in flight per object, for reads and for part uploads.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Objects stat'ed concurrently while listing, when the listing lacks their metadata.
+const LIST_STAT_CONCURRENCY: usize = 16;
+
+/// One object of a dataset, as listed. `key` is relative to the dataset root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    pub content_type: Option<String>,
+    pub user_metadata: BTreeMap<String, String>,
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
+/// How [`copy_object`] moves bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyOptions {
+    /// Size of each ranged read and of each multipart part. Objects larger than this go
+    /// as multipart uploads where the destination supports them; smaller ones in one
+    /// request. Services may round it up to their minimum part size (5 MiB on S3).
+    pub chunk_size: usize,
+    /// Chunks in flight per object, for reads and for part uploads. Peak memory per
+    /// object is about `2 * concurrency * chunk_size`.
+    pub concurrency: usize,
+    /// Carry the source's content type and user metadata to the destination, where
+    /// the destination can store them (S3, GCS and Azure store both; memory stores
+    /// the content type only; a file system stores user metadata as `user.*` extended
+    /// attributes and no content type). Turn off for file systems without extended
+    /// attributes, where writing them fails.
+    pub preserve_metadata: bool,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            concurrency: DEFAULT_CONCURRENCY,
+            preserve_metadata: true,
+        }
+    }
+}
+
+/// What [`copy_object`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Copied {
+    /// Bytes read from the source and written to the destination.
+    pub size: u64,
+    /// xxh3-128 of exactly those bytes.
+    pub source_xxh3: u128,
+    /// The source had a content type or user metadata that the destination cannot
+    /// store (or `preserve_metadata` was off), so it was not carried over.
+    pub metadata_dropped: bool,
+}
+
+/// How thoroughly [`verify_object`] checks the destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifyMode {
+    /// The destination's size equals the expected size. One stat; does not catch
+    /// corruption that keeps the size.
+    Quick,
+    /// The destination is read back in full and its xxh3-128 compared.
+    Full,
+}
+
+/// The answer of [`verify_object`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// xxh3-128 of the destination's bytes; `None` in [`VerifyMode::Quick`].
+    pub destination_xxh3: Option<u128>,
+    /// Whether the destination holds what was expected, as far as the mode checks.
+    pub matches: bool,
+}
+
+/// A failed operation on one object (or on the listing, with an empty `key`).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct TransferError {
+    /// The object's key relative to the dataset root.
+    pub key: String,
+    /// `"list"`, `"stat"`, `"read"`, `"write"` or `"delete"`.
+    pub operation: &'static str,
+    pub kind: ErrorKind,
+    /// Lowercase, with the object's location: `reading s3://bucket/key: not found: ...`.
+    pub message: String,
+    /// Retrying the same operation may succeed (network failure, throttling, a 5xx,
+    /// the source changing mid-copy). Never true for not-found, permission-denied or
+    /// configuration errors.
+    pub temporary: bool,
+}
+
+impl TransferError {
+    fn from_opendal(
+        op: &Operator,
+        key: &str,
+        operation: &'static str,
+        err: opendal::Error,
+    ) -> Self {
+        let kind = err.kind();
+        let mut detail = kind_text(kind).to_owned();
+        if !err.message().is_empty() {
+            detail.push_str(": ");
+            detail.push_str(err.message());
+        }
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            detail.push_str(": ");
+            detail.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        TransferError {
+            key: key.to_owned(),
+            operation,
+            kind,
+            message: format!("{} {}: {detail}", verb(operation), object_url(op, key)),
+            temporary: is_temporary(&err),
+        }
+    }
+
+    fn new(
+        op: &Operator,
+        key: &str,
+        operation: &'static str,
+        kind: ErrorKind,
+        detail: impl std::fmt::Display,
+        temporary: bool,
+    ) -> Self {
+        TransferError {
+            key: key.to_owned(),
+            operation,
+            kind,
+            message: format!("{} {}: {detail}", verb(operation), object_url(op, key)),
+            temporary,
+        }
+    }
+}
+
+fn verb(operation: &str) -> &'static str {
+    match operation {
+        "list" => "listing",
+        "stat" => "stat",
+        "read" => "reading",
+        "write" => "writing",
+        "delete" => "deleting",
+        _ => "accessing",
+    }
+}
+
+fn kind_text(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Unexpected => "unexpected error",
+        ErrorKind::Unsupported => "unsupported",
+        ErrorKind::ConfigInvalid => "invalid configuration",
+        ErrorKind::NotFound => "not found",
+        ErrorKind::PermissionDenied => "permission denied",
+        ErrorKind::IsADirectory => "is a directory",
+        ErrorKind::NotADirectory => "not a directory",
+        ErrorKind::AlreadyExists => "already exists",
+        ErrorKind::RateLimited => "rate limited",
+        ErrorKind::IsSameFile => "same file",
+        ErrorKind::ConditionNotMatch => "condition not met",
+        ErrorKind::RangeNotSatisfied => "range not satisfiable",
+        ErrorKind::Conflict => "conflict",
+        _ => "error",
+    }
+}
+
+/// OpenDAL marks transient failures (network, 5xx) temporary; throttling always is;
+/// errors that no retry can change never are, whatever status they carry.
+fn is_temporary(err: &opendal::Error) -> bool {
+    match err.kind() {
+        ErrorKind::NotFound
+        | ErrorKind::PermissionDenied
+        | ErrorKind::ConfigInvalid
+        | ErrorKind::Unsupported
+        | ErrorKind::IsADirectory
+        | ErrorKind::NotADirectory
+        | ErrorKind::IsSameFile => false,
+        ErrorKind::RateLimited => true,
+        _ => err.is_temporary(),
+    }
+}
+
+/// Lists every file below the operator's root, recursively, as a stream that fetches
+/// one listing page at a time. Directories (and S3 directory markers, keys ending in
+/// `/`) are not objects and are skipped. When the listing lacks metadata the backend
+/// can hold (S3 and file systems never list content type or user metadata), each
+/// object is stat'ed, a bounded number at a time; an object deleted between the
+/// listing and its stat is skipped. Order is the backend's listing order.
+pub fn list(
+    op: &Operator,
+) -> impl Stream<Item = Result<ObjectInfo, TransferError>> + Send + 'static {
+    let capability = op.info().capability();
+    let may_have_content_type = capability.write_with_content_type;
+    let may_have_user_metadata = capability.write_with_user_metadata;
+    let lister_op = op.clone();
+    let entries_op = op.clone();
+    let stat_op = op.clone();
+
+    stream::once(async move {
+        lister_op
+            .lister_with("")
+            .recursive(true)
+            .await
+            .map_err(|e| TransferError::from_opendal(&lister_op, "", "list", e))
+    })
+    .map_ok(move |lister| {
+        let op = entries_op.clone();
+        lister.map_err(move |e| TransferError::from_opendal(&op, "", "list", e))
+    })
+    .try_flatten()
+    .try_filter(|entry| {
+        std::future::ready(!entry.metadata().is_dir() && !entry.path().ends_with('/'))
+    })
+    .map(move |entry| {
+        let op = stat_op.clone();
+        async move {
+            let (key, metadata) = entry?.into_parts();
+            let incomplete = !metadata.is_file()
+                || metadata.last_modified().is_none()
+                || (may_have_content_type && metadata.content_type().is_none())
+                || (may_have_user_metadata && metadata.user_metadata().is_none());
+            if !incomplete {
+                return Ok(Some(object_info(key, &metadata)));
+            }
+            match op.stat(&key).await {
+                Ok(full) if full.is_file() => Ok(Some(object_info(key, &full))),
+                Ok(_) => Ok(None),
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    tracing::debug!(key = %key, "object vanished between listing and stat");
+                    Ok(None)
+                }
+                Err(e) => Err(TransferError::from_opendal(&op, &key, "stat", e)),
+            }
+        }
+    })
+    .buffered(LIST_STAT_CONCURRENCY)
+    .try_filter_map(|info| std::future::ready(Ok(info)))
+}
+
+fn object_info(key: String, metadata: &Metadata) -> ObjectInfo {
+    ObjectInfo {
+        key,
+        size: metadata.content_length(),
+        content_type: metadata.content_type().map(str::to_owned),
+        user_metadata: metadata
+            .user_metadata()
+            .map(|m| {
+                m.into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        last_modified: metadata.last_modified().and_then(|ts| {
+            i64::try_from(ts.into_inner().as_nanosecond())
+                .ok()
+                .map(DateTime::from_timestamp_nanos)
+        }),
+    }
+}
+
+/// Copies `key` from `src` to the same key at `dst`, hashing the bytes with xxh3-128 as
+/// they pass. The object is read in `chunk_size` ranged reads and written through one
+/// writer (multipart above `chunk_size` where the destination supports it), so at most
+/// about `2 * concurrency * chunk_size` bytes are held. Empty objects are written too.
+///
+/// Guarantees on success: `size` bytes were read and written, `source_xxh3` is their
+/// hash, and the source did not change while it was read (checked with its ETag where
+/// the source supports conditional reads, otherwise by re-checking its size and
+/// modification time afterwards). The destination is not re-read: that is
+/// [`verify_object`]'s job. On failure an unfinished multipart upload is aborted; a
+/// file-system destination may keep a partial file, which the next copy overwrites.
+pub async fn copy_object(
+    src: &Operator,
+    dst: &Operator,
+    key: &str,
+    options: &CopyOptions,
+) -> Result<Copied, TransferError> {
+    let chunk_size = options.chunk_size.max(1);
+    let concurrency = options.concurrency.max(1);
+    let source = stat_file(src, key).await?;
+    let size = source.content_length();
+
+    let dst_capability = dst.info().capability();
+    let mut metadata_dropped = false;
+    let mut writer = dst
+        .writer_with(key)
+        .chunk(chunk_size)
+        .concurrent(concurrency);
+    if let Some(content_type) = source.content_type() {
+        if options.preserve_metadata && dst_capability.write_with_content_type {
+            writer = writer.content_type(content_type);
+        } else {
+            metadata_dropped = true;
+        }
+    }
+    if let Some(user_metadata) = source.user_metadata().filter(|m| !m.is_empty()) {
+        if options.preserve_metadata && dst_capability.write_with_user_metadata {
+            writer = writer.user_metadata(
+                user_metadata
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned())),
+            );
+        } else {
+            metadata_dropped = true;
+        }
+    }
+    let mut writer = writer
+        .await
+        .map_err(|e| TransferError::from_opendal(dst, key, "write", e))?;
+
+    let mut hasher = Xxh3::new();
+    if let Err(err) = pump(src, dst, key, &source, options, &mut hasher, &mut writer).await {
+        abort(&mut writer, dst, key).await;
+        return Err(err);
+    }
+    if let Err(err) = ensure_unchanged(src, key, &source).await {
+        abort(&mut writer, dst, key).await;
+        return Err(err);
+    }
+    if let Err(e) = writer.close().await {
+        abort(&mut writer, dst, key).await;
+        return Err(TransferError::from_opendal(dst, key, "write", e));
+    }
+
+    let source_xxh3 = hasher.digest128();
+    tracing::debug!(
+        key,
+        size,
+        xxh3 = %xxh3_hex(source_xxh3),
+        metadata_dropped,
+        "object copied"
+    );
+    Ok(Copied {
+        size,
+        source_xxh3,
+        metadata_dropped,
+    })
+}
+
+/// Moves the source's bytes into the destination writer, hashing them on the way.
+async fn pump(
+    src: &Operator,
+    dst: &Operator,
+    key: &str,
+    source: &Metadata,
+    options: &CopyOptions,
+    hasher: &mut Xxh3,
+    writer: &mut Writer,
+) -> Result<(), TransferError> {
+    let mut bytes = ObjectBytes::open(
+        src,
+        key,
+        source,
+        options.chunk_size.max(1),
+        options.concurrency.max(1),
+    )
+    .await?;
+    while let Some(buffer) = bytes.next().await? {
+        for chunk in buffer.clone() {
+            hasher.update(&chunk);
+        }
+        writer
+            .write(buffer)
+            .await
+            .map_err(|e| TransferError::from_opendal(dst, key, "write", e))?;
+    }
+    Ok(())
+}
+
+/// Reads `key` in full and returns its size and xxh3-128, streaming in
+/// [`DEFAULT_CHUNK_SIZE`] ranged reads. Fails (temporarily) if the object changes while
+/// it is read.
+pub async fn hash_object(op: &Operator, key: &str) -> Result<(u64, u128), TransferError> {
+    let metadata = stat_file(op, key).await?;
+    let mut hasher = Xxh3::new();
+    let mut bytes =
+        ObjectBytes::open(op, key, &metadata, DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY).await?;
+    while let Some(buffer) = bytes.next().await? {
+        for chunk in buffer {
+            hasher.update(&chunk);
+        }
+    }
+    ensure_unchanged(op, key, &metadata).await?;
+    Ok((metadata.content_length(), hasher.digest128()))
+}
+
+/// Checks that `key` at `dst` holds `expected_size` bytes ([`VerifyMode::Quick`]) and,
+/// in [`VerifyMode::Full`], that their xxh3-128 is `expected_xxh3`. A mismatch is an
+/// answer (`matches: false`), not an error; a missing destination object is an error
+/// (`NotFound`, permanent).
+pub async fn verify_object(
+    dst: &Operator,
+    key: &str,
+    expected_size: u64,
+    expected_xxh3: u128,
+    mode: VerifyMode,
+) -> Result<Verified, TransferError> {
+    match mode {
+        VerifyMode::Quick => {
+            let metadata = stat_file(dst, key).await?;
+            Ok(Verified {
+                destination_xxh3: None,
+                matches: metadata.content_length() == expected_size,
+            })
+        }
+        VerifyMode::Full => {
+            let (size, xxh3) = hash_object(dst, key).await?;
+            Ok(Verified {
+                destination_xxh3: Some(xxh3),
+                matches: size == expected_size && xxh3 == expected_xxh3,
+            })
+        }
+    }
+}
+
+/// Deletes `key` (source retirement). Deleting an object that does not exist
+/// succeeds, so a retried retirement is harmless.
+pub async fn delete_object(op: &Operator, key: &str) -> Result<(), TransferError> {
+    op.delete(key)
+        .await
+        .map_err(|e| TransferError::from_opendal(op, key, "delete", e))
+}
+
+/// An xxh3-128 digest as 32 lowercase hex digits, the form Ferry stores and reports.
+pub fn xxh3_hex(digest: u128) -> String {
+    format!("{digest:032x}")
+}
+
+/// A digest string that is not 32 hex digits.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid xxh3-128 digest {input:?}: expected 32 hex digits")]
+pub struct InvalidXxh3 {
+    pub input: String,
+}
+
+/// Parses the form [`xxh3_hex`] writes (upper-case digits are accepted too).
+pub fn parse_xxh3_hex(input: &str) -> Result<u128, InvalidXxh3> {
+    let invalid = || InvalidXxh3 {
+        input: input.to_owned(),
+    };
+    if input.len() != 32 || !input.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid());
+    }
+    u128::from_str_radix(input, 16).map_err(|_| invalid())
+}
+
+/// Stats `key` and insists it is a file.
+async fn stat_file(op: &Operator, key: &str) -> Result<Metadata, TransferError> {
+    let metadata = op
+        .stat(key)
+        .await
+        .map_err(|e| TransferError::from_opendal(op, key, "stat", e))?;
+    if metadata.is_dir() {
+        return Err(TransferError::new(
+            op,
+            key,
+            "stat",
+            ErrorKind::IsADirectory,
+            "is a directory, not an object",
+            false,
+        ));
+    }
+    Ok(metadata)
+}
+
+/// The bytes of one object, exactly as many as its stat said, in order. Reads are
+/// pinned to the stat'ed version by ETag where the service supports it.
+struct ObjectBytes<'a> {
+    op: &'a Operator,
+    key: &'a str,
+    size: u64,
+    read: u64,
+    buffers: Option<opendal::BufferStream>,
+}
+
+impl<'a> ObjectBytes<'a> {
+    async fn open(
+        op: &'a Operator,
+        key: &'a str,
+        metadata: &Metadata,
+        chunk_size: usize,
+        concurrency: usize,
+    ) -> Result<ObjectBytes<'a>, TransferError> {
+        let size = metadata.content_length();
+        let mut bytes = ObjectBytes {
+            op,
+            key,
+            size,
+            read: 0,
+            buffers: None,
+        };
+        if size == 0 {
+            return Ok(bytes);
+        }
+        let mut reader = op
+            .reader_with(key)
+            .chunk(chunk_size)
+            .concurrent(concurrency);
+        if let Some(etag) = metadata.etag() {
+            if op.info().capability().read_with_if_match {
+                reader = reader.if_match(etag);
+            }
+        }
+        let reader = reader.await.map_err(|e| bytes.read_error(e))?;
+        let buffers = reader
+            .into_stream(0..size)
+            .await
+            .map_err(|e| bytes.read_error(e))?;
+        bytes.buffers = Some(buffers);
+        Ok(bytes)
+    }
+
+    /// The next buffer, or `None` once exactly `size` bytes were returned.
+    async fn next(&mut self) -> Result<Option<Buffer>, TransferError> {
+        let Some(buffers) = self.buffers.as_mut() else {
+            return Ok(None);
+        };
+        match buffers.try_next().await {
+            Err(e) => Err(self.read_error(e)),
+            Ok(Some(buffer)) => {
+                self.read += buffer.len() as u64;
+                if self.read > self.size {
+                    return Err(source_changed(
+                        self.op,
+                        self.key,
+                        format!("read more than the {} bytes it had", self.size),
+                    ));
+                }
+                Ok(Some(buffer))
+            }
+            Ok(None) => {
+                self.buffers = None;
+                if self.read != self.size {
+                    return Err(source_changed(
+                        self.op,
+                        self.key,
+                        format!("read {} of the {} bytes it had", self.read, self.size),
+                    ));
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn read_error(&self, e: opendal::Error) -> TransferError {
+        if e.kind() == ErrorKind::ConditionNotMatch {
+            source_changed(self.op, self.key, "its etag changed")
+        } else {
+            TransferError::from_opendal(self.op, self.key, "read", e)
+        }
+    }
+}
+
+/// For sources that cannot pin reads to a version: re-stat after reading and fail if
+/// the size or modification time moved.
+async fn ensure_unchanged(
+    op: &Operator,
+    key: &str,
+    before: &Metadata,
+) -> Result<(), TransferError> {
+    if before.etag().is_some() && op.info().capability().read_with_if_match {
+        return Ok(());
+    }
+    let after = op
+        .stat(key)
+        .await
+        .map_err(|e| TransferError::from_opendal(op, key, "stat", e))?;
+    if after.content_length() != before.content_length()
+        || after.last_modified() != before.last_modified()
+    {
+        return Err(source_changed(
+            op,
+            key,
+            "its size or modification time changed",
+        ));
+    }
+    Ok(())
+}
+
+fn source_changed(op: &Operator, key: &str, why: impl std::fmt::Display) -> TransferError {
+    TransferError::new(
+        op,
+        key,
+        "read",
+        ErrorKind::ConditionNotMatch,
+        format!("object changed while it was read: {why}"),
+        true,
+    )
+}
+
+/// Best effort: a failed abort leaves an incomplete multipart upload for the bucket's
+/// lifecycle rules, which is all that can be done at this point.
+async fn abort(writer: &mut Writer, dst: &Operator, key: &str) {
+    if let Err(e) = writer.abort().await {
+        tracing::warn!(
+            key,
+            destination = %object_url(dst, key),
+            error = %e,
+            "aborting the destination write failed"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xxh3_hex_round_trips() {
+        for digest in [
+            0u128,
+            1,
+            u128::MAX,
+            0x0123_4567_89ab_cdef_0011_2233_4455_6677,
+        ] {
+            let hex = xxh3_hex(digest);
+            assert_eq!(hex.len(), 32);
+            assert_eq!(hex, hex.to_lowercase());
+            assert_eq!(parse_xxh3_hex(&hex).unwrap(), digest);
+        }
+        assert_eq!(xxh3_hex(1), "00000000000000000000000000000001");
+        assert_eq!(
+            parse_xxh3_hex("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF").unwrap(),
+            u128::MAX
+        );
+    }
+
+    #[test]
+    fn parse_xxh3_hex_refuses_anything_else() {
+        for bad in [
+            "",
+            "0",
+            "+0000000000000000000000000000001",
+            "0000000000000000000000000000000g",
+            "000000000000000000000000000000001",
+            " 0000000000000000000000000000001",
+        ] {
+            assert!(parse_xxh3_hex(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn classification_never_retries_permanent_kinds() {
+        let temporary_not_found = opendal::Error::new(ErrorKind::NotFound, "gone").set_temporary();
+        assert!(!is_temporary(&temporary_not_found));
+        assert!(is_temporary(&opendal::Error::new(
+            ErrorKind::RateLimited,
+            "slow down"
+        )));
+        assert!(is_temporary(
+            &opendal::Error::new(ErrorKind::Unexpected, "connection reset").set_temporary()
+        ));
+        assert!(!is_temporary(&opendal::Error::new(
+            ErrorKind::Unexpected,
+            "bad xml"
+        )));
+    }
+
+    #[test]
+    fn streaming_hash_equals_one_shot_hash() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut hasher = Xxh3::new();
+        for chunk in data.chunks(4096) {
+            hasher.update(chunk);
+        }
+        assert_eq!(hasher.digest128(), xxhash_rust::xxh3::xxh3_128(&data));
+    }
+}

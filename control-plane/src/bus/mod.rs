@@ -1,0 +1,113 @@
+//! The NATS JetStream port: the streams Ferry uses, publishing with deduplication and
+//! publish acks, and the subjects of jobs and progress.
+//!
+//! The SQL database decides; the bus only delivers. Everything published here was first
+//! committed to the outbox (see `relay`).
+
+pub mod messages;
+pub mod progress;
+pub mod reconciler;
+pub mod relay;
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+
+use crate::{
+    domain::ids::{JobId, SiteId},
+    error::{Error, Result},
+};
+
+pub const JOBS_STREAM: &str = "FERRY_JOBS";
+pub const PROGRESS_STREAM: &str = "FERRY_PROGRESS";
+/// How long JetStream remembers a `Nats-Msg-Id` to drop a repeat publish.
+pub const DEDUPE_WINDOW: Duration = Duration::from_secs(120);
+
+pub fn jobs_subject(site: SiteId) -> String {
+    format!("ferry.jobs.{site}")
+}
+
+pub fn progress_subject(job: JobId) -> String {
+    format!("ferry.progress.{job}")
+}
+
+/// A connection to NATS with JetStream. Cheap to clone.
+#[derive(Clone)]
+pub struct Bus {
+    js: jetstream::Context,
+}
+
+impl Bus {
+    /// Connects in the background: the control plane serves its catalogue while NATS is
+    /// unreachable, and the relay publishes once it is back.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let client = async_nats::ConnectOptions::new()
+            .name("ferry-control-plane")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .event_callback(|event| async move {
+                tracing::info!(%event, "nats connection event");
+            })
+            .connect(url)
+            .await
+            .map_err(|e| Error::Unavailable(format!("connecting to NATS at {url}: {e}")))?;
+        Ok(Bus {
+            js: jetstream::new(client),
+        })
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// Creates the streams if they are missing.
+    pub async fn ensure_streams(&self) -> Result<()> {
+        let jobs = stream::Config {
+            name: JOBS_STREAM.into(),
+            subjects: vec!["ferry.jobs.>".into()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            discard: stream::DiscardPolicy::New,
+            duplicate_window: DEDUPE_WINDOW,
+            max_messages: 1_000_000,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        };
+        let progress = stream::Config {
+            name: PROGRESS_STREAM.into(),
+            subjects: vec!["ferry.progress.>".into()],
+            retention: stream::RetentionPolicy::Limits,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            duplicate_window: DEDUPE_WINDOW,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        };
+        for config in [jobs, progress] {
+            let name = config.name.clone();
+            self.js
+                .get_or_create_stream(config)
+                .await
+                .map_err(|e| Error::Unavailable(format!("creating stream {name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Publishes and waits for JetStream's acknowledgement that the message is stored.
+    /// A repeat of `message_id` within the dedupe window is acknowledged but not stored
+    /// twice.
+    pub async fn publish(&self, subject: &str, message_id: &str, payload: Vec<u8>) -> Result<()> {
+        let unavailable = |e: &dyn std::fmt::Display| {
+            Error::Unavailable(format!("publishing {message_id} to {subject}: {e}"))
+        };
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(Bytes::from(payload))
+            .message_id(message_id);
+        let ack = self
+            .js
+            .send_publish(subject.to_owned(), publish)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        ack.await.map_err(|e| unavailable(&e))?;
+        Ok(())
+    }
+}

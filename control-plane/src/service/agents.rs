@@ -1,0 +1,203 @@
+//! Agent use cases: registration with bearer tokens, heartbeats, and the just-in-time
+//! hand-over of a job's site access (credentials included) to the agent holding it.
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use tracing::info;
+
+use super::Catalogue;
+use crate::{
+    clock,
+    domain::{
+        agent::{Agent, Liveness},
+        ids::{AgentId, JobId, SiteId},
+        name::Ref,
+        site::{Credentials, Site},
+    },
+    error::{Error, Result},
+    store::Store,
+};
+
+/// A new registration: the agent and the bearer token it presents from now on. The
+/// token is shown once; only its hash is stored.
+pub struct Registration {
+    pub agent: Agent,
+    pub token: SecretString,
+}
+
+/// What an agent needs to reach one side of a job.
+pub struct SiteAccess {
+    pub site: Site,
+    pub credentials: Credentials,
+    pub path: String,
+}
+
+pub struct RegisterRequest {
+    pub site: Ref<SiteId>,
+    pub version: String,
+    pub hostname: String,
+    pub concurrency: u32,
+    pub agent_id: Option<AgentId>,
+}
+
+#[derive(Clone)]
+pub struct Agents {
+    catalogue: Catalogue,
+    store: Store,
+    join_token: Option<SecretString>,
+}
+
+impl Agents {
+    /// With a join token, only callers presenting it may register.
+    pub fn new(catalogue: Catalogue, join_token: Option<SecretString>) -> Self {
+        let store = catalogue.store().clone();
+        Agents {
+            catalogue,
+            store,
+            join_token,
+        }
+    }
+
+    pub async fn register(
+        &self,
+        presented: Option<&str>,
+        req: RegisterRequest,
+    ) -> Result<Registration> {
+        if let Some(expected) = &self.join_token {
+            let ok = presented.is_some_and(|p| hash(p) == hash(expected.expose_secret()));
+            if !ok {
+                return Err(Error::Unauthenticated(
+                    "registering an agent needs the join token as a bearer token".into(),
+                ));
+            }
+        }
+        let site =
+            self.store.find_site(&req.site).await?.ok_or_else(|| {
+                Error::invalid("site", format!("site {} does not exist", req.site))
+            })?;
+        let now = clock::now();
+        let (id, registered_at) = match req.agent_id {
+            Some(id) => match self.store.find_agent(id).await? {
+                Some((previous, _)) if previous.site_id == site.id => (id, previous.registered_at),
+                _ => (AgentId::new(), now),
+            },
+            None => (AgentId::new(), now),
+        };
+        let agent = Agent {
+            id,
+            site_id: site.id,
+            version: req.version,
+            hostname: req.hostname,
+            concurrency: req.concurrency,
+            stopped: false,
+            last_heartbeat_at: now,
+            registered_at,
+        };
+        let mut raw = [0u8; 32];
+        rand::rng().fill_bytes(&mut raw);
+        let token = URL_SAFE_NO_PAD.encode(raw);
+        self.store.upsert_agent(&agent, &hash(&token)).await?;
+        info!(agent_id = %agent.id, site = %site.name, host = %agent.hostname, "agent registered");
+        Ok(Registration {
+            agent,
+            token: SecretString::from(token),
+        })
+    }
+
+    /// The agent behind an id and a bearer token.
+    pub async fn authenticate(&self, id: AgentId, token: Option<&str>) -> Result<Agent> {
+        let denied = || Error::Unauthenticated(format!("agent {id}: unknown agent or wrong token"));
+        let token = token.ok_or_else(denied)?;
+        let (agent, stored) = self.store.find_agent(id).await?.ok_or_else(denied)?;
+        if hash(token) != stored {
+            return Err(denied());
+        }
+        Ok(agent)
+    }
+
+    pub async fn heartbeat(&self, id: AgentId, token: Option<&str>, stopping: bool) -> Result<()> {
+        self.authenticate(id, token).await?;
+        self.store.heartbeat(id, clock::now(), stopping).await
+    }
+
+    pub async fn list(&self, site: Option<&Ref<SiteId>>) -> Result<Vec<Agent>> {
+        let site = match site {
+            Some(r) => Some(
+                self.store
+                    .find_site(r)
+                    .await?
+                    .ok_or_else(|| Error::invalid("site", format!("site {r} does not exist")))?
+                    .id,
+            ),
+            None => None,
+        };
+        self.store.list_agents(site).await
+    }
+
+    /// The source and destination access of a job, for the agent that holds its current
+    /// attempt. The first agent of the executing site to ask takes the job; another may
+    /// take it over only once the holder stopped heartbeating.
+    pub async fn job_access(
+        &self,
+        id: AgentId,
+        token: Option<&str>,
+        job_id: JobId,
+        attempt: u32,
+    ) -> Result<(SiteAccess, SiteAccess)> {
+        let agent = self.authenticate(id, token).await?;
+        let job = self
+            .store
+            .find_job(job_id)
+            .await?
+            .ok_or_else(|| Error::not_found("job", job_id))?;
+        if job.attempt != attempt {
+            return Err(Error::FailedPrecondition(format!(
+                "job {job_id} is at attempt {}, not {attempt}",
+                job.attempt
+            )));
+        }
+        if job.state.is_terminal() {
+            return Err(Error::FailedPrecondition(format!(
+                "job {job_id} has ended ({})",
+                job.state
+            )));
+        }
+        if agent.site_id != job.executing_site_id {
+            return Err(Error::PermissionDenied(format!(
+                "agent {id} does not serve the site that runs job {job_id}"
+            )));
+        }
+        if let Some(holder) = self.store.job_holder(job_id).await? {
+            if holder != agent.id {
+                if let Some((other, _)) = self.store.find_agent(holder).await? {
+                    if other.liveness(clock::now()) == Liveness::Alive {
+                        return Err(Error::FailedPrecondition(format!(
+                            "job {job_id} is held by agent {holder}"
+                        )));
+                    }
+                }
+            }
+        }
+        self.store.set_job_holder(job_id, attempt, agent.id).await?;
+        let access = |site_id: SiteId, path: String| async move {
+            let site = self.catalogue.get_site(&Ref::Id(site_id)).await?;
+            let credentials = self.catalogue.site_credentials(site.id).await?;
+            Ok::<_, Error>(SiteAccess {
+                site,
+                credentials,
+                path,
+            })
+        };
+        let source = access(job.source_site_id, job.source_path.clone()).await?;
+        let destination = access(job.destination_site_id, job.destination_path.clone()).await?;
+        info!(agent_id = %id, job_id = %job_id, attempt, "job access handed to its agent");
+        Ok((source, destination))
+    }
+}
+
+fn hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

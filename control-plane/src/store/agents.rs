@@ -1,0 +1,100 @@
+//! Agent registrations.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    sea_query::Expr, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+};
+
+use super::{corrupt, db_error, entity::agent, Store};
+use crate::{
+    domain::{
+        agent::Agent,
+        ids::{AgentId, SiteId},
+    },
+    error::Result,
+};
+
+impl Store {
+    /// Inserts a registration, or refreshes one re-registering under its id.
+    pub async fn upsert_agent(&self, a: &Agent, token_hash: &str) -> Result<()> {
+        let row = agent::ActiveModel {
+            id: Set(a.id.to_string()),
+            site_id: Set(a.site_id.to_string()),
+            version: Set(a.version.clone()),
+            hostname: Set(a.hostname.clone()),
+            concurrency: Set(i64::from(a.concurrency)),
+            token_hash: Set(token_hash.to_owned()),
+            stopped: Set(a.stopped),
+            last_heartbeat_at: Set(a.last_heartbeat_at),
+            registered_at: Set(a.registered_at),
+        };
+        agent::Entity::insert(row)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(agent::Column::Id)
+                    .update_columns([
+                        agent::Column::SiteId,
+                        agent::Column::Version,
+                        agent::Column::Hostname,
+                        agent::Column::Concurrency,
+                        agent::Column::TokenHash,
+                        agent::Column::Stopped,
+                        agent::Column::LastHeartbeatAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// The agent and the hash of its token.
+    pub async fn find_agent(&self, id: AgentId) -> Result<Option<(Agent, String)>> {
+        let row = agent::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await
+            .map_err(db_error)?;
+        row.map(|r| {
+            let hash = r.token_hash.clone();
+            to_domain(r).map(|a| (a, hash))
+        })
+        .transpose()
+    }
+
+    pub async fn heartbeat(&self, id: AgentId, at: DateTime<Utc>, stopping: bool) -> Result<()> {
+        agent::Entity::update_many()
+            .col_expr(agent::Column::LastHeartbeatAt, Expr::value(at))
+            .col_expr(agent::Column::Stopped, Expr::value(stopping))
+            .filter(agent::Column::Id.eq(id.to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn list_agents(&self, site: Option<SiteId>) -> Result<Vec<Agent>> {
+        let mut query = agent::Entity::find().order_by_asc(agent::Column::RegisteredAt);
+        if let Some(site) = site {
+            query = query.filter(agent::Column::SiteId.eq(site.to_string()));
+        }
+        let rows = query.all(&self.db).await.map_err(db_error)?;
+        rows.into_iter().map(to_domain).collect()
+    }
+}
+
+fn to_domain(row: agent::Model) -> Result<Agent> {
+    let bad = |what: String| corrupt("agents", &row.id, what);
+    Ok(Agent {
+        id: row.id.parse().map_err(|e| bad(format!("id: {e}")))?,
+        site_id: row
+            .site_id
+            .parse()
+            .map_err(|e| bad(format!("site_id: {e}")))?,
+        version: row.version.clone(),
+        hostname: row.hostname.clone(),
+        concurrency: u32::try_from(row.concurrency).unwrap_or(u32::MAX),
+        stopped: row.stopped,
+        last_heartbeat_at: row.last_heartbeat_at,
+        registered_at: row.registered_at,
+    })
+}

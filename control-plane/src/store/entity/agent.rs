@@ -1,0 +1,22 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "agents")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub site_id: String,
+    pub version: String,
+    pub hostname: String,
+    pub concurrency: i64,
+    /// SHA-256 of the agent's bearer token, hex; the token itself is never stored.
+    pub token_hash: String,
+    pub stopped: bool,
+    pub last_heartbeat_at: DateTimeUtc,
+    pub registered_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,42 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "migration_jobs")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    #[sea_orm(unique)]
+    pub idempotency_key: String,
+    pub dataset_id: String,
+    pub source_site_id: String,
+    pub source_path: String,
+    pub destination_site_id: String,
+    pub destination_path: String,
+    pub executing_site_id: String,
+    pub storage_class: String,
+    pub verify_mode: String,
+    pub retire_source: bool,
+    /// JSON of the object filter.
+    pub filter: String,
+    pub state: String,
+    pub attempt: i64,
+    pub error: Option<String>,
+    /// The agent holding the current attempt (its lease lasts while it heartbeats).
+    pub holder_agent_id: Option<String>,
+    pub objects_total: i64,
+    pub objects_done: i64,
+    pub objects_failed: i64,
+    pub bytes_total: i64,
+    pub bytes_done: i64,
+    pub bandwidth_limit: Option<i64>,
+    pub source_retired: bool,
+    pub created_at: DateTimeUtc,
+    pub started_at: Option<DateTimeUtc>,
+    pub updated_at: DateTimeUtc,
+    pub ended_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,23 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "job_objects")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub job_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub key: String,
+    pub size: i64,
+    pub status: String,
+    pub source_xxh3: Option<String>,
+    pub destination_xxh3: Option<String>,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub operation: Option<String>,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
