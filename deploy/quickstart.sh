@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Ferry quickstart: builds the binaries, starts a local control plane over an embedded
-# SQLite catalogue, and uses the `ferry` CLI to register two file-system sites, a
-# dataset of generated files and a tiering policy, then shows what the catalogue holds.
+# Ferry quickstart: builds the binaries, starts a private nats-server (JetStream), a
+# control plane over an embedded SQLite catalogue and an agent; registers two
+# file-system sites, a dataset of generated files and a tiering policy with the `ferry`
+# CLI; then migrates the dataset from the hot site to the archive and watches the job
+# copy, verify and switch to completion, and checks the bytes at the destination.
 #
-#   deploy/quickstart.sh                 run the demo, then stop the control plane
-#   deploy/quickstart.sh --keep-running  leave it running for your own commands
+#   deploy/quickstart.sh                 run the demo, then stop everything
+#   deploy/quickstart.sh --keep-running  leave the services running for your own commands
 #
 # Environment: FERRY_QUICKSTART_PORT (default 50051), FERRY_QUICKSTART_DIR (default: a
 # new temporary directory), CARGO_TARGET_DIR (where cargo builds).
@@ -19,27 +21,47 @@ work="${FERRY_QUICKSTART_DIR:-$(mktemp -d -t ferry-quickstart.XXXXXX)}"
 mkdir -p "$work"
 log() { printf '\n==> %s\n' "$*"; }
 
-if ! command -v cc >/dev/null 2>&1; then
-  log "installing a C compiler (build-essential)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential >/dev/null
+need_apt=()
+command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+[[ -x /usr/sbin/nats-server ]] || command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
+if ((${#need_apt[@]})); then
+  log "installing ${need_apt[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+nats_server=$(command -v nats-server || echo /usr/sbin/nats-server)
 
-log "building ferry-control-plane and ferry"
-cargo build --locked --bin ferry-control-plane --bin ferry
+log "building ferry-control-plane, ferry-agent and ferry"
+cargo build --locked --bin ferry-control-plane --bin ferry-agent --bin ferry
 bin="${CARGO_TARGET_DIR:-target}/debug"
 export FERRY_SERVER="http://127.0.0.1:$port"
 ferry() { "$bin/ferry" "$@"; }
 
-log "starting the control plane on 127.0.0.1:$port (data and log in $work)"
-"$bin/ferry-control-plane" --listen "127.0.0.1:$port" --data-dir "$work/data" \
-  >"$work/control-plane.log" 2>&1 &
-cp_pid=$!
+pids=()
 stop() {
-  if kill -0 "$cp_pid" 2>/dev/null; then
-    kill -TERM "$cp_pid" && wait "$cp_pid" || true
-  fi
+  for pid in "${pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
 }
 trap stop EXIT
+
+# A private broker on a free port, so the demo never touches another NATS.
+nats_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+log "starting nats-server with JetStream on 127.0.0.1:$nats_port"
+"$nats_server" -js -a 127.0.0.1 -p "$nats_port" -sd "$work/jetstream" -l "$work/nats-server.log" &
+pids+=($!)
+for _ in $(seq 1 100); do
+  grep -q "Server is ready" "$work/nats-server.log" 2>/dev/null && break
+  sleep 0.1
+done
+
+log "starting the control plane on 127.0.0.1:$port (data and logs in $work)"
+"$bin/ferry-control-plane" --listen "127.0.0.1:$port" --data-dir "$work/data" \
+  --nats-url "nats://127.0.0.1:$nats_port" >"$work/control-plane.log" 2>&1 &
+cp_pid=$!
+pids+=("$cp_pid")
 for _ in $(seq 1 300); do
   ferry site list >/dev/null 2>&1 && break
   if ! kill -0 "$cp_pid" 2>/dev/null; then
@@ -55,6 +77,7 @@ mkdir -p "$work/sites/fast/projects/genome/reads" "$work/sites/archive"
 for i in $(seq 1 24); do
   head -c $((4096 * i)) /dev/urandom >"$work/sites/fast/projects/genome/reads/sample-$i.fastq"
 done
+head -c $((12 * 1024 * 1024)) /dev/urandom >"$work/sites/fast/projects/genome/reference.bin"
 size=$(du -sb "$work/sites/fast/projects/genome" | cut -f1)
 
 log "registering two sites"
@@ -66,27 +89,46 @@ ferry site list
 
 log "registering the dataset"
 ferry dataset create genome --site fast --path projects/genome --size-bytes "$size" \
-  --object-count 24 --owner research --slo-ms 500 --label team=genomics --label stage=raw
+  --object-count 25 --owner research --slo-ms 500 --label team=genomics --label stage=raw
 ferry dataset list
 
 log "a policy for the genomics team: hot data on 'fast', cold data on 'archive'"
 ferry policy create genomics-tiering --selector team=genomics --hot-after 60s --warm-after 10m \
   --place hot=fast --place cold=archive --min-residency 1h --verify full
+
+log "starting an agent for the site 'fast'"
+"$bin/ferry-agent" --site fast --control-plane "$FERRY_SERVER" \
+  --nats-url "nats://127.0.0.1:$nats_port" --state-dir "$work/agent" >"$work/agent.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do
+  ferry --json agent list | grep -q '"alive"' && break
+  sleep 0.2
+done
+ferry agent list
+
+log "migrating 'genome' to the archive: copy → verify (full re-read) → switch"
+ferry job plan genome --to archive --verify full --key quickstart-genome --watch
+
+log "the dataset now lives on the archive; the source stays as a secondary replica"
 ferry dataset get genome
+job=$(ferry --json job list --dataset genome | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+ferry job objects "$job" | head -8
+
+log "checking the bytes at the destination independently (sha256sum)"
+(cd "$work/sites/fast/projects/genome" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$work/source.sha256"
+(cd "$work/sites/archive/projects/genome" && sha256sum --quiet -c "$work/source.sha256")
+echo "all $(wc -l <"$work/source.sha256") files identical"
 
 log "the catalogue protects itself: a site that holds data cannot be deleted"
-if ferry site delete fast; then
+if ferry site delete archive; then
   echo "unexpected: the site was deleted" >&2
   exit 1
 fi
 
-log "machine-readable output"
-ferry --json dataset get genome
-
 if $keep_running; then
-  log "the control plane keeps running at $FERRY_SERVER; press Ctrl-C to stop it"
-  echo "try: $bin/ferry --server $FERRY_SERVER site list"
+  log "everything keeps running; the control plane is at $FERRY_SERVER. Ctrl-C stops it all"
+  echo "try: $bin/ferry --server $FERRY_SERVER job list"
   wait "$cp_pid"
 else
-  log "done; stopping the control plane (run with --keep-running to keep it)"
+  log "done; stopping the agent, the control plane and nats-server (run with --keep-running to keep them)"
 fi

@@ -8,10 +8,12 @@ cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-# The Debian packages the tests use: psql for per-test databases.
+# The Debian packages the tests use: psql for per-test databases, nats-server for the
+# private brokers the end-to-end tests start.
 need_apt=()
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
 command -v pg_isready >/dev/null 2>&1 || need_apt+=(postgresql-client)
+[[ -x /usr/sbin/nats-server ]] || command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -69,7 +69,7 @@ pub enum StorageError {
         uri: String,
         scheme: &'static str,
         #[source]
-        source: opendal::Error,
+        source: Box<opendal::Error>,
     },
 }
 
@@ -207,11 +207,7 @@ pub fn operator(site: &SiteAccess) -> Result<Operator, StorageError> {
     let root = join_root(&uri.prefix, &dataset);
 
     let build = |result: opendal::Result<Operator>| {
-        result.map_err(|source| StorageError::Build {
-            uri: site.uri.clone(),
-            scheme: uri.scheme.as_str(),
-            source,
-        })
+        result.map_err(|source| build_error(site, uri.scheme, source))
     };
 
     match uri.scheme {
@@ -289,11 +285,7 @@ fn build_s3(site: &SiteAccess, uri: &SiteUri, root: &str) -> Result<Operator, St
             })
         }
     }
-    Operator::new(builder).map_err(|source| StorageError::Build {
-        uri: site.uri.clone(),
-        scheme: "s3",
-        source,
-    })
+    Operator::new(builder).map_err(|source| build_error(site, Scheme::S3, source))
 }
 
 fn build_gcs(site: &SiteAccess, uri: &SiteUri, root: &str) -> Result<Operator, StorageError> {
@@ -314,11 +306,7 @@ fn build_gcs(site: &SiteAccess, uri: &SiteUri, root: &str) -> Result<Operator, S
         Some(credential) => builder.credential(credential),
         None => builder.skip_signature(),
     };
-    Operator::new(builder).map_err(|source| StorageError::Build {
-        uri: site.uri.clone(),
-        scheme: "gs",
-        source,
-    })
+    Operator::new(builder).map_err(|source| build_error(site, Scheme::Gcs, source))
 }
 
 fn build_azblob(site: &SiteAccess, uri: &SiteUri, root: &str) -> Result<Operator, StorageError> {
@@ -359,11 +347,15 @@ fn build_azblob(site: &SiteAccess, uri: &SiteUri, root: &str) -> Result<Operator
         // managed identity; unsigned requests keep the site self-contained.
         builder = builder.skip_signature();
     }
-    Operator::new(builder).map_err(|source| StorageError::Build {
+    Operator::new(builder).map_err(|source| build_error(site, Scheme::Azblob, source))
+}
+
+fn build_error(site: &SiteAccess, scheme: Scheme, source: opendal::Error) -> StorageError {
+    StorageError::Build {
         uri: site.uri.clone(),
-        scheme: "azblob",
-        source,
-    })
+        scheme: scheme.as_str(),
+        source: Box::new(source),
+    }
 }
 
 fn check_known_settings(site: &SiteAccess, scheme: Scheme) -> Result<(), StorageError> {

@@ -233,3 +233,493 @@ async fn file_system_to_s3_and_back() {
     );
     assert_eq!(kept[0].role, pb::ReplicaRole::Secondary as i32);
 }
+
+/// Puts the mixed dataset into `bucket/ferry/<path>/` with content types and metadata.
+async fn fill_bucket(s3: &S3Server, bucket: &str, path: &str, objects: &BTreeMap<String, Vec<u8>>) {
+    let client = s3.client();
+    for (i, (key, data)) in objects.iter().enumerate() {
+        client
+            .put_object()
+            .bucket(bucket)
+            .key(format!("ferry/{path}/{key}"))
+            .content_type(if i % 2 == 0 {
+                "application/octet-stream"
+            } else {
+                "text/plain; charset=utf-8"
+            })
+            .metadata("origin", format!("sample-{i}"))
+            .body(aws_sdk_s3::primitives::ByteStream::from(data.clone()))
+            .send()
+            .await
+            .expect("putting a source object");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_to_s3_keeps_content_type_and_metadata_and_s3_to_file_system() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let s3 = S3Server::start().await;
+    s3_site(&client, &s3, "primary", "primary-bucket", pb::Tier::Hot).await;
+    s3_site(&client, &s3, "replica", "replica-bucket", pb::Tier::Warm).await;
+    let source = mixed(7, LARGE);
+    fill_bucket(&s3, "primary-bucket", "tables", &source).await;
+    dataset(&client, "tables", "primary", "tables").await;
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "primary", &[]);
+
+    let job = plan(
+        &client,
+        "tables",
+        "replica",
+        pb::VerifyMode::Quick,
+        "s3-to-s3",
+    )
+    .await;
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    let before = read_bucket(&s3.client(), "primary-bucket", "ferry/tables/").await;
+    let after = read_bucket(&s3.client(), "replica-bucket", "ferry/tables/").await;
+    assert_eq!(after.len(), source.len());
+    for (key, (data, content_type, metadata)) in &before {
+        let (copied, copied_type, copied_metadata) =
+            after.get(key).unwrap_or_else(|| panic!("{key} missing"));
+        assert_eq!(copied, data, "{key}: bytes");
+        assert_eq!(copied_type, content_type, "{key}: content type");
+        assert_eq!(
+            copied_metadata.get("origin"),
+            metadata.get("origin"),
+            "{key}: user metadata"
+        );
+    }
+    assert_switched(&client, "tables", "replica").await;
+
+    let dirs = tempfile::tempdir().unwrap();
+    client
+        .create_site(fs_site("local", dirs.path(), pb::Tier::Hot), HashMap::new())
+        .await
+        .unwrap();
+    let _local_agent = Agent::start(&cp.endpoint(), cp.nats_url(), "local", &[]);
+    let job = plan(&client, "tables", "local", pb::VerifyMode::Full, "s3-to-fs").await;
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(read_tree(&dirs.path().join("tables")), source);
+    let objects = client.list_job_objects(&job.id, None).await.unwrap();
+    for o in &objects {
+        let expected = xxhash_rust::xxh3::xxh3_128(&source[&o.key]);
+        assert_eq!(
+            o.source_xxh3,
+            format!("{expected:032x}"),
+            "{}: recorded source hash",
+            o.key
+        );
+        assert_eq!(
+            o.destination_xxh3, o.source_xxh3,
+            "{}: full verify re-read the destination",
+            o.key
+        );
+        assert_eq!(o.status, pb::ObjectStatus::Verified as i32);
+    }
+}
+
+/// Two file-system sites and a dataset of `objects` on the first; returns the temp dir.
+async fn two_local_sites(
+    client: &Client,
+    objects: &BTreeMap<String, Vec<u8>>,
+) -> tempfile::TempDir {
+    let dirs = tempfile::tempdir().unwrap();
+    write_tree(&dirs.path().join("a/data"), objects);
+    client
+        .create_site(
+            fs_site("a", &dirs.path().join("a"), pb::Tier::Hot),
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    client
+        .create_site(
+            fs_site("b", &dirs.path().join("b"), pb::Tier::Cold),
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    dataset(client, "data", "a", "data").await;
+    dirs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_plans_with_one_key_give_one_job() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let _dirs = two_local_sites(&client, &mixed(3, 1024)).await;
+    let plans = (0..20).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .plan_migration(pb::PlanMigrationRequest {
+                    dataset: "data".into(),
+                    destination_site: "b".into(),
+                    idempotency_key: "nightly-2026-11-22".into(),
+                    ..Default::default()
+                })
+                .await
+        })
+    });
+    let answers: Vec<pb::PlanMigrationResponse> = futures::future::join_all(plans)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    let ids: std::collections::BTreeSet<_> = answers
+        .iter()
+        .map(|a| a.job.as_ref().unwrap().id.clone())
+        .collect();
+    assert_eq!(ids.len(), 1, "one job for one key: {ids:?}");
+    assert_eq!(
+        answers.iter().filter(|a| a.created).count(),
+        1,
+        "exactly one call created it"
+    );
+    let jobs = client.list_jobs(&Default::default()).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+
+    // A different key while that job is unfinished is refused, naming the job.
+    let err = client
+        .plan_migration(pb::PlanMigrationRequest {
+            dataset: "data".into(),
+            destination_site: "b".into(),
+            idempotency_key: "another".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert!(err.to_string().contains(ids.first().unwrap()), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_from_an_old_attempt_changes_nothing() {
+    use prost::Message;
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let _dirs = two_local_sites(&client, &mixed(4, 1024)).await;
+    // No agent: the job stays queued at attempt 1. Cancel and retry make attempt 2.
+    let job = plan(&client, "data", "b", pb::VerifyMode::Quick, "fenced").await;
+    client.cancel_job(&job.id).await.unwrap();
+    let retried = client.retry_job(&job.id).await.unwrap();
+    assert_eq!(retried.attempt, 2);
+
+    let nats = async_nats::connect(cp.nats_url()).await.unwrap();
+    let js = async_nats::jetstream::new(nats);
+    let report = |event| pb::ProgressReport {
+        job_id: job.id.clone(),
+        attempt: 1,
+        task_id: "copy".into(),
+        agent_id: String::new(),
+        time: None,
+        event: Some(event),
+    };
+    for event in [
+        pb::progress_report::Event::Started(pb::TaskStarted {}),
+        pb::progress_report::Event::Finished(pb::TaskFinished {
+            success: true,
+            ..Default::default()
+        }),
+    ] {
+        let payload = report(event).encode_to_vec();
+        js.publish(format!("ferry.progress.{}", job.id), payload.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // A marker report of the current attempt proves the stale ones were consumed first.
+    let marker = pb::ProgressReport {
+        attempt: 2,
+        event: Some(pb::progress_report::Event::Listed(pb::SourceListed {
+            objects: 99,
+            bytes: 1,
+        })),
+        ..report(pb::progress_report::Event::Started(pb::TaskStarted {}))
+    };
+    js.publish(
+        format!("ferry.progress.{}", job.id),
+        marker.encode_to_vec().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = client.get_job(&job.id).await.unwrap();
+        if now.objects_total == 99 {
+            assert_eq!(
+                now.state,
+                pb::JobState::Queued as i32,
+                "stale reports moved the job: {now:#?}"
+            );
+            assert_eq!(now.attempt, 2);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the marker report was never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let details = client.get_dataset("data").await.unwrap();
+    assert_eq!(
+        details.dataset.site,
+        client.get_site("a").await.unwrap().id,
+        "no switch happened"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_mid_copy_resumes_without_copying_finished_objects_again() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let source: BTreeMap<String, Vec<u8>> = (0..24)
+        .map(|i| {
+            (
+                format!("part-{i:03}.bin"),
+                ferry_tests::dataset::bytes(100 + i, 64 << 10),
+            )
+        })
+        .collect();
+    let dirs = two_local_sites(&client, &source).await;
+    let slow = [
+        ("FERRY_AGENT_CONCURRENCY", "1"),
+        ("FERRY_AGENT_FAULTS__PAUSE_AFTER_OBJECT_MS", "150"),
+    ];
+    let mut agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &slow);
+    let job = plan(&client, "data", "b", pb::VerifyMode::Full, "crash").await;
+
+    let before = wait_for_objects(&client, &job.id, TIMEOUT, |objects| objects.len() >= 6).await;
+    agent.kill();
+    let copied_before: Vec<String> = before.iter().map(|o| o.key.clone()).collect();
+    assert!(copied_before.len() < source.len(), "the kill came mid-copy");
+
+    agent.restart();
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(
+        done.state,
+        pb::JobState::Completed as i32,
+        "{done:#?}\n{}",
+        agent.log()
+    );
+    assert_eq!(
+        read_tree(&dirs.path().join("b/data")),
+        source,
+        "every object arrived intact"
+    );
+    let objects = client.list_job_objects(&job.id, None).await.unwrap();
+    assert_eq!(objects.len(), source.len());
+    for o in objects.iter().filter(|o| copied_before.contains(&o.key)) {
+        assert_eq!(
+            o.attempts, 1,
+            "{} was copied before the kill and must not be copied again",
+            o.key
+        );
+    }
+    assert_eq!(done.attempt, 1, "the same attempt finished the job");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_destination_byte_is_detected_and_repaired() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let source = mixed(5, 1 << 20);
+    let dirs = two_local_sites(&client, &source).await;
+    let _agent = Agent::start(
+        &cp.endpoint(),
+        cp.nats_url(),
+        "a",
+        &[("FERRY_AGENT_FAULTS__PAUSE_BEFORE_VERIFY_MS", "3000")],
+    );
+    let job = plan(&client, "data", "b", pb::VerifyMode::Full, "bitrot").await;
+
+    wait_for_objects(&client, &job.id, TIMEOUT, |objects| {
+        objects.len() == source.len()
+            && objects
+                .iter()
+                .all(|o| o.status == pb::ObjectStatus::Copied as i32)
+    })
+    .await;
+    let victim = dirs.path().join("b/data/big/large.bin");
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[12345] ^= 0x01;
+    std::fs::write(&victim, &bytes).unwrap();
+
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(
+        read_tree(&dirs.path().join("b/data")),
+        source,
+        "the flipped byte was repaired"
+    );
+    let objects = client.list_job_objects(&job.id, None).await.unwrap();
+    let repaired = objects.iter().find(|o| o.key == "big/large.bin").unwrap();
+    assert_eq!(
+        repaired.attempts, 2,
+        "copied once, then once more after the mismatch"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_leaves_the_source_untouched_and_primary() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let s3 = S3Server::start().await;
+    let source = mixed(6, 1 << 20);
+    let dirs = tempfile::tempdir().unwrap();
+    write_tree(&dirs.path().join("a/data"), &source);
+    client
+        .create_site(
+            fs_site("a", &dirs.path().join("a"), pb::Tier::Hot),
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    // Wrong credentials: every write is refused (403), a permanent failure.
+    s3.create_bucket("locked").await;
+    let site = pb::Site {
+        name: "nowhere".into(),
+        uri: "s3://locked/x".into(),
+        tier: pb::Tier::Cold.into(),
+        options: [
+            ("endpoint".to_string(), s3.endpoint()),
+            ("force_path_style".to_string(), "true".to_string()),
+        ]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    };
+    let credentials: HashMap<String, String> = [
+        ("access_key_id".to_string(), s3.access_key().to_string()),
+        ("secret_access_key".to_string(), "not-the-secret".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    client.create_site(site, credentials).await.unwrap();
+    dataset(&client, "data", "a", "data").await;
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]);
+
+    let job = client
+        .plan_migration(pb::PlanMigrationRequest {
+            dataset: "data".into(),
+            destination_site: "nowhere".into(),
+            retire_source: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Failed as i32, "{done:#?}");
+    assert!(done.error.contains("could not be copied"), "{}", done.error);
+    assert!(!done.source_retired);
+    assert_eq!(
+        read_tree(&dirs.path().join("a/data")),
+        source,
+        "the source is untouched"
+    );
+    let details = client.get_dataset("data").await.unwrap();
+    assert_eq!(
+        details.dataset.site,
+        client.get_site("a").await.unwrap().id,
+        "the source stays primary"
+    );
+    let failed = client
+        .list_job_objects(&job.id, Some(pb::ObjectStatus::Failed))
+        .await
+        .unwrap();
+    assert!(!failed.is_empty());
+    assert!(
+        failed.iter().all(|o| !o.error.is_empty()),
+        "each failed object says why: {failed:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_travel_over_nats() {
+    use futures::StreamExt;
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let s3 = S3Server::start().await;
+    let dirs = tempfile::tempdir().unwrap();
+    write_tree(&dirs.path().join("a/data"), &mixed(8, 4096));
+    client
+        .create_site(
+            fs_site("a", &dirs.path().join("a"), pb::Tier::Hot),
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    s3_site(&client, &s3, "vault", "vault", pb::Tier::Cold).await;
+    dataset(&client, "data", "a", "data").await;
+    let job = plan(&client, "data", "vault", pb::VerifyMode::Quick, "canary").await;
+
+    let nats = async_nats::connect(cp.nats_url()).await.unwrap();
+    let js = async_nats::jetstream::new(nats);
+    let secret = s3.secret_key().to_owned();
+    // Before any agent runs, the dispatch sits in the work queue: read it raw.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut jobs_stream = loop {
+        if let Ok(mut stream) = js.get_stream("FERRY_JOBS").await {
+            if stream.info().await.map(|i| i.state.messages).unwrap_or(0) > 0 {
+                break stream;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the job was never dispatched"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let first = jobs_stream.info().await.unwrap().state.first_sequence;
+    let dispatched = jobs_stream.get_raw_message(first).await.unwrap();
+    assert!(!dispatched.payload.is_empty());
+    assert!(
+        !contains(&dispatched.payload, &secret),
+        "the job command carries the secret"
+    );
+    assert!(
+        !contains(&dispatched.payload, s3.access_key()),
+        "the job command carries the key id"
+    );
+
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]);
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    let progress = js.get_stream("FERRY_PROGRESS").await.unwrap();
+    let consumer = progress
+        .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
+        .await
+        .unwrap();
+    let count = progress.get_info().await.unwrap().state.messages;
+    assert!(count > 0);
+    let mut messages = consumer
+        .fetch()
+        .max_messages(count as usize)
+        .messages()
+        .await
+        .unwrap();
+    let mut seen = 0;
+    while let Some(message) = messages.next().await {
+        let message = message.unwrap();
+        assert!(
+            !contains(&message.payload, &secret),
+            "a progress report carries the secret"
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, count);
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}

@@ -1,6 +1,8 @@
 //! The in-process S3 server round-trips what other tests rely on: bytes, content type,
 //! user metadata, listings and multipart uploads, from both kinds of test runtime.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 
 use aws_sdk_s3::{

@@ -116,6 +116,10 @@ impl Migrations {
             ));
         }
         if let Some(active) = self.store.has_active_job(dataset.id).await? {
+            // A concurrent call with the same key may have just created it.
+            if req.idempotency_key.as_deref() == Some(active.idempotency_key.as_str()) {
+                return self.same_plan(active, &req).await.map(|job| (job, false));
+            }
             return Err(active_job_error(&active));
         }
         let now = clock::now();
