@@ -85,8 +85,12 @@ pub async fn run(
                 }
             })
         };
-        let outcome = executor.run(&command, cancel).await;
+        let mut outcome = executor.run(&command, cancel).await;
         keepalive.abort();
+        if shutdown.is_cancelled() && outcome != Outcome::Done {
+            // Stopped by our own shutdown, not by the job: another agent takes it over.
+            outcome = Outcome::Retry("the agent is shutting down".into());
+        }
         let acked = match &outcome {
             Outcome::Done => message.double_ack().await,
             Outcome::Dropped(reason) => {

@@ -79,6 +79,14 @@ impl Executor {
                 }
             }
         };
+        // The plan's storage class applies to what this job writes, on the services that
+        // have one.
+        let classed = destination.uri.starts_with("s3://") || destination.uri.starts_with("gs://");
+        if classed && !command.storage_class.is_empty() {
+            destination
+                .options
+                .insert("storage_class".into(), command.storage_class.clone());
+        }
         let reporter = Reporter::new(self.js.clone(), command, self.control.agent_id());
         let watcher = self.watch_job(command, cancel.clone());
         let result = async {

@@ -191,9 +191,14 @@ impl SiteUri {
 /// Builds the operator for `site`, rooted at the dataset: keys passed to it are
 /// relative to `<site root>/<path>`.
 ///
+/// Building does no network I/O: a wrong endpoint or secret shows up on the first
+/// operation. For a `file://` site the dataset directory is created if it is missing
+/// (OpenDAL's fs service needs its root to exist).
+///
 /// A `memory://` site is one process-wide store per (URI, dataset path): two operators
-/// built from equal `SiteAccess` values see the same objects. Memory stores are for
-/// tests and never freed.
+/// built from equal `SiteAccess` values see the same objects, but datasets on one
+/// memory site do not nest (OpenDAL's memory service cannot share its data between
+/// roots). Memory stores are for tests and never freed.
 pub fn operator(site: &SiteAccess) -> Result<Operator, StorageError> {
     // Registers the HTTP transport the bucket services send through. Idempotent.
     opendal::install_default();

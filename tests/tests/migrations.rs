@@ -2,6 +2,8 @@
 //! and an in-process S3 server. Every check reads the destination independently (std::fs
 //! or aws-sdk-s3 directly), never through Ferry's own code.
 
+#![allow(clippy::unwrap_used)]
+
 use std::{collections::BTreeMap, collections::HashMap, path::Path, time::Duration};
 
 use ferry_proto::v1 as pb;
@@ -597,7 +599,10 @@ async fn a_failed_job_leaves_the_source_untouched_and_primary() {
     };
     let credentials: HashMap<String, String> = [
         ("access_key_id".to_string(), s3.access_key().to_string()),
-        ("secret_access_key".to_string(), "not-the-secret".to_string()),
+        (
+            "secret_access_key".to_string(),
+            "not-the-secret".to_string(),
+        ),
     ]
     .into_iter()
     .collect();
@@ -722,4 +727,73 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_lists_what_would_move_and_plans_nothing() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let source = mixed(9, 1 << 20);
+    let _dirs = two_local_sites(&client, &source).await;
+    client
+        .update_site(
+            pb::Site {
+                name: "a".into(),
+                prices: Some(pb::Prices {
+                    egress_per_gb: 0.09,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ["prices.egress_per_gb"],
+            None,
+        )
+        .await
+        .unwrap();
+    let answer = client
+        .plan_migration(pb::PlanMigrationRequest {
+            dataset: "data".into(),
+            destination_site: "b".into(),
+            dry_run: true,
+            filter: Some(pb::ObjectFilter {
+                include: vec!["reads/**".into()],
+                min_size: 2000,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(answer.job.is_none());
+    let report = answer.dry_run.unwrap();
+    let expected: Vec<_> = source
+        .iter()
+        .filter(|(k, v)| k.starts_with("reads/") && v.len() >= 2000)
+        .collect();
+    assert_eq!(report.objects, expected.len() as u64);
+    let bytes: u64 = expected.iter().map(|(_, v)| v.len() as u64).sum();
+    assert_eq!(report.bytes, bytes);
+    let mut sampled: Vec<_> = report.sample.iter().map(|o| o.key.clone()).collect();
+    sampled.sort();
+    assert_eq!(
+        sampled,
+        expected
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .collect::<Vec<_>>()
+    );
+    let cost = bytes as f64 / 1e9 * 0.09;
+    assert!(
+        (report.estimated_cost - cost).abs() < 1e-12,
+        "{} vs {cost}",
+        report.estimated_cost
+    );
+    assert!(
+        client
+            .list_jobs(&Default::default())
+            .await
+            .unwrap()
+            .is_empty(),
+        "a dry run plans nothing"
+    );
 }

@@ -52,13 +52,16 @@ impl JobService for JobApi {
         request: Request<pb::PlanMigrationRequest>,
     ) -> Result<Response<pb::PlanMigrationResponse>, Status> {
         let req = request.into_inner();
-        if req.dry_run {
-            return Err(Error::Unimplemented(
-                "dry_run is not implemented in this release of the control plane".into(),
-            )
-            .into());
-        }
+        let dry_run = req.dry_run;
         let plan = plan_request(req)?;
+        if dry_run {
+            let report = self.migrations.catalogue().dry_run(&plan).await?;
+            return Ok(Response::new(pb::PlanMigrationResponse {
+                job: None,
+                created: false,
+                dry_run: Some(crate::service::dry_run::to_pb(report)),
+            }));
+        }
         let (job, created) = self.migrations.plan(plan).await?;
         Ok(Response::new(pb::PlanMigrationResponse {
             job: Some(job_to_pb(job)),

@@ -67,6 +67,10 @@ impl Migrations {
         &self.store
     }
 
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
     /// Subscribes to job changes (their ids); lagging subscribers simply reload.
     pub fn subscribe(&self) -> broadcast::Receiver<JobId> {
         self.changes.subscribe()

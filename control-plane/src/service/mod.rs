@@ -3,6 +3,7 @@
 
 mod agents;
 mod datasets;
+pub mod dry_run;
 pub mod migrations;
 mod policies;
 mod sites;
