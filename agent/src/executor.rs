@@ -64,7 +64,7 @@ impl Executor {
     }
 
     pub async fn run(&self, command: &pb::JobCommand, cancel: CancellationToken) -> Outcome {
-        let (source, destination) = match self
+        let (source, mut destination) = match self
             .control
             .job_access(&command.job_id, command.attempt)
             .await
