@@ -193,3 +193,82 @@ async fn exit_codes_tell_scripts_what_happened() {
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_planned_and_watched_from_the_command_line() {
+    let cp = ControlPlane::start().await;
+    let ep = cp.endpoint();
+    let dirs = tempfile::tempdir().unwrap();
+    let source = ferry_tests::dataset::mixed(11, 3 << 20);
+    ferry_tests::dataset::write_tree(&dirs.path().join("a/d"), &source);
+    let run = |args: &[&str]| {
+        let out = ferry(&ep, args);
+        assert!(
+            out.status.success(),
+            "ferry {args:?} failed: {}",
+            stderr(&out)
+        );
+        stdout(&out)
+    };
+    let root = |s: &str| format!("file://{}", dirs.path().join(s).display());
+    run(&["site", "create", "a", "--uri", &root("a"), "--tier", "hot"]);
+    run(&["site", "create", "b", "--uri", &root("b"), "--tier", "cold"]);
+    run(&["dataset", "create", "d", "--site", "a", "--path", "d"]);
+    let _agent = ferry_tests::Agent::start(&ep, cp.nats_url(), "a", &[]);
+
+    let dry: serde_json::Value = serde_json::from_str(&run(&[
+        "--json",
+        "job",
+        "plan",
+        "d",
+        "--to",
+        "b",
+        "--dry-run",
+    ]))
+    .unwrap();
+    assert_eq!(dry["dry_run"]["objects"], source.len());
+
+    // `--watch` follows the job to its end and exits 0 only if it completed.
+    let ep2 = ep.clone();
+    let watched = tokio::task::spawn_blocking(move || {
+        ferry(
+            &ep2,
+            &[
+                "job", "plan", "d", "--to", "b", "--verify", "full", "--key", "cli", "--watch",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        watched.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&watched),
+        stderr(&watched)
+    );
+    assert!(
+        stdout(&watched).contains("completed"),
+        "{}",
+        stdout(&watched)
+    );
+    assert_eq!(
+        ferry_tests::dataset::read_tree(&dirs.path().join("b/d")),
+        source
+    );
+
+    let jobs: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "job", "list", "--dataset", "d"])).unwrap();
+    let id = jobs[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(jobs[0]["state"], "completed");
+    let objects = run(&["job", "objects", &id]);
+    assert!(
+        objects.contains("verified") && objects.contains("big/large.bin"),
+        "{objects}"
+    );
+    // The same key again returns the same job, saying so.
+    let again = run(&["job", "plan", "d", "--to", "b", "--key", "cli"]);
+    assert!(again.contains("created: no"), "{again}");
+    let agents = run(&["agent", "list"]);
+    assert!(agents.contains("alive"), "{agents}");
+}
