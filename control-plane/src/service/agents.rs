@@ -73,10 +73,7 @@ impl Agents {
                 ));
             }
         }
-        let site =
-            self.store.find_site(&req.site).await?.ok_or_else(|| {
-                Error::invalid("site", format!("site {} does not exist", req.site))
-            })?;
+        let site = self.catalogue.referenced_site("site", &req.site).await?;
         let now = clock::now();
         let (id, registered_at) = match req.agent_id {
             Some(id) => match self.store.find_agent(id).await? {
@@ -123,16 +120,7 @@ impl Agents {
     }
 
     pub async fn list(&self, site: Option<&Ref<SiteId>>) -> Result<Vec<Agent>> {
-        let site = match site {
-            Some(r) => Some(
-                self.store
-                    .find_site(r)
-                    .await?
-                    .ok_or_else(|| Error::invalid("site", format!("site {r} does not exist")))?
-                    .id,
-            ),
-            None => None,
-        };
+        let site = self.catalogue.referenced_site_id("site", site).await?;
         self.store.list_agents(site).await
     }
 

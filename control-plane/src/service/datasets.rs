@@ -75,10 +75,9 @@ impl Catalogue {
         filter: &DatasetFilter,
         page: &PageRequest,
     ) -> Result<Page<Dataset>> {
-        let site = match &filter.site {
-            Some(r) => Some(self.referenced_site("site", r).await?.id),
-            None => None,
-        };
+        let site = self
+            .referenced_site_id("site", filter.site.as_ref())
+            .await?;
         self.store.list_datasets(site, filter, page).await
     }
 

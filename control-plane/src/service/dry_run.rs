@@ -41,15 +41,8 @@ impl Catalogue {
         let dataset = self.get_dataset(&req.dataset).await?;
         let source = self.get_site(&Ref::Id(dataset.site_id)).await?;
         let destination = self
-            .store()
-            .find_site(&req.destination_site)
-            .await?
-            .ok_or_else(|| {
-                Error::invalid(
-                    "destination_site",
-                    format!("site {} does not exist", req.destination_site),
-                )
-            })?;
+            .referenced_site("destination_site", &req.destination_site)
+            .await?;
         let credentials = self.site_credentials(source.id).await?;
         let access = storage::SiteAccess {
             uri: source.uri.to_string(),

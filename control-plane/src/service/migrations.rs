@@ -95,15 +95,8 @@ impl Migrations {
         let source = self.catalogue.get_site(&Ref::Id(dataset.site_id)).await?;
         let destination = self
             .catalogue
-            .store()
-            .find_site(&req.destination_site)
-            .await?
-            .ok_or_else(|| {
-                Error::invalid(
-                    "destination_site",
-                    format!("site {} does not exist", req.destination_site),
-                )
-            })?;
+            .referenced_site("destination_site", &req.destination_site)
+            .await?;
         let destination_path = req
             .destination_path
             .clone()
@@ -231,16 +224,7 @@ impl Migrations {
             ),
             None => None,
         };
-        let site = match site {
-            Some(r) => Some(
-                self.store
-                    .find_site(r)
-                    .await?
-                    .ok_or_else(|| Error::invalid("site", format!("site {r} does not exist")))?
-                    .id,
-            ),
-            None => None,
-        };
+        let site = self.catalogue.referenced_site_id("site", site).await?;
         self.store
             .list_jobs(
                 &JobFilter {

@@ -80,7 +80,7 @@ impl Catalogue {
     }
 
     /// Resolves a site named in a request body; a missing one is that field's error.
-    pub(super) async fn referenced_site(&self, field: &str, r: &Ref<SiteId>) -> Result<Site> {
+    pub(crate) async fn referenced_site(&self, field: &str, r: &Ref<SiteId>) -> Result<Site> {
         self.store
             .find_site(r)
             .await?
@@ -89,6 +89,18 @@ impl Catalogue {
 }
 
 impl Catalogue {
+    /// The id of an optional site filter, resolved like [`Catalogue::referenced_site`].
+    pub(crate) async fn referenced_site_id(
+        &self,
+        field: &str,
+        r: Option<&Ref<SiteId>>,
+    ) -> Result<Option<SiteId>> {
+        match r {
+            Some(r) => Ok(Some(self.referenced_site(field, r).await?.id)),
+            None => Ok(None),
+        }
+    }
+
     /// A site's decrypted credentials (empty when it has none). Only the agent-access
     /// use case calls this; nothing returns them to clients.
     pub async fn site_credentials(&self, id: SiteId) -> Result<Credentials> {
