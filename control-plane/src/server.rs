@@ -13,7 +13,7 @@ use crate::{
     bus::{self, Bus},
     config::Config,
     grpc,
-    service::{Agents, Catalogue, Migrations},
+    service::{AccessEvents, Agents, Catalogue, Migrations},
     store::Store,
     vault::Vault,
 };
@@ -44,7 +44,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(bus::relay::run(store.clone(), bus.clone(), relay_wakeup)),
         tokio::spawn(bus::progress::run(bus.clone(), migrations.clone())),
         tokio::spawn(bus::reconciler::run(migrations.clone())),
+        tokio::spawn(bus::aggregator::run(bus.clone(), store.clone())),
     ];
+    let events = AccessEvents::new(catalogue.clone(), bus.clone());
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::Serving).await;
@@ -61,7 +63,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {addr}"))?;
     let bound = listener.local_addr()?;
     let router = tonic::transport::Server::builder()
-        .add_routes(grpc::routes(catalogue, migrations, agents))
+        .add_routes(grpc::routes(catalogue, migrations, agents, events))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);

@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "store_suite/access.rs"]
+mod access;
 #[path = "store_suite/consistency.rs"]
 mod consistency;
 #[path = "store_suite/datasets.rs"]
@@ -77,4 +79,5 @@ store_test_suite!(
     consistency::stale_site_write_is_refused,
     consistency::concurrent_site_updates_all_land,
     consistency::catalogue_survives_reconnect,
+    access::access_folds_add_up_and_commit_with_their_cursor,
 );

@@ -4,6 +4,7 @@
 //! The SQL database decides; the bus only delivers. Everything published here was first
 //! committed to the outbox (see `relay`).
 
+pub mod aggregator;
 pub mod messages;
 pub mod progress;
 pub mod reconciler;
@@ -21,6 +22,7 @@ use crate::{
 
 pub const JOBS_STREAM: &str = "FERRY_JOBS";
 pub const PROGRESS_STREAM: &str = "FERRY_PROGRESS";
+pub const EVENTS_STREAM: &str = "FERRY_EVENTS";
 /// How long JetStream remembers a `Nats-Msg-Id` to drop a repeat publish.
 pub const DEDUPE_WINDOW: Duration = Duration::from_secs(120);
 
@@ -30,6 +32,10 @@ pub fn jobs_subject(site: SiteId) -> String {
 
 pub fn progress_subject(job: JobId) -> String {
     format!("ferry.progress.{job}")
+}
+
+pub fn access_subject(dataset: crate::domain::ids::DatasetId) -> String {
+    format!("ferry.events.access.{dataset}")
 }
 
 /// A connection to NATS with JetStream. Cheap to clone.
@@ -82,12 +88,44 @@ impl Bus {
             storage: stream::StorageType::File,
             ..Default::default()
         };
-        for config in [jobs, progress] {
+        let events = stream::Config {
+            name: EVENTS_STREAM.into(),
+            subjects: vec!["ferry.events.access.>".into()],
+            retention: stream::RetentionPolicy::Limits,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_bytes: 8 << 30,
+            duplicate_window: DEDUPE_WINDOW,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        };
+        for config in [jobs, progress, events] {
             let name = config.name.clone();
             self.js
                 .get_or_create_stream(config)
                 .await
                 .map_err(|e| Error::Unavailable(format!("creating stream {name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Publishes a batch, pipelined, and waits until JetStream stored every message.
+    pub async fn publish_all(&self, messages: Vec<(String, String, Vec<u8>)>) -> Result<()> {
+        let unavailable =
+            |e: &dyn std::fmt::Display| Error::Unavailable(format!("publishing events: {e}"));
+        let mut acks = Vec::with_capacity(messages.len());
+        for (subject, message_id, payload) in messages {
+            let publish = jetstream::message::PublishMessage::build()
+                .payload(Bytes::from(payload))
+                .message_id(message_id);
+            acks.push(
+                self.js
+                    .send_publish(subject, publish)
+                    .await
+                    .map_err(|e| unavailable(&e))?,
+            );
+        }
+        for ack in acks {
+            ack.await.map_err(|e| unavailable(&e))?;
         }
         Ok(())
     }

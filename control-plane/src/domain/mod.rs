@@ -1,6 +1,7 @@
 //! Pure domain logic: the catalogue's types and their rules. Nothing here knows about
 //! gRPC, SQL or NATS.
 
+pub mod access;
 pub mod agent;
 pub mod dataset;
 pub mod ids;

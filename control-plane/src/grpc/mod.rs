@@ -1,6 +1,7 @@
 //! The gRPC edge: thin handlers that convert and validate wire messages, call one
 //! catalogue method, and convert the answer back.
 
+mod access;
 mod agents;
 pub mod convert;
 mod datasets;
@@ -19,12 +20,17 @@ use ferry_proto::v1::{
 };
 use tonic::service::Routes;
 
-use crate::service::{Agents, Catalogue, Migrations};
+use crate::service::{AccessEvents, Agents, Catalogue, Migrations};
 
 pub use pending::Pending;
 
 /// Every `ferry.v1` service, ready to be served.
-pub fn routes(catalogue: Catalogue, migrations: Migrations, agents: Agents) -> Routes {
+pub fn routes(
+    catalogue: Catalogue,
+    migrations: Migrations,
+    agents: Agents,
+    events: AccessEvents,
+) -> Routes {
     Routes::new(SiteServiceServer::new(sites::SiteApi::new(
         catalogue.clone(),
     )))
@@ -34,7 +40,9 @@ pub fn routes(catalogue: Catalogue, migrations: Migrations, agents: Agents) -> R
     .add_service(PolicyServiceServer::new(policies::PolicyApi::new(
         catalogue,
     )))
-    .add_service(AccessEventServiceServer::new(Pending))
+    .add_service(AccessEventServiceServer::new(access::AccessApi::new(
+        events,
+    )))
     .add_service(RecommendationServiceServer::new(Pending))
     .add_service(JobServiceServer::new(jobs::JobApi::new(migrations)))
     .add_service(AgentServiceServer::new(agents::AgentApi::new(agents)))

@@ -2,11 +2,8 @@
 //! are served (so reflection lists them and clients can be generated against the final
 //! shape) and answer every call with `UNIMPLEMENTED`, naming what is missing.
 
-use ferry_proto::v1::{
-    self as pb, access_event_service_server::AccessEventService,
-    recommendation_service_server::RecommendationService,
-};
-use tonic::{Request, Response, Status, Streaming};
+use ferry_proto::v1::{self as pb, recommendation_service_server::RecommendationService};
+use tonic::{Request, Response, Status};
 
 /// The handler of every not-yet-available RPC.
 #[derive(Clone, Copy, Debug, Default)]
@@ -17,39 +14,6 @@ fn unimplemented(rpc: &str, capability: &str) -> Status {
         "{rpc} is not implemented in this release of the control plane: {capability} is not \
          available yet"
     ))
-}
-
-#[tonic::async_trait]
-impl AccessEventService for Pending {
-    async fn record_access_events(
-        &self,
-        _request: Request<pb::RecordAccessEventsRequest>,
-    ) -> Result<Response<pb::RecordAccessEventsResponse>, Status> {
-        Err(unimplemented(
-            "ferry.v1.AccessEventService/RecordAccessEvents",
-            "access telemetry",
-        ))
-    }
-
-    async fn get_access_stats(
-        &self,
-        _request: Request<pb::GetAccessStatsRequest>,
-    ) -> Result<Response<pb::GetAccessStatsResponse>, Status> {
-        Err(unimplemented(
-            "ferry.v1.AccessEventService/GetAccessStats",
-            "access telemetry",
-        ))
-    }
-
-    async fn stream_access_events(
-        &self,
-        _request: Request<Streaming<pb::RecordAccessEventsRequest>>,
-    ) -> Result<Response<pb::RecordAccessEventsResponse>, Status> {
-        Err(unimplemented(
-            "ferry.v1.AccessEventService/StreamAccessEvents",
-            "access telemetry",
-        ))
-    }
 }
 
 #[tonic::async_trait]

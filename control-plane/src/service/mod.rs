@@ -1,6 +1,7 @@
 //! Use cases of the catalogue. Each method is one operation a client asks for: it
 //! resolves references, applies domain rules and persists through the store.
 
+mod access;
 mod agents;
 mod datasets;
 pub mod dry_run;
@@ -10,6 +11,7 @@ mod sites;
 
 use std::sync::Arc;
 
+pub use access::AccessEvents;
 pub use agents::{Agents, RegisterRequest, Registration, SiteAccess};
 pub use datasets::DatasetDetails;
 pub use migrations::{Migrations, PlanRequest};

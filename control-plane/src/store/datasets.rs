@@ -46,6 +46,7 @@ impl Store {
         let row = dataset::ActiveModel {
             id: Set(d.id.to_string()),
             name: Set(d.name.to_string()),
+            last_access_at: Set(d.last_access_at),
             site_id: Set(d.site_id.to_string()),
             path: Set(d.path.as_str().to_owned()),
             created_at: Set(d.created_at),
@@ -242,7 +243,8 @@ fn active(d: &Dataset) -> dataset::ActiveModel {
         size_bytes: Set(to_i64(d.size_bytes)),
         object_count: Set(to_i64(d.object_count)),
         owner: Set(d.owner.clone()),
-        last_access_at: Set(d.last_access_at),
+        // last_access_at is the aggregator's alone (see `access.rs`): a catalogue update
+        // must not write back a value it read before newer events arrived.
         updated_at: Set(d.updated_at),
         ..Default::default()
     }

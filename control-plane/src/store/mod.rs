@@ -1,6 +1,7 @@
 //! The catalogue's persistence: sea-orm over SQLite (embedded default) or PostgreSQL.
 //! Database errors are mapped to domain errors here; SQL never reaches the services.
 
+mod access;
 mod agents;
 mod datasets;
 mod entity;

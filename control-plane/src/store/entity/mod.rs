@@ -1,8 +1,10 @@
 //! sea-orm entities: the catalogue's tables as rows. Only `store/` sees them.
 
+pub mod access_hourly;
 pub mod agent;
 pub mod dataset;
 pub mod dataset_label;
+pub mod event_cursor;
 pub mod job;
 pub mod job_object;
 pub mod outbox;

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_catalogue;
 mod m20261122_000002_jobs;
+mod m20261122_000003_access;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_catalogue::Migration),
             Box::new(m20261122_000002_jobs::Migration),
+            Box::new(m20261122_000003_access::Migration),
         ]
     }
 }
