@@ -3,12 +3,14 @@
 
 pub mod access;
 pub mod agent;
+pub mod cost;
 pub mod dataset;
 pub mod ids;
 pub mod job;
 pub mod labels;
 pub mod name;
 pub mod page;
+pub mod placement;
 pub mod policy;
 pub mod report;
 pub mod site;

@@ -11,29 +11,18 @@ use futures::TryStreamExt;
 use super::{Catalogue, PlanRequest};
 use crate::{
     bus::messages::filter_to_pb,
-    domain::{name::Ref, site::Prices},
+    domain::{cost::move_cost, name::Ref},
     error::{Error, Result},
 };
 
 /// Objects named in a dry run's answer, at most.
 const SAMPLE: usize = 20;
-const GB: f64 = 1e9;
 
 pub struct DryRun {
     pub objects: u64,
     pub bytes: u64,
     pub sample: Vec<(String, u64)>,
     pub estimated_cost: f64,
-}
-
-/// The one-time cost of moving `objects` totalling `bytes` out of a site priced
-/// `source` into one priced `destination`: egress and retrieval at the source, a read
-/// request per object there and a write request per object at the destination.
-pub fn move_cost(source: &Prices, destination: &Prices, objects: u64, bytes: u64) -> f64 {
-    let gb = bytes as f64 / GB;
-    let requests = objects as f64 / 1000.0;
-    gb * (source.egress_per_gb + source.retrieval_per_gb)
-        + requests * (source.per_1000_requests + destination.per_1000_requests)
 }
 
 impl Catalogue {
@@ -75,7 +64,14 @@ impl Catalogue {
                 run.sample.push((object.key, object.size));
             }
         }
-        run.estimated_cost = move_cost(&source.prices, &destination.prices, run.objects, run.bytes);
+        // Early deletion does not apply: a dry run plans a copy, the source stays.
+        run.estimated_cost = move_cost(
+            &source.prices,
+            &destination.prices,
+            run.bytes,
+            run.objects,
+            f64::INFINITY,
+        );
         Ok(run)
     }
 }
@@ -90,27 +86,5 @@ pub fn to_pb(run: DryRun) -> pb::DryRunReport {
             .map(|(key, size)| pb::PlannedObject { key, size })
             .collect(),
         estimated_cost: run.estimated_cost,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn move_cost_adds_egress_retrieval_and_requests() {
-        let source = Prices {
-            egress_per_gb: 0.09,
-            retrieval_per_gb: 0.01,
-            per_1000_requests: 0.4,
-            ..Prices::default()
-        };
-        let destination = Prices {
-            per_1000_requests: 5.0,
-            ..Prices::default()
-        };
-        // 2 GB and 2,000 objects: 2 × 0.10 + 2 × (0.4 + 5.0) = 11.0
-        let cost = move_cost(&source, &destination, 2000, 2_000_000_000);
-        assert!((cost - 11.0).abs() < 1e-9, "{cost}");
     }
 }
