@@ -13,7 +13,7 @@ use crate::{
     bus::{self, Bus},
     config::Config,
     grpc,
-    service::{AccessEvents, Agents, Catalogue, Migrations},
+    service::{AccessEvents, Agents, Catalogue, Migrations, Recommendations},
     store::Store,
     vault::Vault,
 };
@@ -47,6 +47,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(bus::aggregator::run(bus.clone(), store.clone())),
     ];
     let events = AccessEvents::new(catalogue.clone(), bus.clone());
+    let recommendations = Recommendations::new(catalogue.clone(), migrations.clone());
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::Serving).await;
@@ -63,7 +64,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {addr}"))?;
     let bound = listener.local_addr()?;
     let router = tonic::transport::Server::builder()
-        .add_routes(grpc::routes(catalogue, migrations, agents, events))
+        .add_routes(grpc::routes(
+            catalogue,
+            migrations,
+            agents,
+            events,
+            recommendations,
+        ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);

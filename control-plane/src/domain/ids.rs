@@ -58,3 +58,7 @@ id_type!(
     /// Identifies a registered agent.
     AgentId
 );
+id_type!(
+    /// Identifies a recorded recommendation.
+    RecommendationId
+);

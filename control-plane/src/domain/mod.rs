@@ -12,6 +12,7 @@ pub mod name;
 pub mod page;
 pub mod placement;
 pub mod policy;
+pub mod recommendation;
 pub mod report;
 pub mod site;
 pub mod tier;

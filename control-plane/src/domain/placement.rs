@@ -20,9 +20,9 @@ pub const MODEL_VERSION: &str = "recency-rules/1";
 /// Reads in the last hour that keep a dataset at least warm, whatever its recency.
 const BUSY_READS_PER_HOUR: u64 = 60;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Reason {
-    pub code: &'static str,
+    pub code: String,
     pub message: String,
 }
 
@@ -90,7 +90,7 @@ pub fn recommend(i: &Inputs<'_>) -> Option<Advice> {
             let age = (i.now - at).to_std().unwrap_or(Duration::ZERO);
             let tier = policy.tier_for_age(age);
             reasons.push(Reason {
-                code: "recency",
+                code: "recency".into(),
                 message: format!(
                     "last accessed {} ago: {tier} (hot within {}, warm within {})",
                     human(age),
@@ -102,7 +102,7 @@ pub fn recommend(i: &Inputs<'_>) -> Option<Advice> {
         }
         None => {
             reasons.push(Reason {
-                code: "recency",
+                code: "recency".into(),
                 message: "never accessed: cold".into(),
             });
             Tier::Cold
@@ -111,7 +111,7 @@ pub fn recommend(i: &Inputs<'_>) -> Option<Advice> {
     if tier == Tier::Cold && i.reads_last_hour >= BUSY_READS_PER_HOUR {
         tier = Tier::Warm;
         reasons.push(Reason {
-            code: "frequency",
+            code: "frequency".into(),
             message: format!(
                 "{} reads in the last hour keep it at least warm",
                 i.reads_last_hour
@@ -134,7 +134,7 @@ pub fn recommend(i: &Inputs<'_>) -> Option<Advice> {
             candidates.into_iter().partition(|s| meets_slo(s));
         for s in too_slow {
             reasons.push(Reason {
-                code: "latency_slo",
+                code: "latency_slo".into(),
                 message: format!(
                     "{} answers in {} ms, slower than the {} ms objective: not a candidate",
                     s.name,
@@ -158,7 +158,7 @@ pub fn recommend(i: &Inputs<'_>) -> Option<Advice> {
         Some(site) => site,
         None => {
             reasons.push(Reason {
-                code: "no_site",
+                code: "no_site".into(),
                 message: format!(
                     "no {tier} site meets the objectives; staying on {}",
                     current.name
@@ -172,7 +172,7 @@ pub fn recommend(i: &Inputs<'_>) -> Option<Advice> {
     let stayed = (i.now - i.arrived_at).to_std().unwrap_or(Duration::ZERO);
     let target = if target.id != current.id && stayed < policy.min_residency {
         reasons.push(Reason {
-            code: "min_residency",
+            code: "min_residency".into(),
             message: format!(
                 "on {} for {} only, less than the minimum residency of {}: not moving yet",
                 current.name,
@@ -208,7 +208,7 @@ pub fn recommend(i: &Inputs<'_>) -> Option<Advice> {
     };
     if moving {
         reasons.push(Reason {
-            code: "cost",
+                code: "cost".into(),
             message: format!(
                 "monthly cost ${monthly_now:.2} on {} → ${monthly_after:.2} on {}; moving costs ${one_time:.2} once",
                 current.name, target.name
@@ -218,7 +218,7 @@ pub fn recommend(i: &Inputs<'_>) -> Option<Advice> {
     if let Some(budget) = policy.monthly_cost_target {
         if monthly_after > budget {
             reasons.push(Reason {
-                code: "cost_target",
+                code: "cost_target".into(),
                 message: format!(
                     "projected ${monthly_after:.2} a month exceeds the ${budget:.2} target"
                 ),

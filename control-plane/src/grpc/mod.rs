@@ -6,8 +6,8 @@ mod agents;
 pub mod convert;
 mod datasets;
 mod jobs;
-mod pending;
 mod policies;
+mod recommendations;
 mod sites;
 mod status;
 
@@ -20,9 +20,7 @@ use ferry_proto::v1::{
 };
 use tonic::service::Routes;
 
-use crate::service::{AccessEvents, Agents, Catalogue, Migrations};
-
-pub use pending::Pending;
+use crate::service::{AccessEvents, Agents, Catalogue, Migrations, Recommendations};
 
 /// Every `ferry.v1` service, ready to be served.
 pub fn routes(
@@ -30,6 +28,7 @@ pub fn routes(
     migrations: Migrations,
     agents: Agents,
     events: AccessEvents,
+    recommendations: Recommendations,
 ) -> Routes {
     Routes::new(SiteServiceServer::new(sites::SiteApi::new(
         catalogue.clone(),
@@ -43,7 +42,9 @@ pub fn routes(
     .add_service(AccessEventServiceServer::new(access::AccessApi::new(
         events,
     )))
-    .add_service(RecommendationServiceServer::new(Pending))
+    .add_service(RecommendationServiceServer::new(
+        recommendations::RecommendationApi::new(recommendations),
+    ))
     .add_service(JobServiceServer::new(jobs::JobApi::new(migrations)))
     .add_service(AgentServiceServer::new(agents::AgentApi::new(agents)))
 }

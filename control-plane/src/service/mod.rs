@@ -7,6 +7,7 @@ mod datasets;
 pub mod dry_run;
 pub mod migrations;
 mod policies;
+mod recommendations;
 mod sites;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ pub use access::AccessEvents;
 pub use agents::{Agents, RegisterRequest, Registration, SiteAccess};
 pub use datasets::DatasetDetails;
 pub use migrations::{Migrations, PlanRequest};
+pub use recommendations::Recommendations;
 
 use crate::{error::Error, store::Store, vault::Vault};
 

@@ -9,6 +9,7 @@ mod jobs;
 mod migration;
 mod outbox;
 mod policies;
+mod recommendations;
 mod sites;
 
 use std::time::Duration;

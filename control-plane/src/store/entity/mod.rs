@@ -10,5 +10,6 @@ pub mod job_object;
 pub mod outbox;
 pub mod policy;
 pub mod policy_placement;
+pub mod recommendation;
 pub mod replica;
 pub mod site;

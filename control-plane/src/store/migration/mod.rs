@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 mod m20261122_000001_catalogue;
 mod m20261122_000002_jobs;
 mod m20261122_000003_access;
+mod m20261122_000004_recommendations;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_catalogue::Migration),
             Box::new(m20261122_000002_jobs::Migration),
             Box::new(m20261122_000003_access::Migration),
+            Box::new(m20261122_000004_recommendations::Migration),
         ]
     }
 }

@@ -1,0 +1,229 @@
+//! Recommendations from real access events through the real control plane: recency
+//! decides the tier, a latency objective overrides it, every piece of advice is recorded,
+//! and approving one plans (idempotently) the migration that an agent then completes.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{collections::HashMap, time::Duration};
+
+use chrono::{TimeDelta, Utc};
+use ferry_proto::{time::to_timestamp, v1 as pb};
+use ferry_sdk::Client;
+use ferry_tests::{
+    dataset::{mixed, read_tree, wait_for_end, write_tree},
+    Agent, ControlPlane,
+};
+
+async fn dataset(client: &Client, name: &str, site: &str, slo: u32) {
+    let d = pb::Dataset {
+        name: name.into(),
+        site: site.into(),
+        path: name.into(),
+        latency_slo_ms: slo,
+        size_bytes: 50_000_000_000,
+        object_count: 100,
+        ..Default::default()
+    };
+    client.create_dataset(d).await.unwrap();
+}
+
+async fn reads(client: &Client, name: &str, ages: &[TimeDelta]) {
+    let now = Utc::now();
+    let events = ages
+        .iter()
+        .map(|age| pb::AccessEvent {
+            dataset: name.into(),
+            op: pb::AccessOp::Read.into(),
+            bytes: 1 << 20,
+            latency_ms: 3.0,
+            time: Some(to_timestamp(now - *age)),
+            ..Default::default()
+        })
+        .collect();
+    client
+        .access_events()
+        .record_access_events(pb::RecordAccessEventsRequest { events })
+        .await
+        .unwrap();
+}
+
+async fn wait_for_last_access(client: &Client, name: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while client
+        .get_dataset(name)
+        .await
+        .unwrap()
+        .dataset
+        .last_access_time
+        .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name}'s events were never aggregated"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn advise(client: &Client, name: &str) -> pb::Recommendation {
+    let mut recommendations = client.recommendations();
+    let answer = recommendations
+        .get_recommendations(pb::GetRecommendationsRequest {
+            dataset: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.recommendations.len(), 1);
+    answer.recommendations.into_iter().next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recency_and_latency_objectives_decide_and_approval_migrates() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let site = |name: &str, tier: pb::Tier, latency_ms: u32, storage: f64| pb::Site {
+        name: name.into(),
+        uri: format!("file://{}", dirs.path().join(name).display()),
+        tier: tier.into(),
+        latency_ms,
+        prices: Some(pb::Prices {
+            storage_per_gb_month: storage,
+            egress_per_gb: 0.09,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    client
+        .create_site(site("fast", pb::Tier::Hot, 2, 0.023), HashMap::new())
+        .await
+        .unwrap();
+    client
+        .create_site(site("archive", pb::Tier::Cold, 200, 0.004), HashMap::new())
+        .await
+        .unwrap();
+    dataset(&client, "busy", "archive", 0).await;
+    dataset(&client, "idle", "fast", 0).await;
+    dataset(&client, "strict", "fast", 20).await;
+    let every_few_seconds: Vec<_> = (0..10).map(|i| TimeDelta::seconds(3 * i)).collect();
+    reads(&client, "busy", &every_few_seconds).await;
+    reads(&client, "idle", &[TimeDelta::hours(1)]).await;
+    reads(&client, "strict", &[TimeDelta::hours(1)]).await;
+    for name in ["busy", "idle", "strict"] {
+        wait_for_last_access(&client, name).await;
+    }
+    let fast = client.get_site("fast").await.unwrap().id;
+    let archive = client.get_site("archive").await.unwrap().id;
+
+    let busy = advise(&client, "busy").await;
+    assert_eq!(
+        (busy.recommended_tier, busy.recommended_site.as_str()),
+        (pb::Tier::Hot as i32, fast.as_str())
+    );
+    assert_eq!(busy.reasons[0].code, "recency");
+    assert!(
+        busy.reasons[0].message.starts_with("last accessed "),
+        "{:?}",
+        busy.reasons
+    );
+    assert!(
+        busy.reasons[0].message.contains(": hot"),
+        "{:?}",
+        busy.reasons
+    );
+    assert_eq!(busy.state, pb::RecommendationState::Pending as i32);
+    assert_eq!(busy.model_version, "recency-rules/1");
+
+    let idle = advise(&client, "idle").await;
+    assert_eq!(
+        (idle.recommended_tier, idle.recommended_site.as_str()),
+        (pb::Tier::Cold as i32, archive.as_str())
+    );
+    assert!(
+        idle.reasons[0]
+            .message
+            .starts_with("last accessed 60m ago: cold"),
+        "{:?}",
+        idle.reasons
+    );
+    let cost = idle.cost.unwrap();
+    // 50 GB: $1.15 a month on fast, $0.20 on the archive, $4.50 of egress to move.
+    assert!((cost.monthly_cost_now - 1.15).abs() < 1e-9, "{cost:?}");
+    assert!((cost.monthly_cost_after - 0.2).abs() < 1e-9, "{cost:?}");
+    assert!((cost.move_cost - 4.5 - 0.0).abs() < 1e-9, "{cost:?}");
+    assert!(
+        (cost.payback_days - 4.5 / 0.95 * 30.0).abs() < 1e-6,
+        "{cost:?}"
+    );
+
+    let strict = advise(&client, "strict").await;
+    assert_eq!(
+        strict.recommended_site, fast,
+        "the 20 ms objective keeps it off the 200 ms archive"
+    );
+    assert_eq!(strict.state, pb::RecommendationState::NoAction as i32);
+    assert!(strict.reasons.iter().any(|r| r.code == "latency_slo"
+        && r.message
+            == "archive answers in 200 ms, slower than the 20 ms objective: not a candidate"));
+
+    // The audit trail keeps every computation; a newer pending one supersedes the older.
+    let again = advise(&client, "idle").await;
+    let mut recommendations = client.recommendations();
+    let history = recommendations
+        .list_recommendations(pb::ListRecommendationsRequest {
+            dataset: "idle".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .recommendations;
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].id, again.id, "newest first");
+    assert_eq!(history[1].state, pb::RecommendationState::Superseded as i32);
+    let stale = recommendations
+        .approve_recommendation(pb::ApproveRecommendationRequest {
+            recommendation: idle.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), tonic::Code::FailedPrecondition);
+
+    // Approving plans the migration, idempotently; an agent completes it.
+    write_tree(&dirs.path().join("fast/idle"), &mixed(21, 64 << 10));
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]);
+    let approve = || {
+        let mut r = recommendations.clone();
+        let id = again.id.clone();
+        async move {
+            r.approve_recommendation(pb::ApproveRecommendationRequest { recommendation: id })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let first = approve().await;
+    let second = approve().await;
+    let job = first.job.unwrap();
+    assert_eq!(
+        job.id,
+        second.job.unwrap().id,
+        "approving twice plans one job"
+    );
+    assert_eq!(
+        first.recommendation.unwrap().state,
+        pb::RecommendationState::Approved as i32
+    );
+    let done = wait_for_end(&client, &job.id, Duration::from_secs(120)).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(
+        read_tree(&dirs.path().join("archive/idle")),
+        mixed(21, 64 << 10)
+    );
+    assert_eq!(
+        client.get_dataset("idle").await.unwrap().dataset.site,
+        archive
+    );
+}
