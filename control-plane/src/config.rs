@@ -11,16 +11,15 @@ use figment::{
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-/// Top-level keys the environment may set; other `FERRY_` variables (the CLI's
-/// `FERRY_SERVER`, say) belong to other programs.
-const ENV_KEYS: &[&str] = &[
-    "listen",
-    "data_dir",
-    "database",
-    "log",
-    "security",
-    "shutdown_grace_secs",
-];
+/// Top-level keys the environment may set, taken from the configuration itself so a new
+/// section can never be forgotten; other `FERRY_` variables (the CLI's `FERRY_SERVER`,
+/// say) belong to other programs.
+fn env_keys() -> Vec<String> {
+    serde_json::to_value(Config::default())
+        .ok()
+        .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
+        .unwrap_or_default()
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +33,7 @@ pub struct Config {
     pub security: SecurityConfig,
     pub nats: NatsConfig,
     pub agents: AgentsConfig,
+    pub autopilot: AutopilotConfig,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: u64,
 }
@@ -60,6 +60,13 @@ pub struct AgentsConfig {
     /// `FERRY_AGENTS__JOIN_TOKEN`; never printed.
     #[serde(default, skip_serializing)]
     pub join_token: Option<SecretString>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutopilotConfig {
+    /// How often policies with auto-migrate on act on their recommendations.
+    pub interval_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -106,6 +113,7 @@ impl Default for Config {
                 url: "nats://127.0.0.1:4222".into(),
             },
             agents: AgentsConfig::default(),
+            autopilot: AutopilotConfig { interval_secs: 60 },
             shutdown_grace_secs: 10,
         }
     }
@@ -142,12 +150,13 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
+        let known = env_keys();
         figment = figment
             .merge(
                 Env::prefixed("FERRY_")
-                    .filter(|key| {
+                    .filter(move |key| {
                         let top = key.as_str().split("__").next().unwrap_or_default();
-                        ENV_KEYS.iter().any(|k| top.eq_ignore_ascii_case(k))
+                        known.iter().any(|k| top.eq_ignore_ascii_case(k))
                     })
                     .split("__"),
             )
@@ -207,6 +216,9 @@ impl Config {
                 "nats.url: '{}' must start with nats:// or tls://",
                 self.nats.url
             ));
+        }
+        if self.autopilot.interval_secs == 0 {
+            return Err("autopilot.interval_secs: must be at least 1".into());
         }
         if self.shutdown_grace_secs > 3600 {
             return Err("shutdown_grace_secs: must be at most 3600".into());
@@ -277,6 +289,8 @@ mod tests {
                 "#,
             )?;
             jail.set_env("FERRY_LOG__FILTER", "debug");
+            jail.set_env("FERRY_NATS__URL", "nats://10.1.2.3:4222");
+            jail.set_env("FERRY_AUTOPILOT__INTERVAL_SECS", "5");
             jail.set_env("FERRY_SERVER", "http://elsewhere:1");
             let file = std::path::Path::new("ferry.toml");
             let config = Config::load(Some(file), &Overrides::default()).unwrap();
@@ -284,6 +298,8 @@ mod tests {
             assert_eq!(config.database.max_connections, 3);
             assert_eq!(config.log.format, LogFormat::Json);
             assert_eq!(config.log.filter, "debug");
+            assert_eq!(config.nats.url, "nats://10.1.2.3:4222");
+            assert_eq!(config.autopilot.interval_secs, 5);
 
             let flags = Overrides {
                 listen: Some("127.0.0.1:7000".into()),

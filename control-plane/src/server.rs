@@ -48,6 +48,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ];
     let events = AccessEvents::new(catalogue.clone(), bus.clone());
     let recommendations = Recommendations::new(catalogue.clone(), migrations.clone());
+    let autopilot = tokio::spawn(crate::service::autopilot::run(
+        catalogue.clone(),
+        recommendations.clone(),
+        Duration::from_secs(config.autopilot.interval_secs),
+    ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::Serving).await;
@@ -110,6 +115,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for task in background {
         task.abort();
     }
+    autopilot.abort();
     store.close().await;
     info!("stopped");
     Ok(())

@@ -2,8 +2,9 @@
 //!
 //! [`Client`] owns one connection to a control plane. It hands out the generated stubs of
 //! all seven services for full access, and wraps the catalogue (sites, datasets, policies),
-//! migration jobs and agents in methods that validate their input, follow pagination to
-//! the end and report failures as one [`Error`] type carrying the gRPC code.
+//! placement recommendations, migration jobs and agents in methods that validate their
+//! input, follow pagination to the end and report failures as one [`Error`] type carrying
+//! the gRPC code.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), ferry_sdk::Error> {
@@ -18,10 +19,12 @@
 mod client;
 mod error;
 mod jobs;
+mod recommendations;
 
 pub use client::{Client, DatasetDetails, DatasetFilter, CONNECT_TIMEOUT};
 pub use error::{code_words, Error};
 pub use jobs::JobFilter;
+pub use recommendations::RecommendationFilter;
 
 /// The generated `ferry.v1` messages and stubs, re-exported so callers need not depend on
 /// `ferry-proto` themselves.

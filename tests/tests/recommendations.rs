@@ -227,3 +227,113 @@ async fn recency_and_latency_objectives_decide_and_approval_migrates() {
         archive
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_migrate_policy_moves_each_dataset_exactly_once_across_restarts() {
+    let nats = ferry_tests::NatsServer::start().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let options = ferry_tests::control_plane::Options {
+        nats_url: Some(nats.url()),
+        data_dir: Some(dirs.path().join("cp")),
+        extra_env: vec![("FERRY_AUTOPILOT__INTERVAL_SECS".into(), "1".into())],
+        ..Default::default()
+    };
+    let cp = ControlPlane::start_with(options.clone()).await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    for (name, tier, latency) in [("fast", pb::Tier::Hot, 2), ("archive", pb::Tier::Cold, 200)] {
+        let site = pb::Site {
+            name: name.into(),
+            uri: format!("file://{}", dirs.path().join(name).display()),
+            tier: tier.into(),
+            latency_ms: latency,
+            ..Default::default()
+        };
+        client.create_site(site, HashMap::new()).await.unwrap();
+    }
+    let data = mixed(31, 32 << 10);
+    for name in ["logs-a", "logs-b"] {
+        write_tree(&dirs.path().join("fast").join(name), &data);
+        let d = pb::Dataset {
+            name: name.into(),
+            site: "fast".into(),
+            path: name.into(),
+            labels: [("team".to_string(), "ops".to_string())]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        client.create_dataset(d).await.unwrap();
+        reads(&client, name, &[TimeDelta::hours(2)]).await;
+        wait_for_last_access(&client, name).await;
+    }
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]);
+    client
+        .create_policy(pb::Policy {
+            name: "ops-autopilot".into(),
+            selector: [("team".to_string(), "ops".to_string())]
+                .into_iter()
+                .collect(),
+            placements: vec![pb::TierPlacement {
+                tier: pb::Tier::Cold.into(),
+                site: "archive".into(),
+            }],
+            auto_migrate: true,
+            verify_mode: pb::VerifyMode::Full.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // One migration at a time (the default cap), each dataset once.
+    let archive = client.get_site("archive").await.unwrap().id;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let jobs = client.list_jobs(&Default::default()).await.unwrap();
+        let running = jobs
+            .iter()
+            .filter(|j| {
+                !matches!(
+                    pb::JobState::try_from(j.state),
+                    Ok(pb::JobState::Completed | pb::JobState::Failed)
+                )
+            })
+            .count();
+        let moved = [
+            client.get_dataset("logs-a").await.unwrap(),
+            client.get_dataset("logs-b").await.unwrap(),
+        ]
+        .iter()
+        .all(|d| d.dataset.site == archive);
+        if moved && running == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the autopilot did not move both datasets: {jobs:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The cap of one: the second job was planned only after the first one ended.
+    let mut jobs = client.list_jobs(&Default::default()).await.unwrap();
+    assert_eq!(jobs.len(), 2, "{jobs:#?}");
+    jobs.sort_by_key(|j| j.create_time.map(|t| (t.seconds, t.nanos)));
+    let first_end = jobs[0].end_time.map(|t| (t.seconds, t.nanos)).unwrap();
+    let second_start = jobs[1].create_time.map(|t| (t.seconds, t.nanos)).unwrap();
+    assert!(
+        second_start >= first_end,
+        "two migrations of the policy overlapped: {jobs:#?}"
+    );
+    for name in ["logs-a", "logs-b"] {
+        assert_eq!(read_tree(&dirs.path().join("archive").join(name)), data);
+    }
+
+    // A restarted control plane keeps its autopilot running and plans nothing again.
+    drop(cp);
+    let cp = ControlPlane::start_with(options).await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let jobs = client.list_jobs(&Default::default()).await.unwrap();
+    assert_eq!(jobs.len(), 2, "exactly one job per dataset: {jobs:#?}");
+    assert!(jobs
+        .iter()
+        .all(|j| j.state == pb::JobState::Completed as i32));
+}

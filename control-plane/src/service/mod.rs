@@ -3,6 +3,7 @@
 
 mod access;
 mod agents;
+pub mod autopilot;
 mod datasets;
 pub mod dry_run;
 pub mod migrations;

@@ -55,7 +55,18 @@ impl Recommendations {
         })
     }
 
+    /// Computes and records advice for one dataset.
     pub async fn compute_one(&self, dataset: &Dataset) -> Result<Recommendation> {
+        let recommendation = self.advise(dataset).await?;
+        self.catalogue
+            .store()
+            .insert_recommendation(&recommendation)
+            .await?;
+        Ok(recommendation)
+    }
+
+    /// Computes advice without recording it (the autopilot records only what it acts on).
+    pub async fn advise(&self, dataset: &Dataset) -> Result<Recommendation> {
         let store = self.catalogue.store();
         let now = clock::now();
         let sites = store
@@ -115,8 +126,15 @@ impl Recommendations {
             job_id: None,
             created_at: now,
         };
-        store.insert_recommendation(&recommendation).await?;
         Ok(recommendation)
+    }
+
+    /// Records advice computed with [`Recommendations::advise`].
+    pub async fn record(&self, recommendation: &Recommendation) -> Result<()> {
+        self.catalogue
+            .store()
+            .insert_recommendation(recommendation)
+            .await
     }
 
     pub async fn history(

@@ -59,6 +59,11 @@ proto_enum!(
     "AGENT_STATE_",
     ["alive", "stale", "stopped"]
 );
+proto_enum!(
+    pb::RecommendationState,
+    "RECOMMENDATION_STATE_",
+    ["pending", "approved", "rejected", "superseded", "no_action"]
+);
 
 /// The short name of a wire value ("hot" for `TIER_HOT`, "unspecified" for 0), or `None`
 /// for a value this build does not know (a newer server).
@@ -196,5 +201,17 @@ mod tests {
         );
         assert_eq!(display::<pb::AgentState>(0), "unspecified");
         assert_eq!(parse::<pb::AgentState>("alive"), Ok(pb::AgentState::Alive));
+    }
+
+    #[test]
+    fn recommendation_states_print_with_underscores() {
+        assert_eq!(
+            display::<pb::RecommendationState>(pb::RecommendationState::NoAction.into()),
+            "no_action"
+        );
+        assert_eq!(
+            parse::<pb::RecommendationState>("superseded"),
+            Ok(pb::RecommendationState::Superseded)
+        );
     }
 }

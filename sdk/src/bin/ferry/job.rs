@@ -1,6 +1,6 @@
 //! `ferry job`: plan migrations, follow and steer them, and inspect their objects.
 
-mod view;
+pub mod view;
 
 use std::collections::HashMap;
 
@@ -16,7 +16,7 @@ use crate::{site, Context, Outcome};
 
 use view::{dry_run_report, fields, jobs_table, objects_table, planned, Names};
 
-const WATCH_EXIT: &str = "Exit code 0 when the job completed, 1 when it failed or was \
+pub const WATCH_EXIT: &str = "Exit code 0 when the job completed, 1 when it failed or was \
 cancelled; connection and server errors have the usual codes (see `ferry --help`).";
 
 #[derive(Debug, Subcommand)]
@@ -266,8 +266,8 @@ async fn plan(
     watch::watch(client, &job.id, Mode::detect(ctx.json())).await
 }
 
-/// Every site and every dataset, for tables of many jobs.
-async fn all_names(client: &Client) -> Result<Names, Error> {
+/// Every site and every dataset, for tables of many jobs (or recommendations).
+pub async fn all_names(client: &Client) -> Result<Names, Error> {
     let sites = site::names_by_id(client).await?;
     let datasets = client
         .list_datasets(&Default::default())
@@ -279,11 +279,16 @@ async fn all_names(client: &Client) -> Result<Names, Error> {
 }
 
 /// Every site, and the one dataset `job` migrates (unless it is gone).
-async fn names_for_job(client: &Client, job: &pb::Job) -> Result<Names, Error> {
+pub async fn names_for_job(client: &Client, job: &pb::Job) -> Result<Names, Error> {
+    names_for_dataset(client, &job.dataset).await
+}
+
+/// Every site, and the dataset `dataset` (an id or a name) unless it is empty or gone.
+pub async fn names_for_dataset(client: &Client, dataset: &str) -> Result<Names, Error> {
     let sites = site::names_by_id(client).await?;
     let mut datasets = HashMap::new();
-    if !job.dataset.is_empty() {
-        match client.get_dataset(&job.dataset).await {
+    if !dataset.is_empty() {
+        match client.get_dataset(dataset).await {
             Ok(details) => {
                 datasets.insert(details.dataset.id, details.dataset.name);
             }

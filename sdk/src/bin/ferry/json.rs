@@ -7,6 +7,7 @@
 //! integers are numbers. Streams of updates (`job watch`) print one compact value a line.
 
 mod jobs;
+mod recommendations;
 
 use std::collections::HashMap;
 

@@ -11,6 +11,7 @@ mod output;
 mod parse;
 mod policy;
 mod progress;
+mod recommend;
 mod site;
 mod watch;
 
@@ -23,20 +24,22 @@ use tokio::sync::OnceCell;
 use tonic::Code;
 
 const LONG_ABOUT: &str = "\
-Manage the sites, datasets and policies of a Ferry control plane, migrate datasets \
-between sites and see the agents that move them.
+Manage the sites, datasets and policies of a Ferry control plane, get and act on \
+placement recommendations, migrate datasets between sites and see the agents that move \
+them.
 
 Output is tables and key/value blocks for people. With --json, results are printed as \
 JSON: field names as in the ferry.v1 protocol, enums as short lowercase names (\"hot\"), \
 timestamps in RFC 3339 and durations as seconds (\"600s\"); a list is an array, [] when \
-empty. `job watch` prints one compact JSON object per line instead. Errors go to standard \
+empty. `job watch` (and `--watch`) prints one compact JSON object per line instead. Errors go to standard \
 error as `error: <message>`.
 
 Durations are written 90s, 10m, 2h, 7d or 1h30m; sizes as bytes, optionally with a unit \
 (500MB, 1GiB, 64KiB); rates as a size per second (20MB or 20MB/s).
 
 Exit codes:
-  0  success; for `job watch` and `job plan --watch`, the job completed
+  0  success; for `job watch`, `job plan --watch` and `recommend approve --watch`,
+     the job completed
   1  the watched job failed or was cancelled, or any other failure
   2  usage error or invalid argument
   3  not found
@@ -81,6 +84,12 @@ enum Command {
     /// Policies: how labelled datasets are tiered, where, and at what cost
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Placement advice: where each dataset should live, why, and what moving it costs
+    ///
+    /// Without a subcommand, computes fresh recommendations for one dataset or every
+    /// dataset matching the filters, and records them. `recommend history` lists those
+    /// recorded; `recommend approve` plans the advised migration.
+    Recommend(recommend::RecommendArgs),
     /// Migration jobs: copy a dataset to another site, verify it and switch over
     #[command(subcommand)]
     Job(job::JobCommand),
@@ -153,6 +162,7 @@ fn main() -> ExitCode {
             Command::Site(command) => site::run(command, &context).await.map(Outcome::print),
             Command::Dataset(command) => dataset::run(command, &context).await.map(Outcome::print),
             Command::Policy(command) => policy::run(command, &context).await.map(Outcome::print),
+            Command::Recommend(args) => recommend::run(args, &context).await,
             Command::Job(command) => job::run(command, &context).await,
             Command::Agent(command) => agent::run(command, &context).await.map(Outcome::print),
         }

@@ -11,7 +11,8 @@ use crate::policy::verify_mode;
 use crate::progress;
 use crate::site;
 
-/// Names to show for the ids jobs refer to; an id without a known name shows as is.
+/// Names to show for the ids jobs and recommendations refer to; an id without a known
+/// name shows as is.
 #[derive(Debug, Default)]
 pub struct Names {
     pub sites: HashMap<String, String>,
@@ -19,11 +20,14 @@ pub struct Names {
 }
 
 impl Names {
-    fn site(&self, reference: &str) -> String {
+    /// The name of the site `reference` (an id or a name) when known, else `reference`.
+    pub fn site(&self, reference: &str) -> String {
         site::name_of(&self.sites, reference)
     }
 
-    fn dataset(&self, reference: &str) -> String {
+    /// The name of the dataset `reference` (an id or a name) when known, else
+    /// `reference`.
+    pub fn dataset(&self, reference: &str) -> String {
         site::name_of(&self.datasets, reference)
     }
 }
