@@ -2,8 +2,9 @@
 # Ferry quickstart: builds the binaries, starts a private nats-server (JetStream), a
 # control plane over an embedded SQLite catalogue and an agent; registers two
 # file-system sites, a dataset of generated files and a tiering policy with the `ferry`
-# CLI; then migrates the dataset from the hot site to the archive and watches the job
-# copy, verify and switch to completion, and checks the bytes at the destination.
+# CLI; records access events, asks for a recommendation, approves it, watches the
+# migration copy, verify and switch to completion, and checks the bytes at the
+# destination.
 #
 #   deploy/quickstart.sh                 run the demo, then stop everything
 #   deploy/quickstart.sh --keep-running  leave the services running for your own commands
@@ -94,7 +95,7 @@ ferry dataset list
 
 log "a policy for the genomics team: hot data on 'fast', cold data on 'archive'"
 ferry policy create genomics-tiering --selector team=genomics --hot-after 60s --warm-after 10m \
-  --place hot=fast --place cold=archive --min-residency 1h --verify full
+  --place hot=fast --place cold=archive --verify full
 
 log "starting an agent for the site 'fast'"
 "$bin/ferry-agent" --site fast --control-plane "$FERRY_SERVER" \
@@ -106,8 +107,20 @@ for _ in $(seq 1 100); do
 done
 ferry agent list
 
-log "migrating 'genome' to the archive: copy → verify (full re-read) → switch"
-ferry job plan genome --to archive --verify full --key quickstart-genome --watch
+log "access events: 20 reads of 'genome', two hours ago"
+ferry events record genome --op read --bytes 4MiB --count 20 --ago 2h --latency-ms 3
+for _ in $(seq 1 100); do
+  ferry --json events stats genome | grep -q '"reads":20' && break
+  sleep 0.2
+done
+ferry events stats genome
+
+log "a recommendation: idle for two hours, so cold, on the archive the policy places cold data on"
+ferry recommend genome
+rec=$(ferry --json recommend genome | python3 -c 'import json,sys; d=json.load(sys.stdin); d=d[0] if isinstance(d,list) else d; print(d["id"])')
+
+log "approving it: the migration copies, verifies (full re-read) and switches, watched live"
+ferry recommend approve "$rec" --watch
 
 log "the dataset now lives on the archive; the source stays as a secondary replica"
 ferry dataset get genome

@@ -5,6 +5,7 @@ mod agent;
 mod dataset;
 mod duration;
 mod enums;
+mod events;
 mod job;
 mod json;
 mod output;
@@ -90,6 +91,9 @@ enum Command {
     /// dataset matching the filters, and records them. `recommend history` lists those
     /// recorded; `recommend approve` plans the advised migration.
     Recommend(recommend::RecommendArgs),
+    /// Access events: report reads and writes of a dataset, show its hourly access
+    #[command(subcommand)]
+    Events(events::EventsCommand),
     /// Migration jobs: copy a dataset to another site, verify it and switch over
     #[command(subcommand)]
     Job(job::JobCommand),
@@ -165,6 +169,7 @@ fn main() -> ExitCode {
             Command::Recommend(args) => recommend::run(args, &context).await,
             Command::Job(command) => job::run(command, &context).await,
             Command::Agent(command) => agent::run(command, &context).await.map(Outcome::print),
+            Command::Events(command) => events::run(command, &context).await.map(Outcome::print),
         }
     });
     match result {
