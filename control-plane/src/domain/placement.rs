@@ -70,6 +70,15 @@ fn human(d: Duration) -> String {
     }
 }
 
+/// Dollars with enough digits that a small dataset's cost does not read as zero.
+fn usd(x: f64) -> String {
+    if x.abs() >= 1.0 || x == 0.0 {
+        format!("${x:.2}")
+    } else {
+        format!("${x:.4}")
+    }
+}
+
 fn hotter(t: Tier) -> Option<Tier> {
     match t {
         Tier::Cold => Some(Tier::Warm),
@@ -208,10 +217,14 @@ pub fn recommend(i: &Inputs<'_>) -> Option<Advice> {
     };
     if moving {
         reasons.push(Reason {
-                code: "cost".into(),
+            code: "cost".into(),
             message: format!(
-                "monthly cost ${monthly_now:.2} on {} → ${monthly_after:.2} on {}; moving costs ${one_time:.2} once",
-                current.name, target.name
+                "monthly cost {} on {} → {} on {}; moving costs {} once",
+                usd(monthly_now),
+                current.name,
+                usd(monthly_after),
+                target.name,
+                usd(one_time)
             ),
         });
     }
@@ -220,7 +233,9 @@ pub fn recommend(i: &Inputs<'_>) -> Option<Advice> {
             reasons.push(Reason {
                 code: "cost_target".into(),
                 message: format!(
-                    "projected ${monthly_after:.2} a month exceeds the ${budget:.2} target"
+                    "projected {} a month exceeds the {} target",
+                    usd(monthly_after),
+                    usd(budget)
                 ),
             });
         }
