@@ -8,14 +8,17 @@ pub fn path(name: &str) -> PathBuf {
     let dir = match std::env::var_os("FERRY_BIN_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => {
-            // Test executables live in target/<profile>/deps/.
-            let exe = std::env::current_exe().expect("path of the running test executable");
-            let deps = exe
-                .parent()
-                .expect("test executable has a parent directory");
-            deps.parent()
-                .expect("deps directory has a parent")
-                .to_path_buf()
+            // Test executables live in target/<profile>/deps/, binaries (the benchmarks)
+            // beside the ones they start.
+            let exe = std::env::current_exe().expect("path of the running executable");
+            let dir = exe.parent().expect("executable has a parent directory");
+            if dir.ends_with("deps") {
+                dir.parent()
+                    .expect("deps directory has a parent")
+                    .to_path_buf()
+            } else {
+                dir.to_path_buf()
+            }
         }
     };
     let bin = dir.join(name);
