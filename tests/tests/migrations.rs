@@ -27,6 +27,18 @@ fn fs_site(name: &str, root: &Path, tier: pb::Tier) -> pb::Site {
 }
 
 async fn s3_site(client: &Client, s3: &S3Server, name: &str, bucket: &str, tier: pb::Tier) {
+    s3_site_with_secret(client, s3, name, bucket, tier, s3.secret_key()).await;
+}
+
+/// An S3 site on the test server whose credentials carry `secret`.
+async fn s3_site_with_secret(
+    client: &Client,
+    s3: &S3Server,
+    name: &str,
+    bucket: &str,
+    tier: pb::Tier,
+    secret: &str,
+) {
     s3.create_bucket(bucket).await;
     let site = pb::Site {
         name: name.into(),
@@ -43,7 +55,7 @@ async fn s3_site(client: &Client, s3: &S3Server, name: &str, bucket: &str, tier:
     };
     let credentials: HashMap<String, String> = [
         ("access_key_id".to_string(), s3.access_key().to_string()),
-        ("secret_access_key".to_string(), s3.secret_key().to_string()),
+        ("secret_access_key".to_string(), secret.to_string()),
     ]
     .into_iter()
     .collect();
@@ -584,29 +596,15 @@ async fn a_failed_job_leaves_the_source_untouched_and_primary() {
         .await
         .unwrap();
     // Wrong credentials: every write is refused (403), a permanent failure.
-    s3.create_bucket("locked").await;
-    let site = pb::Site {
-        name: "nowhere".into(),
-        uri: "s3://locked/x".into(),
-        tier: pb::Tier::Cold.into(),
-        options: [
-            ("endpoint".to_string(), s3.endpoint()),
-            ("force_path_style".to_string(), "true".to_string()),
-        ]
-        .into_iter()
-        .collect(),
-        ..Default::default()
-    };
-    let credentials: HashMap<String, String> = [
-        ("access_key_id".to_string(), s3.access_key().to_string()),
-        (
-            "secret_access_key".to_string(),
-            "not-the-secret".to_string(),
-        ),
-    ]
-    .into_iter()
-    .collect();
-    client.create_site(site, credentials).await.unwrap();
+    s3_site_with_secret(
+        &client,
+        &s3,
+        "nowhere",
+        "locked",
+        pb::Tier::Cold,
+        "not-the-secret",
+    )
+    .await;
     dataset(&client, "data", "a", "data").await;
     let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]);
 
