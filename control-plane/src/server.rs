@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use crate::{
     bus::{self, Bus},
+    clock::SharedClock,
     config::Config,
     grpc,
     service::{AccessEvents, Agents, Catalogue, Migrations, Recommendations},
@@ -18,8 +19,18 @@ use crate::{
     vault::Vault,
 };
 
-/// Runs the control plane until a shutdown signal.
+/// Runs the control plane on the system clock until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    serve(config, SharedClock::system(), shutdown_signal()).await
+}
+
+/// Runs the control plane on `clock` until `shutdown` resolves (to the reason it gives).
+/// Embedders and tests use it to run on a [`crate::clock::ManualClock`].
+pub async fn serve(
+    config: Config,
+    clock: SharedClock,
+    shutdown: impl std::future::Future<Output = &'static str>,
+) -> anyhow::Result<()> {
     prepare_data_dir(&config.data_dir)?;
     let vault = Vault::load(
         config.security.master_key.as_ref(),
@@ -29,7 +40,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("opening the catalogue database")?;
     info!(backend = store.backend_name(), "catalogue database ready");
-    let catalogue = Catalogue::new(store.clone(), Arc::new(vault));
+    let catalogue = Catalogue::new(store.clone(), Arc::new(vault), clock);
     let relay_wakeup = Arc::new(tokio::sync::Notify::new());
     let migrations = Migrations::new(catalogue.clone(), relay_wakeup.clone());
     if config.agents.join_token.is_none() {
@@ -95,7 +106,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             result.context("gRPC server task")?.context("gRPC server")?;
             anyhow::bail!("gRPC server stopped unexpectedly");
         }
-        signal = shutdown_signal() => {
+        signal = shutdown => {
             info!(signal, "shutting down");
         }
     }

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod binaries;
 pub mod control_plane;
 pub mod dataset;
+pub mod embedded;
 pub mod nats;
 pub mod postgres;
 pub mod s3;

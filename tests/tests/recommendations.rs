@@ -134,7 +134,7 @@ async fn recency_and_latency_objectives_decide_and_approval_migrates() {
         busy.reasons
     );
     assert_eq!(busy.state, pb::RecommendationState::Pending as i32);
-    assert_eq!(busy.model_version, "recency-rules/1");
+    assert_eq!(busy.model_version, "recency-rules/2");
 
     let idle = advise(&client, "idle").await;
     assert_eq!(

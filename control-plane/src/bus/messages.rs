@@ -1,12 +1,12 @@
 //! Encoding of the protobuf messages that travel over NATS: job commands out, progress
 //! reports in. None of them carries a credential.
 
+use chrono::{DateTime, Utc};
 use ferry_proto::v1 as pb;
 use prost::Message;
 
 use super::jobs_subject;
 use crate::{
-    clock,
     domain::{
         job::{Job, JobObject, JobState, ObjectFilter, ObjectStatus},
         report::{Report, ReportEvent, COPY_TASK, RETIRE_TASK},
@@ -83,10 +83,9 @@ pub fn object_status_from_pb(value: i32) -> Option<ObjectStatus> {
 }
 
 /// Decodes a progress report. A malformed one is an error for the consumer to drop.
-pub fn decode_report(payload: &[u8]) -> Result<Report> {
+pub fn decode_report(payload: &[u8], now: DateTime<Utc>) -> Result<Report> {
     let bad = |what: String| Error::invalid("progress report", what);
     let r = pb::ProgressReport::decode(payload).map_err(|e| bad(e.to_string()))?;
-    let now = clock::now();
     let event = match r.event.ok_or_else(|| bad("no event".into()))? {
         pb::progress_report::Event::Started(_) => ReportEvent::Started,
         pb::progress_report::Event::Listed(l) => ReportEvent::Listed {

@@ -49,7 +49,7 @@ async fn consume(
     let mut messages = consumer.messages().await?;
     while let Some(message) = messages.next().await {
         let message = message?;
-        let report = match decode_report(&message.payload) {
+        let report = match decode_report(&message.payload, migrations.catalogue().clock().now()) {
             Ok(report) => report,
             Err(e) => {
                 warn!(subject = %message.subject, error = %e, "malformed report dropped");

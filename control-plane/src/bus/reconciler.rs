@@ -8,7 +8,6 @@ use chrono::TimeDelta;
 use tracing::{info, warn};
 
 use crate::{
-    clock,
     domain::{agent::Liveness, job::JobState},
     service::Migrations,
 };
@@ -29,7 +28,7 @@ pub async fn run(migrations: Migrations) {
 
 async fn reconcile(migrations: &Migrations) -> crate::error::Result<()> {
     let store = migrations.store();
-    let now = clock::now();
+    let now = migrations.catalogue().clock().now();
     for state in [
         JobState::Queued,
         JobState::Copying,

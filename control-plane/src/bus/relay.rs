@@ -50,7 +50,10 @@ pub async fn run(store: Store, bus: Bus, wakeup: Arc<Notify>) {
         }
         if last_prune.elapsed() > Duration::from_secs(3600) {
             last_prune = tokio::time::Instant::now();
-            match store.prune_outbox(clock::now() - KEEP_PUBLISHED).await {
+            match store
+                .prune_outbox(clock::system_now() - KEEP_PUBLISHED)
+                .await
+            {
                 Ok(n) if n > 0 => debug!(rows = n, "pruned published outbox rows"),
                 Ok(_) => {}
                 Err(e) => warn!(error = %e, "pruning the outbox"),
@@ -68,7 +71,7 @@ async fn publish_pending(store: &Store, bus: &Bus) -> crate::error::Result<usize
             p.message.payload.clone(),
         )
         .await?;
-        store.mark_published(p.id, clock::now()).await?;
+        store.mark_published(p.id, clock::system_now()).await?;
         debug!(subject = %p.message.subject, message_id = %p.message.message_id, "published");
     }
     Ok(pending.len())

@@ -16,7 +16,7 @@ use super::{
 };
 
 /// The model behind recommendations made by these rules.
-pub const MODEL_VERSION: &str = "recency-rules/1";
+pub const MODEL_VERSION: &str = "recency-rules/2";
 /// Reads in the last hour that keep a dataset at least warm, whatever its recency.
 const BUSY_READS_PER_HOUR: u64 = 60;
 
@@ -55,6 +55,7 @@ pub struct Inputs<'a> {
     /// Demand projected to a month from recent access.
     pub demand: MonthlyDemand,
     pub reads_last_hour: u64,
+    pub bytes_read_last_day: u64,
     /// When the dataset last arrived where it is (its last completed migration).
     pub arrived_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
@@ -67,6 +68,16 @@ fn human(d: Duration) -> String {
         120..=7199 => format!("{}m", s / 60),
         7200..=172_799 => format!("{}h", s / 3600),
         _ => format!("{}d", s / 86_400),
+    }
+}
+
+/// Bytes in decimal units, as prices are quoted.
+fn size(bytes: f64) -> String {
+    match bytes {
+        b if b >= 1e12 => format!("{:.1} TB", b / 1e12),
+        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
+        b if b >= 1e6 => format!("{:.1} MB", b / 1e6),
+        b => format!("{b:.0} B"),
     }
 }
 
@@ -124,6 +135,19 @@ pub fn recommend(i: &Inputs<'_>) -> Option<Advice> {
             message: format!(
                 "{} reads in the last hour keep it at least warm",
                 i.reads_last_hour
+            ),
+        });
+    }
+    // Read volume: a dataset read through at least once a day is working data.
+    let size_bytes = i.dataset.size_bytes;
+    if tier == Tier::Cold && size_bytes > 0 && i.bytes_read_last_day >= size_bytes {
+        tier = Tier::Warm;
+        reasons.push(Reason {
+            code: "read_volume".into(),
+            message: format!(
+                "{} read in the last day, {:.1}× its size: keeps it at least warm",
+                size(i.bytes_read_last_day as f64),
+                i.bytes_read_last_day as f64 / size_bytes as f64
             ),
         });
     }
@@ -187,6 +211,28 @@ pub fn recommend(i: &Inputs<'_>) -> Option<Advice> {
                 current.name,
                 human(stayed),
                 human(policy.min_residency)
+            ),
+        });
+        current
+    } else {
+        target
+    };
+
+    // Reads weigh in through retrieval fees: a colder site that would cost more a month,
+    // once what is read from it is paid for, is no saving.
+    let target = if target.id != current.id
+        && target.tier > current.tier
+        && cost_at(target) > cost_at(current)
+    {
+        reasons.push(Reason {
+            code: "retrieval_cost".into(),
+            message: format!(
+                "reading {} a month would cost {} a month on {} against {} on {}: staying",
+                size(i.demand.bytes_read),
+                usd(cost_at(target)),
+                target.name,
+                usd(cost_at(current)),
+                current.name
             ),
         });
         current
@@ -315,6 +361,7 @@ mod tests {
             policy,
             demand: MonthlyDemand::default(),
             reads_last_hour: 0,
+            bytes_read_last_day: 0,
             arrived_at: now - TimeDelta::days(30),
             now,
         })
@@ -363,6 +410,69 @@ mod tests {
     }
 
     #[test]
+    fn a_dataset_read_through_daily_stays_warm() {
+        let now = Utc::now();
+        let sites = vec![
+            site("fast", Tier::Hot, 2, 0.02),
+            site("nearline", Tier::Warm, 20, 0.01),
+            site("archive", Tier::Cold, 200, 0.004),
+        ];
+        let scanned = dataset(&sites[0], Some(now - TimeDelta::hours(2)), None);
+        let advice = recommend(&Inputs {
+            dataset: &scanned,
+            sites: &sites,
+            policy: None,
+            demand: MonthlyDemand::default(),
+            reads_last_hour: 0,
+            bytes_read_last_day: 15_000_000_000,
+            arrived_at: now - TimeDelta::days(30),
+            now,
+        })
+        .unwrap();
+        assert_eq!((advice.tier, advice.site_id), (Tier::Warm, sites[1].id));
+        assert!(
+            advice.reasons.iter().any(|r| r.code == "read_volume"
+                && r.message
+                    == "15.0 GB read in the last day, 1.5× its size: keeps it at least warm"),
+            "{:?}",
+            advice.reasons
+        );
+    }
+
+    #[test]
+    fn retrieval_fees_can_make_a_colder_site_no_saving() {
+        let now = Utc::now();
+        let mut archive = site("archive", Tier::Cold, 200, 0.004);
+        archive.prices.retrieval_per_gb = 0.03;
+        let sites = vec![site("fast", Tier::Hot, 2, 0.02), archive];
+        let idle = dataset(&sites[0], Some(now - TimeDelta::hours(2)), None);
+        // 10 GB at 0.02 = $0.20 on fast; 10 GB at 0.004 + 100 GB read at 0.03 = $3.04.
+        let advice = recommend(&Inputs {
+            dataset: &idle,
+            sites: &sites,
+            policy: None,
+            demand: MonthlyDemand {
+                bytes_read: 100e9,
+                requests: 0.0,
+            },
+            reads_last_hour: 0,
+            bytes_read_last_day: 0,
+            arrived_at: now - TimeDelta::days(30),
+            now,
+        })
+        .unwrap();
+        assert_eq!(advice.site_id, sites[0].id);
+        assert!(
+            advice.reasons.iter().any(|r| r.code == "retrieval_cost"
+                && r.message
+                    == "reading 100.0 GB a month would cost $3.04 a month on archive against $0.2000 on fast: staying"),
+            "{:?}",
+            advice.reasons
+        );
+        assert!((advice.cost.monthly_now - 0.2).abs() < 1e-9);
+    }
+
+    #[test]
     fn minimum_residency_prevents_flapping() {
         let now = Utc::now();
         let sites = vec![
@@ -380,6 +490,7 @@ mod tests {
             policy: Some(&policy),
             demand: MonthlyDemand::default(),
             reads_last_hour: 0,
+            bytes_read_last_day: 0,
             arrived_at: now - TimeDelta::days(1),
             now,
         })

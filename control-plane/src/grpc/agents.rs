@@ -6,7 +6,6 @@ use secrecy::ExposeSecret;
 use tonic::{metadata::MetadataMap, Request, Response, Status};
 
 use crate::{
-    clock,
     domain::{
         agent::{Liveness, HEARTBEAT_INTERVAL},
         ids::AgentId,
@@ -56,7 +55,7 @@ impl AgentService for AgentApi {
         };
         let registration = self.agents.register(token.as_deref(), register).await?;
         Ok(Response::new(pb::RegisterAgentResponse {
-            agent: Some(agent_to_pb(registration.agent)),
+            agent: Some(agent_to_pb(registration.agent, self.agents.clock().now())),
             token: registration.token.expose_secret().to_owned(),
             heartbeat_interval: Some(to_duration(HEARTBEAT_INTERVAL)),
         }))
@@ -84,7 +83,10 @@ impl AgentService for AgentApi {
             .transpose()?;
         let agents = self.agents.list(site.as_ref()).await?;
         Ok(Response::new(pb::ListAgentsResponse {
-            agents: agents.into_iter().map(agent_to_pb).collect(),
+            agents: {
+                let now = self.agents.clock().now();
+                agents.into_iter().map(|a| agent_to_pb(a, now)).collect()
+            },
         }))
     }
 
@@ -124,8 +126,8 @@ fn access_to_pb(a: SiteAccess) -> pb::SiteAccess {
     }
 }
 
-fn agent_to_pb(a: crate::domain::agent::Agent) -> pb::Agent {
-    let state = match a.liveness(clock::now()) {
+fn agent_to_pb(a: crate::domain::agent::Agent, now: chrono::DateTime<chrono::Utc>) -> pb::Agent {
+    let state = match a.liveness(now) {
         Liveness::Alive => pb::AgentState::Alive,
         Liveness::Stale => pb::AgentState::Stale,
         Liveness::Stopped => pb::AgentState::Stopped,

@@ -12,7 +12,6 @@ use prost::Message;
 use super::Catalogue;
 use crate::{
     bus::{access_subject, Bus},
-    clock,
     domain::{
         access::{validate, HourlyAccess},
         ids::DatasetId,
@@ -35,7 +34,7 @@ impl AccessEvents {
     /// Validates a batch (all or nothing) and publishes it; returns how many were
     /// accepted once JetStream stored them all.
     pub async fn record(&self, events: Vec<pb::AccessEvent>) -> Result<u64> {
-        let now = clock::now();
+        let now = self.catalogue.clock().now();
         let mut datasets: HashMap<String, DatasetId> = HashMap::new();
         let mut messages = Vec::with_capacity(events.len());
         for (i, mut e) in events.into_iter().enumerate() {

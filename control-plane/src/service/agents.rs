@@ -9,7 +9,6 @@ use tracing::info;
 
 use super::Catalogue;
 use crate::{
-    clock,
     domain::{
         agent::{Agent, Liveness},
         ids::{AgentId, JobId, SiteId},
@@ -50,6 +49,10 @@ pub struct Agents {
 }
 
 impl Agents {
+    pub fn clock(&self) -> &crate::clock::SharedClock {
+        self.catalogue.clock()
+    }
+
     /// With a join token, only callers presenting it may register.
     pub fn new(catalogue: Catalogue, join_token: Option<SecretString>) -> Self {
         let store = catalogue.store().clone();
@@ -74,7 +77,7 @@ impl Agents {
             }
         }
         let site = self.catalogue.referenced_site("site", &req.site).await?;
-        let now = clock::now();
+        let now = self.catalogue.clock().now();
         let (id, registered_at) = match req.agent_id {
             Some(id) => match self.store.find_agent(id).await? {
                 Some((previous, _)) if previous.site_id == site.id => (id, previous.registered_at),
@@ -116,7 +119,9 @@ impl Agents {
 
     pub async fn heartbeat(&self, id: AgentId, token: Option<&str>, stopping: bool) -> Result<()> {
         self.authenticate(id, token).await?;
-        self.store.heartbeat(id, clock::now(), stopping).await
+        self.store
+            .heartbeat(id, self.catalogue.clock().now(), stopping)
+            .await
     }
 
     pub async fn list(&self, site: Option<&Ref<SiteId>>) -> Result<Vec<Agent>> {
@@ -160,7 +165,7 @@ impl Agents {
         if let Some(holder) = self.store.job_holder(job_id).await? {
             if holder != agent.id {
                 if let Some((other, _)) = self.store.find_agent(holder).await? {
-                    if other.liveness(clock::now()) == Liveness::Alive {
+                    if other.liveness(self.catalogue.clock().now()) == Liveness::Alive {
                         return Err(Error::FailedPrecondition(format!(
                             "job {job_id} is held by agent {holder}"
                         )));

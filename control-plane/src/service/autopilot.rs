@@ -11,7 +11,6 @@ use tracing::{info, warn};
 
 use super::{Catalogue, Recommendations};
 use crate::{
-    clock,
     domain::{
         dataset::DatasetFilter,
         page::{PageRequest, MAX_PAGE_SIZE},
@@ -35,7 +34,7 @@ pub async fn run(catalogue: Catalogue, recommendations: Recommendations, interva
 async fn round(catalogue: &Catalogue, recommendations: &Recommendations) -> Result<()> {
     let store = catalogue.store();
     let policies = store.all_policies().await?;
-    let now = clock::now();
+    let now = catalogue.clock().now();
     let minute = u16::try_from(now.hour() * 60 + now.minute()).unwrap_or(0);
     for policy in policies.iter().filter(|p| p.spec.auto_migrate) {
         if policy

@@ -2,7 +2,6 @@ use tracing::info;
 
 use super::{conflict, Catalogue, UPDATE_ATTEMPTS};
 use crate::{
-    clock,
     domain::{
         dataset::{Dataset, DatasetFilter, DatasetPatch, NewDataset, Replica},
         ids::DatasetId,
@@ -24,7 +23,7 @@ impl Catalogue {
     pub async fn create_dataset(&self, new: NewDataset) -> Result<Dataset> {
         new.validate()?;
         let site = self.referenced_site("site", &new.site).await?;
-        let now = clock::now();
+        let now = self.clock().now();
         let dataset = Dataset {
             id: DatasetId::new(),
             name: new.name,
@@ -90,7 +89,7 @@ impl Catalogue {
             let mut dataset = self.get_dataset(r).await?;
             let read_at = dataset.updated_at;
             dataset.apply(patch)?;
-            dataset.updated_at = clock::next_update(read_at);
+            dataset.updated_at = self.clock().next_update(read_at);
             if self.store.update_dataset(&dataset, read_at).await? {
                 info!(dataset = %dataset.name, dataset_id = %dataset.id, "dataset updated");
                 return Ok(dataset);

@@ -9,7 +9,6 @@ use tracing::{info, warn};
 use super::Catalogue;
 use crate::{
     bus::messages,
-    clock,
     domain::{
         dataset::DatasetPath,
         ids::{DatasetId, JobId, SiteId},
@@ -119,7 +118,7 @@ impl Migrations {
             }
             return Err(active_job_error(&active));
         }
-        let now = clock::now();
+        let now = self.catalogue.clock().now();
         let id = JobId::new();
         let job = Job {
             id,
@@ -257,7 +256,7 @@ impl Migrations {
                 .state
                 .cancel()
                 .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
-            job.ended_at = Some(clock::now());
+            job.ended_at = Some(self.catalogue.clock().now());
             Ok(Vec::new())
         })
         .await
@@ -330,7 +329,7 @@ impl Migrations {
             let mut job = self.get(id).await?;
             let read_at = job.updated_at;
             let outbox = change(&mut job)?;
-            job.updated_at = clock::next_update(read_at);
+            job.updated_at = self.catalogue.clock().next_update(read_at);
             if self.store.update_job(&job, read_at, &outbox).await? {
                 self.changed(id, !outbox.is_empty());
                 return Ok(job);
@@ -367,7 +366,7 @@ impl Migrations {
                             .state
                             .start_copy()
                             .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
-                        j.started_at.get_or_insert(clock::now());
+                        j.started_at.get_or_insert(self.catalogue.clock().now());
                     }
                     Ok(Vec::new())
                 })
@@ -420,7 +419,7 @@ impl Migrations {
                         .fail()
                         .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
                     j.error = Some(error.to_owned());
-                    j.ended_at = Some(clock::now());
+                    j.ended_at = Some(self.catalogue.clock().now());
                 }
                 Ok(Vec::new())
             })
@@ -452,7 +451,7 @@ impl Migrations {
                 .get_site(&Ref::Id(job.destination_site_id))
                 .await?;
             let read_at = job.updated_at;
-            let now = clock::next_update(read_at);
+            let now = self.catalogue.clock().next_update(read_at);
             job.state = job
                 .state
                 .start_switch()
@@ -521,7 +520,7 @@ impl Migrations {
                     error.as_deref().unwrap_or("unknown error")
                 ));
             }
-            job.updated_at = clock::next_update(read_at);
+            job.updated_at = self.catalogue.clock().next_update(read_at);
             job.ended_at = Some(job.updated_at);
             let done = if success {
                 self.store.commit_retirement(&job, read_at).await?

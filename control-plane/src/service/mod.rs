@@ -19,7 +19,7 @@ pub use datasets::DatasetDetails;
 pub use migrations::{Migrations, PlanRequest};
 pub use recommendations::Recommendations;
 
-use crate::{error::Error, store::Store, vault::Vault};
+use crate::{clock::SharedClock, error::Error, store::Store, vault::Vault};
 
 /// How often a read-modify-write is tried before it gives up with `Conflict`. Every
 /// lost race means another writer's update landed in between, so this many attempts
@@ -31,15 +31,25 @@ const UPDATE_ATTEMPTS: usize = 16;
 pub struct Catalogue {
     store: Store,
     vault: Arc<Vault>,
+    clock: SharedClock,
 }
 
 impl Catalogue {
-    pub fn new(store: Store, vault: Arc<Vault>) -> Self {
-        Catalogue { store, vault }
+    pub fn new(store: Store, vault: Arc<Vault>, clock: SharedClock) -> Self {
+        Catalogue {
+            store,
+            vault,
+            clock,
+        }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The time every use case reads: injected, so tests can replay history.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 }
 

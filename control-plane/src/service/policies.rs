@@ -4,7 +4,6 @@ use tracing::info;
 
 use super::{conflict, Catalogue, UPDATE_ATTEMPTS};
 use crate::{
-    clock,
     domain::{
         dataset::Dataset,
         ids::{DatasetId, PolicyId, SiteId},
@@ -22,7 +21,7 @@ impl Catalogue {
         let placements = self.resolve_placements(fields).await?;
         let mut spec = PolicySpec::default();
         spec.apply(fields, placements)?;
-        let now = clock::now();
+        let now = self.clock().now();
         let policy = Policy {
             id: PolicyId::new(),
             name,
@@ -77,7 +76,7 @@ impl Catalogue {
             let mut policy = self.get_policy(r).await?;
             let read_at = policy.updated_at;
             policy.spec.apply(patch, placements.clone())?;
-            policy.updated_at = clock::next_update(read_at);
+            policy.updated_at = self.clock().next_update(read_at);
             if self.store.update_policy(&policy, read_at).await? {
                 info!(policy = %policy.name, policy_id = %policy.id, "policy updated");
                 return Ok(policy);

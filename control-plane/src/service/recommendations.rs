@@ -6,7 +6,6 @@ use tracing::info;
 
 use super::{Catalogue, Migrations, PlanRequest};
 use crate::{
-    clock,
     domain::{
         access::hour_of,
         cost::MonthlyDemand,
@@ -68,7 +67,7 @@ impl Recommendations {
     /// Computes advice without recording it (the autopilot records only what it acts on).
     pub async fn advise(&self, dataset: &Dataset) -> Result<Recommendation> {
         let store = self.catalogue.store();
-        let now = clock::now();
+        let now = self.catalogue.clock().now();
         let sites = store
             .list_sites(
                 None,
@@ -91,6 +90,12 @@ impl Recommendations {
             .filter(|(h, _)| *h >= this_hour)
             .map(|(_, h)| h.reads)
             .sum();
+        let since_yesterday = hour_of(now - TimeDelta::hours(24));
+        let bytes_read_last_day = hours
+            .iter()
+            .filter(|(h, _)| *h >= since_yesterday)
+            .map(|(_, h)| h.bytes_read)
+            .sum();
         let arrived_at = store
             .last_arrival(dataset.id)
             .await?
@@ -101,6 +106,7 @@ impl Recommendations {
             policy,
             demand: MonthlyDemand::project(requests, bytes_read, DEMAND_WINDOW_DAYS as f64),
             reads_last_hour,
+            bytes_read_last_day,
             arrived_at,
             now,
         })

@@ -2,7 +2,6 @@ use tracing::info;
 
 use super::{conflict, Catalogue, UPDATE_ATTEMPTS};
 use crate::{
-    clock,
     domain::{
         ids::SiteId,
         name::Ref,
@@ -18,7 +17,7 @@ impl Catalogue {
     pub async fn create_site(&self, new: NewSite, credentials: Credentials) -> Result<Site> {
         new.validate()?;
         credentials.validate_for(&new.uri)?;
-        let now = clock::now();
+        let now = self.clock().now();
         let site = Site {
             id: SiteId::new(),
             name: new.name,
@@ -58,7 +57,7 @@ impl Catalogue {
             let mut site = self.get_site(r).await?;
             let read_at = site.updated_at;
             site.apply(patch)?;
-            site.updated_at = clock::next_update(read_at);
+            site.updated_at = self.clock().next_update(read_at);
             let credentials = match &patch.credentials {
                 None => CredentialsUpdate::Keep,
                 Some(c) if c.is_empty() => CredentialsUpdate::Replace(None),

@@ -32,7 +32,7 @@ pub(super) async fn insert_outbox(
     if messages.is_empty() {
         return Ok(());
     }
-    let now = crate::clock::now();
+    let now = crate::clock::system_now();
     let rows = messages.iter().map(|m| outbox::ActiveModel {
         subject: Set(m.subject.clone()),
         message_id: Set(m.message_id.clone()),

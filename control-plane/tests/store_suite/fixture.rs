@@ -4,6 +4,7 @@
 use std::{collections::BTreeMap, fmt::Debug, path::PathBuf, sync::Arc};
 
 use ferry_control_plane::{
+    clock::SharedClock,
     domain::{
         dataset::{Dataset, DatasetPath, NewDataset},
         labels::Labels,
@@ -154,7 +155,7 @@ async fn connect(url: &str, key_file: &std::path::Path) -> Catalogue {
         .await
         .expect("connecting the store");
     let vault = Vault::load(None, key_file).expect("loading the master key file");
-    Catalogue::new(store, Arc::new(vault))
+    Catalogue::new(store, Arc::new(vault), SharedClock::system())
 }
 
 // Builders of requests.

@@ -1,0 +1,114 @@
+//! A control plane running inside the test process, on a clock the test moves: for
+//! replaying days of access history in seconds. Everything else is real: its own
+//! nats-server, SQLite in a temporary directory, the gRPC server on a free port.
+
+use std::{sync::Arc, time::Duration};
+
+use ferry_control_plane::{
+    clock::{ManualClock, SharedClock},
+    config::Config,
+    server,
+};
+use tokio::{sync::oneshot, task::JoinHandle, time::Instant};
+use tonic_health::pb::{
+    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+};
+
+use crate::{free_port, NatsServer};
+
+pub struct EmbeddedControlPlane {
+    port: u16,
+    clock: Arc<ManualClock>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+    _nats: NatsServer,
+    _temp: tempfile::TempDir,
+}
+
+impl EmbeddedControlPlane {
+    /// Starts a control plane whose clock stands at `start` until the test moves it.
+    pub async fn start(start: chrono::DateTime<chrono::Utc>) -> Self {
+        let nats = NatsServer::start().await;
+        let temp = tempfile::tempdir().expect("temp dir for the control plane");
+        let port = free_port();
+        let config = Config {
+            listen: format!("127.0.0.1:{port}"),
+            data_dir: temp.path().join("data"),
+            nats: ferry_control_plane::config::NatsConfig { url: nats.url() },
+            ..Config::default()
+        };
+        config.validate().expect("a valid embedded configuration");
+        let clock = Arc::new(ManualClock::starting_at(start));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(
+            config,
+            SharedClock::new(clock.clone()),
+            async {
+                let _ = stopped.await;
+                "test finished"
+            },
+        ));
+        let cp = EmbeddedControlPlane {
+            port,
+            clock,
+            stop: Some(stop),
+            task,
+            _nats: nats,
+            _temp: temp,
+        };
+        cp.wait_serving().await;
+        cp
+    }
+
+    /// The control plane's clock: set or advance it to move time for every rule.
+    pub fn clock(&self) -> &ManualClock {
+        &self.clock
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn wait_serving(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(
+                !self.task.is_finished(),
+                "the embedded control plane stopped during start-up"
+            );
+            if let Ok(channel) = tonic::transport::Channel::from_shared(self.endpoint())
+                .expect("endpoint is a valid URI")
+                .connect()
+                .await
+            {
+                let check = HealthClient::new(channel)
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await;
+                if check.is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32) {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "embedded control plane not serving after 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Shuts the server down gracefully and reports how it ended.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await?
+    }
+}
+
+impl Drop for EmbeddedControlPlane {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
