@@ -79,7 +79,7 @@ pub async fn stale_site_write_is_refused(f: &mut Fixture) {
 
     let mut lost = stale.clone();
     lost.latency_ms = 99;
-    lost.updated_at = clock::next_update(stale.updated_at);
+    lost.updated_at = clock::SharedClock::system().next_update(stale.updated_at);
     let written = f
         .store()
         .update_site(&lost, stale.updated_at, CredentialsUpdate::Keep)
@@ -90,7 +90,7 @@ pub async fn stale_site_write_is_refused(f: &mut Fixture) {
 
     let mut fresh = current.clone();
     fresh.latency_ms = 77;
-    fresh.updated_at = clock::next_update(current.updated_at);
+    fresh.updated_at = clock::SharedClock::system().next_update(current.updated_at);
     let written = f
         .store()
         .update_site(&fresh, current.updated_at, CredentialsUpdate::Keep)
