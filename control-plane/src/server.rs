@@ -79,14 +79,13 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding {addr}"))?;
     let bound = listener.local_addr()?;
+    let routes = grpc::routes(catalogue, migrations, agents, events, recommendations)
+        .into_axum_router()
+        .route("/metrics", axum::routing::get(metrics));
+    // HTTP/1.1 too, so that a Prometheus scraper (or curl) can read /metrics here.
     let router = tonic::transport::Server::builder()
-        .add_routes(grpc::routes(
-            catalogue,
-            migrations,
-            agents,
-            events,
-            recommendations,
-        ))
+        .accept_http1(true)
+        .add_routes(routes.into())
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
@@ -130,6 +129,16 @@ pub async fn serve(
     store.close().await;
     info!("stopped");
     Ok(())
+}
+
+async fn metrics() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
 }
 
 fn reflection() -> tonic_reflection::server::Builder<'static> {

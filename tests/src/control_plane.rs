@@ -113,6 +113,41 @@ impl ControlPlane {
             .await
     }
 
+    /// `GET /metrics` over HTTP/1.1 on the gRPC port: the Prometheus exposition.
+    pub async fn metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connecting for /metrics");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("sending the /metrics request");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .await
+            .expect("reading the /metrics response");
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .expect("an HTTP response with a body");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: text/plain"),
+            "{head}"
+        );
+        body.to_owned()
+    }
+
+    /// One sample of [`ControlPlane::metrics`], by its name and labels as printed.
+    pub async fn metric(&self, series: &str) -> u64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }

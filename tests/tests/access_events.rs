@@ -236,3 +236,61 @@ async fn invalid_events_are_refused_naming_the_field() {
     let hours = stats(&client).await;
     assert!(hours.is_empty(), "{hours:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_a_deleted_dataset_are_dropped_and_counted() {
+    let cp = ControlPlane::start().await;
+    let client = setup(&cp).await;
+    let gone = pb::Dataset {
+        name: "gone".into(),
+        site: "s".into(),
+        path: "gone".into(),
+        ..Default::default()
+    };
+    let gone_id = client.create_dataset(gone).await.unwrap().id;
+    client.delete_dataset("gone").await.unwrap();
+    // Events still in the stream when their dataset was deleted, as intake stored them.
+    let jetstream = async_nats::jetstream::new(async_nats::connect(cp.nats_url()).await.unwrap());
+    for i in 0..3 {
+        let envelope = pb::AccessEventEnvelope {
+            dataset_id: gone_id.clone(),
+            event: Some(event(
+                "gone",
+                pb::AccessOp::Read,
+                10,
+                Utc::now(),
+                &format!("g{i}"),
+            )),
+        };
+        jetstream
+            .publish(
+                format!("ferry.events.access.{gone_id}"),
+                prost::Message::encode_to_vec(&envelope).into(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // The aggregator is not stuck on them: a later event of a live dataset folds.
+    client
+        .access_events()
+        .record_access_events(pb::RecordAccessEventsRequest {
+            events: vec![event("d", pb::AccessOp::Read, 10, Utc::now(), "live")],
+        })
+        .await
+        .unwrap();
+    settle(&client, 1).await;
+    assert_eq!(
+        cp.metric(r#"ferry_access_events_dropped_total{reason="dataset_deleted"}"#)
+            .await,
+        3
+    );
+    assert_eq!(cp.metric("ferry_access_events_folded_total").await, 1);
+    assert_eq!(cp.metric("ferry_access_events_accepted_total").await, 1);
+    assert!(
+        cp.log()
+            .contains("access events of deleted datasets dropped"),
+        "the drop is logged"
+    );
+}

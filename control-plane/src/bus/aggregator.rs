@@ -3,10 +3,7 @@
 //! again after a crash (redelivered because its ack was lost) is skipped by sequence, so
 //! no event counts twice. Events of deleted datasets are dropped and counted.
 
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::Duration,
-};
+use std::time::Duration;
 
 use async_nats::jetstream::consumer;
 use ferry_proto::{time::from_timestamp, v1 as pb};
@@ -20,14 +17,12 @@ use crate::{
         access::{AccessEvent, AccessOp, Fold},
         ids::DatasetId,
     },
+    metrics,
     store::Store,
 };
 
 const CONSUMER: &str = "aggregator";
 const BATCH: usize = 2000;
-
-/// Events dropped because their dataset no longer exists, since start.
-pub static DROPPED_FOR_DELETED_DATASETS: AtomicU64 = AtomicU64::new(0);
 
 pub async fn run(bus: Bus, store: Store) {
     let mut backoff = Duration::from_millis(200);
@@ -70,13 +65,20 @@ async fn consume(bus: &Bus, store: &Store) -> Result<(), Box<dyn std::error::Err
         let mut fold = Fold::default();
         let mut last = None;
         let mut reached = cursor;
+        let mut folded = 0u64;
         while let Some(message) = messages.next().await {
             let message = message?;
             let sequence = message.info()?.stream_sequence;
             if sequence > cursor {
                 match decode(&message.payload) {
-                    Some(event) => fold.add(&event),
-                    None => warn!(sequence, "malformed access event skipped"),
+                    Some(event) => {
+                        fold.add(&event);
+                        folded += 1;
+                    }
+                    None => {
+                        metrics::ACCESS_EVENTS_MALFORMED.add(1);
+                        warn!(sequence, "malformed access event skipped")
+                    }
                 }
                 reached = reached.max(sequence);
             }
@@ -86,17 +88,15 @@ async fn consume(bus: &Bus, store: &Store) -> Result<(), Box<dyn std::error::Err
         if reached > cursor {
             let ids: Vec<DatasetId> = fold.last_access.keys().copied().collect();
             let existing = store.existing_datasets(&ids).await?;
-            let before = fold.hours.len();
-            fold.hours.retain(|(d, _), _| existing.contains(d));
-            fold.last_access.retain(|d, _| existing.contains(d));
-            if fold.hours.len() < before {
-                let dropped = (before - fold.hours.len()) as u64;
-                DROPPED_FOR_DELETED_DATASETS.fetch_add(dropped, Ordering::Relaxed);
+            let dropped = fold.retain_datasets(|d| existing.contains(d));
+            if dropped > 0 {
+                metrics::ACCESS_EVENTS_DROPPED_DELETED.add(dropped);
                 debug!(
-                    aggregates = dropped,
+                    events = dropped,
                     "access events of deleted datasets dropped"
                 );
             }
+            metrics::ACCESS_EVENTS_FOLDED.add(folded - dropped);
             store.apply_access(CONSUMER, reached, &fold).await?;
         }
         last.ack().await?;

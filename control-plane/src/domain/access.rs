@@ -107,6 +107,20 @@ impl Fold {
     pub fn is_empty(&self) -> bool {
         self.hours.is_empty()
     }
+
+    /// Keeps only the datasets `keep` accepts; returns how many events were let go.
+    pub fn retain_datasets(&mut self, keep: impl Fn(&DatasetId) -> bool) -> u64 {
+        let mut dropped = 0;
+        self.hours.retain(|(d, _), h| {
+            let kept = keep(d);
+            if !kept {
+                dropped += h.reads + h.writes;
+            }
+            kept
+        });
+        self.last_access.retain(|d, _| keep(d));
+        dropped
+    }
 }
 
 #[cfg(test)]

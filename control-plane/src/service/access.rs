@@ -18,6 +18,7 @@ use crate::{
         name::Ref,
     },
     error::{Error, Result},
+    metrics,
 };
 
 #[derive(Clone)]
@@ -84,6 +85,7 @@ impl AccessEvents {
         }
         let accepted = messages.len() as u64;
         self.bus.publish_all(messages).await?;
+        metrics::ACCESS_EVENTS_ACCEPTED.add(accepted);
         Ok(accepted)
     }
 

@@ -18,6 +18,7 @@ use crate::{
         recommendation::RecommendationState,
     },
     error::{Error, Result},
+    metrics,
 };
 
 pub async fn run(catalogue: Catalogue, recommendations: Recommendations, interval: Duration) {
@@ -85,6 +86,7 @@ async fn round(catalogue: &Catalogue, recommendations: &Recommendations) -> Resu
             match recommendations.approve(advice.id).await {
                 Ok((_, job)) => {
                     running += 1;
+                    metrics::AUTOPILOT_MIGRATIONS.add(1);
                     info!(policy = %policy.name, dataset = %d.name, job_id = %job.id, "auto-migration started");
                 }
                 // Planned meanwhile by someone else: the dataset is taken care of.

@@ -18,6 +18,7 @@ use crate::{
         recommendation::{Recommendation, RecommendationState},
     },
     error::{Error, Result},
+    metrics,
 };
 
 /// Access history the demand projection looks at.
@@ -57,10 +58,7 @@ impl Recommendations {
     /// Computes and records advice for one dataset.
     pub async fn compute_one(&self, dataset: &Dataset) -> Result<Recommendation> {
         let recommendation = self.advise(dataset).await?;
-        self.catalogue
-            .store()
-            .insert_recommendation(&recommendation)
-            .await?;
+        self.record(&recommendation).await?;
         Ok(recommendation)
     }
 
@@ -140,7 +138,9 @@ impl Recommendations {
         self.catalogue
             .store()
             .insert_recommendation(recommendation)
-            .await
+            .await?;
+        metrics::RECOMMENDATIONS_COMPUTED.add(1);
+        Ok(())
     }
 
     pub async fn history(
