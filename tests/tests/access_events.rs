@@ -252,20 +252,20 @@ async fn events_of_a_deleted_dataset_are_dropped_and_counted() {
     // Events still in the stream when their dataset was deleted, as intake stored them.
     let jetstream = async_nats::jetstream::new(async_nats::connect(cp.nats_url()).await.unwrap());
     for i in 0..3 {
-        let envelope = pb::AccessEventEnvelope {
+        let batch = pb::AccessEventBatch {
             dataset_id: gone_id.clone(),
-            event: Some(event(
-                "gone",
+            events: vec![event(
+                "",
                 pb::AccessOp::Read,
                 10,
                 Utc::now(),
                 &format!("g{i}"),
-            )),
+            )],
         };
         jetstream
             .publish(
                 format!("ferry.events.access.{gone_id}"),
-                prost::Message::encode_to_vec(&envelope).into(),
+                prost::Message::encode_to_vec(&batch).into(),
             )
             .await
             .unwrap()

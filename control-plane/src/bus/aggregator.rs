@@ -22,7 +22,9 @@ use crate::{
 };
 
 const CONSUMER: &str = "aggregator";
-const BATCH: usize = 2000;
+/// Messages per fetch (each up to 1,000 events), and a bound on their bytes.
+const BATCH: usize = 500;
+const FETCH_BYTES: usize = 16 << 20;
 
 pub async fn run(bus: Bus, store: Store) {
     let mut backoff = Duration::from_millis(200);
@@ -58,6 +60,7 @@ async fn consume(bus: &Bus, store: &Store) -> Result<(), Box<dyn std::error::Err
         let mut messages = consumer
             .fetch()
             .max_messages(BATCH)
+            .max_bytes(FETCH_BYTES)
             .expires(Duration::from_millis(500))
             .messages()
             .await?;
@@ -71,9 +74,11 @@ async fn consume(bus: &Bus, store: &Store) -> Result<(), Box<dyn std::error::Err
             let sequence = message.info()?.stream_sequence;
             if sequence > cursor {
                 match decode(&message.payload) {
-                    Some(event) => {
-                        fold.add(&event);
-                        folded += 1;
+                    Some(events) => {
+                        for event in &events {
+                            fold.add(event);
+                        }
+                        folded += events.len() as u64;
                     }
                     None => {
                         metrics::ACCESS_EVENTS_MALFORMED.add(1);
@@ -103,20 +108,27 @@ async fn consume(bus: &Bus, store: &Store) -> Result<(), Box<dyn std::error::Err
     }
 }
 
-fn decode(payload: &[u8]) -> Option<AccessEvent> {
-    let envelope = pb::AccessEventEnvelope::decode(payload).ok()?;
-    let e = envelope.event?;
-    Some(AccessEvent {
-        dataset_id: envelope.dataset_id.parse().ok()?,
-        op: match pb::AccessOp::try_from(e.op).ok()? {
-            pb::AccessOp::Read => AccessOp::Read,
-            pb::AccessOp::Write => AccessOp::Write,
-            pb::AccessOp::Unspecified => return None,
-        },
-        bytes: u64::try_from(e.bytes).ok()?,
-        latency_ms: e.latency_ms,
-        time: from_timestamp(e.time.as_ref()?)?,
-        client_id: e.client_id,
-        event_id: e.event_id,
-    })
+/// A batch of one dataset's events; `None` when any of them is malformed.
+fn decode(payload: &[u8]) -> Option<Vec<AccessEvent>> {
+    let batch = pb::AccessEventBatch::decode(payload).ok()?;
+    let dataset_id: DatasetId = batch.dataset_id.parse().ok()?;
+    batch
+        .events
+        .into_iter()
+        .map(|e| {
+            Some(AccessEvent {
+                dataset_id,
+                op: match pb::AccessOp::try_from(e.op).ok()? {
+                    pb::AccessOp::Read => AccessOp::Read,
+                    pb::AccessOp::Write => AccessOp::Write,
+                    pb::AccessOp::Unspecified => return None,
+                },
+                bytes: u64::try_from(e.bytes).ok()?,
+                latency_ms: e.latency_ms,
+                time: from_timestamp(e.time.as_ref()?)?,
+                client_id: e.client_id,
+                event_id: e.event_id,
+            })
+        })
+        .collect()
 }

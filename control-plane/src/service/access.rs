@@ -1,7 +1,7 @@
 //! Access event intake: validation, then publication to `FERRY_EVENTS` (deduplicated by
 //! event id) for the aggregator to fold.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ferry_proto::{
     time::{from_timestamp, to_timestamp},
@@ -21,6 +21,21 @@ use crate::{
     metrics,
 };
 
+/// Events per JetStream message: about 100 KB, well under the broker's 1 MB limit.
+const EVENTS_PER_MESSAGE: usize = 1000;
+
+/// Identifies a batch by its events' client and event ids, in order.
+fn batch_digest(events: &[pb::AccessEvent]) -> u128 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for e in events {
+        hasher.update(e.client_id.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(e.event_id.as_bytes());
+        hasher.update(&[0]);
+    }
+    hasher.digest128()
+}
+
 #[derive(Clone)]
 pub struct AccessEvents {
     catalogue: Catalogue,
@@ -32,12 +47,15 @@ impl AccessEvents {
         AccessEvents { catalogue, bus }
     }
 
-    /// Validates a batch (all or nothing) and publishes it; returns how many were
-    /// accepted once JetStream stored them all.
+    /// Validates a batch (all or nothing) and publishes it, one JetStream message per
+    /// dataset and [`EVENTS_PER_MESSAGE`] events; returns how many were accepted once
+    /// JetStream stored them all.
     pub async fn record(&self, events: Vec<pb::AccessEvent>) -> Result<u64> {
         let now = self.catalogue.clock().now();
         let mut datasets: HashMap<String, DatasetId> = HashMap::new();
-        let mut messages = Vec::with_capacity(events.len());
+        // Per dataset, in arrival order, so a resent request maps to the same messages.
+        let mut by_dataset: BTreeMap<DatasetId, Vec<pb::AccessEvent>> = BTreeMap::new();
+        let accepted = events.len() as u64;
         for (i, mut e) in events.into_iter().enumerate() {
             let field = format!("events[{i}]");
             let id = match datasets.get(&e.dataset) {
@@ -74,16 +92,22 @@ impl AccessEvents {
                 ));
             }
             e.time = Some(to_timestamp(time));
-            e.dataset = id.to_string();
-            // JetStream drops a repeat of the same client's event within its window.
-            let message_id = format!("{}.{}.{}", id, e.client_id, e.event_id);
-            let envelope = pb::AccessEventEnvelope {
-                dataset_id: id.to_string(),
-                event: Some(e),
-            };
-            messages.push((access_subject(id), message_id, envelope.encode_to_vec()));
+            // The message names the dataset once.
+            e.dataset = String::new();
+            by_dataset.entry(id).or_default().push(e);
         }
-        let accepted = messages.len() as u64;
+        let mut messages = Vec::new();
+        for (id, events) in by_dataset {
+            for chunk in events.chunks(EVENTS_PER_MESSAGE) {
+                // JetStream drops a repeat of the same events within its dedupe window.
+                let message_id = format!("{id}.{:032x}", batch_digest(chunk));
+                let batch = pb::AccessEventBatch {
+                    dataset_id: id.to_string(),
+                    events: chunk.to_vec(),
+                };
+                messages.push((access_subject(id), message_id, batch.encode_to_vec()));
+            }
+        }
         self.bus.publish_all(messages).await?;
         metrics::ACCESS_EVENTS_ACCEPTED.add(accepted);
         Ok(accepted)
