@@ -167,6 +167,44 @@ impl Client {
         .await
     }
 
+    /// Visits a job's objects page by page, in key order, without holding them all: a
+    /// bucket-sized job has millions.
+    /// `visit` may fail with its own error type, which ends the walk.
+    pub async fn for_each_job_object_page<E: From<Error>>(
+        &self,
+        job: &str,
+        status: Option<pb::ObjectStatus>,
+        mut visit: impl FnMut(&[pb::JobObject]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let job = required("job id", job)?;
+        let status = status.map_or(0, i32::from);
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .jobs()
+                .list_job_objects(pb::ListJobObjectsRequest {
+                    job: job.clone(),
+                    page_size: PAGE_SIZE,
+                    page_token: page_token.clone(),
+                    status,
+                })
+                .await
+                .map_err(Error::from)?
+                .into_inner();
+            visit(&page.objects)?;
+            if page.next_page_token.is_empty() {
+                return Ok(());
+            }
+            if page.next_page_token == page_token {
+                return Err(Error::Protocol(format!(
+                    "page token {page_token:?} was returned twice"
+                ))
+                .into());
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
     // Agents.
 
     /// Every registered agent, or only those serving `site` (id or name).

@@ -266,6 +266,24 @@ async fn a_migration_planned_and_watched_from_the_command_line() {
         objects.contains("verified") && objects.contains("big/large.bin"),
         "{objects}"
     );
+    // The report: one JSON line per object, checksums matching an independent hash.
+    let report = run(&["job", "report", &id]);
+    let lines: Vec<serde_json::Value> = report
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), source.len(), "{report}");
+    for line in &lines {
+        let key = line["key"].as_str().unwrap();
+        let bytes = &source[key];
+        let xxh3 = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes));
+        assert_eq!(line["size"], bytes.len(), "{line}");
+        assert_eq!(line["status"], "verified", "{line}");
+        assert_eq!(line["source_xxh3"], xxh3.as_str(), "{line}");
+        assert_eq!(line["destination_xxh3"], xxh3.as_str(), "{line}");
+        assert_eq!(line["error"], "", "{line}");
+    }
+    assert_eq!(run(&["job", "report", &id, "--status", "failed"]), "");
     // The same key again returns the same job, saying so.
     let again = run(&["job", "plan", "d", "--to", "b", "--key", "cli"]);
     assert!(again.contains("created: no"), "{again}");

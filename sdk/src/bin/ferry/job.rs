@@ -80,6 +80,17 @@ pub enum JobCommand {
         #[arg(long, value_parser = parse_object_status, value_name = "STATUS")]
         status: Option<pb::ObjectStatus>,
     },
+    /// Export a job's per-object report as JSON lines, one object per line, page by page
+    ///
+    /// Each line: {"key", "size", "status", "source_xxh3", "destination_xxh3",
+    /// "attempts", "error"}; the error is the last failure's reason.
+    Report {
+        /// The job's id
+        job: String,
+        /// Only objects in this status, e.g. failed
+        #[arg(long, value_parser = parse_object_status, value_name = "STATUS")]
+        status: Option<pb::ObjectStatus>,
+    },
 }
 
 /// The arguments of `ferry job plan`.
@@ -220,6 +231,7 @@ pub async fn run(command: JobCommand, ctx: &Context) -> Result<Outcome, Error> {
             )
             .await?
         }
+        JobCommand::Report { job, status } => return report(ctx, &job, status).await,
         JobCommand::Objects { job, status } => {
             let objects = ctx.client().await?.list_job_objects(&job, status).await?;
             if ctx.json() {
@@ -230,6 +242,49 @@ pub async fn run(command: JobCommand, ctx: &Context) -> Result<Outcome, Error> {
         }
     };
     Ok(Outcome::print(text))
+}
+
+/// Why writing a report stopped.
+enum ReportStop {
+    Api(Error),
+    Output(std::io::Error),
+}
+
+impl From<Error> for ReportStop {
+    fn from(e: Error) -> Self {
+        ReportStop::Api(e)
+    }
+}
+
+/// Streams the per-object report to standard output as JSON lines, a page at a time.
+async fn report(
+    ctx: &Context,
+    job: &str,
+    status: Option<pb::ObjectStatus>,
+) -> Result<Outcome, Error> {
+    use std::io::Write;
+    let client = ctx.client().await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = client
+        .for_each_job_object_page(job, status, |objects| {
+            for o in objects {
+                writeln!(out, "{}", json::line(&o.to_json())).map_err(ReportStop::Output)?;
+            }
+            out.flush().map_err(ReportStop::Output)
+        })
+        .await;
+    match written {
+        Ok(()) => Ok(Outcome::quiet(0)),
+        Err(ReportStop::Api(e)) => Err(e),
+        // The reader went away (`| head`): nothing left to do.
+        Err(ReportStop::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            Ok(Outcome::quiet(0))
+        }
+        Err(ReportStop::Output(e)) => {
+            eprintln!("error: writing the report: {e}");
+            Ok(Outcome::quiet(1))
+        }
+    }
 }
 
 /// Plans, prints the job (or the dry run's report) and, with `then_watch`, follows it.
