@@ -14,9 +14,13 @@ use std::{
     collections::{BTreeMap, HashMap},
     fmt,
     sync::{LazyLock, Mutex},
+    time::Duration,
 };
 
-use opendal::{services, Operator};
+use opendal::{
+    layers::{RetryEvent, RetryInterceptor, RetryLayer, TimeoutLayer},
+    services, Operator,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 /// Everything needed to reach one dataset on one site.
@@ -238,9 +242,50 @@ pub fn operator(site: &SiteAccess) -> Result<Operator, StorageError> {
             stores.insert(key, op.clone());
             Ok(op)
         }
-        Scheme::S3 => build_s3(site, &uri, &root),
-        Scheme::Gcs => build_gcs(site, &uri, &root),
-        Scheme::Azblob => build_azblob(site, &uri, &root),
+        Scheme::S3 => build_s3(site, &uri, &root).map(resilient),
+        Scheme::Gcs => build_gcs(site, &uri, &root).map(resilient),
+        Scheme::Azblob => build_azblob(site, &uri, &root).map(resilient),
+    }
+}
+
+/// Attempts of one operation against a remote store: the first and four retries.
+const ATTEMPTS: usize = 5;
+
+/// Bounds every remote call in time and retries the temporary failures (timeouts, 5xx,
+/// throttling, connection resets) with exponential back-off and jitter. Permanent ones
+/// (403, 404, invalid requests) are not retried: they surface at once, to be recorded on
+/// the object.
+fn resilient(op: Operator) -> Operator {
+    op.layer(
+        TimeoutLayer::new()
+            // A metadata call (stat, list page, complete upload).
+            .with_timeout(Duration::from_secs(60))
+            // One read or write of a chunk or part: generous enough for a part on a slow
+            // link, short enough that a stalled connection is noticed.
+            .with_io_timeout(Duration::from_secs(60)),
+    )
+    .layer(
+        RetryLayer::new()
+            .with_max_times(ATTEMPTS - 1)
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(10))
+            .with_jitter()
+            .with_notify(LogRetries),
+    )
+}
+
+/// Logs each retry, so an operator sees a flaky store before a job fails on it.
+struct LogRetries;
+
+impl RetryInterceptor for LogRetries {
+    fn intercept(&self, event: RetryEvent<'_>) {
+        tracing::warn!(
+            operation = %event.op,
+            attempt = event.attempt,
+            retry_after_ms = event.retry_after.as_millis() as u64,
+            error = %event.err,
+            "temporary storage error; retrying"
+        );
     }
 }
 

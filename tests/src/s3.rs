@@ -8,6 +8,10 @@
 use std::{
     net::{SocketAddr, TcpListener as StdTcpListener},
     path::Path,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
     thread::JoinHandle,
     time::Duration,
 };
@@ -30,8 +34,63 @@ pub const REGION: &str = "us-east-1";
 /// A running S3 server with a private temporary directory as its storage. Stopped
 /// when dropped: the accept loop ends, open connections are aborted with the runtime,
 /// and the directory is removed.
+/// Failures the server injects before its real handling, so tests can watch clients
+/// recover from a flaky store. None by default.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    unavailable_puts: Arc<AtomicUsize>,
+}
+
+impl Faults {
+    /// The next `n` PUT requests (objects and parts) are answered `503 SlowDown`.
+    pub fn fail_next_puts(&self, n: usize) {
+        self.unavailable_puts.store(n, Ordering::SeqCst);
+    }
+
+    /// How many injected failures have not been used yet.
+    pub fn pending(&self) -> usize {
+        self.unavailable_puts.load(Ordering::SeqCst)
+    }
+
+    fn take_put(&self) -> bool {
+        self.unavailable_puts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// The S3 service behind the injected faults.
+#[derive(Clone)]
+struct FaultyService {
+    inner: s3s::service::S3Service,
+    faults: Faults,
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for FaultyService {
+    type Response = s3s::HttpResponse;
+    type Error = s3s::HttpError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        if req.method() == http::Method::PUT && self.faults.take_put() {
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+                <Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+            let response = http::Response::builder()
+                .status(http::StatusCode::SERVICE_UNAVAILABLE)
+                .header(http::header::CONTENT_TYPE, "application/xml")
+                .body(s3s::Body::from(body.to_owned()))
+                .expect("a well-formed 503 response");
+            return Box::pin(std::future::ready(Ok(response)));
+        }
+        hyper::service::Service::call(&self.inner, req)
+    }
+}
+
 pub struct S3Server {
     addr: SocketAddr,
+    faults: Faults,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     root: tempfile::TempDir,
@@ -59,6 +118,11 @@ impl S3Server {
             builder.build()
         };
 
+        let faults = Faults::default();
+        let service = FaultyService {
+            inner: service,
+            faults: faults.clone(),
+        };
         let (ready_tx, ready_rx) = oneshot::channel::<()>();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -83,6 +147,7 @@ impl S3Server {
 
         S3Server {
             addr,
+            faults,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
             root,
@@ -90,6 +155,10 @@ impl S3Server {
     }
 
     /// `http://127.0.0.1:PORT`, the endpoint for path-style requests.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -153,7 +222,7 @@ impl Drop for S3Server {
 /// connection is served on its own task, HTTP/1.1 or HTTP/2 as the client speaks.
 async fn serve(
     listener: StdTcpListener,
-    service: s3s::service::S3Service,
+    service: FaultyService,
     ready: oneshot::Sender<()>,
     mut shutdown: oneshot::Receiver<()>,
 ) {

@@ -795,3 +795,48 @@ async fn a_dry_run_lists_what_would_move_and_plans_nothing() {
         "a dry run plans nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_answering_503_is_retried_and_the_job_completes() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let s3 = S3Server::start().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let source = mixed(9, 1 << 20);
+    write_tree(&dirs.path().join("fast/logs"), &source);
+    client
+        .create_site(
+            fs_site("fast", &dirs.path().join("fast"), pb::Tier::Hot),
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    s3_site(&client, &s3, "bucket", "flaky", pb::Tier::Cold).await;
+    dataset(&client, "logs", "fast", "logs").await;
+    // The store throttles: its next five writes are answered 503 SlowDown.
+    s3.faults().fail_next_puts(5);
+    let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]);
+
+    let job = plan(&client, "logs", "bucket", pb::VerifyMode::Quick, "flaky").await;
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(s3.faults().pending(), 0, "every injected failure was met");
+    let in_bucket = read_bucket(&s3.client(), "flaky", "ferry/logs/").await;
+    let bytes: BTreeMap<_, _> = in_bucket
+        .iter()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    assert_eq!(bytes, source, "the bucket holds exactly the source's bytes");
+    let objects = client.list_job_objects(&job.id, None).await.unwrap();
+    assert!(
+        objects
+            .iter()
+            .all(|o| o.status == pb::ObjectStatus::Verified as i32 && o.error.is_empty()),
+        "no object failed: {objects:#?}"
+    );
+    let log = agent.log();
+    assert!(
+        log.matches("temporary storage error; retrying").count() >= 5,
+        "each throttled write was retried:\n{log}"
+    );
+}
