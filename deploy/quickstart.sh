@@ -49,7 +49,13 @@ stop() {
 trap stop EXIT
 
 # A private broker on a free port, so the demo never touches another NATS.
-nats_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# (Never the control plane's own port, which the kernel may hand out as free.)
+nats_port=$(python3 -c '
+import socket, sys
+while True:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
+    if p != int(sys.argv[1]): print(p); break
+' "$port")
 log "starting nats-server with JetStream on 127.0.0.1:$nats_port"
 "$nats_server" -js -a 127.0.0.1 -p "$nats_port" -sd "$work/jetstream" -l "$work/nats-server.log" &
 pids+=($!)
@@ -108,7 +114,7 @@ done
 ferry agent list
 
 log "access events: 20 reads of 'genome', two hours ago"
-ferry events record genome --op read --bytes 4MiB --count 20 --ago 2h --latency-ms 3
+ferry events record genome --op read --bytes 256KiB --count 20 --ago 2h --latency-ms 3
 for _ in $(seq 1 100); do
   ferry --json events stats genome | grep -q '"reads":20' && break
   sleep 0.2
