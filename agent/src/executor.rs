@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
+    bandwidth::Bandwidth,
     config::AgentConfig,
     control::ControlPlane,
     filter::ObjectFilter,
@@ -88,7 +89,8 @@ impl Executor {
                 .insert("storage_class".into(), command.storage_class.clone());
         }
         let reporter = Reporter::new(self.js.clone(), command, self.control.agent_id());
-        let watcher = self.watch_job(command, cancel.clone());
+        let bandwidth = Arc::new(Bandwidth::new(Some(command.bandwidth_limit_bytes_per_sec)));
+        let watcher = self.watch_job(command, cancel.clone(), bandwidth.clone());
         let result = async {
             let src = operator(&source).map_err(|e| anyhow::anyhow!("source: {e}"))?;
             let dst = operator(&destination).map_err(|e| anyhow::anyhow!("destination: {e}"))?;
@@ -96,7 +98,7 @@ impl Executor {
             if command.kind == pb::TaskKind::Retire as i32 {
                 self.retire(&src, &cancel).await
             } else {
-                self.copy_and_verify(command, &src, &dst, &reporter, &cancel)
+                self.copy_and_verify(command, &src, &dst, &reporter, &cancel, bandwidth)
                     .await
             }
         }
@@ -126,11 +128,13 @@ impl Executor {
         }
     }
 
-    /// Cancels the task when the job ends or moves to another attempt elsewhere.
+    /// Cancels the task when the job ends or moves to another attempt elsewhere, and
+    /// follows changes of its bandwidth limit.
     fn watch_job(
         &self,
         command: &pb::JobCommand,
         cancel: CancellationToken,
+        bandwidth: Arc<Bandwidth>,
     ) -> tokio::task::JoinHandle<()> {
         let control = self.control.clone();
         let (job, attempt) = (command.job_id.clone(), command.attempt);
@@ -150,6 +154,11 @@ impl Executor {
                         cancel.cancel();
                         return;
                     }
+                    let limit = Some(j.bandwidth_limit_bytes_per_sec).filter(|l| *l > 0);
+                    if limit != bandwidth.rate() {
+                        info!(job_id = %job, bytes_per_sec = limit.unwrap_or(0), "bandwidth limit changed");
+                        bandwidth.set_rate(limit);
+                    }
                 }
             }
         })
@@ -162,6 +171,7 @@ impl Executor {
         dst: &opendal::Operator,
         reporter: &Reporter,
         cancel: &CancellationToken,
+        bandwidth: Arc<Bandwidth>,
     ) -> anyhow::Result<()> {
         let filter = ObjectFilter::from_pb(command.filter.as_ref()).map_err(anyhow::Error::msg)?;
         let objects: Vec<ObjectInfo> = transfer::list(src)
@@ -207,7 +217,10 @@ impl Executor {
             verified_before = already_verified,
             "copying"
         );
-        let options = CopyOptions::default();
+        let options = CopyOptions {
+            bandwidth: Some(bandwidth),
+            ..CopyOptions::default()
+        };
         let concurrency = self.config.concurrency;
         let pause = Duration::from_millis(self.config.faults.pause_after_object_ms);
 

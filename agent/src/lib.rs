@@ -6,6 +6,7 @@
 //! - [`transfer`] lists, copies (hashing with xxh3-128 on the way), verifies and deletes
 //!   objects through those operators, streaming with bounded memory.
 
+pub mod bandwidth;
 pub mod config;
 pub mod consumer;
 pub mod control;

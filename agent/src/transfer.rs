@@ -5,14 +5,14 @@
 //! [`CopyOptions`], never by the object size. Every error names the object, the
 //! operation and whether retrying can help (see [`TransferError`]).
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use futures::{stream, Stream, StreamExt, TryStreamExt};
 use opendal::{Buffer, ErrorKind, Metadata, Operator, Writer};
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::storage::object_url;
+use crate::{bandwidth::Bandwidth, storage::object_url};
 
 /// Default size of each ranged read and each multipart part.
 pub const DEFAULT_CHUNK_SIZE: usize = 8 * 1024 * 1024;
@@ -32,7 +32,7 @@ pub struct ObjectInfo {
 }
 
 /// How [`copy_object`] moves bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct CopyOptions {
     /// Size of each ranged read and of each multipart part. Objects larger than this go
     /// as multipart uploads where the destination supports them; smaller ones in one
@@ -47,6 +47,8 @@ pub struct CopyOptions {
     /// attributes and no content type). Turn off for file systems without extended
     /// attributes, where writing them fails.
     pub preserve_metadata: bool,
+    /// Paces the bytes written, shared by every copy of a job; `None` is unlimited.
+    pub bandwidth: Option<Arc<Bandwidth>>,
 }
 
 impl Default for CopyOptions {
@@ -55,6 +57,7 @@ impl Default for CopyOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             concurrency: DEFAULT_CONCURRENCY,
             preserve_metadata: true,
+            bandwidth: None,
         }
     }
 }
@@ -375,6 +378,9 @@ async fn pump(
     )
     .await?;
     while let Some(buffer) = bytes.next().await? {
+        if let Some(bandwidth) = &options.bandwidth {
+            bandwidth.take(buffer.len()).await;
+        }
         for chunk in buffer.clone() {
             hasher.update(&chunk);
         }

@@ -840,3 +840,78 @@ async fn a_store_answering_503_is_retried_and_the_job_completes() {
         "each throttled write was retried:\n{log}"
     );
 }
+
+/// When the agent's log says it applied a new bandwidth limit.
+fn limit_applied_at(log: &str) -> chrono::DateTime<chrono::Utc> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("bandwidth limit changed"))
+        .unwrap_or_else(|| panic!("the agent never applied the new limit:\n{log}"));
+    let stamp = line.split_whitespace().next().unwrap();
+    chrono::DateTime::parse_from_rfc3339(stamp)
+        .unwrap_or_else(|e| panic!("{stamp}: {e}"))
+        .to_utc()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bandwidth_limit_paces_the_copy_and_can_be_lowered_while_it_runs() {
+    const TOTAL: usize = 200_000_000;
+    const LIMIT: f64 = 20e6;
+    const LOWER: f64 = 8e6;
+    // The copy paces one 8 MiB chunk at a time: at most one slot reaches past a change.
+    const CHUNK: f64 = (8 << 20) as f64;
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let pattern = ferry_tests::dataset::bytes(5, 1 << 20);
+    let big: Vec<u8> = pattern.iter().copied().cycle().take(TOTAL).collect();
+    let source = BTreeMap::from([("big.bin".to_owned(), big)]);
+    write_tree(&dirs.path().join("a/data"), &source);
+    let (a, b) = (dirs.path().join("a"), dirs.path().join("b"));
+    for (name, root) in [("a", &a), ("b", &b)] {
+        client
+            .create_site(fs_site(name, root, pb::Tier::Hot), HashMap::new())
+            .await
+            .unwrap();
+    }
+    dataset(&client, "data", "a", "data").await;
+    let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]);
+
+    let planned_at = chrono::Utc::now();
+    let started = std::time::Instant::now();
+    let job = client
+        .plan_migration(pb::PlanMigrationRequest {
+            dataset: "data".into(),
+            destination_site: "b".into(),
+            bandwidth_limit_bytes_per_sec: LIMIT as u64,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    assert_eq!(job.bandwidth_limit_bytes_per_sec, LIMIT as u64);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let updated = client.update_job(&job.id, LOWER as u64).await.unwrap();
+    assert_eq!(updated.bandwidth_limit_bytes_per_sec, LOWER as u64);
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(read_tree(&b.join("data")), source);
+
+    // Never faster than the plan's limit allows...
+    assert!(
+        elapsed >= TOTAL as f64 / LIMIT,
+        "{TOTAL} bytes in {elapsed:.1} s beat {LIMIT} bytes/s"
+    );
+    // ...and, from when the agent applied the lower limit, never faster than that: until
+    // then at most LIMIT bytes a second (and one chunk) went, the rest at LOWER.
+    let switch = (limit_applied_at(&agent.log()) - planned_at).as_seconds_f64();
+    let before = (LIMIT * switch + CHUNK).min(TOTAL as f64);
+    let bound = before / LIMIT + (TOTAL as f64 - before) / LOWER;
+    assert!(
+        elapsed >= bound,
+        "done in {elapsed:.1} s, yet the lower limit applied after {switch:.1} s allows no \
+         less than {bound:.1} s"
+    );
+}

@@ -36,15 +36,6 @@ impl JobApi {
     }
 }
 
-/// Agents do not throttle yet: refusing a limit beats accepting one that is not kept.
-fn bandwidth_limits_unavailable() -> Error {
-    Error::Unimplemented(
-        "bandwidth_limit_bytes_per_sec: bandwidth limits are not enforced by this release's \
-         agents; leave it 0"
-            .into(),
-    )
-}
-
 fn job_id(field: &str, s: &str) -> Result<JobId> {
     s.parse()
         .map_err(|_| Error::invalid(field, format!("'{s}' is not a job id")))
@@ -61,9 +52,6 @@ impl JobService for JobApi {
         request: Request<pb::PlanMigrationRequest>,
     ) -> Result<Response<pb::PlanMigrationResponse>, Status> {
         let req = request.into_inner();
-        if req.bandwidth_limit_bytes_per_sec != 0 {
-            return Err(bandwidth_limits_unavailable().into());
-        }
         let dry_run = req.dry_run;
         let plan = plan_request(req)?;
         if dry_run {
@@ -146,9 +134,6 @@ impl JobService for JobApi {
     ) -> Result<Response<pb::Job>, Status> {
         let req = request.into_inner();
         let id = job_id("job", &req.job)?;
-        if req.bandwidth_limit_bytes_per_sec != 0 {
-            return Err(bandwidth_limits_unavailable().into());
-        }
         let limit =
             (req.bandwidth_limit_bytes_per_sec != 0).then_some(req.bandwidth_limit_bytes_per_sec);
         Ok(Response::new(job_to_pb(

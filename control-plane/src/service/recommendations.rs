@@ -200,7 +200,7 @@ impl Recommendations {
                 retire_source: policy.as_ref().is_some_and(|p| p.retire_source),
                 idempotency_key: Some(format!("recommendation:{id}")),
                 filter: Default::default(),
-                bandwidth_limit: None,
+                bandwidth_limit: policy.as_ref().and_then(|p| p.bandwidth_limit),
             })
             .await?;
         self.catalogue
