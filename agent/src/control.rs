@@ -5,12 +5,21 @@ use std::{collections::HashMap, path::Path, time::Duration};
 
 use ferry_proto::v1::{
     self as pb, agent_service_client::AgentServiceClient, job_service_client::JobServiceClient,
+    site_service_client::SiteServiceClient,
 };
 use secrecy::{ExposeSecret, SecretString};
 use tonic::{transport::Channel, Request, Status};
 use tracing::{info, warn};
 
 use crate::storage::SiteAccess;
+
+/// A site's bandwidth limit and this agent's part of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SiteShare {
+    pub limit: u64,
+    pub agents: u64,
+    pub share: u64,
+}
 
 pub struct ControlPlane {
     channel: Channel,
@@ -152,6 +161,38 @@ impl ControlPlane {
             })
         };
         Ok((convert(response.source)?, convert(response.destination)?))
+    }
+
+    /// This agent's share of its site's bandwidth limit: the limit divided among the
+    /// site's live agents. `None` when the site has no limit.
+    pub async fn site_share(&self) -> Result<Option<SiteShare>, Status> {
+        let site = SiteServiceClient::new(self.channel.clone())
+            .get_site(pb::GetSiteRequest {
+                site: self.site_id.clone(),
+            })
+            .await?
+            .into_inner();
+        if site.bandwidth_limit_bytes_per_sec == 0 {
+            return Ok(None);
+        }
+        let agents = AgentServiceClient::new(self.channel.clone())
+            .list_agents(pb::ListAgentsRequest {
+                site: self.site_id.clone(),
+            })
+            .await?
+            .into_inner()
+            .agents;
+        // This agent counts even if its first heartbeat is not in yet.
+        let alive = agents
+            .iter()
+            .filter(|a| a.state == pb::AgentState::Alive as i32 && a.id != self.agent_id)
+            .count() as u64
+            + 1;
+        Ok(Some(SiteShare {
+            limit: site.bandwidth_limit_bytes_per_sec,
+            agents: alive,
+            share: (site.bandwidth_limit_bytes_per_sec / alive).max(1),
+        }))
     }
 
     pub async fn job(&self, job: &str) -> Result<pb::Job, Status> {

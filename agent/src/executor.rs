@@ -42,6 +42,8 @@ pub struct Executor {
     control: Arc<ControlPlane>,
     js: jetstream::Context,
     config: Arc<AgentConfig>,
+    /// This agent's share of its site's limit, across all the jobs it runs.
+    site_bandwidth: Arc<Bandwidth>,
 }
 
 /// One object's progress through the task.
@@ -56,11 +58,13 @@ impl Executor {
         control: Arc<ControlPlane>,
         js: jetstream::Context,
         config: Arc<AgentConfig>,
+        site_bandwidth: Arc<Bandwidth>,
     ) -> Self {
         Executor {
             control,
             js,
             config,
+            site_bandwidth,
         }
     }
 
@@ -218,7 +222,7 @@ impl Executor {
             "copying"
         );
         let options = CopyOptions {
-            bandwidth: Some(bandwidth),
+            bandwidth: vec![bandwidth, self.site_bandwidth.clone()],
             ..CopyOptions::default()
         };
         let concurrency = self.config.concurrency;

@@ -4,6 +4,7 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use clap::Parser;
 use ferry_agent::{
+    bandwidth::Bandwidth,
     config::{AgentConfig, Overrides},
     consumer,
     control::ControlPlane,
@@ -128,7 +129,14 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
             }
         })
     };
-    let executor = Arc::new(Executor::new(control.clone(), js.clone(), config.clone()));
+    let site_bandwidth = Arc::new(Bandwidth::new(None));
+    let site_share = tokio::spawn(follow_site_share(control.clone(), site_bandwidth.clone()));
+    let executor = Arc::new(Executor::new(
+        control.clone(),
+        js.clone(),
+        config.clone(),
+        site_bandwidth,
+    ));
     let site_id = control.site_id().to_owned();
     let ack_wait = Duration::from_secs(config.ack_wait_secs);
     let work = {
@@ -147,11 +155,42 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         Err(_) => warn!("the running task did not stop within 20 s"),
     }
     heartbeats.abort();
+    site_share.abort();
     if let Err(e) = control.heartbeat(true).await {
         warn!(error = %e.message(), "final heartbeat failed");
     }
     info!("stopped");
     Ok(())
+}
+
+/// How often the site's bandwidth limit and its live agents are looked up again.
+const SITE_SHARE_REFRESH: Duration = Duration::from_secs(5);
+
+/// Keeps this agent's share of its site's bandwidth limit current as the limit changes
+/// and agents come and go.
+async fn follow_site_share(control: Arc<ControlPlane>, bandwidth: Arc<Bandwidth>) {
+    let mut tick = tokio::time::interval(SITE_SHARE_REFRESH);
+    let mut current = None;
+    loop {
+        tick.tick().await;
+        match control.site_share().await {
+            Ok(share) if share != current => {
+                match share {
+                    Some(s) => info!(
+                        limit = s.limit,
+                        agents = s.agents,
+                        share = s.share,
+                        "site bandwidth share"
+                    ),
+                    None => info!("site bandwidth unlimited"),
+                }
+                bandwidth.set_rate(share.map(|s| s.share));
+                current = share;
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e.message(), "cannot read the site's bandwidth limit"),
+        }
+    }
 }
 
 async fn shutdown_signal() -> &'static str {

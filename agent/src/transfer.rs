@@ -47,8 +47,9 @@ pub struct CopyOptions {
     /// attributes and no content type). Turn off for file systems without extended
     /// attributes, where writing them fails.
     pub preserve_metadata: bool,
-    /// Paces the bytes written, shared by every copy of a job; `None` is unlimited.
-    pub bandwidth: Option<Arc<Bandwidth>>,
+    /// Limits that pace the bytes written (the job's, the site's share), each shared by
+    /// every copy it governs; none is unlimited.
+    pub bandwidth: Vec<Arc<Bandwidth>>,
 }
 
 impl Default for CopyOptions {
@@ -57,7 +58,7 @@ impl Default for CopyOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             concurrency: DEFAULT_CONCURRENCY,
             preserve_metadata: true,
-            bandwidth: None,
+            bandwidth: Vec::new(),
         }
     }
 }
@@ -378,8 +379,8 @@ async fn pump(
     )
     .await?;
     while let Some(buffer) = bytes.next().await? {
-        if let Some(bandwidth) = &options.bandwidth {
-            bandwidth.take(buffer.len()).await;
+        for limit in &options.bandwidth {
+            limit.take(buffer.len()).await;
         }
         for chunk in buffer.clone() {
             hasher.update(&chunk);

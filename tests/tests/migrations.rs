@@ -915,3 +915,68 @@ async fn a_bandwidth_limit_paces_the_copy_and_can_be_lowered_while_it_runs() {
          less than {bound:.1} s"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_limit_is_shared_among_the_sites_agents() {
+    const TOTAL: usize = 100_000_000;
+    const SITE_LIMIT: u64 = 20_000_000;
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let pattern = ferry_tests::dataset::bytes(8, 1 << 20);
+    let big: Vec<u8> = pattern.iter().copied().cycle().take(TOTAL).collect();
+    let source = BTreeMap::from([("big.bin".to_owned(), big)]);
+    write_tree(&dirs.path().join("a/data"), &source);
+    let (a, b) = (dirs.path().join("a"), dirs.path().join("b"));
+    client
+        .create_site(
+            pb::Site {
+                bandwidth_limit_bytes_per_sec: SITE_LIMIT,
+                ..fs_site("a", &a, pb::Tier::Hot)
+            },
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    client
+        .create_site(fs_site("b", &b, pb::Tier::Cold), HashMap::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .get_site("a")
+            .await
+            .unwrap()
+            .bandwidth_limit_bytes_per_sec,
+        SITE_LIMIT
+    );
+    dataset(&client, "data", "a", "data").await;
+    let agents = [
+        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]),
+        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]),
+    ];
+    // Each agent takes half of the site's limit once it sees the other.
+    let half = format!("agents=2 share={}", SITE_LIMIT / 2);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !agents.iter().all(|a| a.log().contains(&half)) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agents never split the site's limit:\n{}\n{}",
+            agents[0].log(),
+            agents[1].log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let started = std::time::Instant::now();
+    let job = plan(&client, "data", "b", pb::VerifyMode::Quick, "shared").await;
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(read_tree(&b.join("data")), source);
+    let share = (SITE_LIMIT / 2) as f64;
+    assert!(
+        elapsed >= TOTAL as f64 / share,
+        "{TOTAL} bytes in {elapsed:.1} s beat one agent's share of {share} bytes/s"
+    );
+}

@@ -324,6 +324,7 @@ mod tests {
                 storage_per_gb_month: storage,
                 ..Prices::default()
             },
+            bandwidth_limit: None,
             credential_keys: Vec::new(),
             created_at: now,
             updated_at: now,

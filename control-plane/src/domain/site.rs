@@ -21,6 +21,8 @@ pub struct Site {
     pub default_storage_class: String,
     pub latency_ms: u32,
     pub prices: Prices,
+    /// Bytes per second the site's agents share; `None` is unlimited.
+    pub bandwidth_limit: Option<u64>,
     pub credential_keys: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -65,10 +67,12 @@ pub struct NewSite {
     pub default_storage_class: String,
     pub latency_ms: u32,
     pub prices: Prices,
+    pub bandwidth_limit: Option<u64>,
 }
 
 impl NewSite {
     pub fn validate(&self) -> Result<()> {
+        validate_bandwidth(self.bandwidth_limit)?;
         validate_options(&self.uri, &self.options)?;
         validate_storage_class(&self.default_storage_class)?;
         self.prices.validate().map_err(|e| e.within("prices"))
@@ -84,6 +88,8 @@ pub struct SitePatch {
     pub default_storage_class: Option<String>,
     pub latency_ms: Option<u32>,
     pub prices: PricesPatch,
+    /// `Some(None)` lifts the limit.
+    pub bandwidth_limit: Option<Option<u64>>,
     pub credentials: Option<Credentials>,
 }
 
@@ -142,6 +148,10 @@ impl Site {
         if let Some(latency) = patch.latency_ms {
             self.latency_ms = latency;
         }
+        if let Some(limit) = patch.bandwidth_limit {
+            validate_bandwidth(limit)?;
+            self.bandwidth_limit = limit;
+        }
         let mut prices = self.prices;
         patch.prices.apply(&mut prices);
         prices.validate().map_err(|e| e.within("prices"))?;
@@ -151,6 +161,17 @@ impl Site {
             self.credential_keys = credentials.keys();
         }
         Ok(())
+    }
+}
+
+/// Stored as a signed 64-bit integer: anything larger is refused, not clamped.
+fn validate_bandwidth(limit: Option<u64>) -> Result<()> {
+    match limit {
+        Some(l) if l > i64::MAX as u64 => Err(Error::invalid(
+            "bandwidth_limit_bytes_per_sec",
+            format!("must be at most {}", i64::MAX),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -98,6 +98,7 @@ pub fn new_site(site: Option<pb::Site>) -> Result<NewSite> {
         default_storage_class: s.default_storage_class,
         latency_ms: s.latency_ms,
         prices: s.prices.map(prices).unwrap_or_default(),
+        bandwidth_limit: nonzero(s.bandwidth_limit_bytes_per_sec),
     };
     new.validate().map_err(|e| e.within("site"))?;
     Ok(new)
@@ -122,6 +123,7 @@ pub fn site_to_pb(s: Site) -> pb::Site {
         tier: tier_to_pb(s.tier),
         default_storage_class: s.default_storage_class,
         latency_ms: s.latency_ms,
+        bandwidth_limit_bytes_per_sec: s.bandwidth_limit.unwrap_or(0),
         prices: Some(pb::Prices {
             storage_per_gb_month: s.prices.storage_per_gb_month,
             retrieval_per_gb: s.prices.retrieval_per_gb,

@@ -17,6 +17,7 @@ const MUTABLE: &[&str] = &[
     "tier",
     "default_storage_class",
     "latency_ms",
+    "bandwidth_limit_bytes_per_sec",
     "prices",
     "prices.storage_per_gb_month",
     "prices.retrieval_per_gb",
@@ -129,6 +130,9 @@ fn site_patch(
         },
         default_storage_class: has("default_storage_class").then_some(site.default_storage_class),
         latency_ms: has("latency_ms").then_some(site.latency_ms),
+        bandwidth_limit: has("bandwidth_limit_bytes_per_sec").then_some(
+            (site.bandwidth_limit_bytes_per_sec != 0).then_some(site.bandwidth_limit_bytes_per_sec),
+        ),
         prices: PricesPatch {
             storage_per_gb_month: price("storage_per_gb_month", prices.storage_per_gb_month),
             retrieval_per_gb: price("retrieval_per_gb", prices.retrieval_per_gb),

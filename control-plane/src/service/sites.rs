@@ -27,6 +27,7 @@ impl Catalogue {
             default_storage_class: new.default_storage_class,
             latency_ms: new.latency_ms,
             prices: new.prices,
+            bandwidth_limit: new.bandwidth_limit,
             credential_keys: credentials.keys(),
             created_at: now,
             updated_at: now,

@@ -226,6 +226,7 @@ fn active(s: &Site) -> site::ActiveModel {
         price_egress_gb: Set(s.prices.egress_per_gb),
         price_per_1000_requests: Set(s.prices.per_1000_requests),
         min_storage_days: Set(i64::from(s.prices.min_storage_days)),
+        bandwidth_limit: Set(s.bandwidth_limit.map(super::to_i64)),
         credential_keys: Set(serde_json::to_string(&s.credential_keys).unwrap_or_default()),
         created_at: Set(s.created_at),
         updated_at: Set(s.updated_at),
@@ -251,6 +252,7 @@ fn to_domain(row: site::Model) -> Result<Site> {
             min_storage_days: u32::try_from(row.min_storage_days)
                 .map_err(|e| bad(format!("min_storage_days: {e}")))?,
         },
+        bandwidth_limit: row.bandwidth_limit.map(super::to_u64),
         credential_keys: serde_json::from_str(&row.credential_keys)
             .map_err(|e| bad(format!("credential_keys: {e}")))?,
         created_at: row.created_at,

@@ -211,6 +211,7 @@ pub fn new_site(site: &str, uri: &str, tier: Tier) -> NewSite {
         default_storage_class: "STANDARD".to_owned(),
         latency_ms: 20,
         prices: prices(),
+        bandwidth_limit: Some(250_000_000),
     }
 }
 

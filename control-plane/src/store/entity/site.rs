@@ -18,6 +18,8 @@ pub struct Model {
     pub price_egress_gb: f64,
     pub price_per_1000_requests: f64,
     pub min_storage_days: i64,
+    /// Bytes per second shared by the site's agents; `None` is unlimited.
+    pub bandwidth_limit: Option<i64>,
     /// AES-256-GCM sealed credentials (see `vault`); never leaves the control plane
     /// except to an agent holding a job.
     pub credentials: Option<Vec<u8>>,

@@ -7,6 +7,7 @@ mod m20261122_000001_catalogue;
 mod m20261122_000002_jobs;
 mod m20261122_000003_access;
 mod m20261122_000004_recommendations;
+mod m20261123_000005_site_bandwidth;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_jobs::Migration),
             Box::new(m20261122_000003_access::Migration),
             Box::new(m20261122_000004_recommendations::Migration),
+            Box::new(m20261123_000005_site_bandwidth::Migration),
         ]
     }
 }

@@ -121,6 +121,10 @@ impl ToJson for pb::Site {
             .field("tier", enum_value::<pb::Tier>(self.tier))
             .field("default_storage_class", self.default_storage_class.as_str())
             .field("latency_ms", self.latency_ms)
+            .field(
+                "bandwidth_limit_bytes_per_sec",
+                self.bandwidth_limit_bytes_per_sec,
+            )
             .field("prices", self.prices.as_ref().map(ToJson::to_json))
             .field("credential_keys", self.credential_keys.clone())
             .field("create_time", timestamp(self.create_time.as_ref()))
@@ -250,6 +254,7 @@ mod tests {
             tier: pb::Tier::Hot.into(),
             default_storage_class: String::new(),
             latency_ms: 2,
+            bandwidth_limit_bytes_per_sec: 100_000_000,
             prices: Some(pb::Prices {
                 storage_per_gb_month: 0.1,
                 min_storage_days: 30,
@@ -267,6 +272,7 @@ mod tests {
             "tier": "hot",
             "default_storage_class": "",
             "latency_ms": 2,
+            "bandwidth_limit_bytes_per_sec": 100_000_000,
             "prices": {
                 "storage_per_gb_month": 0.1,
                 "retrieval_per_gb": 0.0,

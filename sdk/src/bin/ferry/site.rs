@@ -9,7 +9,7 @@ use ferry_sdk::{pb, Client, Error};
 use crate::enums::{display, parse_tier};
 use crate::json::{self, ToJson};
 use crate::output::{self, Fields};
-use crate::parse::{into_map, parse_key_value, parse_price, read_credentials_file};
+use crate::parse::{into_map, parse_key_value, parse_price, parse_rate, read_credentials_file};
 use crate::Context;
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +62,9 @@ pub struct SiteSpec {
     /// Typical first-byte latency of a read, in milliseconds
     #[arg(long, value_name = "N")]
     latency_ms: Option<u32>,
+    /// Bytes per second all agents of the site share, e.g. 100MB; 0 means unlimited
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    bandwidth_limit: Option<u64>,
     /// Default storage class of objects written here (e.g. STANDARD_IA)
     #[arg(long, value_name = "CLASS")]
     storage_class: Option<String>,
@@ -106,6 +109,10 @@ impl SiteSpec {
         if let Some(latency) = self.latency_ms {
             site.latency_ms = latency;
             mask.push("latency_ms");
+        }
+        if let Some(limit) = self.bandwidth_limit {
+            site.bandwidth_limit_bytes_per_sec = limit;
+            mask.push("bandwidth_limit_bytes_per_sec");
         }
         if let Some(class) = &self.storage_class {
             site.default_storage_class = class.clone();
@@ -239,6 +246,10 @@ fn show(site: &pb::Site, ctx: &Context) -> String {
         .add("tier", display::<pb::Tier>(site.tier))
         .add("latency", format!("{} ms", site.latency_ms))
         .add(
+            "bandwidth limit",
+            output::bandwidth(site.bandwidth_limit_bytes_per_sec),
+        )
+        .add(
             "storage class",
             output::or_none(&site.default_storage_class),
         )
@@ -359,6 +370,17 @@ mod tests {
         let mask = spec(&["--latency-ms", "3"]).apply(&mut site)?;
         assert_eq!(mask, ["latency_ms"]);
         assert_eq!(site.prices, None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_bandwidth_limit_takes_units_and_zero_lifts_it() -> Result<(), Error> {
+        let mut site = pb::Site::default();
+        let mask = spec(&["--bandwidth-limit", "100MB"]).apply(&mut site)?;
+        assert_eq!(mask, ["bandwidth_limit_bytes_per_sec"]);
+        assert_eq!(site.bandwidth_limit_bytes_per_sec, 100_000_000);
+        spec(&["--bandwidth-limit", "0"]).apply(&mut site)?;
+        assert_eq!(site.bandwidth_limit_bytes_per_sec, 0);
         Ok(())
     }
 
