@@ -86,6 +86,11 @@ impl Agent {
         self.spawn();
     }
 
+    /// The running process's id, for reading its resource usage.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn state_dir(&self) -> &std::path::Path {
         &self.state_dir
     }

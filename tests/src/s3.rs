@@ -64,6 +64,21 @@ impl Faults {
 struct FaultyService {
     inner: s3s::service::S3Service,
     faults: Faults,
+    root: std::path::PathBuf,
+}
+
+impl FaultyService {
+    /// Whether a path-style request names a "directory" of the s3s-fs tree. S3 has no
+    /// object there, but s3s-fs 0.14 takes tens of seconds to fail a HEAD of one (rclone
+    /// probes its root that way), so the answer is S3's at once: 404.
+    fn names_a_prefix(&self, req: &http::Request<hyper::body::Incoming>) -> bool {
+        let path = req.uri().path().trim_start_matches('/');
+        !path.is_empty()
+            && path.contains('/')
+            && !path.contains('%')
+            && !path.split('/').any(|s| s == "..")
+            && self.root.join(path).is_dir()
+    }
 }
 
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for FaultyService {
@@ -74,6 +89,13 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for FaultySer
     >;
 
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        if req.method() == http::Method::HEAD && self.names_a_prefix(&req) {
+            let response = http::Response::builder()
+                .status(http::StatusCode::NOT_FOUND)
+                .body(s3s::Body::empty())
+                .expect("a well-formed 404 response");
+            return Box::pin(std::future::ready(Ok(response)));
+        }
         if req.method() == http::Method::PUT && self.faults.take_put() {
             let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
                 <Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
@@ -122,6 +144,7 @@ impl S3Server {
         let service = FaultyService {
             inner: service,
             faults: faults.clone(),
+            root: root.path().to_path_buf(),
         };
         let (ready_tx, ready_rx) = oneshot::channel::<()>();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();

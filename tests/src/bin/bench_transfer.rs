@@ -1,0 +1,524 @@
+//! Transfer benchmark: Ferry against rclone on the same workloads, the same in-process
+//! S3 server (s3s-fs) and the same machine, interleaved round by round.
+//!
+//!     cargo build --release --bins
+//!     target/release/ferry-bench-transfer [--rounds 3] [--w1-files 5000] [--w2-files 8]
+//!         [--w2-mib 128] [--skip-w2] [--no-rclone]
+//!
+//! Workloads: W1 many 64 KiB files, `file://` → `s3://`; W2 a few large files,
+//! `file://` → `s3://`; W3 the W1 set `s3://` → `s3://` on the same endpoint. Ferry runs
+//! through a real control plane, agent and nats-server, with verify `quick` and `full`;
+//! rclone (when on the PATH) with default flags and with `--transfers 32 --checkers 32`.
+//! Each run prints wall time, objects/s, MB/s, CPU seconds and peak RSS of the process
+//! doing the transfer (the agent; rclone itself), sampled from /proc; medians and ratios
+//! follow.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use ferry_proto::v1 as pb;
+use ferry_sdk::Client;
+use ferry_tests::{
+    control_plane::Options, dataset::bytes, s3::S3Server, Agent, ControlPlane, NatsServer,
+};
+
+struct Args {
+    rounds: usize,
+    w1_files: usize,
+    w2_files: usize,
+    w2_mib: usize,
+    skip_w2: bool,
+    rclone: bool,
+}
+
+impl Args {
+    fn parse() -> anyhow::Result<Args> {
+        let mut args = Args {
+            rounds: 3,
+            w1_files: 5000,
+            w2_files: 8,
+            w2_mib: 128,
+            skip_w2: false,
+            rclone: true,
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(flag) = it.next() {
+            let mut number = |name: &str| -> anyhow::Result<usize> {
+                let v = it.next().with_context(|| format!("{name} needs a value"))?;
+                v.parse()
+                    .with_context(|| format!("{name}: '{v}' is not a number"))
+            };
+            match flag.as_str() {
+                "--rounds" => args.rounds = number("--rounds")?.max(1),
+                "--w1-files" => args.w1_files = number("--w1-files")?.max(1),
+                "--w2-files" => args.w2_files = number("--w2-files")?.max(1),
+                "--w2-mib" => args.w2_mib = number("--w2-mib")?.max(1),
+                "--skip-w2" => args.skip_w2 = true,
+                "--no-rclone" => args.rclone = false,
+                other => {
+                    bail!("unknown flag {other}; see the comment at the top of bench_transfer.rs")
+                }
+            }
+        }
+        Ok(args)
+    }
+}
+
+/// One timed run.
+#[derive(Clone, Debug)]
+struct Run {
+    seconds: f64,
+    cpu_seconds: f64,
+    peak_rss_kib: u64,
+}
+
+/// A process's CPU seconds (user + system) and peak RSS, from /proc.
+fn proc_usage(pid: u32) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())?;
+    // The kernel reports CPU time in clock ticks of 1/100 s on Linux.
+    Some((ticks / 100.0, hwm))
+}
+
+/// Resets a process's peak RSS so the next reading covers one run only.
+fn reset_peak_rss(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+fn link_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            link_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::hard_link(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+fn generate(dir: &Path, files: usize, size: usize, seed: u64) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for i in 0..files {
+        // 1,000 files per directory, as a real tree would spread them.
+        let sub = dir.join(format!("d{:03}", i / 1000));
+        std::fs::create_dir_all(&sub)?;
+        std::fs::write(
+            sub.join(format!("f{i:06}.bin")),
+            bytes(seed + i as u64, size),
+        )?;
+    }
+    Ok(())
+}
+
+struct Bench {
+    client: Client,
+    s3: S3Server,
+    gen: PathBuf,
+    src: PathBuf,
+}
+
+impl Bench {
+    async fn ferry(
+        &self,
+        agent: &Agent,
+        dataset: &str,
+        to: &str,
+        verify: pb::VerifyMode,
+    ) -> anyhow::Result<Run> {
+        let pid = agent.pid().context("the agent is not running")?;
+        reset_peak_rss(pid);
+        let (cpu_before, _) = proc_usage(pid).context("reading the agent's usage")?;
+        let started = Instant::now();
+        let job = self
+            .client
+            .plan_migration(pb::PlanMigrationRequest {
+                dataset: dataset.into(),
+                destination_site: to.into(),
+                verify_mode: verify.into(),
+                idempotency_key: format!("bench-{dataset}-{to}"),
+                ..Default::default()
+            })
+            .await?
+            .job
+            .context("a planned job")?;
+        let done = loop {
+            let j = self.client.get_job(&job.id).await?;
+            if matches!(
+                pb::JobState::try_from(j.state),
+                Ok(pb::JobState::Completed | pb::JobState::Failed | pb::JobState::Cancelled)
+            ) {
+                break j;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        if done.state != pb::JobState::Completed as i32 {
+            bail!(
+                "job {} of {dataset} did not complete: {}",
+                job.id,
+                done.error
+            );
+        }
+        let (cpu_after, peak_rss_kib) = proc_usage(pid).context("reading the agent's usage")?;
+        Ok(Run {
+            seconds,
+            cpu_seconds: cpu_after - cpu_before,
+            peak_rss_kib,
+        })
+    }
+
+    fn rclone(&self, from: &str, to: &str, extra: &[&str]) -> anyhow::Result<Run> {
+        let started = Instant::now();
+        let mut command = Command::new("rclone");
+        command.args(["copy", from, to]).args(extra);
+        // FERRY_BENCH_RCLONE_LOG=FILE keeps rclone's debug log, to see what it did.
+        if let Some(log) = std::env::var_os("FERRY_BENCH_RCLONE_LOG") {
+            command.arg("-vv").arg("--log-file").arg(log);
+        }
+        let mut child = command
+            .env("RCLONE_CONFIG_BENCH_TYPE", "s3")
+            .env("RCLONE_CONFIG_BENCH_PROVIDER", "Other")
+            .env("RCLONE_CONFIG_BENCH_ENDPOINT", self.s3.endpoint())
+            .env("RCLONE_CONFIG_BENCH_REGION", self.s3.region())
+            .env("RCLONE_CONFIG_BENCH_ACCESS_KEY_ID", self.s3.access_key())
+            .env(
+                "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY",
+                self.s3.secret_key(),
+            )
+            .env("RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE", "true")
+            // rclone 1.60 fails against a plain-HTTP endpoint with this set.
+            .env_remove("AWS_CA_BUNDLE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting rclone")?;
+        let pid = child.id();
+        let mut last = (0.0, 0);
+        let status = loop {
+            if let Some(usage) = proc_usage(pid) {
+                last = usage;
+            }
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        if !status.success() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            bail!("rclone copy {from} {to} failed: {err}");
+        }
+        Ok(Run {
+            seconds,
+            cpu_seconds: last.0,
+            peak_rss_kib: last.1,
+        })
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+/// Runs of one workload, by contender.
+#[derive(Default)]
+struct Results {
+    runs: BTreeMap<String, Vec<Run>>,
+}
+
+impl Results {
+    fn add(&mut self, who: &str, round: usize, objects: usize, bytes: u64, run: Run) {
+        println!(
+            "  round {round}  {who:<22} {:>7.2} s {:>9.0} obj/s {:>8.1} MB/s {:>7.2} cpu s {:>6} MiB peak",
+            run.seconds,
+            objects as f64 / run.seconds,
+            bytes as f64 / 1e6 / run.seconds,
+            run.cpu_seconds,
+            run.peak_rss_kib / 1024
+        );
+        self.runs.entry(who.to_owned()).or_default().push(run);
+    }
+
+    fn median_seconds(&self, who: &str) -> Option<f64> {
+        self.runs
+            .get(who)
+            .map(|r| median(r.iter().map(|x| x.seconds).collect()))
+    }
+
+    fn summary(&self, name: &str, objects: usize, bytes: u64) {
+        println!("{name}: medians");
+        for (who, runs) in &self.runs {
+            let s = median(runs.iter().map(|r| r.seconds).collect());
+            let cpu = median(runs.iter().map(|r| r.cpu_seconds).collect());
+            let rss = runs.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0);
+            println!(
+                "  {who:<22} {s:>7.2} s {:>9.0} obj/s {:>8.1} MB/s {cpu:>7.2} cpu s {:>6} MiB peak",
+                objects as f64 / s,
+                bytes as f64 / 1e6 / s,
+                rss / 1024
+            );
+        }
+    }
+
+    /// How many times faster `a` is than `b`, by median time.
+    fn ratio(&self, a: &str, b: &str) {
+        if let (Some(x), Some(y)) = (self.median_seconds(a), self.median_seconds(b)) {
+            println!("  {a} vs {b}: {:.2}× the speed", y / x);
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse()?;
+    let rclone = args.rclone
+        && Command::new("rclone")
+            .arg("version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    let work = tempfile::tempdir()?;
+    let gen = work.path().join("gen");
+    let src = work.path().join("src");
+    let w1_bytes = (args.w1_files * 64 * 1024) as u64;
+    let w2_size = args.w2_mib << 20;
+    let w2_bytes = (args.w2_files * w2_size) as u64;
+    println!(
+        "profile: {}; rclone: {}",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        if rclone {
+            "yes"
+        } else {
+            "not installed (or --no-rclone)"
+        }
+    );
+    println!("generating W1 ({} × 64 KiB)…", args.w1_files);
+    generate(&gen.join("w1"), args.w1_files, 64 * 1024, 1)?;
+    if !args.skip_w2 {
+        println!("generating W2 ({} × {} MiB)…", args.w2_files, args.w2_mib);
+        generate(&gen.join("w2"), args.w2_files, w2_size, 1_000_000)?;
+    }
+
+    let s3 = S3Server::start().await;
+    for bucket in ["bench", "bench-copy", "rclone"] {
+        s3.create_bucket(bucket).await;
+    }
+    let nats = NatsServer::start().await;
+    let cp = ControlPlane::start_with(Options {
+        nats_url: Some(nats.url()),
+        extra_env: vec![("FERRY_LOG__FILTER".into(), "warn".into())],
+        ..Default::default()
+    })
+    .await;
+    let client = Client::connect(&cp.endpoint()).await?;
+    client
+        .create_site(
+            pb::Site {
+                name: "local".into(),
+                uri: format!("file://{}", src.display()),
+                tier: pb::Tier::Hot.into(),
+                ..Default::default()
+            },
+            HashMap::new(),
+        )
+        .await?;
+    for (name, bucket) in [("s3", "bench"), ("s3-copy", "bench-copy")] {
+        let site = pb::Site {
+            name: name.into(),
+            uri: format!("s3://{bucket}/ferry"),
+            tier: pb::Tier::Cold.into(),
+            options: [
+                ("endpoint".to_owned(), s3.endpoint()),
+                ("region".to_owned(), s3.region().to_owned()),
+                ("force_path_style".to_owned(), "true".to_owned()),
+            ]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        let credentials = [
+            ("access_key_id".to_owned(), s3.access_key().to_owned()),
+            ("secret_access_key".to_owned(), s3.secret_key().to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        client.create_site(site, credentials).await?;
+    }
+    let quiet = [("FERRY_AGENT_LOG__FILTER", "warn")];
+    let local_agent = Agent::start(&cp.endpoint(), &nats.url(), "local", &quiet);
+    let s3_agent = Agent::start(&cp.endpoint(), &nats.url(), "s3", &quiet);
+    let bench = Bench {
+        client,
+        s3,
+        gen,
+        src,
+    };
+
+    let mut w1 = Results::default();
+    let mut w2 = Results::default();
+    let mut w3 = Results::default();
+    let modes = [
+        ("quick", pb::VerifyMode::Quick),
+        ("full", pb::VerifyMode::Full),
+    ];
+    for round in 1..=args.rounds {
+        println!("round {round}");
+        // W1: many small files to S3.
+        for (mode, verify) in modes {
+            let name = format!("w1-{mode}-{round}");
+            link_tree(&bench.gen.join("w1"), &bench.src.join(&name))?;
+            bench
+                .client
+                .create_dataset(pb::Dataset {
+                    name: name.clone(),
+                    site: "local".into(),
+                    path: name.clone(),
+                    ..Default::default()
+                })
+                .await?;
+            let run = bench.ferry(&local_agent, &name, "s3", verify).await?;
+            w1.add(
+                &format!("W1 ferry {mode}"),
+                round,
+                args.w1_files,
+                w1_bytes,
+                run,
+            );
+        }
+        if rclone {
+            let from = bench.gen.join("w1").display().to_string();
+            let run = bench.rclone(&from, &format!("bench:rclone/w1-default-{round}"), &[])?;
+            w1.add("W1 rclone default", round, args.w1_files, w1_bytes, run);
+            let run = bench.rclone(
+                &from,
+                &format!("bench:rclone/w1-t32-{round}"),
+                &["--transfers", "32", "--checkers", "32"],
+            )?;
+            w1.add(
+                "W1 rclone --transfers 32",
+                round,
+                args.w1_files,
+                w1_bytes,
+                run,
+            );
+        }
+        // W3: the W1 set, bucket to bucket on one endpoint.
+        for (mode, verify) in modes {
+            let name = format!("w1-{mode}-{round}");
+            let run = bench.ferry(&s3_agent, &name, "s3-copy", verify).await?;
+            w3.add(
+                &format!("W3 ferry {mode}"),
+                round,
+                args.w1_files,
+                w1_bytes,
+                run,
+            );
+        }
+        if rclone {
+            let run = bench.rclone(
+                &format!("bench:bench/ferry/w1-quick-{round}"),
+                &format!("bench:rclone/w3-{round}"),
+                &[],
+            )?;
+            w3.add("W3 rclone server-side", round, args.w1_files, w1_bytes, run);
+        }
+        // W2: a few large files to S3.
+        if !args.skip_w2 {
+            for (mode, verify) in modes {
+                let name = format!("w2-{mode}-{round}");
+                link_tree(&bench.gen.join("w2"), &bench.src.join(&name))?;
+                bench
+                    .client
+                    .create_dataset(pb::Dataset {
+                        name: name.clone(),
+                        site: "local".into(),
+                        path: name.clone(),
+                        ..Default::default()
+                    })
+                    .await?;
+                let run = bench.ferry(&local_agent, &name, "s3", verify).await?;
+                w2.add(
+                    &format!("W2 ferry {mode}"),
+                    round,
+                    args.w2_files,
+                    w2_bytes,
+                    run,
+                );
+            }
+            if rclone {
+                let from = bench.gen.join("w2").display().to_string();
+                let run = bench.rclone(&from, &format!("bench:rclone/w2-default-{round}"), &[])?;
+                w2.add("W2 rclone default", round, args.w2_files, w2_bytes, run);
+                let run = bench.rclone(
+                    &from,
+                    &format!("bench:rclone/w2-t32-{round}"),
+                    &["--transfers", "32", "--checkers", "32"],
+                )?;
+                w2.add(
+                    "W2 rclone --transfers 32",
+                    round,
+                    args.w2_files,
+                    w2_bytes,
+                    run,
+                );
+            }
+        }
+    }
+
+    println!();
+    w1.summary(
+        &format!("W1 ({} × 64 KiB, file → s3)", args.w1_files),
+        args.w1_files,
+        w1_bytes,
+    );
+    w1.ratio("W1 ferry quick", "W1 rclone default");
+    w1.ratio("W1 ferry quick", "W1 rclone --transfers 32");
+    w1.ratio("W1 ferry quick", "W1 ferry full");
+    if !args.skip_w2 {
+        w2.summary(
+            &format!("W2 ({} × {} MiB, file → s3)", args.w2_files, args.w2_mib),
+            args.w2_files,
+            w2_bytes,
+        );
+        w2.ratio("W2 ferry quick", "W2 rclone default");
+        w2.ratio("W2 ferry quick", "W2 rclone --transfers 32");
+        w2.ratio("W2 ferry quick", "W2 ferry full");
+    }
+    w3.summary(
+        &format!("W3 ({} × 64 KiB, s3 → s3, one endpoint)", args.w1_files),
+        args.w1_files,
+        w1_bytes,
+    );
+    w3.ratio("W3 ferry quick", "W3 rclone server-side");
+    Ok(())
+}
