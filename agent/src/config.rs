@@ -24,6 +24,10 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// Objects copied or verified at once.
     pub concurrency: usize,
+    /// MiB the agent's transfer buffers may hold at once, all objects together. Large
+    /// objects wait for room, and fewer of their chunks go in parallel when the budget
+    /// is small. At least 24 (three 8 MiB chunks).
+    pub memory_budget_mib: u64,
     /// How long a job message may go without a progress ack before JetStream hands it
     /// to another agent of the site. Applied when the site's consumer is created.
     pub ack_wait_secs: u64,
@@ -69,6 +73,7 @@ impl Default for AgentConfig {
             nats_url: "nats://127.0.0.1:4222".into(),
             state_dir,
             concurrency: 16,
+            memory_budget_mib: 160,
             ack_wait_secs: 30,
             join_token: None,
             log: LogConfig {
@@ -157,6 +162,12 @@ impl AgentConfig {
         }
         if !(1..=1024).contains(&self.concurrency) {
             return Err("concurrency: must be 1 to 1024".into());
+        }
+        if self.memory_budget_mib < 24 {
+            return Err(format!(
+                "memory_budget_mib: must be at least 24 (three 8 MiB chunks), got {}",
+                self.memory_budget_mib
+            ));
         }
         if !(2..=3600).contains(&self.ack_wait_secs) {
             return Err("ack_wait_secs: must be 2 to 3600".into());

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::{
     bandwidth::Bandwidth,
+    budget::{copy_footprint, MemoryBudget},
     config::AgentConfig,
     control::ControlPlane,
     filter::ObjectFilter,
@@ -44,6 +45,8 @@ pub struct Executor {
     config: Arc<AgentConfig>,
     /// This agent's share of its site's limit, across all the jobs it runs.
     site_bandwidth: Arc<Bandwidth>,
+    /// Bounds the bytes all transfers of this agent hold at once.
+    budget: Arc<MemoryBudget>,
 }
 
 /// One object's progress through the task.
@@ -60,11 +63,13 @@ impl Executor {
         config: Arc<AgentConfig>,
         site_bandwidth: Arc<Bandwidth>,
     ) -> Self {
+        let budget = Arc::new(MemoryBudget::new(config.memory_budget_mib << 20));
         Executor {
             control,
             js,
             config,
             site_bandwidth,
+            budget,
         }
     }
 
@@ -223,8 +228,9 @@ impl Executor {
         );
         let options = CopyOptions {
             bandwidth: vec![bandwidth, self.site_bandwidth.clone()],
-            ..CopyOptions::default()
+            ..self.budget.copy_options(transfer::DEFAULT_CONCURRENCY)
         };
+        let budget = &self.budget;
         let concurrency = self.config.concurrency;
         let pause = Duration::from_millis(self.config.faults.pause_after_object_ms);
 
@@ -236,6 +242,7 @@ impl Executor {
         let mut results = futures::stream::iter(todo.into_iter().map(|info| {
             let options = options.clone();
             async move {
+                let _room = budget.reserve(copy_footprint(info.size, &options)).await;
                 let outcome = copy_with_retries(src, dst, &info.key, &options).await;
                 (info, outcome)
             }
@@ -309,7 +316,14 @@ impl Executor {
         };
         let mut results = futures::stream::iter(copied.into_iter().map(|work| {
             let options = options.clone();
-            async move { verify_or_repair(src, dst, work, mode, &options).await }
+            async move {
+                // A full verify reads the destination back; either mode may repair by
+                // copying again, so the copy's footprint is reserved.
+                let _room = budget
+                    .reserve(copy_footprint(work.info.size, &options))
+                    .await;
+                verify_or_repair(src, dst, work, mode, &options).await
+            }
         }))
         .buffer_unordered(concurrency);
         let mut mismatches = Vec::new();

@@ -7,6 +7,7 @@
 //!   objects through those operators, streaming with bounded memory.
 
 pub mod bandwidth;
+pub mod budget;
 pub mod config;
 pub mod consumer;
 pub mod control;

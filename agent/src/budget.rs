@@ -1,0 +1,108 @@
+//! The agent's memory budget: every object in flight holds a reservation for the
+//! buffers it can have at once, so the bytes held by transfers stay under the budget
+//! whatever the object sizes and the concurrency.
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use crate::transfer::{CopyOptions, DEFAULT_CHUNK_SIZE};
+
+/// Reservations are counted in KiB, so a budget of terabytes still fits the semaphore.
+const UNIT: u64 = 1024;
+
+pub struct MemoryBudget {
+    permits: Semaphore,
+    total_units: u32,
+}
+
+impl MemoryBudget {
+    pub fn new(bytes: u64) -> Self {
+        let total_units = u32::try_from(bytes.div_ceil(UNIT))
+            .unwrap_or(u32::MAX)
+            .max(1);
+        MemoryBudget {
+            permits: Semaphore::new(total_units as usize),
+            total_units,
+        }
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        u64::from(self.total_units) * UNIT
+    }
+
+    /// Waits until `bytes` of the budget are free and holds them until the permit drops.
+    /// A reservation larger than the whole budget waits for all of it.
+    pub async fn reserve(&self, bytes: u64) -> SemaphorePermit<'_> {
+        let units = u32::try_from(bytes.div_ceil(UNIT))
+            .unwrap_or(u32::MAX)
+            .min(self.total_units);
+        self.permits
+            .acquire_many(units)
+            .await
+            // The semaphore is never closed.
+            .unwrap_or_else(|_| unreachable!("the memory budget's semaphore is never closed"))
+    }
+
+    /// Copy options whose buffers fit the budget: as many chunks in flight per object as
+    /// it allows, at most `preferred`.
+    pub fn copy_options(&self, preferred: usize) -> CopyOptions {
+        let chunks = (self.total_bytes() / DEFAULT_CHUNK_SIZE as u64).saturating_sub(1) / 2;
+        CopyOptions {
+            concurrency: (chunks as usize).clamp(1, preferred.max(1)),
+            ..CopyOptions::default()
+        }
+    }
+}
+
+/// The most a copy of a `size`-byte object holds at once: the whole object when it goes
+/// in one request; otherwise the chunks being read ahead, the parts being uploaded and
+/// the one being filled.
+pub fn copy_footprint(size: u64, options: &CopyOptions) -> u64 {
+    let chunk = options.chunk_size as u64;
+    if size <= chunk {
+        size
+    } else {
+        (2 * options.concurrency as u64 + 1) * chunk
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use super::*;
+
+    #[test]
+    fn per_object_concurrency_shrinks_to_fit_a_small_budget() {
+        let mib = 1 << 20;
+        assert_eq!(MemoryBudget::new(160 * mib).copy_options(4).concurrency, 4);
+        assert_eq!(MemoryBudget::new(40 * mib).copy_options(4).concurrency, 2);
+        assert_eq!(MemoryBudget::new(24 * mib).copy_options(4).concurrency, 1);
+        let options = MemoryBudget::new(24 * mib).copy_options(4);
+        assert_eq!(copy_footprint(100 * mib, &options), 24 * mib);
+        assert_eq!(copy_footprint(65_536, &options), 65_536);
+    }
+
+    #[tokio::test]
+    async fn reservations_wait_for_room() {
+        let budget = Arc::new(MemoryBudget::new(100 * UNIT));
+        let first = budget.reserve(60 * UNIT).await;
+        let waiting = {
+            let budget = budget.clone();
+            tokio::spawn(async move {
+                let _second = budget.reserve(60 * UNIT).await;
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !waiting.is_finished(),
+            "60 + 60 KiB exceed a 100 KiB budget"
+        );
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the second reservation goes once the first is released")
+            .unwrap();
+        // Larger than the budget: takes all of it rather than waiting forever.
+        let _all = budget.reserve(1_000 * UNIT).await;
+    }
+}
