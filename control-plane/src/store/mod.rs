@@ -39,7 +39,11 @@ impl Store {
             .min_connections(1)
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(10))
-            .sqlx_logging(false);
+            .sqlx_logging(false)
+            // A writer waits for another's commit this long before SQLite says "database
+            // is locked"; sqlx's 5 s default is short when the disk is saturated by the
+            // very transfers being recorded.
+            .map_sqlx_sqlite_opts(|o| o.busy_timeout(Duration::from_secs(30)));
         let db = Database::connect(options).await.map_err(|e| {
             Error::Unavailable(format!("connecting to the database: {}", describe(&e)))
         })?;

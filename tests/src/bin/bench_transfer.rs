@@ -3,7 +3,7 @@
 //!
 //!     cargo build --release --bins
 //!     target/release/ferry-bench-transfer [--rounds 3] [--w1-files 5000] [--w2-files 8]
-//!         [--w2-mib 128] [--skip-w2] [--no-rclone]
+//!         [--w2-mib 128] [--skip-w2] [--no-rclone] [--agent-concurrency N]
 //!
 //! Workloads: W1 many 64 KiB files, `file://` → `s3://`; W2 a few large files,
 //! `file://` → `s3://`; W3 the W1 set `s3://` → `s3://` on the same endpoint. Ferry runs
@@ -34,6 +34,8 @@ struct Args {
     w2_mib: usize,
     skip_w2: bool,
     rclone: bool,
+    /// `FERRY_AGENT_CONCURRENCY` for the agents; their default when unset.
+    agent_concurrency: Option<usize>,
 }
 
 impl Args {
@@ -45,6 +47,7 @@ impl Args {
             w2_mib: 128,
             skip_w2: false,
             rclone: true,
+            agent_concurrency: None,
         };
         let mut it = std::env::args().skip(1);
         while let Some(flag) = it.next() {
@@ -59,6 +62,9 @@ impl Args {
                 "--w2-files" => args.w2_files = number("--w2-files")?.max(1),
                 "--w2-mib" => args.w2_mib = number("--w2-mib")?.max(1),
                 "--skip-w2" => args.skip_w2 = true,
+                "--agent-concurrency" => {
+                    args.agent_concurrency = Some(number("--agent-concurrency")?.max(1))
+                }
                 "--no-rclone" => args.rclone = false,
                 other => {
                     bail!("unknown flag {other}; see the comment at the top of bench_transfer.rs")
@@ -374,9 +380,13 @@ async fn main() -> anyhow::Result<()> {
         .collect();
         client.create_site(site, credentials).await?;
     }
-    let quiet = [("FERRY_AGENT_LOG__FILTER", "warn")];
-    let local_agent = Agent::start(&cp.endpoint(), &nats.url(), "local", &quiet);
-    let s3_agent = Agent::start(&cp.endpoint(), &nats.url(), "s3", &quiet);
+    let concurrency = args.agent_concurrency.map(|c| c.to_string());
+    let mut agent_env = vec![("FERRY_AGENT_LOG__FILTER", "warn")];
+    if let Some(c) = &concurrency {
+        agent_env.push(("FERRY_AGENT_CONCURRENCY", c));
+    }
+    let local_agent = Agent::start(&cp.endpoint(), &nats.url(), "local", &agent_env);
+    let s3_agent = Agent::start(&cp.endpoint(), &nats.url(), "s3", &agent_env);
     let bench = Bench {
         client,
         s3,
@@ -387,76 +397,17 @@ async fn main() -> anyhow::Result<()> {
     let mut w1 = Results::default();
     let mut w2 = Results::default();
     let mut w3 = Results::default();
-    let modes = [
-        ("quick", pb::VerifyMode::Quick),
-        ("full", pb::VerifyMode::Full),
-    ];
-    for round in 1..=args.rounds {
-        println!("round {round}");
-        // W1: many small files to S3.
-        for (mode, verify) in modes {
-            let name = format!("w1-{mode}-{round}");
-            link_tree(&bench.gen.join("w1"), &bench.src.join(&name))?;
-            bench
-                .client
-                .create_dataset(pb::Dataset {
-                    name: name.clone(),
-                    site: "local".into(),
-                    path: name.clone(),
-                    ..Default::default()
-                })
-                .await?;
-            let run = bench.ferry(&local_agent, &name, "s3", verify).await?;
-            w1.add(
-                &format!("W1 ferry {mode}"),
-                round,
-                args.w1_files,
-                w1_bytes,
-                run,
-            );
-        }
-        if rclone {
-            let from = bench.gen.join("w1").display().to_string();
-            let run = bench.rclone(&from, &format!("bench:rclone/w1-default-{round}"), &[])?;
-            w1.add("W1 rclone default", round, args.w1_files, w1_bytes, run);
-            let run = bench.rclone(
-                &from,
-                &format!("bench:rclone/w1-t32-{round}"),
-                &["--transfers", "32", "--checkers", "32"],
-            )?;
-            w1.add(
-                "W1 rclone --transfers 32",
-                round,
-                args.w1_files,
-                w1_bytes,
-                run,
-            );
-        }
-        // W3: the W1 set, bucket to bucket on one endpoint.
-        for (mode, verify) in modes {
-            let name = format!("w1-{mode}-{round}");
-            let run = bench.ferry(&s3_agent, &name, "s3-copy", verify).await?;
-            w3.add(
-                &format!("W3 ferry {mode}"),
-                round,
-                args.w1_files,
-                w1_bytes,
-                run,
-            );
-        }
-        if rclone {
-            let run = bench.rclone(
-                &format!("bench:bench/ferry/w1-quick-{round}"),
-                &format!("bench:rclone/w3-{round}"),
-                &[],
-            )?;
-            w3.add("W3 rclone server-side", round, args.w1_files, w1_bytes, run);
-        }
-        // W2: a few large files to S3.
-        if !args.skip_w2 {
+    let measured: anyhow::Result<()> = async {
+        let modes = [
+            ("quick", pb::VerifyMode::Quick),
+            ("full", pb::VerifyMode::Full),
+        ];
+        for round in 1..=args.rounds {
+            println!("round {round}");
+            // W1: many small files to S3.
             for (mode, verify) in modes {
-                let name = format!("w2-{mode}-{round}");
-                link_tree(&bench.gen.join("w2"), &bench.src.join(&name))?;
+                let name = format!("w1-{mode}-{round}");
+                link_tree(&bench.gen.join("w1"), &bench.src.join(&name))?;
                 bench
                     .client
                     .create_dataset(pb::Dataset {
@@ -467,32 +418,106 @@ async fn main() -> anyhow::Result<()> {
                     })
                     .await?;
                 let run = bench.ferry(&local_agent, &name, "s3", verify).await?;
-                w2.add(
-                    &format!("W2 ferry {mode}"),
+                w1.add(
+                    &format!("W1 ferry {mode}"),
                     round,
-                    args.w2_files,
-                    w2_bytes,
+                    args.w1_files,
+                    w1_bytes,
                     run,
                 );
             }
             if rclone {
-                let from = bench.gen.join("w2").display().to_string();
-                let run = bench.rclone(&from, &format!("bench:rclone/w2-default-{round}"), &[])?;
-                w2.add("W2 rclone default", round, args.w2_files, w2_bytes, run);
+                let from = bench.gen.join("w1").display().to_string();
+                let run = bench.rclone(&from, &format!("bench:rclone/w1-default-{round}"), &[])?;
+                w1.add("W1 rclone default", round, args.w1_files, w1_bytes, run);
                 let run = bench.rclone(
                     &from,
-                    &format!("bench:rclone/w2-t32-{round}"),
+                    &format!("bench:rclone/w1-t32-{round}"),
                     &["--transfers", "32", "--checkers", "32"],
                 )?;
-                w2.add(
-                    "W2 rclone --transfers 32",
+                w1.add(
+                    "W1 rclone --transfers 32",
                     round,
-                    args.w2_files,
-                    w2_bytes,
+                    args.w1_files,
+                    w1_bytes,
                     run,
                 );
             }
+            // W3: the W1 set, bucket to bucket on one endpoint.
+            for (mode, verify) in modes {
+                let name = format!("w1-{mode}-{round}");
+                let run = bench.ferry(&s3_agent, &name, "s3-copy", verify).await?;
+                w3.add(
+                    &format!("W3 ferry {mode}"),
+                    round,
+                    args.w1_files,
+                    w1_bytes,
+                    run,
+                );
+            }
+            if rclone {
+                let run = bench.rclone(
+                    &format!("bench:bench/ferry/w1-quick-{round}"),
+                    &format!("bench:rclone/w3-{round}"),
+                    &[],
+                )?;
+                w3.add("W3 rclone server-side", round, args.w1_files, w1_bytes, run);
+            }
+            // W2: a few large files to S3.
+            if !args.skip_w2 {
+                for (mode, verify) in modes {
+                    let name = format!("w2-{mode}-{round}");
+                    link_tree(&bench.gen.join("w2"), &bench.src.join(&name))?;
+                    bench
+                        .client
+                        .create_dataset(pb::Dataset {
+                            name: name.clone(),
+                            site: "local".into(),
+                            path: name.clone(),
+                            ..Default::default()
+                        })
+                        .await?;
+                    let run = bench.ferry(&local_agent, &name, "s3", verify).await?;
+                    w2.add(
+                        &format!("W2 ferry {mode}"),
+                        round,
+                        args.w2_files,
+                        w2_bytes,
+                        run,
+                    );
+                }
+                if rclone {
+                    let from = bench.gen.join("w2").display().to_string();
+                    let run =
+                        bench.rclone(&from, &format!("bench:rclone/w2-default-{round}"), &[])?;
+                    w2.add("W2 rclone default", round, args.w2_files, w2_bytes, run);
+                    let run = bench.rclone(
+                        &from,
+                        &format!("bench:rclone/w2-t32-{round}"),
+                        &["--transfers", "32", "--checkers", "32"],
+                    )?;
+                    w2.add(
+                        "W2 rclone --transfers 32",
+                        round,
+                        args.w2_files,
+                        w2_bytes,
+                        run,
+                    );
+                }
+            }
         }
+
+        Ok(())
+    }
+    .await;
+    if let Err(e) = measured {
+        let log = cp.log();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        eprintln!("control plane log, last lines:");
+        for line in tail.iter().rev() {
+            eprintln!("  {line}");
+        }
+        return Err(e);
     }
 
     println!();
