@@ -4,7 +4,7 @@
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::transfer::{CopyOptions, DEFAULT_CHUNK_SIZE};
+use crate::transfer::CopyOptions;
 
 /// Reservations are counted in KiB, so a budget of terabytes still fits the semaphore.
 const UNIT: u64 = 1024;
@@ -42,11 +42,13 @@ impl MemoryBudget {
             .unwrap_or_else(|_| unreachable!("the memory budget's semaphore is never closed"))
     }
 
-    /// Copy options whose buffers fit the budget: as many chunks in flight per object as
-    /// it allows, at most `preferred`.
-    pub fn copy_options(&self, preferred: usize) -> CopyOptions {
-        let chunks = (self.total_bytes() / DEFAULT_CHUNK_SIZE as u64).saturating_sub(1) / 2;
+    /// Copy options for `chunk_size` parts whose buffers fit the budget: as many chunks
+    /// in flight per object as it allows, at most `preferred`.
+    pub fn copy_options(&self, chunk_size: usize, preferred: usize) -> CopyOptions {
+        let chunk_size = chunk_size.max(1);
+        let chunks = (self.total_bytes() / chunk_size as u64).saturating_sub(1) / 2;
         CopyOptions {
+            chunk_size,
             concurrency: (chunks as usize).clamp(1, preferred.max(1)),
             ..CopyOptions::default()
         }
@@ -74,10 +76,26 @@ mod tests {
     #[test]
     fn per_object_concurrency_shrinks_to_fit_a_small_budget() {
         let mib = 1 << 20;
-        assert_eq!(MemoryBudget::new(160 * mib).copy_options(4).concurrency, 4);
-        assert_eq!(MemoryBudget::new(40 * mib).copy_options(4).concurrency, 2);
-        assert_eq!(MemoryBudget::new(24 * mib).copy_options(4).concurrency, 1);
-        let options = MemoryBudget::new(24 * mib).copy_options(4);
+        let chunk = 8 << 20;
+        assert_eq!(
+            MemoryBudget::new(160 * mib)
+                .copy_options(chunk, 4)
+                .concurrency,
+            4
+        );
+        assert_eq!(
+            MemoryBudget::new(40 * mib)
+                .copy_options(chunk, 4)
+                .concurrency,
+            2
+        );
+        assert_eq!(
+            MemoryBudget::new(24 * mib)
+                .copy_options(chunk, 4)
+                .concurrency,
+            1
+        );
+        let options = MemoryBudget::new(24 * mib).copy_options(chunk, 4);
         assert_eq!(copy_footprint(100 * mib, &options), 24 * mib);
         assert_eq!(copy_footprint(65_536, &options), 65_536);
     }

@@ -28,6 +28,9 @@ pub struct AgentConfig {
     /// objects wait for room, and fewer of their chunks go in parallel when the budget
     /// is small. At least 24 (three 8 MiB chunks).
     pub memory_budget_mib: u64,
+    /// MiB: objects up to this size go in one request; larger ones as multipart uploads
+    /// of parts this size (and ranged reads of it). 5 to 5120, S3's limits for a part.
+    pub part_size_mib: u64,
     /// How long a job message may go without a progress ack before JetStream hands it
     /// to another agent of the site. Applied when the site's consumer is created.
     pub ack_wait_secs: u64,
@@ -74,6 +77,7 @@ impl Default for AgentConfig {
             state_dir,
             concurrency: 16,
             memory_budget_mib: 160,
+            part_size_mib: 8,
             ack_wait_secs: 30,
             join_token: None,
             log: LogConfig {
@@ -163,9 +167,16 @@ impl AgentConfig {
         if !(1..=1024).contains(&self.concurrency) {
             return Err("concurrency: must be 1 to 1024".into());
         }
-        if self.memory_budget_mib < 24 {
+        if !(5..=5120).contains(&self.part_size_mib) {
             return Err(format!(
-                "memory_budget_mib: must be at least 24 (three 8 MiB chunks), got {}",
+                "part_size_mib: must be 5 to 5120 (S3's part size limits), got {}",
+                self.part_size_mib
+            ));
+        }
+        if self.memory_budget_mib < 3 * self.part_size_mib {
+            return Err(format!(
+                "memory_budget_mib: must be at least three parts ({} MiB), got {}",
+                3 * self.part_size_mib,
                 self.memory_budget_mib
             ));
         }

@@ -228,7 +228,10 @@ impl Executor {
         );
         let options = CopyOptions {
             bandwidth: vec![bandwidth, self.site_bandwidth.clone()],
-            ..self.budget.copy_options(transfer::DEFAULT_CONCURRENCY)
+            ..self.budget.copy_options(
+                (self.config.part_size_mib << 20) as usize,
+                transfer::DEFAULT_CONCURRENCY,
+            )
         };
         let budget = &self.budget;
         let concurrency = self.config.concurrency;

@@ -41,6 +41,56 @@ pub struct Faults {
     unavailable_puts: Arc<AtomicUsize>,
 }
 
+/// Writes the server received, by kind, so tests can tell how a client uploaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    /// Single-request object uploads (`PutObject`).
+    pub single_puts: usize,
+    /// `CreateMultipartUpload` calls.
+    pub multipart_uploads: usize,
+    /// `UploadPart` calls.
+    pub parts: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Counters {
+    single_puts: Arc<AtomicUsize>,
+    multipart_uploads: Arc<AtomicUsize>,
+    parts: Arc<AtomicUsize>,
+}
+
+impl Counters {
+    fn count(&self, req: &http::Request<hyper::body::Incoming>) {
+        let query = req.uri().query().unwrap_or("");
+        let has = |name: &str| {
+            query
+                .split('&')
+                .any(|p| p == name || p.starts_with(&format!("{name}=")))
+        };
+        let path = req.uri().path().trim_start_matches('/');
+        let names_object = path.contains('/') && !path.ends_with('/');
+        let counter = match *req.method() {
+            http::Method::POST if has("uploads") => &self.multipart_uploads,
+            http::Method::PUT if has("partNumber") => &self.parts,
+            http::Method::PUT
+                if names_object && !req.headers().contains_key("x-amz-copy-source") =>
+            {
+                &self.single_puts
+            }
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn snapshot(&self) -> WriteCounts {
+        WriteCounts {
+            single_puts: self.single_puts.load(Ordering::SeqCst),
+            multipart_uploads: self.multipart_uploads.load(Ordering::SeqCst),
+            parts: self.parts.load(Ordering::SeqCst),
+        }
+    }
+}
+
 impl Faults {
     /// The next `n` PUT requests (objects and parts) are answered `503 SlowDown`.
     pub fn fail_next_puts(&self, n: usize) {
@@ -64,6 +114,7 @@ impl Faults {
 struct FaultyService {
     inner: s3s::service::S3Service,
     faults: Faults,
+    counters: Counters,
     root: std::path::PathBuf,
 }
 
@@ -96,6 +147,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for FaultySer
                 .expect("a well-formed 404 response");
             return Box::pin(std::future::ready(Ok(response)));
         }
+        self.counters.count(&req);
         if req.method() == http::Method::PUT && self.faults.take_put() {
             let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
                 <Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
@@ -113,6 +165,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for FaultySer
 pub struct S3Server {
     addr: SocketAddr,
     faults: Faults,
+    counters: Counters,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     root: tempfile::TempDir,
@@ -141,9 +194,11 @@ impl S3Server {
         };
 
         let faults = Faults::default();
+        let counters = Counters::default();
         let service = FaultyService {
             inner: service,
             faults: faults.clone(),
+            counters: counters.clone(),
             root: root.path().to_path_buf(),
         };
         let (ready_tx, ready_rx) = oneshot::channel::<()>();
@@ -171,6 +226,7 @@ impl S3Server {
         S3Server {
             addr,
             faults,
+            counters,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
             root,
@@ -180,6 +236,11 @@ impl S3Server {
     /// `http://127.0.0.1:PORT`, the endpoint for path-style requests.
     pub fn faults(&self) -> &Faults {
         &self.faults
+    }
+
+    /// Writes received so far, by kind (failed ones included).
+    pub fn writes(&self) -> WriteCounts {
+        self.counters.snapshot()
     }
 
     pub fn endpoint(&self) -> String {

@@ -980,3 +980,62 @@ async fn a_site_limit_is_shared_among_the_sites_agents() {
         "{TOTAL} bytes in {elapsed:.1} s beat one agent's share of {share} bytes/s"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_up_to_the_part_size_go_in_one_request_larger_ones_in_parts() {
+    const MIB: usize = 1 << 20;
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let s3 = S3Server::start().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let source = BTreeMap::from([
+        (
+            "small.bin".to_owned(),
+            ferry_tests::dataset::bytes(21, 4 * MIB),
+        ),
+        (
+            "exact.bin".to_owned(),
+            ferry_tests::dataset::bytes(22, 5 * MIB),
+        ),
+        (
+            "large.bin".to_owned(),
+            ferry_tests::dataset::bytes(23, 12 * MIB + 7),
+        ),
+    ]);
+    write_tree(&dirs.path().join("fast/parts"), &source);
+    client
+        .create_site(
+            fs_site("fast", &dirs.path().join("fast"), pb::Tier::Hot),
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    s3_site(&client, &s3, "bucket", "parts", pb::Tier::Cold).await;
+    dataset(&client, "parts", "fast", "parts").await;
+    let _agent = Agent::start(
+        &cp.endpoint(),
+        cp.nats_url(),
+        "fast",
+        &[("FERRY_AGENT_PART_SIZE_MIB", "5")],
+    );
+
+    let before = s3.writes();
+    let job = plan(&client, "parts", "bucket", pb::VerifyMode::Full, "parts").await;
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    let after = s3.writes();
+    // 4 and 5 MiB: one request each; 12 MiB + 7 bytes: one upload of 5 + 5 + 2 MiB parts.
+    assert_eq!(after.single_puts - before.single_puts, 2, "{after:?}");
+    assert_eq!(
+        after.multipart_uploads - before.multipart_uploads,
+        1,
+        "{after:?}"
+    );
+    assert_eq!(after.parts - before.parts, 3, "{after:?}");
+    let in_bucket = read_bucket(&s3.client(), "parts", "ferry/parts/").await;
+    let bytes: BTreeMap<_, _> = in_bucket
+        .iter()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    assert_eq!(bytes, source);
+}
