@@ -2,7 +2,7 @@
 //! retire task, reporting every step. The destination is written, never the source,
 //! until the control plane has switched and dispatched the retire task.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_nats::jetstream;
 use ferry_proto::v1::{self as pb, progress_report::Event};
@@ -235,6 +235,9 @@ impl Executor {
         };
         let budget = &self.budget;
         let concurrency = self.config.concurrency;
+        // What the destination already holds, by key and size: an object there of the
+        // same size is compared by checksum and, when equal, not written again.
+        let present = &destination_sizes(dst, &command.job_id).await;
         let pause = Duration::from_millis(self.config.faults.pause_after_object_ms);
 
         // Copy phase.
@@ -246,7 +249,14 @@ impl Executor {
             let options = options.clone();
             async move {
                 let _room = budget.reserve(copy_footprint(info.size, &options)).await;
-                let outcome = copy_with_retries(src, dst, &info.key, &options).await;
+                if present.get(&info.key) == Some(&info.size) {
+                    if let Some(xxh3) = same_content(src, dst, &info.key).await {
+                        return (info, Ok(Placed::AlreadyThere(xxh3)));
+                    }
+                }
+                let outcome = copy_with_retries(src, dst, &info.key, &options)
+                    .await
+                    .map(|(c, attempts)| Placed::Copied(c, attempts));
                 (info, outcome)
             }
         }))
@@ -256,7 +266,16 @@ impl Executor {
                 anyhow::bail!("cancelled");
             }
             match outcome {
-                Ok((c, attempts)) => {
+                Ok(Placed::AlreadyThere(xxh3)) => batch.push(result(
+                    &info.key,
+                    info.size,
+                    pb::ObjectStatus::Skipped,
+                    Some(xxh3),
+                    Some(xxh3),
+                    0,
+                    None,
+                )),
+                Ok(Placed::Copied(c, attempts)) => {
                     batch.push(result(
                         &info.key,
                         c.size,
@@ -397,6 +416,46 @@ impl Executor {
 }
 
 /// Whether the destination already holds an object of the listed size.
+/// How an object reached the destination in the copy phase.
+enum Placed {
+    Copied(transfer::Copied, u32),
+    /// It was there already, with this xxh3-128 at both ends.
+    AlreadyThere(u128),
+}
+
+/// Sizes of the objects at the destination, by key. A destination that cannot be listed
+/// (not created yet, say) holds nothing as far as skipping goes: everything is copied.
+async fn destination_sizes(dst: &opendal::Operator, job: &str) -> HashMap<String, u64> {
+    let listed = transfer::list(dst)
+        .try_fold(HashMap::new(), |mut sizes, o| {
+            sizes.insert(o.key, o.size);
+            std::future::ready(Ok(sizes))
+        })
+        .await;
+    match listed {
+        Ok(sizes) => sizes,
+        Err(e) => {
+            info!(job_id = %job, reason = %e, "destination not listed; copying every object");
+            HashMap::new()
+        }
+    }
+}
+
+/// The object's xxh3-128 when source and destination hold the same bytes.
+async fn same_content(src: &opendal::Operator, dst: &opendal::Operator, key: &str) -> Option<u128> {
+    match tokio::join!(
+        transfer::hash_object(src, key),
+        transfer::hash_object(dst, key)
+    ) {
+        (Ok((src_size, src_xxh3)), Ok((dst_size, dst_xxh3)))
+            if src_size == dst_size && src_xxh3 == dst_xxh3 =>
+        {
+            Some(src_xxh3)
+        }
+        _ => None,
+    }
+}
+
 async fn destination_has(dst: &opendal::Operator, info: &ObjectInfo) -> bool {
     matches!(dst.stat(&info.key).await, Ok(meta) if meta.content_length() == info.size)
 }

@@ -1039,3 +1039,80 @@ async fn objects_up_to_the_part_size_go_in_one_request_larger_ones_in_parts() {
         .collect();
     assert_eq!(bytes, source);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_already_at_the_destination_with_the_same_checksum_are_not_written_again() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let s3 = S3Server::start().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let source = BTreeMap::from([
+        (
+            "same.bin".to_owned(),
+            ferry_tests::dataset::bytes(31, 300_000),
+        ),
+        (
+            "changed.bin".to_owned(),
+            ferry_tests::dataset::bytes(32, 300_000),
+        ),
+        ("new.bin".to_owned(), ferry_tests::dataset::bytes(33, 1000)),
+    ]);
+    write_tree(&dirs.path().join("fast/logs"), &source);
+    client
+        .create_site(
+            fs_site("fast", &dirs.path().join("fast"), pb::Tier::Hot),
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    s3_site(&client, &s3, "bucket", "warm", pb::Tier::Cold).await;
+    // An earlier copy left two objects of the right size there: one identical, one not.
+    let aws = s3.client();
+    for (key, body) in [
+        ("same.bin", source["same.bin"].clone()),
+        ("changed.bin", ferry_tests::dataset::bytes(99, 300_000)),
+    ] {
+        aws.put_object()
+            .bucket("warm")
+            .key(format!("ferry/logs/{key}"))
+            .body(body.into())
+            .send()
+            .await
+            .unwrap();
+    }
+    dataset(&client, "logs", "fast", "logs").await;
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]);
+
+    let before = s3.writes();
+    let job = plan(&client, "logs", "bucket", pb::VerifyMode::Quick, "warm").await;
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(
+        s3.writes().single_puts - before.single_puts,
+        2,
+        "only the changed and the new object are written"
+    );
+    let in_bucket = read_bucket(&aws, "warm", "ferry/logs/").await;
+    let bytes: BTreeMap<_, _> = in_bucket
+        .iter()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    assert_eq!(bytes, source);
+    let objects = client.list_job_objects(&job.id, None).await.unwrap();
+    let by_key: HashMap<_, _> = objects.iter().map(|o| (o.key.as_str(), o)).collect();
+    let same = by_key["same.bin"];
+    let xxh3 = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&source["same.bin"]));
+    assert_eq!(same.status, pb::ObjectStatus::Skipped as i32, "{same:#?}");
+    assert_eq!(
+        (same.source_xxh3.as_str(), same.destination_xxh3.as_str()),
+        (xxh3.as_str(), xxh3.as_str())
+    );
+    for key in ["changed.bin", "new.bin"] {
+        assert_eq!(
+            by_key[key].status,
+            pb::ObjectStatus::Verified as i32,
+            "{:#?}",
+            by_key[key]
+        );
+    }
+}
