@@ -1,6 +1,6 @@
 //! Test datasets: generated content with the awkward cases (empty objects, spaces and
 //! unicode in keys, deep prefixes, objects above the multipart threshold), and
-//! independent ways to read them back.
+//! independent ways to read them back; waiting on jobs and asking for advice.
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
@@ -122,4 +122,20 @@ pub async fn wait_for_objects(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Fresh advice for one dataset, through `GetRecommendations`; exactly one is expected.
+pub async fn advise(client: &ferry_sdk::Client, dataset: &str) -> pb::Recommendation {
+    let mut answer = client
+        .recommendations()
+        .get_recommendations(pb::GetRecommendationsRequest {
+            dataset: dataset.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("recommendations for {dataset}: {e}"))
+        .into_inner()
+        .recommendations;
+    assert_eq!(answer.len(), 1, "one recommendation for {dataset}");
+    answer.remove(0)
 }

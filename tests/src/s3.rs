@@ -6,6 +6,7 @@
 //! included), and even while the test thread blocks.
 
 use std::{
+    collections::HashMap,
     net::{SocketAddr, TcpListener as StdTcpListener},
     path::Path,
     sync::{
@@ -241,6 +242,32 @@ impl S3Server {
     /// Writes received so far, by kind (failed ones included).
     pub fn writes(&self) -> WriteCounts {
         self.counters.snapshot()
+    }
+
+    /// A Ferry site named `name` on `bucket` of this server (below the `ferry/` prefix),
+    /// and the credentials that open it.
+    pub fn site(
+        &self,
+        name: &str,
+        bucket: &str,
+        tier: ferry_proto::v1::Tier,
+    ) -> (ferry_proto::v1::Site, HashMap<String, String>) {
+        let site = ferry_proto::v1::Site {
+            name: name.into(),
+            uri: format!("s3://{bucket}/ferry"),
+            tier: tier.into(),
+            options: HashMap::from([
+                ("endpoint".to_owned(), self.endpoint()),
+                ("region".to_owned(), REGION.to_owned()),
+                ("force_path_style".to_owned(), "true".to_owned()),
+            ]),
+            ..Default::default()
+        };
+        let credentials = HashMap::from([
+            ("access_key_id".to_owned(), ACCESS_KEY.to_owned()),
+            ("secret_access_key".to_owned(), SECRET_KEY.to_owned()),
+        ]);
+        (site, credentials)
     }
 
     pub fn endpoint(&self) -> String {

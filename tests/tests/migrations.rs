@@ -40,25 +40,8 @@ async fn s3_site_with_secret(
     secret: &str,
 ) {
     s3.create_bucket(bucket).await;
-    let site = pb::Site {
-        name: name.into(),
-        uri: format!("s3://{bucket}/ferry"),
-        tier: tier.into(),
-        options: [
-            ("endpoint".to_string(), s3.endpoint()),
-            ("region".to_string(), s3.region().to_string()),
-            ("force_path_style".to_string(), "true".to_string()),
-        ]
-        .into_iter()
-        .collect(),
-        ..Default::default()
-    };
-    let credentials: HashMap<String, String> = [
-        ("access_key_id".to_string(), s3.access_key().to_string()),
-        ("secret_access_key".to_string(), secret.to_string()),
-    ]
-    .into_iter()
-    .collect();
+    let (site, mut credentials) = s3.site(name, bucket, tier);
+    credentials.insert("secret_access_key".to_owned(), secret.to_owned());
     client
         .create_site(site, credentials)
         .await
@@ -138,6 +121,48 @@ async fn read_bucket(
     out
 }
 
+/// Only the bytes of what [`read_bucket`] returns.
+async fn bucket_bytes(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> BTreeMap<String, Vec<u8>> {
+    read_bucket(s3, bucket, prefix)
+        .await
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect()
+}
+
+/// `source` under `fast/<path>` of a file-system site "fast", dataset `path` there, and
+/// an S3 site "bucket" on `bucket` of the test server to migrate it to.
+async fn file_system_dataset_and_bucket(
+    client: &Client,
+    s3: &S3Server,
+    root: &Path,
+    path: &str,
+    bucket: &str,
+    source: &BTreeMap<String, Vec<u8>>,
+) {
+    write_tree(&root.join("fast").join(path), source);
+    client
+        .create_site(
+            fs_site("fast", &root.join("fast"), pb::Tier::Hot),
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    s3_site(client, s3, "bucket", bucket, pb::Tier::Cold).await;
+    dataset(client, path, "fast", path).await;
+}
+
+/// One `len`-byte file, a 1 MiB pattern repeated, so large sources are quick to make.
+fn one_large_file(seed: u64, len: usize) -> BTreeMap<String, Vec<u8>> {
+    let pattern = ferry_tests::dataset::bytes(seed, 1 << 20);
+    let big = pattern.iter().copied().cycle().take(len).collect();
+    BTreeMap::from([("big.bin".to_owned(), big)])
+}
+
 async fn assert_switched(client: &Client, dataset: &str, to: &str) {
     let details = client
         .get_dataset(dataset)
@@ -187,11 +212,7 @@ async fn file_system_to_s3_and_back() {
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
     assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
     assert_eq!(done.objects_done, source.len() as u64);
-    let in_bucket = read_bucket(&s3.client(), "archive", "ferry/projects/genome/").await;
-    let bytes: BTreeMap<_, _> = in_bucket
-        .iter()
-        .map(|(k, v)| (k.clone(), v.0.clone()))
-        .collect();
+    let bytes = bucket_bytes(&s3.client(), "archive", "ferry/projects/genome/").await;
     assert_eq!(bytes, source, "the bucket holds exactly the source's bytes");
     assert_switched(&client, "genome", "bucket").await;
     assert_eq!(
@@ -803,16 +824,7 @@ async fn a_store_answering_503_is_retried_and_the_job_completes() {
     let s3 = S3Server::start().await;
     let dirs = tempfile::tempdir().unwrap();
     let source = mixed(9, 1 << 20);
-    write_tree(&dirs.path().join("fast/logs"), &source);
-    client
-        .create_site(
-            fs_site("fast", &dirs.path().join("fast"), pb::Tier::Hot),
-            HashMap::new(),
-        )
-        .await
-        .unwrap();
-    s3_site(&client, &s3, "bucket", "flaky", pb::Tier::Cold).await;
-    dataset(&client, "logs", "fast", "logs").await;
+    file_system_dataset_and_bucket(&client, &s3, dirs.path(), "logs", "flaky", &source).await;
     // The store throttles: its next five writes are answered 503 SlowDown.
     s3.faults().fail_next_puts(5);
     let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]);
@@ -821,11 +833,7 @@ async fn a_store_answering_503_is_retried_and_the_job_completes() {
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
     assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
     assert_eq!(s3.faults().pending(), 0, "every injected failure was met");
-    let in_bucket = read_bucket(&s3.client(), "flaky", "ferry/logs/").await;
-    let bytes: BTreeMap<_, _> = in_bucket
-        .iter()
-        .map(|(k, v)| (k.clone(), v.0.clone()))
-        .collect();
+    let bytes = bucket_bytes(&s3.client(), "flaky", "ferry/logs/").await;
     assert_eq!(bytes, source, "the bucket holds exactly the source's bytes");
     let objects = client.list_job_objects(&job.id, None).await.unwrap();
     assert!(
@@ -862,19 +870,9 @@ async fn a_bandwidth_limit_paces_the_copy_and_can_be_lowered_while_it_runs() {
     const CHUNK: f64 = (8 << 20) as f64;
     let cp = ControlPlane::start().await;
     let client = Client::connect(&cp.endpoint()).await.unwrap();
-    let dirs = tempfile::tempdir().unwrap();
-    let pattern = ferry_tests::dataset::bytes(5, 1 << 20);
-    let big: Vec<u8> = pattern.iter().copied().cycle().take(TOTAL).collect();
-    let source = BTreeMap::from([("big.bin".to_owned(), big)]);
-    write_tree(&dirs.path().join("a/data"), &source);
-    let (a, b) = (dirs.path().join("a"), dirs.path().join("b"));
-    for (name, root) in [("a", &a), ("b", &b)] {
-        client
-            .create_site(fs_site(name, root, pb::Tier::Hot), HashMap::new())
-            .await
-            .unwrap();
-    }
-    dataset(&client, "data", "a", "data").await;
+    let source = one_large_file(5, TOTAL);
+    let dirs = two_local_sites(&client, &source).await;
+    let b = dirs.path().join("b");
     let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]);
 
     let planned_at = chrono::Utc::now();
@@ -922,24 +920,16 @@ async fn a_site_limit_is_shared_among_the_sites_agents() {
     const SITE_LIMIT: u64 = 20_000_000;
     let cp = ControlPlane::start().await;
     let client = Client::connect(&cp.endpoint()).await.unwrap();
-    let dirs = tempfile::tempdir().unwrap();
-    let pattern = ferry_tests::dataset::bytes(8, 1 << 20);
-    let big: Vec<u8> = pattern.iter().copied().cycle().take(TOTAL).collect();
-    let source = BTreeMap::from([("big.bin".to_owned(), big)]);
-    write_tree(&dirs.path().join("a/data"), &source);
-    let (a, b) = (dirs.path().join("a"), dirs.path().join("b"));
+    let source = one_large_file(8, TOTAL);
+    let dirs = two_local_sites(&client, &source).await;
+    let b = dirs.path().join("b");
+    let limited = pb::Site {
+        name: "a".into(),
+        bandwidth_limit_bytes_per_sec: SITE_LIMIT,
+        ..Default::default()
+    };
     client
-        .create_site(
-            pb::Site {
-                bandwidth_limit_bytes_per_sec: SITE_LIMIT,
-                ..fs_site("a", &a, pb::Tier::Hot)
-            },
-            HashMap::new(),
-        )
-        .await
-        .unwrap();
-    client
-        .create_site(fs_site("b", &b, pb::Tier::Cold), HashMap::new())
+        .update_site(limited, ["bandwidth_limit_bytes_per_sec"], None)
         .await
         .unwrap();
     assert_eq!(
@@ -950,7 +940,6 @@ async fn a_site_limit_is_shared_among_the_sites_agents() {
             .bandwidth_limit_bytes_per_sec,
         SITE_LIMIT
     );
-    dataset(&client, "data", "a", "data").await;
     let agents = [
         Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]),
         Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]),
@@ -1002,16 +991,7 @@ async fn objects_up_to_the_part_size_go_in_one_request_larger_ones_in_parts() {
             ferry_tests::dataset::bytes(23, 12 * MIB + 7),
         ),
     ]);
-    write_tree(&dirs.path().join("fast/parts"), &source);
-    client
-        .create_site(
-            fs_site("fast", &dirs.path().join("fast"), pb::Tier::Hot),
-            HashMap::new(),
-        )
-        .await
-        .unwrap();
-    s3_site(&client, &s3, "bucket", "parts", pb::Tier::Cold).await;
-    dataset(&client, "parts", "fast", "parts").await;
+    file_system_dataset_and_bucket(&client, &s3, dirs.path(), "parts", "parts", &source).await;
     let _agent = Agent::start(
         &cp.endpoint(),
         cp.nats_url(),
@@ -1032,11 +1012,7 @@ async fn objects_up_to_the_part_size_go_in_one_request_larger_ones_in_parts() {
         "{after:?}"
     );
     assert_eq!(after.parts - before.parts, 3, "{after:?}");
-    let in_bucket = read_bucket(&s3.client(), "parts", "ferry/parts/").await;
-    let bytes: BTreeMap<_, _> = in_bucket
-        .iter()
-        .map(|(k, v)| (k.clone(), v.0.clone()))
-        .collect();
+    let bytes = bucket_bytes(&s3.client(), "parts", "ferry/parts/").await;
     assert_eq!(bytes, source);
 }
 
@@ -1057,15 +1033,7 @@ async fn objects_already_at_the_destination_with_the_same_checksum_are_not_writt
         ),
         ("new.bin".to_owned(), ferry_tests::dataset::bytes(33, 1000)),
     ]);
-    write_tree(&dirs.path().join("fast/logs"), &source);
-    client
-        .create_site(
-            fs_site("fast", &dirs.path().join("fast"), pb::Tier::Hot),
-            HashMap::new(),
-        )
-        .await
-        .unwrap();
-    s3_site(&client, &s3, "bucket", "warm", pb::Tier::Cold).await;
+    file_system_dataset_and_bucket(&client, &s3, dirs.path(), "logs", "warm", &source).await;
     // An earlier copy left two objects of the right size there: one identical, one not.
     let aws = s3.client();
     for (key, body) in [
@@ -1080,7 +1048,6 @@ async fn objects_already_at_the_destination_with_the_same_checksum_are_not_writt
             .await
             .unwrap();
     }
-    dataset(&client, "logs", "fast", "logs").await;
     let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]);
 
     let before = s3.writes();
@@ -1092,11 +1059,7 @@ async fn objects_already_at_the_destination_with_the_same_checksum_are_not_writt
         2,
         "only the changed and the new object are written"
     );
-    let in_bucket = read_bucket(&aws, "warm", "ferry/logs/").await;
-    let bytes: BTreeMap<_, _> = in_bucket
-        .iter()
-        .map(|(k, v)| (k.clone(), v.0.clone()))
-        .collect();
+    let bytes = bucket_bytes(&aws, "warm", "ferry/logs/").await;
     assert_eq!(bytes, source);
     let objects = client.list_job_objects(&job.id, None).await.unwrap();
     let by_key: HashMap<_, _> = objects.iter().map(|o| (o.key.as_str(), o)).collect();

@@ -10,7 +10,7 @@ use chrono::{TimeDelta, Utc};
 use ferry_proto::{time::to_timestamp, v1 as pb};
 use ferry_sdk::Client;
 use ferry_tests::{
-    dataset::{mixed, read_tree, wait_for_end, write_tree},
+    dataset::{advise, mixed, read_tree, wait_for_end, write_tree},
     Agent, ControlPlane,
 };
 
@@ -63,20 +63,6 @@ async fn wait_for_last_access(client: &Client, name: &str) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn advise(client: &Client, name: &str) -> pb::Recommendation {
-    let mut recommendations = client.recommendations();
-    let answer = recommendations
-        .get_recommendations(pb::GetRecommendationsRequest {
-            dataset: name.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(answer.recommendations.len(), 1);
-    answer.recommendations.into_iter().next().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@ use ferry_proto::{
     v1 as pb,
 };
 use ferry_sdk::Client;
-use ferry_tests::embedded::EmbeddedControlPlane;
+use ferry_tests::{dataset::advise, embedded::EmbeddedControlPlane};
 
 const MB: i64 = 1_000_000;
 
@@ -133,21 +133,6 @@ async fn caught_up(client: &Client, dataset: &str, last: DateTime<Utc>) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn advise(client: &Client, dataset: &str) -> pb::Recommendation {
-    let mut r = client
-        .recommendations()
-        .get_recommendations(pb::GetRecommendationsRequest {
-            dataset: dataset.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .recommendations;
-    assert_eq!(r.len(), 1);
-    r.remove(0)
 }
 
 fn reason<'a>(r: &'a pb::Recommendation, code: &str) -> &'a str {

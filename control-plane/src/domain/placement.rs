@@ -350,6 +350,20 @@ mod tests {
         }
     }
 
+    /// No policy, no demand, on its site for 30 days.
+    fn inputs<'a>(d: &'a Dataset, sites: &'a [Site], now: DateTime<Utc>) -> Inputs<'a> {
+        Inputs {
+            dataset: d,
+            sites,
+            policy: None,
+            demand: MonthlyDemand::default(),
+            reads_last_hour: 0,
+            bytes_read_last_day: 0,
+            arrived_at: now - TimeDelta::days(30),
+            now,
+        }
+    }
+
     fn advise(
         d: &Dataset,
         sites: &[Site],
@@ -357,14 +371,8 @@ mod tests {
         now: DateTime<Utc>,
     ) -> Advice {
         recommend(&Inputs {
-            dataset: d,
-            sites,
             policy,
-            demand: MonthlyDemand::default(),
-            reads_last_hour: 0,
-            bytes_read_last_day: 0,
-            arrived_at: now - TimeDelta::days(30),
-            now,
+            ..inputs(d, sites, now)
         })
         .unwrap()
     }
@@ -420,14 +428,8 @@ mod tests {
         ];
         let scanned = dataset(&sites[0], Some(now - TimeDelta::hours(2)), None);
         let advice = recommend(&Inputs {
-            dataset: &scanned,
-            sites: &sites,
-            policy: None,
-            demand: MonthlyDemand::default(),
-            reads_last_hour: 0,
             bytes_read_last_day: 15_000_000_000,
-            arrived_at: now - TimeDelta::days(30),
-            now,
+            ..inputs(&scanned, &sites, now)
         })
         .unwrap();
         assert_eq!((advice.tier, advice.site_id), (Tier::Warm, sites[1].id));
@@ -449,17 +451,11 @@ mod tests {
         let idle = dataset(&sites[0], Some(now - TimeDelta::hours(2)), None);
         // 10 GB at 0.02 = $0.20 on fast; 10 GB at 0.004 + 100 GB read at 0.03 = $3.04.
         let advice = recommend(&Inputs {
-            dataset: &idle,
-            sites: &sites,
-            policy: None,
             demand: MonthlyDemand {
                 bytes_read: 100e9,
                 requests: 0.0,
             },
-            reads_last_hour: 0,
-            bytes_read_last_day: 0,
-            arrived_at: now - TimeDelta::days(30),
-            now,
+            ..inputs(&idle, &sites, now)
         })
         .unwrap();
         assert_eq!(advice.site_id, sites[0].id);
@@ -486,14 +482,9 @@ mod tests {
             ..PolicySpec::default()
         };
         let advice = recommend(&Inputs {
-            dataset: &idle,
-            sites: &sites,
             policy: Some(&policy),
-            demand: MonthlyDemand::default(),
-            reads_last_hour: 0,
-            bytes_read_last_day: 0,
             arrived_at: now - TimeDelta::days(1),
-            now,
+            ..inputs(&idle, &sites, now)
         })
         .unwrap();
         assert_eq!(advice.site_id, sites[0].id);

@@ -242,6 +242,56 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// One round of a generated `workload` (`w1`, `w2`) from files to S3: Ferry with
+    /// each verify mode, each from its own hard-linked copy of the files (a dataset's
+    /// path is its own), then rclone with both sets of flags.
+    async fn files_to_s3(
+        &self,
+        workload: &str,
+        round: usize,
+        agent: &Agent,
+        rclone: bool,
+        results: &mut Results,
+    ) -> anyhow::Result<()> {
+        let label = workload.to_uppercase();
+        for (mode, verify) in MODES {
+            let name = format!("{workload}-{mode}-{round}");
+            link_tree(&self.gen.join(workload), &self.src.join(&name))?;
+            self.client
+                .create_dataset(pb::Dataset {
+                    name: name.clone(),
+                    site: "local".into(),
+                    path: name.clone(),
+                    ..Default::default()
+                })
+                .await?;
+            let run = self.ferry(agent, &name, "s3", verify).await?;
+            results.add(&format!("{label} ferry {mode}"), round, run);
+        }
+        if rclone {
+            let from = self.gen.join(workload).display().to_string();
+            for (variant, flags) in RCLONE_VARIANTS {
+                let to = format!("bench:rclone/{workload}-{variant}-{round}");
+                let run = self.rclone(&from, &to, flags)?;
+                results.add(&format!("{label} rclone {variant}"), round, run);
+            }
+        }
+        Ok(())
+    }
+}
+
+const MODES: [(&str, pb::VerifyMode); 2] = [
+    ("quick", pb::VerifyMode::Quick),
+    ("full", pb::VerifyMode::Full),
+];
+
+/// rclone's default flags, and the ones tuned for many small files.
+const RCLONE_VARIANTS: [(&str, &[&str]); 2] = [
+    ("default", &[]),
+    ("--transfers 32", &["--transfers", "32", "--checkers", "32"]),
+];
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     let n = xs.len();
@@ -253,13 +303,23 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 /// Runs of one workload, by contender.
-#[derive(Default)]
 struct Results {
+    objects: usize,
+    bytes: u64,
     runs: BTreeMap<String, Vec<Run>>,
 }
 
 impl Results {
-    fn add(&mut self, who: &str, round: usize, objects: usize, bytes: u64, run: Run) {
+    fn new(objects: usize, bytes: u64) -> Self {
+        Results {
+            objects,
+            bytes,
+            runs: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, who: &str, round: usize, run: Run) {
+        let (objects, bytes) = (self.objects, self.bytes);
         println!(
             "  round {round}  {who:<22} {:>7.2} s {:>9.0} obj/s {:>8.1} MB/s {:>7.2} cpu s {:>6} MiB peak",
             run.seconds,
@@ -277,7 +337,8 @@ impl Results {
             .map(|r| median(r.iter().map(|x| x.seconds).collect()))
     }
 
-    fn summary(&self, name: &str, objects: usize, bytes: u64) {
+    fn summary(&self, name: &str) {
+        let (objects, bytes) = (self.objects, self.bytes);
         println!("{name}: medians");
         for (who, runs) in &self.runs {
             let s = median(runs.iter().map(|r| r.seconds).collect());
@@ -359,25 +420,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
     for (name, bucket) in [("s3", "bench"), ("s3-copy", "bench-copy")] {
-        let site = pb::Site {
-            name: name.into(),
-            uri: format!("s3://{bucket}/ferry"),
-            tier: pb::Tier::Cold.into(),
-            options: [
-                ("endpoint".to_owned(), s3.endpoint()),
-                ("region".to_owned(), s3.region().to_owned()),
-                ("force_path_style".to_owned(), "true".to_owned()),
-            ]
-            .into_iter()
-            .collect(),
-            ..Default::default()
-        };
-        let credentials = [
-            ("access_key_id".to_owned(), s3.access_key().to_owned()),
-            ("secret_access_key".to_owned(), s3.secret_key().to_owned()),
-        ]
-        .into_iter()
-        .collect();
+        let (site, credentials) = s3.site(name, bucket, pb::Tier::Cold);
         client.create_site(site, credentials).await?;
     }
     let concurrency = args.agent_concurrency.map(|c| c.to_string());
@@ -394,66 +437,21 @@ async fn main() -> anyhow::Result<()> {
         src,
     };
 
-    let mut w1 = Results::default();
-    let mut w2 = Results::default();
-    let mut w3 = Results::default();
+    let mut w1 = Results::new(args.w1_files, w1_bytes);
+    let mut w2 = Results::new(args.w2_files, w2_bytes);
+    let mut w3 = Results::new(args.w1_files, w1_bytes);
     let measured: anyhow::Result<()> = async {
-        let modes = [
-            ("quick", pb::VerifyMode::Quick),
-            ("full", pb::VerifyMode::Full),
-        ];
         for round in 1..=args.rounds {
             println!("round {round}");
             // W1: many small files to S3.
-            for (mode, verify) in modes {
-                let name = format!("w1-{mode}-{round}");
-                link_tree(&bench.gen.join("w1"), &bench.src.join(&name))?;
-                bench
-                    .client
-                    .create_dataset(pb::Dataset {
-                        name: name.clone(),
-                        site: "local".into(),
-                        path: name.clone(),
-                        ..Default::default()
-                    })
-                    .await?;
-                let run = bench.ferry(&local_agent, &name, "s3", verify).await?;
-                w1.add(
-                    &format!("W1 ferry {mode}"),
-                    round,
-                    args.w1_files,
-                    w1_bytes,
-                    run,
-                );
-            }
-            if rclone {
-                let from = bench.gen.join("w1").display().to_string();
-                let run = bench.rclone(&from, &format!("bench:rclone/w1-default-{round}"), &[])?;
-                w1.add("W1 rclone default", round, args.w1_files, w1_bytes, run);
-                let run = bench.rclone(
-                    &from,
-                    &format!("bench:rclone/w1-t32-{round}"),
-                    &["--transfers", "32", "--checkers", "32"],
-                )?;
-                w1.add(
-                    "W1 rclone --transfers 32",
-                    round,
-                    args.w1_files,
-                    w1_bytes,
-                    run,
-                );
-            }
+            bench
+                .files_to_s3("w1", round, &local_agent, rclone, &mut w1)
+                .await?;
             // W3: the W1 set, bucket to bucket on one endpoint.
-            for (mode, verify) in modes {
+            for (mode, verify) in MODES {
                 let name = format!("w1-{mode}-{round}");
                 let run = bench.ferry(&s3_agent, &name, "s3-copy", verify).await?;
-                w3.add(
-                    &format!("W3 ferry {mode}"),
-                    round,
-                    args.w1_files,
-                    w1_bytes,
-                    run,
-                );
+                w3.add(&format!("W3 ferry {mode}"), round, run);
             }
             if rclone {
                 let run = bench.rclone(
@@ -461,49 +459,13 @@ async fn main() -> anyhow::Result<()> {
                     &format!("bench:rclone/w3-{round}"),
                     &[],
                 )?;
-                w3.add("W3 rclone server-side", round, args.w1_files, w1_bytes, run);
+                w3.add("W3 rclone server-side", round, run);
             }
             // W2: a few large files to S3.
             if !args.skip_w2 {
-                for (mode, verify) in modes {
-                    let name = format!("w2-{mode}-{round}");
-                    link_tree(&bench.gen.join("w2"), &bench.src.join(&name))?;
-                    bench
-                        .client
-                        .create_dataset(pb::Dataset {
-                            name: name.clone(),
-                            site: "local".into(),
-                            path: name.clone(),
-                            ..Default::default()
-                        })
-                        .await?;
-                    let run = bench.ferry(&local_agent, &name, "s3", verify).await?;
-                    w2.add(
-                        &format!("W2 ferry {mode}"),
-                        round,
-                        args.w2_files,
-                        w2_bytes,
-                        run,
-                    );
-                }
-                if rclone {
-                    let from = bench.gen.join("w2").display().to_string();
-                    let run =
-                        bench.rclone(&from, &format!("bench:rclone/w2-default-{round}"), &[])?;
-                    w2.add("W2 rclone default", round, args.w2_files, w2_bytes, run);
-                    let run = bench.rclone(
-                        &from,
-                        &format!("bench:rclone/w2-t32-{round}"),
-                        &["--transfers", "32", "--checkers", "32"],
-                    )?;
-                    w2.add(
-                        "W2 rclone --transfers 32",
-                        round,
-                        args.w2_files,
-                        w2_bytes,
-                        run,
-                    );
-                }
+                bench
+                    .files_to_s3("w2", round, &local_agent, rclone, &mut w2)
+                    .await?;
             }
         }
 
@@ -521,29 +483,23 @@ async fn main() -> anyhow::Result<()> {
     }
 
     println!();
-    w1.summary(
-        &format!("W1 ({} × 64 KiB, file → s3)", args.w1_files),
-        args.w1_files,
-        w1_bytes,
-    );
+    w1.summary(&format!("W1 ({} × 64 KiB, file → s3)", args.w1_files));
     w1.ratio("W1 ferry quick", "W1 rclone default");
     w1.ratio("W1 ferry quick", "W1 rclone --transfers 32");
     w1.ratio("W1 ferry quick", "W1 ferry full");
     if !args.skip_w2 {
-        w2.summary(
-            &format!("W2 ({} × {} MiB, file → s3)", args.w2_files, args.w2_mib),
-            args.w2_files,
-            w2_bytes,
-        );
+        w2.summary(&format!(
+            "W2 ({} × {} MiB, file → s3)",
+            args.w2_files, args.w2_mib
+        ));
         w2.ratio("W2 ferry quick", "W2 rclone default");
         w2.ratio("W2 ferry quick", "W2 rclone --transfers 32");
         w2.ratio("W2 ferry quick", "W2 ferry full");
     }
-    w3.summary(
-        &format!("W3 ({} × 64 KiB, s3 → s3, one endpoint)", args.w1_files),
-        args.w1_files,
-        w1_bytes,
-    );
+    w3.summary(&format!(
+        "W3 ({} × 64 KiB, s3 → s3, one endpoint)",
+        args.w1_files
+    ));
     w3.ratio("W3 ferry quick", "W3 rclone server-side");
     Ok(())
 }
