@@ -199,6 +199,10 @@ impl Executor {
         // destination holds the recorded size; verification checks it against the
         // recorded source hash. One already verified needs nothing.
         let recorded = self.control.recorded_objects(&command.job_id).await?;
+        // What the destination already holds, by key and size, listed once: it decides
+        // both resumption and, for an object of the same size not recorded, whether to
+        // compare checksums before writing.
+        let present = &destination_sizes(dst, &command.job_id).await;
         let mut todo = Vec::new();
         let mut resumed: Vec<Work> = Vec::new();
         let mut already_verified = 0usize;
@@ -209,7 +213,7 @@ impl Executor {
                 (Some(r), Some(_)) if r.status == pb::ObjectStatus::Verified as i32 => {
                     already_verified += 1
                 }
-                (Some(_), Some(source_xxh3)) if destination_has(dst, &info).await => {
+                (Some(_), Some(source_xxh3)) if present.get(&info.key) == Some(&info.size) => {
                     resumed.push(Work {
                         info,
                         source_xxh3,
@@ -235,9 +239,6 @@ impl Executor {
         };
         let budget = &self.budget;
         let concurrency = self.config.concurrency;
-        // What the destination already holds, by key and size: an object there of the
-        // same size is compared by checksum and, when equal, not written again.
-        let present = &destination_sizes(dst, &command.job_id).await;
         let pause = Duration::from_millis(self.config.faults.pause_after_object_ms);
 
         // Copy phase.
@@ -415,7 +416,6 @@ impl Executor {
     }
 }
 
-/// Whether the destination already holds an object of the listed size.
 /// How an object reached the destination in the copy phase.
 enum Placed {
     Copied(transfer::Copied, u32),
@@ -454,10 +454,6 @@ async fn same_content(src: &opendal::Operator, dst: &opendal::Operator, key: &st
         }
         _ => None,
     }
-}
-
-async fn destination_has(dst: &opendal::Operator, info: &ObjectInfo) -> bool {
-    matches!(dst.stat(&info.key).await, Ok(meta) if meta.content_length() == info.size)
 }
 
 type CopyFailure = (TransferError, u32);
