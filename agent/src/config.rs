@@ -31,6 +31,14 @@ pub struct AgentConfig {
     /// MiB: objects up to this size go in one request; larger ones as multipart uploads
     /// of parts this size (and ranged reads of it). 5 to 5120, S3's limits for a part.
     pub part_size_mib: u64,
+    /// Tasks (job messages) this agent runs at once; their objects share `concurrency`
+    /// and the memory budget. More than one lets a listing and copies overlap.
+    pub task_slots: usize,
+    /// A listing cuts a copy task after this many objects...
+    pub task_objects: usize,
+    /// ...or after this many MiB, whichever comes first, so that the agents of a site
+    /// share a job of a few large objects too.
+    pub task_mib: u64,
     /// How long a job message may go without a progress ack before JetStream hands it
     /// to another agent of the site. Applied when the site's consumer is created.
     pub ack_wait_secs: u64,
@@ -57,6 +65,8 @@ pub struct Faults {
     pub pause_before_verify_ms: u64,
     /// Sleep this long after each copied object.
     pub pause_after_object_ms: u64,
+    /// Sleep this long after each part of a multipart upload is journalled.
+    pub pause_after_part_ms: u64,
 }
 
 impl Default for AgentConfig {
@@ -79,6 +89,9 @@ impl Default for AgentConfig {
             memory_budget_mib: 160,
             part_size_mib: 8,
             ack_wait_secs: 30,
+            task_slots: 4,
+            task_objects: 1000,
+            task_mib: 256,
             join_token: None,
             log: LogConfig {
                 format: "text".into(),
@@ -179,6 +192,23 @@ impl AgentConfig {
                 3 * self.part_size_mib,
                 self.memory_budget_mib
             ));
+        }
+        if !(1..=64).contains(&self.task_slots) {
+            return Err(format!(
+                "task_slots: must be 1 to 64, got {}",
+                self.task_slots
+            ));
+        }
+        // A copy task travels in one NATS message (1 MiB by default): 5,000 keys of
+        // up to 200 bytes fit.
+        if !(1..=5000).contains(&self.task_objects) {
+            return Err(format!(
+                "task_objects: must be 1 to 5000, got {}",
+                self.task_objects
+            ));
+        }
+        if self.task_mib == 0 {
+            return Err("task_mib: must be at least 1".into());
         }
         if !(2..=3600).contains(&self.ack_wait_secs) {
             return Err("ack_wait_secs: must be 2 to 3600".into());

@@ -1,5 +1,5 @@
 //! The site's work queue: a durable pull consumer shared by every agent of the site.
-//! One job message at a time; its ack deadline is extended with progress acks while the
+//! Up to `task_slots` task messages at a time; each one's ack deadline is extended with progress acks while the
 //! task runs, and it is acknowledged only once the task's result is durably reported.
 
 use std::{sync::Arc, time::Duration};
@@ -8,6 +8,10 @@ use async_nats::jetstream::{self, consumer, AckKind};
 use ferry_proto::v1 as pb;
 use futures::StreamExt;
 use prost::Message;
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    task::JoinSet,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -19,6 +23,7 @@ pub async fn run(
     js: jetstream::Context,
     site_id: &str,
     ack_wait: Duration,
+    task_slots: usize,
     executor: Arc<Executor>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -34,8 +39,17 @@ pub async fn run(
             }
         }
     };
-    info!(site_id, "waiting for jobs");
+    info!(site_id, task_slots, "waiting for jobs");
+    // A message is fetched only when a slot is free, so the tasks this agent cannot
+    // start yet stay in the queue for the other agents of the site.
+    let slots = Arc::new(Semaphore::new(task_slots));
+    let mut running = JoinSet::new();
     while !shutdown.is_cancelled() {
+        while running.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            slot = slots.clone().acquire_owned() => slot?,
+        };
         let batch = consumer
             .fetch()
             .max_messages(1)
@@ -70,45 +84,67 @@ pub async fn run(
                 continue;
             }
         };
-        info!(job_id = %command.job_id, attempt = command.attempt, task = %command.task_id, "job received");
-        let cancel = shutdown.child_token();
-        let keepalive = {
-            let message_ack = message.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(ack_wait / 3);
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    if let Err(e) = message_ack.ack_with(AckKind::Progress).await {
-                        warn!(error = %e, "extending the job's ack deadline failed");
-                    }
-                }
-            })
-        };
-        let mut outcome = executor.run(&command, cancel).await;
-        keepalive.abort();
-        if shutdown.is_cancelled() && outcome != Outcome::Done {
-            // Stopped by our own shutdown, not by the job: another agent takes it over.
-            outcome = Outcome::Retry("the agent is shutting down".into());
-        }
-        let acked = match &outcome {
-            Outcome::Done => message.double_ack().await,
-            Outcome::Dropped(reason) => {
-                info!(job_id = %command.job_id, reason, "job message dropped");
-                message.double_ack().await
-            }
-            Outcome::Retry(reason) => {
-                warn!(job_id = %command.job_id, reason, "job handed back for redelivery");
-                message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
-                    .await
-            }
-        };
-        if let Err(e) = acked {
-            warn!(job_id = %command.job_id, error = %e, "acknowledging the job message failed");
-        }
+        running.spawn(handle(
+            message,
+            command,
+            ack_wait,
+            executor.clone(),
+            shutdown.clone(),
+            slot,
+        ));
     }
+    // Tasks still running stop with the shutdown token and hand their messages back.
+    while running.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Runs one task, keeping its message's ack deadline extended meanwhile, then
+/// acknowledges it or hands it back for redelivery.
+async fn handle(
+    message: jetstream::Message,
+    command: pb::JobCommand,
+    ack_wait: Duration,
+    executor: Arc<Executor>,
+    shutdown: CancellationToken,
+    _slot: OwnedSemaphorePermit,
+) {
+    info!(job_id = %command.job_id, attempt = command.attempt, task = %command.task_id, "job received");
+    let cancel = shutdown.child_token();
+    let keepalive = {
+        let message_ack = message.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(ack_wait / 3);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = message_ack.ack_with(AckKind::Progress).await {
+                    warn!(error = %e, "extending the job's ack deadline failed");
+                }
+            }
+        })
+    };
+    let mut outcome = executor.run(&command, cancel).await;
+    keepalive.abort();
+    if shutdown.is_cancelled() && outcome != Outcome::Done {
+        // Stopped by our own shutdown, not by the job: another agent takes it over.
+        outcome = Outcome::Retry("the agent is shutting down".into());
+    }
+    let acked = match &outcome {
+        Outcome::Done => message.double_ack().await,
+        Outcome::Dropped(reason) => {
+            info!(job_id = %command.job_id, reason, "job message dropped");
+            message.double_ack().await
+        }
+        Outcome::Retry(reason) => {
+            warn!(job_id = %command.job_id, reason, "job handed back for redelivery");
+            message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
+                .await
+        }
+    };
+    if let Err(e) = acked {
+        warn!(job_id = %command.job_id, error = %e, "acknowledging the job message failed");
+    }
 }
 
 async fn site_consumer(

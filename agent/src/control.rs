@@ -137,11 +137,13 @@ impl ControlPlane {
         &self,
         job: &str,
         attempt: u32,
+        cleanup: bool,
     ) -> Result<(SiteAccess, SiteAccess), Status> {
         let request = self.authorized(pb::GetJobAccessRequest {
             agent_id: self.agent_id.clone(),
             job: job.to_owned(),
             attempt,
+            cleanup,
         })?;
         let response = AgentServiceClient::new(self.channel.clone())
             .get_job_access(request)
@@ -205,35 +207,34 @@ impl ControlPlane {
             .into_inner())
     }
 
-    /// Objects an earlier run of this attempt copied or verified, by key.
-    pub async fn recorded_objects(
+    /// What the control plane records of a copy task's objects, by key: their status,
+    /// source hash and any unfinished multipart upload, so that a task run again (by
+    /// this agent after a restart, or by another) resumes instead of starting over.
+    pub async fn task_objects(
         &self,
         job: &str,
+        task: &str,
     ) -> Result<HashMap<String, pb::JobObject>, Status> {
         let mut client = JobServiceClient::new(self.channel.clone());
         let mut recorded = HashMap::new();
-        for status in [pb::ObjectStatus::Copied, pb::ObjectStatus::Verified] {
-            let mut page_token = String::new();
-            loop {
-                let page = client
-                    .list_job_objects(pb::ListJobObjectsRequest {
-                        job: job.to_owned(),
-                        page_size: 1000,
-                        page_token: page_token.clone(),
-                        status: status.into(),
-                    })
-                    .await?
-                    .into_inner();
-                for o in page.objects {
-                    recorded.insert(o.key.clone(), o);
-                }
-                if page.next_page_token.is_empty() {
-                    break;
-                }
-                page_token = page.next_page_token;
+        let mut page_token = String::new();
+        loop {
+            let page = client
+                .list_job_objects(pb::ListJobObjectsRequest {
+                    job: job.to_owned(),
+                    page_size: 1000,
+                    page_token: page_token.clone(),
+                    task: task.to_owned(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            recorded.extend(page.objects.into_iter().map(|o| (o.key.clone(), o)));
+            if page.next_page_token.is_empty() {
+                return Ok(recorded);
             }
+            page_token = page.next_page_token;
         }
-        Ok(recorded)
     }
 }
 

@@ -1,12 +1,18 @@
-//! Runs one task of a job: copy → verify for a copy task, deleting the source for a
-//! retire task, reporting every step. The destination is written, never the source,
-//! until the control plane has switched and dispatched the retire task.
+//! Runs one task of a job, reporting every step:
+//!
+//! - LIST lists the source page by page, cutting it into copy tasks that the control
+//!   plane records and dispatches to every agent of the site;
+//! - COPY copies a batch of objects, then verifies them;
+//! - RETIRE deletes the source once the control plane has switched.
+//!
+//! The destination is written, never the source, until the retire task.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, future::Future, pin::pin, sync::Arc, time::Duration};
 
 use async_nats::jetstream;
 use ferry_proto::v1::{self as pb, progress_report::Event};
 use futures::{StreamExt, TryStreamExt};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -16,8 +22,11 @@ use crate::{
     config::AgentConfig,
     control::ControlPlane,
     filter::ObjectFilter,
+    journal::TaskJournal,
+    multipart,
     report::Reporter,
-    storage::operator,
+    s3::{S3Dataset, ServerCopied, ServerCopyOptions},
+    storage::{operator, SiteAccess},
     transfer::{self, CopyOptions, ObjectInfo, TransferError, VerifyMode},
 };
 
@@ -47,13 +56,69 @@ pub struct Executor {
     site_bandwidth: Arc<Bandwidth>,
     /// Bounds the bytes all transfers of this agent hold at once.
     budget: Arc<MemoryBudget>,
+    /// Objects in flight across every task this agent runs (`concurrency`).
+    object_slots: Arc<Semaphore>,
 }
 
-/// One object's progress through the task.
+/// Both ends of a job, as operators and, for S3, as native clients.
+struct Sites {
+    src: opendal::Operator,
+    dst: opendal::Operator,
+    src_s3: Option<S3Dataset>,
+    dst_s3: Option<S3Dataset>,
+}
+
+impl Sites {
+    fn new(source: &SiteAccess, destination: &SiteAccess) -> anyhow::Result<Self> {
+        Ok(Sites {
+            src: operator(source).map_err(|e| anyhow::anyhow!("source: {e}"))?,
+            dst: operator(destination).map_err(|e| anyhow::anyhow!("destination: {e}"))?,
+            src_s3: S3Dataset::for_site(source).map_err(|e| anyhow::anyhow!("source: {e}"))?,
+            dst_s3: S3Dataset::for_site(destination)
+                .map_err(|e| anyhow::anyhow!("destination: {e}"))?,
+        })
+    }
+
+    /// Source and destination when the service can copy between them by itself.
+    fn server_side(&self) -> Option<(&S3Dataset, &S3Dataset)> {
+        match (&self.src_s3, &self.dst_s3) {
+            (Some(src), Some(dst)) if dst.can_copy_from(src) => Some((src, dst)),
+            _ => None,
+        }
+    }
+}
+
+/// Why a copy task may stop early.
+#[derive(Clone, Copy)]
+struct Cancel<'a> {
+    /// The task stops: the agent shuts down, or the job is over.
+    task: &'a CancellationToken,
+    /// The job ended or moved to another attempt: nobody resumes its uploads.
+    job_over: &'a CancellationToken,
+}
+
+/// How an object's copy can be checked.
+#[derive(Clone, Debug)]
+enum Proof {
+    /// The agent moved the bytes: their xxh3-128.
+    Hashed(u128),
+    /// The service copied it: the destination's size and etag must match.
+    ServerSide(ServerCopied),
+}
+
+/// One copied object waiting for verification.
 struct Work {
     info: ObjectInfo,
-    source_xxh3: u128,
-    attempts: u32,
+    proof: Proof,
+}
+
+/// How an object reached the destination in the copy phase.
+enum Placed {
+    /// Copied: how to check it, the bytes copied (the source may have changed size
+    /// since it was listed), and the tries it took.
+    Copied(Proof, u64, u32),
+    /// It was there already, with this xxh3-128 at both ends.
+    AlreadyThere(u128),
 }
 
 impl Executor {
@@ -64,19 +129,22 @@ impl Executor {
         site_bandwidth: Arc<Bandwidth>,
     ) -> Self {
         let budget = Arc::new(MemoryBudget::new(config.memory_budget_mib << 20));
+        let object_slots = Arc::new(Semaphore::new(config.concurrency));
         Executor {
             control,
             js,
             config,
             site_bandwidth,
             budget,
+            object_slots,
         }
     }
 
     pub async fn run(&self, command: &pb::JobCommand, cancel: CancellationToken) -> Outcome {
+        let cleanup = command.kind == pb::TaskKind::AbortUploads as i32;
         let (source, mut destination) = match self
             .control
-            .job_access(&command.job_id, command.attempt)
+            .job_access(&command.job_id, command.attempt, cleanup)
             .await
         {
             Ok(access) => access,
@@ -97,18 +165,37 @@ impl Executor {
                 .options
                 .insert("storage_class".into(), command.storage_class.clone());
         }
+        if cleanup {
+            return abort_recorded_uploads(command, &destination).await;
+        }
         let reporter = Reporter::new(self.js.clone(), command, self.control.agent_id());
         let bandwidth = Arc::new(Bandwidth::new(Some(command.bandwidth_limit_bytes_per_sec)));
-        let watcher = self.watch_job(command, cancel.clone(), bandwidth.clone());
+        // Cancelled by the agent's shutdown or when the job is over; `job_over` alone
+        // tells the second apart, when unfinished uploads are no use to anyone.
+        let cancel = cancel.child_token();
+        let job_over = CancellationToken::new();
+        let watcher = self.watch_job(
+            command,
+            [cancel.clone(), job_over.clone()],
+            bandwidth.clone(),
+        );
         let result = async {
-            let src = operator(&source).map_err(|e| anyhow::anyhow!("source: {e}"))?;
-            let dst = operator(&destination).map_err(|e| anyhow::anyhow!("destination: {e}"))?;
+            let sites = Sites::new(&source, &destination)?;
             reporter.send(Event::Started(pb::TaskStarted {})).await?;
-            if command.kind == pb::TaskKind::Retire as i32 {
-                self.retire(&src, &cancel).await
-            } else {
-                self.copy_and_verify(command, &src, &dst, &reporter, &cancel, bandwidth)
-                    .await
+            match pb::TaskKind::try_from(command.kind) {
+                Ok(pb::TaskKind::Retire) => self.retire(&sites.src, &cancel).await,
+                Ok(pb::TaskKind::List) => {
+                    self.list_into_tasks(command, &sites.src, &reporter, &cancel)
+                        .await
+                }
+                _ => {
+                    let cancel = Cancel {
+                        task: &cancel,
+                        job_over: &job_over,
+                    };
+                    self.copy_and_verify(command, &sites, &reporter, cancel, bandwidth)
+                        .await
+                }
             }
         }
         .await;
@@ -137,12 +224,12 @@ impl Executor {
         }
     }
 
-    /// Cancels the task when the job ends or moves to another attempt elsewhere, and
-    /// follows changes of its bandwidth limit.
+    /// Cancels the task (each of `cancel`) when the job ends or moves to another
+    /// attempt elsewhere, and follows changes of its bandwidth limit.
     fn watch_job(
         &self,
         command: &pb::JobCommand,
-        cancel: CancellationToken,
+        cancel: [CancellationToken; 2],
         bandwidth: Arc<Bandwidth>,
     ) -> tokio::task::JoinHandle<()> {
         let control = self.control.clone();
@@ -160,7 +247,7 @@ impl Executor {
                     );
                     if ended || j.attempt != attempt {
                         info!(job_id = %job, "job ended or moved to another attempt; stopping");
-                        cancel.cancel();
+                        cancel.iter().for_each(CancellationToken::cancel);
                         return;
                     }
                     let limit = Some(j.bandwidth_limit_bytes_per_sec).filter(|l| *l > 0);
@@ -173,51 +260,116 @@ impl Executor {
         })
     }
 
-    async fn copy_and_verify(
+    /// Lists the source through the plan's filter and reports it page by page as copy
+    /// tasks of at most `task_objects` objects or `task_mib` MiB: memory does not grow
+    /// with the number of keys, and agents start copying while the listing goes on.
+    async fn list_into_tasks(
         &self,
         command: &pb::JobCommand,
         src: &opendal::Operator,
-        dst: &opendal::Operator,
         reporter: &Reporter,
         cancel: &CancellationToken,
-        bandwidth: Arc<Bandwidth>,
     ) -> anyhow::Result<()> {
         let filter = ObjectFilter::from_pb(command.filter.as_ref()).map_err(anyhow::Error::msg)?;
-        let objects: Vec<ObjectInfo> = transfer::list(src)
-            .try_filter(|o| std::future::ready(filter.accepts(o)))
-            .try_collect()
-            .await
-            .map_err(|e: TransferError| anyhow::anyhow!("{e}"))?;
-        let bytes = objects.iter().map(|o| o.size).sum();
-        reporter
-            .send(Event::Listed(pb::SourceListed {
-                objects: objects.len() as u64,
-                bytes,
-            }))
-            .await?;
+        let mut listing =
+            pin!(transfer::list_sizes(src, None)
+                .try_filter(|o| std::future::ready(filter.accepts(o))));
+        let max_bytes = self.config.task_mib << 20;
+        let (mut page, mut page_bytes) = (Vec::new(), 0u64);
+        let (mut tasks, mut objects, mut bytes) = (0usize, 0u64, 0u64);
+        loop {
+            let next = listing
+                .try_next()
+                .await
+                .map_err(|e: TransferError| anyhow::anyhow!("{e}"))?;
+            if cancel.is_cancelled() {
+                anyhow::bail!("cancelled");
+            }
+            let end = next.is_none();
+            if let Some(o) = next {
+                objects += 1;
+                bytes += o.size;
+                page_bytes += o.size;
+                page.push(pb::ListedObject {
+                    key: o.key,
+                    size: o.size,
+                    etag: o.etag.unwrap_or_default(),
+                    ..Default::default()
+                });
+            }
+            let full = page.len() >= self.config.task_objects || page_bytes >= max_bytes;
+            if !page.is_empty() && (full || end) {
+                reporter
+                    .send(Event::TaskListed(pb::TaskListed {
+                        copy_task_id: format!("copy-{tasks}"),
+                        objects: std::mem::take(&mut page),
+                    }))
+                    .await?;
+                tasks += 1;
+                page_bytes = 0;
+            }
+            if end {
+                break;
+            }
+        }
+        info!(job_id = %command.job_id, tasks, objects, bytes, "source listed into copy tasks");
+        Ok(())
+    }
+
+    async fn copy_and_verify(
+        &self,
+        command: &pb::JobCommand,
+        sites: &Sites,
+        reporter: &Reporter,
+        cancel: Cancel<'_>,
+        bandwidth: Arc<Bandwidth>,
+    ) -> anyhow::Result<()> {
         // Resume: an object an earlier run copied is not copied again when the
         // destination holds the recorded size; verification checks it against the
-        // recorded source hash. One already verified needs nothing.
-        let recorded = self.control.recorded_objects(&command.job_id).await?;
+        // recorded source hash. One already verified needs nothing. An unfinished
+        // multipart upload continues where it stopped.
+        let recorded = self
+            .control
+            .task_objects(&command.job_id, &command.task_id)
+            .await?;
+        let objects: Vec<ObjectInfo> = command
+            .objects
+            .iter()
+            .map(|o| ObjectInfo {
+                key: o.key.clone(),
+                size: o.size,
+                content_type: None,
+                user_metadata: Default::default(),
+                last_modified: None,
+                etag: Some(o.etag.clone()).filter(|e| !e.is_empty()),
+            })
+            .collect();
         // What the destination already holds, by key and size, listed once: it decides
         // both resumption and, for an object of the same size not recorded, whether to
         // compare checksums before writing.
-        let present = &destination_sizes(dst, &command.job_id).await;
+        let present = &destination_listing(&sites.dst, &objects, &command.job_id).await;
+        let journal = &TaskJournal::new(
+            reporter.clone(),
+            &recorded,
+            Duration::from_millis(self.config.faults.pause_after_part_ms),
+        );
         let mut todo = Vec::new();
-        let mut resumed: Vec<Work> = Vec::new();
-        let mut already_verified = 0usize;
+        let mut copied: Vec<Work> = Vec::new();
+        let mut already_done = 0usize;
         for info in objects {
             let previous = recorded.get(&info.key).filter(|r| r.size == info.size);
+            let status = previous.and_then(|r| pb::ObjectStatus::try_from(r.status).ok());
             let hash = previous.and_then(|r| transfer::parse_xxh3_hex(&r.source_xxh3).ok());
-            match (previous, hash) {
-                (Some(r), Some(_)) if r.status == pb::ObjectStatus::Verified as i32 => {
-                    already_verified += 1
+            match (status, hash) {
+                (Some(pb::ObjectStatus::Verified | pb::ObjectStatus::Skipped), _) => {
+                    already_done += 1
                 }
-                (Some(_), Some(source_xxh3)) if present.get(&info.key) == Some(&info.size) => {
-                    resumed.push(Work {
+                (Some(pb::ObjectStatus::Copied), Some(source_xxh3))
+                    if present.get(&info.key).map(|l| l.size) == Some(info.size) =>
+                {
+                    copied.push(Work {
                         info,
-                        source_xxh3,
-                        attempts: 0,
+                        proof: Proof::Hashed(source_xxh3),
                     })
                 }
                 _ => todo.push(info),
@@ -225,9 +377,10 @@ impl Executor {
         }
         info!(
             job_id = %command.job_id,
+            task = %command.task_id,
             to_copy = todo.len(),
-            copied_before = resumed.len(),
-            verified_before = already_verified,
+            copied_before = copied.len(),
+            done_before = already_done,
             "copying"
         );
         let options = CopyOptions {
@@ -237,71 +390,61 @@ impl Executor {
                 transfer::DEFAULT_CONCURRENCY,
             )
         };
-        let budget = &self.budget;
+        let server = ServerCopyOptions {
+            storage_class: sites.dst_s3.as_ref().and_then(|d| d.storage_class.clone()),
+            ..ServerCopyOptions::default()
+        };
+        let (budget, slots) = (&self.budget, &self.object_slots);
         let concurrency = self.config.concurrency;
         let pause = Duration::from_millis(self.config.faults.pause_after_object_ms);
 
         // Copy phase.
-        let mut copied: Vec<Work> = resumed;
         let mut last_flush = tokio::time::Instant::now();
         let mut failures = Vec::new();
         let mut batch = Vec::new();
         let mut results = futures::stream::iter(todo.into_iter().map(|info| {
-            let options = options.clone();
+            let (options, server) = (&options, &server);
             async move {
-                let _room = budget.reserve(copy_footprint(info.size, &options)).await;
-                if present.get(&info.key) == Some(&info.size) {
-                    if let Some(xxh3) = same_content(src, dst, &info.key).await {
-                        return (info, Ok(Placed::AlreadyThere(xxh3)));
-                    }
-                }
-                let outcome = copy_with_retries(src, dst, &info.key, &options)
-                    .await
-                    .map(|(c, attempts)| Placed::Copied(c, attempts));
+                let _slot = slots.acquire().await;
+                let _room = budget.reserve(copy_footprint(info.size, options)).await;
+                let outcome = place(sites, &info, present, options, server, journal).await;
                 (info, outcome)
             }
         }))
         .buffer_unordered(concurrency);
-        while let Some((info, outcome)) = results.next().await {
-            if cancel.is_cancelled() {
-                anyhow::bail!("cancelled");
-            }
+        loop {
+            let next = tokio::select! {
+                _ = cancel.task.cancelled() => None,
+                next = results.next() => next,
+            };
+            let Some((info, outcome)) = next else { break };
             match outcome {
-                Ok(Placed::AlreadyThere(xxh3)) => batch.push(result(
-                    &info.key,
-                    info.size,
-                    pb::ObjectStatus::Skipped,
-                    Some(xxh3),
-                    Some(xxh3),
-                    0,
-                    None,
-                )),
-                Ok(Placed::Copied(c, attempts)) => {
-                    batch.push(result(
-                        &info.key,
-                        c.size,
-                        pb::ObjectStatus::Copied,
-                        Some(c.source_xxh3),
-                        None,
-                        attempts,
-                        None,
-                    ));
-                    copied.push(Work {
-                        info,
-                        source_xxh3: c.source_xxh3,
-                        attempts,
-                    });
+                Ok(Placed::AlreadyThere(xxh3)) => batch.push(
+                    ObjectReport::new(&info, pb::ObjectStatus::Skipped)
+                        .hashes(Some(xxh3), Some(xxh3))
+                        .into(),
+                ),
+                Ok(Placed::Copied(proof, size, attempts)) => {
+                    let info = ObjectInfo { size, ..info };
+                    let source_xxh3 = match &proof {
+                        Proof::Hashed(xxh3) => Some(*xxh3),
+                        Proof::ServerSide(_) => None,
+                    };
+                    batch.push(
+                        ObjectReport::new(&info, pb::ObjectStatus::Copied)
+                            .hashes(source_xxh3, None)
+                            .attempts(attempts)
+                            .into(),
+                    );
+                    copied.push(Work { info, proof });
                 }
                 Err((e, attempts)) => {
-                    batch.push(result(
-                        &info.key,
-                        info.size,
-                        pb::ObjectStatus::Failed,
-                        None,
-                        None,
-                        attempts,
-                        Some(e.to_string()),
-                    ));
+                    batch.push(
+                        ObjectReport::new(&info, pb::ObjectStatus::Failed)
+                            .attempts(attempts)
+                            .failed(&e)
+                            .into(),
+                    );
                     failures.push(e);
                 }
             }
@@ -314,66 +457,78 @@ impl Executor {
             }
         }
         drop(results);
-        reporter.objects(std::mem::take(&mut batch)).await?;
-        if let Some(first) = failures.first() {
-            anyhow::bail!(
-                "{} object(s) could not be copied; first: {first}",
-                failures.len()
-            );
+        if cancel.task.is_cancelled() {
+            if cancel.job_over.is_cancelled() {
+                abort_uploads(sites, journal).await;
+            }
+            anyhow::bail!("cancelled");
         }
+        reporter.objects(std::mem::take(&mut batch)).await?;
 
-        // Verify phase.
+        // Verify phase: what failed to copy is recorded already; the rest is checked,
+        // so one bad object does not leave the others of the task unverified.
         let pause = Duration::from_millis(self.config.faults.pause_before_verify_ms);
         if !pause.is_zero() {
             tokio::time::sleep(pause).await;
         }
-        reporter
-            .send(Event::Phase(pb::PhaseStarted {
-                state: pb::JobState::Verifying.into(),
-            }))
-            .await?;
         let mode = if command.verify_mode == pb::VerifyMode::Full as i32 {
             VerifyMode::Full
         } else {
             VerifyMode::Quick
         };
+        if mode == VerifyMode::Quick {
+            // One listing of the task's range checks most objects at once; only those
+            // it does not confirm are looked at one by one (and repaired).
+            let infos: Vec<ObjectInfo> = copied.iter().map(|w| w.info.clone()).collect();
+            let listed = destination_listing(&sites.dst, &infos, &command.job_id).await;
+            let (confirmed, unconfirmed) = copied
+                .into_iter()
+                .partition::<Vec<_>, _>(|w| confirmed_by_listing(w, listed.get(&w.info.key)));
+            for work in confirmed {
+                let source_xxh3 = match work.proof {
+                    Proof::Hashed(xxh3) => Some(xxh3),
+                    Proof::ServerSide(_) => None,
+                };
+                batch.push(
+                    ObjectReport::new(&work.info, pb::ObjectStatus::Verified)
+                        .hashes(source_xxh3, None)
+                        .into(),
+                );
+            }
+            copied = unconfirmed;
+        }
         let mut results = futures::stream::iter(copied.into_iter().map(|work| {
-            let options = options.clone();
+            let (options, server) = (&options, &server);
             async move {
+                let _slot = slots.acquire().await;
                 // A full verify reads the destination back; either mode may repair by
                 // copying again, so the copy's footprint is reserved.
                 let _room = budget
-                    .reserve(copy_footprint(work.info.size, &options))
+                    .reserve(copy_footprint(work.info.size, options))
                     .await;
-                verify_or_repair(src, dst, work, mode, &options).await
+                verify_or_repair(sites, work, mode, options, server).await
             }
         }))
         .buffer_unordered(concurrency);
         let mut mismatches = Vec::new();
         while let Some(outcome) = results.next().await {
-            if cancel.is_cancelled() {
+            if cancel.task.is_cancelled() {
                 anyhow::bail!("cancelled");
             }
             match outcome {
-                Ok((work, destination_xxh3, repaired)) => batch.push(result(
-                    &work.info.key,
-                    work.info.size,
-                    pb::ObjectStatus::Verified,
-                    Some(work.source_xxh3),
-                    destination_xxh3,
-                    repaired,
-                    None,
-                )),
+                Ok((work, hashes, repaired)) => batch.push(
+                    ObjectReport::new(&work.info, pb::ObjectStatus::Verified)
+                        .hashes(hashes.0, hashes.1)
+                        .attempts(repaired)
+                        .into(),
+                ),
                 Err((work, e, repaired)) => {
-                    batch.push(result(
-                        &work.info.key,
-                        work.info.size,
-                        pb::ObjectStatus::Failed,
-                        Some(work.source_xxh3),
-                        None,
-                        repaired,
-                        Some(e.clone()),
-                    ));
+                    batch.push(
+                        ObjectReport::new(&work.info, pb::ObjectStatus::Failed)
+                            .attempts(repaired)
+                            .failed(&e)
+                            .into(),
+                    );
                     mismatches.push(e);
                 }
             }
@@ -384,6 +539,12 @@ impl Executor {
         }
         drop(results);
         reporter.objects(batch).await?;
+        if let Some(first) = failures.first() {
+            anyhow::bail!(
+                "{} object(s) could not be copied; first: {first}",
+                failures.len()
+            );
+        }
         if let Some(first) = mismatches.first() {
             anyhow::bail!(
                 "{} object(s) failed verification; first: {first}",
@@ -398,47 +559,180 @@ impl Executor {
         src: &opendal::Operator,
         cancel: &CancellationToken,
     ) -> anyhow::Result<()> {
-        let objects: Vec<ObjectInfo> = transfer::list(src)
-            .try_collect()
+        let mut listing = pin!(transfer::list_sizes(src, None));
+        let mut total = 0usize;
+        while let Some(o) = listing
+            .try_next()
             .await
-            .map_err(|e: TransferError| anyhow::anyhow!("{e}"))?;
-        let total = objects.len();
-        for o in objects {
+            .map_err(|e: TransferError| anyhow::anyhow!("{e}"))?
+        {
             if cancel.is_cancelled() {
                 anyhow::bail!("cancelled");
             }
             transfer::delete_object(src, &o.key)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
+            total += 1;
         }
         info!(objects = total, "source retired");
         Ok(())
     }
 }
 
-/// How an object reached the destination in the copy phase.
-enum Placed {
-    Copied(transfer::Copied, u32),
-    /// It was there already, with this xxh3-128 at both ends.
-    AlreadyThere(u128),
-}
-
-/// Sizes of the objects at the destination, by key. A destination that cannot be listed
-/// (not created yet, say) holds nothing as far as skipping goes: everything is copied.
-async fn destination_sizes(dst: &opendal::Operator, job: &str) -> HashMap<String, u64> {
-    let listed = transfer::list(dst)
-        .try_fold(HashMap::new(), |mut sizes, o| {
-            sizes.insert(o.key, o.size);
-            std::future::ready(Ok(sizes))
-        })
-        .await;
-    match listed {
-        Ok(sizes) => sizes,
-        Err(e) => {
-            info!(job_id = %job, reason = %e, "destination not listed; copying every object");
-            HashMap::new()
+/// Copies one object the fastest way the two sites allow: not at all when the
+/// destination holds the same bytes already, server-side within one S3 service, as a
+/// resumable multipart upload to S3 above one part, else streamed through the agent.
+async fn place(
+    sites: &Sites,
+    info: &ObjectInfo,
+    present: &HashMap<String, Listed>,
+    options: &CopyOptions,
+    server: &ServerCopyOptions,
+    journal: &TaskJournal,
+) -> Result<Placed, CopyFailure> {
+    let key = info.key.as_str();
+    if present.get(key).map(|l| l.size) == Some(info.size) {
+        if let Some(xxh3) = same_content(&sites.src, &sites.dst, key).await {
+            return Ok(Placed::AlreadyThere(xxh3));
         }
     }
+    if let Some((src, dst)) = sites.server_side() {
+        let listed = info.etag.as_deref().map(|etag| (info.size, etag));
+        let (copied, attempts) =
+            with_retries(key, || dst.copy_from(src, key, listed, server)).await?;
+        let size = copied.size;
+        return Ok(Placed::Copied(Proof::ServerSide(copied), size, attempts));
+    }
+    let (copied, attempts) = match &sites.dst_s3 {
+        Some(dst) if info.size > options.chunk_size as u64 => with_retries(key, || {
+            multipart::upload_resumable(&sites.src, dst, key, journal.state(key), options, journal)
+        })
+        .await
+        .inspect(|_| journal.finished(key))?,
+        _ => {
+            with_retries(key, || {
+                transfer::copy_object(&sites.src, &sites.dst, key, options)
+            })
+            .await?
+        }
+    };
+    Ok(Placed::Copied(
+        Proof::Hashed(copied.source_xxh3),
+        copied.size,
+        attempts,
+    ))
+}
+
+/// Aborts the task's unfinished multipart uploads, once the job is over, so that no
+/// orphaned parts stay behind (and keep costing) at the destination. Best effort: a
+/// failure is logged, and a bucket lifecycle rule is the backstop.
+async fn abort_uploads(sites: &Sites, journal: &TaskJournal) {
+    let Some(dst) = &sites.dst_s3 else { return };
+    for (key, upload) in journal.uploads() {
+        match dst.abort_upload(&key, &upload.upload_id).await {
+            Ok(()) => {
+                info!(key, upload_id = %upload.upload_id, "unfinished upload aborted: the job is over")
+            }
+            Err(e) => {
+                warn!(key, upload_id = %upload.upload_id, error = %e, "aborting an unfinished upload failed")
+            }
+        }
+    }
+}
+
+/// Aborts the uploads an ABORT_UPLOADS task lists: the job ended, and whichever agent
+/// started them may be gone. An upload the service no longer knows is already gone.
+async fn abort_recorded_uploads(command: &pb::JobCommand, destination: &SiteAccess) -> Outcome {
+    let dst = match S3Dataset::for_site(destination) {
+        Ok(Some(dst)) => dst,
+        Ok(None) => return Outcome::Dropped("the destination is not on S3".into()),
+        Err(e) => return Outcome::Dropped(format!("destination: {e}")),
+    };
+    let mut failed = 0;
+    for o in &command.objects {
+        match dst.abort_upload(&o.key, &o.upload_id).await {
+            Ok(()) => {
+                info!(job_id = %command.job_id, key = %o.key, upload_id = %o.upload_id, "unfinished upload aborted: the job is over")
+            }
+            Err(e) if e.kind == opendal::ErrorKind::NotFound => {}
+            Err(e) if e.temporary => {
+                warn!(job_id = %command.job_id, key = %o.key, error = %e, "aborting an upload failed; will retry");
+                failed += 1;
+            }
+            Err(e) => {
+                warn!(job_id = %command.job_id, key = %o.key, error = %e, "aborting an upload failed; a lifecycle rule must remove it")
+            }
+        }
+    }
+    if failed > 0 {
+        return Outcome::Retry(format!("{failed} upload(s) not aborted yet"));
+    }
+    Outcome::Done
+}
+
+/// An object as a destination listing shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Listed {
+    size: u64,
+    etag: Option<String>,
+}
+
+/// The objects at the destination, by key, among the task's keys. Where the
+/// destination lists in key order from a given key (S3), only the task's key range is
+/// listed; elsewhere the whole dataset is. A destination that cannot be listed (not
+/// created yet, say) holds nothing as far as skipping goes: everything is copied.
+async fn destination_listing(
+    dst: &opendal::Operator,
+    objects: &[ObjectInfo],
+    job: &str,
+) -> HashMap<String, Listed> {
+    let (Some(first), Some(last)) = (
+        objects.iter().map(|o| o.key.as_str()).min(),
+        objects.iter().map(|o| o.key.as_str()).max(),
+    ) else {
+        return HashMap::new();
+    };
+    let wanted: std::collections::HashSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+    let mut sizes = HashMap::new();
+    // `start_after` is exclusive: the first key is looked up on its own.
+    if let Ok(meta) = dst.stat(first).await {
+        if meta.is_file() {
+            let etag = meta.etag().map(str::to_owned);
+            sizes.insert(
+                first.to_owned(),
+                Listed {
+                    size: meta.content_length(),
+                    etag,
+                },
+            );
+        }
+    }
+    let ordered = dst.info().capability().list_with_start_after;
+    let mut listing = pin!(transfer::list_sizes(dst, Some(first)));
+    loop {
+        match listing.try_next().await {
+            Ok(Some(o)) => {
+                if ordered && o.key.as_str() > last {
+                    break;
+                }
+                if wanted.contains(o.key.as_str()) {
+                    sizes.insert(
+                        o.key,
+                        Listed {
+                            size: o.size,
+                            etag: o.etag,
+                        },
+                    );
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                info!(job_id = %job, reason = %e, "destination not listed; copying every object");
+                return HashMap::new();
+            }
+        }
+    }
+    sizes
 }
 
 /// The object's xxh3-128 when source and destination hold the same bytes.
@@ -458,17 +752,18 @@ async fn same_content(src: &opendal::Operator, dst: &opendal::Operator, key: &st
 
 type CopyFailure = (TransferError, u32);
 
-async fn copy_with_retries(
-    src: &opendal::Operator,
-    dst: &opendal::Operator,
-    key: &str,
-    options: &CopyOptions,
-) -> Result<(transfer::Copied, u32), CopyFailure> {
+/// Runs `copy` until it succeeds, fails permanently, or failed [`COPY_TRIES`] times;
+/// returns its result and the tries it took.
+async fn with_retries<T, F, Fut>(key: &str, mut copy: F) -> Result<(T, u32), CopyFailure>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, TransferError>>,
+{
     let mut attempts = 0;
     let mut backoff = Duration::from_millis(200);
     loop {
         attempts += 1;
-        match transfer::copy_object(src, dst, key, options).await {
+        match copy().await {
             Ok(c) => return Ok((c, attempts)),
             Err(e) if e.temporary && attempts < COPY_TRIES => {
                 warn!(key, error = %e, attempts, "temporary failure; retrying");
@@ -480,74 +775,177 @@ async fn copy_with_retries(
     }
 }
 
+/// Source and destination xxh3-128 as far as the verification computed them.
+type Hashes = (Option<u128>, Option<u128>);
+
 /// Verifies one object; on a mismatch copies it again once and re-verifies. Returns the
-/// destination hash (in full mode) and the number of extra copies made.
+/// hashes known and the number of extra copies made.
 async fn verify_or_repair(
-    src: &opendal::Operator,
-    dst: &opendal::Operator,
+    sites: &Sites,
     mut work: Work,
     mode: VerifyMode,
     options: &CopyOptions,
-) -> Result<(Work, Option<u128>, u32), (Work, String, u32)> {
+    server: &ServerCopyOptions,
+) -> Result<(Work, Hashes, u32), (Work, TransferError, u32)> {
     let mut repaired = 0;
     loop {
-        let verified = match transfer::verify_object(
-            dst,
-            &work.info.key,
-            work.info.size,
-            work.source_xxh3,
-            mode,
-        )
-        .await
-        {
-            Ok(v) => v,
-            Err(e) => return Err((work, e.to_string(), repaired)),
+        let checked = match &work.proof {
+            Proof::Hashed(xxh3) => verify_hashed(&sites.dst, &work.info, *xxh3, mode).await,
+            Proof::ServerSide(copied) => verify_server_copy(sites, &work.info, copied, mode).await,
         };
-        if verified.matches {
-            return Ok((work, verified.destination_xxh3, repaired));
-        }
-        let found = verified
-            .destination_xxh3
-            .map(transfer::xxh3_hex)
-            .unwrap_or_else(|| "a different size".into());
+        let found = match checked {
+            Ok(Ok(hashes)) => return Ok((work, hashes, repaired)),
+            Ok(Err(found)) => found,
+            Err(e) => return Err((work, e, repaired)),
+        };
         if repaired >= 1 {
-            let message = format!(
-                "verifying {}: destination still differs after a re-copy (found {found}, expected {})",
-                work.info.key,
-                transfer::xxh3_hex(work.source_xxh3)
+            let e = mismatch(
+                &work.info.key,
+                format!("destination still differs after a re-copy ({found})"),
             );
-            return Err((work, message, repaired));
+            return Err((work, e, repaired));
         }
         warn!(key = %work.info.key, found, "destination differs from the source; copying again");
         repaired += 1;
-        match copy_with_retries(src, dst, &work.info.key, options).await {
-            Ok((c, attempts)) => {
-                work.source_xxh3 = c.source_xxh3;
-                work.info.size = c.size;
-                work.attempts += attempts;
-            }
-            Err((e, _)) => return Err((work, e.to_string(), repaired)),
+        let key = work.info.key.as_str();
+        let again = match sites.server_side() {
+            Some((src, dst)) => with_retries(key, || dst.copy_from(src, key, None, server))
+                .await
+                .map(|(c, _)| Proof::ServerSide(c)),
+            None => with_retries(key, || {
+                transfer::copy_object(&sites.src, &sites.dst, key, options)
+            })
+            .await
+            .map(|(c, _)| Proof::Hashed(c.source_xxh3)),
+        };
+        match again {
+            Ok(proof) => work.proof = proof,
+            Err((e, _)) => return Err((work, e, repaired)),
         }
     }
 }
 
-fn result(
-    key: &str,
-    size: u64,
-    status: pb::ObjectStatus,
-    source: Option<u128>,
-    destination: Option<u128>,
-    attempts: u32,
-    error: Option<String>,
-) -> pb::ObjectResult {
-    pb::ObjectResult {
+/// Whether a destination listing shows a copy as quick verification would find it:
+/// the size copied, and for a server-side copy the etag the service returned.
+fn confirmed_by_listing(work: &Work, listed: Option<&Listed>) -> bool {
+    let Some(listed) = listed else { return false };
+    match &work.proof {
+        Proof::Hashed(_) => listed.size == work.info.size,
+        Proof::ServerSide(copied) => {
+            listed.size == copied.size && (copied.etag.is_none() || listed.etag == copied.etag)
+        }
+    }
+}
+
+/// Checks bytes the agent copied against their hash. `Ok(Err(found))` is a mismatch.
+async fn verify_hashed(
+    dst: &opendal::Operator,
+    info: &ObjectInfo,
+    source_xxh3: u128,
+    mode: VerifyMode,
+) -> Result<Result<Hashes, String>, TransferError> {
+    let verified = transfer::verify_object(dst, &info.key, info.size, source_xxh3, mode).await?;
+    if verified.matches {
+        return Ok(Ok((Some(source_xxh3), verified.destination_xxh3)));
+    }
+    Ok(Err(format!(
+        "found {}, expected {}",
+        verified
+            .destination_xxh3
+            .map(transfer::xxh3_hex)
+            .unwrap_or_else(|| "a different size".into()),
+        transfer::xxh3_hex(source_xxh3)
+    )))
+}
+
+/// Checks a server-side copy: in quick mode by size and etag (the service computed
+/// both), in full mode by reading and hashing both ends.
+async fn verify_server_copy(
+    sites: &Sites,
+    info: &ObjectInfo,
+    copied: &ServerCopied,
+    mode: VerifyMode,
+) -> Result<Result<Hashes, String>, TransferError> {
+    let Some((_, dst)) = sites.server_side() else {
+        unreachable!("a server-side copy is verified only between S3 datasets of one service")
+    };
+    match mode {
+        VerifyMode::Quick => {
+            let (size, etag) = dst.head(&info.key).await?;
+            let etag_matches = copied.etag.is_none() || etag == copied.etag;
+            if size == copied.size && etag_matches {
+                Ok(Ok((None, None)))
+            } else {
+                Ok(Err(format!(
+                    "found {size} bytes with etag {etag:?}, expected {} with {:?}",
+                    copied.size, copied.etag
+                )))
+            }
+        }
+        VerifyMode::Full => {
+            let (source, destination) = tokio::join!(
+                transfer::hash_object(&sites.src, &info.key),
+                transfer::hash_object(&sites.dst, &info.key)
+            );
+            let ((src_size, src_xxh3), (dst_size, dst_xxh3)) = (source?, destination?);
+            if src_size == dst_size && src_xxh3 == dst_xxh3 {
+                Ok(Ok((Some(src_xxh3), Some(dst_xxh3))))
+            } else {
+                Ok(Err(format!(
+                    "found {}, expected {}",
+                    transfer::xxh3_hex(dst_xxh3),
+                    transfer::xxh3_hex(src_xxh3)
+                )))
+            }
+        }
+    }
+}
+
+fn mismatch(key: &str, detail: String) -> TransferError {
+    TransferError {
         key: key.to_owned(),
-        size,
-        status: status.into(),
-        source_xxh3: source.map(transfer::xxh3_hex).unwrap_or_default(),
-        destination_xxh3: destination.map(transfer::xxh3_hex).unwrap_or_default(),
-        attempts,
-        error: error.unwrap_or_default(),
-        operation: String::new(),
+        operation: "verify",
+        kind: opendal::ErrorKind::Unexpected,
+        message: format!("verifying {key}: {detail}"),
+        temporary: false,
+    }
+}
+
+/// One object's line in a progress report.
+struct ObjectReport(pb::ObjectResult);
+
+impl ObjectReport {
+    fn new(info: &ObjectInfo, status: pb::ObjectStatus) -> Self {
+        ObjectReport(pb::ObjectResult {
+            key: info.key.clone(),
+            size: info.size,
+            status: status.into(),
+            ..Default::default()
+        })
+    }
+
+    fn hashes(mut self, source: Option<u128>, destination: Option<u128>) -> Self {
+        self.0.source_xxh3 = source.map(transfer::xxh3_hex).unwrap_or_default();
+        self.0.destination_xxh3 = destination.map(transfer::xxh3_hex).unwrap_or_default();
+        self
+    }
+
+    fn attempts(mut self, attempts: u32) -> Self {
+        self.0.attempts = attempts;
+        self
+    }
+
+    /// The failure's reason and the operation that failed (`read`, `write`, `copy`,
+    /// `verify`...), kept on the object for the report.
+    fn failed(mut self, e: &TransferError) -> Self {
+        self.0.error = e.to_string();
+        self.0.operation = e.operation.to_owned();
+        self
+    }
+}
+
+impl From<ObjectReport> for pb::ObjectResult {
+    fn from(r: ObjectReport) -> Self {
+        r.0
     }
 }

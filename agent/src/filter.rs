@@ -76,6 +76,7 @@ mod tests {
             content_type: None,
             user_metadata: Default::default(),
             last_modified: Some(Utc::now()),
+            etag: None,
         }
     }
 

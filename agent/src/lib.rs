@@ -5,6 +5,8 @@
 //!   rooted at one dataset.
 //! - [`transfer`] lists, copies (hashing with xxh3-128 on the way), verifies and deletes
 //!   objects through those operators, streaming with bounded memory.
+//! - [`s3`] reaches S3 datasets with `aws-sdk-s3` for server-side copies and multipart
+//!   uploads that survive a restart.
 
 pub mod bandwidth;
 pub mod budget;
@@ -13,7 +15,10 @@ pub mod consumer;
 pub mod control;
 pub mod executor;
 pub mod filter;
+pub mod journal;
+pub mod multipart;
 pub mod report;
+pub mod s3;
 pub mod storage;
 pub mod transfer;
 

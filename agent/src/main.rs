@@ -139,14 +139,17 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     ));
     let site_id = control.site_id().to_owned();
     let ack_wait = Duration::from_secs(config.ack_wait_secs);
+    let task_slots = config.task_slots;
     let work = {
         let shutdown = shutdown.clone();
-        tokio::spawn(async move { consumer::run(js, &site_id, ack_wait, executor, shutdown).await })
+        tokio::spawn(async move {
+            consumer::run(js, &site_id, ack_wait, task_slots, executor, shutdown).await
+        })
     };
     let signal = shutdown_signal().await;
     info!(
         signal,
-        "shutting down: the running task is handed back to the queue"
+        "shutting down: running tasks are handed back to the queue"
     );
     shutdown.cancel();
     match tokio::time::timeout(Duration::from_secs(20), work).await {

@@ -209,10 +209,7 @@ pub fn operator(site: &SiteAccess) -> Result<Operator, StorageError> {
 
     let uri = SiteUri::parse(&site.uri)?;
     check_known_settings(site, uri.scheme)?;
-    let dataset = normalize_segments(&site.path).map_err(|reason| StorageError::InvalidPath {
-        path: site.path.clone(),
-        reason,
-    })?;
+    let dataset = dataset_path(site)?;
     let root = join_root(&uri.prefix, &dataset);
 
     let build = |result: opendal::Result<Operator>| {
@@ -246,6 +243,14 @@ pub fn operator(site: &SiteAccess) -> Result<Operator, StorageError> {
         Scheme::Gcs => build_gcs(site, &uri, &root).map(resilient),
         Scheme::Azblob => build_azblob(site, &uri, &root).map(resilient),
     }
+}
+
+/// The site's dataset path, normalized: `/`-separated, no empty or `.` segments.
+pub(crate) fn dataset_path(site: &SiteAccess) -> Result<String, StorageError> {
+    normalize_segments(&site.path).map_err(|reason| StorageError::InvalidPath {
+        path: site.path.clone(),
+        reason,
+    })
 }
 
 /// Attempts of one operation against a remote store: the first and four retries.
@@ -433,7 +438,7 @@ fn check_known_settings(site: &SiteAccess, scheme: Scheme) -> Result<(), Storage
 }
 
 /// A non-empty option value; empty strings count as unset.
-fn option<'a>(site: &'a SiteAccess, name: &str) -> Option<&'a str> {
+pub(crate) fn option<'a>(site: &'a SiteAccess, name: &str) -> Option<&'a str> {
     site.options
         .get(name)
         .map(String::as_str)
@@ -441,14 +446,18 @@ fn option<'a>(site: &'a SiteAccess, name: &str) -> Option<&'a str> {
 }
 
 /// A non-empty secret; empty strings count as unset.
-fn credential<'a>(site: &'a SiteAccess, name: &str) -> Option<&'a str> {
+pub(crate) fn credential<'a>(site: &'a SiteAccess, name: &str) -> Option<&'a str> {
     site.credentials
         .get(name)
         .map(|s| s.expose_secret())
         .filter(|v| !v.is_empty())
 }
 
-fn parse_bool(site: &SiteAccess, name: &str, default: bool) -> Result<bool, StorageError> {
+pub(crate) fn parse_bool(
+    site: &SiteAccess,
+    name: &str,
+    default: bool,
+) -> Result<bool, StorageError> {
     match option(site, name) {
         None => Ok(default),
         Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(true),
@@ -476,7 +485,7 @@ fn normalize_segments(path: &str) -> Result<String, String> {
 }
 
 /// An OpenDAL root (`/a/b/`) from a site prefix and a dataset path, both normalized.
-fn join_root(prefix: &str, dataset: &str) -> String {
+pub(crate) fn join_root(prefix: &str, dataset: &str) -> String {
     match (prefix.is_empty(), dataset.is_empty()) {
         (true, true) => "/".to_owned(),
         (false, true) => format!("/{prefix}/"),

@@ -29,6 +29,8 @@ pub struct ObjectInfo {
     pub content_type: Option<String>,
     pub user_metadata: BTreeMap<String, String>,
     pub last_modified: Option<DateTime<Utc>>,
+    /// The store's entity tag, where it has one (S3 lists them).
+    pub etag: Option<String>,
 }
 
 /// How [`copy_object`] moves bytes.
@@ -112,7 +114,7 @@ pub struct TransferError {
 }
 
 impl TransferError {
-    fn from_opendal(
+    pub(crate) fn from_opendal(
         op: &Operator,
         key: &str,
         operation: &'static str,
@@ -212,17 +214,39 @@ fn is_temporary(err: &opendal::Error) -> bool {
 pub fn list(
     op: &Operator,
 ) -> impl Stream<Item = Result<ObjectInfo, TransferError>> + Send + 'static {
+    list_objects(op, true, None)
+}
+
+/// Like [`list`], but only keys, sizes and modification times are sure to be filled
+/// in: objects are stat'ed only when the listing lacks those, which S3 listings never
+/// do. With `start_after`, where the backend supports it (S3 does, in key order), the
+/// listing begins after that key; elsewhere it begins at the start.
+pub fn list_sizes(
+    op: &Operator,
+    start_after: Option<&str>,
+) -> impl Stream<Item = Result<ObjectInfo, TransferError>> + Send + 'static {
+    list_objects(op, false, start_after.map(str::to_owned))
+}
+
+fn list_objects(
+    op: &Operator,
+    with_metadata: bool,
+    start_after: Option<String>,
+) -> impl Stream<Item = Result<ObjectInfo, TransferError>> + Send + 'static {
     let capability = op.info().capability();
-    let may_have_content_type = capability.write_with_content_type;
-    let may_have_user_metadata = capability.write_with_user_metadata;
+    let may_have_content_type = with_metadata && capability.write_with_content_type;
+    let may_have_user_metadata = with_metadata && capability.write_with_user_metadata;
+    let start_after = start_after.filter(|_| capability.list_with_start_after);
     let lister_op = op.clone();
     let entries_op = op.clone();
     let stat_op = op.clone();
 
     stream::once(async move {
-        lister_op
-            .lister_with("")
-            .recursive(true)
+        let mut lister = lister_op.lister_with("").recursive(true);
+        if let Some(key) = start_after {
+            lister = lister.start_after(&key);
+        }
+        lister
             .await
             .map_err(|e| TransferError::from_opendal(&lister_op, "", "list", e))
     })
@@ -278,6 +302,7 @@ fn object_info(key: String, metadata: &Metadata) -> ObjectInfo {
                 .ok()
                 .map(DateTime::from_timestamp_nanos)
         }),
+        etag: metadata.etag().map(str::to_owned),
     }
 }
 
@@ -471,7 +496,7 @@ pub fn parse_xxh3_hex(input: &str) -> Result<u128, InvalidXxh3> {
 }
 
 /// Stats `key` and insists it is a file.
-async fn stat_file(op: &Operator, key: &str) -> Result<Metadata, TransferError> {
+pub(crate) async fn stat_file(op: &Operator, key: &str) -> Result<Metadata, TransferError> {
     let metadata = op
         .stat(key)
         .await
@@ -579,7 +604,7 @@ impl<'a> ObjectBytes<'a> {
 
 /// For sources that cannot pin reads to a version: re-stat after reading and fail if
 /// the size or modification time moved.
-async fn ensure_unchanged(
+pub(crate) async fn ensure_unchanged(
     op: &Operator,
     key: &str,
     before: &Metadata,
@@ -603,7 +628,11 @@ async fn ensure_unchanged(
     Ok(())
 }
 
-fn source_changed(op: &Operator, key: &str, why: impl std::fmt::Display) -> TransferError {
+pub(crate) fn source_changed(
+    op: &Operator,
+    key: &str,
+    why: impl std::fmt::Display,
+) -> TransferError {
     TransferError::new(
         op,
         key,

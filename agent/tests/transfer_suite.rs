@@ -20,7 +20,7 @@ use ferry_agent::{
     copy_object, delete_object, hash_object, list, operator, verify_object, xxh3_hex, CopyOptions,
     ObjectInfo, SiteAccess, TransferError, VerifyMode,
 };
-use ferry_tests::{s3::error_chain, S3Server};
+use ferry_tests::{dataset::noise, s3::error_chain, S3Server};
 use futures::TryStreamExt;
 use opendal::{ErrorKind, Operator};
 use secrecy::SecretString;
@@ -42,21 +42,6 @@ struct TestObject {
     bytes: Vec<u8>,
     content_type: Option<&'static str>,
     metadata: BTreeMap<String, String>,
-}
-
-/// Bytes from a xorshift generator: every chunk differs, so a reordered or repeated
-/// part changes the hash.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -158,6 +158,7 @@ impl Client {
                 page_size: PAGE_SIZE,
                 page_token,
                 status,
+                ..Default::default()
             };
             async move {
                 let page = stub.list_job_objects(request).await?.into_inner();
@@ -187,6 +188,7 @@ impl Client {
                     page_size: PAGE_SIZE,
                     page_token: page_token.clone(),
                     status,
+                    ..Default::default()
                 })
                 .await
                 .map_err(Error::from)?

@@ -40,6 +40,8 @@ pub const REGION: &str = "us-east-1";
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
     unavailable_puts: Arc<AtomicUsize>,
+    /// Writes to object keys ending with one of these are refused with 403.
+    denied_suffixes: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Writes the server received, by kind, so tests can tell how a client uploaded.
@@ -58,6 +60,9 @@ struct Counters {
     single_puts: Arc<AtomicUsize>,
     multipart_uploads: Arc<AtomicUsize>,
     parts: Arc<AtomicUsize>,
+    /// `UploadPart` calls by upload id, so a test can tell which upload a part went
+    /// to even when a client retries a refused one.
+    parts_by_upload: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 impl Counters {
@@ -81,6 +86,27 @@ impl Counters {
             _ => return,
         };
         counter.fetch_add(1, Ordering::SeqCst);
+        if std::ptr::eq(counter, &self.parts) {
+            let upload = query
+                .split('&')
+                .find_map(|p| p.strip_prefix("uploadId="))
+                .unwrap_or_default();
+            *self
+                .parts_by_upload
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(upload.to_owned())
+                .or_default() += 1;
+        }
+    }
+
+    fn parts_sent_to(&self, upload_id: &str) -> usize {
+        self.parts_by_upload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(upload_id)
+            .copied()
+            .unwrap_or_default()
     }
 
     fn snapshot(&self) -> WriteCounts {
@@ -101,6 +127,27 @@ impl Faults {
     /// How many injected failures have not been used yet.
     pub fn pending(&self) -> usize {
         self.unavailable_puts.load(Ordering::SeqCst)
+    }
+
+    /// Every write (PUT of an object or part, multipart upload start) of an object whose
+    /// key ends with `suffix` is answered `403 AccessDenied`, as a bucket policy would.
+    pub fn deny_writes_to(&self, suffix: &str) {
+        self.denied_suffixes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(suffix.to_owned());
+    }
+
+    fn denies(&self, req: &http::Request<hyper::body::Incoming>) -> bool {
+        let writes = matches!(*req.method(), http::Method::PUT | http::Method::POST);
+        let path = req.uri().path();
+        writes
+            && self
+                .denied_suffixes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .any(|s| path.ends_with(s.as_str()))
     }
 
     fn take_put(&self) -> bool {
@@ -149,6 +196,16 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for FaultySer
             return Box::pin(std::future::ready(Ok(response)));
         }
         self.counters.count(&req);
+        if self.faults.denies(&req) {
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+                <Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+            let response = http::Response::builder()
+                .status(http::StatusCode::FORBIDDEN)
+                .header(http::header::CONTENT_TYPE, "application/xml")
+                .body(s3s::Body::from(body.to_owned()))
+                .expect("a well-formed 403 response");
+            return Box::pin(std::future::ready(Ok(response)));
+        }
         if req.method() == http::Method::PUT && self.faults.take_put() {
             let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
                 <Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
@@ -242,6 +299,12 @@ impl S3Server {
     /// Writes received so far, by kind (failed ones included).
     pub fn writes(&self) -> WriteCounts {
         self.counters.snapshot()
+    }
+
+    /// `UploadPart` requests received for the multipart upload `upload_id` (failed ones
+    /// and client retries included).
+    pub fn parts_sent_to(&self, upload_id: &str) -> usize {
+        self.counters.parts_sent_to(upload_id)
     }
 
     /// A Ferry site named `name` on `bucket` of this server (below the `ferry/` prefix),

@@ -530,9 +530,19 @@ async fn an_agent_killed_mid_copy_resumes_without_copying_finished_objects_again
     let mut agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &slow);
     let job = plan(&client, "data", "b", pb::VerifyMode::Full, "crash").await;
 
-    let before = wait_for_objects(&client, &job.id, TIMEOUT, |objects| objects.len() >= 6).await;
+    let copied = |o: &&pb::JobObject| {
+        o.status == pb::ObjectStatus::Copied as i32 || o.status == pb::ObjectStatus::Verified as i32
+    };
+    let before = wait_for_objects(&client, &job.id, TIMEOUT, |objects| {
+        objects.iter().filter(copied).count() >= 6
+    })
+    .await;
     agent.kill();
-    let copied_before: Vec<String> = before.iter().map(|o| o.key.clone()).collect();
+    let copied_before: Vec<String> = before
+        .iter()
+        .filter(copied)
+        .map(|o| o.key.clone())
+        .collect();
     assert!(copied_before.len() < source.len(), "the kill came mid-copy");
 
     agent.restart();
@@ -642,7 +652,13 @@ async fn a_failed_job_leaves_the_source_untouched_and_primary() {
         .unwrap();
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
     assert_eq!(done.state, pb::JobState::Failed as i32, "{done:#?}");
-    assert!(done.error.contains("could not be copied"), "{}", done.error);
+    assert!(
+        done.error
+            .contains(&format!("{0} of {0} objects failed", source.len()))
+            && done.error.contains("not switching"),
+        "{}",
+        done.error
+    );
     assert!(!done.source_retired);
     assert_eq!(
         read_tree(&dirs.path().join("a/data")),
@@ -1078,4 +1094,356 @@ async fn objects_already_at_the_destination_with_the_same_checksum_are_not_writt
             by_key[key]
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_object_fails_alone_and_the_job_does_not_switch() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let s3 = S3Server::start().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let source = mixed(12, 256 << 10);
+    file_system_dataset_and_bucket(&client, &s3, dirs.path(), "logs", "guarded", &source).await;
+    let refused = source.keys().nth(3).unwrap().clone();
+    // A bucket policy refuses this one key: a permanent failure, never retried.
+    s3.faults().deny_writes_to(&refused);
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]);
+
+    let job = plan(&client, "logs", "bucket", pb::VerifyMode::Full, "refused").await;
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Failed as i32, "{done:#?}");
+    let expected = format!("1 of {} objects failed", source.len());
+    assert!(
+        done.error.contains(&expected) && done.error.contains(&refused),
+        "the job says which object failed: {}",
+        done.error
+    );
+    assert_eq!(done.objects_done, source.len() as u64 - 1);
+
+    let objects = client.list_job_objects(&job.id, None).await.unwrap();
+    let failed = objects.iter().find(|o| o.key == refused).unwrap();
+    assert_eq!(failed.status, pb::ObjectStatus::Failed as i32);
+    assert_eq!(failed.attempts, 1, "a 403 is not retried: {failed:#?}");
+    assert!(
+        failed.error.contains("AccessDenied") && failed.error.contains(&refused),
+        "the reason names the refusal and the object: {}",
+        failed.error
+    );
+    let mut rest = source.clone();
+    rest.remove(&refused);
+    for o in objects.iter().filter(|o| o.key != refused) {
+        assert_eq!(o.status, pb::ObjectStatus::Verified as i32, "{o:#?}");
+    }
+    assert_eq!(
+        bucket_bytes(&s3.client(), "guarded", "ferry/logs/").await,
+        rest,
+        "every other object arrived intact"
+    );
+    let details = client.get_dataset("logs").await.unwrap();
+    assert_eq!(
+        details.dataset.site,
+        client.get_site("fast").await.unwrap().id,
+        "no switch: the source stays primary"
+    );
+    assert_eq!(read_tree(&dirs.path().join("fast/logs")), source);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_agents_of_a_site_share_the_tasks_of_one_job() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let source: BTreeMap<String, Vec<u8>> = (0..40)
+        .map(|i| {
+            let bytes = ferry_tests::dataset::bytes(400 + i, 16 << 10);
+            (format!("obj-{i:02}.bin"), bytes)
+        })
+        .collect();
+    let dirs = two_local_sites(&client, &source).await;
+    // Small tasks, and objects slow enough that one agent cannot drain the queue alone.
+    let settings = [
+        ("FERRY_AGENT_TASK_OBJECTS", "4"),
+        ("FERRY_AGENT_TASK_SLOTS", "2"),
+        ("FERRY_AGENT_FAULTS__PAUSE_AFTER_OBJECT_MS", "100"),
+    ];
+    let agents = [
+        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &settings),
+        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &settings),
+    ];
+    let job = plan(&client, "data", "b", pb::VerifyMode::Full, "shared-tasks").await;
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(read_tree(&dirs.path().join("b/data")), source);
+
+    let copy_tasks = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("task finished") && l.contains("task=copy-"))
+            .count()
+    };
+    let (first, second) = (copy_tasks(&agents[0].log()), copy_tasks(&agents[1].log()));
+    assert_eq!(first + second, 10, "40 objects in tasks of 4");
+    assert!(
+        first > 0 && second > 0,
+        "both agents took tasks: {first} and {second}"
+    );
+    let objects = client.list_job_objects(&job.id, None).await.unwrap();
+    let mut tasks: Vec<&str> = objects.iter().map(|o| o.task.as_str()).collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    assert_eq!(tasks.len(), 10, "each object records its task: {tasks:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_mid_upload_resumes_with_the_missing_parts_only() {
+    const MIB: usize = 1 << 20;
+    const PART: usize = 8 * MIB;
+    const SIZE: usize = 300 * MIB;
+    const PARTS: usize = SIZE.div_ceil(PART);
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let s3 = S3Server::start().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let source = one_large_file(21, SIZE);
+    file_system_dataset_and_bucket(&client, &s3, dirs.path(), "video", "resume", &source).await;
+    // One part at a time, with a pause after each is journalled, so the kill lands
+    // between parts whose ids the control plane holds.
+    let settings = [
+        ("FERRY_AGENT_MEMORY_BUDGET_MIB", "24"),
+        ("FERRY_AGENT_FAULTS__PAUSE_AFTER_PART_MS", "150"),
+    ];
+    let mut agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &settings);
+    let job = plan(&client, "video", "bucket", pb::VerifyMode::Quick, "resume").await;
+
+    let journalled = |objects: &[pb::JobObject]| {
+        objects
+            .first()
+            .and_then(|o| o.upload.as_ref())
+            .map_or(0, |u| u.parts.len())
+    };
+    let before = wait_for_objects(&client, &job.id, TIMEOUT, |o| journalled(o) >= 10).await;
+    agent.kill();
+    let uploads_before = s3.writes().multipart_uploads;
+    let parts_before = s3.writes().parts;
+    // Parts stored before the kill, as the control plane recorded them by then; the
+    // journal may have gained one or two more in the moment before the kill.
+    let recorded_before = journalled(&before);
+    assert!(recorded_before < PARTS, "the kill came mid-upload");
+
+    agent.restart();
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(
+        done.state,
+        pb::JobState::Completed as i32,
+        "{done:#?}\n{}",
+        agent.log()
+    );
+    assert_eq!(
+        bucket_bytes(&s3.client(), "resume", "ferry/video/").await,
+        source,
+        "the object arrived intact"
+    );
+    let writes = s3.writes();
+    assert_eq!(
+        writes.multipart_uploads, uploads_before,
+        "the restarted agent continued the same upload"
+    );
+    let uploaded_after = writes.parts - parts_before;
+    assert!(
+        uploaded_after <= PARTS - recorded_before,
+        "after the restart {uploaded_after} parts were uploaded; {recorded_before} of {PARTS} were recorded before"
+    );
+    assert!(
+        parts_before + uploaded_after >= PARTS,
+        "every part was uploaded once at least"
+    );
+    let object = &client.list_job_objects(&job.id, None).await.unwrap()[0];
+    assert_eq!(object.status, pb::ObjectStatus::Verified as i32);
+    assert!(
+        object.upload.is_none(),
+        "a finished upload is no longer recorded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_to_s3_on_one_endpoint_copies_server_side() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let s3 = S3Server::start().await;
+    let source = mixed(30, 64 << 10);
+    s3_site(&client, &s3, "hot", "hot-bucket", pb::Tier::Hot).await;
+    s3_site(&client, &s3, "cold", "cold-bucket", pb::Tier::Cold).await;
+    fill_bucket(&s3, "hot-bucket", "data", &source).await;
+    dataset(&client, "data", "hot", "data").await;
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "hot", &[]);
+    let written = s3.writes();
+
+    let job = plan(
+        &client,
+        "data",
+        "cold",
+        pb::VerifyMode::Quick,
+        "server-side",
+    )
+    .await;
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(
+        bucket_bytes(&s3.client(), "cold-bucket", "ferry/data/").await,
+        source
+    );
+    assert_eq!(
+        s3.writes(),
+        written,
+        "no bytes went through the agent: no PutObject, no upload, no part"
+    );
+    assert_switched(&client, "data", "cold").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twenty_thousand_key_listing_through_filters_gives_exactly_the_expected_set() {
+    // 20,000 small files in four folders, of four kinds and many sizes.
+    let source: BTreeMap<String, Vec<u8>> = (0..20_000usize)
+        .map(|i| {
+            let folder = ["logs", "raw", "tmp", "logs/old"][i % 4];
+            let kind = ["json", "csv", "bin", "json"][(i / 4) % 4];
+            let name = if i % 7 == 0 { "skip" } else { "keep" };
+            (
+                format!("{folder}/{name}-{i:05}.{kind}"),
+                vec![(i % 251) as u8; i % 1500],
+            )
+        })
+        .collect();
+    let filter = pb::ObjectFilter {
+        prefix: "logs/".into(),
+        include: vec!["**/*.json".into(), "**/*.csv".into()],
+        exclude: vec!["**/skip-*".into()],
+        min_size: 100,
+        max_size: 1000,
+        ..Default::default()
+    };
+    let expected: BTreeMap<String, Vec<u8>> = source
+        .iter()
+        .filter(|(k, v)| {
+            k.starts_with("logs/")
+                && (k.ends_with(".json") || k.ends_with(".csv"))
+                && !k.rsplit('/').next().unwrap().starts_with("skip-")
+                && (100..=1000).contains(&v.len())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert!(expected.len() > 2000, "the filters keep a real share");
+
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let dirs = two_local_sites(&client, &source).await;
+    let request = pb::PlanMigrationRequest {
+        dataset: "data".into(),
+        destination_site: "b".into(),
+        filter: Some(filter),
+        idempotency_key: "filtered".into(),
+        ..Default::default()
+    };
+    let dry = client
+        .plan_migration(pb::PlanMigrationRequest {
+            dry_run: true,
+            ..request.clone()
+        })
+        .await
+        .unwrap()
+        .dry_run
+        .unwrap();
+    assert_eq!(
+        dry.objects,
+        expected.len() as u64,
+        "the dry run filters alike"
+    );
+
+    let _agent = Agent::start(
+        &cp.endpoint(),
+        cp.nats_url(),
+        "a",
+        &[("FERRY_AGENT_TASK_OBJECTS", "500")],
+    );
+    let job = client.plan_migration(request).await.unwrap().job.unwrap();
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(done.objects_total, expected.len() as u64);
+    let listed: Vec<String> = client
+        .list_job_objects(&job.id, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(listed, expected.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(read_tree(&dirs.path().join("b/data")), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_job_aborts_its_unfinished_upload() {
+    cancel_mid_upload(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_job_whose_agent_died_aborts_its_upload_too() {
+    cancel_mid_upload(true).await;
+}
+
+/// Cancels a job mid-upload, with its agent running or killed first (then started
+/// again), and checks that the upload is aborted: no parts stay at the destination.
+async fn cancel_mid_upload(kill_agent_first: bool) {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let s3 = S3Server::start().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let source = one_large_file(33, 64 << 20);
+    file_system_dataset_and_bucket(&client, &s3, dirs.path(), "video", "abandon", &source).await;
+    let settings = [
+        ("FERRY_AGENT_MEMORY_BUDGET_MIB", "24"),
+        ("FERRY_AGENT_FAULTS__PAUSE_AFTER_PART_MS", "500"),
+    ];
+    let mut agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &settings);
+    let job = plan(&client, "video", "bucket", pb::VerifyMode::Quick, "abandon").await;
+    let objects = wait_for_objects(&client, &job.id, TIMEOUT, |objects| {
+        objects
+            .first()
+            .and_then(|o| o.upload.as_ref())
+            .is_some_and(|u| u.parts.len() >= 2)
+    })
+    .await;
+    let upload_id = objects[0].upload.as_ref().unwrap().upload_id.clone();
+    let stored_parts = || async {
+        s3.client()
+            .list_parts()
+            .bucket("abandon")
+            .key("ferry/video/big.bin")
+            .upload_id(&upload_id)
+            .send()
+            .await
+            .map_or(0, |parts| parts.parts().len())
+    };
+    assert!(stored_parts().await >= 2, "the upload holds parts");
+
+    if kill_agent_first {
+        agent.kill();
+    }
+    client.cancel_job(&job.id).await.unwrap();
+    if kill_agent_first {
+        agent.restart();
+    }
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while !agent.log().contains("unfinished upload aborted") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agent never aborted the upload:\n{}",
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stored_parts().await, 0, "no orphaned parts remain");
+    assert!(
+        bucket_bytes(&s3.client(), "abandon", "ferry/video/")
+            .await
+            .is_empty(),
+        "no object was completed"
+    );
 }

@@ -1,6 +1,8 @@
 //! Encoding of the protobuf messages that travel over NATS: job commands out, progress
 //! reports in. None of them carries a credential.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use ferry_proto::v1 as pb;
 use prost::Message;
@@ -8,8 +10,10 @@ use prost::Message;
 use super::jobs_subject;
 use crate::{
     domain::{
-        job::{Job, JobObject, JobState, ObjectFilter, ObjectStatus},
-        report::{Report, ReportEvent, COPY_TASK, RETIRE_TASK},
+        job::{
+            Job, JobObject, JobState, MultipartUpload, ObjectFilter, ObjectStatus, UploadedPart,
+        },
+        report::{Report, ReportEvent, ABORT_UPLOADS_TASK, LIST_TASK, RETIRE_TASK},
         tier::VerifyMode,
     },
     error::{Error, Result},
@@ -18,11 +22,12 @@ use crate::{
 
 /// The message that hands a job's task to the agents of its executing site. Its id,
 /// `<job>.<attempt>.<task>`, lets JetStream drop a repeat of the same dispatch.
-pub fn dispatch(job: &Job, task: &str) -> OutboxMessage {
-    let kind = match task {
-        RETIRE_TASK => pb::TaskKind::Retire,
-        _ => pb::TaskKind::Copy,
-    };
+fn dispatch(
+    job: &Job,
+    task: &str,
+    kind: pb::TaskKind,
+    objects: Vec<pb::ListedObject>,
+) -> OutboxMessage {
     let command = pb::JobCommand {
         job_id: job.id.to_string(),
         attempt: job.attempt,
@@ -37,6 +42,7 @@ pub fn dispatch(job: &Job, task: &str) -> OutboxMessage {
         filter: Some(filter_to_pb(&job.filter)),
         keys: Vec::new(),
         bandwidth_limit_bytes_per_sec: job.bandwidth_limit.unwrap_or(0),
+        objects,
     };
     OutboxMessage {
         subject: jobs_subject(job.executing_site_id),
@@ -45,9 +51,48 @@ pub fn dispatch(job: &Job, task: &str) -> OutboxMessage {
     }
 }
 
-/// The copy task of a job.
-pub fn dispatch_copy(job: &Job) -> OutboxMessage {
-    dispatch(job, COPY_TASK)
+/// The task that lists a job's source into copy tasks: the first of every attempt.
+pub fn dispatch_list(job: &Job) -> OutboxMessage {
+    dispatch(job, LIST_TASK, pb::TaskKind::List, Vec::new())
+}
+
+/// A copy task: these objects (key, size) are copied and verified by whichever agent
+/// of the site takes it. `etags` are the source's, as listed, where known.
+pub fn dispatch_copy(
+    job: &Job,
+    task: &str,
+    objects: &[(String, u64)],
+    etags: &HashMap<String, String>,
+) -> OutboxMessage {
+    let objects = objects
+        .iter()
+        .map(|(key, size)| pb::ListedObject {
+            key: key.clone(),
+            size: *size,
+            etag: etags.get(key).cloned().unwrap_or_default(),
+            ..Default::default()
+        })
+        .collect();
+    dispatch(job, task, pb::TaskKind::Copy, objects)
+}
+
+/// The task that aborts the unfinished multipart uploads (key, upload id) of a job
+/// that ended, whichever agent of the site takes it.
+pub fn dispatch_abort_uploads(job: &Job, uploads: &[(String, String)]) -> OutboxMessage {
+    let objects = uploads
+        .iter()
+        .map(|(key, upload_id)| pb::ListedObject {
+            key: key.clone(),
+            upload_id: upload_id.clone(),
+            ..Default::default()
+        })
+        .collect();
+    dispatch(job, ABORT_UPLOADS_TASK, pb::TaskKind::AbortUploads, objects)
+}
+
+/// The task that deletes the source once the switch committed.
+pub fn dispatch_retire(job: &Job) -> OutboxMessage {
+    dispatch(job, RETIRE_TASK, pb::TaskKind::Retire, Vec::new())
 }
 
 pub fn verify_mode_to_pb(m: VerifyMode) -> i32 {
@@ -116,10 +161,37 @@ pub fn decode_report(payload: &[u8], now: DateTime<Utc>) -> Result<Report> {
                         error: some(o.error),
                         operation: some(o.operation),
                         updated_at: now,
+                        task: None,
+                        upload: None,
                     })
                 })
                 .collect::<Result<Vec<_>>>()?,
         ),
+        pb::progress_report::Event::TaskListed(t) => {
+            if t.copy_task_id.is_empty()
+                || t.copy_task_id == LIST_TASK
+                || t.copy_task_id == RETIRE_TASK
+            {
+                return Err(bad(format!("copy task id {:?}", t.copy_task_id)));
+            }
+            ReportEvent::TaskListed {
+                task: t.copy_task_id,
+                etags: t
+                    .objects
+                    .iter()
+                    .filter(|o| !o.etag.is_empty())
+                    .map(|o| (o.key.clone(), o.etag.clone()))
+                    .collect(),
+                objects: t.objects.into_iter().map(|o| (o.key, o.size)).collect(),
+            }
+        }
+        pb::progress_report::Event::Upload(u) => ReportEvent::Upload {
+            upload: upload_from_pb(
+                u.upload
+                    .ok_or_else(|| bad(format!("upload of {}: missing", u.key)))?,
+            ),
+            key: u.key,
+        },
         pb::progress_report::Event::Finished(f) => ReportEvent::Finished {
             success: f.success,
             error: (!f.error.is_empty()).then_some(f.error),
@@ -132,4 +204,38 @@ pub fn decode_report(payload: &[u8], now: DateTime<Utc>) -> Result<Report> {
         agent_id: r.agent_id.parse().ok(),
         event,
     })
+}
+
+pub fn upload_from_pb(u: pb::MultipartUpload) -> MultipartUpload {
+    MultipartUpload {
+        upload_id: u.upload_id,
+        part_size: u.part_size,
+        parts: u
+            .parts
+            .into_iter()
+            .map(|p| UploadedPart {
+                number: p.number,
+                size: p.size,
+                etag: p.etag,
+                xxh3: p.xxh3,
+            })
+            .collect(),
+    }
+}
+
+pub fn upload_to_pb(u: &MultipartUpload) -> pb::MultipartUpload {
+    pb::MultipartUpload {
+        upload_id: u.upload_id.clone(),
+        part_size: u.part_size,
+        parts: u
+            .parts
+            .iter()
+            .map(|p| pb::UploadedPart {
+                number: p.number,
+                size: p.size,
+                etag: p.etag.clone(),
+                xxh3: p.xxh3.clone(),
+            })
+            .collect(),
+    }
 }

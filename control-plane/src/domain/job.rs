@@ -179,6 +179,9 @@ pub struct Job {
     pub started_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// The current attempt's listing of the source ran to its end: once every listed
+    /// object is finished, the job can switch or fail.
+    pub listed: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -255,6 +258,46 @@ pub struct JobObject {
     pub error: Option<String>,
     pub operation: Option<String>,
     pub updated_at: DateTime<Utc>,
+    /// The copy task of the current attempt the object belongs to.
+    pub task: Option<String>,
+    /// An unfinished multipart upload of the object, to resume.
+    pub upload: Option<MultipartUpload>,
+}
+
+/// A multipart upload in progress at an S3 destination: its id and the parts stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MultipartUpload {
+    pub upload_id: String,
+    pub part_size: u64,
+    pub parts: Vec<UploadedPart>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UploadedPart {
+    pub number: u32,
+    pub size: u64,
+    pub etag: String,
+    /// xxh3-128 of the part, 32 lowercase hex digits.
+    pub xxh3: String,
+}
+
+impl MultipartUpload {
+    /// Adds what a report says: parts of the same upload are merged by number; another
+    /// upload id replaces the record (the agent started over).
+    pub fn merge(self, update: MultipartUpload) -> MultipartUpload {
+        if self.upload_id != update.upload_id || self.part_size != update.part_size {
+            return update;
+        }
+        let mut parts = self.parts;
+        for part in update.parts {
+            match parts.iter_mut().find(|p| p.number == part.number) {
+                Some(existing) => *existing = part,
+                None => parts.push(part),
+            }
+        }
+        parts.sort_by_key(|p| p.number);
+        MultipartUpload { parts, ..self }
+    }
 }
 
 #[cfg(test)]

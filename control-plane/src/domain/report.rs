@@ -2,11 +2,16 @@
 
 use super::{
     ids::{AgentId, JobId},
-    job::{JobObject, JobState},
+    job::{JobObject, JobState, MultipartUpload},
 };
 
-/// The task of a job that copies and verifies its objects.
+/// The task of a job that lists its source into copy tasks.
+pub const LIST_TASK: &str = "list";
+/// The single task that copied and verified a whole job before jobs were split; its
+/// reports are still understood.
 pub const COPY_TASK: &str = "copy";
+/// The task that aborts a job's unfinished multipart uploads once it ended.
+pub const ABORT_UPLOADS_TASK: &str = "abort-uploads";
 /// The task that deletes the source after the switch.
 pub const RETIRE_TASK: &str = "retire";
 
@@ -29,6 +34,20 @@ pub enum ReportEvent {
         bytes: u64,
     },
     Objects(Vec<JobObject>),
+    /// A page of the listing, to record and dispatch as the copy task `task`.
+    TaskListed {
+        task: String,
+        /// Key and size of each object.
+        objects: Vec<(String, u64)>,
+        /// The source's etags by key, where its store lists them: passed on to the
+        /// copy task so that a server-side copy needs no HEAD.
+        etags: std::collections::HashMap<String, String>,
+    },
+    /// A multipart upload of `key` started or stored more parts.
+    Upload {
+        key: String,
+        upload: MultipartUpload,
+    },
     Phase(JobState),
     Finished {
         success: bool,

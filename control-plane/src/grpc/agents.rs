@@ -102,7 +102,13 @@ impl AgentService for AgentApi {
             .map_err(|_| Error::invalid("job", format!("'{}' is not a job id", req.job)))?;
         let (source, destination) = self
             .agents
-            .job_access(agent_id(&req.agent_id)?, token.as_deref(), job, req.attempt)
+            .job_access(
+                agent_id(&req.agent_id)?,
+                token.as_deref(),
+                job,
+                req.attempt,
+                req.cleanup,
+            )
             .await?;
         Ok(Response::new(pb::GetJobAccessResponse {
             source: Some(access_to_pb(source)),

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use crate::{
-    bus::messages::{filter_to_pb, object_status_from_pb, verify_mode_to_pb},
+    bus::messages::{filter_to_pb, object_status_from_pb, upload_to_pb, verify_mode_to_pb},
     domain::{
         dataset::DatasetPath,
         ids::JobId,
@@ -155,7 +155,8 @@ impl JobService for JobApi {
                     .ok_or_else(|| Error::invalid("status", format!("unknown status {n}")))?,
             ),
         };
-        let objects = self.migrations.objects(id, status, &page).await?;
+        let task = Some(req.task.as_str()).filter(|t| !t.is_empty());
+        let objects = self.migrations.objects(id, status, task, &page).await?;
         Ok(Response::new(pb::ListJobObjectsResponse {
             objects: objects.items.into_iter().map(object_to_pb).collect(),
             next_page_token: objects.next_token,
@@ -370,5 +371,7 @@ fn object_to_pb(o: JobObject) -> pb::JobObject {
         destination_xxh3: o.destination_xxh3.unwrap_or_default(),
         attempts: o.attempts,
         error: o.error.unwrap_or_default(),
+        task: o.task.unwrap_or_default(),
+        upload: o.upload.as_ref().map(upload_to_pb),
     }
 }

@@ -10,7 +10,7 @@ use tracing::info;
 use super::Catalogue;
 use crate::{
     domain::{
-        agent::{Agent, Liveness},
+        agent::Agent,
         ids::{AgentId, JobId, SiteId},
         name::Ref,
         site::{Credentials, Site},
@@ -129,15 +129,18 @@ impl Agents {
         self.store.list_agents(site).await
     }
 
-    /// The source and destination access of a job, for the agent that holds its current
-    /// attempt. The first agent of the executing site to ask takes the job; another may
-    /// take it over only once the holder stopped heartbeating.
+    /// The source and destination access of a job, for an agent of its executing site
+    /// that took one of the current attempt's tasks. Every agent of the site may: the
+    /// tasks of a job are shared, and the attempt fences what they report. The last
+    /// agent to ask is recorded as the job's holder, whose heartbeats tell the
+    /// reconciler the job is in hand.
     pub async fn job_access(
         &self,
         id: AgentId,
         token: Option<&str>,
         job_id: JobId,
         attempt: u32,
+        cleanup: bool,
     ) -> Result<(SiteAccess, SiteAccess)> {
         let agent = self.authenticate(id, token).await?;
         let job = self
@@ -151,7 +154,7 @@ impl Agents {
                 job.attempt
             )));
         }
-        if job.state.is_terminal() {
+        if job.state.is_terminal() && !cleanup {
             return Err(Error::FailedPrecondition(format!(
                 "job {job_id} has ended ({})",
                 job.state
@@ -161,17 +164,6 @@ impl Agents {
             return Err(Error::PermissionDenied(format!(
                 "agent {id} does not serve the site that runs job {job_id}"
             )));
-        }
-        if let Some(holder) = self.store.job_holder(job_id).await? {
-            if holder != agent.id {
-                if let Some((other, _)) = self.store.find_agent(holder).await? {
-                    if other.liveness(self.catalogue.clock().now()) == Liveness::Alive {
-                        return Err(Error::FailedPrecondition(format!(
-                            "job {job_id} is held by agent {holder}"
-                        )));
-                    }
-                }
-            }
         }
         self.store.set_job_holder(job_id, attempt, agent.id).await?;
         let access = |site_id: SiteId, path: String| async move {

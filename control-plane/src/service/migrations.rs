@@ -15,7 +15,7 @@ use crate::{
         job::{executing_site, Job, JobObject, JobState, ObjectFilter, ObjectStatus},
         name::Ref,
         page::{Page, PageRequest},
-        report::{Report, ReportEvent, COPY_TASK, RETIRE_TASK},
+        report::{Report, ReportEvent, COPY_TASK, LIST_TASK, RETIRE_TASK},
         tier::VerifyMode,
     },
     error::{Error, Result},
@@ -152,10 +152,11 @@ impl Migrations {
             started_at: None,
             updated_at: now,
             ended_at: None,
+            listed: false,
         };
         match self
             .store
-            .insert_job(&job, &[messages::dispatch_copy(&job)])
+            .insert_job(&job, &[messages::dispatch_list(&job)])
             .await?
         {
             Planned::Created(job) => {
@@ -240,10 +241,11 @@ impl Migrations {
         &self,
         id: JobId,
         status: Option<ObjectStatus>,
+        task: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<JobObject>> {
         self.get(id).await?;
-        self.store.list_job_objects(id, status, page).await
+        self.store.list_job_objects(id, status, task, page).await
     }
 
     pub async fn recent_errors(&self, id: JobId) -> Result<Vec<JobObject>> {
@@ -251,13 +253,14 @@ impl Migrations {
     }
 
     pub async fn cancel(&self, id: JobId) -> Result<Job> {
+        let uploads = self.store.recorded_uploads(id).await?;
         self.transition(id, |job| {
             job.state = job
                 .state
                 .cancel()
                 .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
             job.ended_at = Some(self.catalogue.clock().now());
-            Ok(Vec::new())
+            Ok(abort_uploads(job, &uploads))
         })
         .await
         .inspect(|job| info!(job_id = %job.id, "migration cancelled"))
@@ -280,7 +283,8 @@ impl Migrations {
             job.attempt += 1;
             job.error = None;
             job.ended_at = None;
-            Ok(vec![messages::dispatch_copy(job)])
+            job.listed = false;
+            Ok(vec![messages::dispatch_list(job)])
         })
         .await
         .inspect(|job| info!(job_id = %job.id, attempt = job.attempt, "migration retried"))
@@ -300,20 +304,26 @@ impl Migrations {
         .await
     }
 
-    /// Re-dispatches a job's current task (the reconciler's tool) and marks the job
-    /// touched, so it is not re-dispatched again before it had a chance to move. The
-    /// message id repeats the original's: the dispatch is the same command.
+    /// Re-dispatches a job's current tasks (the reconciler's tool) and marks the job
+    /// touched, so it is not re-dispatched again before it had a chance to move: the
+    /// listing while it has not finished, then every copy task with unfinished objects,
+    /// the retirement once switched. Message ids repeat the originals': each dispatch is
+    /// the same command.
     pub async fn touch_and_redispatch(&self, id: JobId) -> Result<Job> {
+        let tasks = self.store.unfinished_tasks(id).await?;
         self.transition(id, |job| {
-            if job.state.is_terminal() {
-                return Ok(Vec::new());
-            }
-            let task = if job.state == JobState::Switching {
-                RETIRE_TASK
-            } else {
-                COPY_TASK
-            };
-            Ok(vec![messages::dispatch(job, task)])
+            Ok(match job.state {
+                s if s.is_terminal() => Vec::new(),
+                JobState::Switching => vec![messages::dispatch_retire(job)],
+                _ if !job.listed => vec![messages::dispatch_list(job)],
+                _ => tasks
+                    .iter()
+                    // Without etags: a server-side copy then HEADs each source object.
+                    .map(|(task, objects)| {
+                        messages::dispatch_copy(job, task, objects, &Default::default())
+                    })
+                    .collect(),
+            })
         })
         .await
     }
@@ -360,8 +370,12 @@ impl Migrations {
         }
         match report.event {
             ReportEvent::Started => {
+                let first_task = report.task_id == LIST_TASK || report.task_id == COPY_TASK;
+                if !first_task || job.state != JobState::Queued {
+                    return Ok(());
+                }
                 self.transition(job.id, |j| {
-                    if report.task_id == COPY_TASK && j.attempt == report.attempt {
+                    if j.attempt == report.attempt && j.state == JobState::Queued {
                         j.state = j
                             .state
                             .start_copy()
@@ -379,49 +393,145 @@ impl Migrations {
             ReportEvent::Objects(objects) => {
                 self.store.upsert_job_objects(job.id, &objects).await?;
                 self.changed(job.id, false);
+                if job.listed && job.state == JobState::Copying {
+                    self.verifying_once_copied(job.id, report.attempt).await?;
+                }
             }
-            ReportEvent::Phase(state) => {
-                self.transition(job.id, |j| {
-                    if j.attempt == report.attempt && state == JobState::Verifying {
-                        j.state = j
-                            .state
-                            .start_verify()
-                            .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
-                    }
-                    Ok(Vec::new())
-                })
-                .await?;
+            ReportEvent::TaskListed {
+                task,
+                objects,
+                etags,
+            } => {
+                let dispatched = self
+                    .store
+                    .record_listed_task(
+                        job.id,
+                        &task,
+                        &objects,
+                        self.catalogue.clock().now(),
+                        |todo| messages::dispatch_copy(&job, &task, todo, &etags),
+                    )
+                    .await?;
+                info!(job_id = %job.id, task, listed = objects.len(), dispatched, "copy task recorded");
+                self.changed(job.id, dispatched > 0);
             }
+            ReportEvent::Upload { key, upload } => {
+                self.store.record_upload(job.id, &key, upload).await?;
+            }
+            // Phases follow from the objects' statuses since jobs are split into tasks.
+            ReportEvent::Phase(_) => {}
             ReportEvent::Finished { success, error } if report.task_id == RETIRE_TASK => {
                 self.finish_retirement(job.id, report.attempt, success, error)
                     .await?;
             }
-            ReportEvent::Finished { success: true, .. } => {
-                self.switch(job.id, report.attempt).await?
+            ReportEvent::Finished { success, error } if report.task_id == LIST_TASK => {
+                if !success {
+                    let error = error.unwrap_or_else(|| "the agent reported a failure".into());
+                    return self
+                        .fail(
+                            job.id,
+                            report.attempt,
+                            &format!("listing the source: {error}"),
+                        )
+                        .await;
+                }
+                self.transition(job.id, |j| {
+                    if j.attempt == report.attempt {
+                        j.listed = true;
+                    }
+                    Ok(Vec::new())
+                })
+                .await?;
+                self.settle(job.id, report.attempt).await?;
             }
-            ReportEvent::Finished {
-                success: false,
-                error,
-            } => {
-                let error = error.unwrap_or_else(|| "the agent reported a failure".into());
-                self.fail(job.id, report.attempt, &error).await?;
+            ReportEvent::Finished { success, error } => {
+                if !success {
+                    let error = error.unwrap_or_else(|| "the agent reported a failure".into());
+                    let now = self.catalogue.clock().now();
+                    let failed = self
+                        .store
+                        .fail_task_objects(job.id, &report.task_id, &error, now)
+                        .await?;
+                    warn!(job_id = %job.id, task = %report.task_id, failed, error, "copy task failed");
+                }
+                self.settle(job.id, report.attempt).await?;
             }
         }
         Ok(())
     }
 
+    /// Enters `verifying` once every listed object is copied: what is left is checking.
+    async fn verifying_once_copied(&self, id: JobId, attempt: u32) -> Result<()> {
+        if self.store.objects_not_copied(id).await? > 0 {
+            return Ok(());
+        }
+        self.enter_verifying(id, attempt).await
+    }
+
+    /// `copying` → `verifying` for the attempt; nothing when it is past that already.
+    async fn enter_verifying(&self, id: JobId, attempt: u32) -> Result<()> {
+        self.transition(id, |j| {
+            if j.attempt == attempt && j.state == JobState::Copying {
+                j.state = j
+                    .state
+                    .start_verify()
+                    .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
+            }
+            Ok(Vec::new())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Ends the copy of an attempt once its listing finished and no listed object needs
+    /// work any more: it switches when every object is verified or skipped, and fails,
+    /// source untouched, when any object failed.
+    async fn settle(&self, id: JobId, attempt: u32) -> Result<()> {
+        let job = self.get(id).await?;
+        let copying = matches!(job.state, JobState::Copying | JobState::Verifying);
+        if job.attempt != attempt || !job.listed || !copying {
+            return Ok(());
+        }
+        if self.store.unfinished_objects(id).await? > 0 {
+            return Ok(());
+        }
+        let c = self.store.job_counters(id).await?;
+        if c.objects_failed > 0 {
+            let first = self.store.recent_object_errors(id, 1).await?;
+            let reason = first
+                .first()
+                .map(|o| {
+                    format!(
+                        "; last: {}: {}",
+                        o.key,
+                        o.error.as_deref().unwrap_or("no reason recorded")
+                    )
+                })
+                .unwrap_or_default();
+            let error = format!(
+                "{} of {} objects failed{reason}; not switching",
+                c.objects_failed, c.objects_total
+            );
+            return self.fail(id, attempt, &error).await;
+        }
+        self.enter_verifying(id, attempt).await?;
+        self.switch(id, attempt).await
+    }
+
     async fn fail(&self, id: JobId, attempt: u32, error: &str) -> Result<()> {
+        let uploads = self.store.recorded_uploads(id).await?;
         let job = self
             .transition(id, |j| {
-                if j.attempt == attempt && !j.state.is_terminal() {
-                    j.state = j
-                        .state
-                        .fail()
-                        .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
-                    j.error = Some(error.to_owned());
-                    j.ended_at = Some(self.catalogue.clock().now());
+                if j.attempt != attempt || j.state.is_terminal() {
+                    return Ok(Vec::new());
                 }
-                Ok(Vec::new())
+                j.state = j
+                    .state
+                    .fail()
+                    .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
+                j.error = Some(error.to_owned());
+                j.ended_at = Some(self.catalogue.clock().now());
+                Ok(abort_uploads(j, &uploads))
             })
             .await?;
         warn!(job_id = %job.id, attempt, error, "migration failed; the source is untouched");
@@ -457,7 +567,7 @@ impl Migrations {
                 .start_switch()
                 .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
             let outbox = if job.retire_source {
-                vec![messages::dispatch(&job, RETIRE_TASK)]
+                vec![messages::dispatch_retire(&job)]
             } else {
                 job.state = job
                     .state
@@ -537,4 +647,14 @@ impl Migrations {
             "job {id} is being changed concurrently; retry"
         )))
     }
+}
+
+/// The task that aborts a job's unfinished multipart uploads, when it has any: once it
+/// ended they would never complete, and their parts would stay (and be billed) at the
+/// destination. A retry starts those objects over.
+fn abort_uploads(job: &Job, uploads: &[(String, String)]) -> Vec<OutboxMessage> {
+    if uploads.is_empty() {
+        return Vec::new();
+    }
+    vec![messages::dispatch_abort_uploads(job, uploads)]
 }

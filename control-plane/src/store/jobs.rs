@@ -3,9 +3,10 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     sea_query::{Expr, OnConflict},
+    ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use super::{
@@ -18,12 +19,19 @@ use super::{
 use crate::{
     domain::{
         ids::{AgentId, DatasetId, JobId, SiteId},
-        job::{Counters, Job, JobObject, JobState, ObjectStatus},
+        job::{Counters, Job, JobObject, JobState, MultipartUpload, ObjectStatus},
         page::{Page, PageRequest},
         tier::Tier,
     },
     error::{Error, Result},
 };
+
+/// Statuses of an object that still needs work in its job.
+const UNFINISHED: [ObjectStatus; 3] = [
+    ObjectStatus::Pending,
+    ObjectStatus::Copying,
+    ObjectStatus::Copied,
+];
 
 /// What planning a job with an idempotency key produced.
 pub enum Planned {
@@ -212,25 +220,62 @@ impl Store {
             return Ok(());
         }
         let txn = self.db.begin().await.map_err(db_error)?;
+        // One read and one multi-row upsert per chunk rather than two statements per
+        // object: reports come in batches, and the control plane shares its cores.
+        // A key reported twice in one batch is folded into one row first (PostgreSQL
+        // refuses to upsert a row twice in one statement): attempts add up, the last
+        // report wins the rest.
+        let mut latest: Vec<&JobObject> = Vec::with_capacity(objects.len());
+        let mut position: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut added: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
         for o in objects {
-            let existing = job_object::Entity::find_by_id((id.to_string(), o.key.clone()))
-                .one(&txn)
-                .await
-                .map_err(db_error)?;
-            let attempts = existing.map_or(0, |e| e.attempts) + i64::from(o.attempts);
-            let row = job_object::ActiveModel {
-                job_id: Set(id.to_string()),
-                key: Set(o.key.clone()),
-                size: Set(to_i64(o.size)),
-                status: Set(o.status.as_str().to_owned()),
-                source_xxh3: Set(o.source_xxh3.clone()),
-                destination_xxh3: Set(o.destination_xxh3.clone()),
-                attempts: Set(attempts),
-                error: Set(o.error.clone()),
-                operation: Set(o.operation.clone()),
-                updated_at: Set(o.updated_at),
-            };
-            job_object::Entity::insert(row)
+            *added.entry(o.key.as_str()).or_default() += i64::from(o.attempts);
+            match position.get(o.key.as_str()) {
+                Some(&i) => latest[i] = o,
+                None => {
+                    position.insert(o.key.as_str(), latest.len());
+                    latest.push(o);
+                }
+            }
+        }
+        for chunk in latest.chunks(100) {
+            let existing: std::collections::HashMap<String, job_object::Model> =
+                job_object::Entity::find()
+                    .filter(job_object::Column::JobId.eq(id.to_string()))
+                    .filter(job_object::Column::Key.is_in(chunk.iter().map(|o| o.key.clone())))
+                    .all(&txn)
+                    .await
+                    .map_err(db_error)?
+                    .into_iter()
+                    .map(|row| (row.key.clone(), row))
+                    .collect();
+            let rows = chunk.iter().map(|o| {
+                let (attempts, task, upload) = match existing.get(&o.key) {
+                    Some(e) => (e.attempts, e.task.clone(), e.upload.clone()),
+                    None => (0, None, None),
+                };
+                job_object::ActiveModel {
+                    job_id: Set(id.to_string()),
+                    key: Set(o.key.clone()),
+                    size: Set(to_i64(o.size)),
+                    status: Set(o.status.as_str().to_owned()),
+                    source_xxh3: Set(o.source_xxh3.clone()),
+                    destination_xxh3: Set(o.destination_xxh3.clone()),
+                    attempts: Set(attempts + added.get(o.key.as_str()).copied().unwrap_or(0)),
+                    error: Set(o.error.clone()),
+                    operation: Set(o.operation.clone()),
+                    updated_at: Set(o.updated_at),
+                    task: Set(task),
+                    // Once the object is stored whole there is no upload left to resume.
+                    upload: Set(match o.status {
+                        ObjectStatus::Copied | ObjectStatus::Verified | ObjectStatus::Skipped => {
+                            None
+                        }
+                        _ => upload,
+                    }),
+                }
+            });
+            job_object::Entity::insert_many(rows)
                 .on_conflict(
                     OnConflict::columns([job_object::Column::JobId, job_object::Column::Key])
                         .update_columns([
@@ -242,6 +287,7 @@ impl Store {
                             job_object::Column::Error,
                             job_object::Column::Operation,
                             job_object::Column::UpdatedAt,
+                            job_object::Column::Upload,
                         ])
                         .to_owned(),
                 )
@@ -267,11 +313,15 @@ impl Store {
         &self,
         id: JobId,
         status: Option<ObjectStatus>,
+        task: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<JobObject>> {
         let mut query = job_object::Entity::find()
             .filter(job_object::Column::JobId.eq(id.to_string()))
             .order_by_asc(job_object::Column::Key);
+        if let Some(task) = task {
+            query = query.filter(job_object::Column::Task.eq(task));
+        }
         if let Some(status) = status {
             query = query.filter(job_object::Column::Status.eq(status.as_str()));
         }
@@ -288,6 +338,247 @@ impl Store {
             .map(object_to_domain)
             .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_rows(objects, page.size, |o| o.key.clone()))
+    }
+
+    /// Records a page of the source listing as the copy task `task` and writes the
+    /// message that dispatches it, in one transaction. Objects already verified or
+    /// skipped at their listed size (by an earlier attempt, or by an earlier run of this
+    /// listing) stay as they are and are left out of the task; the others become
+    /// `pending` in it, keeping an unfinished upload of the same size to resume. Returns
+    /// how many objects the task carries; with none, nothing is dispatched.
+    pub async fn record_listed_task(
+        &self,
+        id: JobId,
+        task: &str,
+        objects: &[(String, u64)],
+        at: DateTime<Utc>,
+        dispatch: impl FnOnce(&[(String, u64)]) -> OutboxMessage,
+    ) -> Result<usize> {
+        let txn = self.db.begin().await.map_err(db_error)?;
+        let mut existing = std::collections::HashMap::new();
+        for keys in objects.chunks(500) {
+            let rows = job_object::Entity::find()
+                .filter(job_object::Column::JobId.eq(id.to_string()))
+                .filter(job_object::Column::Key.is_in(keys.iter().map(|(k, _)| k.clone())))
+                .all(&txn)
+                .await
+                .map_err(db_error)?;
+            existing.extend(rows.into_iter().map(|r| (r.key.clone(), r)));
+        }
+        let (mut to_copy, mut new_rows) = (Vec::new(), Vec::new());
+        let (mut added_objects, mut added_bytes) = (0i64, 0i64);
+        for (key, size) in objects {
+            let size_i64 = to_i64(*size);
+            match existing.remove(key) {
+                Some(row) => {
+                    let done = row
+                        .status
+                        .parse::<ObjectStatus>()
+                        .is_ok_and(ObjectStatus::is_done);
+                    if done && row.size == size_i64 {
+                        continue;
+                    }
+                    added_bytes += size_i64 - row.size;
+                    let upload = row.upload.clone().filter(|_| row.size == size_i64);
+                    job_object::ActiveModel {
+                        job_id: Set(row.job_id),
+                        key: Set(row.key),
+                        size: Set(size_i64),
+                        status: Set(ObjectStatus::Pending.as_str().to_owned()),
+                        error: Set(None),
+                        task: Set(Some(task.to_owned())),
+                        upload: Set(upload),
+                        updated_at: Set(at),
+                        ..Default::default()
+                    }
+                    .update(&txn)
+                    .await
+                    .map_err(db_error)?;
+                }
+                None => {
+                    added_objects += 1;
+                    added_bytes += size_i64;
+                    new_rows.push(job_object::ActiveModel {
+                        job_id: Set(id.to_string()),
+                        key: Set(key.clone()),
+                        size: Set(size_i64),
+                        status: Set(ObjectStatus::Pending.as_str().to_owned()),
+                        source_xxh3: Set(None),
+                        destination_xxh3: Set(None),
+                        attempts: Set(0),
+                        error: Set(None),
+                        operation: Set(None),
+                        updated_at: Set(at),
+                        task: Set(Some(task.to_owned())),
+                        upload: Set(None),
+                    });
+                }
+            }
+            to_copy.push((key.clone(), *size));
+        }
+        for rows in new_rows.chunks(200) {
+            job_object::Entity::insert_many(rows.to_vec())
+                .on_conflict(
+                    OnConflict::columns([job_object::Column::JobId, job_object::Column::Key])
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .do_nothing()
+                .exec(&txn)
+                .await
+                .map_err(db_error)?;
+        }
+        job::Entity::update_many()
+            .col_expr(
+                job::Column::ObjectsTotal,
+                Expr::col(job::Column::ObjectsTotal).add(added_objects),
+            )
+            .col_expr(
+                job::Column::BytesTotal,
+                Expr::col(job::Column::BytesTotal).add(added_bytes),
+            )
+            .filter(job::Column::Id.eq(id.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        if !to_copy.is_empty() {
+            insert_outbox(&txn, &[dispatch(&to_copy)]).await?;
+        }
+        txn.commit().await.map_err(db_error)?;
+        Ok(to_copy.len())
+    }
+
+    /// Marks the unfinished objects of a copy task failed with `error`: the task ended
+    /// without reporting them (its agent gave up on the whole batch).
+    pub async fn fail_task_objects(
+        &self,
+        id: JobId,
+        task: &str,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let txn = self.db.begin().await.map_err(db_error)?;
+        let result = job_object::Entity::update_many()
+            .col_expr(
+                job_object::Column::Status,
+                Expr::value(ObjectStatus::Failed.as_str()),
+            )
+            .col_expr(job_object::Column::Error, Expr::value(error))
+            .col_expr(job_object::Column::UpdatedAt, Expr::value(at))
+            .filter(job_object::Column::JobId.eq(id.to_string()))
+            .filter(job_object::Column::Task.eq(task))
+            .filter(job_object::Column::Status.is_in(UNFINISHED.map(ObjectStatus::as_str)))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        refresh_counters(&txn, id).await?;
+        txn.commit().await.map_err(db_error)?;
+        Ok(result.rows_affected)
+    }
+
+    /// How many of a job's objects still need work (pending, copying or copied).
+    pub async fn unfinished_objects(&self, id: JobId) -> Result<u64> {
+        let n = job_object::Entity::find()
+            .filter(job_object::Column::JobId.eq(id.to_string()))
+            .filter(job_object::Column::Status.is_in(UNFINISHED.map(ObjectStatus::as_str)))
+            .count(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(n)
+    }
+
+    /// How many of a job's objects are not copied yet (pending or copying).
+    pub async fn objects_not_copied(&self, id: JobId) -> Result<u64> {
+        job_object::Entity::find()
+            .filter(job_object::Column::JobId.eq(id.to_string()))
+            .filter(job_object::Column::Status.is_in([
+                ObjectStatus::Pending.as_str(),
+                ObjectStatus::Copying.as_str(),
+            ]))
+            .count(&self.db)
+            .await
+            .map_err(db_error)
+    }
+
+    /// The copy tasks of a job with unfinished objects, each with those objects (key,
+    /// size): what the reconciler dispatches again.
+    pub async fn unfinished_tasks(&self, id: JobId) -> Result<Vec<(String, Vec<(String, u64)>)>> {
+        let rows: Vec<(Option<String>, String, i64)> = job_object::Entity::find()
+            .select_only()
+            .column(job_object::Column::Task)
+            .column(job_object::Column::Key)
+            .column(job_object::Column::Size)
+            .filter(job_object::Column::JobId.eq(id.to_string()))
+            .filter(job_object::Column::Status.is_in(UNFINISHED.map(ObjectStatus::as_str)))
+            .order_by_asc(job_object::Column::Task)
+            .order_by_asc(job_object::Column::Key)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let mut tasks: Vec<(String, Vec<(String, u64)>)> = Vec::new();
+        for (task, key, size) in rows {
+            let Some(task) = task else { continue };
+            match tasks.last_mut() {
+                Some((t, objects)) if *t == task => objects.push((key, to_u64(size))),
+                _ => tasks.push((task, vec![(key, to_u64(size))])),
+            }
+        }
+        Ok(tasks)
+    }
+
+    /// The unfinished multipart uploads of a job: key and upload id.
+    pub async fn recorded_uploads(&self, id: JobId) -> Result<Vec<(String, String)>> {
+        let rows: Vec<(String, Option<String>)> = job_object::Entity::find()
+            .select_only()
+            .column(job_object::Column::Key)
+            .column(job_object::Column::Upload)
+            .filter(job_object::Column::JobId.eq(id.to_string()))
+            .filter(job_object::Column::Upload.is_not_null())
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        rows.into_iter()
+            .filter_map(|(key, upload)| Some((key, upload?)))
+            .map(|(key, upload)| {
+                let upload: MultipartUpload = serde_json::from_str(&upload)
+                    .map_err(|e| corrupt("job_objects", &key, format!("upload: {e}")))?;
+                Ok((key, upload.upload_id))
+            })
+            .collect()
+    }
+
+    /// Records that a multipart upload of `key` started or stored more parts.
+    pub async fn record_upload(&self, id: JobId, key: &str, update: MultipartUpload) -> Result<()> {
+        let txn = self.db.begin().await.map_err(db_error)?;
+        let Some(row) = job_object::Entity::find_by_id((id.to_string(), key.to_owned()))
+            .one(&txn)
+            .await
+            .map_err(db_error)?
+        else {
+            return Ok(());
+        };
+        let merged = match row
+            .upload
+            .as_deref()
+            .map(serde_json::from_str::<MultipartUpload>)
+        {
+            Some(Ok(current)) => current.merge(update),
+            _ => update,
+        };
+        let json = serde_json::to_string(&merged)
+            .map_err(|e| Error::Internal(format!("encoding an upload: {e}")))?;
+        job_object::ActiveModel {
+            job_id: Set(row.job_id),
+            key: Set(row.key),
+            upload: Set(Some(json)),
+            ..Default::default()
+        }
+        .update(&txn)
+        .await
+        .map_err(db_error)?;
+        txn.commit().await.map_err(db_error)
     }
 
     /// The most recently failed objects of a job.
@@ -509,6 +800,7 @@ fn active(j: &Job) -> job::ActiveModel {
         started_at: Set(j.started_at),
         updated_at: Set(j.updated_at),
         ended_at: Set(j.ended_at),
+        listed: Set(j.listed),
         ..Default::default()
     }
 }
@@ -556,10 +848,17 @@ fn to_domain(row: job::Model) -> Result<Job> {
         started_at: row.started_at,
         updated_at: row.updated_at,
         ended_at: row.ended_at,
+        listed: row.listed,
     })
 }
 
 fn object_to_domain(row: job_object::Model) -> Result<JobObject> {
+    let upload = row
+        .upload
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| corrupt("job_objects", &row.key, format!("upload: {e}")))?;
     Ok(JobObject {
         status: row
             .status
@@ -573,5 +872,7 @@ fn object_to_domain(row: job_object::Model) -> Result<JobObject> {
         error: row.error,
         operation: row.operation,
         updated_at: row.updated_at,
+        task: row.task,
+        upload,
     })
 }

@@ -34,6 +34,8 @@ pub struct Model {
     pub started_at: Option<DateTimeUtc>,
     pub updated_at: DateTimeUtc,
     pub ended_at: Option<DateTimeUtc>,
+    /// The current attempt's listing ran to its end.
+    pub listed: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

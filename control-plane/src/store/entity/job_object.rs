@@ -15,6 +15,9 @@ pub struct Model {
     pub error: Option<String>,
     pub operation: Option<String>,
     pub updated_at: DateTimeUtc,
+    pub task: Option<String>,
+    /// JSON of the unfinished multipart upload.
+    pub upload: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

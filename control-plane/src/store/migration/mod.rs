@@ -8,6 +8,7 @@ mod m20261122_000002_jobs;
 mod m20261122_000003_access;
 mod m20261122_000004_recommendations;
 mod m20261123_000005_site_bandwidth;
+mod m20261123_000006_copy_tasks;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_access::Migration),
             Box::new(m20261122_000004_recommendations::Migration),
             Box::new(m20261123_000005_site_bandwidth::Migration),
+            Box::new(m20261123_000006_copy_tasks::Migration),
         ]
     }
 }

@@ -404,6 +404,7 @@ mod tests {
             destination_xxh3: String::new(),
             attempts: 3,
             error: "copy: connection reset".into(),
+            ..Default::default()
         };
         let rendered = objects_table(&[object]);
         let row = rendered.lines().nth(1).unwrap_or_default();

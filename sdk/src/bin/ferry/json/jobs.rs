@@ -288,6 +288,7 @@ mod tests {
             destination_xxh3: String::new(),
             attempts: 3,
             error: "copy: connection reset".into(),
+            ..Default::default()
         };
         let expected = json!({
             "key": "raw/a.bam",
