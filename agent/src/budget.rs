@@ -1,8 +1,12 @@
-//! The agent's memory budget: every object in flight holds a reservation for the
-//! buffers it can have at once, so the bytes held by transfers stay under the budget
-//! whatever the object sizes and the concurrency.
+//! The agent's memory budget: every buffer a transfer holds is covered by a
+//! reservation, so the bytes held by transfers stay under the budget whatever the
+//! object sizes and the concurrency. An object sent in one request reserves its size;
+//! a multipart upload reserves each part while it holds it, so large objects share
+//! the budget part by part rather than each waiting for its peak.
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 use crate::transfer::CopyOptions;
 
@@ -10,8 +14,20 @@ use crate::transfer::CopyOptions;
 const UNIT: u64 = 1024;
 
 pub struct MemoryBudget {
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     total_units: u32,
+}
+
+impl std::fmt::Debug for MemoryBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBudget")
+            .field("total_bytes", &self.total_bytes())
+            .field(
+                "free_bytes",
+                &(self.permits.available_permits() as u64 * UNIT),
+            )
+            .finish()
+    }
 }
 
 impl MemoryBudget {
@@ -20,7 +36,7 @@ impl MemoryBudget {
             .unwrap_or(u32::MAX)
             .max(1);
         MemoryBudget {
-            permits: Semaphore::new(total_units as usize),
+            permits: Arc::new(Semaphore::new(total_units as usize)),
             total_units,
         }
     }
@@ -29,17 +45,34 @@ impl MemoryBudget {
         u64::from(self.total_units) * UNIT
     }
 
+    /// What no reservation holds at the moment.
+    pub fn free_bytes(&self) -> u64 {
+        self.permits.available_permits() as u64 * UNIT
+    }
+
     /// Waits until `bytes` of the budget are free and holds them until the permit drops.
     /// A reservation larger than the whole budget waits for all of it.
     pub async fn reserve(&self, bytes: u64) -> SemaphorePermit<'_> {
-        let units = u32::try_from(bytes.div_ceil(UNIT))
-            .unwrap_or(u32::MAX)
-            .min(self.total_units);
         self.permits
-            .acquire_many(units)
+            .acquire_many(self.units(bytes))
             .await
-            // The semaphore is never closed.
             .unwrap_or_else(|_| unreachable!("the memory budget's semaphore is never closed"))
+    }
+
+    /// [`reserve`](Self::reserve) for a holder that outlives the borrow, such as a part
+    /// passed from the read that filled it to the upload that sends it.
+    pub async fn reserve_owned(&self, bytes: u64) -> OwnedSemaphorePermit {
+        self.permits
+            .clone()
+            .acquire_many_owned(self.units(bytes))
+            .await
+            .unwrap_or_else(|_| unreachable!("the memory budget's semaphore is never closed"))
+    }
+
+    fn units(&self, bytes: u64) -> u32 {
+        u32::try_from(bytes.div_ceil(UNIT))
+            .unwrap_or(u32::MAX)
+            .min(self.total_units)
     }
 
     /// Copy options for `chunk_size` parts whose buffers fit the budget: as many chunks

@@ -24,7 +24,7 @@ use crate::{
     filter::ObjectFilter,
     journal::TaskJournal,
     multipart,
-    report::Reporter,
+    report::{Reporter, ResultQueue},
     s3::{S3Dataset, ServerCopied, ServerCopyOptions},
     storage::{operator, SiteAccess},
     transfer::{self, CopyOptions, ObjectInfo, TransferError, VerifyMode},
@@ -80,6 +80,18 @@ impl Sites {
     }
 
     /// Source and destination when the service can copy between them by itself.
+    /// What a copy of a `size`-byte object reserves of the memory budget before it
+    /// starts: nothing for a server-side copy, which holds no bytes, nor for a multipart
+    /// upload, whose parts reserve their own room as they are read.
+    fn footprint(&self, size: u64, options: &CopyOptions) -> u64 {
+        let multipart = self.dst_s3.is_some() && size > options.chunk_size as u64;
+        if self.server_side().is_some() || (multipart && options.part_budget.is_some()) {
+            0
+        } else {
+            copy_footprint(size, options)
+        }
+    }
+
     fn server_side(&self) -> Option<(&S3Dataset, &S3Dataset)> {
         match (&self.src_s3, &self.dst_s3) {
             (Some(src), Some(dst)) if dst.can_copy_from(src) => Some((src, dst)),
@@ -316,6 +328,9 @@ impl Executor {
         Ok(())
     }
 
+    /// Copies and verifies the task's objects. Their results are published in the
+    /// background as they come, and all of them are stored before this returns, however
+    /// it ends, so the task's end is never reported ahead of its objects.
     async fn copy_and_verify(
         &self,
         command: &pb::JobCommand,
@@ -323,6 +338,23 @@ impl Executor {
         reporter: &Reporter,
         cancel: Cancel<'_>,
         bandwidth: Arc<Bandwidth>,
+    ) -> anyhow::Result<()> {
+        let mut results = ResultQueue::start(reporter.clone());
+        let outcome = self
+            .copy_and_verify_into(command, sites, reporter, cancel, bandwidth, &mut results)
+            .await;
+        let stored = results.finish().await;
+        outcome.and(stored)
+    }
+
+    async fn copy_and_verify_into(
+        &self,
+        command: &pb::JobCommand,
+        sites: &Sites,
+        reporter: &Reporter,
+        cancel: Cancel<'_>,
+        bandwidth: Arc<Bandwidth>,
+        queue: &mut ResultQueue,
     ) -> anyhow::Result<()> {
         // Resume: an object an earlier run copied is not copied again when the
         // destination holds the recorded size; verification checks it against the
@@ -385,6 +417,7 @@ impl Executor {
         );
         let options = CopyOptions {
             bandwidth: vec![bandwidth, self.site_bandwidth.clone()],
+            part_budget: Some(self.budget.clone()),
             ..self.budget.copy_options(
                 (self.config.part_size_mib << 20) as usize,
                 transfer::DEFAULT_CONCURRENCY,
@@ -406,7 +439,7 @@ impl Executor {
             let (options, server) = (&options, &server);
             async move {
                 let _slot = slots.acquire().await;
-                let _room = budget.reserve(copy_footprint(info.size, options)).await;
+                let _room = budget.reserve(sites.footprint(info.size, options)).await;
                 let outcome = place(sites, &info, present, options, server, journal).await;
                 (info, outcome)
             }
@@ -449,7 +482,7 @@ impl Executor {
                 }
             }
             if batch.len() >= REPORT_BATCH || last_flush.elapsed() >= REPORT_INTERVAL {
-                reporter.objects(std::mem::take(&mut batch)).await?;
+                queue.push(std::mem::take(&mut batch)).await?;
                 last_flush = tokio::time::Instant::now();
             }
             if !pause.is_zero() {
@@ -463,7 +496,7 @@ impl Executor {
             }
             anyhow::bail!("cancelled");
         }
-        reporter.objects(std::mem::take(&mut batch)).await?;
+        queue.push(std::mem::take(&mut batch)).await?;
 
         // Verify phase: what failed to copy is recorded already; the rest is checked,
         // so one bad object does not leave the others of the task unverified.
@@ -504,7 +537,7 @@ impl Executor {
                 // A full verify reads the destination back; either mode may repair by
                 // copying again, so the copy's footprint is reserved.
                 let _room = budget
-                    .reserve(copy_footprint(work.info.size, options))
+                    .reserve(sites.footprint(work.info.size, options))
                     .await;
                 verify_or_repair(sites, work, mode, options, server).await
             }
@@ -533,12 +566,12 @@ impl Executor {
                 }
             }
             if batch.len() >= REPORT_BATCH || last_flush.elapsed() >= REPORT_INTERVAL {
-                reporter.objects(std::mem::take(&mut batch)).await?;
+                queue.push(std::mem::take(&mut batch)).await?;
                 last_flush = tokio::time::Instant::now();
             }
         }
         drop(results);
-        reporter.objects(batch).await?;
+        queue.push(batch).await?;
         if let Some(first) = failures.first() {
             anyhow::bail!(
                 "{} object(s) could not be copied; first: {first}",

@@ -7,7 +7,7 @@
 //! whether the journalled part still holds the source's bytes. Resuming saves the
 //! upload, never the read.
 
-use std::{collections::HashMap, future::Future, ops::Range};
+use std::{collections::HashMap, future::Future, ops::Range, sync::Arc};
 
 use aws_sdk_s3::{
     config::http::HttpResponse,
@@ -17,8 +17,9 @@ use aws_sdk_s3::{
 };
 use bytes::Bytes;
 use futures::{stream, StreamExt, TryStreamExt};
-use opendal::{Buffer, ErrorKind, Metadata, Operator, Reader};
-use xxhash_rust::xxh3::Xxh3;
+use opendal::{ErrorKind, Metadata, Operator, Reader};
+use tokio::sync::OwnedSemaphorePermit;
+use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
 use crate::{
     s3::{sdk_failure, S3Dataset},
@@ -291,11 +292,21 @@ fn upload_gone<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool
     }
 }
 
+/// Where parts are read from.
+enum PartSource {
+    /// The source object is a local file: parts are read at their offsets with
+    /// positional reads, straight into their buffers.
+    File(Arc<std::fs::File>),
+    Store(Reader),
+}
+
 /// One part as read from the source.
 struct SourcePart {
     number: u32,
     xxh3: u128,
     bytes: Bytes,
+    /// The part's share of the memory budget, held until it is uploaded.
+    _room: Option<OwnedSemaphorePermit>,
 }
 
 /// What became of one part.
@@ -402,7 +413,7 @@ impl<J: UploadJournal> PartCopy<'_, J> {
     /// Reads every part in order and uploads those the journal does not already hold,
     /// then completes the upload.
     async fn send(&self, upload: &Upload, journalled: &[PartDone]) -> Result<Sent, Failure> {
-        let reader = self.open_reader().await.map_err(Failure::Failed)?;
+        let reader = self.open_source().await.map_err(Failure::Failed)?;
         let concurrency = self.options.concurrency.max(1);
         let reusable: HashMap<u32, &PartDone> = journalled
             .iter()
@@ -413,7 +424,7 @@ impl<J: UploadJournal> PartCopy<'_, J> {
         let mut placed: Vec<Placed> = stream::iter(self.plan.parts())
             .map(|(number, range)| self.read_part(&reader, number, range))
             .buffered(concurrency)
-            .map_ok(|(number, buffer)| hash_part(number, buffer, &mut whole))
+            .map_ok(|(number, buffer, room)| hash_part(number, buffer, room, &mut whole))
             .map_err(Failure::Failed)
             .map_ok(|part| self.place_part(upload, part, &reusable))
             .try_buffer_unordered(concurrency)
@@ -433,40 +444,114 @@ impl<J: UploadJournal> PartCopy<'_, J> {
         })
     }
 
-    /// A reader pinned to the stat'ed version where the source supports it.
-    async fn open_reader(&self) -> Result<Reader, TransferError> {
+    /// The source file itself on a local file system; elsewhere a reader pinned to the
+    /// stat'ed version where the store supports it.
+    async fn open_source(&self) -> Result<PartSource, TransferError> {
+        let info = self.src.info();
+        if info.scheme() == "fs" {
+            let path = std::path::Path::new(&*info.root()).join(self.key);
+            let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|opened| opened)
+                .map_err(|e| self.io_failure(&e))?;
+            return Ok(PartSource::File(Arc::new(file)));
+        }
         let mut reader = self.src.reader_with(self.key);
         if let Some(etag) = self.source.etag() {
-            if self.src.info().capability().read_with_if_match {
+            if info.capability().read_with_if_match {
                 reader = reader.if_match(etag);
             }
         }
-        reader.await.map_err(|e| self.read_failure(e))
+        let reader = reader.await.map_err(|e| self.read_failure(e))?;
+        Ok(PartSource::Store(reader))
+    }
+
+    /// A local read's failure, classified as the store's would be.
+    fn io_failure(&self, e: &std::io::Error) -> TransferError {
+        let kind = match e.kind() {
+            std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+            _ => ErrorKind::Unexpected,
+        };
+        let err = opendal::Error::new(kind, e.to_string());
+        self.read_failure(if kind == ErrorKind::Unexpected {
+            err.set_temporary()
+        } else {
+            err
+        })
     }
 
     async fn read_part(
         &self,
-        reader: &Reader,
+        source: &PartSource,
         number: u32,
         range: Range<u64>,
-    ) -> Result<(u32, Buffer), TransferError> {
+    ) -> Result<(u32, Bytes, Option<OwnedSemaphorePermit>), TransferError> {
         let expected = range.end - range.start;
         if expected == 0 {
-            return Ok((number, Buffer::new()));
+            return Ok((number, Bytes::new(), None));
         }
+        let room = match &self.options.part_budget {
+            Some(budget) => Some(budget.reserve_owned(expected).await),
+            None => None,
+        };
         let start = range.start;
-        let buffer = reader.read(range).await.map_err(|e| self.read_failure(e))?;
-        if buffer.len() as u64 != expected {
-            return Err(source_changed(
+        let held = |len: u64| {
+            source_changed(
                 self.src,
                 self.key,
-                format!(
-                    "part {number} at byte {start} held {} of {expected} bytes",
-                    buffer.len()
-                ),
-            ));
+                format!("part {number} at byte {start} held {len} of {expected} bytes"),
+            )
+        };
+        // The part gets a mapping of its own, filled once and sent as it is, and given
+        // back to the system as soon as the upload drops it. From the heap, glibc kept
+        // the freed parts, and the agent's resident memory grew far past its budget.
+        let mut part =
+            memmap2::MmapMut::map_anon(expected as usize).map_err(|e| self.io_failure(&e))?;
+        let reader = match source {
+            PartSource::File(file) => {
+                // Straight into the part's buffer, with no copy through a read buffer.
+                let file = file.clone();
+                let (part, read) = tokio::task::spawn_blocking(move || {
+                    use std::os::unix::fs::FileExt;
+                    let read = file.read_exact_at(&mut part, start);
+                    (part, read)
+                })
+                .await
+                .map_err(|e| self.io_failure(&std::io::Error::other(e.to_string())))?;
+                return match read {
+                    Ok(()) => Ok((number, Bytes::from_owner(part), room)),
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(source_changed(
+                        self.src,
+                        self.key,
+                        format!("part {number} at byte {start} ended early: the file shrank"),
+                    )),
+                    Err(e) => Err(self.io_failure(&e)),
+                };
+            }
+            PartSource::Store(reader) => reader,
+        };
+        let mut filled = 0usize;
+        let mut chunks = reader
+            .clone()
+            .into_stream(range)
+            .await
+            .map_err(|e| self.read_failure(e))?;
+        while let Some(buffer) = chunks.try_next().await.map_err(|e| self.read_failure(e))? {
+            for chunk in buffer {
+                let end = filled + chunk.len();
+                if end > part.len() {
+                    return Err(held(end as u64));
+                }
+                part[filled..end].copy_from_slice(&chunk);
+                filled = end;
+            }
         }
-        Ok((number, buffer))
+        if filled != part.len() {
+            return Err(held(filled as u64));
+        }
+        Ok((number, Bytes::from_owner(part), room))
     }
 
     /// Reuses the journalled part if it holds the same bytes, else uploads the part
@@ -633,16 +718,18 @@ impl<J: UploadJournal> PartCopy<'_, J> {
 
 /// Feeds a part into the whole-object hash (parts arrive in order) and hashes it
 /// alone.
-fn hash_part(number: u32, buffer: Buffer, whole: &mut Xxh3) -> SourcePart {
-    let mut own = Xxh3::new();
-    for chunk in buffer.clone() {
-        whole.update(&chunk);
-        own.update(&chunk);
-    }
+fn hash_part(
+    number: u32,
+    bytes: Bytes,
+    room: Option<OwnedSemaphorePermit>,
+    whole: &mut Xxh3,
+) -> SourcePart {
+    whole.update(&bytes);
     SourcePart {
         number,
-        xxh3: own.digest128(),
-        bytes: buffer.to_bytes(),
+        xxh3: xxh3_128(&bytes),
+        bytes,
+        _room: room,
     }
 }
 

@@ -7,6 +7,10 @@ use async_nats::jetstream;
 use bytes::Bytes;
 use ferry_proto::v1::{self as pb, progress_report::Event};
 use prost::Message;
+use tokio::{sync::mpsc, task::JoinHandle};
+
+/// Result batches a [`ResultQueue`] holds before `push` waits for the broker.
+const QUEUED_BATCHES: usize = 8;
 
 /// Publishes the reports of one task of one job.
 #[derive(Clone)]
@@ -75,5 +79,47 @@ impl Reporter {
         }
         self.send(Event::Objects(pb::ObjectResults { results }))
             .await
+    }
+}
+
+/// A task's object results, published in order by a background task, so copies go on
+/// while JetStream stores a batch instead of pausing for every acknowledgement.
+pub struct ResultQueue {
+    batches: mpsc::Sender<Vec<pb::ObjectResult>>,
+    publisher: JoinHandle<anyhow::Result<()>>,
+}
+
+impl ResultQueue {
+    pub fn start(reporter: Reporter) -> Self {
+        let (batches, mut queued) = mpsc::channel::<Vec<pb::ObjectResult>>(QUEUED_BATCHES);
+        let publisher = tokio::spawn(async move {
+            while let Some(results) = queued.recv().await {
+                reporter.objects(results).await?;
+            }
+            Ok(())
+        });
+        ResultQueue { batches, publisher }
+    }
+
+    /// Queues a batch; waits only while [`QUEUED_BATCHES`] are queued already. Fails
+    /// once a batch could not be published (the publisher's error says why).
+    pub async fn push(&mut self, results: Vec<pb::ObjectResult>) -> anyhow::Result<()> {
+        if results.is_empty() || self.batches.send(results).await.is_ok() {
+            return Ok(());
+        }
+        match (&mut self.publisher).await {
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(())) => Err(anyhow::anyhow!("the result publisher stopped early")),
+            Err(e) => Err(anyhow::anyhow!("the result publisher failed: {e}")),
+        }
+    }
+
+    /// Waits until every queued batch is stored, so that nothing reported after (the
+    /// task's end) can overtake them.
+    pub async fn finish(self) -> anyhow::Result<()> {
+        drop(self.batches);
+        self.publisher
+            .await
+            .map_err(|e| anyhow::anyhow!("the result publisher failed: {e}"))?
     }
 }

@@ -12,7 +12,7 @@ use futures::{stream, Stream, StreamExt, TryStreamExt};
 use opendal::{Buffer, ErrorKind, Metadata, Operator, Writer};
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::{bandwidth::Bandwidth, storage::object_url};
+use crate::{bandwidth::Bandwidth, budget::MemoryBudget, storage::object_url};
 
 /// Default size of each ranged read and each multipart part.
 pub const DEFAULT_CHUNK_SIZE: usize = 8 * 1024 * 1024;
@@ -52,6 +52,10 @@ pub struct CopyOptions {
     /// Limits that pace the bytes written (the job's, the site's share), each shared by
     /// every copy it governs; none is unlimited.
     pub bandwidth: Vec<Arc<Bandwidth>>,
+    /// Where a resumable multipart upload reserves each part's buffer while it holds
+    /// it. The caller then reserves nothing for such a copy up front, so large objects
+    /// share the budget part by part instead of each waiting for room for its peak.
+    pub part_budget: Option<Arc<MemoryBudget>>,
 }
 
 impl Default for CopyOptions {
@@ -61,6 +65,7 @@ impl Default for CopyOptions {
             concurrency: DEFAULT_CONCURRENCY,
             preserve_metadata: true,
             bandwidth: Vec::new(),
+            part_budget: None,
         }
     }
 }
@@ -424,8 +429,9 @@ async fn pump(
 pub async fn hash_object(op: &Operator, key: &str) -> Result<(u64, u128), TransferError> {
     let metadata = stat_file(op, key).await?;
     let mut hasher = Xxh3::new();
-    let mut bytes =
-        ObjectBytes::open(op, key, &metadata, DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY).await?;
+    // One streamed read: hashing is far faster than any store, so parallel ranged
+    // reads would only hold their chunks in memory while they wait their turn.
+    let mut bytes = ObjectBytes::open(op, key, &metadata, DEFAULT_CHUNK_SIZE, 1).await?;
     while let Some(buffer) = bytes.next().await? {
         for chunk in buffer {
             hasher.update(&chunk);
@@ -525,6 +531,8 @@ struct ObjectBytes<'a> {
 }
 
 impl<'a> ObjectBytes<'a> {
+    /// With `concurrency` above 1, `chunk_size` ranges are read in parallel and
+    /// returned in order; with 1, the object is streamed in one read.
     async fn open(
         op: &'a Operator,
         key: &'a str,
@@ -543,10 +551,10 @@ impl<'a> ObjectBytes<'a> {
         if size == 0 {
             return Ok(bytes);
         }
-        let mut reader = op
-            .reader_with(key)
-            .chunk(chunk_size)
-            .concurrent(concurrency);
+        let mut reader = op.reader_with(key);
+        if concurrency > 1 {
+            reader = reader.chunk(chunk_size).concurrent(concurrency);
+        }
         if let Some(etag) = metadata.etag() {
             if op.info().capability().read_with_if_match {
                 reader = reader.if_match(etag);

@@ -1,14 +1,25 @@
 //! Resumable multipart uploads against the in-process S3 server: a fresh upload, a
 //! resume after an interruption, a resume after the source changed, a resume of an
-//! upload the server does not know, and a source that changes mid-copy. What is
+//! upload the server does not know, a source that changes mid-copy, and parts taking
+//! turns for a memory budget that holds one. What is
 //! checked is what a user would: the bytes at the destination (read with an
 //! independent client), the hash Ferry reports, and how many parts went over the wire.
 
 #![allow(clippy::unwrap_used)]
 
-use std::{collections::BTreeMap, future::Future, path::PathBuf, sync::Mutex};
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
 
 use ferry_agent::{
+    budget::MemoryBudget,
     multipart::{upload_resumable, PartDone, UploadJournal, UploadState},
     operator,
     s3::S3Dataset,
@@ -369,6 +380,55 @@ async fn resume_uploads_a_journalled_part_again_when_the_source_changed_there() 
     let parts = journal.parts();
     assert!(numbers(&parts).contains(&changed_part));
     assert_parts_match(&parts, &state.upload_id, &new_bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_take_turns_when_the_memory_budget_holds_one() {
+    let bytes = noise(40 * MIB, 8);
+    let fx = Fixture::new(&bytes).await;
+    let budget = Arc::new(MemoryBudget::new(PART as u64));
+    let options = CopyOptions {
+        chunk_size: PART,
+        concurrency: 4,
+        part_budget: Some(budget.clone()),
+        ..CopyOptions::default()
+    };
+    // Watches the budget while the upload runs: parts must draw on it.
+    let lowest = Arc::new(AtomicU64::new(u64::MAX));
+    let watcher = {
+        let (budget, lowest) = (budget.clone(), lowest.clone());
+        tokio::spawn(async move {
+            loop {
+                lowest.fetch_min(budget.free_bytes(), Ordering::SeqCst);
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+
+    let journal = Journal::default();
+    let copied = tokio::time::timeout(
+        Duration::from_secs(60),
+        send(upload_resumable(
+            &fx.src, &fx.dst, KEY, None, &options, &journal,
+        )),
+    )
+    .await
+    .expect("four parts in flight wait their turn for a one-part budget, not forever")
+    .unwrap();
+    watcher.abort();
+
+    assert_eq!(copied.source_xxh3, xxh3_128(&bytes));
+    assert!(fx.read_back().await == bytes, "destination differs");
+    assert_eq!(
+        lowest.load(Ordering::SeqCst),
+        0,
+        "a part was read without its room"
+    );
+    assert_eq!(
+        budget.free_bytes(),
+        budget.total_bytes(),
+        "every part gave its room back"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
