@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     sea_query::{Expr, OnConflict},
     ActiveValue::Set,
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::{
@@ -51,7 +51,7 @@ impl Store {
     /// Adds a fold to the aggregates, moves datasets' last access forward, and records
     /// `up_to` as `consumer`'s cursor, all in one transaction.
     pub async fn apply_access(&self, consumer: &str, up_to: u64, fold: &Fold) -> Result<()> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.begin_write().await?;
         for ((dataset_id, hour), h) in &fold.hours {
             let add = |col: access_hourly::Column, name: &str| {
                 (

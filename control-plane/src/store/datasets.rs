@@ -7,7 +7,6 @@ use sea_orm::{
     sea_query::{Expr, Query},
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
 };
 
 use super::{
@@ -29,7 +28,7 @@ use crate::{
 impl Store {
     /// Inserts a dataset with its labels and its primary replica, in one transaction.
     pub async fn insert_dataset(&self, d: &Dataset) -> Result<()> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.begin_write().await?;
         let taken = dataset::Entity::find()
             .filter(dataset::Column::SiteId.eq(d.site_id.to_string()))
             .filter(dataset::Column::Path.eq(d.path.as_str()))
@@ -154,7 +153,7 @@ impl Store {
     /// Writes a modified dataset (and replaces its labels) if nobody changed it since it
     /// was read at `read_at`. Returns false when it lost that race.
     pub async fn update_dataset(&self, d: &Dataset, read_at: DateTime<Utc>) -> Result<bool> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.begin_write().await?;
         let result = dataset::Entity::update_many()
             .set(active(d))
             .filter(dataset::Column::Id.eq(d.id.to_string()))
@@ -177,7 +176,7 @@ impl Store {
 
     /// Deletes a dataset with its labels and replica records (not the bytes).
     pub async fn delete_dataset(&self, id: DatasetId) -> Result<bool> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.begin_write().await?;
         let id = id.to_string();
         dataset_label::Entity::delete_many()
             .filter(dataset_label::Column::DatasetId.eq(id.clone()))

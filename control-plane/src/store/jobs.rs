@@ -6,7 +6,7 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 
 use super::{
@@ -62,7 +62,7 @@ impl Store {
     /// Inserts a job and its dispatch messages in one transaction. A job with the same
     /// idempotency key wins: then nothing is written and that job is returned.
     pub async fn insert_job(&self, j: &Job, outbox: &[OutboxMessage]) -> Result<Planned> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.begin_write().await?;
         let row = job::ActiveModel {
             id: Set(j.id.to_string()),
             idempotency_key: Set(j.idempotency_key.clone()),
@@ -192,7 +192,7 @@ impl Store {
         read_at: DateTime<Utc>,
         outbox: &[OutboxMessage],
     ) -> Result<bool> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.begin_write().await?;
         if !update_job_row(&txn, j, read_at).await? {
             return Ok(false);
         }
@@ -219,7 +219,7 @@ impl Store {
         if objects.is_empty() {
             return Ok(());
         }
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.begin_write().await?;
         // One read and one multi-row upsert per chunk rather than two statements per
         // object: reports come in batches, and the control plane shares its cores.
         // A key reported twice in one batch is folded into one row first (PostgreSQL
@@ -354,7 +354,7 @@ impl Store {
         at: DateTime<Utc>,
         dispatch: impl FnOnce(&[(String, u64)]) -> OutboxMessage,
     ) -> Result<usize> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.begin_write().await?;
         let mut existing = std::collections::HashMap::new();
         for keys in objects.chunks(500) {
             let rows = job_object::Entity::find()
@@ -457,7 +457,7 @@ impl Store {
         error: &str,
         at: DateTime<Utc>,
     ) -> Result<u64> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.begin_write().await?;
         let result = job_object::Entity::update_many()
             .col_expr(
                 job_object::Column::Status,
@@ -551,7 +551,7 @@ impl Store {
 
     /// Records that a multipart upload of `key` started or stored more parts.
     pub async fn record_upload(&self, id: JobId, key: &str, update: MultipartUpload) -> Result<()> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.begin_write().await?;
         let Some(row) = job_object::Entity::find_by_id((id.to_string(), key.to_owned()))
             .one(&txn)
             .await
@@ -625,7 +625,7 @@ impl Store {
     /// any follow-up messages. False when the job or dataset changed meanwhile.
     pub async fn commit_switch(&self, s: Switch<'_>) -> Result<bool> {
         let j = s.job;
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.begin_write().await?;
         if !update_job_row(&txn, j, s.job_read_at).await? {
             return Ok(false);
         }
@@ -701,7 +701,7 @@ impl Store {
 
     /// After the source was deleted: its replica record goes, the job completes.
     pub async fn commit_retirement(&self, j: &Job, read_at: DateTime<Utc>) -> Result<bool> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.begin_write().await?;
         if !update_job_row(&txn, j, read_at).await? {
             return Ok(false);
         }

@@ -14,7 +14,10 @@ mod sites;
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 
 pub use jobs::{active_job_error, JobFilter, Planned, Switch};
@@ -58,6 +61,23 @@ impl Store {
             .await
             .map_err(|e| Error::Internal(format!("applying schema migrations: {e}")))?;
         Ok(Store { db })
+    }
+
+    /// Begins a transaction that writes. On SQLite it takes the write lock at once:
+    /// a transaction begun the usual (deferred) way reads from a snapshot, and when
+    /// another connection commits before its first write, SQLite refuses that write
+    /// with "database is locked" without waiting. Taking the lock first makes it wait
+    /// its turn (up to the busy timeout) instead. sea-orm has no `BEGIN IMMEDIATE`, so
+    /// the first statement is a write that changes nothing; any write statement takes
+    /// the lock whether or not it touches a row.
+    async fn begin_write(&self) -> Result<DatabaseTransaction> {
+        let txn = self.db.begin().await.map_err(db_error)?;
+        if txn.get_database_backend() == DbBackend::Sqlite {
+            txn.execute_unprepared("UPDATE seaql_migrations SET version = version WHERE 0")
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(txn)
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -159,5 +179,43 @@ mod tests {
             .unwrap();
         let mode: String = row.try_get_by_index(0).unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    /// A transaction that reads and then writes, while another connection commits in
+    /// between, waits for it rather than failing with "database is locked".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_writers_wait_for_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&url, 4).await.unwrap();
+        store
+            .db
+            .execute_unprepared("CREATE TABLE scratch (x INTEGER)")
+            .await
+            .unwrap();
+        let count =
+            sea_orm::Statement::from_string(DbBackend::Sqlite, "SELECT count(*) FROM scratch");
+
+        let txn = store.begin_write().await.unwrap();
+        txn.query_one(count.clone()).await.unwrap();
+        let other = {
+            let db = store.db.clone();
+            tokio::spawn(async move {
+                db.execute_unprepared("INSERT INTO scratch VALUES (1)")
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        txn.execute_unprepared("INSERT INTO scratch VALUES (2)")
+            .await
+            .expect("the transaction's own write goes through");
+        txn.commit().await.unwrap();
+        other
+            .await
+            .unwrap()
+            .expect("the other connection's write waited its turn");
+
+        let rows = store.db.query_one(count).await.unwrap().unwrap();
+        assert_eq!(rows.try_get_by_index::<i64>(0).unwrap(), 2);
     }
 }

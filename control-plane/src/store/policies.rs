@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, time::Duration};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
 };
 
 use super::{
@@ -27,7 +27,7 @@ use crate::{
 
 impl Store {
     pub async fn insert_policy(&self, p: &Policy) -> Result<()> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.begin_write().await?;
         let row = policy::ActiveModel {
             id: Set(p.id.to_string()),
             name: Set(p.name.to_string()),
@@ -107,7 +107,7 @@ impl Store {
     /// Writes a modified policy (and replaces its placements) if nobody changed it since
     /// it was read at `read_at`. Returns false when it lost that race.
     pub async fn update_policy(&self, p: &Policy, read_at: DateTime<Utc>) -> Result<bool> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.begin_write().await?;
         let result = policy::Entity::update_many()
             .set(active(p))
             .filter(policy::Column::Id.eq(p.id.to_string()))
@@ -129,7 +129,7 @@ impl Store {
     }
 
     pub async fn delete_policy(&self, id: PolicyId) -> Result<bool> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.begin_write().await?;
         policy_placement::Entity::delete_many()
             .filter(policy_placement::Column::PolicyId.eq(id.to_string()))
             .exec(&txn)

@@ -2,7 +2,7 @@
 
 use sea_orm::{
     sea_query::Expr, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
 };
 
 use super::{corrupt, db_error, entity::job, entity::recommendation, Store};
@@ -19,7 +19,7 @@ use crate::{
 impl Store {
     /// Records a recommendation; earlier pending ones of the dataset become superseded.
     pub async fn insert_recommendation(&self, r: &Recommendation) -> Result<()> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.begin_write().await?;
         recommendation::Entity::update_many()
             .col_expr(
                 recommendation::Column::State,

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     sea_query::Expr, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 
 use super::{
@@ -119,7 +119,7 @@ impl Store {
     /// Deletes a site that nothing refers to. Datasets, replicas and policy placements
     /// on it make this a `FailedPrecondition` naming them.
     pub async fn delete_site(&self, s: &Site) -> Result<()> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.begin_write().await?;
         let id = s.id.to_string();
         let datasets: Vec<String> = dataset::Entity::find()
             .select_only()
