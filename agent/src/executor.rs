@@ -823,7 +823,7 @@ async fn verify_or_repair(
     let mut repaired = 0;
     loop {
         let checked = match &work.proof {
-            Proof::Hashed(xxh3) => verify_hashed(&sites.dst, &work.info, *xxh3, mode).await,
+            Proof::Hashed(xxh3) => verify_hashed(sites, &work.info, *xxh3, mode).await,
             Proof::ServerSide(copied) => verify_server_copy(sites, &work.info, copied, mode).await,
         };
         let found = match checked {
@@ -872,12 +872,21 @@ fn confirmed_by_listing(work: &Work, listed: Option<&Listed>) -> bool {
 
 /// Checks bytes the agent copied against their hash. `Ok(Err(found))` is a mismatch.
 async fn verify_hashed(
-    dst: &opendal::Operator,
+    sites: &Sites,
     info: &ObjectInfo,
     source_xxh3: u128,
     mode: VerifyMode,
 ) -> Result<Result<Hashes, String>, TransferError> {
-    let verified = transfer::verify_object(dst, &info.key, info.size, source_xxh3, mode).await?;
+    let verified = match (&sites.dst_s3, mode) {
+        (Some(dst), VerifyMode::Full) => {
+            let (size, xxh3) = dst.hash(&info.key).await?;
+            transfer::Verified {
+                destination_xxh3: Some(xxh3),
+                matches: size == info.size && xxh3 == source_xxh3,
+            }
+        }
+        _ => transfer::verify_object(&sites.dst, &info.key, info.size, source_xxh3, mode).await?,
+    };
     if verified.matches {
         return Ok(Ok((Some(source_xxh3), verified.destination_xxh3)));
     }
@@ -899,7 +908,7 @@ async fn verify_server_copy(
     copied: &ServerCopied,
     mode: VerifyMode,
 ) -> Result<Result<Hashes, String>, TransferError> {
-    let Some((_, dst)) = sites.server_side() else {
+    let Some((src, dst)) = sites.server_side() else {
         unreachable!("a server-side copy is verified only between S3 datasets of one service")
     };
     match mode {
@@ -916,10 +925,7 @@ async fn verify_server_copy(
             }
         }
         VerifyMode::Full => {
-            let (source, destination) = tokio::join!(
-                transfer::hash_object(&sites.src, &info.key),
-                transfer::hash_object(&sites.dst, &info.key)
-            );
+            let (source, destination) = tokio::join!(src.hash(&info.key), dst.hash(&info.key));
             let ((src_size, src_xxh3), (dst_size, dst_xxh3)) = (source?, destination?);
             if src_size == dst_size && src_xxh3 == dst_xxh3 {
                 Ok(Ok((Some(src_xxh3), Some(dst_xxh3))))

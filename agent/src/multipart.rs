@@ -7,7 +7,15 @@
 //! whether the journalled part still holds the source's bytes. Resuming saves the
 //! upload, never the read.
 
-use std::{collections::HashMap, future::Future, ops::Range, sync::Arc};
+use std::{
+    collections::HashMap,
+    future::Future,
+    ops::Range,
+    sync::{
+        atomic::{AtomicBool, Ordering as AtomicOrdering},
+        Arc,
+    },
+};
 
 use aws_sdk_s3::{
     config::http::HttpResponse,
@@ -116,13 +124,11 @@ pub async fn upload_resumable(
     let (mut upload, journalled) = copy.resume_or_start(resume).await?;
     let outcome = match copy.send(&upload, &journalled).await {
         Err(Failure::UploadGone(err)) => {
-            // Not aborted: an upload the service does not know, or refuses us, cannot
-            // be aborted by us either.
             tracing::info!(key, upload_id = %upload.id, error = %err, "journalled multipart upload is gone, starting over");
-            upload = Upload {
-                id: copy.start().await?,
-                resumed: false,
-            };
+            // Usually the service no longer knows it and the abort fails (logged); when
+            // only the connection broke, the abort keeps its parts from being orphaned.
+            copy.abort(&upload.id).await;
+            upload = Upload::new(copy.start().await?, false);
             copy.send(&upload, &[]).await
         }
         other => other,
@@ -244,15 +250,31 @@ struct Upload {
     /// Taken from a journal rather than created by this call: the service may have
     /// forgotten it.
     resumed: bool,
+    /// A part went through in this call.
+    accepted: AtomicBool,
 }
 
 impl Upload {
-    /// Classifies a failed call on this upload.
+    fn new(id: String, resumed: bool) -> Self {
+        Upload {
+            id,
+            resumed,
+            accepted: AtomicBool::new(false),
+        }
+    }
+
+    /// Classifies a failed call on this upload. A resumed upload that has accepted
+    /// nothing is also given up when the connection broke before any answer: a service
+    /// may refuse a part of an upload it no longer knows as soon as the request starts
+    /// and close the connection while the part is still being sent, so the refusal
+    /// never arrives and every retry would meet it again.
     fn failure<E>(&self, dst: &S3Dataset, key: &str, err: SdkError<E, HttpResponse>) -> Failure
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let gone = self.resumed && upload_gone(&err);
+        let unanswered = matches!(err, SdkError::DispatchFailure(_))
+            && !self.accepted.load(AtomicOrdering::SeqCst);
+        let gone = self.resumed && (upload_gone(&err) || unanswered);
         let err = sdk_failure(dst, key, "write", err);
         if gone {
             Failure::UploadGone(err)
@@ -349,11 +371,7 @@ impl<J: UploadJournal> PartCopy<'_, J> {
                     parts_journalled = state.parts.len(),
                     "resuming multipart upload"
                 );
-                let upload = Upload {
-                    id: state.upload_id,
-                    resumed: true,
-                };
-                Ok((upload, state.parts))
+                Ok((Upload::new(state.upload_id, true), state.parts))
             }
             stale => {
                 if let Some(state) = stale {
@@ -366,11 +384,7 @@ impl<J: UploadJournal> PartCopy<'_, J> {
                     );
                     self.abort(&state.upload_id).await;
                 }
-                let upload = Upload {
-                    id: self.start().await?,
-                    resumed: false,
-                };
-                Ok((upload, Vec::new()))
+                Ok((Upload::new(self.start().await?, false), Vec::new()))
             }
         }
     }
@@ -621,6 +635,7 @@ impl<J: UploadJournal> PartCopy<'_, J> {
             .send()
             .await
             .map_err(|e| upload.failure(self.dst, self.key, e))?;
+        upload.accepted.store(true, AtomicOrdering::SeqCst);
         answer.e_tag.filter(|etag| !etag.is_empty()).ok_or_else(|| {
             Failure::Failed(self.failure(
                 format!("UploadPart of part {number} answered without an etag"),

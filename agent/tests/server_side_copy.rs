@@ -1,5 +1,5 @@
-//! Server-side copies between S3 datasets (`S3Dataset::copy_from`) against the
-//! in-process S3 server: what lands at the destination is read back with an independent
+//! Server-side copies between S3 datasets (`S3Dataset::copy_from`), and the one-read
+//! hash full verification uses, against the in-process S3 server: what lands at the destination is read back with an independent
 //! client, and the server's write counters show that no bytes went through the agent.
 
 #![allow(clippy::unwrap_used)]
@@ -271,6 +271,33 @@ async fn missing_source_is_a_permanent_not_found() {
         server.writes().multipart_uploads,
         0,
         "nothing is started for a missing source"
+    );
+}
+
+/// `S3Dataset::hash`, which full verification uses, gives each object's size and xxh3
+/// from one read; a missing object is a permanent not-found naming it.
+#[tokio::test]
+async fn hash_reads_size_and_xxh3_of_each_object() {
+    let server = S3Server::start().await;
+    server.create_bucket("hashing").await;
+    let dataset = Dataset::open(&server, "hashing", "datasets/h");
+    for object in objects() {
+        dataset.put(&server, &object).await;
+        let (size, xxh3) = dataset.s3.hash(object.key).await.unwrap();
+        assert_eq!(
+            (size, xxh3),
+            (object.bytes.len() as u64, xxh3_128(&object.bytes)),
+            "{}",
+            object.key
+        );
+    }
+
+    let err = dataset.s3.hash("no/such.bin").await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    assert!(!err.temporary, "not-found must be permanent: {err}");
+    assert!(
+        err.message.contains("hashing/ferry/datasets/h/no/such.bin"),
+        "{err}"
     );
 }
 

@@ -42,6 +42,8 @@ pub struct Faults {
     unavailable_puts: Arc<AtomicUsize>,
     /// Writes to object keys ending with one of these are refused with 403.
     denied_suffixes: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Parts sent to these multipart uploads get their connection closed unanswered.
+    broken_uploads: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Writes the server received, by kind, so tests can tell how a client uploaded.
@@ -138,6 +140,30 @@ impl Faults {
             .push(suffix.to_owned());
     }
 
+    /// Every `UploadPart` of upload `upload_id` has its connection closed before any
+    /// answer, as a service may do when it refuses a request while the body is still
+    /// being sent: the client sees a broken connection, not the refusal.
+    pub fn break_parts_of(&self, upload_id: &str) {
+        self.broken_uploads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(upload_id.to_owned());
+    }
+
+    fn breaks(&self, req: &http::Request<hyper::body::Incoming>) -> bool {
+        let query = req.uri().query().unwrap_or("");
+        let Some(upload) = query.split('&').find_map(|p| p.strip_prefix("uploadId=")) else {
+            return false;
+        };
+        req.method() == http::Method::PUT
+            && self
+                .broken_uploads
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .any(|u| u == upload)
+    }
+
     fn denies(&self, req: &http::Request<hyper::body::Incoming>) -> bool {
         let writes = matches!(*req.method(), http::Method::PUT | http::Method::POST);
         let path = req.uri().path();
@@ -196,6 +222,11 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for FaultySer
             return Box::pin(std::future::ready(Ok(response)));
         }
         self.counters.count(&req);
+        if self.faults.breaks(&req) {
+            // An error from the service makes hyper close the connection unanswered.
+            let error = s3s::HttpError::new("injected fault: connection closed".into());
+            return Box::pin(std::future::ready(Err(error)));
+        }
         if self.faults.denies(&req) {
             let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
                 <Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
