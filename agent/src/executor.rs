@@ -79,7 +79,6 @@ impl Sites {
         })
     }
 
-    /// Source and destination when the service can copy between them by itself.
     /// What a copy of a `size`-byte object reserves of the memory budget before it
     /// starts: nothing for a server-side copy, which holds no bytes, nor for a multipart
     /// upload, whose parts reserve their own room as they are read.
@@ -92,6 +91,7 @@ impl Sites {
         }
     }
 
+    /// Source and destination when the service can copy between them by itself.
     fn server_side(&self) -> Option<(&S3Dataset, &S3Dataset)> {
         match (&self.src_s3, &self.dst_s3) {
             (Some(src), Some(dst)) if dst.can_copy_from(src) => Some((src, dst)),
