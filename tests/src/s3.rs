@@ -65,6 +65,24 @@ struct Counters {
     /// `UploadPart` calls by upload id, so a test can tell which upload a part went
     /// to even when a client retries a refused one.
     parts_by_upload: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    /// Requests the storage is handling right now.
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts one request as in flight until it is answered or abandoned.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn start(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Counters {
@@ -247,7 +265,13 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for FaultySer
                 .expect("a well-formed 503 response");
             return Box::pin(std::future::ready(Ok(response)));
         }
-        hyper::service::Service::call(&self.inner, req)
+        let in_flight = InFlight::start(&self.counters.in_flight);
+        let handled = hyper::service::Service::call(&self.inner, req);
+        Box::pin(async move {
+            let answer = handled.await;
+            drop(in_flight);
+            answer
+        })
     }
 }
 
@@ -330,6 +354,20 @@ impl S3Server {
     /// Writes received so far, by kind (failed ones included).
     pub fn writes(&self) -> WriteCounts {
         self.counters.snapshot()
+    }
+
+    /// Waits until no request is being handled: one a client abandoned mid-way (a
+    /// dropped upload) may still be writing, and would land after what the test does
+    /// next. Panics after 30 s.
+    pub async fn wait_idle(&self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.counters.in_flight.load(Ordering::SeqCst) > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the S3 test server is still handling requests after 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// `UploadPart` requests received for the multipart upload `upload_id` (failed ones

@@ -1097,7 +1097,7 @@ async fn objects_already_at_the_destination_with_the_same_checksum_are_not_writt
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_object_fails_alone_and_the_job_does_not_switch() {
+async fn a_refused_object_fails_alone_and_a_retry_without_it_completes() {
     let cp = ControlPlane::start().await;
     let client = Client::connect(&cp.endpoint()).await.unwrap();
     let s3 = S3Server::start().await;
@@ -1146,6 +1146,28 @@ async fn a_refused_object_fails_alone_and_the_job_does_not_switch() {
         "no switch: the source stays primary"
     );
     assert_eq!(read_tree(&dirs.path().join("fast/logs")), source);
+
+    // The refused object leaves the source; a retry lists it no more, forgets its
+    // failure, and completes with the rest, which are not copied again.
+    std::fs::remove_file(dirs.path().join("fast/logs").join(&refused)).unwrap();
+    let puts_before = s3.writes().single_puts;
+    client.retry_job(&job.id).await.unwrap();
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(
+        (done.objects_total, done.objects_done, done.objects_failed),
+        (rest.len() as u64, rest.len() as u64, 0)
+    );
+    let objects = client.list_job_objects(&job.id, None).await.unwrap();
+    assert_eq!(
+        objects.iter().map(|o| o.key.clone()).collect::<Vec<_>>(),
+        rest.keys().cloned().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        s3.writes().single_puts,
+        puts_before,
+        "nothing is written again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

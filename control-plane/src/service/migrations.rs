@@ -25,6 +25,15 @@ use crate::{
 /// How often a read-modify-write of a job is retried after losing a race.
 const JOB_UPDATE_ATTEMPTS: usize = 16;
 
+/// What a job transition writes besides the job and its outbox messages.
+#[derive(Clone, Copy)]
+enum Commit {
+    /// Nothing else.
+    State,
+    /// A retry: the objects the ended attempt left unfinished are forgotten.
+    Retry,
+}
+
 /// What a client asks `PlanMigration` for.
 #[derive(Clone, Debug)]
 pub struct PlanRequest {
@@ -275,7 +284,7 @@ impl Migrations {
                 return Err(active_job_error(&active));
             }
         }
-        self.transition(id, |job| {
+        let retry = |job: &mut Job| {
             job.state = job
                 .state
                 .retry()
@@ -285,9 +294,10 @@ impl Migrations {
             job.ended_at = None;
             job.listed = false;
             Ok(vec![messages::dispatch_list(job)])
-        })
-        .await
-        .inspect(|job| info!(job_id = %job.id, attempt = job.attempt, "migration retried"))
+        };
+        self.transition_committing(id, retry, Commit::Retry)
+            .await
+            .inspect(|job| info!(job_id = %job.id, attempt = job.attempt, "migration retried"))
     }
 
     pub async fn set_bandwidth_limit(&self, id: JobId, limit: Option<u64>) -> Result<Job> {
@@ -335,12 +345,25 @@ impl Migrations {
         id: JobId,
         change: impl Fn(&mut Job) -> Result<Vec<OutboxMessage>>,
     ) -> Result<Job> {
+        self.transition_committing(id, change, Commit::State).await
+    }
+
+    async fn transition_committing(
+        &self,
+        id: JobId,
+        change: impl Fn(&mut Job) -> Result<Vec<OutboxMessage>>,
+        commit: Commit,
+    ) -> Result<Job> {
         for _ in 0..JOB_UPDATE_ATTEMPTS {
             let mut job = self.get(id).await?;
             let read_at = job.updated_at;
             let outbox = change(&mut job)?;
             job.updated_at = self.catalogue.clock().next_update(read_at);
-            if self.store.update_job(&job, read_at, &outbox).await? {
+            let committed = match commit {
+                Commit::State => self.store.update_job(&job, read_at, &outbox).await?,
+                Commit::Retry => self.store.commit_retry(&job, read_at, &outbox).await?,
+            };
+            if committed {
                 self.changed(id, !outbox.is_empty());
                 return Ok(job);
             }

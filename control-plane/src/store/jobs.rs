@@ -718,6 +718,54 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Commits a retry: the job's new attempt and its listing dispatch, and forgets the
+    /// objects the ended attempt left unfinished, in one transaction. The new listing
+    /// records again whatever of them is still at the source; one that has left it
+    /// would otherwise stay unfinished and keep the job from ever settling. Nothing
+    /// resumable is lost: the uploads of an ended job are aborted. Verified and skipped
+    /// objects stay, and are not copied again.
+    pub async fn commit_retry(
+        &self,
+        j: &Job,
+        read_at: DateTime<Utc>,
+        outbox: &[OutboxMessage],
+    ) -> Result<bool> {
+        let txn = self.begin_write().await?;
+        if !update_job_row(&txn, j, read_at).await? {
+            return Ok(false);
+        }
+        let done = [ObjectStatus::Verified, ObjectStatus::Skipped].map(|s| s.as_str());
+        job_object::Entity::delete_many()
+            .filter(job_object::Column::JobId.eq(j.id.to_string()))
+            .filter(job_object::Column::Status.is_not_in(done))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        let (objects, bytes): (i64, Option<i64>) = job_object::Entity::find()
+            .select_only()
+            .column_as(job_object::Column::Key.count(), "n")
+            .column_as(job_object::Column::Size.sum(), "bytes")
+            .filter(job_object::Column::JobId.eq(j.id.to_string()))
+            .into_tuple()
+            .one(&txn)
+            .await
+            .map_err(db_error)?
+            .unwrap_or((0, None));
+        job::Entity::update_many()
+            .col_expr(job::Column::ObjectsTotal, Expr::value(objects))
+            .col_expr(job::Column::BytesTotal, Expr::value(bytes.unwrap_or(0)))
+            .filter(job::Column::Id.eq(j.id.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        refresh_counters(&txn, j.id).await?;
+        insert_outbox(&txn, outbox).await?;
+        txn.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+}
+
 async fn update_job_row(
     txn: &DatabaseTransaction,
     j: &Job,
