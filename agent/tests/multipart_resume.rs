@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::{
     collections::BTreeMap,
     future::Future,
@@ -28,7 +30,6 @@ use ferry_agent::{
 };
 use ferry_tests::{dataset::noise, s3::error_chain, S3Server};
 use opendal::Operator;
-use secrecy::SecretString;
 use xxhash_rust::xxh3::xxh3_128;
 
 const MIB: usize = 1024 * 1024;
@@ -150,16 +151,7 @@ impl Fixture {
     async fn new(bytes: &[u8]) -> Fixture {
         let server = S3Server::start().await;
         server.create_bucket(BUCKET).await;
-        let (site, credentials) = server.site("dest", BUCKET, ferry_proto::v1::Tier::Hot);
-        let access = SiteAccess {
-            uri: site.uri,
-            options: site.options.into_iter().collect(),
-            credentials: credentials
-                .into_iter()
-                .map(|(k, v)| (k, SecretString::from(v)))
-                .collect(),
-            path: "datasets/ds".to_owned(),
-        };
+        let access = common::s3_site_access(&server, BUCKET, "datasets/ds");
         let dst = S3Dataset::for_site(&access).unwrap().unwrap();
 
         let src_dir = tempfile::tempdir().unwrap();

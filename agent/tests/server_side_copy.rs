@@ -4,14 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_s3::primitives::ByteStream;
 use ferry_agent::{
     s3::{S3Dataset, ServerCopyOptions},
     SiteAccess,
 };
-use ferry_proto::v1::Tier;
 use ferry_tests::{dataset::bytes, s3::error_chain, S3Server};
 use opendal::ErrorKind;
 use secrecy::SecretString;
@@ -30,16 +30,7 @@ struct Dataset {
 impl Dataset {
     /// Dataset `path` on `bucket`, opened like a site the control plane hands the agent.
     fn open(server: &S3Server, bucket: &str, path: &str) -> Dataset {
-        let (site, credentials) = server.site("s3-site", bucket, Tier::Hot);
-        let access = SiteAccess {
-            uri: site.uri,
-            options: site.options.into_iter().collect(),
-            credentials: credentials
-                .into_iter()
-                .map(|(k, v)| (k, SecretString::from(v)))
-                .collect(),
-            path: path.to_owned(),
-        };
+        let access = common::s3_site_access(server, bucket, path);
         Dataset {
             s3: S3Dataset::for_site(&access).unwrap().expect("an s3 site"),
             bucket: bucket.to_owned(),
@@ -49,19 +40,15 @@ impl Dataset {
     }
 
     async fn put(&self, server: &S3Server, object: &Object) {
-        let mut put = server
-            .client()
-            .put_object()
-            .bucket(&self.bucket)
-            .key(format!("{}{}", self.prefix, object.key))
-            .set_content_type(object.content_type.map(str::to_owned))
-            .body(ByteStream::from(object.bytes.clone()));
-        for (k, v) in &object.metadata {
-            put = put.metadata(k, v);
-        }
-        put.send()
-            .await
-            .unwrap_or_else(|e| panic!("seeding {}: {}", object.key, error_chain(&e)));
+        server
+            .put_object(
+                &self.bucket,
+                &format!("{}{}", self.prefix, object.key),
+                object.bytes.clone(),
+                object.content_type,
+                &object.metadata,
+            )
+            .await;
     }
 
     /// The object as an independent client reads it: bytes, content type, metadata.

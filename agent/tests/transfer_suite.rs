@@ -209,19 +209,15 @@ impl Site {
             }
             Kind::S3 => {
                 let (server, bucket, prefix) = self.s3.as_ref().unwrap();
-                let mut put = server
-                    .client()
-                    .put_object()
-                    .bucket(bucket)
-                    .key(format!("{prefix}{}", object.key))
-                    .set_content_type(object.content_type.map(str::to_owned))
-                    .body(ByteStream::from(object.bytes.clone()));
-                for (k, v) in &object.metadata {
-                    put = put.metadata(k, v);
-                }
-                put.send()
-                    .await
-                    .unwrap_or_else(|e| panic!("seeding {}: {}", object.key, error_chain(&e)));
+                server
+                    .put_object(
+                        bucket,
+                        &format!("{prefix}{}", object.key),
+                        object.bytes.clone(),
+                        object.content_type,
+                        &object.metadata,
+                    )
+                    .await;
             }
         }
     }

@@ -434,6 +434,31 @@ impl S3Server {
             .unwrap_or_else(|e| panic!("creating bucket {name}: {}", error_chain(&e)));
     }
 
+    /// Writes `bytes` to `bucket`/`key` with an independent client, with the content
+    /// type and user metadata given; panics if the server refuses.
+    pub async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: Option<&str>,
+        metadata: &std::collections::BTreeMap<String, String>,
+    ) {
+        let mut put = self
+            .client()
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .set_content_type(content_type.map(str::to_owned))
+            .body(aws_sdk_s3::primitives::ByteStream::from(bytes));
+        for (k, v) in metadata {
+            put = put.metadata(k, v);
+        }
+        put.send()
+            .await
+            .unwrap_or_else(|e| panic!("putting {bucket}/{key}: {}", error_chain(&e)));
+    }
+
     /// A fresh client for this server, independent of anything under test: path-style,
     /// region `us-east-1`, the server's static credentials, and nothing read from the
     /// environment or `~/.aws` (no profile, no `AWS_*` variables, no CA bundle).
