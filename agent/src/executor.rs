@@ -430,6 +430,17 @@ impl Executor {
         let (budget, slots) = (&self.budget, &self.object_slots);
         let concurrency = self.config.concurrency;
         let pause = Duration::from_millis(self.config.faults.pause_after_object_ms);
+        let mode = if command.verify_mode == pb::VerifyMode::Full as i32 {
+            VerifyMode::Full
+        } else {
+            VerifyMode::Quick
+        };
+        // A full verification reads each object back as soon as its copy is done, in
+        // the copy's slot: the reads overlap the other objects' copies instead of
+        // waiting for the slowest copy of the task. A quick one checks the whole task
+        // with one listing afterwards.
+        let verify_at_once =
+            mode == VerifyMode::Full && self.config.faults.pause_before_verify_ms == 0;
 
         // Copy phase.
         let mut last_flush = tokio::time::Instant::now();
@@ -441,44 +452,67 @@ impl Executor {
                 let _slot = slots.acquire().await;
                 let _room = budget.reserve(sites.footprint(info.size, options)).await;
                 let outcome = place(sites, &info, present, options, server, journal).await;
-                (info, outcome)
+                let verified = match &outcome {
+                    Ok(Placed::Copied(proof, size, _)) if verify_at_once => {
+                        let work = Work {
+                            info: ObjectInfo {
+                                size: *size,
+                                ..info.clone()
+                            },
+                            proof: proof.clone(),
+                        };
+                        Some(verify_or_repair(sites, work, mode, options, server).await)
+                    }
+                    _ => None,
+                };
+                (info, outcome, verified)
             }
         }))
         .buffer_unordered(concurrency);
+        let mut mismatches = Vec::new();
         loop {
             let next = tokio::select! {
                 _ = cancel.task.cancelled() => None,
                 next = results.next() => next,
             };
-            let Some((info, outcome)) = next else { break };
-            match outcome {
-                Ok(Placed::AlreadyThere(xxh3)) => batch.push(
-                    ObjectReport::new(&info, pb::ObjectStatus::Skipped)
-                        .hashes(Some(xxh3), Some(xxh3))
-                        .into(),
-                ),
-                Ok(Placed::Copied(proof, size, attempts)) => {
-                    let info = ObjectInfo { size, ..info };
-                    let source_xxh3 = match &proof {
-                        Proof::Hashed(xxh3) => Some(*xxh3),
-                        Proof::ServerSide(_) => None,
-                    };
-                    batch.push(
-                        ObjectReport::new(&info, pb::ObjectStatus::Copied)
-                            .hashes(source_xxh3, None)
-                            .attempts(attempts)
+            let Some((info, outcome, verified)) = next else {
+                break;
+            };
+            if let (Ok(Placed::Copied(_, _, attempts)), Some(verified)) = (&outcome, verified) {
+                // Verified at once: its one result says so. Should the agent stop before
+                // reporting it, the next run finds the same bytes at both ends and
+                // records the object skipped, without writing it again.
+                batch.push(verification_report(verified, *attempts, &mut mismatches));
+            } else {
+                match outcome {
+                    Ok(Placed::AlreadyThere(xxh3)) => batch.push(
+                        ObjectReport::new(&info, pb::ObjectStatus::Skipped)
+                            .hashes(Some(xxh3), Some(xxh3))
                             .into(),
-                    );
-                    copied.push(Work { info, proof });
-                }
-                Err((e, attempts)) => {
-                    batch.push(
-                        ObjectReport::new(&info, pb::ObjectStatus::Failed)
-                            .attempts(attempts)
-                            .failed(&e)
-                            .into(),
-                    );
-                    failures.push(e);
+                    ),
+                    Ok(Placed::Copied(proof, size, attempts)) => {
+                        let info = ObjectInfo { size, ..info };
+                        let source_xxh3 = match &proof {
+                            Proof::Hashed(xxh3) => Some(*xxh3),
+                            Proof::ServerSide(_) => None,
+                        };
+                        batch.push(
+                            ObjectReport::new(&info, pb::ObjectStatus::Copied)
+                                .hashes(source_xxh3, None)
+                                .attempts(attempts)
+                                .into(),
+                        );
+                        copied.push(Work { info, proof });
+                    }
+                    Err((e, attempts)) => {
+                        batch.push(
+                            ObjectReport::new(&info, pb::ObjectStatus::Failed)
+                                .attempts(attempts)
+                                .failed(&e)
+                                .into(),
+                        );
+                        failures.push(e);
+                    }
                 }
             }
             if batch.len() >= REPORT_BATCH || last_flush.elapsed() >= REPORT_INTERVAL {
@@ -504,11 +538,6 @@ impl Executor {
         if !pause.is_zero() {
             tokio::time::sleep(pause).await;
         }
-        let mode = if command.verify_mode == pb::VerifyMode::Full as i32 {
-            VerifyMode::Full
-        } else {
-            VerifyMode::Quick
-        };
         if mode == VerifyMode::Quick {
             // One listing of the task's range checks most objects at once; only those
             // it does not confirm are looked at one by one (and repaired).
@@ -543,28 +572,11 @@ impl Executor {
             }
         }))
         .buffer_unordered(concurrency);
-        let mut mismatches = Vec::new();
         while let Some(outcome) = results.next().await {
             if cancel.task.is_cancelled() {
                 anyhow::bail!("cancelled");
             }
-            match outcome {
-                Ok((work, hashes, repaired)) => batch.push(
-                    ObjectReport::new(&work.info, pb::ObjectStatus::Verified)
-                        .hashes(hashes.0, hashes.1)
-                        .attempts(repaired)
-                        .into(),
-                ),
-                Err((work, e, repaired)) => {
-                    batch.push(
-                        ObjectReport::new(&work.info, pb::ObjectStatus::Failed)
-                            .attempts(repaired)
-                            .failed(&e)
-                            .into(),
-                    );
-                    mismatches.push(e);
-                }
-            }
+            batch.push(verification_report(outcome, 0, &mut mismatches));
             if batch.len() >= REPORT_BATCH || last_flush.elapsed() >= REPORT_INTERVAL {
                 queue.push(std::mem::take(&mut batch)).await?;
                 last_flush = tokio::time::Instant::now();
@@ -630,7 +642,7 @@ async fn place(
         }
     }
     if let Some((src, dst)) = sites.server_side() {
-        let listed = info.etag.as_deref().map(|etag| (info.size, etag));
+        let listed = Some((info.size, info.etag.as_deref()));
         let (copied, attempts) =
             with_retries(key, || dst.copy_from(src, key, listed, server)).await?;
         let size = copied.size;
@@ -858,14 +870,45 @@ async fn verify_or_repair(
     }
 }
 
+/// The result line of a verification; a failure also goes to `mismatches`. `copies`
+/// is what the copy before it took (0 when it happened in an earlier run): the
+/// attempts recorded are those and the re-copies the verification made.
+fn verification_report(
+    outcome: Result<(Work, Hashes, u32), (Work, TransferError, u32)>,
+    copies: u32,
+    mismatches: &mut Vec<TransferError>,
+) -> pb::ObjectResult {
+    match outcome {
+        Ok((work, hashes, repaired)) => ObjectReport::new(&work.info, pb::ObjectStatus::Verified)
+            .hashes(hashes.0, hashes.1)
+            .attempts(copies + repaired)
+            .into(),
+        Err((work, e, repaired)) => {
+            let report = ObjectReport::new(&work.info, pb::ObjectStatus::Failed)
+                .attempts(copies + repaired)
+                .failed(&e)
+                .into();
+            mismatches.push(e);
+            report
+        }
+    }
+}
+
 /// Whether a destination listing shows a copy as quick verification would find it:
-/// the size copied, and for a server-side copy the etag the service returned.
+/// the size copied, and for a server-side copy the etag the service returned, where
+/// the listing carries etags (S3's does). A listing without them confirms a
+/// server-side copy by its size, as it does a copy the agent made: a HEAD per object
+/// would only have the service repeat the etag its CopyObject answer gave.
 fn confirmed_by_listing(work: &Work, listed: Option<&Listed>) -> bool {
     let Some(listed) = listed else { return false };
     match &work.proof {
         Proof::Hashed(_) => listed.size == work.info.size,
         Proof::ServerSide(copied) => {
-            listed.size == copied.size && (copied.etag.is_none() || listed.etag == copied.etag)
+            let etags_agree = match (&copied.etag, &listed.etag) {
+                (Some(copied), Some(listed)) => copied == listed,
+                _ => true,
+            };
+            listed.size == copied.size && etags_agree
         }
     }
 }

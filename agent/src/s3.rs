@@ -251,22 +251,26 @@ impl S3Dataset {
     /// [`can_copy_from`](Self::can_copy_from) holds: the request is signed with this
     /// dataset's credentials, which must be able to read the source.
     ///
-    /// A source that changes during the copy fails it with a temporary error (S3's 412
-    /// on the etag condition), so a retry copies the new version whole. A part-by-part
-    /// copy that fails is aborted, so no parts linger (best effort).
+    /// `listed` is the object's size and, where the listing had one, its etag. A source
+    /// that changes during the copy fails it with a temporary error (S3's 412 on the
+    /// etag condition), so a retry copies the new version whole. A part-by-part copy
+    /// that fails is aborted, so no parts linger (best effort).
     pub async fn copy_from(
         &self,
         source: &S3Dataset,
         key: &str,
-        listed: Option<(u64, &str)>,
+        listed: Option<(u64, Option<&str>)>,
         options: &ServerCopyOptions,
     ) -> Result<ServerCopied, TransferError> {
         let limit = options.single_copy_limit.min(SINGLE_COPY_LIMIT);
-        // The listing's size and etag are all a single copy needs (the service carries
-        // the metadata over, and the etag condition catches a source changed since):
-        // no HEAD, one request per object.
+        // The listing's size is all a single copy needs: the service carries the
+        // metadata over, and one CopyObject copies one version whole, so no HEAD and
+        // one request per object. With the listed etag as its condition, a source
+        // changed since the listing fails the copy and the retry takes the new version;
+        // a listing without etags (some S3-compatible services) leaves the copy
+        // unconditional, and verification compares the size copied with the listing's.
         if let Some((size, etag)) = listed.filter(|(size, _)| *size <= limit) {
-            let etag = self.copy_whole(source, key, Some(etag), options).await?;
+            let etag = self.copy_whole(source, key, etag, options).await?;
             tracing::debug!(key, from = %source.url(key), to = %self.url(key), size, "copied server-side");
             return Ok(ServerCopied { size, etag });
         }

@@ -228,6 +228,73 @@ async fn large_object_is_copied_part_by_part() {
     assert_eq!(after.single_puts, before.single_puts);
 }
 
+/// With the size from a listing, a copy is one CopyObject and no HEAD: conditional on
+/// the listed etag where the listing had one (a stale one fails the copy, temporarily,
+/// so a retry takes the new version), unconditional where it had none (s3s-fs lists
+/// no etags).
+#[tokio::test]
+async fn a_listed_object_is_copied_with_one_request() {
+    let server = S3Server::start().await;
+    server.create_bucket("listed").await;
+    let source = Dataset::open(&server, "listed", "datasets/a");
+    let destination = Dataset::open(&server, "listed", "datasets/b");
+    let object = Object {
+        key: "docs/listed.txt",
+        bytes: bytes(9, 200 * 1024),
+        content_type: Some("text/plain"),
+        metadata: BTreeMap::from([("owner".to_owned(), "team-b".to_owned())]),
+    };
+    source.put(&server, &object).await;
+    let size = object.bytes.len() as u64;
+    let options = ServerCopyOptions::default();
+    let heads = server.heads();
+
+    let copied = destination
+        .s3
+        .copy_from(&source.s3, object.key, Some((size, None)), &options)
+        .await
+        .unwrap();
+    assert_eq!(copied.size, size);
+    assert_eq!(server.heads(), heads, "the listed size needs no HEAD");
+    assert_eq!(destination.get(&server, object.key).await, object.stored());
+
+    let stale = destination
+        .s3
+        .copy_from(
+            &source.s3,
+            object.key,
+            Some((size, Some("\"0123456789abcdef0123456789abcdef\""))),
+            &options,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        stale.temporary,
+        "a source changed since its listing: {stale}"
+    );
+    assert_eq!(stale.kind, ErrorKind::ConditionNotMatch, "{stale}");
+    assert_eq!(stale.key, object.key);
+
+    let etag = source.s3.head(object.key).await.unwrap().1;
+    let heads = server.heads();
+    destination
+        .s3
+        .copy_from(
+            &source.s3,
+            object.key,
+            Some((size, etag.as_deref())),
+            &options,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        server.heads(),
+        heads,
+        "the listed etag needs no HEAD either"
+    );
+    assert_eq!(destination.get(&server, object.key).await, object.stored());
+}
+
 /// A missing source fails the copy at once, permanently, naming the object.
 #[tokio::test]
 async fn missing_source_is_a_permanent_not_found() {

@@ -39,10 +39,12 @@ impl Agent {
         if !env.iter().any(|(k, _)| k == "FERRY_AGENT_ACK_WAIT_SECS") {
             env.push(("FERRY_AGENT_ACK_WAIT_SECS".into(), "6".into()));
         }
-        env.push((
-            "FERRY_AGENT_LOG__FILTER".into(),
-            "info,ferry_agent=debug".into(),
-        ));
+        if !env.iter().any(|(k, _)| k == "FERRY_AGENT_LOG__FILTER") {
+            env.push((
+                "FERRY_AGENT_LOG__FILTER".into(),
+                "info,ferry_agent=debug".into(),
+            ));
+        }
         let mut agent = Agent {
             child: None,
             args,

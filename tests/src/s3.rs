@@ -67,6 +67,8 @@ struct Counters {
     parts_by_upload: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     /// Requests the storage is handling right now.
     in_flight: Arc<AtomicUsize>,
+    /// `HeadObject` calls, so a test can tell whether a client looked at each object.
+    heads: Arc<AtomicUsize>,
 }
 
 /// Counts one request as in flight until it is answered or abandoned.
@@ -95,6 +97,10 @@ impl Counters {
         };
         let path = req.uri().path().trim_start_matches('/');
         let names_object = path.contains('/') && !path.ends_with('/');
+        if req.method() == http::Method::HEAD && names_object {
+            self.heads.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
         let counter = match *req.method() {
             http::Method::POST if has("uploads") => &self.multipart_uploads,
             http::Method::PUT if has("partNumber") => &self.parts,
@@ -368,6 +374,11 @@ impl S3Server {
             );
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+    }
+
+    /// `HeadObject` requests received so far (those for a missing object included).
+    pub fn heads(&self) -> usize {
+        self.counters.heads.load(Ordering::SeqCst)
     }
 
     /// `UploadPart` requests received for the multipart upload `upload_id` (failed ones

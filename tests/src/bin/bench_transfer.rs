@@ -3,7 +3,7 @@
 //!
 //!     cargo build --release --bins
 //!     target/release/ferry-bench-transfer [--rounds 3] [--w1-files 5000] [--w2-files 8]
-//!         [--w2-mib 128] [--skip-w2] [--no-rclone] [--agent-concurrency N]
+//!         [--w2-mib 128] [--skip-w2 | --only-w2] [--no-rclone] [--agent-concurrency N]
 //!
 //! Workloads: W1 many 64 KiB files, `file://` → `s3://`; W2 a few large files,
 //! `file://` → `s3://`; W3 the W1 set `s3://` → `s3://` on the same endpoint. Ferry runs
@@ -33,6 +33,8 @@ struct Args {
     w2_files: usize,
     w2_mib: usize,
     skip_w2: bool,
+    /// W2 alone: no W1, so no W3 either.
+    only_w2: bool,
     rclone: bool,
     /// `FERRY_AGENT_CONCURRENCY` for the agents; their default when unset.
     agent_concurrency: Option<usize>,
@@ -46,6 +48,7 @@ impl Args {
             w2_files: 8,
             w2_mib: 128,
             skip_w2: false,
+            only_w2: false,
             rclone: true,
             agent_concurrency: None,
         };
@@ -62,6 +65,7 @@ impl Args {
                 "--w2-files" => args.w2_files = number("--w2-files")?.max(1),
                 "--w2-mib" => args.w2_mib = number("--w2-mib")?.max(1),
                 "--skip-w2" => args.skip_w2 = true,
+                "--only-w2" => args.only_w2 = true,
                 "--agent-concurrency" => {
                     args.agent_concurrency = Some(number("--agent-concurrency")?.max(1))
                 }
@@ -389,8 +393,13 @@ async fn main() -> anyhow::Result<()> {
             "not installed (or --no-rclone)"
         }
     );
-    println!("generating W1 ({} × 64 KiB)…", args.w1_files);
-    generate(&gen.join("w1"), args.w1_files, 64 * 1024, 1)?;
+    if args.only_w2 && args.skip_w2 {
+        bail!("--only-w2 and --skip-w2 leave nothing to run");
+    }
+    if !args.only_w2 {
+        println!("generating W1 ({} × 64 KiB)…", args.w1_files);
+        generate(&gen.join("w1"), args.w1_files, 64 * 1024, 1)?;
+    }
     if !args.skip_w2 {
         println!("generating W2 ({} × {} MiB)…", args.w2_files, args.w2_mib);
         generate(&gen.join("w2"), args.w2_files, w2_size, 1_000_000)?;
@@ -424,7 +433,11 @@ async fn main() -> anyhow::Result<()> {
         client.create_site(site, credentials).await?;
     }
     let concurrency = args.agent_concurrency.map(|c| c.to_string());
-    let mut agent_env = vec![("FERRY_AGENT_LOG__FILTER", "warn")];
+    // FERRY_BENCH_LOG_DIR=DIR keeps the agents' and the control plane's logs there, the
+    // agents' at level info, to see where a run spends its time.
+    let log_dir = std::env::var_os("FERRY_BENCH_LOG_DIR").map(PathBuf::from);
+    let agent_filter = if log_dir.is_some() { "info" } else { "warn" };
+    let mut agent_env = vec![("FERRY_AGENT_LOG__FILTER", agent_filter)];
     if let Some(c) = &concurrency {
         agent_env.push(("FERRY_AGENT_CONCURRENCY", c));
     }
@@ -443,23 +456,25 @@ async fn main() -> anyhow::Result<()> {
     let measured: anyhow::Result<()> = async {
         for round in 1..=args.rounds {
             println!("round {round}");
-            // W1: many small files to S3.
-            bench
-                .files_to_s3("w1", round, &local_agent, rclone, &mut w1)
-                .await?;
-            // W3: the W1 set, bucket to bucket on one endpoint.
-            for (mode, verify) in MODES {
-                let name = format!("w1-{mode}-{round}");
-                let run = bench.ferry(&s3_agent, &name, "s3-copy", verify).await?;
-                w3.add(&format!("W3 ferry {mode}"), round, run);
-            }
-            if rclone {
-                let run = bench.rclone(
-                    &format!("bench:bench/ferry/w1-quick-{round}"),
-                    &format!("bench:rclone/w3-{round}"),
-                    &[],
-                )?;
-                w3.add("W3 rclone server-side", round, run);
+            if !args.only_w2 {
+                // W1: many small files to S3.
+                bench
+                    .files_to_s3("w1", round, &local_agent, rclone, &mut w1)
+                    .await?;
+                // W3: the W1 set, bucket to bucket on one endpoint.
+                for (mode, verify) in MODES {
+                    let name = format!("w1-{mode}-{round}");
+                    let run = bench.ferry(&s3_agent, &name, "s3-copy", verify).await?;
+                    w3.add(&format!("W3 ferry {mode}"), round, run);
+                }
+                if rclone {
+                    let run = bench.rclone(
+                        &format!("bench:bench/ferry/w1-quick-{round}"),
+                        &format!("bench:rclone/w3-{round}"),
+                        &[],
+                    )?;
+                    w3.add("W3 rclone server-side", round, run);
+                }
             }
             // W2: a few large files to S3.
             if !args.skip_w2 {
@@ -472,6 +487,12 @@ async fn main() -> anyhow::Result<()> {
         Ok(())
     }
     .await;
+    if let Some(dir) = &log_dir {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("agent-local.log"), local_agent.log())?;
+        std::fs::write(dir.join("agent-s3.log"), s3_agent.log())?;
+        std::fs::write(dir.join("control-plane.log"), cp.log())?;
+    }
     if let Err(e) = measured {
         let log = cp.log();
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
@@ -483,10 +504,12 @@ async fn main() -> anyhow::Result<()> {
     }
 
     println!();
-    w1.summary(&format!("W1 ({} × 64 KiB, file → s3)", args.w1_files));
-    w1.ratio("W1 ferry quick", "W1 rclone default");
-    w1.ratio("W1 ferry quick", "W1 rclone --transfers 32");
-    w1.ratio("W1 ferry quick", "W1 ferry full");
+    if !args.only_w2 {
+        w1.summary(&format!("W1 ({} × 64 KiB, file → s3)", args.w1_files));
+        w1.ratio("W1 ferry quick", "W1 rclone default");
+        w1.ratio("W1 ferry quick", "W1 rclone --transfers 32");
+        w1.ratio("W1 ferry quick", "W1 ferry full");
+    }
     if !args.skip_w2 {
         w2.summary(&format!(
             "W2 ({} × {} MiB, file → s3)",
@@ -496,10 +519,13 @@ async fn main() -> anyhow::Result<()> {
         w2.ratio("W2 ferry quick", "W2 rclone --transfers 32");
         w2.ratio("W2 ferry quick", "W2 ferry full");
     }
-    w3.summary(&format!(
-        "W3 ({} × 64 KiB, s3 → s3, one endpoint)",
-        args.w1_files
-    ));
-    w3.ratio("W3 ferry quick", "W3 rclone server-side");
+    if !args.only_w2 {
+        w3.summary(&format!(
+            "W3 ({} × 64 KiB, s3 → s3, one endpoint)",
+            args.w1_files
+        ));
+        w3.ratio("W3 ferry quick", "W3 rclone server-side");
+        w3.ratio("W3 ferry quick", "W3 ferry full");
+    }
     Ok(())
 }
