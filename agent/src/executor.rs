@@ -197,7 +197,7 @@ impl Executor {
             match pb::TaskKind::try_from(command.kind) {
                 Ok(pb::TaskKind::Retire) => self.retire(&sites.src, &cancel).await,
                 Ok(pb::TaskKind::List) => {
-                    self.list_into_tasks(command, &sites.src, &reporter, &cancel)
+                    self.list_into_tasks(command, &sites, &reporter, &cancel)
                         .await
                 }
                 _ => {
@@ -278,14 +278,14 @@ impl Executor {
     async fn list_into_tasks(
         &self,
         command: &pb::JobCommand,
-        src: &opendal::Operator,
+        sites: &Sites,
         reporter: &Reporter,
         cancel: &CancellationToken,
     ) -> anyhow::Result<()> {
         let filter = ObjectFilter::from_pb(command.filter.as_ref()).map_err(anyhow::Error::msg)?;
-        let mut listing =
-            pin!(transfer::list_sizes(src, None)
-                .try_filter(|o| std::future::ready(filter.accepts(o))));
+        let destination_empty = holds_nothing(&sites.dst).await;
+        let mut listing = pin!(transfer::list_sizes(&sites.src, None)
+            .try_filter(|o| std::future::ready(filter.accepts(o))));
         let max_bytes = self.config.task_mib << 20;
         let (mut page, mut page_bytes) = (Vec::new(), 0u64);
         let (mut tasks, mut objects, mut bytes) = (0usize, 0u64, 0u64);
@@ -315,6 +315,7 @@ impl Executor {
                     .send(Event::TaskListed(pb::TaskListed {
                         copy_task_id: format!("copy-{tasks}"),
                         objects: std::mem::take(&mut page),
+                        destination_empty,
                     }))
                     .await?;
                 tasks += 1;
@@ -378,8 +379,18 @@ impl Executor {
             .collect();
         // What the destination already holds, by key and size, listed once: it decides
         // both resumption and, for an object of the same size not recorded, whether to
-        // compare checksums before writing.
-        let present = &destination_listing(&sites.dst, &objects, &command.job_id).await;
+        // compare checksums before writing. On a destination that held nothing when the
+        // listing began, a first run of the task (nothing of it reported, no upload
+        // journalled) has nothing there to find, and the listing is left out; should an
+        // earlier run have died before reporting, what it wrote is written again.
+        let first_run = recorded.values().all(|o| {
+            o.status == pb::ObjectStatus::Pending as i32 && o.attempts == 0 && o.upload.is_none()
+        });
+        let present = &if command.destination_was_empty && first_run {
+            HashMap::new()
+        } else {
+            destination_listing(&sites.dst, &objects, &command.job_id).await
+        };
         let journal = &TaskJournal::new(
             reporter.clone(),
             &recorded,
@@ -778,6 +789,13 @@ async fn destination_listing(
         }
     }
     sizes
+}
+
+/// Whether the destination holds no object at all below the job's path, from the first
+/// page of its listing. A destination that cannot be listed is not known to be empty.
+async fn holds_nothing(dst: &opendal::Operator) -> bool {
+    let mut listing = pin!(transfer::list_sizes(dst, None));
+    listing.next().await.is_none()
 }
 
 /// The object's xxh3-128 when source and destination hold the same bytes.

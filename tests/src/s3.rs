@@ -69,6 +69,8 @@ struct Counters {
     in_flight: Arc<AtomicUsize>,
     /// `HeadObject` calls, so a test can tell whether a client looked at each object.
     heads: Arc<AtomicUsize>,
+    /// `ListObjects` calls (each page is one).
+    lists: Arc<AtomicUsize>,
 }
 
 /// Counts one request as in flight until it is answered or abandoned.
@@ -99,6 +101,10 @@ impl Counters {
         let names_object = path.contains('/') && !path.ends_with('/');
         if req.method() == http::Method::HEAD && names_object {
             self.heads.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+        if req.method() == http::Method::GET && !names_object && !path.is_empty() {
+            self.lists.fetch_add(1, Ordering::SeqCst);
             return;
         }
         let counter = match *req.method() {
@@ -379,6 +385,11 @@ impl S3Server {
     /// `HeadObject` requests received so far (those for a missing object included).
     pub fn heads(&self) -> usize {
         self.counters.heads.load(Ordering::SeqCst)
+    }
+
+    /// `ListObjects` requests received so far, one a page.
+    pub fn lists(&self) -> usize {
+        self.counters.lists.load(Ordering::SeqCst)
     }
 
     /// `UploadPart` requests received for the multipart upload `upload_id` (failed ones

@@ -1033,6 +1033,52 @@ async fn objects_up_to_the_part_size_go_in_one_request_larger_ones_in_parts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_destination_is_listed_once_before_the_copy_and_once_per_task_after() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let s3 = S3Server::start().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let source: BTreeMap<String, Vec<u8>> = (0..20)
+        .map(|i| {
+            let bytes = ferry_tests::dataset::bytes(700 + i, 10_000);
+            (format!("part-{i:02}.bin"), bytes)
+        })
+        .collect();
+    file_system_dataset_and_bucket(&client, &s3, dirs.path(), "fresh", "fresh", &source).await;
+    let _agent = Agent::start(
+        &cp.endpoint(),
+        cp.nats_url(),
+        "fast",
+        &[("FERRY_AGENT_TASK_OBJECTS", "4")],
+    );
+
+    let lists = s3.lists();
+    let job = plan(&client, "fresh", "bucket", pb::VerifyMode::Quick, "fresh").await;
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    let listed = s3.lists() - lists;
+    assert_eq!(
+        bucket_bytes(&s3.client(), "fresh", "ferry/fresh/").await,
+        source
+    );
+    // Five tasks of four. The listing task finds the destination empty, so no copy task
+    // lists it before copying; each lists its range once to verify. Before, each task
+    // also listed it first, to find objects to resume or skip: ten listings.
+    assert!(
+        (5..=6).contains(&listed),
+        "{listed} ListObjects requests for 5 tasks on an empty destination"
+    );
+    let objects = client.list_job_objects(&job.id, None).await.unwrap();
+    assert_eq!(objects.len(), source.len());
+    assert!(
+        objects
+            .iter()
+            .all(|o| o.status == pb::ObjectStatus::Verified as i32),
+        "{objects:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_already_at_the_destination_with_the_same_checksum_are_not_written_again() {
     let cp = ControlPlane::start().await;
     let client = Client::connect(&cp.endpoint()).await.unwrap();

@@ -27,6 +27,7 @@ fn dispatch(
     task: &str,
     kind: pb::TaskKind,
     objects: Vec<pb::ListedObject>,
+    destination_was_empty: bool,
 ) -> OutboxMessage {
     let command = pb::JobCommand {
         job_id: job.id.to_string(),
@@ -43,6 +44,7 @@ fn dispatch(
         keys: Vec::new(),
         bandwidth_limit_bytes_per_sec: job.bandwidth_limit.unwrap_or(0),
         objects,
+        destination_was_empty,
     };
     OutboxMessage {
         subject: jobs_subject(job.executing_site_id),
@@ -53,16 +55,19 @@ fn dispatch(
 
 /// The task that lists a job's source into copy tasks: the first of every attempt.
 pub fn dispatch_list(job: &Job) -> OutboxMessage {
-    dispatch(job, LIST_TASK, pb::TaskKind::List, Vec::new())
+    dispatch(job, LIST_TASK, pb::TaskKind::List, Vec::new(), false)
 }
 
 /// A copy task: these objects (key, size) are copied and verified by whichever agent
-/// of the site takes it. `etags` are the source's, as listed, where known.
+/// of the site takes it. `etags` are the source's, as listed, where known;
+/// `destination_was_empty` is what the listing found at the destination, false when
+/// unknown.
 pub fn dispatch_copy(
     job: &Job,
     task: &str,
     objects: &[(String, u64)],
     etags: &HashMap<String, String>,
+    destination_was_empty: bool,
 ) -> OutboxMessage {
     let objects = objects
         .iter()
@@ -73,7 +78,13 @@ pub fn dispatch_copy(
             ..Default::default()
         })
         .collect();
-    dispatch(job, task, pb::TaskKind::Copy, objects)
+    dispatch(
+        job,
+        task,
+        pb::TaskKind::Copy,
+        objects,
+        destination_was_empty,
+    )
 }
 
 /// The task that aborts the unfinished multipart uploads (key, upload id) of a job
@@ -87,12 +98,18 @@ pub fn dispatch_abort_uploads(job: &Job, uploads: &[(String, String)]) -> Outbox
             ..Default::default()
         })
         .collect();
-    dispatch(job, ABORT_UPLOADS_TASK, pb::TaskKind::AbortUploads, objects)
+    dispatch(
+        job,
+        ABORT_UPLOADS_TASK,
+        pb::TaskKind::AbortUploads,
+        objects,
+        false,
+    )
 }
 
 /// The task that deletes the source once the switch committed.
 pub fn dispatch_retire(job: &Job) -> OutboxMessage {
-    dispatch(job, RETIRE_TASK, pb::TaskKind::Retire, Vec::new())
+    dispatch(job, RETIRE_TASK, pb::TaskKind::Retire, Vec::new(), false)
 }
 
 pub fn verify_mode_to_pb(m: VerifyMode) -> i32 {
@@ -183,6 +200,7 @@ pub fn decode_report(payload: &[u8], now: DateTime<Utc>) -> Result<Report> {
                     .map(|o| (o.key.clone(), o.etag.clone()))
                     .collect(),
                 objects: t.objects.into_iter().map(|o| (o.key, o.size)).collect(),
+                destination_empty: t.destination_empty,
             }
         }
         pb::progress_report::Event::Upload(u) => ReportEvent::Upload {

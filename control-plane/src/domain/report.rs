@@ -42,6 +42,9 @@ pub enum ReportEvent {
         /// The source's etags by key, where its store lists them: passed on to the
         /// copy task so that a server-side copy needs no HEAD.
         etags: std::collections::HashMap<String, String>,
+        /// The destination held nothing when the listing began: passed on to the copy
+        /// task so that its first run does not list the destination.
+        destination_empty: bool,
     },
     /// A multipart upload of `key` started or stored more parts.
     Upload {

@@ -330,7 +330,7 @@ impl Migrations {
                     .iter()
                     // Without etags: a server-side copy then HEADs each source object.
                     .map(|(task, objects)| {
-                        messages::dispatch_copy(job, task, objects, &Default::default())
+                        messages::dispatch_copy(job, task, objects, &Default::default(), false)
                     })
                     .collect(),
             })
@@ -424,6 +424,7 @@ impl Migrations {
                 task,
                 objects,
                 etags,
+                destination_empty,
             } => {
                 let dispatched = self
                     .store
@@ -432,7 +433,9 @@ impl Migrations {
                         &task,
                         &objects,
                         self.catalogue.clock().now(),
-                        |todo| messages::dispatch_copy(&job, &task, todo, &etags),
+                        |todo| {
+                            messages::dispatch_copy(&job, &task, todo, &etags, destination_empty)
+                        },
                     )
                     .await?;
                 info!(job_id = %job.id, task, listed = objects.len(), dispatched, "copy task recorded");

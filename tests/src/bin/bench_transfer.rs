@@ -103,6 +103,12 @@ fn proc_usage(pid: u32) -> Option<(f64, u64)> {
     Some((ticks / 100.0, hwm))
 }
 
+/// Writes the page cache's dirty pages out before a run, so that no run pays for the
+/// writeback of what an earlier one wrote (the large workloads leave gigabytes behind).
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
 /// Resets a process's peak RSS so the next reading covers one run only.
 fn reset_peak_rss(pid: u32) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
@@ -152,6 +158,7 @@ impl Bench {
         verify: pb::VerifyMode,
     ) -> anyhow::Result<Run> {
         let pid = agent.pid().context("the agent is not running")?;
+        settle();
         reset_peak_rss(pid);
         let (cpu_before, _) = proc_usage(pid).context("reading the agent's usage")?;
         let started = Instant::now();
@@ -194,6 +201,7 @@ impl Bench {
     }
 
     fn rclone(&self, from: &str, to: &str, extra: &[&str]) -> anyhow::Result<Run> {
+        settle();
         let started = Instant::now();
         let mut command = Command::new("rclone");
         command.args(["copy", from, to]).args(extra);
