@@ -10,8 +10,8 @@
 //! through a real control plane, agent and nats-server, with verify `quick` and `full`;
 //! rclone (when on the PATH) with default flags and with `--transfers 32 --checkers 32`.
 //! Each run prints wall time, objects/s, MB/s, CPU seconds and peak RSS of the process
-//! doing the transfer (the agent; rclone itself), sampled from /proc; medians and ratios
-//! follow.
+//! doing the transfer (the agent; rclone itself), sampled from /proc, and the CPU
+//! seconds the S3 server (this process) spent on it; medians and ratios follow.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -85,6 +85,14 @@ struct Run {
     seconds: f64,
     cpu_seconds: f64,
     peak_rss_kib: u64,
+    /// CPU seconds of this process, which is the S3 server (its other work, polling
+    /// the job or waiting for rclone, is a few milliseconds).
+    server_cpu_seconds: f64,
+}
+
+/// This process's CPU seconds, the S3 server's, exited threads included.
+fn server_cpu() -> f64 {
+    proc_usage(std::process::id()).map_or(0.0, |(cpu, _)| cpu)
 }
 
 /// A process's CPU seconds (user + system) and peak RSS, from /proc.
@@ -161,6 +169,7 @@ impl Bench {
         settle();
         reset_peak_rss(pid);
         let (cpu_before, _) = proc_usage(pid).context("reading the agent's usage")?;
+        let server_before = server_cpu();
         let started = Instant::now();
         let job = self
             .client
@@ -197,11 +206,13 @@ impl Bench {
             seconds,
             cpu_seconds: cpu_after - cpu_before,
             peak_rss_kib,
+            server_cpu_seconds: server_cpu() - server_before,
         })
     }
 
     fn rclone(&self, from: &str, to: &str, extra: &[&str]) -> anyhow::Result<Run> {
         settle();
+        let server_before = server_cpu();
         let started = Instant::now();
         let mut command = Command::new("rclone");
         command.args(["copy", from, to]).args(extra);
@@ -250,6 +261,7 @@ impl Bench {
             seconds,
             cpu_seconds: last.0,
             peak_rss_kib: last.1,
+            server_cpu_seconds: server_cpu() - server_before,
         })
     }
 }
@@ -333,12 +345,13 @@ impl Results {
     fn add(&mut self, who: &str, round: usize, run: Run) {
         let (objects, bytes) = (self.objects, self.bytes);
         println!(
-            "  round {round}  {who:<22} {:>7.2} s {:>9.0} obj/s {:>8.1} MB/s {:>7.2} cpu s {:>6} MiB peak",
+            "  round {round}  {who:<22} {:>7.2} s {:>9.0} obj/s {:>8.1} MB/s {:>7.2} cpu s {:>6} MiB peak {:>6.2} server cpu s",
             run.seconds,
             objects as f64 / run.seconds,
             bytes as f64 / 1e6 / run.seconds,
             run.cpu_seconds,
-            run.peak_rss_kib / 1024
+            run.peak_rss_kib / 1024,
+            run.server_cpu_seconds
         );
         self.runs.entry(who.to_owned()).or_default().push(run);
     }
@@ -356,8 +369,9 @@ impl Results {
             let s = median(runs.iter().map(|r| r.seconds).collect());
             let cpu = median(runs.iter().map(|r| r.cpu_seconds).collect());
             let rss = runs.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0);
+            let server = median(runs.iter().map(|r| r.server_cpu_seconds).collect());
             println!(
-                "  {who:<22} {s:>7.2} s {:>9.0} obj/s {:>8.1} MB/s {cpu:>7.2} cpu s {:>6} MiB peak",
+                "  {who:<22} {s:>7.2} s {:>9.0} obj/s {:>8.1} MB/s {cpu:>7.2} cpu s {:>6} MiB peak {server:>6.2} server cpu s",
                 objects as f64 / s,
                 bytes as f64 / 1e6 / s,
                 rss / 1024
