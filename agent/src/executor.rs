@@ -489,41 +489,40 @@ impl Executor {
             let Some((info, outcome, verified)) = next else {
                 break;
             };
-            if let (Ok(Placed::Copied(_, _, attempts)), Some(verified)) = (&outcome, verified) {
+            match (outcome, verified) {
+                (Ok(Placed::AlreadyThere(xxh3)), _) => batch.push(
+                    ObjectReport::new(&info, pb::ObjectStatus::Skipped)
+                        .hashes(Some(xxh3), Some(xxh3))
+                        .into(),
+                ),
                 // Verified at once: its one result says so. Should the agent stop before
                 // reporting it, the next run finds the same bytes at both ends and
                 // records the object skipped, without writing it again.
-                batch.push(verification_report(verified, *attempts, &mut mismatches));
-            } else {
-                match outcome {
-                    Ok(Placed::AlreadyThere(xxh3)) => batch.push(
-                        ObjectReport::new(&info, pb::ObjectStatus::Skipped)
-                            .hashes(Some(xxh3), Some(xxh3))
+                (Ok(Placed::Copied(_, _, attempts)), Some(verified)) => {
+                    batch.push(verification_report(verified, attempts, &mut mismatches))
+                }
+                (Ok(Placed::Copied(proof, size, attempts)), None) => {
+                    let info = ObjectInfo { size, ..info };
+                    let source_xxh3 = match &proof {
+                        Proof::Hashed(xxh3) => Some(*xxh3),
+                        Proof::ServerSide(_) => None,
+                    };
+                    batch.push(
+                        ObjectReport::new(&info, pb::ObjectStatus::Copied)
+                            .hashes(source_xxh3, None)
+                            .attempts(attempts)
                             .into(),
-                    ),
-                    Ok(Placed::Copied(proof, size, attempts)) => {
-                        let info = ObjectInfo { size, ..info };
-                        let source_xxh3 = match &proof {
-                            Proof::Hashed(xxh3) => Some(*xxh3),
-                            Proof::ServerSide(_) => None,
-                        };
-                        batch.push(
-                            ObjectReport::new(&info, pb::ObjectStatus::Copied)
-                                .hashes(source_xxh3, None)
-                                .attempts(attempts)
-                                .into(),
-                        );
-                        copied.push(Work { info, proof });
-                    }
-                    Err((e, attempts)) => {
-                        batch.push(
-                            ObjectReport::new(&info, pb::ObjectStatus::Failed)
-                                .attempts(attempts)
-                                .failed(&e)
-                                .into(),
-                        );
-                        failures.push(e);
-                    }
+                    );
+                    copied.push(Work { info, proof });
+                }
+                (Err((e, attempts)), _) => {
+                    batch.push(
+                        ObjectReport::new(&info, pb::ObjectStatus::Failed)
+                            .attempts(attempts)
+                            .failed(&e)
+                            .into(),
+                    );
+                    failures.push(e);
                 }
             }
             if batch.len() >= REPORT_BATCH || last_flush.elapsed() >= REPORT_INTERVAL {

@@ -27,9 +27,18 @@ fn dispatch(
     task: &str,
     kind: pb::TaskKind,
     objects: Vec<pb::ListedObject>,
-    destination_was_empty: bool,
 ) -> OutboxMessage {
-    let command = pb::JobCommand {
+    to_outbox(job, command(job, task, kind, objects))
+}
+
+/// The command for a job's task, with everything the job itself says.
+fn command(
+    job: &Job,
+    task: &str,
+    kind: pb::TaskKind,
+    objects: Vec<pb::ListedObject>,
+) -> pb::JobCommand {
+    pb::JobCommand {
         job_id: job.id.to_string(),
         attempt: job.attempt,
         task_id: task.to_owned(),
@@ -44,18 +53,21 @@ fn dispatch(
         keys: Vec::new(),
         bandwidth_limit_bytes_per_sec: job.bandwidth_limit.unwrap_or(0),
         objects,
-        destination_was_empty,
-    };
+        destination_was_empty: false,
+    }
+}
+
+fn to_outbox(job: &Job, command: pb::JobCommand) -> OutboxMessage {
     OutboxMessage {
         subject: jobs_subject(job.executing_site_id),
-        message_id: format!("{}.{}.{task}", job.id, job.attempt),
+        message_id: format!("{}.{}.{}", job.id, job.attempt, command.task_id),
         payload: command.encode_to_vec(),
     }
 }
 
 /// The task that lists a job's source into copy tasks: the first of every attempt.
 pub fn dispatch_list(job: &Job) -> OutboxMessage {
-    dispatch(job, LIST_TASK, pb::TaskKind::List, Vec::new(), false)
+    dispatch(job, LIST_TASK, pb::TaskKind::List, Vec::new())
 }
 
 /// A copy task: these objects (key, size) are copied and verified by whichever agent
@@ -78,13 +90,9 @@ pub fn dispatch_copy(
             ..Default::default()
         })
         .collect();
-    dispatch(
-        job,
-        task,
-        pb::TaskKind::Copy,
-        objects,
-        destination_was_empty,
-    )
+    let mut command = command(job, task, pb::TaskKind::Copy, objects);
+    command.destination_was_empty = destination_was_empty;
+    to_outbox(job, command)
 }
 
 /// The task that aborts the unfinished multipart uploads (key, upload id) of a job
@@ -98,18 +106,12 @@ pub fn dispatch_abort_uploads(job: &Job, uploads: &[(String, String)]) -> Outbox
             ..Default::default()
         })
         .collect();
-    dispatch(
-        job,
-        ABORT_UPLOADS_TASK,
-        pb::TaskKind::AbortUploads,
-        objects,
-        false,
-    )
+    dispatch(job, ABORT_UPLOADS_TASK, pb::TaskKind::AbortUploads, objects)
 }
 
 /// The task that deletes the source once the switch committed.
 pub fn dispatch_retire(job: &Job) -> OutboxMessage {
-    dispatch(job, RETIRE_TASK, pb::TaskKind::Retire, Vec::new(), false)
+    dispatch(job, RETIRE_TASK, pb::TaskKind::Retire, Vec::new())
 }
 
 pub fn verify_mode_to_pb(m: VerifyMode) -> i32 {
