@@ -17,6 +17,8 @@ mod consistency;
 mod datasets;
 #[path = "store_suite/fixture.rs"]
 mod fixture;
+#[path = "store_suite/jobs.rs"]
+mod jobs;
 #[path = "store_suite/policies.rs"]
 mod policies;
 #[path = "store_suite/sites.rs"]
@@ -80,4 +82,6 @@ store_test_suite!(
     consistency::concurrent_site_updates_all_land,
     consistency::catalogue_survives_reconnect,
     access::access_folds_add_up_and_commit_with_their_cursor,
+    jobs::job_counters_follow_object_reports,
+    jobs::concurrent_reports_count_each_object_once,
 );

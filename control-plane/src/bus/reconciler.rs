@@ -52,3 +52,191 @@ async fn reconcile(migrations: &Migrations) -> crate::error::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::BTreeMap, sync::Arc};
+
+    use chrono::Utc;
+    use ferry_proto::v1 as pb;
+    use prost::Message;
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::{
+        clock::{Clock, ManualClock, SharedClock},
+        domain::{
+            dataset::{DatasetPath, NewDataset},
+            ids::JobId,
+            job::{JobObject, ObjectStatus},
+            labels::Labels,
+            name::{Name, Ref},
+            report::{Report, ReportEvent, LIST_TASK},
+            site::{Credentials, NewSite, Prices},
+            tier::Tier,
+            uri::SiteUri,
+        },
+        service::{migrations::PlanRequest, Catalogue},
+        store::Store,
+        vault::Vault,
+    };
+
+    struct Fixture {
+        migrations: Migrations,
+        clock: Arc<ManualClock>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        async fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+            let store = Store::connect(&url, 2).await.unwrap();
+            let vault = Vault::load(None, &dir.path().join("master.key")).unwrap();
+            let clock = Arc::new(ManualClock::starting_at(Utc::now()));
+            let catalogue = Catalogue::new(store, Arc::new(vault), SharedClock::new(clock.clone()));
+            for (name, uri) in [("src", "s3://src"), ("dst", "s3://dst")] {
+                let site = NewSite {
+                    name: Name::parse("name", name).unwrap(),
+                    uri: SiteUri::parse("uri", uri).unwrap(),
+                    options: BTreeMap::new(),
+                    tier: Tier::Hot,
+                    default_storage_class: "STANDARD".into(),
+                    latency_ms: 10,
+                    prices: Prices {
+                        storage_per_gb_month: 0.02,
+                        retrieval_per_gb: 0.0,
+                        egress_per_gb: 0.09,
+                        per_1000_requests: 0.005,
+                        min_storage_days: 0,
+                    },
+                    bandwidth_limit: None,
+                };
+                catalogue
+                    .create_site(site, Credentials::default())
+                    .await
+                    .unwrap();
+            }
+            let dataset = NewDataset {
+                name: Name::parse("name", "d").unwrap(),
+                site: Ref::Name(Name::parse("site", "src").unwrap()),
+                path: DatasetPath::parse("path", "d").unwrap(),
+                current_tier: None,
+                latency_slo_ms: None,
+                size_bytes: 0,
+                object_count: 0,
+                owner: "ops".into(),
+                labels: Labels::default(),
+            };
+            catalogue.create_dataset(dataset).await.unwrap();
+            Fixture {
+                migrations: Migrations::new(catalogue, Arc::new(Notify::new())),
+                clock,
+                _dir: dir,
+            }
+        }
+
+        /// A job whose finished listing recorded copy task `t1` of two objects.
+        async fn copying_job(&self) -> JobId {
+            let (job, _) = self
+                .migrations
+                .plan(PlanRequest {
+                    dataset: Ref::Name(Name::parse("dataset", "d").unwrap()),
+                    destination_site: Ref::Name(Name::parse("site", "dst").unwrap()),
+                    destination_path: None,
+                    storage_class: None,
+                    verify_mode: None,
+                    retire_source: false,
+                    idempotency_key: None,
+                    filter: Default::default(),
+                    bandwidth_limit: None,
+                })
+                .await
+                .unwrap();
+            self.report(job.id, LIST_TASK, ReportEvent::Started).await;
+            let listed = ReportEvent::TaskListed {
+                task: "t1".into(),
+                objects: vec![("a".into(), 1), ("b".into(), 1)],
+                etags: Default::default(),
+                destination_empty: true,
+            };
+            self.report(job.id, LIST_TASK, listed).await;
+            let finished = ReportEvent::Finished {
+                success: true,
+                error: None,
+            };
+            self.report(job.id, LIST_TASK, finished).await;
+            job.id
+        }
+
+        async fn report(&self, job_id: JobId, task: &str, event: ReportEvent) {
+            self.migrations
+                .apply(Report {
+                    job_id,
+                    attempt: 1,
+                    task_id: task.into(),
+                    agent_id: None,
+                    event,
+                })
+                .await
+                .unwrap();
+        }
+
+        async fn verified(&self, job_id: JobId, key: &str) {
+            let object = JobObject {
+                key: key.into(),
+                size: 1,
+                status: ObjectStatus::Verified,
+                source_xxh3: None,
+                destination_xxh3: None,
+                attempts: 1,
+                error: None,
+                operation: None,
+                updated_at: self.clock.now(),
+                task: None,
+                upload: None,
+            };
+            self.report(job_id, "t1", ReportEvent::Objects(vec![object]))
+                .await;
+        }
+
+        /// Runs the reconciler once and returns the tasks it dispatched (and marks every
+        /// message published, as the relay would).
+        async fn reconcile(&self) -> Vec<String> {
+            reconcile(&self.migrations).await.unwrap();
+            let store = self.migrations.store();
+            let mut tasks = Vec::new();
+            for m in store.unpublished(1000).await.unwrap() {
+                let command = pb::JobCommand::decode(m.message.payload.as_slice()).unwrap();
+                tasks.push(command.task_id);
+                store.mark_published(m.id, self.clock.now()).await.unwrap();
+            }
+            tasks
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_with_recent_progress_is_left_alone_and_a_silent_one_redispatched() {
+        let f = Fixture::new().await;
+        let job = f.copying_job().await;
+        assert_eq!(
+            f.reconcile().await,
+            ["list", "t1"],
+            "the plan's own dispatches"
+        );
+
+        // The job's state last changed 4 minutes ago, but an agent reported an object
+        // 2 minutes ago: whichever agent that was, the job moves.
+        f.clock.advance(TimeDelta::minutes(2));
+        f.verified(job, "a").await;
+        f.clock.advance(TimeDelta::minutes(2));
+        assert_eq!(f.reconcile().await, Vec::<String>::new());
+
+        // Nothing reported for longer than STUCK_AFTER, and no live agent holds it: its
+        // unfinished task goes out again.
+        f.clock.advance(TimeDelta::minutes(2));
+        assert_eq!(f.reconcile().await, ["t1"]);
+        // The re-dispatch counts as a change: not again at once.
+        assert_eq!(f.reconcile().await, Vec::<String>::new());
+    }
+}

@@ -414,7 +414,8 @@ impl Migrations {
                 self.changed(job.id, false);
             }
             ReportEvent::Objects(objects) => {
-                self.store.upsert_job_objects(job.id, &objects).await?;
+                let now = self.catalogue.clock().now();
+                self.store.upsert_job_objects(job.id, &objects, now).await?;
                 self.changed(job.id, false);
                 if job.listed && job.state == JobState::Copying {
                     self.verifying_once_copied(job.id, report.attempt).await?;
@@ -442,7 +443,8 @@ impl Migrations {
                 self.changed(job.id, dispatched > 0);
             }
             ReportEvent::Upload { key, upload } => {
-                self.store.record_upload(job.id, &key, upload).await?;
+                let now = self.catalogue.clock().now();
+                self.store.record_upload(job.id, &key, upload, now).await?;
             }
             // Phases follow from the objects' statuses since jobs are split into tasks.
             ReportEvent::Phase(_) => {}
@@ -488,7 +490,7 @@ impl Migrations {
 
     /// Enters `verifying` once every listed object is copied: what is left is checking.
     async fn verifying_once_copied(&self, id: JobId, attempt: u32) -> Result<()> {
-        if self.store.objects_not_copied(id).await? > 0 {
+        if self.store.has_objects_not_copied(id).await? {
             return Ok(());
         }
         self.enter_verifying(id, attempt).await
@@ -518,7 +520,7 @@ impl Migrations {
         if job.attempt != attempt || !job.listed || !copying {
             return Ok(());
         }
-        if self.store.unfinished_objects(id).await? > 0 {
+        if self.store.has_unfinished_objects(id).await? {
             return Ok(());
         }
         let c = self.store.job_counters(id).await?;

@@ -5,8 +5,8 @@ use sea_orm::{
     sea_query::{Expr, OnConflict},
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use super::{
@@ -155,7 +155,8 @@ impl Store {
         Ok(Page::from_rows(jobs, page.size, |j| j.id.to_string()))
     }
 
-    /// Jobs in `state` last changed before `before`, oldest first.
+    /// Jobs in `state` neither changed nor reported on by an agent since `before`,
+    /// oldest first.
     pub async fn stale_jobs(
         &self,
         state: JobState,
@@ -165,6 +166,11 @@ impl Store {
         let rows = job::Entity::find()
             .filter(job::Column::State.eq(state.as_str()))
             .filter(job::Column::UpdatedAt.lt(before))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(job::Column::ProgressedAt.is_null())
+                    .add(job::Column::ProgressedAt.lt(before)),
+            )
             .order_by_asc(job::Column::UpdatedAt)
             .limit(limit)
             .all(&self.db)
@@ -213,13 +219,19 @@ impl Store {
         Ok(())
     }
 
-    /// Inserts or updates per-object records. `attempts` of a report add to the stored
-    /// count; the other fields replace it.
-    pub async fn upsert_job_objects(&self, id: JobId, objects: &[JobObject]) -> Result<()> {
+    /// Inserts or updates per-object records, reported at `at`. `attempts` of a report
+    /// add to the stored count; the other fields replace it.
+    pub async fn upsert_job_objects(
+        &self,
+        id: JobId,
+        objects: &[JobObject],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         if objects.is_empty() {
             return Ok(());
         }
         let txn = self.begin_write().await?;
+        lock_job(&txn, id).await?;
         // One read and one multi-row upsert per chunk rather than two statements per
         // object: reports come in batches, and the control plane shares its cores.
         // A key reported twice in one batch is folded into one row first (PostgreSQL
@@ -238,6 +250,7 @@ impl Store {
                 }
             }
         }
+        let mut change = Tally::default();
         for chunk in latest.chunks(100) {
             let existing: std::collections::HashMap<String, job_object::Model> =
                 job_object::Entity::find()
@@ -249,6 +262,12 @@ impl Store {
                     .into_iter()
                     .map(|row| (row.key.clone(), row))
                     .collect();
+            for o in chunk {
+                change += Tally::of(o.status, to_i64(o.size));
+                if let Some(row) = existing.get(&o.key) {
+                    change -= Tally::of_row(row);
+                }
+            }
             let rows = chunk.iter().map(|o| {
                 let (attempts, task, upload) = match existing.get(&o.key) {
                     Some(e) => (e.attempts, e.task.clone(), e.upload.clone()),
@@ -295,7 +314,7 @@ impl Store {
                 .await
                 .map_err(db_error)?;
         }
-        refresh_counters(&txn, id).await?;
+        update_counters(&txn, id, change, Some(at)).await?;
         txn.commit().await.map_err(db_error)
     }
 
@@ -355,6 +374,7 @@ impl Store {
         dispatch: impl FnOnce(&[(String, u64)]) -> OutboxMessage,
     ) -> Result<usize> {
         let txn = self.begin_write().await?;
+        lock_job(&txn, id).await?;
         let mut existing = std::collections::HashMap::new();
         for keys in objects.chunks(500) {
             let rows = job_object::Entity::find()
@@ -367,6 +387,8 @@ impl Store {
         }
         let (mut to_copy, mut new_rows) = (Vec::new(), Vec::new());
         let (mut added_objects, mut added_bytes) = (0i64, 0i64);
+        // Objects listed again are pending again: what they counted for goes.
+        let mut change = Tally::default();
         for (key, size) in objects {
             let size_i64 = to_i64(*size);
             match existing.remove(key) {
@@ -379,6 +401,7 @@ impl Store {
                         continue;
                     }
                     added_bytes += size_i64 - row.size;
+                    change -= Tally::of_row(&row);
                     let upload = row.upload.clone().filter(|_| row.size == size_i64);
                     job_object::ActiveModel {
                         job_id: Set(row.job_id),
@@ -441,6 +464,7 @@ impl Store {
             .exec(&txn)
             .await
             .map_err(db_error)?;
+        update_counters(&txn, id, change, Some(at)).await?;
         if !to_copy.is_empty() {
             insert_outbox(&txn, &[dispatch(&to_copy)]).await?;
         }
@@ -458,6 +482,24 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<u64> {
         let txn = self.begin_write().await?;
+        lock_job(&txn, id).await?;
+        let unfinished = UNFINISHED.map(ObjectStatus::as_str);
+        let failing: Vec<(String, i64)> = job_object::Entity::find()
+            .select_only()
+            .column(job_object::Column::Status)
+            .column(job_object::Column::Size)
+            .filter(job_object::Column::JobId.eq(id.to_string()))
+            .filter(job_object::Column::Task.eq(task))
+            .filter(job_object::Column::Status.is_in(unfinished))
+            .into_tuple()
+            .all(&txn)
+            .await
+            .map_err(db_error)?;
+        let mut change = Tally::default();
+        for (status, size) in &failing {
+            change -= Tally::of_stored(status, *size);
+            change += Tally::of(ObjectStatus::Failed, *size);
+        }
         let result = job_object::Entity::update_many()
             .col_expr(
                 job_object::Column::Status,
@@ -467,37 +509,41 @@ impl Store {
             .col_expr(job_object::Column::UpdatedAt, Expr::value(at))
             .filter(job_object::Column::JobId.eq(id.to_string()))
             .filter(job_object::Column::Task.eq(task))
-            .filter(job_object::Column::Status.is_in(UNFINISHED.map(ObjectStatus::as_str)))
+            .filter(job_object::Column::Status.is_in(unfinished))
             .exec(&txn)
             .await
             .map_err(db_error)?;
-        refresh_counters(&txn, id).await?;
+        // Giving up is no progress: the reconciler may still find the job stuck.
+        update_counters(&txn, id, change, None).await?;
         txn.commit().await.map_err(db_error)?;
         Ok(result.rows_affected)
     }
 
-    /// How many of a job's objects still need work (pending, copying or copied).
-    pub async fn unfinished_objects(&self, id: JobId) -> Result<u64> {
-        let n = job_object::Entity::find()
-            .filter(job_object::Column::JobId.eq(id.to_string()))
-            .filter(job_object::Column::Status.is_in(UNFINISHED.map(ObjectStatus::as_str)))
-            .count(&self.db)
-            .await
-            .map_err(db_error)?;
-        Ok(n)
+    /// Whether any of a job's objects still needs work (pending, copying or copied).
+    pub async fn has_unfinished_objects(&self, id: JobId) -> Result<bool> {
+        self.has_objects_in(id, &UNFINISHED).await
     }
 
-    /// How many of a job's objects are not copied yet (pending or copying).
-    pub async fn objects_not_copied(&self, id: JobId) -> Result<u64> {
-        job_object::Entity::find()
-            .filter(job_object::Column::JobId.eq(id.to_string()))
-            .filter(job_object::Column::Status.is_in([
-                ObjectStatus::Pending.as_str(),
-                ObjectStatus::Copying.as_str(),
-            ]))
-            .count(&self.db)
+    /// Whether any of a job's objects is not copied yet (pending or copying).
+    pub async fn has_objects_not_copied(&self, id: JobId) -> Result<bool> {
+        self.has_objects_in(id, &[ObjectStatus::Pending, ObjectStatus::Copying])
             .await
-            .map_err(db_error)
+    }
+
+    /// Asked after every report batch: one index probe per status, however large the
+    /// job, rather than a count of its objects.
+    async fn has_objects_in(&self, id: JobId, statuses: &[ObjectStatus]) -> Result<bool> {
+        let found = job_object::Entity::find()
+            .select_only()
+            .column(job_object::Column::Key)
+            .filter(job_object::Column::JobId.eq(id.to_string()))
+            .filter(job_object::Column::Status.is_in(statuses.iter().map(|s| s.as_str())))
+            .limit(1)
+            .into_tuple::<String>()
+            .one(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(found.is_some())
     }
 
     /// The copy tasks of a job with unfinished objects, each with those objects (key,
@@ -550,8 +596,15 @@ impl Store {
     }
 
     /// Records that a multipart upload of `key` started or stored more parts.
-    pub async fn record_upload(&self, id: JobId, key: &str, update: MultipartUpload) -> Result<()> {
+    pub async fn record_upload(
+        &self,
+        id: JobId,
+        key: &str,
+        update: MultipartUpload,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         let txn = self.begin_write().await?;
+        update_counters(&txn, id, Tally::default(), Some(at)).await?;
         let Some(row) = job_object::Entity::find_by_id((id.to_string(), key.to_owned()))
             .one(&txn)
             .await
@@ -799,8 +852,118 @@ pub fn active_job_error(active: &Job) -> Error {
     ))
 }
 
-/// Recomputes a job's counters from its object records, so re-applied reports never
-/// count twice.
+/// Serialises the transactions that change a job's counters by the objects they
+/// change, so that two of them cannot both count the same object's move (PostgreSQL;
+/// a SQLite write transaction holds the whole database already).
+async fn lock_job(txn: &DatabaseTransaction, id: JobId) -> Result<()> {
+    job::Entity::find_by_id(id.to_string())
+        .select_only()
+        .column(job::Column::Id)
+        .lock_exclusive()
+        .into_tuple::<String>()
+        .one(txn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// What an object counts for in its job's counters: done objects, failed objects and
+/// done bytes (a copied object's bytes are done before the object is).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Tally {
+    done: i64,
+    failed: i64,
+    bytes_done: i64,
+}
+
+impl Tally {
+    fn of(status: ObjectStatus, size: i64) -> Tally {
+        match status {
+            s if s.is_done() => Tally {
+                done: 1,
+                failed: 0,
+                bytes_done: size,
+            },
+            ObjectStatus::Copied => Tally {
+                bytes_done: size,
+                ..Tally::default()
+            },
+            ObjectStatus::Failed => Tally {
+                failed: 1,
+                ..Tally::default()
+            },
+            _ => Tally::default(),
+        }
+    }
+
+    /// An unknown stored status counts for nothing, as it did when it was written.
+    fn of_stored(status: &str, size: i64) -> Tally {
+        status
+            .parse::<ObjectStatus>()
+            .map_or(Tally::default(), |s| Tally::of(s, size))
+    }
+
+    fn of_row(row: &job_object::Model) -> Tally {
+        Tally::of_stored(&row.status, row.size)
+    }
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Tally) {
+        self.done += other.done;
+        self.failed += other.failed;
+        self.bytes_done += other.bytes_done;
+    }
+}
+
+impl std::ops::SubAssign for Tally {
+    fn sub_assign(&mut self, other: Tally) {
+        self.done -= other.done;
+        self.failed -= other.failed;
+        self.bytes_done -= other.bytes_done;
+    }
+}
+
+/// Moves a job's counters by what a transaction changed, computed from the object
+/// records it replaced: a report applied again replaces a record with its equal and
+/// moves nothing. Reports arrive in batches of a few hundred objects, so this keeps
+/// each batch's cost independent of the job's size, where recounting read every
+/// object of the job. With `progressed_at`, the change was an agent's progress.
+async fn update_counters(
+    txn: &DatabaseTransaction,
+    id: JobId,
+    change: Tally,
+    progressed_at: Option<DateTime<Utc>>,
+) -> Result<()> {
+    if change == Tally::default() && progressed_at.is_none() {
+        return Ok(());
+    }
+    let mut update = job::Entity::update_many();
+    if let Some(at) = progressed_at {
+        update = update.col_expr(job::Column::ProgressedAt, Expr::value(at));
+    }
+    update
+        .col_expr(
+            job::Column::ObjectsDone,
+            Expr::col(job::Column::ObjectsDone).add(change.done),
+        )
+        .col_expr(
+            job::Column::ObjectsFailed,
+            Expr::col(job::Column::ObjectsFailed).add(change.failed),
+        )
+        .col_expr(
+            job::Column::BytesDone,
+            Expr::col(job::Column::BytesDone).add(change.bytes_done),
+        )
+        .filter(job::Column::Id.eq(id.to_string()))
+        .exec(txn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Recomputes a job's counters from its object records: after a retry forgot the
+/// objects its ended attempt left unfinished.
 async fn refresh_counters(db: &impl ConnectionTrait, id: JobId) -> Result<()> {
     let rows: Vec<(String, i64, Option<i64>)> = job_object::Entity::find()
         .select_only()

@@ -36,6 +36,8 @@ pub struct Model {
     pub ended_at: Option<DateTimeUtc>,
     /// The current attempt's listing ran to its end.
     pub listed: bool,
+    /// When an agent last reported progress on the job; the reconciler reads it.
+    pub progressed_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@ mod m20261122_000003_access;
 mod m20261122_000004_recommendations;
 mod m20261123_000005_site_bandwidth;
 mod m20261123_000006_copy_tasks;
+mod m20261201_000007_job_progress;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_recommendations::Migration),
             Box::new(m20261123_000005_site_bandwidth::Migration),
             Box::new(m20261123_000006_copy_tasks::Migration),
+            Box::new(m20261201_000007_job_progress::Migration),
         ]
     }
 }

@@ -1,0 +1,203 @@
+//! A job's counters as the store keeps them while reports arrive: every object counted
+//! once whatever order, repetition or concurrency its reports come in.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use ferry_control_plane::{
+    domain::{
+        ids::JobId,
+        job::{Counters, Job, JobObject, JobState, ObjectStatus},
+        tier::Tier,
+    },
+    store::{OutboxMessage, Store},
+};
+
+use crate::fixture::{create_dataset, create_site, new_dataset, Fixture};
+
+/// A queued job of a dataset on a new pair of sites.
+async fn queued_job(f: &Fixture) -> JobId {
+    let source = create_site(&f.catalogue, "src", "s3://src", Tier::Hot).await;
+    let destination = create_site(&f.catalogue, "dst", "s3://dst", Tier::Cold).await;
+    let dataset = create_dataset(&f.catalogue, new_dataset("d", "src", "d", &[])).await;
+    let now = Utc::now();
+    let id = JobId::new();
+    let job = Job {
+        id,
+        idempotency_key: format!("job:{id}"),
+        dataset_id: dataset.id,
+        source_site_id: source.id,
+        source_path: "d".into(),
+        destination_site_id: destination.id,
+        destination_path: "d".into(),
+        executing_site_id: source.id,
+        storage_class: "STANDARD".into(),
+        verify_mode: Default::default(),
+        retire_source: false,
+        filter: Default::default(),
+        state: JobState::Queued,
+        attempt: 1,
+        error: None,
+        counters: Counters::default(),
+        bandwidth_limit: None,
+        source_retired: false,
+        created_at: now,
+        started_at: None,
+        updated_at: now,
+        ended_at: None,
+        listed: false,
+    };
+    f.store().insert_job(&job, &[]).await.unwrap();
+    id
+}
+
+fn dispatch(task: &str) -> impl FnOnce(&[(String, u64)]) -> OutboxMessage + '_ {
+    move |_| OutboxMessage {
+        subject: "ferry.test.dispatch".into(),
+        message_id: format!("dispatch-{task}"),
+        payload: Vec::new(),
+    }
+}
+
+/// Records `objects` (key, size) as copy task `task`.
+async fn list_task(store: &Store, id: JobId, task: &str, objects: &[(&str, u64)]) {
+    let objects: Vec<(String, u64)> = objects.iter().map(|(k, s)| ((*k).into(), *s)).collect();
+    store
+        .record_listed_task(id, task, &objects, Utc::now(), dispatch(task))
+        .await
+        .unwrap();
+}
+
+fn report(key: &str, size: u64, status: ObjectStatus) -> JobObject {
+    JobObject {
+        key: key.into(),
+        size,
+        status,
+        source_xxh3: None,
+        destination_xxh3: None,
+        attempts: 1,
+        error: (status == ObjectStatus::Failed).then(|| "refused".into()),
+        operation: None,
+        updated_at: Utc::now(),
+        task: None,
+        upload: None,
+    }
+}
+
+/// (objects done, objects failed, bytes done) as the job reports them.
+async fn counted(store: &Store, id: JobId) -> (u64, u64, u64) {
+    let c = store.job_counters(id).await.unwrap();
+    (c.objects_done, c.objects_failed, c.bytes_done)
+}
+
+pub async fn job_counters_follow_object_reports(f: &mut Fixture) {
+    use ObjectStatus::*;
+    let store = f.store().clone();
+    let id = queued_job(f).await;
+    let sizes = [
+        ("a", 100),
+        ("b", 200),
+        ("c", 300),
+        ("d", 400),
+        ("e", 500),
+        ("f", 600),
+    ];
+    list_task(&store, id, "t1", &sizes).await;
+    assert_eq!(counted(&store, id).await, (0, 0, 0), "all pending");
+    let c = store.job_counters(id).await.unwrap();
+    assert_eq!((c.objects_total, c.bytes_total), (6, 2100));
+
+    let batch = [
+        report("a", 100, Verified),
+        report("b", 200, Verified),
+        report("c", 300, Copied),
+        report("d", 400, Failed),
+        report("e", 500, Skipped),
+    ];
+    store
+        .upsert_job_objects(id, &batch, Utc::now())
+        .await
+        .unwrap();
+    // Copied bytes count as done bytes; copied objects are not done yet.
+    assert_eq!(counted(&store, id).await, (3, 1, 100 + 200 + 300 + 500));
+    store
+        .upsert_job_objects(id, &batch, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        counted(&store, id).await,
+        (3, 1, 1100),
+        "a batch applied twice (redelivered) counts once"
+    );
+
+    // One key twice in a batch: the last report wins.
+    let twice = [report("f", 600, Copying), report("f", 600, Verified)];
+    store
+        .upsert_job_objects(id, &twice, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(counted(&store, id).await, (4, 1, 1700));
+
+    // A failed object that a later try of the same attempt copies.
+    store
+        .upsert_job_objects(id, &[report("d", 400, Verified)], Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(counted(&store, id).await, (5, 0, 2100));
+
+    // The task's agent gives up: its unfinished objects (c, copied) fail, and their
+    // bytes are no longer done.
+    let failed = store
+        .fail_task_objects(id, "t1", "the agent gave up", Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(failed, 1);
+    assert_eq!(counted(&store, id).await, (5, 1, 1800));
+
+    // A later listing finds `a` grown: it is pending again and no longer done.
+    list_task(&store, id, "t2", &[("a", 150), ("b", 200)]).await;
+    assert_eq!(counted(&store, id).await, (4, 1, 1700));
+    let c = store.job_counters(id).await.unwrap();
+    assert_eq!((c.objects_total, c.bytes_total), (6, 2150));
+    store
+        .upsert_job_objects(id, &[report("a", 150, Verified)], Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(counted(&store, id).await, (5, 1, 1850));
+}
+
+pub async fn concurrent_reports_count_each_object_once(f: &mut Fixture) {
+    const OBJECTS: u64 = 400;
+    const WRITERS: u64 = 8;
+    let store = f.store().clone();
+    let id = queued_job(f).await;
+    let keys: Vec<String> = (0..OBJECTS).map(|i| format!("k{i:04}")).collect();
+    let listed: Vec<(&str, u64)> = keys.iter().map(|k| (k.as_str(), 10)).collect();
+    list_task(&store, id, "t1", &listed).await;
+
+    // Every writer reports every object verified, in the same order but batched its
+    // own way, as redelivered and duplicated reports would: the writers race for the
+    // same objects all along.
+    let keys = Arc::new(keys);
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (store, keys) = (store.clone(), keys.clone());
+            tokio::spawn(async move {
+                for batch in keys.chunks(10 + w as usize) {
+                    let reports: Vec<JobObject> = batch
+                        .iter()
+                        .map(|k| report(k, 10, ObjectStatus::Verified))
+                        .collect();
+                    store
+                        .upsert_job_objects(id, &reports, Utc::now())
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert_eq!(counted(&store, id).await, (OBJECTS, 0, OBJECTS * 10));
+}
