@@ -122,6 +122,31 @@ fn reset_peak_rss(pid: u32) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
 }
 
+/// Empties `buckets` between rounds, so that every round starts from the same server
+/// state: s3s-fs lists a prefix by walking (and stat'ing) its whole bucket, so each
+/// round's listings would otherwise also walk every earlier round's objects. s3s-fs
+/// keeps nothing in memory: a bucket is a directory, and an object's metadata lives in
+/// files named `.bucket-<bucket>.object-<key>…` beside the buckets. They are moved
+/// aside, not deleted: on a file system mounted with `discard` (this machine's), freeing
+/// the blocks of tens of thousands of files slows the disk for the rounds after.
+fn empty_buckets(root: &Path, buckets: &[&str], round: usize) -> anyhow::Result<()> {
+    let aside = root.join(format!(".emptied-{round}"));
+    std::fs::create_dir(&aside)?;
+    for bucket in buckets {
+        let dir = root.join(bucket);
+        std::fs::rename(&dir, aside.join(bucket))?;
+        std::fs::create_dir(&dir)?;
+    }
+    for entry in std::fs::read_dir(root)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if entry.file_type()?.is_file() && name.to_string_lossy().starts_with(".bucket-") {
+            std::fs::rename(entry.path(), aside.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
 fn link_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
@@ -305,6 +330,9 @@ impl Bench {
     }
 }
 
+/// Ferry's destination, W3's destination, and rclone's destination.
+const BUCKETS: [&str; 3] = ["bench", "bench-copy", "rclone"];
+
 const MODES: [(&str, pb::VerifyMode); 2] = [
     ("quick", pb::VerifyMode::Quick),
     ("full", pb::VerifyMode::Full),
@@ -428,7 +456,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let s3 = S3Server::start().await;
-    for bucket in ["bench", "bench-copy", "rclone"] {
+    for bucket in BUCKETS {
         s3.create_bucket(bucket).await;
     }
     let nats = NatsServer::start().await;
@@ -504,6 +532,7 @@ async fn main() -> anyhow::Result<()> {
                     .files_to_s3("w2", round, &local_agent, rclone, &mut w2)
                     .await?;
             }
+            empty_buckets(bench.s3.root(), &BUCKETS, round)?;
         }
 
         Ok(())
