@@ -224,4 +224,36 @@ mod tests {
         let rows = store.db.query_one(count).await.unwrap().unwrap();
         assert_eq!(rows.try_get_by_index::<i64>(0).unwrap(), 2);
     }
+
+    /// Every pooled PostgreSQL connection plans each execution for its parameters
+    /// (runs when `FERRY_TEST_DATABASE_URL` names an admin URL).
+    #[tokio::test]
+    async fn postgres_connections_plan_each_statement() {
+        let Ok(admin_url) = std::env::var("FERRY_TEST_DATABASE_URL") else {
+            eprintln!("skipped: FERRY_TEST_DATABASE_URL is not set");
+            return;
+        };
+        let name = format!("ferry_test_{}", uuid::Uuid::now_v7().simple());
+        let admin = sea_orm::Database::connect(&admin_url).await.unwrap();
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&admin_url).unwrap();
+        url.set_path(&name);
+        let store = Store::connect(url.as_str(), 2).await.unwrap();
+        let show = sea_orm::Statement::from_string(DbBackend::Postgres, "SHOW plan_cache_mode");
+        // Two at once, so that both of the pool's connections answer.
+        let (a, b) = tokio::join!(store.db.query_one(show.clone()), store.db.query_one(show));
+        let modes: Vec<String> = [a, b]
+            .into_iter()
+            .map(|row| row.unwrap().unwrap().try_get_by_index(0).unwrap())
+            .collect();
+        store.close().await;
+        admin
+            .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+            .await
+            .unwrap();
+        assert_eq!(modes, ["force_custom_plan", "force_custom_plan"]);
+    }
 }
