@@ -67,6 +67,8 @@ pub struct Faults {
     pub pause_after_object_ms: u64,
     /// Sleep this long after each part of a multipart upload is journalled.
     pub pause_after_part_ms: u64,
+    /// Sleep this long between creating a multipart upload and journalling its id.
+    pub pause_before_upload_journalled_ms: u64,
 }
 
 impl Default for AgentConfig {

@@ -391,11 +391,7 @@ impl Executor {
         } else {
             destination_listing(&sites.dst, &objects, &command.job_id).await
         };
-        let journal = &TaskJournal::new(
-            reporter.clone(),
-            &recorded,
-            Duration::from_millis(self.config.faults.pause_after_part_ms),
-        );
+        let journal = &TaskJournal::new(reporter.clone(), &recorded, &self.config.faults);
         let mut todo = Vec::new();
         let mut copied: Vec<Work> = Vec::new();
         let mut already_done = 0usize;
@@ -429,6 +425,7 @@ impl Executor {
         let options = CopyOptions {
             bandwidth: vec![bandwidth, self.site_bandwidth.clone()],
             part_budget: Some(self.budget.clone()),
+            task_started: Some(std::time::SystemTime::now()),
             ..self.budget.copy_options(
                 (self.config.part_size_mib << 20) as usize,
                 transfer::DEFAULT_CONCURRENCY,

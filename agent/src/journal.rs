@@ -11,6 +11,7 @@ use std::{
 use ferry_proto::v1::{self as pb, progress_report::Event};
 
 use crate::{
+    config::Faults,
     multipart::{PartDone, UploadJournal, UploadState},
     report::Reporter,
     transfer,
@@ -22,6 +23,8 @@ pub struct TaskJournal {
     uploads: Mutex<HashMap<String, UploadState>>,
     /// Fault injection: a pause after each journalled part.
     pause_after_part: Duration,
+    /// Fault injection: a pause between creating an upload and journalling it.
+    pause_before_upload_journalled: Duration,
 }
 
 impl TaskJournal {
@@ -29,7 +32,7 @@ impl TaskJournal {
     pub fn new(
         reporter: Reporter,
         recorded: &HashMap<String, pb::JobObject>,
-        pause_after_part: Duration,
+        faults: &Faults,
     ) -> Self {
         let uploads = recorded
             .iter()
@@ -38,7 +41,10 @@ impl TaskJournal {
         TaskJournal {
             reporter,
             uploads: Mutex::new(uploads),
-            pause_after_part,
+            pause_after_part: Duration::from_millis(faults.pause_after_part_ms),
+            pause_before_upload_journalled: Duration::from_millis(
+                faults.pause_before_upload_journalled_ms,
+            ),
         }
     }
 
@@ -81,6 +87,9 @@ impl TaskJournal {
 
 impl UploadJournal for TaskJournal {
     async fn started(&self, key: &str, upload_id: &str, part_size: u64) -> anyhow::Result<()> {
+        if !self.pause_before_upload_journalled.is_zero() {
+            tokio::time::sleep(self.pause_before_upload_journalled).await;
+        }
         self.report(
             key,
             pb::MultipartUpload {

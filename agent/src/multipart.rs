@@ -373,16 +373,22 @@ impl<J: UploadJournal> PartCopy<'_, J> {
                 );
                 Ok((Upload::new(state.upload_id, true), state.parts))
             }
-            stale => {
-                if let Some(state) = stale {
-                    tracing::info!(
-                        key = self.key,
-                        upload_id = %state.upload_id,
-                        journalled_part_size = state.part_size,
-                        part_size = self.plan.part_size,
-                        "journalled multipart upload has another part size, starting over"
-                    );
-                    self.abort(&state.upload_id).await;
+            Some(state) => {
+                tracing::info!(
+                    key = self.key,
+                    upload_id = %state.upload_id,
+                    journalled_part_size = state.part_size,
+                    part_size = self.plan.part_size,
+                    "journalled multipart upload has another part size, starting over"
+                );
+                self.abort(&state.upload_id).await;
+                Ok((Upload::new(self.start().await?, false), Vec::new()))
+            }
+            None => {
+                if let Some(task_started) = self.options.task_started {
+                    self.dst
+                        .abort_unjournalled_uploads(self.key, task_started)
+                        .await;
                 }
                 Ok((Upload::new(self.start().await?, false), Vec::new()))
             }

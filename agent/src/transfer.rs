@@ -5,7 +5,7 @@
 //! [`CopyOptions`], never by the object size. Every error names the object, the
 //! operation and whether retrying can help (see [`TransferError`]).
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc, time::SystemTime};
 
 use chrono::{DateTime, Utc};
 use futures::{stream, Stream, StreamExt, TryStreamExt};
@@ -56,6 +56,10 @@ pub struct CopyOptions {
     /// it. The caller then reserves nothing for such a copy up front, so large objects
     /// share the budget part by part instead of each waiting for room for its peak.
     pub part_budget: Option<Arc<MemoryBudget>>,
+    /// When the task began: a multipart upload that has nothing journalled first
+    /// aborts the uploads of its key begun before then, which an agent killed between
+    /// creating and journalling one left behind. `None` aborts nothing.
+    pub task_started: Option<SystemTime>,
 }
 
 impl Default for CopyOptions {
@@ -66,6 +70,7 @@ impl Default for CopyOptions {
             preserve_metadata: true,
             bandwidth: Vec::new(),
             part_budget: None,
+            task_started: None,
         }
     }
 }

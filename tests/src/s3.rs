@@ -236,6 +236,96 @@ impl FaultyService {
     }
 }
 
+impl FaultyService {
+    /// `ListMultipartUploads` (`GET /bucket?uploads&prefix=…`), which s3s-fs 0.14 does
+    /// not implement, answered from the files s3s-fs keeps: each upload in progress has
+    /// one named `.bucket-<bucket>.object-<key>.upload-<id>.metadata.json` (base64url,
+    /// unpadded) in its root from CreateMultipartUpload until it completes or aborts.
+    fn list_multipart_uploads(
+        &self,
+        req: &http::Request<hyper::body::Incoming>,
+    ) -> Option<s3s::HttpResponse> {
+        let query = req.uri().query()?;
+        let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let bucket = req.uri().path().trim_matches('/');
+        if req.method() != http::Method::GET
+            || bucket.is_empty()
+            || bucket.contains('/')
+            || !params.iter().any(|(k, _)| k == "uploads")
+        {
+            return None;
+        }
+        let prefix = params
+            .iter()
+            .find(|(k, _)| k == "prefix")
+            .map_or("", |(_, v)| v.as_str());
+        let decode = |s: &str| {
+            let bytes =
+                base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s)
+                    .ok()?;
+            String::from_utf8(bytes).ok()
+        };
+        let mut uploads = Vec::new();
+        for entry in std::fs::read_dir(&self.root).ok()?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name
+                .strip_prefix(".bucket-")
+                .and_then(|r| r.strip_suffix(".metadata.json"))
+            else {
+                continue;
+            };
+            let Some((encoded_bucket, rest)) = rest.split_once(".object-") else {
+                continue;
+            };
+            let Some((encoded_key, upload_id)) = rest.split_once(".upload-") else {
+                continue;
+            };
+            let (Some(b), Some(key)) = (decode(encoded_bucket), decode(encoded_key)) else {
+                continue;
+            };
+            if b != bucket || !key.starts_with(prefix) {
+                continue;
+            }
+            let initiated = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(chrono::DateTime::<chrono::Utc>::from)
+                .unwrap_or_else(|_| chrono::Utc::now());
+            uploads.push((key, upload_id.to_owned(), initiated));
+        }
+        uploads.sort();
+        let escape = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        let mut body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+             <ListMultipartUploadsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+             <Bucket>{}</Bucket><Prefix>{}</Prefix><MaxUploads>1000</MaxUploads>\
+             <IsTruncated>false</IsTruncated>",
+            escape(bucket),
+            escape(prefix)
+        );
+        for (key, upload_id, initiated) in &uploads {
+            body.push_str(&format!(
+                "<Upload><Key>{}</Key><UploadId>{upload_id}</UploadId>\
+                 <Initiated>{}</Initiated><StorageClass>STANDARD</StorageClass></Upload>",
+                escape(key),
+                initiated.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ));
+        }
+        body.push_str("</ListMultipartUploadsResult>");
+        let response = http::Response::builder()
+            .header(http::header::CONTENT_TYPE, "application/xml")
+            .body(s3s::Body::from(body))
+            .expect("a well-formed listing");
+        Some(response)
+    }
+}
+
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for FaultyService {
     type Response = s3s::HttpResponse;
     type Error = s3s::HttpError;
@@ -250,6 +340,9 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for FaultySer
                 .body(s3s::Body::empty())
                 .expect("a well-formed 404 response");
             return Box::pin(std::future::ready(Ok(response)));
+        }
+        if let Some(listing) = self.list_multipart_uploads(&req) {
+            return Box::pin(std::future::ready(Ok(listing)));
         }
         self.counters.count(&req);
         if self.faults.breaks(&req) {

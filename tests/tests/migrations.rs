@@ -163,6 +163,68 @@ fn one_large_file(seed: u64, len: usize) -> BTreeMap<String, Vec<u8>> {
     BTreeMap::from([("big.bin".to_owned(), big)])
 }
 
+/// One large file on the file-system site `fast`, planned to a bucket and copied by
+/// one agent started with `settings`: the set-up of the multipart upload tests.
+struct LargeUpload {
+    // Declared in drop order: the agent stops before the servers it talks to.
+    agent: Agent,
+    job: pb::Job,
+    client: Client,
+    s3: S3Server,
+    source: BTreeMap<String, Vec<u8>>,
+    dataset: &'static str,
+    bucket: &'static str,
+    _dirs: tempfile::TempDir,
+    _cp: ControlPlane,
+}
+
+impl LargeUpload {
+    async fn start(
+        seed: u64,
+        size: usize,
+        dataset: &'static str,
+        bucket: &'static str,
+        settings: &[(&str, &str)],
+    ) -> LargeUpload {
+        let cp = ControlPlane::start().await;
+        let client = Client::connect(&cp.endpoint()).await.unwrap();
+        let s3 = S3Server::start().await;
+        let dirs = tempfile::tempdir().unwrap();
+        let source = one_large_file(seed, size);
+        file_system_dataset_and_bucket(&client, &s3, dirs.path(), dataset, bucket, &source).await;
+        let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", settings);
+        let job = plan(&client, dataset, "bucket", pb::VerifyMode::Quick, bucket).await;
+        LargeUpload {
+            agent,
+            job,
+            client,
+            s3,
+            source,
+            dataset,
+            bucket,
+            _dirs: dirs,
+            _cp: cp,
+        }
+    }
+
+    /// Waits for the job to end; checks it completed and the bucket holds the source.
+    async fn completes_intact(&self) {
+        let done = wait_for_end(&self.client, &self.job.id, TIMEOUT).await;
+        assert_eq!(
+            done.state,
+            pb::JobState::Completed as i32,
+            "{done:#?}\n{}",
+            self.agent.log()
+        );
+        let prefix = format!("ferry/{}/", self.dataset);
+        assert_eq!(
+            bucket_bytes(&self.s3.client(), self.bucket, &prefix).await,
+            self.source,
+            "the object arrived intact"
+        );
+    }
+}
+
 async fn assert_switched(client: &Client, dataset: &str, to: &str) {
     let details = client
         .get_dataset(dataset)
@@ -1275,20 +1337,14 @@ async fn an_agent_killed_mid_upload_resumes_with_the_missing_parts_only() {
     const PART: usize = 8 * MIB;
     const SIZE: usize = 300 * MIB;
     const PARTS: usize = SIZE.div_ceil(PART);
-    let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
-    let s3 = S3Server::start().await;
-    let dirs = tempfile::tempdir().unwrap();
-    let source = one_large_file(21, SIZE);
-    file_system_dataset_and_bucket(&client, &s3, dirs.path(), "video", "resume", &source).await;
     // One part at a time, with a pause after each is journalled, so the kill lands
     // between parts whose ids the control plane holds.
     let settings = [
         ("FERRY_AGENT_MEMORY_BUDGET_MIB", "24"),
         ("FERRY_AGENT_FAULTS__PAUSE_AFTER_PART_MS", "150"),
     ];
-    let mut agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &settings);
-    let job = plan(&client, "video", "bucket", pb::VerifyMode::Quick, "resume").await;
+    let mut upload = LargeUpload::start(21, SIZE, "video", "resume", &settings).await;
+    let (client, s3, job) = (&upload.client, &upload.s3, &upload.job);
 
     let journalled = |objects: &[pb::JobObject]| {
         objects
@@ -1296,8 +1352,8 @@ async fn an_agent_killed_mid_upload_resumes_with_the_missing_parts_only() {
             .and_then(|o| o.upload.as_ref())
             .map_or(0, |u| u.parts.len())
     };
-    let before = wait_for_objects(&client, &job.id, TIMEOUT, |o| journalled(o) >= 10).await;
-    agent.kill();
+    let before = wait_for_objects(client, &job.id, TIMEOUT, |o| journalled(o) >= 10).await;
+    upload.agent.kill();
     let uploads_before = s3.writes().multipart_uploads;
     let parts_before = s3.writes().parts;
     // Parts stored before the kill, as the control plane recorded them by then; the
@@ -1305,19 +1361,9 @@ async fn an_agent_killed_mid_upload_resumes_with_the_missing_parts_only() {
     let recorded_before = journalled(&before);
     assert!(recorded_before < PARTS, "the kill came mid-upload");
 
-    agent.restart();
-    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
-    assert_eq!(
-        done.state,
-        pb::JobState::Completed as i32,
-        "{done:#?}\n{}",
-        agent.log()
-    );
-    assert_eq!(
-        bucket_bytes(&s3.client(), "resume", "ferry/video/").await,
-        source,
-        "the object arrived intact"
-    );
+    upload.agent.restart();
+    upload.completes_intact().await;
+    let (client, s3, job) = (&upload.client, &upload.s3, &upload.job);
     let writes = s3.writes();
     assert_eq!(
         writes.multipart_uploads, uploads_before,
@@ -1337,6 +1383,66 @@ async fn an_agent_killed_mid_upload_resumes_with_the_missing_parts_only() {
     assert!(
         object.upload.is_none(),
         "a finished upload is no longer recorded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_created_but_not_journalled_before_a_kill_is_aborted_after_the_restart() {
+    // The agent pauses between creating the upload and journalling its id, and is
+    // killed in that pause: only the service knows the upload.
+    let settings = [(
+        "FERRY_AGENT_FAULTS__PAUSE_BEFORE_UPLOAD_JOURNALLED_MS",
+        "2000",
+    )];
+    let mut upload = LargeUpload::start(23, 24 << 20, "scan", "orphan", &settings).await;
+    let s3 = &upload.s3;
+    let in_progress = || async {
+        let listed = s3
+            .client()
+            .list_multipart_uploads()
+            .bucket("orphan")
+            .send()
+            .await
+            .expect("listing multipart uploads");
+        listed
+            .uploads()
+            .iter()
+            .map(|u| u.upload_id().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while s3.writes().multipart_uploads == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no upload started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    upload.agent.kill();
+    let orphan = in_progress().await;
+    assert_eq!(
+        orphan.len(),
+        1,
+        "the killed agent left one upload: {orphan:?}"
+    );
+    let recorded = upload
+        .client
+        .list_job_objects(&upload.job.id, None)
+        .await
+        .unwrap();
+    assert!(
+        recorded.iter().all(|o| o.upload.is_none()),
+        "the upload was never journalled: {recorded:#?}"
+    );
+
+    upload.agent.restart();
+    upload.completes_intact().await;
+    assert_eq!(
+        s3.writes().multipart_uploads,
+        2,
+        "the restart began a new upload"
+    );
+    assert_eq!(
+        in_progress().await,
+        Vec::<String>::new(),
+        "the unjournalled upload {orphan:?} was aborted, not left behind"
     );
 }
 
@@ -1486,19 +1592,13 @@ async fn cancelling_a_job_whose_agent_died_aborts_its_upload_too() {
 /// Cancels a job mid-upload, with its agent running or killed first (then started
 /// again), and checks that the upload is aborted: no parts stay at the destination.
 async fn cancel_mid_upload(kill_agent_first: bool) {
-    let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
-    let s3 = S3Server::start().await;
-    let dirs = tempfile::tempdir().unwrap();
-    let source = one_large_file(33, 64 << 20);
-    file_system_dataset_and_bucket(&client, &s3, dirs.path(), "video", "abandon", &source).await;
     let settings = [
         ("FERRY_AGENT_MEMORY_BUDGET_MIB", "24"),
         ("FERRY_AGENT_FAULTS__PAUSE_AFTER_PART_MS", "500"),
     ];
-    let mut agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &settings);
-    let job = plan(&client, "video", "bucket", pb::VerifyMode::Quick, "abandon").await;
-    let objects = wait_for_objects(&client, &job.id, TIMEOUT, |objects| {
+    let mut upload = LargeUpload::start(33, 64 << 20, "video", "abandon", &settings).await;
+    let (client, s3, job) = (&upload.client, &upload.s3, &upload.job);
+    let objects = wait_for_objects(client, &job.id, TIMEOUT, |objects| {
         objects
             .first()
             .and_then(|o| o.upload.as_ref())
@@ -1519,18 +1619,18 @@ async fn cancel_mid_upload(kill_agent_first: bool) {
     assert!(stored_parts().await >= 2, "the upload holds parts");
 
     if kill_agent_first {
-        agent.kill();
+        upload.agent.kill();
     }
     client.cancel_job(&job.id).await.unwrap();
     if kill_agent_first {
-        agent.restart();
+        upload.agent.restart();
     }
     let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while !agent.log().contains("unfinished upload aborted") {
+    while !upload.agent.log().contains("unfinished upload aborted") {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the agent never aborted the upload:\n{}",
-            agent.log()
+            upload.agent.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
