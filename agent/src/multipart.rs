@@ -358,7 +358,8 @@ struct PartCopy<'a, J> {
 
 impl<J: UploadJournal> PartCopy<'_, J> {
     /// The journalled upload if it was cut like this one, else a new upload (the old
-    /// one aborted, best effort).
+    /// one, or those begun before the task when nothing was journalled, aborted, best
+    /// effort).
     async fn resume_or_start(
         &self,
         resume: Option<UploadState>,
@@ -371,7 +372,7 @@ impl<J: UploadJournal> PartCopy<'_, J> {
                     parts_journalled = state.parts.len(),
                     "resuming multipart upload"
                 );
-                Ok((Upload::new(state.upload_id, true), state.parts))
+                return Ok((Upload::new(state.upload_id, true), state.parts));
             }
             Some(state) => {
                 tracing::info!(
@@ -382,7 +383,6 @@ impl<J: UploadJournal> PartCopy<'_, J> {
                     "journalled multipart upload has another part size, starting over"
                 );
                 self.abort(&state.upload_id).await;
-                Ok((Upload::new(self.start().await?, false), Vec::new()))
             }
             None => {
                 if let Some(task_started) = self.options.task_started {
@@ -390,9 +390,9 @@ impl<J: UploadJournal> PartCopy<'_, J> {
                         .abort_unjournalled_uploads(self.key, task_started)
                         .await;
                 }
-                Ok((Upload::new(self.start().await?, false), Vec::new()))
             }
         }
+        Ok((Upload::new(self.start().await?, false), Vec::new()))
     }
 
     /// Creates an upload and makes its id durable before any part goes out.

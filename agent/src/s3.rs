@@ -553,13 +553,13 @@ impl S3Dataset {
     }
 
     /// Aborts the multipart uploads of `key` in progress here that began before
-    /// `before`, and returns how many. Those are uploads an agent created and was
+    /// `before`. Those are uploads an agent created and was
     /// killed before it could journal: nobody else knows their ids, so nobody would
     /// ever complete or abort them. Uploads begun after `before` are left alone: they
     /// belong to whoever else runs the same task right now. Best effort: a service
     /// that cannot list uploads (s3s-fs, some S3 lookalikes) leaves them to the bucket's
     /// lifecycle rules.
-    pub async fn abort_unjournalled_uploads(&self, key: &str, before: SystemTime) -> usize {
+    pub async fn abort_unjournalled_uploads(&self, key: &str, before: SystemTime) {
         let object_key = self.object_key(key);
         let listed = self
             .client
@@ -572,32 +572,27 @@ impl S3Dataset {
             Ok(listed) => listed.uploads.unwrap_or_default(),
             Err(e) => {
                 tracing::debug!(key, error = %DisplayErrorContext(&e), "multipart uploads not listed");
-                return 0;
+                return;
             }
         };
-        let mut aborted = 0;
         for upload in uploads {
             let began_before = upload
                 .initiated
                 .and_then(|at| SystemTime::try_from(at).ok())
                 .is_some_and(|at| at < before);
-            let Some(upload_id) = upload.upload_id.filter(|_| began_before) else {
+            let (Some(upload_id), true) = (upload.upload_id, began_before) else {
                 continue;
             };
             if upload.key.as_deref() != Some(object_key.as_str()) {
                 continue;
             }
             match self.abort_upload(key, &upload_id).await {
-                Ok(()) => {
-                    tracing::info!(key, upload_id, "unjournalled multipart upload aborted");
-                    aborted += 1;
-                }
+                Ok(()) => tracing::info!(key, upload_id, "unjournalled multipart upload aborted"),
                 Err(e) => {
                     tracing::warn!(key, upload_id, error = %e, "aborting an unjournalled multipart upload failed")
                 }
             }
         }
-        aborted
     }
 
     /// Best effort: the copy has already failed and that error is the one to report.

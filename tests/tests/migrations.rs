@@ -163,12 +163,12 @@ fn one_large_file(seed: u64, len: usize) -> BTreeMap<String, Vec<u8>> {
     BTreeMap::from([("big.bin".to_owned(), big)])
 }
 
-/// One large file on the file-system site `fast`, planned to a bucket and copied by
-/// one agent started with `settings`: the set-up of the multipart upload tests.
-struct LargeUpload {
+/// Files of a dataset on the file-system site `fast`, a bucket site `bucket`, and one
+/// agent of `fast` started with `settings`: the set-up of the tests that migrate files
+/// to S3.
+struct FilesToBucket {
     // Declared in drop order: the agent stops before the servers it talks to.
     agent: Agent,
-    job: pb::Job,
     client: Client,
     s3: S3Server,
     source: BTreeMap<String, Vec<u8>>,
@@ -178,25 +178,21 @@ struct LargeUpload {
     _cp: ControlPlane,
 }
 
-impl LargeUpload {
+impl FilesToBucket {
     async fn start(
-        seed: u64,
-        size: usize,
+        source: BTreeMap<String, Vec<u8>>,
         dataset: &'static str,
         bucket: &'static str,
         settings: &[(&str, &str)],
-    ) -> LargeUpload {
+    ) -> FilesToBucket {
         let cp = ControlPlane::start().await;
         let client = Client::connect(&cp.endpoint()).await.unwrap();
         let s3 = S3Server::start().await;
         let dirs = tempfile::tempdir().unwrap();
-        let source = one_large_file(seed, size);
         file_system_dataset_and_bucket(&client, &s3, dirs.path(), dataset, bucket, &source).await;
         let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", settings);
-        let job = plan(&client, dataset, "bucket", pb::VerifyMode::Quick, bucket).await;
-        LargeUpload {
+        FilesToBucket {
             agent,
-            job,
             client,
             s3,
             source,
@@ -207,15 +203,24 @@ impl LargeUpload {
         }
     }
 
-    /// Waits for the job to end; checks it completed and the bucket holds the source.
-    async fn completes_intact(&self) {
-        let done = wait_for_end(&self.client, &self.job.id, TIMEOUT).await;
+    /// Plans the dataset's migration to the bucket.
+    async fn plan(&self, verify: pb::VerifyMode) -> pb::Job {
+        plan(&self.client, self.dataset, "bucket", verify, self.bucket).await
+    }
+
+    /// Waits for `job` to end and checks that it completed.
+    async fn completes(&self, job: &pb::Job) {
+        let done = wait_for_end(&self.client, &job.id, TIMEOUT).await;
         assert_eq!(
             done.state,
             pb::JobState::Completed as i32,
             "{done:#?}\n{}",
             self.agent.log()
         );
+    }
+
+    /// Checks, with an independent client, that the bucket holds the source's bytes.
+    async fn holds_the_source(&self) {
         let prefix = format!("ferry/{}/", self.dataset);
         assert_eq!(
             bucket_bytes(&self.s3.client(), self.bucket, &prefix).await,
@@ -1051,10 +1056,6 @@ async fn a_site_limit_is_shared_among_the_sites_agents() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_up_to_the_part_size_go_in_one_request_larger_ones_in_parts() {
     const MIB: usize = 1 << 20;
-    let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
-    let s3 = S3Server::start().await;
-    let dirs = tempfile::tempdir().unwrap();
     let source = BTreeMap::from([
         (
             "small.bin".to_owned(),
@@ -1069,19 +1070,18 @@ async fn objects_up_to_the_part_size_go_in_one_request_larger_ones_in_parts() {
             ferry_tests::dataset::bytes(23, 12 * MIB + 7),
         ),
     ]);
-    file_system_dataset_and_bucket(&client, &s3, dirs.path(), "parts", "parts", &source).await;
-    let _agent = Agent::start(
-        &cp.endpoint(),
-        cp.nats_url(),
-        "fast",
+    let files = FilesToBucket::start(
+        source,
+        "parts",
+        "parts",
         &[("FERRY_AGENT_PART_SIZE_MIB", "5")],
-    );
+    )
+    .await;
 
-    let before = s3.writes();
-    let job = plan(&client, "parts", "bucket", pb::VerifyMode::Full, "parts").await;
-    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
-    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
-    let after = s3.writes();
+    let before = files.s3.writes();
+    let job = files.plan(pb::VerifyMode::Full).await;
+    files.completes(&job).await;
+    let after = files.s3.writes();
     // 4 and 5 MiB: one request each; 12 MiB + 7 bytes: one upload of 5 + 5 + 2 MiB parts.
     assert_eq!(after.single_puts - before.single_puts, 2, "{after:?}");
     assert_eq!(
@@ -1090,39 +1090,30 @@ async fn objects_up_to_the_part_size_go_in_one_request_larger_ones_in_parts() {
         "{after:?}"
     );
     assert_eq!(after.parts - before.parts, 3, "{after:?}");
-    let bytes = bucket_bytes(&s3.client(), "parts", "ferry/parts/").await;
-    assert_eq!(bytes, source);
+    files.holds_the_source().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_destination_is_listed_once_before_the_copy_and_once_per_task_after() {
-    let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
-    let s3 = S3Server::start().await;
-    let dirs = tempfile::tempdir().unwrap();
     let source: BTreeMap<String, Vec<u8>> = (0..20)
         .map(|i| {
             let bytes = ferry_tests::dataset::bytes(700 + i, 10_000);
             (format!("part-{i:02}.bin"), bytes)
         })
         .collect();
-    file_system_dataset_and_bucket(&client, &s3, dirs.path(), "fresh", "fresh", &source).await;
-    let _agent = Agent::start(
-        &cp.endpoint(),
-        cp.nats_url(),
-        "fast",
+    let files = FilesToBucket::start(
+        source,
+        "fresh",
+        "fresh",
         &[("FERRY_AGENT_TASK_OBJECTS", "4")],
-    );
+    )
+    .await;
 
-    let lists = s3.lists();
-    let job = plan(&client, "fresh", "bucket", pb::VerifyMode::Quick, "fresh").await;
-    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
-    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
-    let listed = s3.lists() - lists;
-    assert_eq!(
-        bucket_bytes(&s3.client(), "fresh", "ferry/fresh/").await,
-        source
-    );
+    let lists = files.s3.lists();
+    let job = files.plan(pb::VerifyMode::Quick).await;
+    files.completes(&job).await;
+    let listed = files.s3.lists() - lists;
+    files.holds_the_source().await;
     // Five tasks of four. The listing task finds the destination empty, so no copy task
     // lists it before copying; each lists its range once to verify. Before, each task
     // also listed it first, to find objects to resume or skip: ten listings.
@@ -1130,8 +1121,8 @@ async fn an_empty_destination_is_listed_once_before_the_copy_and_once_per_task_a
         (5..=6).contains(&listed),
         "{listed} ListObjects requests for 5 tasks on an empty destination"
     );
-    let objects = client.list_job_objects(&job.id, None).await.unwrap();
-    assert_eq!(objects.len(), source.len());
+    let objects = files.client.list_job_objects(&job.id, None).await.unwrap();
+    assert_eq!(objects.len(), files.source.len());
     assert!(
         objects
             .iter()
@@ -1343,8 +1334,10 @@ async fn an_agent_killed_mid_upload_resumes_with_the_missing_parts_only() {
         ("FERRY_AGENT_MEMORY_BUDGET_MIB", "24"),
         ("FERRY_AGENT_FAULTS__PAUSE_AFTER_PART_MS", "150"),
     ];
-    let mut upload = LargeUpload::start(21, SIZE, "video", "resume", &settings).await;
-    let (client, s3, job) = (&upload.client, &upload.s3, &upload.job);
+    let mut upload =
+        FilesToBucket::start(one_large_file(21, SIZE), "video", "resume", &settings).await;
+    let job = upload.plan(pb::VerifyMode::Quick).await;
+    let (client, s3) = (&upload.client, &upload.s3);
 
     let journalled = |objects: &[pb::JobObject]| {
         objects
@@ -1362,8 +1355,9 @@ async fn an_agent_killed_mid_upload_resumes_with_the_missing_parts_only() {
     assert!(recorded_before < PARTS, "the kill came mid-upload");
 
     upload.agent.restart();
-    upload.completes_intact().await;
-    let (client, s3, job) = (&upload.client, &upload.s3, &upload.job);
+    upload.completes(&job).await;
+    upload.holds_the_source().await;
+    let (client, s3) = (&upload.client, &upload.s3);
     let writes = s3.writes();
     assert_eq!(
         writes.multipart_uploads, uploads_before,
@@ -1394,7 +1388,9 @@ async fn an_upload_created_but_not_journalled_before_a_kill_is_aborted_after_the
         "FERRY_AGENT_FAULTS__PAUSE_BEFORE_UPLOAD_JOURNALLED_MS",
         "2000",
     )];
-    let mut upload = LargeUpload::start(23, 24 << 20, "scan", "orphan", &settings).await;
+    let mut upload =
+        FilesToBucket::start(one_large_file(23, 24 << 20), "scan", "orphan", &settings).await;
+    let job = upload.plan(pb::VerifyMode::Quick).await;
     let s3 = &upload.s3;
     let in_progress = || async {
         let listed = s3
@@ -1422,18 +1418,15 @@ async fn an_upload_created_but_not_journalled_before_a_kill_is_aborted_after_the
         1,
         "the killed agent left one upload: {orphan:?}"
     );
-    let recorded = upload
-        .client
-        .list_job_objects(&upload.job.id, None)
-        .await
-        .unwrap();
+    let recorded = upload.client.list_job_objects(&job.id, None).await.unwrap();
     assert!(
         recorded.iter().all(|o| o.upload.is_none()),
         "the upload was never journalled: {recorded:#?}"
     );
 
     upload.agent.restart();
-    upload.completes_intact().await;
+    upload.completes(&job).await;
+    upload.holds_the_source().await;
     assert_eq!(
         s3.writes().multipart_uploads,
         2,
@@ -1596,8 +1589,10 @@ async fn cancel_mid_upload(kill_agent_first: bool) {
         ("FERRY_AGENT_MEMORY_BUDGET_MIB", "24"),
         ("FERRY_AGENT_FAULTS__PAUSE_AFTER_PART_MS", "500"),
     ];
-    let mut upload = LargeUpload::start(33, 64 << 20, "video", "abandon", &settings).await;
-    let (client, s3, job) = (&upload.client, &upload.s3, &upload.job);
+    let mut upload =
+        FilesToBucket::start(one_large_file(33, 64 << 20), "video", "abandon", &settings).await;
+    let job = upload.plan(pb::VerifyMode::Quick).await;
+    let (client, s3) = (&upload.client, &upload.s3);
     let objects = wait_for_objects(client, &job.id, TIMEOUT, |objects| {
         objects
             .first()

@@ -140,17 +140,10 @@ mod tests {
         async fn copying_job(&self) -> JobId {
             let (job, _) = self
                 .migrations
-                .plan(PlanRequest {
-                    dataset: Ref::Name(Name::parse("dataset", "d").unwrap()),
-                    destination_site: Ref::Name(Name::parse("site", "dst").unwrap()),
-                    destination_path: None,
-                    storage_class: None,
-                    verify_mode: None,
-                    retire_source: false,
-                    idempotency_key: None,
-                    filter: Default::default(),
-                    bandwidth_limit: None,
-                })
+                .plan(PlanRequest::new(
+                    Ref::Name(Name::parse("dataset", "d").unwrap()),
+                    Ref::Name(Name::parse("site", "dst").unwrap()),
+                ))
                 .await
                 .unwrap();
             self.report(job.id, LIST_TASK, ReportEvent::Started).await;

@@ -48,6 +48,24 @@ pub struct PlanRequest {
     pub bandwidth_limit: Option<u64>,
 }
 
+impl PlanRequest {
+    /// A plan to move `dataset` to `destination_site` with every option at its
+    /// default: same path, the site's storage class, quick verification, source kept.
+    pub fn new(dataset: Ref<DatasetId>, destination_site: Ref<SiteId>) -> Self {
+        PlanRequest {
+            dataset,
+            destination_site,
+            destination_path: None,
+            storage_class: None,
+            verify_mode: None,
+            retire_source: false,
+            idempotency_key: None,
+            filter: ObjectFilter::default(),
+            bandwidth_limit: None,
+        }
+    }
+}
+
 /// The migration service. Cheap to clone.
 #[derive(Clone)]
 pub struct Migrations {

@@ -192,15 +192,11 @@ impl Recommendations {
         let (job, _) = self
             .migrations
             .plan(PlanRequest {
-                dataset: Ref::Id(rec.dataset_id),
-                destination_site: Ref::Id(rec.recommended_site_id),
-                destination_path: None,
-                storage_class: None,
                 verify_mode: policy.as_ref().map(|p| p.verify_mode),
                 retire_source: policy.as_ref().is_some_and(|p| p.retire_source),
                 idempotency_key: Some(format!("recommendation:{id}")),
-                filter: Default::default(),
                 bandwidth_limit: policy.as_ref().and_then(|p| p.bandwidth_limit),
+                ..PlanRequest::new(Ref::Id(rec.dataset_id), Ref::Id(rec.recommended_site_id))
             })
             .await?;
         self.catalogue

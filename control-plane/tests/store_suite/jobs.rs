@@ -7,48 +7,27 @@ use chrono::Utc;
 use ferry_control_plane::{
     domain::{
         ids::JobId,
-        job::{Counters, Job, JobObject, JobState, ObjectStatus},
+        job::{JobObject, ObjectStatus},
         tier::Tier,
     },
+    service::{Migrations, PlanRequest},
     store::{OutboxMessage, Store},
 };
+use tokio::sync::Notify;
 
-use crate::fixture::{create_dataset, create_site, new_dataset, Fixture};
+use crate::fixture::{by_name, create_dataset, create_site, new_dataset, Fixture};
 
-/// A queued job of a dataset on a new pair of sites.
+/// A job, as planned, of a dataset on a new pair of sites.
 async fn queued_job(f: &Fixture) -> JobId {
-    let source = create_site(&f.catalogue, "src", "s3://src", Tier::Hot).await;
-    let destination = create_site(&f.catalogue, "dst", "s3://dst", Tier::Cold).await;
-    let dataset = create_dataset(&f.catalogue, new_dataset("d", "src", "d", &[])).await;
-    let now = Utc::now();
-    let id = JobId::new();
-    let job = Job {
-        id,
-        idempotency_key: format!("job:{id}"),
-        dataset_id: dataset.id,
-        source_site_id: source.id,
-        source_path: "d".into(),
-        destination_site_id: destination.id,
-        destination_path: "d".into(),
-        executing_site_id: source.id,
-        storage_class: "STANDARD".into(),
-        verify_mode: Default::default(),
-        retire_source: false,
-        filter: Default::default(),
-        state: JobState::Queued,
-        attempt: 1,
-        error: None,
-        counters: Counters::default(),
-        bandwidth_limit: None,
-        source_retired: false,
-        created_at: now,
-        started_at: None,
-        updated_at: now,
-        ended_at: None,
-        listed: false,
-    };
-    f.store().insert_job(&job, &[]).await.unwrap();
-    id
+    create_site(&f.catalogue, "src", "s3://src", Tier::Hot).await;
+    create_site(&f.catalogue, "dst", "s3://dst", Tier::Cold).await;
+    create_dataset(&f.catalogue, new_dataset("d", "src", "d", &[])).await;
+    let migrations = Migrations::new(f.catalogue.clone(), Arc::new(Notify::new()));
+    let (job, _) = migrations
+        .plan(PlanRequest::new(by_name("d"), by_name("dst")))
+        .await
+        .unwrap();
+    job.id
 }
 
 fn dispatch(task: &str) -> impl FnOnce(&[(String, u64)]) -> OutboxMessage + '_ {
