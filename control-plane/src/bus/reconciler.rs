@@ -1,14 +1,15 @@
 //! The reconciler: re-dispatches jobs that should be moving but are not — queued with
 //! no agent having taken them, or held by an agent that stopped heartbeating — so that
-//! a lost message or a dead agent never strands a job.
+//! a lost message or a dead agent never strands a job. A job whose site has no live
+//! agent is left as it is: its commands are queued for whichever agent comes back.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use chrono::TimeDelta;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
-    domain::{agent::Liveness, job::JobState},
+    domain::{agent::Liveness, ids::SiteId, job::JobState},
     service::Migrations,
 };
 
@@ -29,6 +30,8 @@ pub async fn run(migrations: Migrations) {
 async fn reconcile(migrations: &Migrations) -> crate::error::Result<()> {
     let store = migrations.store();
     let now = migrations.catalogue().clock().now();
+    // Whether any agent of a site is alive, looked up once per site and pass.
+    let mut site_served: HashMap<SiteId, bool> = HashMap::new();
     for state in [
         JobState::Queued,
         JobState::Copying,
@@ -45,6 +48,28 @@ async fn reconcile(migrations: &Migrations) -> crate::error::Result<()> {
                         }
                     }
                 }
+            }
+            // A job's commands wait in its site's work queue until an agent takes them.
+            // With no agent of the site alive, publishing them again would only pile up
+            // copies there, one more set every STUCK_AFTER for as long as the outage
+            // lasts, until the queue is full and refuses every site's dispatches. Once an
+            // agent is back it takes what is queued; should a command have been lost,
+            // the job is re-dispatched on the first pass after that.
+            let site = job.executing_site_id;
+            let served = match site_served.get(&site) {
+                Some(&served) => served,
+                None => {
+                    let served = store
+                        .list_agents(Some(site))
+                        .await?
+                        .iter()
+                        .any(|agent| agent.liveness(now) == Liveness::Alive);
+                    *site_served.entry(site).or_insert(served)
+                }
+            };
+            if !served {
+                debug!(job_id = %job.id, site_id = %site, "stuck job left queued: no agent of its site is alive");
+                continue;
             }
             info!(job_id = %job.id, state = %job.state, "re-dispatching a stuck job");
             migrations.touch_and_redispatch(job.id).await?;
@@ -66,8 +91,9 @@ mod tests {
     use crate::{
         clock::{Clock, ManualClock, SharedClock},
         domain::{
+            agent::Agent,
             dataset::{DatasetPath, NewDataset},
-            ids::JobId,
+            ids::{AgentId, JobId},
             job::{JobObject, ObjectStatus},
             labels::Labels,
             name::{Name, Ref},
@@ -84,6 +110,7 @@ mod tests {
     struct Fixture {
         migrations: Migrations,
         clock: Arc<ManualClock>,
+        agent: AgentId,
         _dir: tempfile::TempDir,
     }
 
@@ -132,6 +159,7 @@ mod tests {
             Fixture {
                 migrations: Migrations::new(catalogue, Arc::new(Notify::new())),
                 clock,
+                agent: AgentId::new(),
                 _dir: dir,
             }
         }
@@ -193,6 +221,28 @@ mod tests {
                 .await;
         }
 
+        /// The agent of the job's site heartbeats `ago` before now (registering it the
+        /// first time).
+        async fn agent_heartbeat(&self, job_id: JobId, ago: TimeDelta) {
+            let job = self.migrations.get(job_id).await.unwrap();
+            let at = self.clock.now() - ago;
+            let agent = Agent {
+                id: self.agent,
+                site_id: job.executing_site_id,
+                version: "test".into(),
+                hostname: "h".into(),
+                concurrency: 4,
+                stopped: false,
+                last_heartbeat_at: at,
+                registered_at: at,
+            };
+            self.migrations
+                .store()
+                .upsert_agent(&agent, "")
+                .await
+                .unwrap();
+        }
+
         /// Runs the reconciler once and returns the tasks it dispatched (and marks every
         /// message published, as the relay would).
         async fn reconcile(&self) -> Vec<String> {
@@ -226,10 +276,35 @@ mod tests {
         assert_eq!(f.reconcile().await, Vec::<String>::new());
 
         // Nothing reported for longer than STUCK_AFTER, and no live agent holds it: its
-        // unfinished task goes out again.
+        // unfinished task goes out again, for the site's live agent to take.
         f.clock.advance(TimeDelta::minutes(2));
+        f.agent_heartbeat(job, TimeDelta::zero()).await;
         assert_eq!(f.reconcile().await, ["t1"]);
         // The re-dispatch counts as a change: not again at once.
+        assert_eq!(f.reconcile().await, Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_stuck_job_whose_site_has_no_live_agent_stays_queued_until_one_is_back() {
+        let f = Fixture::new().await;
+        let job = f.copying_job().await;
+        assert_eq!(f.reconcile().await, ["list", "t1"]);
+
+        // Silent for longer than STUCK_AFTER, and no agent of its site at all: the
+        // task is still queued for the first that comes, so nothing is published.
+        f.clock.advance(TimeDelta::minutes(4));
+        assert_eq!(f.reconcile().await, Vec::<String>::new());
+        f.clock.advance(TimeDelta::minutes(4));
+        assert_eq!(f.reconcile().await, Vec::<String>::new());
+
+        // An agent of the site that stopped heartbeating long ago changes nothing.
+        f.agent_heartbeat(job, TimeDelta::minutes(5)).await;
+        assert_eq!(f.reconcile().await, Vec::<String>::new());
+
+        // Once it heartbeats again the job goes out once more, should its command
+        // have been lost.
+        f.agent_heartbeat(job, TimeDelta::zero()).await;
+        assert_eq!(f.reconcile().await, ["t1"]);
         assert_eq!(f.reconcile().await, Vec::<String>::new());
     }
 }
