@@ -16,6 +16,7 @@ pub mod control;
 pub mod executor;
 pub mod filter;
 pub mod journal;
+mod local_file;
 pub mod multipart;
 pub mod report;
 pub mod s3;

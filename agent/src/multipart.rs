@@ -30,6 +30,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
 use crate::{
+    local_file,
     s3::{sdk_failure, S3Dataset},
     transfer::{
         ensure_unchanged, source_changed, stat_file, xxh3_hex, Copied, CopyOptions, TransferError,
@@ -468,8 +469,8 @@ impl<J: UploadJournal> PartCopy<'_, J> {
     /// stat'ed version where the store supports it.
     async fn open_source(&self) -> Result<PartSource, TransferError> {
         let info = self.src.info();
-        if info.scheme() == "fs" {
-            let path = std::path::Path::new(&*info.root()).join(self.key);
+        if local_file::is_local(self.src) {
+            let path = local_file::path(self.src, self.key)?;
             let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))

@@ -12,7 +12,12 @@ use futures::{stream, Stream, StreamExt, TryStreamExt};
 use opendal::{Buffer, ErrorKind, Metadata, Operator, Writer};
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::{bandwidth::Bandwidth, budget::MemoryBudget, storage::object_url};
+use crate::{
+    bandwidth::Bandwidth,
+    budget::MemoryBudget,
+    local_file::{self, SmallFile},
+    storage::object_url,
+};
 
 /// Default size of each ranged read and each multipart part.
 pub const DEFAULT_CHUNK_SIZE: usize = 8 * 1024 * 1024;
@@ -151,7 +156,7 @@ impl TransferError {
         }
     }
 
-    fn new(
+    pub(crate) fn new(
         op: &Operator,
         key: &str,
         operation: &'static str,
@@ -324,7 +329,8 @@ fn object_info(key: String, metadata: &Metadata) -> ObjectInfo {
 /// Guarantees on success: `size` bytes were read and written, `source_xxh3` is their
 /// hash, and the source did not change while it was read (checked with its ETag where
 /// the source supports conditional reads, otherwise by re-checking its size and
-/// modification time afterwards). The destination is not re-read: that is
+/// modification time afterwards). A local file of at most `chunk_size` bytes is read
+/// whole in one blocking call and written in one request. The destination is not re-read: that is
 /// [`verify_object`]'s job. On failure an unfinished multipart upload is aborted; a
 /// file-system destination may keep a partial file, which the next copy overwrites.
 pub async fn copy_object(
@@ -334,6 +340,11 @@ pub async fn copy_object(
     options: &CopyOptions,
 ) -> Result<Copied, TransferError> {
     let chunk_size = options.chunk_size.max(1);
+    if local_file::is_local(src) {
+        if let Some(file) = local_file::read_small(src, key, chunk_size as u64).await? {
+            return write_whole(dst, key, file, options).await;
+        }
+    }
     let concurrency = options.concurrency.max(1);
     let source = stat_file(src, key).await?;
     let size = source.content_length();
@@ -391,6 +402,37 @@ pub async fn copy_object(
     Ok(Copied {
         size,
         source_xxh3,
+        metadata_dropped,
+    })
+}
+
+/// Writes a local file read whole in one request: a single PUT on S3.
+async fn write_whole(
+    dst: &Operator,
+    key: &str,
+    file: SmallFile,
+    options: &CopyOptions,
+) -> Result<Copied, TransferError> {
+    let size = file.bytes.len() as u64;
+    let mut metadata_dropped = false;
+    let mut write = dst.write_with(key, file.bytes);
+    if !file.user_metadata.is_empty() {
+        if options.preserve_metadata && dst.info().capability().write_with_user_metadata {
+            write = write.user_metadata(file.user_metadata);
+        } else {
+            metadata_dropped = true;
+        }
+    }
+    for limit in &options.bandwidth {
+        limit.take(size as usize).await;
+    }
+    write
+        .await
+        .map_err(|e| TransferError::from_opendal(dst, key, "write", e))?;
+    tracing::debug!(key, size, xxh3 = %xxh3_hex(file.xxh3), metadata_dropped, "object copied");
+    Ok(Copied {
+        size,
+        source_xxh3: file.xxh3,
         metadata_dropped,
     })
 }
@@ -513,16 +555,21 @@ pub(crate) async fn stat_file(op: &Operator, key: &str) -> Result<Metadata, Tran
         .await
         .map_err(|e| TransferError::from_opendal(op, key, "stat", e))?;
     if metadata.is_dir() {
-        return Err(TransferError::new(
-            op,
-            key,
-            "stat",
-            ErrorKind::IsADirectory,
-            "is a directory, not an object",
-            false,
-        ));
+        return Err(is_a_directory(op, key));
     }
     Ok(metadata)
+}
+
+/// A directory where an object was expected: never worth retrying.
+pub(crate) fn is_a_directory(op: &Operator, key: &str) -> TransferError {
+    TransferError::new(
+        op,
+        key,
+        "stat",
+        ErrorKind::IsADirectory,
+        "is a directory, not an object",
+        false,
+    )
 }
 
 /// The bytes of one object, exactly as many as its stat said, in order. Reads are

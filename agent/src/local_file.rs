@@ -1,0 +1,268 @@
+//! Small objects read straight from a local file system, in one blocking call that
+//! opens, stats, reads, re-stats and hashes the file on one thread.
+//!
+//! Through OpenDAL's fs service each of those steps is its own trip to Tokio's blocking
+//! pool and back. For a 64 KiB file the trips, with the thread wake-ups and context
+//! switches they bring, cost the agent more CPU than the bytes do: about half of its
+//! CPU on many small files went to them.
+
+use std::{
+    collections::BTreeMap,
+    fs::{File, Metadata},
+    io::Read,
+    os::unix::fs::MetadataExt,
+    path::{Component, Path, PathBuf},
+};
+
+use bytes::Bytes;
+use opendal::{ErrorKind, Operator};
+use xattr::FileExt;
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::transfer::{is_a_directory, source_changed, TransferError};
+
+/// The prefix of the extended attributes that hold user metadata, as OpenDAL's fs
+/// service writes and reads them.
+const USER_XATTR_PREFIX: &str = "user.";
+/// `EOPNOTSUPP`: the file system has no extended attributes.
+const EOPNOTSUPP: i32 = 95;
+
+/// Whether `op` is a local file system, whose files can be read directly.
+pub(crate) fn is_local(op: &Operator) -> bool {
+    op.info().scheme() == "fs"
+}
+
+/// The file behind `key` below the operator's root. As OpenDAL's fs service does, a key
+/// that would leave the root (a `..` segment, an absolute path) is refused.
+pub(crate) fn path(op: &Operator, key: &str) -> Result<PathBuf, TransferError> {
+    let relative = key.trim_end_matches('/');
+    let escapes = Path::new(relative).components().any(|c| {
+        matches!(
+            c,
+            Component::ParentDir | Component::RootDir | Component::Prefix(_)
+        )
+    });
+    if escapes {
+        return Err(TransferError::new(
+            op,
+            key,
+            "stat",
+            ErrorKind::NotFound,
+            "the key leads outside the dataset's directory",
+            false,
+        ));
+    }
+    Ok(Path::new(&*op.info().root()).join(relative))
+}
+
+/// A file read whole.
+#[derive(Debug)]
+pub(crate) struct SmallFile {
+    pub bytes: Bytes,
+    pub xxh3: u128,
+    /// Its `user.*` extended attributes, without the prefix.
+    pub user_metadata: BTreeMap<String, String>,
+}
+
+/// Reads `key` whole if it is a regular file of at most `max` bytes; `None` if it is
+/// larger (or not a regular file), for the streaming path to take. Fails, temporarily,
+/// if the file changes while it is read; permanently if it is missing, unreadable or
+/// a directory.
+pub(crate) async fn read_small(
+    op: &Operator,
+    key: &str,
+    max: u64,
+) -> Result<Option<SmallFile>, TransferError> {
+    let path = path(op, key)?;
+    let read = tokio::task::spawn_blocking(move || read_blocking(&path, max))
+        .await
+        .map_err(|e| TransferError::new(op, key, "read", ErrorKind::Unexpected, e, true))?;
+    read.map_err(|e| match e {
+        LocalError::Io(operation, e) => io_error(op, key, operation, &e),
+        LocalError::Directory => is_a_directory(op, key),
+        LocalError::Changed(why) => source_changed(op, key, why),
+    })
+}
+
+enum LocalError {
+    Io(&'static str, std::io::Error),
+    Directory,
+    Changed(String),
+}
+
+fn read_blocking(path: &Path, max: u64) -> Result<Option<SmallFile>, LocalError> {
+    let mut file = File::open(path).map_err(|e| LocalError::Io("stat", e))?;
+    let before = file.metadata().map_err(|e| LocalError::Io("stat", e))?;
+    if before.is_dir() {
+        return Err(LocalError::Directory);
+    }
+    if !before.is_file() || before.len() > max {
+        return Ok(None);
+    }
+    let user_metadata = user_metadata(&file).map_err(|e| LocalError::Io("stat", e))?;
+    let size = before.len();
+    // One byte more than the stat said is asked for, so that a file that grew since is
+    // caught here rather than copied short.
+    let mut bytes = Vec::with_capacity(size as usize + 1);
+    (&mut file)
+        .take(size + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| LocalError::Io("read", e))?;
+    if bytes.len() as u64 != size {
+        return Err(LocalError::Changed(format!(
+            "read {} bytes where it had {size}",
+            bytes.len()
+        )));
+    }
+    let after = file.metadata().map_err(|e| LocalError::Io("stat", e))?;
+    if !same_version(&before, &after) {
+        return Err(LocalError::Changed(
+            "its size or modification time changed".into(),
+        ));
+    }
+    Ok(Some(SmallFile {
+        xxh3: xxh3_128(&bytes),
+        bytes: Bytes::from(bytes),
+        user_metadata,
+    }))
+}
+
+fn same_version(before: &Metadata, after: &Metadata) -> bool {
+    before.len() == after.len()
+        && before.mtime() == after.mtime()
+        && before.mtime_nsec() == after.mtime_nsec()
+}
+
+/// The `user.*` extended attributes with UTF-8 values, as OpenDAL's fs service reads
+/// them (none where the file system has no extended attributes).
+fn user_metadata(file: &File) -> std::io::Result<BTreeMap<String, String>> {
+    let names = match file.list_xattr() {
+        Ok(names) => names,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::Unsupported
+                || e.raw_os_error() == Some(EOPNOTSUPP) =>
+        {
+            return Ok(BTreeMap::new())
+        }
+        Err(e) => return Err(e),
+    };
+    let mut metadata = BTreeMap::new();
+    for name in names {
+        let name = name.to_string_lossy();
+        let Some(key) = name.strip_prefix(USER_XATTR_PREFIX) else {
+            continue;
+        };
+        if let Some(value) = file.get_xattr(&*name)? {
+            if let Ok(value) = String::from_utf8(value) {
+                metadata.insert(key.to_owned(), value);
+            }
+        }
+    }
+    Ok(metadata)
+}
+
+/// A local file operation's failure, classified as OpenDAL classifies it.
+pub(crate) fn io_error(
+    op: &Operator,
+    key: &str,
+    operation: &'static str,
+    e: &std::io::Error,
+) -> TransferError {
+    let (kind, temporary) = match e.kind() {
+        std::io::ErrorKind::NotFound => (ErrorKind::NotFound, false),
+        std::io::ErrorKind::PermissionDenied => (ErrorKind::PermissionDenied, false),
+        _ => (ErrorKind::Unexpected, true),
+    };
+    TransferError::new(op, key, operation, kind, e, temporary)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use opendal::services;
+
+    use super::*;
+
+    fn fs(dir: &Path) -> Operator {
+        Operator::new(services::Fs::default().root(&dir.display().to_string())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_small_file_is_read_whole_with_its_hash_and_user_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        let content: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+        let path = dir.path().join("d/f.bin");
+        std::fs::write(&path, &content).unwrap();
+        // Where the file system has extended attributes, they come along.
+        let xattrs = xattr::set(&path, "user.owner", b"ops").is_ok();
+        xattr::set(&path, "user.binary", &[0xff, 0xfe]).ok();
+
+        let op = fs(dir.path());
+        let file = read_small(&op, "d/f.bin", 1 << 20).await.unwrap().unwrap();
+        assert_eq!(&file.bytes[..], &content[..]);
+        assert_eq!(file.xxh3, xxh3_128(&content));
+        if xattrs {
+            // Values that are not UTF-8 are skipped, as OpenDAL skips them.
+            assert_eq!(
+                file.user_metadata,
+                BTreeMap::from([("owner".to_owned(), "ops".to_owned())])
+            );
+        }
+        // The same as OpenDAL reads.
+        assert_eq!(op.read("d/f.bin").await.unwrap().to_vec(), content);
+    }
+
+    #[tokio::test]
+    async fn a_larger_file_is_left_to_the_streaming_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("big"), vec![7u8; 4097]).unwrap();
+        let op = fs(dir.path());
+        assert!(read_small(&op, "big", 4096).await.unwrap().is_none());
+        assert!(read_small(&op, "big", 4097).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn missing_files_directories_and_escaping_keys_fail_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(dir.path().join("outside"), b"secret").unwrap();
+        let op = fs(&root);
+
+        let missing = read_small(&op, "nope", 1024).await.unwrap_err();
+        assert_eq!(
+            (missing.kind, missing.temporary),
+            (ErrorKind::NotFound, false)
+        );
+        assert_eq!(missing.operation, "stat");
+
+        let directory = read_small(&op, "sub", 1024).await.unwrap_err();
+        assert_eq!(directory.kind, ErrorKind::IsADirectory);
+        assert!(!directory.temporary);
+
+        for key in ["../outside", "sub/../../outside"] {
+            let escaped = read_small(&op, key, 1024).await.unwrap_err();
+            assert_eq!(
+                (escaped.kind, escaped.temporary),
+                (ErrorKind::NotFound, false)
+            );
+            assert!(escaped.message.contains("outside the dataset"), "{escaped}");
+        }
+    }
+
+    #[test]
+    fn a_file_rewritten_in_place_is_a_new_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"one").unwrap();
+        let before = std::fs::metadata(&path).unwrap();
+        let file = File::options().write(true).open(&path).unwrap();
+        file.set_modified(SystemTime::now() + Duration::from_secs(5))
+            .unwrap();
+        let after = std::fs::metadata(&path).unwrap();
+        assert!(same_version(&before, &before));
+        assert!(!same_version(&before, &after));
+    }
+}
