@@ -1406,17 +1406,23 @@ async fn an_upload_created_but_not_journalled_before_a_kill_is_aborted_after_the
             .map(|u| u.upload_id().unwrap_or_default().to_owned())
             .collect::<Vec<_>>()
     };
+    // The service counts the request when it arrives and lists the upload once it has
+    // created it; the agent's pause begins when the answer reaches it.
     let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while s3.writes().multipart_uploads == 0 {
+    let orphan = loop {
+        let listed = in_progress().await;
+        if !listed.is_empty() {
+            break listed;
+        }
         assert!(tokio::time::Instant::now() < deadline, "no upload started");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
     upload.agent.kill();
-    let orphan = in_progress().await;
+    assert_eq!(orphan.len(), 1, "the agent began one upload: {orphan:?}");
     assert_eq!(
-        orphan.len(),
-        1,
-        "the killed agent left one upload: {orphan:?}"
+        in_progress().await,
+        orphan,
+        "the killed agent left its upload"
     );
     let recorded = upload.client.list_job_objects(&job.id, None).await.unwrap();
     assert!(
