@@ -127,8 +127,10 @@ fn reset_peak_rss(pid: u32) {
 /// round's listings would otherwise also walk every earlier round's objects. s3s-fs
 /// keeps nothing in memory: a bucket is a directory, and an object's metadata lives in
 /// files named `.bucket-<bucket>.object-<key>…` beside the buckets. They are moved
-/// aside, not deleted: on a file system mounted with `discard` (this machine's), freeing
-/// the blocks of tens of thousands of files slows the disk for the rounds after.
+/// aside, not deleted: on ext4 without a journal (this machine's root file system)
+/// allocating an inode skips every inode freed in the last minutes, so for a while
+/// after tens of thousands of files are deleted each file the server creates costs many
+/// times its usual CPU (`recently_deleted` in the kernel's profile).
 fn empty_buckets(root: &Path, buckets: &[&str], round: usize) -> anyhow::Result<()> {
     let aside = root.join(format!(".emptied-{round}"));
     std::fs::create_dir(&aside)?;
