@@ -161,19 +161,26 @@ fn user_metadata(file: &File) -> std::io::Result<BTreeMap<String, String>> {
     Ok(metadata)
 }
 
-/// A local file operation's failure, classified as OpenDAL classifies it.
+/// A local file operation's failure, classified and worded as the store's would be:
+/// missing and unreadable files are permanent, anything else may pass.
 pub(crate) fn io_error(
     op: &Operator,
     key: &str,
     operation: &'static str,
     e: &std::io::Error,
 ) -> TransferError {
-    let (kind, temporary) = match e.kind() {
-        std::io::ErrorKind::NotFound => (ErrorKind::NotFound, false),
-        std::io::ErrorKind::PermissionDenied => (ErrorKind::PermissionDenied, false),
-        _ => (ErrorKind::Unexpected, true),
+    let kind = match e.kind() {
+        std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+        std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+        _ => ErrorKind::Unexpected,
     };
-    TransferError::new(op, key, operation, kind, e, temporary)
+    let err = opendal::Error::new(kind, e.to_string());
+    let err = if kind == ErrorKind::Unexpected {
+        err.set_temporary()
+    } else {
+        err
+    };
+    TransferError::from_opendal(op, key, operation, err)
 }
 
 #[cfg(test)]

@@ -490,17 +490,7 @@ impl<J: UploadJournal> PartCopy<'_, J> {
 
     /// A local read's failure, classified as the store's would be.
     fn io_failure(&self, e: &std::io::Error) -> TransferError {
-        let kind = match e.kind() {
-            std::io::ErrorKind::NotFound => ErrorKind::NotFound,
-            std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
-            _ => ErrorKind::Unexpected,
-        };
-        let err = opendal::Error::new(kind, e.to_string());
-        self.read_failure(if kind == ErrorKind::Unexpected {
-            err.set_temporary()
-        } else {
-            err
-        })
+        local_file::io_error(self.src, self.key, "read", e)
     }
 
     async fn read_part(

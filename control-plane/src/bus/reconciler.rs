@@ -64,7 +64,8 @@ async fn reconcile(migrations: &Migrations) -> crate::error::Result<()> {
                         .await?
                         .iter()
                         .any(|agent| agent.liveness(now) == Liveness::Alive);
-                    *site_served.entry(site).or_insert(served)
+                    site_served.insert(site, served);
+                    served
                 }
             };
             if !served {

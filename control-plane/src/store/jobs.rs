@@ -906,6 +906,16 @@ impl Tally {
     fn of_row(row: &job_object::Model) -> Tally {
         Tally::of_stored(&row.status, row.size)
     }
+
+    /// What `count` objects of one stored status, of `bytes` in all, count for.
+    fn of_group(status: &str, count: i64, bytes: i64) -> Tally {
+        let each = Tally::of_stored(status, bytes);
+        Tally {
+            done: each.done * count,
+            failed: each.failed * count,
+            bytes_done: each.bytes_done,
+        }
+    }
 }
 
 impl std::ops::AddAssign for Tally {
@@ -976,23 +986,14 @@ async fn refresh_counters(db: &impl ConnectionTrait, id: JobId) -> Result<()> {
         .all(db)
         .await
         .map_err(db_error)?;
-    let (mut done, mut failed, mut bytes_done) = (0i64, 0i64, 0i64);
-    for (status, n, bytes) in rows {
-        let bytes = bytes.unwrap_or(0);
-        match status.parse::<ObjectStatus>() {
-            Ok(s) if s.is_done() => {
-                done += n;
-                bytes_done += bytes;
-            }
-            Ok(ObjectStatus::Copied) => bytes_done += bytes,
-            Ok(ObjectStatus::Failed) => failed += n,
-            _ => {}
-        }
+    let mut total = Tally::default();
+    for (status, count, bytes) in rows {
+        total += Tally::of_group(&status, count, bytes.unwrap_or(0));
     }
     job::Entity::update_many()
-        .col_expr(job::Column::ObjectsDone, Expr::value(done))
-        .col_expr(job::Column::ObjectsFailed, Expr::value(failed))
-        .col_expr(job::Column::BytesDone, Expr::value(bytes_done))
+        .col_expr(job::Column::ObjectsDone, Expr::value(total.done))
+        .col_expr(job::Column::ObjectsFailed, Expr::value(total.failed))
+        .col_expr(job::Column::BytesDone, Expr::value(total.bytes_done))
         .filter(job::Column::Id.eq(id.to_string()))
         .exec(db)
         .await
