@@ -111,10 +111,52 @@ fn proc_usage(pid: u32) -> Option<(f64, u64)> {
     Some((ticks / 100.0, hwm))
 }
 
-/// Writes the page cache's dirty pages out before a run, so that no run pays for the
-/// writeback of what an earlier one wrote (the large workloads leave gigabytes behind).
-fn settle() {
+/// Puts every run on the same footing: the files of its source (the workload's files;
+/// for W3 the source bucket's files on the server's disk, with the metadata files s3s-fs
+/// keeps beside the buckets) are read into the page cache, then the dirty pages are
+/// written out, so that no run pays for the writeback of what an earlier one wrote (the
+/// large workloads leave gigabytes behind).
+///
+/// The read matters because rclone drops from the page cache what it has read
+/// (`posix_fadvise(POSIX_FADV_DONTNEED)` in its local backend), and this machine's host
+/// pages out file pages left idle for a minute (a DAMON `pageout` scheme). Without it
+/// the run after an rclone run, or after a pause, reads its source from disk: that was
+/// Ferry's quick run of each round after the first, and rclone's second variant.
+fn settle(source: &[PathBuf]) -> anyhow::Result<()> {
+    for path in source {
+        read_tree(path)
+            .with_context(|| format!("reading {} into the page cache", path.display()))?;
+    }
     let _ = Command::new("sync").status();
+    Ok(())
+}
+
+/// The files on the S3 server's disk that hold the objects below `prefix` (a bucket and
+/// a key prefix): the prefix's directory, and every object metadata file beside the
+/// buckets (those of this round only, as [`empty_buckets`] moves earlier ones aside).
+fn in_bucket(root: &Path, prefix: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = vec![root.join(prefix)];
+    for entry in std::fs::read_dir(root)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file()
+            && entry.file_name().to_string_lossy().starts_with(".bucket-")
+        {
+            files.push(entry.path());
+        }
+    }
+    Ok(files)
+}
+
+/// Reads every file below `path`, or `path` itself if it is a file.
+fn read_tree(path: &Path) -> std::io::Result<()> {
+    if !path.is_dir() {
+        std::io::copy(&mut std::fs::File::open(path)?, &mut std::io::sink())?;
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(path)? {
+        read_tree(&entry?.path())?;
+    }
+    Ok(())
 }
 
 /// Resets a process's peak RSS so the next reading covers one run only.
@@ -191,9 +233,10 @@ impl Bench {
         dataset: &str,
         to: &str,
         verify: pb::VerifyMode,
+        source: &[PathBuf],
     ) -> anyhow::Result<Run> {
         let pid = agent.pid().context("the agent is not running")?;
-        settle();
+        settle(source)?;
         reset_peak_rss(pid);
         let (cpu_before, _) = proc_usage(pid).context("reading the agent's usage")?;
         let server_before = server_cpu();
@@ -237,8 +280,14 @@ impl Bench {
         })
     }
 
-    fn rclone(&self, from: &str, to: &str, extra: &[&str]) -> anyhow::Result<Run> {
-        settle();
+    fn rclone(
+        &self,
+        from: &str,
+        to: &str,
+        extra: &[&str],
+        source: &[PathBuf],
+    ) -> anyhow::Result<Run> {
+        settle(source)?;
         let server_before = server_cpu();
         let started = Instant::now();
         let mut command = Command::new("rclone");
@@ -317,14 +366,16 @@ impl Bench {
                     ..Default::default()
                 })
                 .await?;
-            let run = self.ferry(agent, &name, "s3", verify).await?;
+            let run = self
+                .ferry(agent, &name, "s3", verify, &[self.gen.join(workload)])
+                .await?;
             results.add(&format!("{label} ferry {mode}"), round, run);
         }
         if rclone {
             let from = self.gen.join(workload).display().to_string();
             for (variant, flags) in RCLONE_VARIANTS {
                 let to = format!("bench:rclone/{workload}-{variant}-{round}");
-                let run = self.rclone(&from, &to, flags)?;
+                let run = self.rclone(&from, &to, flags, &[self.gen.join(workload)])?;
                 results.add(&format!("{label} rclone {variant}"), round, run);
             }
         }
@@ -516,7 +567,10 @@ async fn main() -> anyhow::Result<()> {
                 // W3: the W1 set, bucket to bucket on one endpoint.
                 for (mode, verify) in MODES {
                     let name = format!("w1-{mode}-{round}");
-                    let run = bench.ferry(&s3_agent, &name, "s3-copy", verify).await?;
+                    let source = in_bucket(bench.s3.root(), &format!("bench/ferry/{name}"))?;
+                    let run = bench
+                        .ferry(&s3_agent, &name, "s3-copy", verify, &source)
+                        .await?;
                     w3.add(&format!("W3 ferry {mode}"), round, run);
                 }
                 if rclone {
@@ -524,6 +578,7 @@ async fn main() -> anyhow::Result<()> {
                         &format!("bench:bench/ferry/w1-quick-{round}"),
                         &format!("bench:rclone/w3-{round}"),
                         &[],
+                        &in_bucket(bench.s3.root(), &format!("bench/ferry/w1-quick-{round}"))?,
                     )?;
                     w3.add("W3 rclone server-side", round, run);
                 }
