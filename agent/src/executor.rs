@@ -934,16 +934,8 @@ async fn verify_hashed(
     source_xxh3: u128,
     mode: VerifyMode,
 ) -> Result<Result<Hashes, String>, TransferError> {
-    let verified = match (&sites.dst_s3, mode) {
-        (Some(dst), VerifyMode::Full) => {
-            let (size, xxh3) = dst.hash(&info.key).await?;
-            transfer::Verified {
-                destination_xxh3: Some(xxh3),
-                matches: size == info.size && xxh3 == source_xxh3,
-            }
-        }
-        _ => transfer::verify_object(&sites.dst, &info.key, info.size, source_xxh3, mode).await?,
-    };
+    let verified =
+        transfer::verify_object(&sites.dst, &info.key, info.size, source_xxh3, mode).await?;
     if verified.matches {
         return Ok(Ok((Some(source_xxh3), verified.destination_xxh3)));
     }
@@ -965,7 +957,7 @@ async fn verify_server_copy(
     copied: &ServerCopied,
     mode: VerifyMode,
 ) -> Result<Result<Hashes, String>, TransferError> {
-    let Some((src, dst)) = sites.server_side() else {
+    let Some((_, dst)) = sites.server_side() else {
         unreachable!("a server-side copy is verified only between S3 datasets of one service")
     };
     match mode {
@@ -982,7 +974,10 @@ async fn verify_server_copy(
             }
         }
         VerifyMode::Full => {
-            let (source, destination) = tokio::join!(src.hash(&info.key), dst.hash(&info.key));
+            let (source, destination) = tokio::join!(
+                transfer::hash_streamed(&sites.src, &info.key),
+                transfer::hash_streamed(&sites.dst, &info.key)
+            );
             let ((src_size, src_xxh3), (dst_size, dst_xxh3)) = (source?, destination?);
             if src_size == dst_size && src_xxh3 == dst_xxh3 {
                 Ok(Ok((Some(src_xxh3), Some(dst_xxh3))))

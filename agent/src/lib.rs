@@ -25,6 +25,6 @@ pub mod transfer;
 
 pub use storage::{operator, SiteAccess, StorageError};
 pub use transfer::{
-    copy_object, delete_object, hash_object, list, parse_xxh3_hex, verify_object, xxh3_hex, Copied,
-    CopyOptions, ObjectInfo, TransferError, Verified, VerifyMode,
+    copy_object, delete_object, hash_object, hash_streamed, list, parse_xxh3_hex, verify_object,
+    xxh3_hex, Copied, CopyOptions, ObjectInfo, TransferError, Verified, VerifyMode,
 };

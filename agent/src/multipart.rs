@@ -520,6 +520,7 @@ impl<J: UploadJournal> PartCopy<'_, J> {
         // the freed parts, and the agent's resident memory grew far past its budget.
         let mut part =
             memmap2::MmapMut::map_anon(expected as usize).map_err(|e| self.io_failure(&e))?;
+        huge_pages(&part);
         let reader = match source {
             PartSource::File(file) => {
                 // Straight into the part's buffer, with no copy through a read buffer.
@@ -743,6 +744,19 @@ fn hash_part(
         bytes,
         _room: room,
     }
+}
+
+/// Asks for the part's buffer to be backed by transparent huge pages where the system
+/// allows them (`madvise` mode, the common default): filling an 8 MiB part then takes 4
+/// page faults instead of 2,048, which on a virtual machine cost more CPU than the
+/// copy. Advice only: the buffer works the same without it.
+fn huge_pages(part: &memmap2::MmapMut) {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = part.advise(memmap2::Advice::HugePage) {
+        tracing::trace!(error = %e, "no huge pages for a part buffer");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = part;
 }
 
 fn url(dst: &S3Dataset, key: &str) -> String {

@@ -15,7 +15,6 @@ use aws_sdk_s3::{
     error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
 };
 use opendal::ErrorKind;
-use xxhash_rust::xxh3::Xxh3;
 
 use crate::{
     storage::{self, Scheme, SiteAccess, SiteUri, StorageError},
@@ -304,45 +303,6 @@ impl S3Dataset {
         let head = self.head_object(key).await?;
         let size = content_length(self, key, &head)?;
         Ok((size, head.e_tag().map(str::to_owned)))
-    }
-
-    /// Size and xxh3-128 of `key`, from one GET. The response is one version of the
-    /// object, so it needs neither the stat before nor the one after that a read
-    /// through OpenDAL takes to pin and check the version.
-    pub async fn hash(&self, key: &str) -> Result<(u64, u128), TransferError> {
-        let object = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.object_key(key))
-            .send()
-            .await
-            .map_err(|e| sdk_failure(self, key, "read", e))?;
-        let announced = object.content_length().and_then(|n| u64::try_from(n).ok());
-        let broken = |detail: String| TransferError {
-            key: key.to_owned(),
-            operation: "read",
-            kind: ErrorKind::Unexpected,
-            message: format!("reading {}: {detail}", self.url(key)),
-            temporary: true,
-        };
-        let mut body = object.body;
-        let mut hasher = Xxh3::new();
-        let mut read = 0u64;
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| broken(DisplayErrorContext(&e).to_string()))?
-        {
-            hasher.update(&chunk);
-            read += chunk.len() as u64;
-        }
-        match announced {
-            Some(n) if n != read => {
-                Err(broken(format!("the body ended after {read} of {n} bytes")))
-            }
-            _ => Ok((read, hasher.digest128())),
-        }
     }
 
     async fn head_object(&self, key: &str) -> Result<HeadObjectOutput, TransferError> {

@@ -328,33 +328,6 @@ async fn missing_source_is_a_permanent_not_found() {
     );
 }
 
-/// `S3Dataset::hash`, which full verification uses, gives each object's size and xxh3
-/// from one read; a missing object is a permanent not-found naming it.
-#[tokio::test]
-async fn hash_reads_size_and_xxh3_of_each_object() {
-    let server = S3Server::start().await;
-    server.create_bucket("hashing").await;
-    let dataset = Dataset::open(&server, "hashing", "datasets/h");
-    for object in objects() {
-        dataset.put(&server, &object).await;
-        let (size, xxh3) = dataset.s3.hash(object.key).await.unwrap();
-        assert_eq!(
-            (size, xxh3),
-            (object.bytes.len() as u64, xxh3_128(&object.bytes)),
-            "{}",
-            object.key
-        );
-    }
-
-    let err = dataset.s3.hash("no/such.bin").await.unwrap_err();
-    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
-    assert!(!err.temporary, "not-found must be permanent: {err}");
-    assert!(
-        err.message.contains("hashing/ferry/datasets/h/no/such.bin"),
-        "{err}"
-    );
-}
-
 /// A site on the test server's endpoint that needs no server: building a dataset makes
 /// no request.
 fn offline(endpoint: &str, access_key: &str, secret: &str, bucket: &str) -> S3Dataset {

@@ -17,8 +17,8 @@ use std::{
 
 use aws_sdk_s3::primitives::ByteStream;
 use ferry_agent::{
-    copy_object, delete_object, hash_object, list, operator, verify_object, xxh3_hex, CopyOptions,
-    ObjectInfo, SiteAccess, TransferError, VerifyMode,
+    copy_object, delete_object, hash_object, hash_streamed, list, operator, verify_object,
+    xxh3_hex, CopyOptions, ObjectInfo, SiteAccess, TransferError, VerifyMode,
 };
 use ferry_tests::{dataset::noise, s3::error_chain, S3Server};
 use futures::TryStreamExt;
@@ -280,8 +280,9 @@ fn assert_missing_key_error(err: &TransferError, key: &str, operation: &str) {
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
     assert!(!err.temporary, "not-found must be permanent: {err}");
     assert!(err.message.contains(key), "{err}");
+    // "stat s3://…", "reading s3://…": the operation, or its verb, comes first.
     assert!(
-        err.message.starts_with(&format!("{operation} ")),
+        err.message.starts_with(operation),
         "the operation leads the message: {err}"
     );
 }
@@ -461,6 +462,10 @@ async fn run_suite(from: Kind, to: Kind) {
             hash_object(&dst.op, object.key).await.unwrap(),
             (size, expected)
         );
+        assert_eq!(
+            hash_streamed(&dst.op, object.key).await.unwrap(),
+            (size, expected)
+        );
 
         dst.corrupt(object.key).await;
         let quick = verify_object(&dst.op, object.key, size, expected, VerifyMode::Quick)
@@ -513,10 +518,12 @@ async fn run_suite(from: Kind, to: Kind) {
     );
     let err = hash_object(&dst.op, missing).await.unwrap_err();
     assert_missing_key_error(&err, missing, "stat");
+    let err = hash_streamed(&dst.op, missing).await.unwrap_err();
+    assert_missing_key_error(&err, missing, "read");
     let err = verify_object(&dst.op, missing, 1, 1, VerifyMode::Full)
         .await
         .unwrap_err();
-    assert_missing_key_error(&err, missing, "stat");
+    assert_missing_key_error(&err, missing, "read");
 
     // Retiring a source object removes it, and retiring it again is harmless.
     delete_object(&src.op, "top.txt").await.unwrap();
