@@ -136,6 +136,14 @@ fn settle(source: &[PathBuf]) -> anyhow::Result<()> {
 /// buckets (those of this round only, as [`empty_buckets`] moves earlier ones aside).
 fn in_bucket(root: &Path, prefix: &str) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = vec![root.join(prefix)];
+    files.extend(metadata_files(root)?);
+    Ok(files)
+}
+
+/// The files s3s-fs keeps an object's metadata in, beside the buckets: named
+/// `.bucket-<bucket>.object-<key>…`.
+fn metadata_files(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
     for entry in std::fs::read_dir(root)? {
         let entry = entry?;
         if entry.file_type()?.is_file()
@@ -181,11 +189,9 @@ fn empty_buckets(root: &Path, buckets: &[&str], round: usize) -> anyhow::Result<
         std::fs::rename(&dir, aside.join(bucket))?;
         std::fs::create_dir(&dir)?;
     }
-    for entry in std::fs::read_dir(root)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if entry.file_type()?.is_file() && name.to_string_lossy().starts_with(".bucket-") {
-            std::fs::rename(entry.path(), aside.join(&name))?;
+    for file in metadata_files(root)? {
+        if let Some(name) = file.file_name() {
+            std::fs::rename(&file, aside.join(name))?;
         }
     }
     Ok(())
