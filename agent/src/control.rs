@@ -120,15 +120,23 @@ impl ControlPlane {
         Ok(request)
     }
 
-    pub async fn heartbeat(&self, stopping: bool) -> Result<(), Status> {
+    /// Reports this agent alive and the jobs it runs copy tasks of; answers, for each
+    /// of them, how many live agents (this one included) run tasks of it.
+    pub async fn heartbeat(
+        &self,
+        stopping: bool,
+        jobs: Vec<String>,
+    ) -> Result<HashMap<String, u32>, Status> {
         let request = self.authorized(pb::HeartbeatRequest {
             agent_id: self.agent_id.clone(),
             stopping,
+            jobs,
         })?;
-        AgentServiceClient::new(self.channel.clone())
+        Ok(AgentServiceClient::new(self.channel.clone())
             .heartbeat(request)
-            .await?;
-        Ok(())
+            .await?
+            .into_inner()
+            .job_agents)
     }
 
     /// The source and destination of a job this agent holds; credentials come only

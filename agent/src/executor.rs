@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    bandwidth::Bandwidth,
+    bandwidth::{Bandwidth, JobBandwidths},
     budget::{copy_footprint, MemoryBudget},
     config::AgentConfig,
     control::ControlPlane,
@@ -54,6 +54,8 @@ pub struct Executor {
     config: Arc<AgentConfig>,
     /// This agent's share of its site's limit, across all the jobs it runs.
     site_bandwidth: Arc<Bandwidth>,
+    /// This agent's share of each job's limit, for all its tasks of the job here.
+    job_bandwidths: Arc<JobBandwidths>,
     /// Bounds the bytes all transfers of this agent hold at once.
     budget: Arc<MemoryBudget>,
     /// Objects in flight across every task this agent runs (`concurrency`).
@@ -147,9 +149,26 @@ impl Executor {
             js,
             config,
             site_bandwidth,
+            job_bandwidths: Arc::default(),
             budget,
             object_slots,
         }
+    }
+
+    /// Tells the control plane this agent is alive and which jobs it runs copy tasks
+    /// of, and takes from the answer how many agents share each job's limit.
+    pub async fn heartbeat(&self, stopping: bool) -> Result<(), tonic::Status> {
+        let jobs = self.job_bandwidths.jobs();
+        let agents = self.control.heartbeat(stopping, jobs).await?;
+        for (job, agents, share) in self.job_bandwidths.set_agents(&agents) {
+            info!(
+                job_id = %job,
+                agents,
+                bytes_per_sec = share.unwrap_or(0),
+                "job bandwidth shared among its agents"
+            );
+        }
+        Ok(())
     }
 
     pub async fn run(&self, command: &pb::JobCommand, cancel: CancellationToken) -> Outcome {
@@ -181,16 +200,11 @@ impl Executor {
             return abort_recorded_uploads(command, &destination).await;
         }
         let reporter = Reporter::new(self.js.clone(), command, self.control.agent_id());
-        let bandwidth = Arc::new(Bandwidth::new(Some(command.bandwidth_limit_bytes_per_sec)));
         // Cancelled by the agent's shutdown or when the job is over; `job_over` alone
         // tells the second apart, when unfinished uploads are no use to anyone.
         let cancel = cancel.child_token();
         let job_over = CancellationToken::new();
-        let watcher = self.watch_job(
-            command,
-            [cancel.clone(), job_over.clone()],
-            bandwidth.clone(),
-        );
+        let watcher = self.watch_job(command, [cancel.clone(), job_over.clone()]);
         let result = async {
             let sites = Sites::new(&source, &destination)?;
             reporter.send(Event::Started(pb::TaskStarted {})).await?;
@@ -205,7 +219,7 @@ impl Executor {
                         task: &cancel,
                         job_over: &job_over,
                     };
-                    self.copy_and_verify(command, &sites, &reporter, cancel, bandwidth)
+                    self.copy_and_verify(command, &sites, &reporter, cancel)
                         .await
                 }
             }
@@ -242,9 +256,9 @@ impl Executor {
         &self,
         command: &pb::JobCommand,
         cancel: [CancellationToken; 2],
-        bandwidth: Arc<Bandwidth>,
     ) -> tokio::task::JoinHandle<()> {
         let control = self.control.clone();
+        let bandwidths = self.job_bandwidths.clone();
         let (job, attempt) = (command.job_id.clone(), command.attempt);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -263,9 +277,8 @@ impl Executor {
                         return;
                     }
                     let limit = Some(j.bandwidth_limit_bytes_per_sec).filter(|l| *l > 0);
-                    if limit != bandwidth.rate() {
+                    if bandwidths.set_limit(&job, limit) {
                         info!(job_id = %job, bytes_per_sec = limit.unwrap_or(0), "bandwidth limit changed");
-                        bandwidth.set_rate(limit);
                     }
                 }
             }
@@ -338,11 +351,28 @@ impl Executor {
         sites: &Sites,
         reporter: &Reporter,
         cancel: Cancel<'_>,
-        bandwidth: Arc<Bandwidth>,
     ) -> anyhow::Result<()> {
+        // The job's pace on this agent, shared with its other tasks here. The first
+        // task of a job here tells the control plane at once, to learn how many agents
+        // split the job's limit before it sends a byte.
+        let lease = self
+            .job_bandwidths
+            .join(&command.job_id, command.bandwidth_limit_bytes_per_sec);
+        if lease.is_first() {
+            if let Err(e) = self.heartbeat(false).await {
+                warn!(job_id = %command.job_id, error = %e.message(), "heartbeat failed");
+            }
+        }
         let mut results = ResultQueue::start(reporter.clone());
         let outcome = self
-            .copy_and_verify_into(command, sites, reporter, cancel, bandwidth, &mut results)
+            .copy_and_verify_into(
+                command,
+                sites,
+                reporter,
+                cancel,
+                lease.bandwidth(),
+                &mut results,
+            )
             .await;
         let stored = results.finish().await;
         outcome.and(stored)

@@ -117,18 +117,6 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         .await?;
     let js = async_nats::jetstream::new(nats);
 
-    let heartbeats = {
-        let control = control.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(control.heartbeat_interval());
-            loop {
-                tick.tick().await;
-                if let Err(e) = control.heartbeat(false).await {
-                    warn!(error = %e.message(), "heartbeat failed");
-                }
-            }
-        })
-    };
     let site_bandwidth = Arc::new(Bandwidth::new(None));
     let site_share = tokio::spawn(follow_site_share(control.clone(), site_bandwidth.clone()));
     let executor = Arc::new(Executor::new(
@@ -137,6 +125,20 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         config.clone(),
         site_bandwidth,
     ));
+    let heartbeats = {
+        let executor = executor.clone();
+        let interval = control.heartbeat_interval();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            loop {
+                tick.tick().await;
+                if let Err(e) = executor.heartbeat(false).await {
+                    warn!(error = %e.message(), "heartbeat failed");
+                }
+            }
+        })
+    };
+    let last_heartbeat = executor.clone();
     let site_id = control.site_id().to_owned();
     let ack_wait = Duration::from_secs(config.ack_wait_secs);
     let task_slots = config.task_slots;
@@ -159,7 +161,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     }
     heartbeats.abort();
     site_share.abort();
-    if let Err(e) = control.heartbeat(true).await {
+    if let Err(e) = last_heartbeat.heartbeat(true).await {
         warn!(error = %e.message(), "final heartbeat failed");
     }
     info!("stopped");

@@ -11,6 +11,8 @@
 
 #[path = "store_suite/access.rs"]
 mod access;
+#[path = "store_suite/agents.rs"]
+mod agents;
 #[path = "store_suite/consistency.rs"]
 mod consistency;
 #[path = "store_suite/datasets.rs"]
@@ -82,6 +84,7 @@ store_test_suite!(
     consistency::concurrent_site_updates_all_land,
     consistency::catalogue_survives_reconnect,
     access::access_folds_add_up_and_commit_with_their_cursor,
+    agents::heartbeats_record_the_jobs_each_agent_runs,
     jobs::job_counters_follow_object_reports,
     jobs::concurrent_reports_count_each_object_once,
 );

@@ -302,6 +302,20 @@ async fn errors_name_the_field_and_the_reason() {
         (Code::InvalidArgument, "job: 'x' is not a job id")
     );
 
+    let e = client
+        .agents()
+        .heartbeat(pb::HeartbeatRequest {
+            agent_id: "0193a4c2-0000-7000-8000-000000000000".into(),
+            jobs: vec!["not-a-job".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.message()),
+        (Code::InvalidArgument, "jobs: 'not-a-job' is not a job id")
+    );
+
     let mut recommendations = client.recommendations();
     let e = recommendations
         .list_models(pb::ListModelsRequest {

@@ -236,6 +236,7 @@ mod tests {
                 stopped: false,
                 last_heartbeat_at: at,
                 registered_at: at,
+                jobs: Vec::new(),
             };
             self.migrations
                 .store()

@@ -8,7 +8,7 @@ use tonic::{metadata::MetadataMap, Request, Response, Status};
 use crate::{
     domain::{
         agent::{Liveness, HEARTBEAT_INTERVAL},
-        ids::AgentId,
+        ids::{AgentId, JobId},
         name::Ref,
     },
     error::{Error, Result},
@@ -67,10 +67,29 @@ impl AgentService for AgentApi {
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let token = bearer(request.metadata());
         let req = request.into_inner();
-        self.agents
-            .heartbeat(agent_id(&req.agent_id)?, token.as_deref(), req.stopping)
+        let jobs = req
+            .jobs
+            .iter()
+            .map(|j| {
+                j.parse()
+                    .map_err(|_| Error::invalid("jobs", format!("'{j}' is not a job id")))
+            })
+            .collect::<Result<Vec<JobId>>>()?;
+        let agents = self
+            .agents
+            .heartbeat(
+                agent_id(&req.agent_id)?,
+                token.as_deref(),
+                req.stopping,
+                &jobs,
+            )
             .await?;
-        Ok(Response::new(pb::HeartbeatResponse {}))
+        Ok(Response::new(pb::HeartbeatResponse {
+            job_agents: agents
+                .into_iter()
+                .map(|(job, count)| (job.to_string(), count))
+                .collect(),
+        }))
     }
 
     async fn list_agents(
@@ -147,5 +166,6 @@ fn agent_to_pb(a: crate::domain::agent::Agent, now: chrono::DateTime<chrono::Utc
         concurrency: a.concurrency,
         last_heartbeat_time: Some(to_timestamp(a.last_heartbeat_at)),
         register_time: Some(to_timestamp(a.registered_at)),
+        jobs: a.jobs.iter().map(ToString::to_string).collect(),
     }
 }

@@ -1,6 +1,8 @@
 //! Agent use cases: registration with bearer tokens, heartbeats, and the just-in-time
 //! hand-over of a job's site access (credentials included) to the agent holding it.
 
+use std::collections::HashMap;
+
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
@@ -10,7 +12,7 @@ use tracing::info;
 use super::Catalogue;
 use crate::{
     domain::{
-        agent::Agent,
+        agent::{agents_per_job, Agent},
         ids::{AgentId, JobId, SiteId},
         name::Ref,
         site::{Credentials, Site},
@@ -94,6 +96,7 @@ impl Agents {
             stopped: false,
             last_heartbeat_at: now,
             registered_at,
+            jobs: Vec::new(),
         };
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
@@ -117,11 +120,24 @@ impl Agents {
         Ok(agent)
     }
 
-    pub async fn heartbeat(&self, id: AgentId, token: Option<&str>, stopping: bool) -> Result<()> {
-        self.authenticate(id, token).await?;
-        self.store
-            .heartbeat(id, self.catalogue.clock().now(), stopping)
-            .await
+    /// Records that the agent is alive and which jobs it runs copy tasks of; answers,
+    /// for each of those jobs, how many live agents of its site (this one included) run
+    /// tasks of it, so that they split the job's bandwidth limit.
+    pub async fn heartbeat(
+        &self,
+        id: AgentId,
+        token: Option<&str>,
+        stopping: bool,
+        jobs: &[JobId],
+    ) -> Result<HashMap<JobId, u32>> {
+        let agent = self.authenticate(id, token).await?;
+        let now = self.catalogue.clock().now();
+        self.store.heartbeat(id, now, stopping, jobs).await?;
+        if jobs.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let agents = self.store.list_agents(Some(agent.site_id)).await?;
+        Ok(agents_per_job(&agents, jobs, now))
     }
 
     pub async fn list(&self, site: Option<&Ref<SiteId>>) -> Result<Vec<Agent>> {

@@ -9,7 +9,7 @@ use super::{corrupt, db_error, entity::agent, Store};
 use crate::{
     domain::{
         agent::Agent,
-        ids::{AgentId, SiteId},
+        ids::{AgentId, JobId, SiteId},
     },
     error::Result,
 };
@@ -27,6 +27,7 @@ impl Store {
             stopped: Set(a.stopped),
             last_heartbeat_at: Set(a.last_heartbeat_at),
             registered_at: Set(a.registered_at),
+            jobs: Set(jobs_json(&a.jobs)),
         };
         agent::Entity::insert(row)
             .on_conflict(
@@ -39,6 +40,7 @@ impl Store {
                         agent::Column::TokenHash,
                         agent::Column::Stopped,
                         agent::Column::LastHeartbeatAt,
+                        agent::Column::Jobs,
                     ])
                     .to_owned(),
             )
@@ -61,10 +63,18 @@ impl Store {
         .transpose()
     }
 
-    pub async fn heartbeat(&self, id: AgentId, at: DateTime<Utc>, stopping: bool) -> Result<()> {
+    /// Records a heartbeat and the jobs the agent runs copy tasks of.
+    pub async fn heartbeat(
+        &self,
+        id: AgentId,
+        at: DateTime<Utc>,
+        stopping: bool,
+        jobs: &[JobId],
+    ) -> Result<()> {
         agent::Entity::update_many()
             .col_expr(agent::Column::LastHeartbeatAt, Expr::value(at))
             .col_expr(agent::Column::Stopped, Expr::value(stopping))
+            .col_expr(agent::Column::Jobs, Expr::value(jobs_json(jobs)))
             .filter(agent::Column::Id.eq(id.to_string()))
             .exec(&self.db)
             .await
@@ -82,8 +92,19 @@ impl Store {
     }
 }
 
+fn jobs_json(jobs: &[JobId]) -> String {
+    let ids: Vec<String> = jobs.iter().map(ToString::to_string).collect();
+    serde_json::Value::from(ids).to_string()
+}
+
 fn to_domain(row: agent::Model) -> Result<Agent> {
     let bad = |what: String| corrupt("agents", &row.id, what);
+    let jobs: Vec<String> =
+        serde_json::from_str(&row.jobs).map_err(|e| bad(format!("jobs: {e}")))?;
+    let jobs = jobs
+        .iter()
+        .map(|j| j.parse().map_err(|e| bad(format!("jobs: {j}: {e}"))))
+        .collect::<Result<_>>()?;
     Ok(Agent {
         id: row.id.parse().map_err(|e| bad(format!("id: {e}")))?,
         site_id: row
@@ -96,5 +117,6 @@ fn to_domain(row: agent::Model) -> Result<Agent> {
         stopped: row.stopped,
         last_heartbeat_at: row.last_heartbeat_at,
         registered_at: row.registered_at,
+        jobs,
     })
 }

@@ -14,6 +14,8 @@ pub struct Model {
     pub stopped: bool,
     pub last_heartbeat_at: DateTimeUtc,
     pub registered_at: DateTimeUtc,
+    /// JSON array of the ids of the jobs it runs copy tasks of, as of its last heartbeat.
+    pub jobs: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,6 +10,7 @@ mod m20261122_000004_recommendations;
 mod m20261123_000005_site_bandwidth;
 mod m20261123_000006_copy_tasks;
 mod m20261201_000007_job_progress;
+mod m20261202_000008_agent_jobs;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_site_bandwidth::Migration),
             Box::new(m20261123_000006_copy_tasks::Migration),
             Box::new(m20261201_000007_job_progress::Migration),
+            Box::new(m20261202_000008_agent_jobs::Migration),
         ]
     }
 }

@@ -51,6 +51,7 @@ fn table(agents: &[pb::Agent], sites: &HashMap<String, String>, now: DateTime<Ut
                 display::<pb::AgentState>(agent.state),
                 output::ago(agent.last_heartbeat_time.as_ref(), now),
                 agent.concurrency.to_string(),
+                agent.jobs.len().to_string(),
             ]
         })
         .collect();
@@ -63,6 +64,7 @@ fn table(agents: &[pb::Agent], sites: &HashMap<String, String>, now: DateTime<Ut
             "STATE",
             "LAST HEARTBEAT",
             "CONCURRENCY",
+            "JOBS",
         ],
         rows,
     )
@@ -87,6 +89,7 @@ mod tests {
                 nanos: 0,
             }),
             register_time: None,
+            jobs: vec!["job-1".into(), "job-2".into()],
         };
         let sites = HashMap::from([("0193".to_owned(), "nvme-a".to_owned())]);
         let rendered = table(&[agent], &sites, now);
@@ -96,7 +99,7 @@ mod tests {
         let cells: Vec<&str> = cells.into_iter().filter(|c| !c.is_empty()).collect();
         assert_eq!(
             cells,
-            ["agt-1", "nvme-a", "0.1.0", "worker-3", "stale", "1m ago", "8"]
+            ["agt-1", "nvme-a", "0.1.0", "worker-3", "stale", "1m ago", "8", "2"]
         );
     }
 }

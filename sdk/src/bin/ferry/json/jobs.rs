@@ -145,6 +145,7 @@ impl ToJson for pb::Agent {
                 timestamp(self.last_heartbeat_time.as_ref()),
             )
             .field("register_time", timestamp(self.register_time.as_ref()))
+            .field("jobs", self.jobs.clone())
             .done()
     }
 }
@@ -347,6 +348,7 @@ mod tests {
             concurrency: 8,
             last_heartbeat_time: ts(1_700_000_000),
             register_time: None,
+            jobs: vec!["job-1".into()],
         };
         let expected = json!({
             "id": "agt-1",
@@ -356,7 +358,8 @@ mod tests {
             "state": "alive",
             "concurrency": 8,
             "last_heartbeat_time": "2023-11-14T22:13:20Z",
-            "register_time": null
+            "register_time": null,
+            "jobs": ["job-1"]
         });
         assert_eq!(agent.to_json(), expected);
     }
