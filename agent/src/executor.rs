@@ -68,6 +68,9 @@ struct Sites {
     dst: opendal::Operator,
     src_s3: Option<S3Dataset>,
     dst_s3: Option<S3Dataset>,
+    /// Source and destination are the same objects: a storage-class change in place,
+    /// where each object is copied onto itself server-side and none is ever skipped.
+    in_place: bool,
 }
 
 impl Sites {
@@ -78,6 +81,7 @@ impl Sites {
             src_s3: S3Dataset::for_site(source).map_err(|e| anyhow::anyhow!("source: {e}"))?,
             dst_s3: S3Dataset::for_site(destination)
                 .map_err(|e| anyhow::anyhow!("destination: {e}"))?,
+            in_place: source.same_objects(destination),
         })
     }
 
@@ -412,11 +416,13 @@ impl Executor {
         // compare checksums before writing. On a destination that held nothing when the
         // listing began, a first run of the task (nothing of it reported, no upload
         // journalled) has nothing there to find, and the listing is left out; should an
-        // earlier run have died before reporting, what it wrote is written again.
+        // earlier run have died before reporting, what it wrote is written again. In
+        // place, the destination holds every object already, with the old class: none is
+        // skipped, and the listing is left out too.
         let first_run = recorded.values().all(|o| {
             o.status == pb::ObjectStatus::Pending as i32 && o.attempts == 0 && o.upload.is_none()
         });
-        let present = &if command.destination_was_empty && first_run {
+        let present = &if (command.destination_was_empty && first_run) || sites.in_place {
             HashMap::new()
         } else {
             destination_listing(&sites.dst, &objects, &command.job_id).await
@@ -673,6 +679,19 @@ async fn place(
     journal: &TaskJournal,
 ) -> Result<Placed, CopyFailure> {
     let key = info.key.as_str();
+    if sites.in_place && sites.server_side().is_none() {
+        // Reading an object while writing it would destroy it.
+        let e = TransferError {
+            key: key.to_owned(),
+            operation: "copy",
+            kind: opendal::ErrorKind::Unsupported,
+            message: "source and destination are the same objects, and only an S3 \
+                      server-side copy can rewrite an object in place"
+                .into(),
+            temporary: false,
+        };
+        return Err((e, 1));
+    }
     if present.get(key).map(|l| l.size) == Some(info.size) {
         if let Some(xxh3) = same_content(&sites.src, &sites.dst, key).await {
             return Ok(Placed::AlreadyThere(xxh3));

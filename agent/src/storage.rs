@@ -245,6 +245,19 @@ pub fn operator(site: &SiteAccess) -> Result<Operator, StorageError> {
     }
 }
 
+impl SiteAccess {
+    /// Whether both name the same objects: one URI, endpoint and dataset path. A job
+    /// between them can only rewrite its objects where they are.
+    pub fn same_objects(&self, other: &SiteAccess) -> bool {
+        self.uri.trim_end_matches('/') == other.uri.trim_end_matches('/')
+            && option(self, "endpoint") == option(other, "endpoint")
+            && matches!(
+                (dataset_path(self), dataset_path(other)),
+                (Ok(a), Ok(b)) if a == b
+            )
+    }
+}
+
 /// The site's dataset path, normalized: `/`-separated, no empty or `.` segments.
 pub(crate) fn dataset_path(site: &SiteAccess) -> Result<String, StorageError> {
     normalize_segments(&site.path).map_err(|reason| StorageError::InvalidPath {

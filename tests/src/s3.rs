@@ -57,6 +57,23 @@ pub struct WriteCounts {
     pub parts: usize,
 }
 
+/// One `CopyObject` the server received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerCopy {
+    /// The request path, percent-decoded: `/bucket/key`.
+    pub path: String,
+    /// `x-amz-copy-source`, percent-decoded: `bucket/key`.
+    pub source: String,
+    /// `x-amz-storage-class`, if sent.
+    pub storage_class: Option<String>,
+}
+
+fn decoded(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 #[derive(Clone, Debug, Default)]
 struct Counters {
     single_puts: Arc<AtomicUsize>,
@@ -71,6 +88,8 @@ struct Counters {
     heads: Arc<AtomicUsize>,
     /// `ListObjects` calls (each page is one).
     lists: Arc<AtomicUsize>,
+    /// `CopyObject` calls, in the order they came.
+    copies: Arc<std::sync::Mutex<Vec<ServerCopy>>>,
 }
 
 /// Counts one request as in flight until it is answered or abandoned.
@@ -106,6 +125,25 @@ impl Counters {
         if req.method() == http::Method::GET && !names_object && !path.is_empty() {
             self.lists.fetch_add(1, Ordering::SeqCst);
             return;
+        }
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        if req.method() == http::Method::PUT && !has("partNumber") {
+            if let Some(source) = header("x-amz-copy-source") {
+                self.copies
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(ServerCopy {
+                        path: decoded(req.uri().path()),
+                        source: decoded(&source),
+                        storage_class: header("x-amz-storage-class"),
+                    });
+                return;
+            }
         }
         let counter = match *req.method() {
             http::Method::POST if has("uploads") => &self.multipart_uploads,
@@ -483,6 +521,15 @@ impl S3Server {
     /// `ListObjects` requests received so far, one a page.
     pub fn lists(&self) -> usize {
         self.counters.lists.load(Ordering::SeqCst)
+    }
+
+    /// The `CopyObject` requests received so far.
+    pub fn server_copies(&self) -> Vec<ServerCopy> {
+        self.counters
+            .copies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// `UploadPart` requests received for the multipart upload `upload_id` (failed ones

@@ -230,6 +230,18 @@ impl FilesToBucket {
     }
 }
 
+/// Checks that the job recorded `count` objects, every one verified (none skipped).
+async fn assert_all_verified(client: &Client, job: &pb::Job, count: usize) {
+    let objects = client.list_job_objects(&job.id, None).await.unwrap();
+    assert_eq!(objects.len(), count);
+    assert!(
+        objects
+            .iter()
+            .all(|o| o.status == pb::ObjectStatus::Verified as i32),
+        "every object verified, none skipped: {objects:#?}"
+    );
+}
+
 async fn assert_switched(client: &Client, dataset: &str, to: &str) {
     let details = client
         .get_dataset(dataset)
@@ -1212,14 +1224,7 @@ async fn an_empty_destination_is_listed_once_before_the_copy_and_once_per_task_a
         (5..=6).contains(&listed),
         "{listed} ListObjects requests for 5 tasks on an empty destination"
     );
-    let objects = files.client.list_job_objects(&job.id, None).await.unwrap();
-    assert_eq!(objects.len(), files.source.len());
-    assert!(
-        objects
-            .iter()
-            .all(|o| o.status == pb::ObjectStatus::Verified as i32),
-        "{objects:#?}"
-    );
+    assert_all_verified(&files.client, &job, files.source.len()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1578,15 +1583,105 @@ async fn s3_to_s3_on_one_endpoint_copies_server_side() {
         "{looked_at} HEAD requests for {} objects",
         source.len()
     );
-    let objects = client.list_job_objects(&job.id, None).await.unwrap();
-    assert_eq!(objects.len(), source.len());
-    assert!(
-        objects
-            .iter()
-            .all(|o| o.status == pb::ObjectStatus::Verified as i32),
-        "{objects:#?}"
-    );
+    assert_all_verified(&client, &job, source.len()).await;
     assert_switched(&client, "data", "cold").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_class_change_in_place_copies_each_object_onto_itself() {
+    const CLASS: &str = "REDUCED_REDUNDANCY";
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let s3 = S3Server::start().await;
+    let source = mixed(31, 64 << 10);
+    s3_site(&client, &s3, "hot", "hot-bucket", pb::Tier::Hot).await;
+    fill_bucket(&s3, "hot-bucket", "data", &source).await;
+    dataset(&client, "data", "hot", "data").await;
+    // A second name for the same bucket.
+    let (alias, credentials) = s3.site("alias", "hot-bucket", pb::Tier::Cold);
+    client.create_site(alias, credentials).await.unwrap();
+
+    let in_place = |to: &str| pb::PlanMigrationRequest {
+        dataset: "data".into(),
+        destination_site: to.into(),
+        storage_class: CLASS.into(),
+        verify_mode: pb::VerifyMode::Full.into(),
+        ..Default::default()
+    };
+    let refused = |request: pb::PlanMigrationRequest| {
+        let client = &client;
+        async move {
+            let e = client.plan_migration(request).await.unwrap_err();
+            let status = e.status().cloned().unwrap();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+            status.message().to_owned()
+        }
+    };
+    let message = refused(pb::PlanMigrationRequest {
+        storage_class: String::new(),
+        ..in_place("hot")
+    })
+    .await;
+    assert_eq!(
+        message,
+        "destination_site: dataset data already lives at hot:data; name a storage_class \
+         to change the objects' class in place"
+    );
+    let message = refused(pb::PlanMigrationRequest {
+        retire_source: true,
+        ..in_place("hot")
+    })
+    .await;
+    assert!(
+        message.starts_with("retire_source: dataset data already lives at hot:data; "),
+        "{message}"
+    );
+    // Retiring the "source" of a copy between two names of one place would delete
+    // the only copy.
+    let message = refused(in_place("alias")).await;
+    assert!(
+        message.starts_with(
+            "destination_site: dataset data already lives at hot:data, which site alias \
+             names too"
+        ),
+        "{message}"
+    );
+
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "hot", &[]);
+    let written = s3.writes();
+    let job = client
+        .plan_migration(in_place("hot"))
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    assert_eq!(job.storage_class, CLASS);
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(
+        bucket_bytes(&s3.client(), "hot-bucket", "ferry/data/").await,
+        source,
+        "every object keeps its bytes"
+    );
+    assert_eq!(
+        s3.writes(),
+        written,
+        "no bytes went through the agent: no PutObject, no upload, no part"
+    );
+    // Each object was copied onto itself once, with the new class.
+    let mut copies = s3.server_copies();
+    copies.sort_by(|a, b| a.path.cmp(&b.path));
+    let expected: Vec<_> = source
+        .keys()
+        .map(|key| ferry_tests::s3::ServerCopy {
+            path: format!("/hot-bucket/ferry/data/{key}"),
+            source: format!("hot-bucket/ferry/data/{key}"),
+            storage_class: Some(CLASS.to_owned()),
+        })
+        .collect();
+    assert_eq!(copies, expected);
+    assert_all_verified(&client, &job, source.len()).await;
+    assert_switched(&client, "data", "hot").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

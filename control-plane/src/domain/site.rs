@@ -132,6 +132,23 @@ impl PricesPatch {
 }
 
 impl Site {
+    /// Whether `path` on this site and `other_path` on `other` hold the same objects:
+    /// the same backend, bucket and endpoint, and the same place inside the bucket
+    /// (site roots and dataset paths joined), whatever the sites are called.
+    pub fn same_location(&self, path: &str, other: &Site, other_path: &str) -> bool {
+        let place = |site: &Site, path: &str| {
+            [site.uri.root(), path]
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        self.uri.backend() == other.uri.backend()
+            && self.uri.bucket() == other.uri.bucket()
+            && self.options.get("endpoint") == other.options.get("endpoint")
+            && place(self, path) == place(other, other_path)
+    }
+
     /// Applies a patch, validating the result as a whole.
     pub fn apply(&mut self, patch: &SitePatch) -> Result<()> {
         if let Some(options) = &patch.options {
@@ -303,6 +320,45 @@ mod tests {
 
     fn s3() -> SiteUri {
         SiteUri::parse("uri", "s3://bucket/prefix").unwrap()
+    }
+
+    fn site(uri: &str, endpoint: Option<&str>) -> Site {
+        let now = Utc::now();
+        Site {
+            id: SiteId::new(),
+            name: Name::parse("name", "s").unwrap(),
+            uri: SiteUri::parse("uri", uri).unwrap(),
+            options: endpoint
+                .map(|e| BTreeMap::from([("endpoint".to_owned(), e.to_owned())]))
+                .unwrap_or_default(),
+            tier: Tier::Hot,
+            default_storage_class: String::new(),
+            latency_ms: 1,
+            prices: Prices::default(),
+            bandwidth_limit: None,
+            credential_keys: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn the_same_objects_under_two_names_are_one_location() {
+        let a = site("s3://bucket/prefix", Some("http://s3.local"));
+        let b = site("s3://bucket", Some("http://s3.local"));
+        assert!(a.same_location("d", &a, "d"));
+        assert!(
+            a.same_location("d/e", &b, "prefix/d/e"),
+            "roots and paths join"
+        );
+        assert!(!a.same_location("d", &b, "d"));
+        let elsewhere = site("s3://bucket/prefix", Some("http://other.local"));
+        assert!(!a.same_location("d", &elsewhere, "d"), "another endpoint");
+        let other_bucket = site("s3://bucket2/prefix", Some("http://s3.local"));
+        assert!(!a.same_location("d", &other_bucket, "d"));
+        let fs = site("file:///srv/data", None);
+        assert!(fs.same_location("x", &site("file:///srv", None), "data/x"));
+        assert!(!fs.same_location("x", &a, "x"));
     }
 
     #[test]

@@ -10,17 +10,73 @@ use super::Catalogue;
 use crate::{
     bus::messages,
     domain::{
-        dataset::DatasetPath,
+        dataset::{Dataset, DatasetPath},
         ids::{DatasetId, JobId, SiteId},
         job::{executing_site, Job, JobObject, JobState, ObjectFilter, ObjectStatus},
         name::Ref,
         page::{Page, PageRequest},
         report::{Report, ReportEvent, COPY_TASK, LIST_TASK, RETIRE_TASK},
+        site::Site,
         tier::VerifyMode,
+        uri::Backend,
     },
     error::{Error, Result},
     store::{active_job_error, JobFilter, OutboxMessage, Planned, Store, Switch},
 };
+
+/// A plan whose destination holds the dataset's own objects can only change their
+/// storage class where they are: on the dataset's own S3 site, with a class named, and
+/// keeping the objects, since source and destination are one (retiring the source
+/// would delete them). The agent then copies each object onto itself server-side, so
+/// no byte passes through it.
+fn check_in_place(
+    req: &PlanRequest,
+    dataset: &Dataset,
+    source: &Site,
+    destination: &Site,
+) -> Result<()> {
+    let here = format!(
+        "dataset {} already lives at {}:{}",
+        dataset.name,
+        source.name,
+        dataset.path.as_str()
+    );
+    if destination.id != source.id {
+        return Err(Error::invalid(
+            "destination_site",
+            format!(
+                "{here}, which site {} names too; to change the objects' storage class, \
+                 plan to {} itself",
+                destination.name, source.name
+            ),
+        ));
+    }
+    if req.storage_class.as_deref().is_none_or(str::is_empty) {
+        return Err(Error::invalid(
+            "destination_site",
+            format!("{here}; name a storage_class to change the objects' class in place"),
+        ));
+    }
+    if source.uri.backend() != Backend::S3 {
+        return Err(Error::invalid(
+            "storage_class",
+            format!(
+                "{here}; a storage-class change in place needs an S3 site, not {}://",
+                source.uri.backend().scheme()
+            ),
+        ));
+    }
+    if req.retire_source {
+        return Err(Error::invalid(
+            "retire_source",
+            format!(
+                "{here}; a storage-class change in place keeps the objects where they are, \
+                 so there is no source to retire"
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// How often a read-modify-write of a job is retried after losing a race.
 const JOB_UPDATE_ATTEMPTS: usize = 16;
@@ -127,16 +183,12 @@ impl Migrations {
             .destination_path
             .clone()
             .unwrap_or_else(|| dataset.path.clone());
-        if destination.id == source.id && destination_path == dataset.path {
-            return Err(Error::invalid(
-                "destination_site",
-                format!(
-                    "dataset {} already lives at {}:{}",
-                    dataset.name,
-                    destination.name,
-                    dataset.path.as_str()
-                ),
-            ));
+        if source.same_location(
+            dataset.path.as_str(),
+            &destination,
+            destination_path.as_str(),
+        ) {
+            check_in_place(&req, &dataset, &source, &destination)?;
         }
         if let Some(active) = self.store.has_active_job(dataset.id).await? {
             // A concurrent call with the same key may have just created it.

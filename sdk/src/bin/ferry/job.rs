@@ -105,7 +105,8 @@ pub struct PlanArgs {
     /// Path below the destination's root; defaults to the dataset's current path
     #[arg(long, value_name = "PATH")]
     path: Option<String>,
-    /// Storage class of the copies; defaults to the destination's default
+    /// Storage class of the copies; defaults to the destination's default. To the
+    /// dataset's own S3 site, it changes the objects' class in place
     #[arg(long, value_name = "CLASS")]
     storage_class: Option<String>,
     /// How copies are checked: quick (size and checksum) or full (read back)
