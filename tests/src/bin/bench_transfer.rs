@@ -88,6 +88,20 @@ struct Run {
     /// CPU seconds of this process, which is the S3 server (its other work, polling
     /// the job or waiting for rclone, is a few milliseconds).
     server_cpu_seconds: f64,
+    /// CPU seconds the host took from this machine while the run went on (`steal` in
+    /// /proc/stat, both cores): the host's own load, which slows every process here.
+    steal_seconds: f64,
+}
+
+/// CPU seconds the host has taken from this machine since boot, all cores together.
+fn machine_steal() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    // cpu user nice system idle iowait irq softirq steal ...
+    stat.lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(8))
+        .and_then(|t| t.parse::<f64>().ok())
+        .map_or(0.0, |ticks| ticks / 100.0)
 }
 
 /// This process's CPU seconds, the S3 server's, exited threads included.
@@ -246,6 +260,7 @@ impl Bench {
         reset_peak_rss(pid);
         let (cpu_before, _) = proc_usage(pid).context("reading the agent's usage")?;
         let server_before = server_cpu();
+        let steal_before = machine_steal();
         let started = Instant::now();
         let job = self
             .client
@@ -283,6 +298,7 @@ impl Bench {
             cpu_seconds: cpu_after - cpu_before,
             peak_rss_kib,
             server_cpu_seconds: server_cpu() - server_before,
+            steal_seconds: machine_steal() - steal_before,
         })
     }
 
@@ -295,6 +311,7 @@ impl Bench {
     ) -> anyhow::Result<Run> {
         settle(source)?;
         let server_before = server_cpu();
+        let steal_before = machine_steal();
         let started = Instant::now();
         let mut command = Command::new("rclone");
         command.args(["copy", from, to]).args(extra);
@@ -344,6 +361,7 @@ impl Bench {
             cpu_seconds: last.0,
             peak_rss_kib: last.1,
             server_cpu_seconds: server_cpu() - server_before,
+            steal_seconds: machine_steal() - steal_before,
         })
     }
 }
@@ -361,32 +379,64 @@ impl Bench {
         results: &mut Results,
     ) -> anyhow::Result<()> {
         let label = workload.to_uppercase();
-        for (mode, verify) in MODES {
-            let name = format!("{workload}-{mode}-{round}");
-            link_tree(&self.gen.join(workload), &self.src.join(&name))?;
-            self.client
-                .create_dataset(pb::Dataset {
-                    name: name.clone(),
-                    site: "local".into(),
-                    path: name.clone(),
-                    ..Default::default()
-                })
-                .await?;
-            let run = self
-                .ferry(agent, &name, "s3", verify, &[self.gen.join(workload)])
-                .await?;
-            results.add(&format!("{label} ferry {mode}"), round, run);
-        }
+        let mut contenders: Vec<Contender> = MODES
+            .into_iter()
+            .map(|(mode, verify)| Contender::Ferry(mode, verify))
+            .collect();
         if rclone {
-            let from = self.gen.join(workload).display().to_string();
-            for (variant, flags) in RCLONE_VARIANTS {
-                let to = format!("bench:rclone/{workload}-{variant}-{round}");
-                let run = self.rclone(&from, &to, flags, &[self.gen.join(workload)])?;
-                results.add(&format!("{label} rclone {variant}"), round, run);
+            contenders.extend(
+                RCLONE_VARIANTS
+                    .into_iter()
+                    .map(|(variant, flags)| Contender::Rclone(variant, flags)),
+            );
+        }
+        for contender in in_turn(contenders, round) {
+            match contender {
+                Contender::Ferry(mode, verify) => {
+                    let name = format!("{workload}-{mode}-{round}");
+                    link_tree(&self.gen.join(workload), &self.src.join(&name))?;
+                    self.client
+                        .create_dataset(pb::Dataset {
+                            name: name.clone(),
+                            site: "local".into(),
+                            path: name.clone(),
+                            ..Default::default()
+                        })
+                        .await?;
+                    let run = self
+                        .ferry(agent, &name, "s3", verify, &[self.gen.join(workload)])
+                        .await?;
+                    results.add(&format!("{label} ferry {mode}"), round, run);
+                }
+                Contender::Rclone(variant, flags) => {
+                    let from = self.gen.join(workload).display().to_string();
+                    let to = format!("bench:rclone/{workload}-{variant}-{round}");
+                    let run = self.rclone(&from, &to, flags, &[self.gen.join(workload)])?;
+                    results.add(&format!("{label} rclone {variant}"), round, run);
+                }
             }
         }
         Ok(())
     }
+}
+
+/// One tool and setting a workload runs with.
+#[derive(Clone, Copy)]
+enum Contender {
+    Ferry(&'static str, pb::VerifyMode),
+    Rclone(&'static str, &'static [&'static str]),
+}
+
+/// The contenders in the order they run in `round` (from 1): each round starts one
+/// further along, so that no tool always runs first, right after the previous round's
+/// clean-up and W2's deleted part files (which slow the creation of new files on this
+/// file system for a minute or more), or always last.
+fn in_turn<T>(mut contenders: Vec<T>, round: usize) -> Vec<T> {
+    if !contenders.is_empty() {
+        let by = (round.saturating_sub(1)) % contenders.len();
+        contenders.rotate_left(by);
+    }
+    contenders
 }
 
 /// Ferry's destination, W3's destination, and rclone's destination.
@@ -432,13 +482,14 @@ impl Results {
     fn add(&mut self, who: &str, round: usize, run: Run) {
         let (objects, bytes) = (self.objects, self.bytes);
         println!(
-            "  round {round}  {who:<22} {:>7.2} s {:>9.0} obj/s {:>8.1} MB/s {:>7.2} cpu s {:>6} MiB peak {:>6.2} server cpu s",
+            "  round {round}  {who:<22} {:>7.2} s {:>9.0} obj/s {:>8.1} MB/s {:>7.2} cpu s {:>6} MiB peak {:>6.2} server cpu s {:>5.2} steal s",
             run.seconds,
             objects as f64 / run.seconds,
             bytes as f64 / 1e6 / run.seconds,
             run.cpu_seconds,
             run.peak_rss_kib / 1024,
-            run.server_cpu_seconds
+            run.server_cpu_seconds,
+            run.steal_seconds
         );
         self.runs.entry(who.to_owned()).or_default().push(run);
     }
@@ -571,22 +622,35 @@ async fn main() -> anyhow::Result<()> {
                     .files_to_s3("w1", round, &local_agent, rclone, &mut w1)
                     .await?;
                 // W3: the W1 set, bucket to bucket on one endpoint.
-                for (mode, verify) in MODES {
-                    let name = format!("w1-{mode}-{round}");
-                    let source = in_bucket(bench.s3.root(), &format!("bench/ferry/{name}"))?;
-                    let run = bench
-                        .ferry(&s3_agent, &name, "s3-copy", verify, &source)
-                        .await?;
-                    w3.add(&format!("W3 ferry {mode}"), round, run);
-                }
+                let mut contenders: Vec<Contender> = MODES
+                    .into_iter()
+                    .map(|(mode, verify)| Contender::Ferry(mode, verify))
+                    .collect();
                 if rclone {
-                    let run = bench.rclone(
-                        &format!("bench:bench/ferry/w1-quick-{round}"),
-                        &format!("bench:rclone/w3-{round}"),
-                        &[],
-                        &in_bucket(bench.s3.root(), &format!("bench/ferry/w1-quick-{round}"))?,
-                    )?;
-                    w3.add("W3 rclone server-side", round, run);
+                    contenders.push(Contender::Rclone("server-side", &[]));
+                }
+                for contender in in_turn(contenders, round) {
+                    match contender {
+                        Contender::Ferry(mode, verify) => {
+                            let name = format!("w1-{mode}-{round}");
+                            let source =
+                                in_bucket(bench.s3.root(), &format!("bench/ferry/{name}"))?;
+                            let run = bench
+                                .ferry(&s3_agent, &name, "s3-copy", verify, &source)
+                                .await?;
+                            w3.add(&format!("W3 ferry {mode}"), round, run);
+                        }
+                        Contender::Rclone(variant, flags) => {
+                            let from = format!("bench/ferry/w1-quick-{round}");
+                            let run = bench.rclone(
+                                &format!("bench:{from}"),
+                                &format!("bench:rclone/w3-{round}"),
+                                flags,
+                                &in_bucket(bench.s3.root(), &from)?,
+                            )?;
+                            w3.add(&format!("W3 rclone {variant}"), round, run);
+                        }
+                    }
                 }
             }
             // W2: a few large files to S3.
@@ -642,4 +706,17 @@ async fn main() -> anyhow::Result<()> {
         w3.ratio("W3 ferry quick", "W3 ferry full");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_turn;
+
+    #[test]
+    fn each_round_starts_one_contender_further_along() {
+        assert_eq!(in_turn(vec!['a', 'b', 'c'], 1), ['a', 'b', 'c']);
+        assert_eq!(in_turn(vec!['a', 'b', 'c'], 2), ['b', 'c', 'a']);
+        assert_eq!(in_turn(vec!['a', 'b', 'c'], 4), ['a', 'b', 'c']);
+        assert!(in_turn(Vec::<char>::new(), 3).is_empty());
+    }
 }
