@@ -200,6 +200,11 @@ impl JobBandwidths {
         changed
     }
 
+    /// Whether any job with a limit has a copy task running here.
+    pub fn any_limited(&self) -> bool {
+        self.lock().values().any(|pace| pace.limit.is_some())
+    }
+
     /// The jobs this agent runs copy tasks of, for its heartbeat.
     pub fn jobs(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
@@ -276,6 +281,7 @@ mod tests {
         let second = registry.join("j", 1_000_000);
         let other = registry.join("k", 0);
         assert!(first.is_first() && !second.is_first() && other.is_first());
+        assert!(registry.any_limited());
         assert!(Arc::ptr_eq(&first.bandwidth(), &second.bandwidth()));
         let mut jobs = registry.jobs();
         jobs.sort();
@@ -309,6 +315,7 @@ mod tests {
         assert_eq!(registry.jobs().len(), 2);
         drop(second);
         assert_eq!(registry.jobs(), ["k"]);
+        assert!(!registry.any_limited(), "k has no limit");
         assert!(!registry.set_limit("j", Some(1)), "no task of it runs here");
         let again = registry.join("j", 7);
         assert!(again.is_first());

@@ -175,6 +175,11 @@ impl Executor {
         Ok(())
     }
 
+    /// Whether a job with a bandwidth limit has a copy task running here.
+    pub fn runs_limited_jobs(&self) -> bool {
+        self.job_bandwidths.any_limited()
+    }
+
     pub async fn run(&self, command: &pb::JobCommand, cancel: CancellationToken) -> Outcome {
         let cleanup = command.kind == pb::TaskKind::AbortUploads as i32;
         let (source, mut destination) = match self

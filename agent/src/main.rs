@@ -129,9 +129,18 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         let executor = executor.clone();
         let interval = control.heartbeat_interval();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
+            // While a job with a bandwidth limit runs here, its agents must learn soon
+            // that another joined it, or together they exceed its limit: then every
+            // tick heartbeats, else one in `interval`.
+            let mut tick = tokio::time::interval(interval.min(LIMITED_JOB_REFRESH));
+            let mut last: Option<tokio::time::Instant> = None;
             loop {
                 tick.tick().await;
+                let due = last.is_none_or(|at| at.elapsed() >= interval);
+                if !due && !executor.runs_limited_jobs() {
+                    continue;
+                }
+                last = Some(tokio::time::Instant::now());
                 if let Err(e) = executor.heartbeat(false).await {
                     warn!(error = %e.message(), "heartbeat failed");
                 }
@@ -167,6 +176,10 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     info!("stopped");
     Ok(())
 }
+
+/// How often an agent running a job with a bandwidth limit heartbeats, to learn how
+/// many agents share the job.
+const LIMITED_JOB_REFRESH: Duration = Duration::from_secs(1);
 
 /// How often the site's bandwidth limit and its live agents are looked up again.
 const SITE_SHARE_REFRESH: Duration = Duration::from_secs(5);
