@@ -5,6 +5,7 @@ use ferry_proto::{
 use secrecy::ExposeSecret;
 use tonic::{metadata::MetadataMap, Request, Response, Status};
 
+use super::jobs::job_id;
 use crate::{
     domain::{
         agent::{Liveness, HEARTBEAT_INTERVAL},
@@ -70,10 +71,7 @@ impl AgentService for AgentApi {
         let jobs = req
             .jobs
             .iter()
-            .map(|j| {
-                j.parse()
-                    .map_err(|_| Error::invalid("jobs", format!("'{j}' is not a job id")))
-            })
+            .map(|j| job_id("jobs", j))
             .collect::<Result<Vec<JobId>>>()?;
         let agents = self
             .agents
@@ -115,10 +113,7 @@ impl AgentService for AgentApi {
     ) -> Result<Response<pb::GetJobAccessResponse>, Status> {
         let token = bearer(request.metadata());
         let req = request.into_inner();
-        let job = req
-            .job
-            .parse()
-            .map_err(|_| Error::invalid("job", format!("'{}' is not a job id", req.job)))?;
+        let job = job_id("job", &req.job)?;
         let (source, destination) = self
             .agents
             .job_access(

@@ -36,7 +36,8 @@ impl JobApi {
     }
 }
 
-fn job_id(field: &str, s: &str) -> Result<JobId> {
+/// A job id from a request field, or `InvalidArgument` naming the field.
+pub(super) fn job_id(field: &str, s: &str) -> Result<JobId> {
     s.parse()
         .map_err(|_| Error::invalid(field, format!("'{s}' is not a job id")))
 }

@@ -5,11 +5,10 @@ use std::collections::HashMap;
 
 use ferry_control_plane::{
     domain::{ids::JobId, tier::Tier},
+    error::Error,
     service::{Agents, RegisterRequest, Registration},
 };
 use secrecy::ExposeSecret;
-
-use ferry_control_plane::error::Error;
 
 use crate::fixture::{by_name, create_site, Fixture};
 

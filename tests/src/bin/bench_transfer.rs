@@ -379,18 +379,8 @@ impl Bench {
         results: &mut Results,
     ) -> anyhow::Result<()> {
         let label = workload.to_uppercase();
-        let mut contenders: Vec<Contender> = MODES
-            .into_iter()
-            .map(|(mode, verify)| Contender::Ferry(mode, verify))
-            .collect();
-        if rclone {
-            contenders.extend(
-                RCLONE_VARIANTS
-                    .into_iter()
-                    .map(|(variant, flags)| Contender::Rclone(variant, flags)),
-            );
-        }
-        for contender in in_turn(contenders, round) {
+        let variants: &[RcloneVariant] = if rclone { &RCLONE_VARIANTS } else { &[] };
+        for contender in in_turn(contenders(variants), round) {
             match contender {
                 Contender::Ferry(mode, verify) => {
                     let name = format!("{workload}-{mode}-{round}");
@@ -427,6 +417,17 @@ enum Contender {
     Rclone(&'static str, &'static [&'static str]),
 }
 
+/// Ferry in each verify mode, then rclone with each of `variants`.
+fn contenders(variants: &[RcloneVariant]) -> Vec<Contender> {
+    let ferry = MODES
+        .into_iter()
+        .map(|(mode, verify)| Contender::Ferry(mode, verify));
+    let rclone = variants
+        .iter()
+        .map(|&(variant, flags)| Contender::Rclone(variant, flags));
+    ferry.chain(rclone).collect()
+}
+
 /// The contenders in the order they run in `round` (from 1): each round starts one
 /// further along, so that no tool always runs first, right after the previous round's
 /// clean-up and W2's deleted part files (which slow the creation of new files on this
@@ -447,8 +448,11 @@ const MODES: [(&str, pb::VerifyMode); 2] = [
     ("full", pb::VerifyMode::Full),
 ];
 
+/// A name for a way to run rclone, and its flags.
+type RcloneVariant = (&'static str, &'static [&'static str]);
+
 /// rclone's default flags, and the ones tuned for many small files.
-const RCLONE_VARIANTS: [(&str, &[&str]); 2] = [
+const RCLONE_VARIANTS: [RcloneVariant; 2] = [
     ("default", &[]),
     ("--transfers 32", &["--transfers", "32", "--checkers", "32"]),
 ];
@@ -622,14 +626,8 @@ async fn main() -> anyhow::Result<()> {
                     .files_to_s3("w1", round, &local_agent, rclone, &mut w1)
                     .await?;
                 // W3: the W1 set, bucket to bucket on one endpoint.
-                let mut contenders: Vec<Contender> = MODES
-                    .into_iter()
-                    .map(|(mode, verify)| Contender::Ferry(mode, verify))
-                    .collect();
-                if rclone {
-                    contenders.push(Contender::Rclone("server-side", &[]));
-                }
-                for contender in in_turn(contenders, round) {
+                let variants: &[RcloneVariant] = if rclone { &[("server-side", &[])] } else { &[] };
+                for contender in in_turn(contenders(variants), round) {
                     match contender {
                         Contender::Ferry(mode, verify) => {
                             let name = format!("w1-{mode}-{round}");
