@@ -1608,12 +1608,26 @@ async fn a_storage_class_change_in_place_copies_each_object_onto_itself() {
         verify_mode: pb::VerifyMode::Full.into(),
         ..Default::default()
     };
+    // Planning refuses it, and a dry run answers the same.
     let refused = |request: pb::PlanMigrationRequest| {
         let client = &client;
         async move {
-            let e = client.plan_migration(request).await.unwrap_err();
+            let e = client.plan_migration(request.clone()).await.unwrap_err();
             let status = e.status().cloned().unwrap();
             assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+            let dry = client
+                .plan_migration(pb::PlanMigrationRequest {
+                    dry_run: true,
+                    ..request
+                })
+                .await
+                .unwrap_err();
+            let dry = dry.status().cloned().unwrap();
+            assert_eq!(
+                (dry.code(), dry.message()),
+                (status.code(), status.message()),
+                "the dry run answers what planning does"
+            );
             status.message().to_owned()
         }
     };
@@ -1646,6 +1660,17 @@ async fn a_storage_class_change_in_place_copies_each_object_onto_itself() {
         ),
         "{message}"
     );
+
+    let preview = client
+        .plan_migration(pb::PlanMigrationRequest {
+            dry_run: true,
+            ..in_place("hot")
+        })
+        .await
+        .unwrap()
+        .dry_run
+        .unwrap();
+    assert_eq!(preview.objects, source.len() as u64, "{preview:?}");
 
     let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "hot", &[]);
     let written = s3.writes();

@@ -8,7 +8,7 @@ use ferry_agent::{filter::ObjectFilter as ListingFilter, storage, transfer};
 use ferry_proto::v1 as pb;
 use futures::TryStreamExt;
 
-use super::{Catalogue, PlanRequest};
+use super::{migrations::check_destination, Catalogue, PlanRequest};
 use crate::{
     bus::messages::filter_to_pb,
     domain::{cost::move_cost, name::Ref},
@@ -32,6 +32,7 @@ impl Catalogue {
         let destination = self
             .referenced_site("destination_site", &req.destination_site)
             .await?;
+        check_destination(req, &dataset, &source, &destination)?;
         let credentials = self.site_credentials(source.id).await?;
         let access = storage::SiteAccess {
             uri: source.uri.to_string(),

@@ -24,6 +24,26 @@ use crate::{
     store::{active_job_error, JobFilter, OutboxMessage, Planned, Store, Switch},
 };
 
+/// Refuses a destination that is the dataset's own place, unless the plan is a
+/// storage-class change in place (see [`check_in_place`]). Planning and the dry run
+/// both apply it, so a dry run answers what planning would.
+pub(super) fn check_destination(
+    req: &PlanRequest,
+    dataset: &Dataset,
+    source: &Site,
+    destination: &Site,
+) -> Result<()> {
+    let destination_path = req
+        .destination_path
+        .as_ref()
+        .unwrap_or(&dataset.path)
+        .as_str();
+    if source.same_location(dataset.path.as_str(), destination, destination_path) {
+        check_in_place(req, dataset, source, destination)?;
+    }
+    Ok(())
+}
+
 /// A plan whose destination holds the dataset's own objects can only change their
 /// storage class where they are: on the dataset's own S3 site, with a class named, and
 /// keeping the objects, since source and destination are one (retiring the source
@@ -183,13 +203,7 @@ impl Migrations {
             .destination_path
             .clone()
             .unwrap_or_else(|| dataset.path.clone());
-        if source.same_location(
-            dataset.path.as_str(),
-            &destination,
-            destination_path.as_str(),
-        ) {
-            check_in_place(&req, &dataset, &source, &destination)?;
-        }
+        check_destination(&req, &dataset, &source, &destination)?;
         if let Some(active) = self.store.has_active_job(dataset.id).await? {
             // A concurrent call with the same key may have just created it.
             if req.idempotency_key.as_deref() == Some(active.idempotency_key.as_str()) {
