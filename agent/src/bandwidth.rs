@@ -7,6 +7,9 @@
 //! A job's limit holds for the job, not for each of its tasks: the tasks an agent runs
 //! of one job share one [`Bandwidth`] ([`JobBandwidths`]), and the agents running tasks
 //! of a job split its limit equally, as their heartbeats tell them how many they are.
+//! An agent that joins a job other agents already run holds off its first bytes until
+//! they have heard of it ([`JOB_JOIN_HOLD`]), so that together they never go faster
+//! than the limit while the news travels.
 
 use std::{
     collections::HashMap,
@@ -19,6 +22,15 @@ use tokio::time::Instant;
 /// The most bytes one slot covers: a larger chunk waits for several slots in turn, each
 /// at the rate of its time.
 pub const PACE_QUANTUM: usize = 1 << 20;
+
+/// How often an agent running a job with a bandwidth limit heartbeats, to learn how
+/// many agents share the job.
+pub const LIMITED_JOB_REFRESH: Duration = Duration::from_secs(1);
+
+/// How long an agent joining a job that other agents run waits before sending: two of
+/// their heartbeats, after which each has lowered its share (one heartbeat, plus as
+/// long again for the call itself on a busy machine).
+pub const JOB_JOIN_HOLD: Duration = Duration::from_secs(2 * LIMITED_JOB_REFRESH.as_secs());
 
 #[derive(Debug)]
 pub struct Bandwidth {
@@ -47,6 +59,13 @@ impl Bandwidth {
     pub fn set_rate(&self, rate: Option<u64>) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.rate = rate.filter(|r| *r > 0);
+    }
+
+    /// Lets no byte go for `hold` from now (bytes already handed out keep their
+    /// slots), nor burst after it: the rate starts over when the hold ends.
+    pub fn hold_for(&self, hold: Duration) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.busy_until = state.busy_until.max(Instant::now() + hold);
     }
 
     pub fn rate(&self) -> Option<u64> {
@@ -92,6 +111,8 @@ struct JobPace {
     limit: Option<u64>,
     /// Agents running tasks of the job, as the last heartbeat answered; at least 1.
     agents: u32,
+    /// Whether a heartbeat has answered since this agent joined the job.
+    answered: bool,
 }
 
 impl JobPace {
@@ -99,6 +120,18 @@ impl JobPace {
         self.limit
             .map(|limit| (limit / u64::from(self.agents.max(1))).max(1))
     }
+}
+
+/// A limited job whose share on this agent changed with a heartbeat's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareChange {
+    pub job: String,
+    /// Agents running tasks of the job, this one included.
+    pub agents: u32,
+    /// This agent's share of the job's limit, bytes per second.
+    pub share: Option<u64>,
+    /// How long this agent holds off, having just joined the job.
+    pub hold: Option<Duration>,
 }
 
 /// What a copy task holds of its job's pace while it runs.
@@ -152,6 +185,7 @@ impl JobBandwidths {
                 tasks: 0,
                 limit,
                 agents: 1,
+                answered: false,
             }
         });
         pace.tasks += 1;
@@ -180,8 +214,12 @@ impl JobBandwidths {
     }
 
     /// Applies a heartbeat's answer: how many agents run tasks of each job. Returns the
-    /// limited jobs whose share changed, with the new count and share.
-    pub fn set_agents(&self, agents: &HashMap<String, u32>) -> Vec<(String, u32, Option<u64>)> {
+    /// limited jobs whose share changed.
+    ///
+    /// The first answer after this agent joined a limited job that others already run
+    /// also holds the job's pace here for [`JOB_JOIN_HOLD`]: the others still go at
+    /// their old, larger shares until their next heartbeat.
+    pub fn set_agents(&self, agents: &HashMap<String, u32>) -> Vec<ShareChange> {
         let mut jobs = self.lock();
         let mut changed = Vec::new();
         for (job, count) in agents {
@@ -189,11 +227,21 @@ impl JobBandwidths {
                 continue;
             };
             let count = (*count).max(1);
+            let joined = !std::mem::replace(&mut pace.answered, true);
+            let hold = (joined && count > 1 && pace.limit.is_some()).then_some(JOB_JOIN_HOLD);
             if pace.agents != count {
                 pace.agents = count;
                 pace.bandwidth.set_rate(pace.share());
+                if let Some(hold) = hold {
+                    pace.bandwidth.hold_for(hold);
+                }
                 if pace.limit.is_some() {
-                    changed.push((job.clone(), count, pace.share()));
+                    changed.push(ShareChange {
+                        job: job.clone(),
+                        agents: count,
+                        share: pace.share(),
+                        hold,
+                    });
                 }
             }
         }
@@ -293,12 +341,23 @@ mod tests {
         tokio::join!(a.take(500_000), b.take(500_000));
         near(start.elapsed(), Duration::from_secs(1));
 
-        // A second agent on the job halves this one's share; the unlimited job stays so.
+        // Alone on the job at first; a second agent on it halves this one's share,
+        // with no hold (the newcomer holds). The unlimited job stays unlimited.
+        let alone = HashMap::from([("j".to_owned(), 1), ("k".to_owned(), 3)]);
+        assert!(registry.set_agents(&alone).is_empty());
         let counts = HashMap::from([("j".to_owned(), 2), ("k".to_owned(), 3)]);
         assert_eq!(
             registry.set_agents(&counts),
-            [("j".to_owned(), 2, Some(500_000))]
+            [ShareChange {
+                job: "j".to_owned(),
+                agents: 2,
+                share: Some(500_000),
+                hold: None
+            }]
         );
+        let start = Instant::now();
+        first.bandwidth().take(500_000).await;
+        near(start.elapsed(), Duration::from_secs(1));
         assert_eq!(first.bandwidth().rate(), Some(500_000));
         assert_eq!(other.bandwidth().rate(), None);
         assert!(registry.set_agents(&counts).is_empty(), "nothing changed");
@@ -320,5 +379,43 @@ mod tests {
         let again = registry.join("j", 7);
         assert!(again.is_first());
         assert_eq!(again.bandwidth().rate(), Some(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_agent_joining_a_job_others_run_holds_off_until_they_know() {
+        let registry = Arc::new(JobBandwidths::default());
+        let lease = registry.join("j", 1_000_000);
+        let unlimited = registry.join("k", 0);
+        let counts = HashMap::from([("j".to_owned(), 3), ("k".to_owned(), 3)]);
+        assert_eq!(
+            registry.set_agents(&counts),
+            [ShareChange {
+                job: "j".to_owned(),
+                agents: 3,
+                share: Some(333_333),
+                hold: Some(JOB_JOIN_HOLD)
+            }]
+        );
+        // Nothing goes during the hold, and no burst after it: 333,333 bytes take the
+        // hold and one second.
+        let start = Instant::now();
+        lease.bandwidth().take(333_333).await;
+        near(start.elapsed(), JOB_JOIN_HOLD + Duration::from_secs(1));
+        // An unlimited job has nothing to hold.
+        let start = Instant::now();
+        unlimited.bandwidth().take(usize::MAX).await;
+        near(start.elapsed(), Duration::ZERO);
+
+        // Only the first answer after joining holds: later changes in the count do not.
+        let more = HashMap::from([("j".to_owned(), 4)]);
+        assert_eq!(registry.set_agents(&more)[0].hold, None);
+        let start = Instant::now();
+        lease.bandwidth().take(250_000).await;
+        near(start.elapsed(), Duration::from_secs(1));
+        // Leaving and joining again is joining again.
+        drop(lease);
+        let again = registry.join("j", 1_000_000);
+        assert_eq!(registry.set_agents(&more)[0].hold, Some(JOB_JOIN_HOLD));
+        drop(again);
     }
 }

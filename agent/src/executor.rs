@@ -164,11 +164,12 @@ impl Executor {
     pub async fn heartbeat(&self, stopping: bool) -> Result<(), tonic::Status> {
         let jobs = self.job_bandwidths.jobs();
         let agents = self.control.heartbeat(stopping, jobs).await?;
-        for (job, agents, share) in self.job_bandwidths.set_agents(&agents) {
+        for change in self.job_bandwidths.set_agents(&agents) {
             info!(
-                job_id = %job,
-                agents,
-                bytes_per_sec = share.unwrap_or(0),
+                job_id = %change.job,
+                agents = change.agents,
+                bytes_per_sec = change.share.unwrap_or(0),
+                hold_ms = change.hold.map_or(0, |h| h.as_millis() as u64),
                 "job bandwidth shared among its agents"
             );
         }

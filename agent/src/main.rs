@@ -4,10 +4,10 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use clap::Parser;
 use ferry_agent::{
-    bandwidth::Bandwidth,
+    bandwidth::{Bandwidth, LIMITED_JOB_REFRESH},
     config::{AgentConfig, Overrides},
     consumer,
-    control::ControlPlane,
+    control::{ControlPlane, SiteShare},
     executor::Executor,
 };
 use tokio_util::sync::CancellationToken;
@@ -117,8 +117,20 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         .await?;
     let js = async_nats::jetstream::new(nats);
 
+    // No task is taken before this agent knows its share of the site's limit.
     let site_bandwidth = Arc::new(Bandwidth::new(None));
-    let site_share = tokio::spawn(follow_site_share(control.clone(), site_bandwidth.clone()));
+    let share = tokio::select! {
+        share = first_site_share(&control, &site_bandwidth) => share,
+        signal = shutdown_signal() => {
+            info!(signal, "stopped before taking work");
+            return Ok(());
+        }
+    };
+    let site_share = tokio::spawn(follow_site_share(
+        control.clone(),
+        site_bandwidth.clone(),
+        share,
+    ));
     let executor = Arc::new(Executor::new(
         control.clone(),
         js.clone(),
@@ -177,37 +189,73 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How often an agent running a job with a bandwidth limit heartbeats, to learn how
-/// many agents share the job.
-const LIMITED_JOB_REFRESH: Duration = Duration::from_secs(1);
-
 /// How often the site's bandwidth limit and its live agents are looked up again.
 const SITE_SHARE_REFRESH: Duration = Duration::from_secs(5);
 
+/// How long a starting agent of a site with a limit and other live agents waits before
+/// sending: until each of them has looked its share up again and lowered it (one
+/// refresh, and a second for the lookup itself).
+const SITE_JOIN_HOLD: Duration = Duration::from_secs(SITE_SHARE_REFRESH.as_secs() + 1);
+
+/// Looks up this agent's share of its site's limit until the control plane answers,
+/// and applies it. An agent joining other live agents of a limited site holds off for
+/// [`SITE_JOIN_HOLD`]: they go at their old, larger shares until they hear of it.
+async fn first_site_share(control: &ControlPlane, bandwidth: &Bandwidth) -> Option<SiteShare> {
+    let share = loop {
+        match control.site_share().await {
+            Ok(share) => break share,
+            Err(e) => {
+                warn!(error = %e.message(), "cannot read the site's bandwidth limit; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    log_site_share(share);
+    bandwidth.set_rate(share.map(|s| s.share));
+    if share.is_some_and(|s| s.agents > 1) {
+        info!(
+            hold_ms = SITE_JOIN_HOLD.as_millis() as u64,
+            "the site's other agents share its limit: holding off until they know of this one"
+        );
+        bandwidth.hold_for(SITE_JOIN_HOLD);
+    }
+    share
+}
+
 /// Keeps this agent's share of its site's bandwidth limit current as the limit changes
-/// and agents come and go.
-async fn follow_site_share(control: Arc<ControlPlane>, bandwidth: Arc<Bandwidth>) {
-    let mut tick = tokio::time::interval(SITE_SHARE_REFRESH);
-    let mut current = None;
+/// and agents come and go, from `current`, the share it started with.
+async fn follow_site_share(
+    control: Arc<ControlPlane>,
+    bandwidth: Arc<Bandwidth>,
+    mut current: Option<SiteShare>,
+) {
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + SITE_SHARE_REFRESH,
+        SITE_SHARE_REFRESH,
+    );
     loop {
         tick.tick().await;
         match control.site_share().await {
             Ok(share) if share != current => {
-                match share {
-                    Some(s) => info!(
-                        limit = s.limit,
-                        agents = s.agents,
-                        share = s.share,
-                        "site bandwidth share"
-                    ),
-                    None => info!("site bandwidth unlimited"),
-                }
+                log_site_share(share);
                 bandwidth.set_rate(share.map(|s| s.share));
                 current = share;
             }
             Ok(_) => {}
             Err(e) => warn!(error = %e.message(), "cannot read the site's bandwidth limit"),
         }
+    }
+}
+
+fn log_site_share(share: Option<SiteShare>) {
+    match share {
+        Some(s) => info!(
+            limit = s.limit,
+            agents = s.agents,
+            share = s.share,
+            "site bandwidth share"
+        ),
+        None => info!("site bandwidth unlimited"),
     }
 }
 

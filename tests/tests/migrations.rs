@@ -1046,7 +1046,8 @@ async fn a_site_limit_is_shared_among_the_sites_agents() {
         Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]),
         Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]),
     ];
-    // Each agent takes half of the site's limit once it sees the other.
+    // Each agent takes half of the site's limit once it sees the other, and the one
+    // that found the other already there held off until it knew.
     let half = format!("agents=2 share={}", SITE_LIMIT / 2);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !agents.iter().all(|a| a.log().contains(&half)) {
@@ -1058,6 +1059,14 @@ async fn a_site_limit_is_shared_among_the_sites_agents() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(
+        agents
+            .iter()
+            .any(|a| a.log().contains("holding off until they know of this one")),
+        "neither agent held off for the other:\n{}\n{}",
+        agents[0].log(),
+        agents[1].log()
+    );
 
     let started = std::time::Instant::now();
     let job = plan(&client, "data", "b", pb::VerifyMode::Quick, "shared").await;
@@ -1124,20 +1133,43 @@ async fn a_jobs_limit_holds_for_all_its_tasks_on_all_its_agents() {
     assert_eq!(read_tree(&dirs.path().join("b/data")), source);
 
     // Each agent went at half the job's limit once it knew of the other: the first
-    // from its next heartbeat, the second at once.
+    // from its next heartbeat, the second at once, after holding off until the first
+    // knew.
     let halved = format!("agents=2 bytes_per_sec={}", LIMIT as u64 / 2);
     let halved_at =
         |agent: &Agent| (logged_at(&agent.log(), &halved) - planned_at).as_seconds_f64();
-    let both = halved_at(&agents[0]).max(halved_at(&agents[1]));
-    // Until both knew, each went at no more than the whole limit; from then on, both
-    // together at the limit.
-    let before = (2.0 * LIMIT * both + LATE_SLOTS).min(TOTAL);
-    let bound = both + (TOTAL - before) / LIMIT;
-    println!("{TOTAL} bytes in {elapsed:.1} s; both agents shared the limit after {both:.1} s");
+    // How long an agent held off, by its log: the one that joined the other on the job.
+    let held_for = |agent: &Agent| {
+        let log = agent.log();
+        let line = log.lines().find(|l| l.contains(&halved)).unwrap();
+        let ms = line.split("hold_ms=").nth(1).and_then(|v| {
+            v.split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+        });
+        ms.unwrap_or_else(|| panic!("no hold_ms in '{line}'")) as f64 / 1e3
+    };
+    let held = [held_for(&agents[0]), held_for(&agents[1])];
+    assert!(
+        held.iter().any(|h| *h > 0.0),
+        "the agent that joined the other on the job did not hold off:\n{}\n{}",
+        agents[0].log(),
+        agents[1].log()
+    );
+    let halved = [halved_at(&agents[0]), halved_at(&agents[1])];
+    // Until it knew of the other, each agent went at no more than the whole limit; from
+    // then on at half of it, after its hold if it held. So by `t` both together can
+    // have sent LIMIT × (t + (halved₀ + halved₁ − held₀ − held₁) / 2) bytes, and one
+    // slot more for each task in flight.
+    let bound = (TOTAL - LATE_SLOTS) / LIMIT - (halved[0] + halved[1] - held[0] - held[1]) / 2.0;
+    println!(
+        "{TOTAL} bytes in {elapsed:.1} s (no less than {bound:.1} s); the agents shared \
+         the limit after {halved:.1?} s, holding off for {held:?} s"
+    );
     assert!(
         elapsed >= bound,
-        "{TOTAL} bytes in {elapsed:.1} s, yet with the job's limit of {LIMIT} bytes/s \
-         split from {both:.1} s on no less than {bound:.1} s"
+        "{TOTAL} bytes in {elapsed:.1} s, yet with the job's limit of {LIMIT} bytes/s, \
+         split after {halved:.1?} s and held off for {held:?} s, no less than {bound:.1} s"
     );
     // Once both know, the agents leave the job at its end and its share behind.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
