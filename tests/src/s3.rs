@@ -53,8 +53,10 @@ pub struct WriteCounts {
     pub single_puts: usize,
     /// `CreateMultipartUpload` calls.
     pub multipart_uploads: usize,
-    /// `UploadPart` calls.
+    /// `UploadPart` calls: parts whose bytes the client sent.
     pub parts: usize,
+    /// `UploadPartCopy` calls: parts the server copied from another object.
+    pub part_copies: usize,
 }
 
 /// One `CopyObject` the server received.
@@ -79,6 +81,7 @@ struct Counters {
     single_puts: Arc<AtomicUsize>,
     multipart_uploads: Arc<AtomicUsize>,
     parts: Arc<AtomicUsize>,
+    part_copies: Arc<AtomicUsize>,
     /// `UploadPart` calls by upload id, so a test can tell which upload a part went
     /// to even when a client retries a refused one.
     parts_by_upload: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
@@ -147,6 +150,9 @@ impl Counters {
         }
         let counter = match *req.method() {
             http::Method::POST if has("uploads") => &self.multipart_uploads,
+            http::Method::PUT if has("partNumber") && header("x-amz-copy-source").is_some() => {
+                &self.part_copies
+            }
             http::Method::PUT if has("partNumber") => &self.parts,
             http::Method::PUT
                 if names_object && !req.headers().contains_key("x-amz-copy-source") =>
@@ -184,6 +190,7 @@ impl Counters {
             single_puts: self.single_puts.load(Ordering::SeqCst),
             multipart_uploads: self.multipart_uploads.load(Ordering::SeqCst),
             parts: self.parts.load(Ordering::SeqCst),
+            part_copies: self.part_copies.load(Ordering::SeqCst),
         }
     }
 }
