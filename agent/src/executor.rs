@@ -22,6 +22,7 @@ use crate::{
     config::AgentConfig,
     control::ControlPlane,
     filter::ObjectFilter,
+    job_watch::{FetchJob, JobWatches},
     journal::TaskJournal,
     multipart,
     report::{Reporter, ResultQueue},
@@ -56,6 +57,9 @@ pub struct Executor {
     site_bandwidth: Arc<Bandwidth>,
     /// This agent's share of each job's limit, for all its tasks of the job here.
     job_bandwidths: Arc<JobBandwidths>,
+    /// One lookup of each job for all its tasks here: ends them when their attempt is
+    /// over, and follows the job's limit.
+    job_watches: Arc<JobWatches>,
     /// Bounds the bytes all transfers of this agent hold at once.
     budget: Arc<MemoryBudget>,
     /// Objects in flight across every task this agent runs (`concurrency`).
@@ -148,12 +152,21 @@ impl Executor {
     ) -> Self {
         let budget = Arc::new(MemoryBudget::new(config.memory_budget_mib << 20));
         let object_slots = Arc::new(Semaphore::new(config.concurrency));
+        let job_bandwidths = Arc::<JobBandwidths>::default();
+        let fetch: FetchJob = {
+            let control = control.clone();
+            Arc::new(move |job| {
+                let control = control.clone();
+                Box::pin(async move { control.job(&job).await.ok() })
+            })
+        };
         Executor {
             control,
             js,
             config,
             site_bandwidth,
-            job_bandwidths: Arc::default(),
+            job_watches: JobWatches::new(fetch, job_bandwidths.clone()),
+            job_bandwidths,
             budget,
             object_slots,
         }
@@ -214,7 +227,11 @@ impl Executor {
         // tells the second apart, when unfinished uploads are no use to anyone.
         let cancel = cancel.child_token();
         let job_over = CancellationToken::new();
-        let watcher = self.watch_job(command, [cancel.clone(), job_over.clone()]);
+        let watch = self.job_watches.watch(
+            &command.job_id,
+            command.attempt,
+            &[cancel.clone(), job_over.clone()],
+        );
         let result = async {
             let sites = Sites::new(&source, &destination)?;
             reporter.send(Event::Started(pb::TaskStarted {})).await?;
@@ -235,7 +252,7 @@ impl Executor {
             }
         }
         .await;
-        watcher.abort();
+        drop(watch);
         let finished = match result {
             Ok(()) => pb::TaskFinished {
                 success: true,
@@ -258,41 +275,6 @@ impl Executor {
             }
             Err(e) => Outcome::Retry(format!("{e:#}")),
         }
-    }
-
-    /// Cancels the task (each of `cancel`) when the job ends or moves to another
-    /// attempt elsewhere, and follows changes of its bandwidth limit.
-    fn watch_job(
-        &self,
-        command: &pb::JobCommand,
-        cancel: [CancellationToken; 2],
-    ) -> tokio::task::JoinHandle<()> {
-        let control = self.control.clone();
-        let bandwidths = self.job_bandwidths.clone();
-        let (job, attempt) = (command.job_id.clone(), command.attempt);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(2));
-            loop {
-                tick.tick().await;
-                if let Ok(j) = control.job(&job).await {
-                    let ended = matches!(
-                        pb::JobState::try_from(j.state),
-                        Ok(pb::JobState::Completed
-                            | pb::JobState::Failed
-                            | pb::JobState::Cancelled)
-                    );
-                    if ended || j.attempt != attempt {
-                        info!(job_id = %job, "job ended or moved to another attempt; stopping");
-                        cancel.iter().for_each(CancellationToken::cancel);
-                        return;
-                    }
-                    let limit = Some(j.bandwidth_limit_bytes_per_sec).filter(|l| *l > 0);
-                    if bandwidths.set_limit(&job, limit) {
-                        info!(job_id = %job, bytes_per_sec = limit.unwrap_or(0), "bandwidth limit changed");
-                    }
-                }
-            }
-        })
     }
 
     /// Lists the source through the plan's filter and reports it page by page as copy

@@ -15,6 +15,7 @@ pub mod consumer;
 pub mod control;
 pub mod executor;
 pub mod filter;
+pub mod job_watch;
 pub mod journal;
 mod local_file;
 pub mod multipart;
