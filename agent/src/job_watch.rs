@@ -138,12 +138,12 @@ impl JobWatches {
 
 /// Looks `job` up every [`POLL`], the first time at once, until its last task here ends.
 async fn poll(registry: Weak<JobWatches>, job: String) {
+    let Some(fetch) = registry.upgrade().map(|r| r.fetch.clone()) else {
+        return;
+    };
     let mut tick = tokio::time::interval(POLL);
     loop {
         tick.tick().await;
-        let Some(fetch) = registry.upgrade().map(|r| r.fetch.clone()) else {
-            return;
-        };
         if let Some(answer) = fetch(job.clone()).await {
             match registry.upgrade() {
                 Some(registry) => registry.apply(&answer),

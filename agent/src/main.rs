@@ -210,8 +210,7 @@ async fn first_site_share(control: &ControlPlane, bandwidth: &Bandwidth) -> Opti
             }
         }
     };
-    log_site_share(share);
-    bandwidth.set_rate(share.map(|s| s.share));
+    apply_site_share(bandwidth, share);
     if share.is_some_and(|s| s.agents > 1) {
         info!(
             hold_ms = SITE_JOIN_HOLD.as_millis() as u64,
@@ -237,8 +236,7 @@ async fn follow_site_share(
         tick.tick().await;
         match control.site_share().await {
             Ok(share) if share != current => {
-                log_site_share(share);
-                bandwidth.set_rate(share.map(|s| s.share));
+                apply_site_share(&bandwidth, share);
                 current = share;
             }
             Ok(_) => {}
@@ -247,7 +245,8 @@ async fn follow_site_share(
     }
 }
 
-fn log_site_share(share: Option<SiteShare>) {
+/// Paces everything this agent copies at `share` (`None`: the site has no limit).
+fn apply_site_share(bandwidth: &Bandwidth, share: Option<SiteShare>) {
     match share {
         Some(s) => info!(
             limit = s.limit,
@@ -257,6 +256,7 @@ fn log_site_share(share: Option<SiteShare>) {
         ),
         None => info!("site bandwidth unlimited"),
     }
+    bandwidth.set_rate(share.map(|s| s.share));
 }
 
 async fn shutdown_signal() -> &'static str {
