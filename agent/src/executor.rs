@@ -21,6 +21,7 @@ use crate::{
     budget::{copy_footprint, MemoryBudget},
     config::AgentConfig,
     control::ControlPlane,
+    destination,
     filter::ObjectFilter,
     job_watch::{FetchJob, JobWatches},
     journal::TaskJournal,
@@ -288,8 +289,8 @@ impl Executor {
         cancel: &CancellationToken,
     ) -> anyhow::Result<()> {
         let filter = ObjectFilter::from_pb(command.filter.as_ref()).map_err(anyhow::Error::msg)?;
-        let destination_empty = holds_nothing(&sites.dst).await;
-        let mut listing = pin!(transfer::list_sizes(&sites.src, None)
+        let destination_empty = destination::holds_nothing(&sites.dst).await;
+        let mut listing = pin!(transfer::list_sizes(&sites.src, "", None)
             .try_filter(|o| std::future::ready(filter.accepts(o))));
         let max_bytes = self.config.task_mib << 20;
         let (mut page, mut page_bytes) = (Vec::new(), 0u64);
@@ -413,7 +414,7 @@ impl Executor {
         let present = &if (command.destination_was_empty && first_run) || sites.in_place {
             HashMap::new()
         } else {
-            destination_listing(&sites.dst, &objects, &command.job_id).await
+            destination::listing(&sites.dst, &objects, &command.job_id).await
         };
         let journal = &TaskJournal::new(reporter.clone(), &recorded, &self.config.faults);
         let mut todo = Vec::new();
@@ -573,7 +574,7 @@ impl Executor {
             // One listing of the task's range checks most objects at once; only those
             // it does not confirm are looked at one by one (and repaired).
             let infos: Vec<ObjectInfo> = copied.iter().map(|w| w.info.clone()).collect();
-            let listed = destination_listing(&sites.dst, &infos, &command.job_id).await;
+            let listed = destination::listing(&sites.dst, &infos, &command.job_id).await;
             let (confirmed, unconfirmed) = copied
                 .into_iter()
                 .partition::<Vec<_>, _>(|w| confirmed_by_listing(w, listed.get(&w.info.key)));
@@ -635,7 +636,7 @@ impl Executor {
         src: &opendal::Operator,
         cancel: &CancellationToken,
     ) -> anyhow::Result<()> {
-        let mut listing = pin!(transfer::list_sizes(src, None));
+        let mut listing = pin!(transfer::list_sizes(src, "", None));
         let mut total = 0usize;
         while let Some(o) = listing
             .try_next()
@@ -661,7 +662,7 @@ impl Executor {
 async fn place(
     sites: &Sites,
     info: &ObjectInfo,
-    present: &HashMap<String, Listed>,
+    present: &HashMap<String, destination::Listed>,
     options: &CopyOptions,
     server: &ServerCopyOptions,
     journal: &TaskJournal,
@@ -681,7 +682,7 @@ async fn place(
         return Err((e, 1));
     }
     if present.get(key).map(|l| l.size) == Some(info.size) {
-        if let Some(xxh3) = same_content(&sites.src, &sites.dst, key).await {
+        if let Some(xxh3) = destination::same_content(&sites.src, &sites.dst, key).await {
             return Ok(Placed::AlreadyThere(xxh3));
         }
     }
@@ -757,93 +758,6 @@ async fn abort_recorded_uploads(command: &pb::JobCommand, destination: &SiteAcce
         return Outcome::Retry(format!("{failed} upload(s) not aborted yet"));
     }
     Outcome::Done
-}
-
-/// An object as a destination listing shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Listed {
-    size: u64,
-    etag: Option<String>,
-}
-
-/// The objects at the destination, by key, among the task's keys. Where the
-/// destination lists in key order from a given key (S3), only the task's key range is
-/// listed; elsewhere the whole dataset is. A destination that cannot be listed (not
-/// created yet, say) holds nothing as far as skipping goes: everything is copied.
-async fn destination_listing(
-    dst: &opendal::Operator,
-    objects: &[ObjectInfo],
-    job: &str,
-) -> HashMap<String, Listed> {
-    let (Some(first), Some(last)) = (
-        objects.iter().map(|o| o.key.as_str()).min(),
-        objects.iter().map(|o| o.key.as_str()).max(),
-    ) else {
-        return HashMap::new();
-    };
-    let wanted: std::collections::HashSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
-    let mut sizes = HashMap::new();
-    // `start_after` is exclusive: the first key is looked up on its own.
-    if let Ok(meta) = dst.stat(first).await {
-        if meta.is_file() {
-            let etag = meta.etag().map(str::to_owned);
-            sizes.insert(
-                first.to_owned(),
-                Listed {
-                    size: meta.content_length(),
-                    etag,
-                },
-            );
-        }
-    }
-    let ordered = dst.info().capability().list_with_start_after;
-    let mut listing = pin!(transfer::list_sizes(dst, Some(first)));
-    loop {
-        match listing.try_next().await {
-            Ok(Some(o)) => {
-                if ordered && o.key.as_str() > last {
-                    break;
-                }
-                if wanted.contains(o.key.as_str()) {
-                    sizes.insert(
-                        o.key,
-                        Listed {
-                            size: o.size,
-                            etag: o.etag,
-                        },
-                    );
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                info!(job_id = %job, reason = %e, "destination not listed; copying every object");
-                return HashMap::new();
-            }
-        }
-    }
-    sizes
-}
-
-/// Whether the destination holds no object at all below the job's path, from the first
-/// page of its listing. A destination that cannot be listed is not known to be empty.
-async fn holds_nothing(dst: &opendal::Operator) -> bool {
-    let mut listing = pin!(transfer::list_sizes(dst, None));
-    listing.next().await.is_none()
-}
-
-/// The object's xxh3-128 when source and destination hold the same bytes.
-async fn same_content(src: &opendal::Operator, dst: &opendal::Operator, key: &str) -> Option<u128> {
-    match tokio::join!(
-        transfer::hash_object(src, key),
-        transfer::hash_object(dst, key)
-    ) {
-        (Ok((src_size, src_xxh3)), Ok((dst_size, dst_xxh3)))
-            if src_size == dst_size && src_xxh3 == dst_xxh3 =>
-        {
-            Some(src_xxh3)
-        }
-        _ => None,
-    }
 }
 
 type CopyFailure = (TransferError, u32);
@@ -950,7 +864,7 @@ fn verification_report(
 /// the listing carries etags (S3's does). A listing without them confirms a
 /// server-side copy by its size, as it does a copy the agent made: a HEAD per object
 /// would only have the service repeat the etag its CopyObject answer gave.
-fn confirmed_by_listing(work: &Work, listed: Option<&Listed>) -> bool {
+fn confirmed_by_listing(work: &Work, listed: Option<&destination::Listed>) -> bool {
     let Some(listed) = listed else { return false };
     match &work.proof {
         Proof::Hashed(_) => listed.size == work.info.size,

@@ -13,6 +13,7 @@ pub mod budget;
 pub mod config;
 pub mod consumer;
 pub mod control;
+mod destination;
 pub mod executor;
 pub mod filter;
 pub mod job_watch;

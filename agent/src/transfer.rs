@@ -229,23 +229,27 @@ fn is_temporary(err: &opendal::Error) -> bool {
 pub fn list(
     op: &Operator,
 ) -> impl Stream<Item = Result<ObjectInfo, TransferError>> + Send + 'static {
-    list_objects(op, true, None)
+    list_objects(op, true, String::new(), None)
 }
 
 /// Like [`list`], but only keys, sizes and modification times are sure to be filled
 /// in: objects are stat'ed only when the listing lacks those, which S3 listings never
-/// do. With `start_after`, where the backend supports it (S3 does, in key order), the
-/// listing begins after that key; elsewhere it begins at the start.
+/// do. Only keys below the directory `under` are listed (`""` for all, else ending in
+/// `/`); keys are still relative to the operator's root. With `start_after`, where the
+/// backend supports it (S3 does, in key order), the listing begins after that key;
+/// elsewhere it begins at the start.
 pub fn list_sizes(
     op: &Operator,
+    under: &str,
     start_after: Option<&str>,
 ) -> impl Stream<Item = Result<ObjectInfo, TransferError>> + Send + 'static {
-    list_objects(op, false, start_after.map(str::to_owned))
+    list_objects(op, false, under.to_owned(), start_after.map(str::to_owned))
 }
 
 fn list_objects(
     op: &Operator,
     with_metadata: bool,
+    under: String,
     start_after: Option<String>,
 ) -> impl Stream<Item = Result<ObjectInfo, TransferError>> + Send + 'static {
     let capability = op.info().capability();
@@ -257,13 +261,13 @@ fn list_objects(
     let stat_op = op.clone();
 
     stream::once(async move {
-        let mut lister = lister_op.lister_with("").recursive(true);
+        let mut lister = lister_op.lister_with(&under).recursive(true);
         if let Some(key) = start_after {
             lister = lister.start_after(&key);
         }
         lister
             .await
-            .map_err(|e| TransferError::from_opendal(&lister_op, "", "list", e))
+            .map_err(|e| TransferError::from_opendal(&lister_op, &under, "list", e))
     })
     .map_ok(move |lister| {
         let op = entries_op.clone();

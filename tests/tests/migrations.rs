@@ -1265,23 +1265,34 @@ async fn objects_already_at_the_destination_with_the_same_checksum_are_not_writt
     let client = Client::connect(&cp.endpoint()).await.unwrap();
     let s3 = S3Server::start().await;
     let dirs = tempfile::tempdir().unwrap();
+    // Every key in one directory, one of them deeper: the destination is listed below
+    // `day/` only, and that listing must still reach `day/sub/`.
     let source = BTreeMap::from([
         (
-            "same.bin".to_owned(),
+            "day/same.bin".to_owned(),
             ferry_tests::dataset::bytes(31, 300_000),
         ),
         (
-            "changed.bin".to_owned(),
+            "day/changed.bin".to_owned(),
             ferry_tests::dataset::bytes(32, 300_000),
         ),
-        ("new.bin".to_owned(), ferry_tests::dataset::bytes(33, 1000)),
+        (
+            "day/new.bin".to_owned(),
+            ferry_tests::dataset::bytes(33, 1000),
+        ),
+        (
+            "day/sub/same.bin".to_owned(),
+            ferry_tests::dataset::bytes(34, 2000),
+        ),
     ]);
     file_system_dataset_and_bucket(&client, &s3, dirs.path(), "logs", "warm", &source).await;
-    // An earlier copy left two objects of the right size there: one identical, one not.
+    // An earlier copy left three objects of the right size there: two identical, one
+    // not.
     let aws = s3.client();
     for (key, body) in [
-        ("same.bin", source["same.bin"].clone()),
-        ("changed.bin", ferry_tests::dataset::bytes(99, 300_000)),
+        ("day/same.bin", source["day/same.bin"].clone()),
+        ("day/sub/same.bin", source["day/sub/same.bin"].clone()),
+        ("day/changed.bin", ferry_tests::dataset::bytes(99, 300_000)),
     ] {
         aws.put_object()
             .bucket("warm")
@@ -1306,14 +1317,16 @@ async fn objects_already_at_the_destination_with_the_same_checksum_are_not_writt
     assert_eq!(bytes, source);
     let objects = client.list_job_objects(&job.id, None).await.unwrap();
     let by_key: HashMap<_, _> = objects.iter().map(|o| (o.key.as_str(), o)).collect();
-    let same = by_key["same.bin"];
-    let xxh3 = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&source["same.bin"]));
-    assert_eq!(same.status, pb::ObjectStatus::Skipped as i32, "{same:#?}");
-    assert_eq!(
-        (same.source_xxh3.as_str(), same.destination_xxh3.as_str()),
-        (xxh3.as_str(), xxh3.as_str())
-    );
-    for key in ["changed.bin", "new.bin"] {
+    for key in ["day/same.bin", "day/sub/same.bin"] {
+        let same = by_key[key];
+        let xxh3 = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&source[key]));
+        assert_eq!(same.status, pb::ObjectStatus::Skipped as i32, "{same:#?}");
+        assert_eq!(
+            (same.source_xxh3.as_str(), same.destination_xxh3.as_str()),
+            (xxh3.as_str(), xxh3.as_str())
+        );
+    }
+    for key in ["day/changed.bin", "day/new.bin"] {
         assert_eq!(
             by_key[key].status,
             pb::ObjectStatus::Verified as i32,

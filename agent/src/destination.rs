@@ -1,0 +1,147 @@
+//! What a destination already holds, read from its listing: the objects a copy task can
+//! skip, and the sizes (and etags) that confirm its copies in quick verification.
+
+use std::{collections::HashMap, pin::pin};
+
+use futures::{StreamExt, TryStreamExt};
+use tracing::info;
+
+use crate::transfer::{self, ObjectInfo};
+
+/// An object as a destination listing shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Listed {
+    pub size: u64,
+    pub etag: Option<String>,
+}
+
+/// The objects at the destination, by key, among the task's keys. Only the deepest
+/// directory holding all of them is listed, and where the destination lists in key
+/// order from a given key (S3), only the task's key range within it. A destination
+/// that cannot be listed (not created yet, say) holds nothing as far as skipping goes:
+/// everything is copied.
+pub(crate) async fn listing(
+    dst: &opendal::Operator,
+    objects: &[ObjectInfo],
+    job: &str,
+) -> HashMap<String, Listed> {
+    let (Some(first), Some(last)) = (
+        objects.iter().map(|o| o.key.as_str()).min(),
+        objects.iter().map(|o| o.key.as_str()).max(),
+    ) else {
+        return HashMap::new();
+    };
+    let wanted: std::collections::HashSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+    let mut sizes = HashMap::new();
+    // `start_after` is exclusive: the first key is looked up on its own.
+    if let Ok(meta) = dst.stat(first).await {
+        if meta.is_file() {
+            let etag = meta.etag().map(str::to_owned);
+            sizes.insert(
+                first.to_owned(),
+                Listed {
+                    size: meta.content_length(),
+                    etag,
+                },
+            );
+        }
+    }
+    let ordered = dst.info().capability().list_with_start_after;
+    let mut listing = pin!(transfer::list_sizes(
+        dst,
+        enclosing_dir(first, last),
+        Some(first)
+    ));
+    loop {
+        match listing.try_next().await {
+            Ok(Some(o)) => {
+                if ordered && o.key.as_str() > last {
+                    break;
+                }
+                if wanted.contains(o.key.as_str()) {
+                    sizes.insert(
+                        o.key,
+                        Listed {
+                            size: o.size,
+                            etag: o.etag,
+                        },
+                    );
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                info!(job_id = %job, reason = %e, "destination not listed; copying every object");
+                return HashMap::new();
+            }
+        }
+    }
+    sizes
+}
+
+/// The deepest directory (`""`, or a prefix ending in `/`) that holds every key from
+/// `first` to `last` in key order: their common prefix, cut after its last `/`. Any key
+/// between two keys starts with what they have in common, so a listing below it misses
+/// none of the range, and on a store that reads every key below the prefix it asks for
+/// (s3s-fs, a file system) it reads one directory's keys instead of the dataset's.
+fn enclosing_dir<'a>(first: &'a str, last: &str) -> &'a str {
+    let common = first
+        .bytes()
+        .zip(last.bytes())
+        .take_while(|(a, b)| a == b)
+        .count();
+    // Cutting right after an ASCII `/` always falls on a character boundary.
+    match first.as_bytes()[..common].iter().rposition(|&b| b == b'/') {
+        Some(slash) => &first[..=slash],
+        None => "",
+    }
+}
+
+/// Whether the destination holds no object at all below the job's path, from the first
+/// page of its listing. A destination that cannot be listed is not known to be empty.
+pub(crate) async fn holds_nothing(dst: &opendal::Operator) -> bool {
+    let mut listing = pin!(transfer::list_sizes(dst, "", None));
+    listing.next().await.is_none()
+}
+
+/// The object's xxh3-128 when source and destination hold the same bytes.
+pub(crate) async fn same_content(
+    src: &opendal::Operator,
+    dst: &opendal::Operator,
+    key: &str,
+) -> Option<u128> {
+    match tokio::join!(
+        transfer::hash_object(src, key),
+        transfer::hash_object(dst, key)
+    ) {
+        (Ok((src_size, src_xxh3)), Ok((dst_size, dst_xxh3)))
+            if src_size == dst_size && src_xxh3 == dst_xxh3 =>
+        {
+            Some(src_xxh3)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::enclosing_dir;
+
+    #[test]
+    fn the_enclosing_directory_holds_every_key_of_the_range() {
+        assert_eq!(
+            enclosing_dir("d000/f000000.bin", "d000/f000999.bin"),
+            "d000/"
+        );
+        assert_eq!(enclosing_dir("a/b/c/x", "a/b/d/y"), "a/b/");
+        // A common prefix that ends inside a name is cut back to its directory.
+        assert_eq!(enclosing_dir("logs/2026-01", "logs/2026-02"), "logs/");
+        assert_eq!(enclosing_dir("a/x", "b/y"), "");
+        assert_eq!(enclosing_dir("same.bin", "sub/deep.bin"), "");
+        // One key: its own directory.
+        assert_eq!(enclosing_dir("a/b/k", "a/b/k"), "a/b/");
+        assert_eq!(enclosing_dir("k", "k"), "");
+        // Multi-byte characters that differ in a later byte: the cut stays on the `/`.
+        assert_eq!(enclosing_dir("é/ä1", "é/å2"), "é/");
+        assert_eq!(enclosing_dir("dä", "då"), "");
+    }
+}
