@@ -8,7 +8,8 @@
 //! Workloads: W1 many 64 KiB files, `file://` → `s3://`; W2 a few large files,
 //! `file://` → `s3://`; W3 the W1 set `s3://` → `s3://` on the same endpoint. Ferry runs
 //! through a real control plane, agent and nats-server, with verify `quick` and `full`;
-//! rclone (when on the PATH) with default flags and with `--transfers 32 --checkers 32`.
+//! rclone (when on the PATH) with default flags and with `--transfers 32 --checkers 32`, and
+//! on W2 also with multipart uploads of 8 MiB parts, as Ferry sends them.
 //! Each run prints wall time, objects/s, MB/s, CPU seconds and peak RSS of the process
 //! doing the transfer (the agent; rclone itself), sampled from /proc, and the CPU
 //! seconds the S3 server (this process) spent on it; medians and ratios follow.
@@ -369,17 +370,16 @@ impl Bench {
 impl Bench {
     /// One round of a generated `workload` (`w1`, `w2`) from files to S3: Ferry with
     /// each verify mode, each from its own hard-linked copy of the files (a dataset's
-    /// path is its own), then rclone with both sets of flags.
+    /// path is its own), then rclone with each of `variants` (none without rclone).
     async fn files_to_s3(
         &self,
         workload: &str,
         round: usize,
         agent: &Agent,
-        rclone: bool,
+        variants: &[RcloneVariant],
         results: &mut Results,
     ) -> anyhow::Result<()> {
         let label = workload.to_uppercase();
-        let variants: &[RcloneVariant] = if rclone { &RCLONE_VARIANTS } else { &[] };
         for contender in in_turn(contenders(variants), round) {
             match contender {
                 Contender::Ferry(mode, verify) => {
@@ -457,6 +457,19 @@ const RCLONE_VARIANTS: [RcloneVariant; 2] = [
     ("--transfers 32", &["--transfers", "32", "--checkers", "32"]),
 ];
 
+/// W2's rclone variants: both of the above, which send each file below rclone's 200 MiB
+/// cutoff in one PUT, and rclone sending what Ferry sends, multipart uploads of 8 MiB
+/// parts. On s3s-fs, which writes every byte of a multipart upload twice, the request
+/// shape decides much of the run, so the third is the like-for-like comparison.
+const RCLONE_W2_VARIANTS: [RcloneVariant; 3] = [
+    RCLONE_VARIANTS[0],
+    RCLONE_VARIANTS[1],
+    (
+        "multipart 8 MiB",
+        &["--s3-upload-cutoff", "8M", "--s3-chunk-size", "8M"],
+    ),
+];
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     let n = xs.len();
@@ -486,7 +499,7 @@ impl Results {
     fn add(&mut self, who: &str, round: usize, run: Run) {
         let (objects, bytes) = (self.objects, self.bytes);
         println!(
-            "  round {round}  {who:<22} {:>7.2} s {:>9.0} obj/s {:>8.1} MB/s {:>7.2} cpu s {:>6} MiB peak {:>6.2} server cpu s {:>5.2} steal s",
+            "  round {round}  {who:<26} {:>7.2} s {:>9.0} obj/s {:>8.1} MB/s {:>7.2} cpu s {:>6} MiB peak {:>6.2} server cpu s {:>5.2} steal s",
             run.seconds,
             objects as f64 / run.seconds,
             bytes as f64 / 1e6 / run.seconds,
@@ -513,7 +526,7 @@ impl Results {
             let rss = runs.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0);
             let server = median(runs.iter().map(|r| r.server_cpu_seconds).collect());
             println!(
-                "  {who:<22} {s:>7.2} s {:>9.0} obj/s {:>8.1} MB/s {cpu:>7.2} cpu s {:>6} MiB peak {server:>6.2} server cpu s",
+                "  {who:<26} {s:>7.2} s {:>9.0} obj/s {:>8.1} MB/s {cpu:>7.2} cpu s {:>6} MiB peak {server:>6.2} server cpu s",
                 objects as f64 / s,
                 bytes as f64 / 1e6 / s,
                 rss / 1024
@@ -622,8 +635,9 @@ async fn main() -> anyhow::Result<()> {
             println!("round {round}");
             if !args.only_w2 {
                 // W1: many small files to S3.
+                let variants: &[RcloneVariant] = if rclone { &RCLONE_VARIANTS } else { &[] };
                 bench
-                    .files_to_s3("w1", round, &local_agent, rclone, &mut w1)
+                    .files_to_s3("w1", round, &local_agent, variants, &mut w1)
                     .await?;
                 // W3: the W1 set, bucket to bucket on one endpoint.
                 let variants: &[RcloneVariant] = if rclone { &[("server-side", &[])] } else { &[] };
@@ -653,8 +667,9 @@ async fn main() -> anyhow::Result<()> {
             }
             // W2: a few large files to S3.
             if !args.skip_w2 {
+                let variants: &[RcloneVariant] = if rclone { &RCLONE_W2_VARIANTS } else { &[] };
                 bench
-                    .files_to_s3("w2", round, &local_agent, rclone, &mut w2)
+                    .files_to_s3("w2", round, &local_agent, variants, &mut w2)
                     .await?;
             }
             empty_buckets(bench.s3.root(), &BUCKETS, round)?;
@@ -693,6 +708,7 @@ async fn main() -> anyhow::Result<()> {
         ));
         w2.ratio("W2 ferry quick", "W2 rclone default");
         w2.ratio("W2 ferry quick", "W2 rclone --transfers 32");
+        w2.ratio("W2 ferry quick", "W2 rclone multipart 8 MiB");
         w2.ratio("W2 ferry quick", "W2 ferry full");
     }
     if !args.only_w2 {
