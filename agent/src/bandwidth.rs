@@ -9,7 +9,8 @@
 //! of a job split its limit equally, as their heartbeats tell them how many they are.
 //! An agent that joins a job other agents already run holds off its first bytes until
 //! they have heard of it ([`JOB_JOIN_HOLD`]), so that together they never go faster
-//! than the limit while the news travels.
+//! than the limit while the news travels; and the job's other tasks here wait for the
+//! answer its first task here asked for, rather than send at the whole limit meanwhile.
 
 use std::{
     collections::HashMap,
@@ -17,7 +18,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::time::Instant;
+use tokio::{sync::watch, time::Instant};
 
 /// The most bytes one slot covers: a larger chunk waits for several slots in turn, each
 /// at the rate of its time.
@@ -113,6 +114,9 @@ struct JobPace {
     agents: u32,
     /// Whether a heartbeat has answered since this agent joined the job.
     answered: bool,
+    /// Becomes true once the job's first task here has heard back from its heartbeat
+    /// (or gave up on it, or ended): until then this agent's share is unknown.
+    announced: Arc<watch::Sender<bool>>,
 }
 
 impl JobPace {
@@ -141,6 +145,7 @@ pub struct JobLease {
     job: String,
     bandwidth: Arc<Bandwidth>,
     first: bool,
+    announced: Arc<watch::Sender<bool>>,
 }
 
 impl JobLease {
@@ -154,10 +159,33 @@ impl JobLease {
     pub fn is_first(&self) -> bool {
         self.first
     }
+
+    /// Called by the first task once its heartbeat has answered (and the answer was
+    /// applied) or failed: the job's other tasks here may go.
+    pub fn announced(&self) {
+        self.announced.send_replace(true);
+    }
+
+    /// Waits, in a task that is not the job's first here, until the first task's
+    /// heartbeat has answered: before that this agent's share of a limited job is not
+    /// known, and going at the whole limit could take the job past it. A job without a
+    /// limit has nothing to wait for.
+    pub async fn until_announced(&self) {
+        if self.bandwidth.rate().is_none() {
+            return;
+        }
+        let mut announced = self.announced.subscribe();
+        // The sender lives as long as this lease, so the wait cannot fail.
+        let _ = announced.wait_for(|announced| *announced).await;
+    }
 }
 
 impl Drop for JobLease {
     fn drop(&mut self) {
+        if self.first {
+            // A first task that ends before its answer must not hold the others back.
+            self.announced.send_replace(true);
+        }
         let mut jobs = self.registry.lock();
         if let Some(pace) = jobs.get_mut(&self.job) {
             pace.tasks -= 1;
@@ -186,6 +214,7 @@ impl JobBandwidths {
                 limit,
                 agents: 1,
                 answered: false,
+                announced: Arc::new(watch::Sender::new(false)),
             }
         });
         pace.tasks += 1;
@@ -194,6 +223,7 @@ impl JobBandwidths {
             job: job.to_owned(),
             bandwidth: pace.bandwidth.clone(),
             first,
+            announced: pace.announced.clone(),
         }
     }
 
@@ -228,6 +258,7 @@ impl JobBandwidths {
             };
             let count = (*count).max(1);
             let joined = !std::mem::replace(&mut pace.answered, true);
+            pace.announced.send_replace(true);
             let hold = (joined && count > 1 && pace.limit.is_some()).then_some(JOB_JOIN_HOLD);
             if pace.agents != count {
                 pace.agents = count;
@@ -379,6 +410,50 @@ mod tests {
         let again = registry.join("j", 7);
         assert!(again.is_first());
         assert_eq!(again.bandwidth().rate(), Some(7));
+    }
+
+    /// Whether `lease` still waits for its job's answer after a minute (of paused time).
+    async fn still_waiting(lease: &JobLease) -> bool {
+        tokio::time::timeout(Duration::from_secs(60), lease.until_announced())
+            .await
+            .is_err()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_jobs_other_tasks_wait_for_the_answer_its_first_task_asked_for() {
+        let registry = Arc::new(JobBandwidths::default());
+
+        // Released by the first task once its heartbeat is through, not before.
+        let first = registry.join("j", 1_000_000);
+        let second = registry.join("j", 1_000_000);
+        assert!(
+            still_waiting(&second).await,
+            "went before the first task's answer"
+        );
+        first.announced();
+        assert!(!still_waiting(&second).await);
+        let third = registry.join("j", 1_000_000);
+        assert!(!still_waiting(&third).await, "the answer is in for the job");
+        drop((first, second, third));
+
+        // Released by a heartbeat's answer for the job, whoever asked.
+        let first = registry.join("j", 1_000_000);
+        let second = registry.join("j", 1_000_000);
+        registry.set_agents(&HashMap::from([("j".to_owned(), 1)]));
+        assert!(!still_waiting(&second).await);
+        drop((first, second));
+
+        // Released when the first task ends without an answer.
+        let first = registry.join("j", 1_000_000);
+        let second = registry.join("j", 1_000_000);
+        drop(first);
+        assert!(!still_waiting(&second).await);
+        drop(second);
+
+        // A job without a limit has no share to wait for.
+        let _first = registry.join("k", 0);
+        let second = registry.join("k", 0);
+        assert!(!still_waiting(&second).await);
     }
 
     #[tokio::test(start_paused = true)]

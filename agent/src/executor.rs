@@ -347,7 +347,7 @@ impl Executor {
     ) -> anyhow::Result<()> {
         // The job's pace on this agent, shared with its other tasks here. The first
         // task of a job here tells the control plane at once, to learn how many agents
-        // split the job's limit before it sends a byte.
+        // split the job's limit before it sends a byte; the others wait for that answer.
         let lease = self
             .job_bandwidths
             .join(&command.job_id, command.bandwidth_limit_bytes_per_sec);
@@ -355,6 +355,9 @@ impl Executor {
             if let Err(e) = self.heartbeat(false).await {
                 warn!(job_id = %command.job_id, error = %e.message(), "heartbeat failed");
             }
+            lease.announced();
+        } else {
+            lease.until_announced().await;
         }
         let mut results = ResultQueue::start(reporter.clone());
         let outcome = self
