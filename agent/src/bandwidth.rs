@@ -258,7 +258,9 @@ impl JobBandwidths {
             };
             let count = (*count).max(1);
             let joined = !std::mem::replace(&mut pace.answered, true);
-            pace.announced.send_replace(true);
+            if joined {
+                pace.announced.send_replace(true);
+            }
             let hold = (joined && count > 1 && pace.limit.is_some()).then_some(JOB_JOIN_HOLD);
             if pace.agents != count {
                 pace.agents = count;

@@ -8,8 +8,8 @@
 //! Workloads: W1 many 64 KiB files, `file://` → `s3://`; W2 a few large files,
 //! `file://` → `s3://`; W3 the W1 set `s3://` → `s3://` on the same endpoint. Ferry runs
 //! through a real control plane, agent and nats-server, with verify `quick` and `full`;
-//! rclone (when on the PATH) with default flags and with `--transfers 32 --checkers 32`, and
-//! on W2 also with multipart uploads of 8 MiB parts, as Ferry sends them.
+//! rclone (when on the PATH) with default flags and with `--transfers 32 --checkers 32`,
+//! and on W2 also with multipart uploads of 8 MiB parts, as Ferry sends them.
 //! Each run prints wall time, objects/s, MB/s, CPU seconds and peak RSS of the process
 //! doing the transfer (the agent; rclone itself), sampled from /proc, and the CPU
 //! seconds the S3 server (this process) spent on it; medians and ratios follow.
@@ -470,6 +470,9 @@ const RCLONE_W2_VARIANTS: [RcloneVariant; 3] = [
     ),
 ];
 
+/// W3's: rclone's default flags, with which it copies server-side on one endpoint.
+const RCLONE_W3_VARIANTS: [RcloneVariant; 1] = [("server-side", &[])];
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     let n = xs.len();
@@ -627,6 +630,13 @@ async fn main() -> anyhow::Result<()> {
         src,
     };
 
+    // What rclone runs each workload with; nothing without rclone.
+    let (w1_rclone, w2_rclone, w3_rclone): (&[RcloneVariant], &[RcloneVariant], &[RcloneVariant]) =
+        if rclone {
+            (&RCLONE_VARIANTS, &RCLONE_W2_VARIANTS, &RCLONE_W3_VARIANTS)
+        } else {
+            (&[], &[], &[])
+        };
     let mut w1 = Results::new(args.w1_files, w1_bytes);
     let mut w2 = Results::new(args.w2_files, w2_bytes);
     let mut w3 = Results::new(args.w1_files, w1_bytes);
@@ -635,13 +645,11 @@ async fn main() -> anyhow::Result<()> {
             println!("round {round}");
             if !args.only_w2 {
                 // W1: many small files to S3.
-                let variants: &[RcloneVariant] = if rclone { &RCLONE_VARIANTS } else { &[] };
                 bench
-                    .files_to_s3("w1", round, &local_agent, variants, &mut w1)
+                    .files_to_s3("w1", round, &local_agent, w1_rclone, &mut w1)
                     .await?;
                 // W3: the W1 set, bucket to bucket on one endpoint.
-                let variants: &[RcloneVariant] = if rclone { &[("server-side", &[])] } else { &[] };
-                for contender in in_turn(contenders(variants), round) {
+                for contender in in_turn(contenders(w3_rclone), round) {
                     match contender {
                         Contender::Ferry(mode, verify) => {
                             let name = format!("w1-{mode}-{round}");
@@ -667,9 +675,8 @@ async fn main() -> anyhow::Result<()> {
             }
             // W2: a few large files to S3.
             if !args.skip_w2 {
-                let variants: &[RcloneVariant] = if rclone { &RCLONE_W2_VARIANTS } else { &[] };
                 bench
-                    .files_to_s3("w2", round, &local_agent, variants, &mut w2)
+                    .files_to_s3("w2", round, &local_agent, w2_rclone, &mut w2)
                     .await?;
             }
             empty_buckets(bench.s3.root(), &BUCKETS, round)?;
