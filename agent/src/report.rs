@@ -7,10 +7,14 @@ use async_nats::jetstream;
 use bytes::Bytes;
 use ferry_proto::v1::{self as pb, progress_report::Event};
 use prost::Message;
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
 
-/// Result batches a [`ResultQueue`] holds before `push` waits for the broker.
+/// Result batches a [`ResultQueue`] holds before `flush` waits for the broker.
 const QUEUED_BATCHES: usize = 8;
+/// Object results sent per report, at most.
+const REPORT_BATCH: usize = 64;
+/// Results are sent at least this often, so progress and resume points stay fresh.
+const REPORT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Publishes the reports of one task of one job.
 #[derive(Clone)]
@@ -82,11 +86,15 @@ impl Reporter {
     }
 }
 
-/// A task's object results, published in order by a background task, so copies go on
-/// while JetStream stores a batch instead of pausing for every acknowledgement.
+/// A task's object results, gathered into batches and published in order by a
+/// background task, so copies go on while JetStream stores a batch instead of pausing
+/// for every acknowledgement.
 pub struct ResultQueue {
     batches: mpsc::Sender<Vec<pb::ObjectResult>>,
     publisher: JoinHandle<anyhow::Result<()>>,
+    /// Results added since the last batch was queued.
+    batch: Vec<pb::ObjectResult>,
+    last_queued: Instant,
 }
 
 impl ResultQueue {
@@ -98,12 +106,30 @@ impl ResultQueue {
             }
             Ok(())
         });
-        ResultQueue { batches, publisher }
+        ResultQueue {
+            batches,
+            publisher,
+            batch: Vec::new(),
+            last_queued: Instant::now(),
+        }
     }
 
-    /// Queues a batch; waits only while [`QUEUED_BATCHES`] are queued already. Fails
-    /// once a batch could not be published (the publisher's error says why).
-    pub async fn push(&mut self, results: Vec<pb::ObjectResult>) -> anyhow::Result<()> {
+    /// Adds one object's result. The batch is queued once it holds [`REPORT_BATCH`]
+    /// results or [`REPORT_INTERVAL`] has passed since the last one was.
+    pub async fn add(&mut self, result: pb::ObjectResult) -> anyhow::Result<()> {
+        self.batch.push(result);
+        if self.batch.len() >= REPORT_BATCH || self.last_queued.elapsed() >= REPORT_INTERVAL {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Queues the results added so far; waits only while [`QUEUED_BATCHES`] are queued
+    /// already. Fails once a batch could not be published (the publisher's error says
+    /// why).
+    pub async fn flush(&mut self) -> anyhow::Result<()> {
+        let results = std::mem::take(&mut self.batch);
+        self.last_queued = Instant::now();
         if results.is_empty() || self.batches.send(results).await.is_ok() {
             return Ok(());
         }
@@ -114,9 +140,10 @@ impl ResultQueue {
         }
     }
 
-    /// Waits until every queued batch is stored, so that nothing reported after (the
-    /// task's end) can overtake them.
-    pub async fn finish(self) -> anyhow::Result<()> {
+    /// Queues what is left and waits until every batch is stored, so that nothing
+    /// reported after (the task's end) can overtake them.
+    pub async fn finish(mut self) -> anyhow::Result<()> {
+        self.flush().await?;
         drop(self.batches);
         self.publisher
             .await

@@ -1,0 +1,199 @@
+//! Runs one task of a job, reporting every step:
+//!
+//! - LIST lists the source page by page, cutting it into copy tasks that the control
+//!   plane records and dispatches to every agent of the site;
+//! - COPY copies a batch of objects, then verifies them;
+//! - RETIRE deletes the source once the control plane has switched;
+//! - ABORT_UPLOADS aborts the multipart uploads a job that is over left unfinished.
+//!
+//! The destination is written, never the source, until the retire task.
+
+mod cleanup;
+mod copy;
+mod list;
+mod object_report;
+mod retire;
+mod sites;
+mod verify;
+
+use std::sync::Arc;
+
+use async_nats::jetstream;
+use ferry_proto::v1::{self as pb, progress_report::Event};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use self::{copy::Cancel, sites::Sites};
+use crate::{
+    bandwidth::{Bandwidth, JobBandwidths},
+    budget::MemoryBudget,
+    config::AgentConfig,
+    control::ControlPlane,
+    job_watch::{FetchJob, JobWatches},
+    report::Reporter,
+};
+
+/// What to do with the job message once the task stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The task ran to an end that is reported: acknowledge the message.
+    Done,
+    /// The message is stale or belongs to another agent: acknowledge and forget it.
+    Dropped(String),
+    /// Could not run now (control plane unreachable, shutting down): redeliver it.
+    Retry(String),
+}
+
+pub struct Executor {
+    control: Arc<ControlPlane>,
+    js: jetstream::Context,
+    config: Arc<AgentConfig>,
+    /// This agent's share of its site's limit, across all the jobs it runs.
+    site_bandwidth: Arc<Bandwidth>,
+    /// This agent's share of each job's limit, for all its tasks of the job here.
+    job_bandwidths: Arc<JobBandwidths>,
+    /// One lookup of each job for all its tasks here: ends them when their attempt is
+    /// over, and follows the job's limit.
+    job_watches: Arc<JobWatches>,
+    /// Bounds the bytes all transfers of this agent hold at once.
+    budget: Arc<MemoryBudget>,
+    /// Objects in flight across every task this agent runs (`concurrency`).
+    object_slots: Arc<Semaphore>,
+}
+
+impl Executor {
+    pub fn new(
+        control: Arc<ControlPlane>,
+        js: jetstream::Context,
+        config: Arc<AgentConfig>,
+        site_bandwidth: Arc<Bandwidth>,
+    ) -> Self {
+        let budget = Arc::new(MemoryBudget::new(config.memory_budget_mib << 20));
+        let object_slots = Arc::new(Semaphore::new(config.concurrency));
+        let job_bandwidths = Arc::<JobBandwidths>::default();
+        let fetch: FetchJob = {
+            let control = control.clone();
+            Arc::new(move |job| {
+                let control = control.clone();
+                Box::pin(async move { control.job(&job).await.ok() })
+            })
+        };
+        Executor {
+            control,
+            js,
+            config,
+            site_bandwidth,
+            job_watches: JobWatches::new(fetch, job_bandwidths.clone()),
+            job_bandwidths,
+            budget,
+            object_slots,
+        }
+    }
+
+    /// Tells the control plane this agent is alive and which jobs it runs copy tasks
+    /// of, and takes from the answer how many agents share each job's limit.
+    pub async fn heartbeat(&self, stopping: bool) -> Result<(), tonic::Status> {
+        let jobs = self.job_bandwidths.jobs();
+        let agents = self.control.heartbeat(stopping, jobs).await?;
+        for change in self.job_bandwidths.set_agents(&agents) {
+            info!(
+                job_id = %change.job,
+                agents = change.agents,
+                bytes_per_sec = change.share.unwrap_or(0),
+                hold_ms = change.hold.map_or(0, |h| h.as_millis() as u64),
+                "job bandwidth shared among its agents"
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether a job with a bandwidth limit has a copy task running here.
+    pub fn runs_limited_jobs(&self) -> bool {
+        self.job_bandwidths.any_limited()
+    }
+
+    /// Runs one task of a job to its end, and says what to do with its message.
+    pub async fn run(&self, command: &pb::JobCommand, cancel: CancellationToken) -> Outcome {
+        let cleanup = command.kind == pb::TaskKind::AbortUploads as i32;
+        let (source, mut destination) = match self
+            .control
+            .job_access(&command.job_id, command.attempt, cleanup)
+            .await
+        {
+            Ok(access) => access,
+            Err(status) => {
+                return match status.code() {
+                    tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal => {
+                        Outcome::Retry(status.message().to_owned())
+                    }
+                    _ => Outcome::Dropped(status.message().to_owned()),
+                }
+            }
+        };
+        // The plan's storage class applies to what this job writes, on the services that
+        // have one.
+        let classed = destination.uri.starts_with("s3://") || destination.uri.starts_with("gs://");
+        if classed && !command.storage_class.is_empty() {
+            destination
+                .options
+                .insert("storage_class".into(), command.storage_class.clone());
+        }
+        if cleanup {
+            return cleanup::abort_recorded_uploads(command, &destination).await;
+        }
+        let reporter = Reporter::new(self.js.clone(), command, self.control.agent_id());
+        // Cancelled by the agent's shutdown or when the job is over; `job_over` alone
+        // tells the second apart, when unfinished uploads are no use to anyone.
+        let cancel = cancel.child_token();
+        let job_over = CancellationToken::new();
+        let watch = self.job_watches.watch(
+            &command.job_id,
+            command.attempt,
+            &[cancel.clone(), job_over.clone()],
+        );
+        let result = async {
+            let sites = Sites::new(&source, &destination)?;
+            reporter.send(Event::Started(pb::TaskStarted {})).await?;
+            match pb::TaskKind::try_from(command.kind) {
+                Ok(pb::TaskKind::Retire) => retire::retire_source(&sites.src, &cancel).await,
+                Ok(pb::TaskKind::List) => {
+                    self.list_into_tasks(command, &sites, &reporter, &cancel)
+                        .await
+                }
+                _ => {
+                    let cancel = Cancel {
+                        task: &cancel,
+                        job_over: &job_over,
+                    };
+                    self.copy_and_verify(command, &sites, &reporter, cancel)
+                        .await
+                }
+            }
+        }
+        .await;
+        drop(watch);
+        let finished = match result {
+            Ok(()) => pb::TaskFinished {
+                success: true,
+                ..Default::default()
+            },
+            Err(_) if cancel.is_cancelled() => {
+                return Outcome::Dropped("the job was cancelled or moved on".into())
+            }
+            Err(e) => pb::TaskFinished {
+                success: false,
+                error: format!("{e:#}"),
+                ..Default::default()
+            },
+        };
+        let success = finished.success;
+        match reporter.send(Event::Finished(finished)).await {
+            Ok(()) => {
+                info!(job_id = %command.job_id, task = %command.task_id, success, "task finished");
+                Outcome::Done
+            }
+            Err(e) => Outcome::Retry(format!("{e:#}")),
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Both ends of a job, opened once per task.
+
+use crate::{
+    budget::copy_footprint,
+    s3::S3Dataset,
+    storage::{operator, SiteAccess},
+    transfer::CopyOptions,
+};
+
+/// Both ends of a job, as operators and, for S3, as native clients.
+pub(super) struct Sites {
+    pub src: opendal::Operator,
+    pub dst: opendal::Operator,
+    pub src_s3: Option<S3Dataset>,
+    pub dst_s3: Option<S3Dataset>,
+    /// Source and destination are the same objects: a storage-class change in place,
+    /// where each object is copied onto itself server-side and none is ever skipped.
+    pub in_place: bool,
+}
+
+impl Sites {
+    pub fn new(source: &SiteAccess, destination: &SiteAccess) -> anyhow::Result<Self> {
+        Ok(Sites {
+            src: operator(source).map_err(|e| anyhow::anyhow!("source: {e}"))?,
+            dst: operator(destination).map_err(|e| anyhow::anyhow!("destination: {e}"))?,
+            src_s3: S3Dataset::for_site(source).map_err(|e| anyhow::anyhow!("source: {e}"))?,
+            dst_s3: S3Dataset::for_site(destination)
+                .map_err(|e| anyhow::anyhow!("destination: {e}"))?,
+            in_place: source.same_objects(destination),
+        })
+    }
+
+    /// What a copy of a `size`-byte object reserves of the memory budget before it
+    /// starts: nothing for a server-side copy, which holds no bytes, nor for a multipart
+    /// upload, whose parts reserve their own room as they are read.
+    pub fn footprint(&self, size: u64, options: &CopyOptions) -> u64 {
+        let multipart = self.dst_s3.is_some() && size > options.chunk_size as u64;
+        if self.server_side().is_some() || (multipart && options.part_budget.is_some()) {
+            0
+        } else {
+            copy_footprint(size, options)
+        }
+    }
+
+    /// Source and destination when the service can copy between them by itself.
+    pub fn server_side(&self) -> Option<(&S3Dataset, &S3Dataset)> {
+        match (&self.src_s3, &self.dst_s3) {
+            (Some(src), Some(dst)) if dst.can_copy_from(src) => Some((src, dst)),
+            _ => None,
+        }
+    }
+}

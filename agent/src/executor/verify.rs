@@ -1,0 +1,209 @@
+//! Verification of copied objects: `quick` compares sizes (and, for a server-side copy,
+//! the etag the service computed); `full` reads the destination back and hashes it. An
+//! object found different is copied again once; a second mismatch fails it.
+
+use ferry_proto::v1 as pb;
+use tracing::warn;
+
+use super::{copy::with_retries, object_report::ObjectReport, sites::Sites};
+use crate::{
+    destination,
+    s3::{ServerCopied, ServerCopyOptions},
+    transfer::{self, CopyOptions, ObjectInfo, TransferError, VerifyMode},
+};
+
+/// How an object's copy can be checked.
+#[derive(Clone, Debug)]
+pub(super) enum Proof {
+    /// The agent moved the bytes: their xxh3-128.
+    Hashed(u128),
+    /// The service copied it: the destination's size and etag must match.
+    ServerSide(ServerCopied),
+}
+
+impl Proof {
+    /// The source's xxh3-128, when the agent read the bytes.
+    pub fn source_xxh3(&self) -> Option<u128> {
+        match self {
+            Proof::Hashed(xxh3) => Some(*xxh3),
+            Proof::ServerSide(_) => None,
+        }
+    }
+}
+
+/// One copied object waiting for verification.
+pub(super) struct Work {
+    pub info: ObjectInfo,
+    pub proof: Proof,
+}
+
+/// Source and destination xxh3-128 as far as the verification computed them.
+type Hashes = (Option<u128>, Option<u128>);
+
+/// A verified object, its hashes and the re-copies it took; or the object, why it
+/// failed and the re-copies made.
+pub(super) type Verified = Result<(Work, Hashes, u32), (Work, TransferError, u32)>;
+
+/// Verifies one object; on a mismatch copies it again once and re-verifies.
+pub(super) async fn verify_or_repair(
+    sites: &Sites,
+    mut work: Work,
+    mode: VerifyMode,
+    options: &CopyOptions,
+    server: &ServerCopyOptions,
+) -> Verified {
+    let mut repaired = 0;
+    loop {
+        let checked = match &work.proof {
+            Proof::Hashed(xxh3) => verify_hashed(sites, &work.info, *xxh3, mode).await,
+            Proof::ServerSide(copied) => verify_server_copy(sites, &work.info, copied, mode).await,
+        };
+        let found = match checked {
+            Ok(Ok(hashes)) => return Ok((work, hashes, repaired)),
+            Ok(Err(found)) => found,
+            Err(e) => return Err((work, e, repaired)),
+        };
+        if repaired >= 1 {
+            let e = mismatch(
+                &work.info.key,
+                format!("destination still differs after a re-copy ({found})"),
+            );
+            return Err((work, e, repaired));
+        }
+        warn!(key = %work.info.key, found, "destination differs from the source; copying again");
+        repaired += 1;
+        let key = work.info.key.as_str();
+        let again = match sites.server_side() {
+            Some((src, dst)) => with_retries(key, || dst.copy_from(src, key, None, server))
+                .await
+                .map(|(c, _)| Proof::ServerSide(c)),
+            None => with_retries(key, || {
+                transfer::copy_object(&sites.src, &sites.dst, key, options)
+            })
+            .await
+            .map(|(c, _)| Proof::Hashed(c.source_xxh3)),
+        };
+        match again {
+            Ok(proof) => work.proof = proof,
+            Err((e, _)) => return Err((work, e, repaired)),
+        }
+    }
+}
+
+/// The result line of a verification; a failure also goes to `mismatches`. `copies`
+/// is what the copy before it took (0 when it happened in an earlier run): the
+/// attempts recorded are those and the re-copies the verification made.
+pub(super) fn verification_report(
+    outcome: Verified,
+    copies: u32,
+    mismatches: &mut Vec<TransferError>,
+) -> pb::ObjectResult {
+    match outcome {
+        Ok((work, hashes, repaired)) => ObjectReport::new(&work.info, pb::ObjectStatus::Verified)
+            .hashes(hashes.0, hashes.1)
+            .attempts(copies + repaired)
+            .into(),
+        Err((work, e, repaired)) => {
+            let report = ObjectReport::new(&work.info, pb::ObjectStatus::Failed)
+                .attempts(copies + repaired)
+                .failed(&e)
+                .into();
+            mismatches.push(e);
+            report
+        }
+    }
+}
+
+/// Whether a destination listing shows a copy as quick verification would find it:
+/// the size copied, and for a server-side copy the etag the service returned, where
+/// the listing carries etags (S3's does). A listing without them confirms a
+/// server-side copy by its size, as it does a copy the agent made: a HEAD per object
+/// would only have the service repeat the etag its CopyObject answer gave.
+pub(super) fn confirmed_by_listing(work: &Work, listed: Option<&destination::Listed>) -> bool {
+    let Some(listed) = listed else { return false };
+    match &work.proof {
+        Proof::Hashed(_) => listed.size == work.info.size,
+        Proof::ServerSide(copied) => {
+            let etags_agree = match (&copied.etag, &listed.etag) {
+                (Some(copied), Some(listed)) => copied == listed,
+                _ => true,
+            };
+            listed.size == copied.size && etags_agree
+        }
+    }
+}
+
+/// Checks bytes the agent copied against their hash. `Ok(Err(found))` is a mismatch.
+async fn verify_hashed(
+    sites: &Sites,
+    info: &ObjectInfo,
+    source_xxh3: u128,
+    mode: VerifyMode,
+) -> Result<Result<Hashes, String>, TransferError> {
+    let verified =
+        transfer::verify_object(&sites.dst, &info.key, info.size, source_xxh3, mode).await?;
+    if verified.matches {
+        return Ok(Ok((Some(source_xxh3), verified.destination_xxh3)));
+    }
+    Ok(Err(format!(
+        "found {}, expected {}",
+        verified
+            .destination_xxh3
+            .map(transfer::xxh3_hex)
+            .unwrap_or_else(|| "a different size".into()),
+        transfer::xxh3_hex(source_xxh3)
+    )))
+}
+
+/// Checks a server-side copy: in quick mode by size and etag (the service computed
+/// both), in full mode by reading and hashing both ends.
+async fn verify_server_copy(
+    sites: &Sites,
+    info: &ObjectInfo,
+    copied: &ServerCopied,
+    mode: VerifyMode,
+) -> Result<Result<Hashes, String>, TransferError> {
+    let Some((_, dst)) = sites.server_side() else {
+        unreachable!("a server-side copy is verified only between S3 datasets of one service")
+    };
+    match mode {
+        VerifyMode::Quick => {
+            let (size, etag) = dst.head(&info.key).await?;
+            let etag_matches = copied.etag.is_none() || etag == copied.etag;
+            if size == copied.size && etag_matches {
+                Ok(Ok((None, None)))
+            } else {
+                Ok(Err(format!(
+                    "found {size} bytes with etag {etag:?}, expected {} with {:?}",
+                    copied.size, copied.etag
+                )))
+            }
+        }
+        VerifyMode::Full => {
+            let (source, destination) = tokio::join!(
+                transfer::hash_streamed(&sites.src, &info.key),
+                transfer::hash_streamed(&sites.dst, &info.key)
+            );
+            let ((src_size, src_xxh3), (dst_size, dst_xxh3)) = (source?, destination?);
+            if src_size == dst_size && src_xxh3 == dst_xxh3 {
+                Ok(Ok((Some(src_xxh3), Some(dst_xxh3))))
+            } else {
+                Ok(Err(format!(
+                    "found {}, expected {}",
+                    transfer::xxh3_hex(dst_xxh3),
+                    transfer::xxh3_hex(src_xxh3)
+                )))
+            }
+        }
+    }
+}
+
+fn mismatch(key: &str, detail: String) -> TransferError {
+    TransferError {
+        key: key.to_owned(),
+        operation: "verify",
+        kind: opendal::ErrorKind::Unexpected,
+        message: format!("verifying {key}: {detail}"),
+        temporary: false,
+    }
+}
