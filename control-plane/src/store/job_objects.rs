@@ -1,0 +1,614 @@
+//! The per-object records of migration jobs, and the job counters they move: what the
+//! listing recorded, what the agents reported, and what a resumed task picks up again.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    sea_query::{Expr, OnConflict},
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use super::{
+    corrupt, db_error,
+    entity::{job, job_object},
+    jobs::lock_job,
+    outbox::{insert_outbox, OutboxMessage},
+    to_i64, to_u64, Store,
+};
+use crate::{
+    domain::{
+        ids::JobId,
+        job::{JobObject, MultipartUpload, ObjectStatus},
+        page::{Page, PageRequest},
+    },
+    error::{Error, Result},
+};
+
+/// Statuses of an object that still needs work in its job.
+const UNFINISHED: [ObjectStatus; 3] = [
+    ObjectStatus::Pending,
+    ObjectStatus::Copying,
+    ObjectStatus::Copied,
+];
+
+impl Store {
+    /// Inserts or updates per-object records, reported at `at`. `attempts` of a report
+    /// add to the stored count; the other fields replace it.
+    pub async fn upsert_job_objects(
+        &self,
+        id: JobId,
+        objects: &[JobObject],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        if objects.is_empty() {
+            return Ok(());
+        }
+        let txn = self.begin_write().await?;
+        lock_job(&txn, id).await?;
+        // One read and one multi-row upsert per chunk rather than two statements per
+        // object: reports come in batches, and the control plane shares its cores.
+        // A key reported twice in one batch is folded into one row first (PostgreSQL
+        // refuses to upsert a row twice in one statement): attempts add up, the last
+        // report wins the rest.
+        let mut latest: Vec<&JobObject> = Vec::with_capacity(objects.len());
+        let mut position: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut added: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        for o in objects {
+            *added.entry(o.key.as_str()).or_default() += i64::from(o.attempts);
+            match position.get(o.key.as_str()) {
+                Some(&i) => latest[i] = o,
+                None => {
+                    position.insert(o.key.as_str(), latest.len());
+                    latest.push(o);
+                }
+            }
+        }
+        let mut change = Tally::default();
+        for chunk in latest.chunks(100) {
+            let existing: std::collections::HashMap<String, job_object::Model> =
+                job_object::Entity::find()
+                    .filter(job_object::Column::JobId.eq(id.to_string()))
+                    .filter(job_object::Column::Key.is_in(chunk.iter().map(|o| o.key.clone())))
+                    .all(&txn)
+                    .await
+                    .map_err(db_error)?
+                    .into_iter()
+                    .map(|row| (row.key.clone(), row))
+                    .collect();
+            for o in chunk {
+                change += Tally::of(o.status, to_i64(o.size));
+                if let Some(row) = existing.get(&o.key) {
+                    change -= Tally::of_row(row);
+                }
+            }
+            let rows = chunk.iter().map(|o| {
+                let (attempts, task, upload) = match existing.get(&o.key) {
+                    Some(e) => (e.attempts, e.task.clone(), e.upload.clone()),
+                    None => (0, None, None),
+                };
+                job_object::ActiveModel {
+                    job_id: Set(id.to_string()),
+                    key: Set(o.key.clone()),
+                    size: Set(to_i64(o.size)),
+                    status: Set(o.status.as_str().to_owned()),
+                    source_xxh3: Set(o.source_xxh3.clone()),
+                    destination_xxh3: Set(o.destination_xxh3.clone()),
+                    attempts: Set(attempts + added.get(o.key.as_str()).copied().unwrap_or(0)),
+                    error: Set(o.error.clone()),
+                    operation: Set(o.operation.clone()),
+                    updated_at: Set(o.updated_at),
+                    task: Set(task),
+                    // Once the object is stored whole there is no upload left to resume.
+                    upload: Set(match o.status {
+                        ObjectStatus::Copied | ObjectStatus::Verified | ObjectStatus::Skipped => {
+                            None
+                        }
+                        _ => upload,
+                    }),
+                }
+            });
+            job_object::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::columns([job_object::Column::JobId, job_object::Column::Key])
+                        .update_columns([
+                            job_object::Column::Size,
+                            job_object::Column::Status,
+                            job_object::Column::SourceXxh3,
+                            job_object::Column::DestinationXxh3,
+                            job_object::Column::Attempts,
+                            job_object::Column::Error,
+                            job_object::Column::Operation,
+                            job_object::Column::UpdatedAt,
+                            job_object::Column::Upload,
+                        ])
+                        .to_owned(),
+                )
+                .exec(&txn)
+                .await
+                .map_err(db_error)?;
+        }
+        update_counters(&txn, id, change, Some(at)).await?;
+        txn.commit().await.map_err(db_error)
+    }
+
+    /// A page of a job's objects in key order, optionally of one status.
+    pub async fn list_job_objects(
+        &self,
+        id: JobId,
+        status: Option<ObjectStatus>,
+        task: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<JobObject>> {
+        let mut query = job_object::Entity::find()
+            .filter(job_object::Column::JobId.eq(id.to_string()))
+            .order_by_asc(job_object::Column::Key);
+        if let Some(task) = task {
+            query = query.filter(job_object::Column::Task.eq(task));
+        }
+        if let Some(status) = status {
+            query = query.filter(job_object::Column::Status.eq(status.as_str()));
+        }
+        if let Some(after) = &page.after {
+            query = query.filter(job_object::Column::Key.gt(after.as_str()));
+        }
+        let rows = query
+            .limit(page.size + 1)
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let objects = rows
+            .into_iter()
+            .map(object_to_domain)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_rows(objects, page.size, |o| o.key.clone()))
+    }
+
+    /// Records a page of the source listing as the copy task `task` and writes the
+    /// message that dispatches it, in one transaction. Objects already verified or
+    /// skipped at their listed size (by an earlier attempt, or by an earlier run of this
+    /// listing) stay as they are and are left out of the task; the others become
+    /// `pending` in it, keeping an unfinished upload of the same size to resume. Returns
+    /// how many objects the task carries; with none, nothing is dispatched.
+    pub async fn record_listed_task(
+        &self,
+        id: JobId,
+        task: &str,
+        objects: &[(String, u64)],
+        at: DateTime<Utc>,
+        dispatch: impl FnOnce(&[(String, u64)]) -> OutboxMessage,
+    ) -> Result<usize> {
+        let txn = self.begin_write().await?;
+        lock_job(&txn, id).await?;
+        let mut existing = std::collections::HashMap::new();
+        for keys in objects.chunks(500) {
+            let rows = job_object::Entity::find()
+                .filter(job_object::Column::JobId.eq(id.to_string()))
+                .filter(job_object::Column::Key.is_in(keys.iter().map(|(k, _)| k.clone())))
+                .all(&txn)
+                .await
+                .map_err(db_error)?;
+            existing.extend(rows.into_iter().map(|r| (r.key.clone(), r)));
+        }
+        let (mut to_copy, mut new_rows) = (Vec::new(), Vec::new());
+        let (mut added_objects, mut added_bytes) = (0i64, 0i64);
+        // Objects listed again are pending again: what they counted for goes.
+        let mut change = Tally::default();
+        for (key, size) in objects {
+            let size_i64 = to_i64(*size);
+            match existing.remove(key) {
+                Some(row) => {
+                    let done = row
+                        .status
+                        .parse::<ObjectStatus>()
+                        .is_ok_and(ObjectStatus::is_done);
+                    if done && row.size == size_i64 {
+                        continue;
+                    }
+                    added_bytes += size_i64 - row.size;
+                    change -= Tally::of_row(&row);
+                    let upload = row.upload.clone().filter(|_| row.size == size_i64);
+                    job_object::ActiveModel {
+                        job_id: Set(row.job_id),
+                        key: Set(row.key),
+                        size: Set(size_i64),
+                        status: Set(ObjectStatus::Pending.as_str().to_owned()),
+                        error: Set(None),
+                        task: Set(Some(task.to_owned())),
+                        upload: Set(upload),
+                        updated_at: Set(at),
+                        ..Default::default()
+                    }
+                    .update(&txn)
+                    .await
+                    .map_err(db_error)?;
+                }
+                None => {
+                    added_objects += 1;
+                    added_bytes += size_i64;
+                    new_rows.push(job_object::ActiveModel {
+                        job_id: Set(id.to_string()),
+                        key: Set(key.clone()),
+                        size: Set(size_i64),
+                        status: Set(ObjectStatus::Pending.as_str().to_owned()),
+                        source_xxh3: Set(None),
+                        destination_xxh3: Set(None),
+                        attempts: Set(0),
+                        error: Set(None),
+                        operation: Set(None),
+                        updated_at: Set(at),
+                        task: Set(Some(task.to_owned())),
+                        upload: Set(None),
+                    });
+                }
+            }
+            to_copy.push((key.clone(), *size));
+        }
+        for rows in new_rows.chunks(200) {
+            job_object::Entity::insert_many(rows.to_vec())
+                .on_conflict(
+                    OnConflict::columns([job_object::Column::JobId, job_object::Column::Key])
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .do_nothing()
+                .exec(&txn)
+                .await
+                .map_err(db_error)?;
+        }
+        job::Entity::update_many()
+            .col_expr(
+                job::Column::ObjectsTotal,
+                Expr::col(job::Column::ObjectsTotal).add(added_objects),
+            )
+            .col_expr(
+                job::Column::BytesTotal,
+                Expr::col(job::Column::BytesTotal).add(added_bytes),
+            )
+            .filter(job::Column::Id.eq(id.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        update_counters(&txn, id, change, Some(at)).await?;
+        if !to_copy.is_empty() {
+            insert_outbox(&txn, &[dispatch(&to_copy)]).await?;
+        }
+        txn.commit().await.map_err(db_error)?;
+        Ok(to_copy.len())
+    }
+
+    /// Marks the unfinished objects of a copy task failed with `error`: the task ended
+    /// without reporting them (its agent gave up on the whole batch).
+    pub async fn fail_task_objects(
+        &self,
+        id: JobId,
+        task: &str,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let txn = self.begin_write().await?;
+        lock_job(&txn, id).await?;
+        let unfinished = UNFINISHED.map(ObjectStatus::as_str);
+        let failing: Vec<(String, i64)> = job_object::Entity::find()
+            .select_only()
+            .column(job_object::Column::Status)
+            .column(job_object::Column::Size)
+            .filter(job_object::Column::JobId.eq(id.to_string()))
+            .filter(job_object::Column::Task.eq(task))
+            .filter(job_object::Column::Status.is_in(unfinished))
+            .into_tuple()
+            .all(&txn)
+            .await
+            .map_err(db_error)?;
+        let mut change = Tally::default();
+        for (status, size) in &failing {
+            change -= Tally::of_stored(status, *size);
+            change += Tally::of(ObjectStatus::Failed, *size);
+        }
+        let result = job_object::Entity::update_many()
+            .col_expr(
+                job_object::Column::Status,
+                Expr::value(ObjectStatus::Failed.as_str()),
+            )
+            .col_expr(job_object::Column::Error, Expr::value(error))
+            .col_expr(job_object::Column::UpdatedAt, Expr::value(at))
+            .filter(job_object::Column::JobId.eq(id.to_string()))
+            .filter(job_object::Column::Task.eq(task))
+            .filter(job_object::Column::Status.is_in(unfinished))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        // Giving up is no progress: the reconciler may still find the job stuck.
+        update_counters(&txn, id, change, None).await?;
+        txn.commit().await.map_err(db_error)?;
+        Ok(result.rows_affected)
+    }
+
+    /// Whether any of a job's objects still needs work (pending, copying or copied).
+    pub async fn has_unfinished_objects(&self, id: JobId) -> Result<bool> {
+        self.has_objects_in(id, &UNFINISHED).await
+    }
+
+    /// Whether any of a job's objects is not copied yet (pending or copying).
+    pub async fn has_objects_not_copied(&self, id: JobId) -> Result<bool> {
+        self.has_objects_in(id, &[ObjectStatus::Pending, ObjectStatus::Copying])
+            .await
+    }
+
+    /// Asked after every report batch: one index probe per status, however large the
+    /// job, rather than a count of its objects.
+    async fn has_objects_in(&self, id: JobId, statuses: &[ObjectStatus]) -> Result<bool> {
+        let found = job_object::Entity::find()
+            .select_only()
+            .column(job_object::Column::Key)
+            .filter(job_object::Column::JobId.eq(id.to_string()))
+            .filter(job_object::Column::Status.is_in(statuses.iter().map(|s| s.as_str())))
+            .limit(1)
+            .into_tuple::<String>()
+            .one(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(found.is_some())
+    }
+
+    /// The copy tasks of a job with unfinished objects, each with those objects (key,
+    /// size): what the reconciler dispatches again.
+    pub async fn unfinished_tasks(&self, id: JobId) -> Result<Vec<(String, Vec<(String, u64)>)>> {
+        let rows: Vec<(Option<String>, String, i64)> = job_object::Entity::find()
+            .select_only()
+            .column(job_object::Column::Task)
+            .column(job_object::Column::Key)
+            .column(job_object::Column::Size)
+            .filter(job_object::Column::JobId.eq(id.to_string()))
+            .filter(job_object::Column::Status.is_in(UNFINISHED.map(ObjectStatus::as_str)))
+            .order_by_asc(job_object::Column::Task)
+            .order_by_asc(job_object::Column::Key)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let mut tasks: Vec<(String, Vec<(String, u64)>)> = Vec::new();
+        for (task, key, size) in rows {
+            let Some(task) = task else { continue };
+            match tasks.last_mut() {
+                Some((t, objects)) if *t == task => objects.push((key, to_u64(size))),
+                _ => tasks.push((task, vec![(key, to_u64(size))])),
+            }
+        }
+        Ok(tasks)
+    }
+
+    /// The unfinished multipart uploads of a job: key and upload id.
+    pub async fn recorded_uploads(&self, id: JobId) -> Result<Vec<(String, String)>> {
+        let rows: Vec<(String, Option<String>)> = job_object::Entity::find()
+            .select_only()
+            .column(job_object::Column::Key)
+            .column(job_object::Column::Upload)
+            .filter(job_object::Column::JobId.eq(id.to_string()))
+            .filter(job_object::Column::Upload.is_not_null())
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        rows.into_iter()
+            .filter_map(|(key, upload)| Some((key, upload?)))
+            .map(|(key, upload)| {
+                let upload: MultipartUpload = serde_json::from_str(&upload)
+                    .map_err(|e| corrupt("job_objects", &key, format!("upload: {e}")))?;
+                Ok((key, upload.upload_id))
+            })
+            .collect()
+    }
+
+    /// Records that a multipart upload of `key` started or stored more parts.
+    pub async fn record_upload(
+        &self,
+        id: JobId,
+        key: &str,
+        update: MultipartUpload,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let txn = self.begin_write().await?;
+        update_counters(&txn, id, Tally::default(), Some(at)).await?;
+        let Some(row) = job_object::Entity::find_by_id((id.to_string(), key.to_owned()))
+            .one(&txn)
+            .await
+            .map_err(db_error)?
+        else {
+            return Ok(());
+        };
+        let merged = match row
+            .upload
+            .as_deref()
+            .map(serde_json::from_str::<MultipartUpload>)
+        {
+            Some(Ok(current)) => current.merge(update),
+            _ => update,
+        };
+        let json = serde_json::to_string(&merged)
+            .map_err(|e| Error::Internal(format!("encoding an upload: {e}")))?;
+        job_object::ActiveModel {
+            job_id: Set(row.job_id),
+            key: Set(row.key),
+            upload: Set(Some(json)),
+            ..Default::default()
+        }
+        .update(&txn)
+        .await
+        .map_err(db_error)?;
+        txn.commit().await.map_err(db_error)
+    }
+
+    /// The most recently failed objects of a job.
+    pub async fn recent_object_errors(&self, id: JobId, limit: u64) -> Result<Vec<JobObject>> {
+        let rows = job_object::Entity::find()
+            .filter(job_object::Column::JobId.eq(id.to_string()))
+            .filter(job_object::Column::Status.eq(ObjectStatus::Failed.as_str()))
+            .order_by_desc(job_object::Column::UpdatedAt)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        rows.into_iter().map(object_to_domain).collect()
+    }
+}
+
+/// What an object counts for in its job's counters: done objects, failed objects and
+/// done bytes (a copied object's bytes are done before the object is).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Tally {
+    done: i64,
+    failed: i64,
+    bytes_done: i64,
+}
+
+impl Tally {
+    fn of(status: ObjectStatus, size: i64) -> Tally {
+        match status {
+            s if s.is_done() => Tally {
+                done: 1,
+                failed: 0,
+                bytes_done: size,
+            },
+            ObjectStatus::Copied => Tally {
+                bytes_done: size,
+                ..Tally::default()
+            },
+            ObjectStatus::Failed => Tally {
+                failed: 1,
+                ..Tally::default()
+            },
+            _ => Tally::default(),
+        }
+    }
+
+    /// An unknown stored status counts for nothing, as it did when it was written.
+    fn of_stored(status: &str, size: i64) -> Tally {
+        status
+            .parse::<ObjectStatus>()
+            .map_or(Tally::default(), |s| Tally::of(s, size))
+    }
+
+    fn of_row(row: &job_object::Model) -> Tally {
+        Tally::of_stored(&row.status, row.size)
+    }
+
+    /// What `count` objects of one stored status, of `bytes` in all, count for.
+    fn of_group(status: &str, count: i64, bytes: i64) -> Tally {
+        let each = Tally::of_stored(status, bytes);
+        Tally {
+            done: each.done * count,
+            failed: each.failed * count,
+            bytes_done: each.bytes_done,
+        }
+    }
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Tally) {
+        self.done += other.done;
+        self.failed += other.failed;
+        self.bytes_done += other.bytes_done;
+    }
+}
+
+impl std::ops::SubAssign for Tally {
+    fn sub_assign(&mut self, other: Tally) {
+        self.done -= other.done;
+        self.failed -= other.failed;
+        self.bytes_done -= other.bytes_done;
+    }
+}
+
+/// Moves a job's counters by what a transaction changed, computed from the object
+/// records it replaced: a report applied again replaces a record with its equal and
+/// moves nothing. Reports arrive in batches of a few hundred objects, so this keeps
+/// each batch's cost independent of the job's size, where recounting read every
+/// object of the job. With `progressed_at`, the change was an agent's progress.
+async fn update_counters(
+    txn: &DatabaseTransaction,
+    id: JobId,
+    change: Tally,
+    progressed_at: Option<DateTime<Utc>>,
+) -> Result<()> {
+    if change == Tally::default() && progressed_at.is_none() {
+        return Ok(());
+    }
+    let mut update = job::Entity::update_many();
+    if let Some(at) = progressed_at {
+        update = update.col_expr(job::Column::ProgressedAt, Expr::value(at));
+    }
+    update
+        .col_expr(
+            job::Column::ObjectsDone,
+            Expr::col(job::Column::ObjectsDone).add(change.done),
+        )
+        .col_expr(
+            job::Column::ObjectsFailed,
+            Expr::col(job::Column::ObjectsFailed).add(change.failed),
+        )
+        .col_expr(
+            job::Column::BytesDone,
+            Expr::col(job::Column::BytesDone).add(change.bytes_done),
+        )
+        .filter(job::Column::Id.eq(id.to_string()))
+        .exec(txn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Recomputes a job's counters from its object records: after a retry forgot the
+/// objects its ended attempt left unfinished.
+pub(super) async fn refresh_counters(db: &impl ConnectionTrait, id: JobId) -> Result<()> {
+    let rows: Vec<(String, i64, Option<i64>)> = job_object::Entity::find()
+        .select_only()
+        .column(job_object::Column::Status)
+        .column_as(job_object::Column::Key.count(), "n")
+        .column_as(job_object::Column::Size.sum(), "bytes")
+        .filter(job_object::Column::JobId.eq(id.to_string()))
+        .group_by(job_object::Column::Status)
+        .into_tuple()
+        .all(db)
+        .await
+        .map_err(db_error)?;
+    let mut total = Tally::default();
+    for (status, count, bytes) in rows {
+        total += Tally::of_group(&status, count, bytes.unwrap_or(0));
+    }
+    job::Entity::update_many()
+        .col_expr(job::Column::ObjectsDone, Expr::value(total.done))
+        .col_expr(job::Column::ObjectsFailed, Expr::value(total.failed))
+        .col_expr(job::Column::BytesDone, Expr::value(total.bytes_done))
+        .filter(job::Column::Id.eq(id.to_string()))
+        .exec(db)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+fn object_to_domain(row: job_object::Model) -> Result<JobObject> {
+    let upload = row
+        .upload
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| corrupt("job_objects", &row.key, format!("upload: {e}")))?;
+    Ok(JobObject {
+        status: row
+            .status
+            .parse()
+            .map_err(|e| corrupt("job_objects", &row.key, e))?,
+        key: row.key,
+        size: to_u64(row.size),
+        source_xxh3: row.source_xxh3,
+        destination_xxh3: row.destination_xxh3,
+        attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+        error: row.error,
+        operation: row.operation,
+        updated_at: row.updated_at,
+        task: row.task,
+        upload,
+    })
+}
