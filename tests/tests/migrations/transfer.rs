@@ -1,0 +1,466 @@
+//! The bucket-scale transfer engine: single requests and multipart, destination
+//! listings, skipped objects, tasks shared by agents, server-side copy, storage-class
+//! changes in place, and filtered listings.
+
+use super::*;
+
+/// Checks that the job recorded `count` objects, every one verified (none skipped).
+async fn assert_all_verified(client: &Client, job: &pb::Job, count: usize) {
+    let objects = client.list_job_objects(&job.id, None).await.unwrap();
+    assert_eq!(objects.len(), count);
+    assert!(
+        objects
+            .iter()
+            .all(|o| o.status == pb::ObjectStatus::Verified as i32),
+        "every object verified, none skipped: {objects:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_up_to_the_part_size_go_in_one_request_larger_ones_in_parts() {
+    const MIB: usize = 1 << 20;
+    let source = BTreeMap::from([
+        (
+            "small.bin".to_owned(),
+            ferry_tests::dataset::bytes(21, 4 * MIB),
+        ),
+        (
+            "exact.bin".to_owned(),
+            ferry_tests::dataset::bytes(22, 5 * MIB),
+        ),
+        (
+            "large.bin".to_owned(),
+            ferry_tests::dataset::bytes(23, 12 * MIB + 7),
+        ),
+    ]);
+    let files = FilesToBucket::start(
+        source,
+        "parts",
+        "parts",
+        &[("FERRY_AGENT_PART_SIZE_MIB", "5")],
+    )
+    .await;
+
+    let before = files.s3.writes();
+    let job = files.plan(pb::VerifyMode::Full).await;
+    files.completes(&job).await;
+    let after = files.s3.writes();
+    // 4 and 5 MiB: one request each; 12 MiB + 7 bytes: one upload of 5 + 5 + 2 MiB parts.
+    assert_eq!(after.single_puts - before.single_puts, 2, "{after:?}");
+    assert_eq!(
+        after.multipart_uploads - before.multipart_uploads,
+        1,
+        "{after:?}"
+    );
+    assert_eq!(after.parts - before.parts, 3, "{after:?}");
+    files.holds_the_source().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_destination_is_listed_once_before_the_copy_and_once_per_task_after() {
+    let source: BTreeMap<String, Vec<u8>> = (0..20)
+        .map(|i| {
+            let bytes = ferry_tests::dataset::bytes(700 + i, 10_000);
+            (format!("part-{i:02}.bin"), bytes)
+        })
+        .collect();
+    let files = FilesToBucket::start(
+        source,
+        "fresh",
+        "fresh",
+        &[("FERRY_AGENT_TASK_OBJECTS", "4")],
+    )
+    .await;
+
+    let lists = files.s3.lists();
+    let job = files.plan(pb::VerifyMode::Quick).await;
+    files.completes(&job).await;
+    let listed = files.s3.lists() - lists;
+    files.holds_the_source().await;
+    // Five tasks of four. The listing task finds the destination empty, so no copy task
+    // lists it before copying; each lists its range once to verify. Before, each task
+    // also listed it first, to find objects to resume or skip: ten listings.
+    assert!(
+        (5..=6).contains(&listed),
+        "{listed} ListObjects requests for 5 tasks on an empty destination"
+    );
+    assert_all_verified(&files.client, &job, files.source.len()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_already_at_the_destination_with_the_same_checksum_are_not_written_again() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let s3 = S3Server::start().await;
+    let dirs = tempfile::tempdir().unwrap();
+    // Every key in one directory, one of them deeper: the destination is listed below
+    // `day/` only, and that listing must still reach `day/sub/`.
+    let source = BTreeMap::from([
+        (
+            "day/same.bin".to_owned(),
+            ferry_tests::dataset::bytes(31, 300_000),
+        ),
+        (
+            "day/changed.bin".to_owned(),
+            ferry_tests::dataset::bytes(32, 300_000),
+        ),
+        (
+            "day/new.bin".to_owned(),
+            ferry_tests::dataset::bytes(33, 1000),
+        ),
+        (
+            "day/sub/same.bin".to_owned(),
+            ferry_tests::dataset::bytes(34, 2000),
+        ),
+    ]);
+    file_system_dataset_and_bucket(&client, &s3, dirs.path(), "logs", "warm", &source).await;
+    // An earlier copy left three objects of the right size there: two identical, one
+    // not.
+    let aws = s3.client();
+    for (key, body) in [
+        ("day/same.bin", source["day/same.bin"].clone()),
+        ("day/sub/same.bin", source["day/sub/same.bin"].clone()),
+        ("day/changed.bin", ferry_tests::dataset::bytes(99, 300_000)),
+    ] {
+        aws.put_object()
+            .bucket("warm")
+            .key(format!("ferry/logs/{key}"))
+            .body(body.into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]);
+
+    let before = s3.writes();
+    let job = plan(&client, "logs", "bucket", pb::VerifyMode::Quick, "warm").await;
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(
+        s3.writes().single_puts - before.single_puts,
+        2,
+        "only the changed and the new object are written"
+    );
+    let bytes = bucket_bytes(&aws, "warm", "ferry/logs/").await;
+    assert_eq!(bytes, source);
+    let objects = client.list_job_objects(&job.id, None).await.unwrap();
+    let by_key: HashMap<_, _> = objects.iter().map(|o| (o.key.as_str(), o)).collect();
+    for key in ["day/same.bin", "day/sub/same.bin"] {
+        let same = by_key[key];
+        let xxh3 = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&source[key]));
+        assert_eq!(same.status, pb::ObjectStatus::Skipped as i32, "{same:#?}");
+        assert_eq!(
+            (same.source_xxh3.as_str(), same.destination_xxh3.as_str()),
+            (xxh3.as_str(), xxh3.as_str())
+        );
+    }
+    for key in ["day/changed.bin", "day/new.bin"] {
+        assert_eq!(
+            by_key[key].status,
+            pb::ObjectStatus::Verified as i32,
+            "{:#?}",
+            by_key[key]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_agents_of_a_site_share_the_tasks_of_one_job() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let source: BTreeMap<String, Vec<u8>> = (0..40)
+        .map(|i| {
+            let bytes = ferry_tests::dataset::bytes(400 + i, 16 << 10);
+            (format!("obj-{i:02}.bin"), bytes)
+        })
+        .collect();
+    let dirs = two_local_sites(&client, &source).await;
+    // Small tasks, and objects slow enough that one agent cannot drain the queue alone.
+    let settings = [
+        ("FERRY_AGENT_TASK_OBJECTS", "4"),
+        ("FERRY_AGENT_TASK_SLOTS", "2"),
+        ("FERRY_AGENT_FAULTS__PAUSE_AFTER_OBJECT_MS", "100"),
+    ];
+    let agents = [
+        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &settings),
+        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &settings),
+    ];
+    let job = plan(&client, "data", "b", pb::VerifyMode::Full, "shared-tasks").await;
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(read_tree(&dirs.path().join("b/data")), source);
+
+    let copy_tasks = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("task finished") && l.contains("task=copy-"))
+            .count()
+    };
+    // An agent logs a task's end once its report is acknowledged, which can be after
+    // the control plane has applied it and completed the job.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (first, second) = loop {
+        let counts = (copy_tasks(&agents[0].log()), copy_tasks(&agents[1].log()));
+        if counts.0 + counts.1 >= 10 || tokio::time::Instant::now() > deadline {
+            break counts;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(first + second, 10, "40 objects in tasks of 4");
+    assert!(
+        first > 0 && second > 0,
+        "both agents took tasks: {first} and {second}"
+    );
+    let objects = client.list_job_objects(&job.id, None).await.unwrap();
+    let mut tasks: Vec<&str> = objects.iter().map(|o| o.task.as_str()).collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    assert_eq!(tasks.len(), 10, "each object records its task: {tasks:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_to_s3_on_one_endpoint_copies_server_side() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let s3 = S3Server::start().await;
+    let source = mixed(30, 64 << 10);
+    s3_site(&client, &s3, "hot", "hot-bucket", pb::Tier::Hot).await;
+    s3_site(&client, &s3, "cold", "cold-bucket", pb::Tier::Cold).await;
+    fill_bucket(&s3, "hot-bucket", "data", &source).await;
+    dataset(&client, "data", "hot", "data").await;
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "hot", &[]);
+    let written = s3.writes();
+    let heads = s3.heads();
+
+    let job = plan(
+        &client,
+        "data",
+        "cold",
+        pb::VerifyMode::Quick,
+        "server-side",
+    )
+    .await;
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(
+        bucket_bytes(&s3.client(), "cold-bucket", "ferry/data/").await,
+        source
+    );
+    assert_eq!(
+        s3.writes(),
+        written,
+        "no bytes went through the agent: no PutObject, no upload, no part"
+    );
+    // s3s-fs lists no etags. The listed size is all one CopyObject needs, and the
+    // destination's listing confirms each copy by its size: no HEAD of every object,
+    // at either end.
+    let looked_at = s3.heads() - heads;
+    assert!(
+        looked_at < source.len(),
+        "{looked_at} HEAD requests for {} objects",
+        source.len()
+    );
+    assert_all_verified(&client, &job, source.len()).await;
+    assert_switched(&client, "data", "cold").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_class_change_in_place_copies_each_object_onto_itself() {
+    const CLASS: &str = "REDUCED_REDUNDANCY";
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let s3 = S3Server::start().await;
+    let source = mixed(31, 64 << 10);
+    s3_site(&client, &s3, "hot", "hot-bucket", pb::Tier::Hot).await;
+    fill_bucket(&s3, "hot-bucket", "data", &source).await;
+    dataset(&client, "data", "hot", "data").await;
+    // A second name for the same bucket.
+    let (alias, credentials) = s3.site("alias", "hot-bucket", pb::Tier::Cold);
+    client.create_site(alias, credentials).await.unwrap();
+
+    let in_place = |to: &str| pb::PlanMigrationRequest {
+        dataset: "data".into(),
+        destination_site: to.into(),
+        storage_class: CLASS.into(),
+        verify_mode: pb::VerifyMode::Full.into(),
+        ..Default::default()
+    };
+    // Planning refuses it, and a dry run answers the same.
+    let refused = |request: pb::PlanMigrationRequest| {
+        let client = &client;
+        async move {
+            let e = client.plan_migration(request.clone()).await.unwrap_err();
+            let status = e.status().cloned().unwrap();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+            let dry = client
+                .plan_migration(pb::PlanMigrationRequest {
+                    dry_run: true,
+                    ..request
+                })
+                .await
+                .unwrap_err();
+            let dry = dry.status().cloned().unwrap();
+            assert_eq!(
+                (dry.code(), dry.message()),
+                (status.code(), status.message()),
+                "the dry run answers what planning does"
+            );
+            status.message().to_owned()
+        }
+    };
+    let message = refused(pb::PlanMigrationRequest {
+        storage_class: String::new(),
+        ..in_place("hot")
+    })
+    .await;
+    assert_eq!(
+        message,
+        "destination_site: dataset data already lives at hot:data; name a storage_class \
+         to change the objects' class in place"
+    );
+    let message = refused(pb::PlanMigrationRequest {
+        retire_source: true,
+        ..in_place("hot")
+    })
+    .await;
+    assert!(
+        message.starts_with("retire_source: dataset data already lives at hot:data; "),
+        "{message}"
+    );
+    // Retiring the "source" of a copy between two names of one place would delete
+    // the only copy.
+    let message = refused(in_place("alias")).await;
+    assert!(
+        message.starts_with(
+            "destination_site: dataset data already lives at hot:data, which site alias \
+             names too"
+        ),
+        "{message}"
+    );
+
+    let preview = client
+        .plan_migration(pb::PlanMigrationRequest {
+            dry_run: true,
+            ..in_place("hot")
+        })
+        .await
+        .unwrap()
+        .dry_run
+        .unwrap();
+    assert_eq!(preview.objects, source.len() as u64, "{preview:?}");
+
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "hot", &[]);
+    let written = s3.writes();
+    let job = client
+        .plan_migration(in_place("hot"))
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    assert_eq!(job.storage_class, CLASS);
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(
+        bucket_bytes(&s3.client(), "hot-bucket", "ferry/data/").await,
+        source,
+        "every object keeps its bytes"
+    );
+    assert_eq!(
+        s3.writes(),
+        written,
+        "no bytes went through the agent: no PutObject, no upload, no part"
+    );
+    // Each object was copied onto itself once, with the new class.
+    let mut copies = s3.server_copies();
+    copies.sort_by(|a, b| a.path.cmp(&b.path));
+    let expected: Vec<_> = source
+        .keys()
+        .map(|key| ferry_tests::s3::ServerCopy {
+            path: format!("/hot-bucket/ferry/data/{key}"),
+            source: format!("hot-bucket/ferry/data/{key}"),
+            storage_class: Some(CLASS.to_owned()),
+        })
+        .collect();
+    assert_eq!(copies, expected);
+    assert_all_verified(&client, &job, source.len()).await;
+    assert_switched(&client, "data", "hot").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twenty_thousand_key_listing_through_filters_gives_exactly_the_expected_set() {
+    // 20,000 small files in four folders, of four kinds and many sizes.
+    let source: BTreeMap<String, Vec<u8>> = (0..20_000usize)
+        .map(|i| {
+            let folder = ["logs", "raw", "tmp", "logs/old"][i % 4];
+            let kind = ["json", "csv", "bin", "json"][(i / 4) % 4];
+            let name = if i % 7 == 0 { "skip" } else { "keep" };
+            (
+                format!("{folder}/{name}-{i:05}.{kind}"),
+                vec![(i % 251) as u8; i % 1500],
+            )
+        })
+        .collect();
+    let filter = pb::ObjectFilter {
+        prefix: "logs/".into(),
+        include: vec!["**/*.json".into(), "**/*.csv".into()],
+        exclude: vec!["**/skip-*".into()],
+        min_size: 100,
+        max_size: 1000,
+        ..Default::default()
+    };
+    let expected: BTreeMap<String, Vec<u8>> = source
+        .iter()
+        .filter(|(k, v)| {
+            k.starts_with("logs/")
+                && (k.ends_with(".json") || k.ends_with(".csv"))
+                && !k.rsplit('/').next().unwrap().starts_with("skip-")
+                && (100..=1000).contains(&v.len())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert!(expected.len() > 2000, "the filters keep a real share");
+
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let dirs = two_local_sites(&client, &source).await;
+    let request = pb::PlanMigrationRequest {
+        dataset: "data".into(),
+        destination_site: "b".into(),
+        filter: Some(filter),
+        idempotency_key: "filtered".into(),
+        ..Default::default()
+    };
+    let dry = client
+        .plan_migration(pb::PlanMigrationRequest {
+            dry_run: true,
+            ..request.clone()
+        })
+        .await
+        .unwrap()
+        .dry_run
+        .unwrap();
+    assert_eq!(
+        dry.objects,
+        expected.len() as u64,
+        "the dry run filters alike"
+    );
+
+    let _agent = Agent::start(
+        &cp.endpoint(),
+        cp.nats_url(),
+        "a",
+        &[("FERRY_AGENT_TASK_OBJECTS", "500")],
+    );
+    let job = client.plan_migration(request).await.unwrap().job.unwrap();
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(done.objects_total, expected.len() as u64);
+    let listed: Vec<String> = client
+        .list_job_objects(&job.id, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(listed, expected.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(read_tree(&dirs.path().join("b/data")), expected);
+}
