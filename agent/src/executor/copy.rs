@@ -30,6 +30,8 @@ use crate::{
 
 /// Copies of one object tried before its failure is final (temporary errors only).
 const COPY_TRIES: u32 = 3;
+/// The wait before an object's second copy; it doubles for each one after.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Why a copy task may stop early.
 #[derive(Clone, Copy)]
@@ -519,17 +521,98 @@ where
     Fut: Future<Output = Result<T, TransferError>>,
 {
     let mut attempts = 0;
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = FIRST_BACKOFF;
     loop {
         attempts += 1;
         match copy().await {
             Ok(c) => return Ok((c, attempts)),
             Err(e) if e.temporary && attempts < COPY_TRIES => {
-                warn!(key, error = %e, attempts, "temporary failure; retrying");
-                tokio::time::sleep(backoff).await;
+                let wait = jittered(backoff);
+                warn!(key, error = %e, attempts, wait_ms = wait.as_millis() as u64, "temporary failure; retrying");
+                tokio::time::sleep(wait).await;
                 backoff *= 2;
             }
             Err(e) => return Err((e, attempts)),
         }
+    }
+}
+
+/// Half of `backoff` and a random part of the other half: the objects of a task that
+/// failed together, when the store was briefly overloaded, come back spread out rather
+/// than all at once.
+fn jittered(backoff: Duration) -> Duration {
+    backoff / 2 + backoff.mul_f64(rand::random_range(0.0..0.5))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    fn failure(temporary: bool) -> TransferError {
+        TransferError {
+            key: "k".into(),
+            operation: "write",
+            kind: opendal::ErrorKind::Unexpected,
+            message: "writing s3://b/k: the store said no".into(),
+            temporary,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn temporary_failures_are_retried_after_jittered_growing_waits() {
+        let calls = AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        let (value, attempts) = with_retries("k", || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(failure(true)),
+                _ => Ok("copied"),
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!((value, attempts), ("copied", 3));
+        // Two waits: 100 to 200 ms, then 200 to 400 ms.
+        let waited = started.elapsed();
+        assert!(
+            (Duration::from_millis(300)..Duration::from_millis(600)).contains(&waited),
+            "waited {waited:?}"
+        );
+    }
+
+    /// Runs a copy that always fails so: its final failure, and how often it ran.
+    async fn always_failing(temporary: bool) -> (CopyFailure, u32) {
+        let calls = AtomicU32::new(0);
+        let failed = with_retries("k", || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(failure(temporary))
+        })
+        .await
+        .unwrap_err();
+        (failed, calls.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_permanent_failure_is_not_retried_and_temporary_ones_stop_after_the_last_try() {
+        let ((e, attempts), calls) = always_failing(false).await;
+        assert_eq!((attempts, calls), (1, 1));
+        assert!(!e.temporary);
+
+        let ((e, attempts), calls) = always_failing(true).await;
+        assert_eq!((attempts, calls), (COPY_TRIES, COPY_TRIES));
+        assert!(e.temporary);
+    }
+
+    #[test]
+    fn a_jittered_wait_lies_between_half_and_all_of_the_backoff() {
+        let backoff = Duration::from_millis(400);
+        let waits: Vec<Duration> = (0..200).map(|_| jittered(backoff)).collect();
+        assert!(waits.iter().all(|w| (backoff / 2..backoff).contains(w)));
+        // Spread out, not one fixed wait.
+        let (min, max) = (waits.iter().min().unwrap(), waits.iter().max().unwrap());
+        assert!(*max - *min > Duration::from_millis(50), "{min:?}..{max:?}");
     }
 }
