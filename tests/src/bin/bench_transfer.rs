@@ -538,10 +538,30 @@ impl Results {
     }
 
     /// How many times faster `a` is than `b`, by median time.
+    fn speedup(&self, a: &str, b: &str) -> Option<f64> {
+        Some(self.median_seconds(b)? / self.median_seconds(a)?)
+    }
+
     fn ratio(&self, a: &str, b: &str) {
-        if let (Some(x), Some(y)) = (self.median_seconds(a), self.median_seconds(b)) {
-            println!("  {a} vs {b}: {:.2}× the speed", y / x);
+        if let Some(x) = self.speedup(a, b) {
+            println!("  {a} vs {b}: {x:.2}× the speed");
         }
+    }
+
+    /// The highest peak RSS of `who`'s runs, in MiB.
+    fn peak_rss_mib(&self, who: &str) -> Option<f64> {
+        let runs = self.runs.get(who)?;
+        let peak = runs.iter().map(|r| r.peak_rss_kib).max()?;
+        Some(peak as f64 / 1024.0)
+    }
+}
+
+/// One of the targets, judged on this run's medians; nothing when its runs did
+/// not happen (rclone missing, or the workload left out).
+fn target(what: &str, reached: Option<f64>, unit: &str, met: impl Fn(f64) -> bool) {
+    if let Some(x) = reached {
+        let verdict = if met(x) { "met" } else { "NOT met" };
+        println!("  {what:<50} {x:>7.2}{unit:<5} {verdict}");
     }
 }
 
@@ -725,6 +745,71 @@ async fn main() -> anyhow::Result<()> {
         ));
         w3.ratio("W3 ferry quick", "W3 rclone server-side");
         w3.ratio("W3 ferry quick", "W3 ferry full");
+    }
+
+    println!();
+    println!("targets, on this run's medians (set for a release build and the default workloads):");
+    if !args.only_w2 {
+        let vs_default = w1.speedup("W1 ferry quick", "W1 rclone default");
+        target("W1 quick ≥ 1.5× rclone default", vs_default, "×", |x| {
+            x >= 1.5
+        });
+        let vs_32 = w1.speedup("W1 ferry quick", "W1 rclone --transfers 32");
+        target(
+            "W1 quick ≥ 1.2× rclone --transfers 32",
+            vs_32,
+            "×",
+            |x| x >= 1.2,
+        );
+    }
+    if !args.skip_w2 {
+        // Against the faster of rclone's two variants: the smaller of the speed-ups.
+        let vs_faster = ["W2 rclone default", "W2 rclone --transfers 32"]
+            .iter()
+            .filter_map(|r| w2.speedup("W2 ferry quick", r))
+            .reduce(f64::min);
+        target(
+            "W2 quick ≥ 1.2× the faster rclone variant",
+            vs_faster,
+            "×",
+            |x| x >= 1.2,
+        );
+    }
+    if !args.only_w2 {
+        let vs_server_side = w3.speedup("W3 ferry quick", "W3 rclone server-side");
+        target(
+            "W3 quick faster than rclone server-side",
+            vs_server_side,
+            "×",
+            |x| x > 1.0,
+        );
+    }
+    for (name, results, skipped) in [
+        ("W1", &w1, args.only_w2),
+        ("W2", &w2, args.skip_w2),
+        ("W3", &w3, args.only_w2),
+    ] {
+        if !skipped {
+            let full_time = results.speedup(
+                &format!("{name} ferry quick"),
+                &format!("{name} ferry full"),
+            );
+            target(
+                &format!("{name} full ≤ 1.6× the time of quick"),
+                full_time,
+                "×",
+                |x| x <= 1.6,
+            );
+        }
+    }
+    if !args.skip_w2 {
+        let peak = ["W2 ferry quick", "W2 ferry full"]
+            .iter()
+            .filter_map(|who| w2.peak_rss_mib(who))
+            .reduce(f64::max);
+        target("agent peak RSS on W2 < 256 MiB", peak, " MiB", |x| {
+            x < 256.0
+        });
     }
     Ok(())
 }
