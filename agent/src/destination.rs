@@ -33,20 +33,23 @@ pub(crate) async fn listing(
     };
     let wanted: std::collections::HashSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
     let mut sizes = HashMap::new();
-    // `start_after` is exclusive: the first key is looked up on its own.
-    if let Ok(meta) = dst.stat(first).await {
-        if meta.is_file() {
-            let etag = meta.etag().map(str::to_owned);
-            sizes.insert(
-                first.to_owned(),
-                Listed {
-                    size: meta.content_length(),
-                    etag,
-                },
-            );
-        }
-    }
+    // `start_after` is exclusive: where the listing honours it, the first key is looked
+    // up on its own; elsewhere the listing begins at the start and shows it anyway.
     let ordered = dst.info().capability().list_with_start_after;
+    let first_meta = if ordered {
+        dst.stat(first).await.ok().filter(|meta| meta.is_file())
+    } else {
+        None
+    };
+    if let Some(meta) = first_meta {
+        sizes.insert(
+            first.to_owned(),
+            Listed {
+                size: meta.content_length(),
+                etag: meta.etag().map(str::to_owned),
+            },
+        );
+    }
     let mut listing = pin!(transfer::list_sizes(
         dst,
         enclosing_dir(first, last),

@@ -526,7 +526,7 @@ impl Results {
         for (who, runs) in &self.runs {
             let s = median(runs.iter().map(|r| r.seconds).collect());
             let cpu = median(runs.iter().map(|r| r.cpu_seconds).collect());
-            let rss = runs.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0);
+            let rss = peak_rss_kib(runs).unwrap_or(0);
             let server = median(runs.iter().map(|r| r.server_cpu_seconds).collect());
             println!(
                 "  {who:<26} {s:>7.2} s {:>9.0} obj/s {:>8.1} MB/s {cpu:>7.2} cpu s {:>6} MiB peak {server:>6.2} server cpu s",
@@ -550,10 +550,13 @@ impl Results {
 
     /// The highest peak RSS of `who`'s runs, in MiB.
     fn peak_rss_mib(&self, who: &str) -> Option<f64> {
-        let runs = self.runs.get(who)?;
-        let peak = runs.iter().map(|r| r.peak_rss_kib).max()?;
-        Some(peak as f64 / 1024.0)
+        Some(peak_rss_kib(self.runs.get(who)?)? as f64 / 1024.0)
     }
+}
+
+/// The highest peak RSS of `runs`, in KiB.
+fn peak_rss_kib(runs: &[Run]) -> Option<u64> {
+    runs.iter().map(|r| r.peak_rss_kib).max()
 }
 
 /// One of the targets, judged on this run's medians; nothing when its runs did
