@@ -6,7 +6,7 @@ use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
 use ferry_proto::v1 as pb;
 use futures::StreamExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -370,11 +370,7 @@ impl CopyTask<'_> {
         present: &HashMap<String, destination::Listed>,
         journal: &TaskJournal,
     ) -> (ObjectInfo, Result<Placed, CopyFailure>, Option<Verified>) {
-        let _slot = self.slots.acquire().await;
-        let _room = self
-            .budget
-            .reserve(self.sites.footprint(info.size, &self.options))
-            .await;
+        let _held = self.slot_and_room(info.size).await;
         let outcome = place(
             self.sites,
             &info,
@@ -425,13 +421,9 @@ impl CopyTask<'_> {
             copied = unconfirmed;
         }
         let mut verified = futures::stream::iter(copied.into_iter().map(|work| async move {
-            let _slot = self.slots.acquire().await;
             // A full verify reads the destination back; either mode may repair by
             // copying again, so the copy's footprint is reserved.
-            let _room = self
-                .budget
-                .reserve(self.sites.footprint(work.info.size, &self.options))
-                .await;
+            let _held = self.slot_and_room(work.info.size).await;
             self.verify_or_repair(work).await
         }))
         .buffer_unordered(self.concurrency);
@@ -449,6 +441,17 @@ impl CopyTask<'_> {
         }
         drop(verified);
         results.flush().await
+    }
+
+    /// One of the agent's object slots and the memory budget's room for copying a
+    /// `size`-byte object, both held until the pair is dropped.
+    async fn slot_and_room(&self, size: u64) -> (Option<SemaphorePermit<'_>>, SemaphorePermit<'_>) {
+        let slot = self.slots.acquire().await.ok();
+        let room = self
+            .budget
+            .reserve(self.sites.footprint(size, &self.options))
+            .await;
+        (slot, room)
     }
 
     async fn verify_or_repair(&self, work: Work) -> Verified {
