@@ -28,9 +28,16 @@ pub struct AgentConfig {
     /// objects wait for room, and fewer of their chunks go in parallel when the budget
     /// is small. At least 24 (three 8 MiB chunks).
     pub memory_budget_mib: u64,
-    /// MiB: objects up to this size go in one request; larger ones as multipart uploads
-    /// of parts this size (and ranged reads of it). 5 to 5120, S3's limits for a part.
+    /// MiB: objects up to this size are read whole and go in one request; larger ones
+    /// as multipart uploads of parts this size (and ranged reads of it). 5 to 5120, S3's
+    /// limits for a part.
     pub part_size_mib: u64,
+    /// MiB: objects to S3 larger than a part but not larger than this go in one request
+    /// whose body streams from the source (no part-level resume); larger ones in parts.
+    /// Unset: the part size. At least `part_size_mib`, at most 5120 (S3's limit for one
+    /// request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipart_threshold_mib: Option<u64>,
     /// Tasks (job messages) this agent runs at once; their objects share `concurrency`
     /// and the memory budget. More than one lets a listing and copies overlap.
     pub task_slots: usize,
@@ -90,6 +97,7 @@ impl Default for AgentConfig {
             concurrency: 16,
             memory_budget_mib: 160,
             part_size_mib: 8,
+            multipart_threshold_mib: None,
             ack_wait_secs: 30,
             task_slots: 4,
             task_objects: 1000,
@@ -188,6 +196,15 @@ impl AgentConfig {
                 self.part_size_mib
             ));
         }
+        if let Some(threshold) = self.multipart_threshold_mib {
+            if !(self.part_size_mib..=5120).contains(&threshold) {
+                return Err(format!(
+                    "multipart_threshold_mib: must be part_size_mib ({}) to 5120 (S3's limit \
+                     for one request), got {threshold}",
+                    self.part_size_mib
+                ));
+            }
+        }
         if self.memory_budget_mib < 3 * self.part_size_mib {
             return Err(format!(
                 "memory_budget_mib: must be at least three parts ({} MiB), got {}",
@@ -252,6 +269,31 @@ mod tests {
             };
             let err = AgentConfig::load(None, &flags).unwrap_err();
             assert_eq!(err, "concurrency: must be 1 to 1024");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_multipart_threshold_is_unset_by_default_and_lies_between_a_part_and_5_gib() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FERRY_AGENT_SITE", "fast");
+            let config = AgentConfig::load(None, &Overrides::default()).unwrap();
+            assert_eq!(config.multipart_threshold_mib, None);
+
+            jail.set_env("FERRY_AGENT_MULTIPART_THRESHOLD_MIB", "200");
+            let config = AgentConfig::load(None, &Overrides::default()).unwrap();
+            assert_eq!(config.multipart_threshold_mib, Some(200));
+
+            jail.set_env("FERRY_AGENT_MULTIPART_THRESHOLD_MIB", "4");
+            let err = AgentConfig::load(None, &Overrides::default()).unwrap_err();
+            assert_eq!(
+                err,
+                "multipart_threshold_mib: must be part_size_mib (8) to 5120 (S3's limit for \
+                 one request), got 4"
+            );
+            jail.set_env("FERRY_AGENT_MULTIPART_THRESHOLD_MIB", "5121");
+            let err = AgentConfig::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.ends_with("got 5121"), "{err}");
             Ok(())
         });
     }

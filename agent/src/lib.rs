@@ -22,6 +22,7 @@ mod local_file;
 pub mod multipart;
 pub mod report;
 pub mod s3;
+pub mod single_put;
 pub mod storage;
 pub mod transfer;
 

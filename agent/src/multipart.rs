@@ -211,16 +211,16 @@ impl Plan {
     }
 }
 
-/// The content type and user metadata the upload carries.
-struct Attributes {
-    content_type: Option<String>,
-    user_metadata: Option<HashMap<String, String>>,
+/// The content type and user metadata an upload carries.
+pub(crate) struct Attributes {
+    pub content_type: Option<String>,
+    pub user_metadata: Option<HashMap<String, String>>,
     /// The source had some but `preserve_metadata` was off.
-    dropped: bool,
+    pub dropped: bool,
 }
 
 impl Attributes {
-    fn of(source: &Metadata, preserve: bool) -> Attributes {
+    pub fn of(source: &Metadata, preserve: bool) -> Attributes {
         let content_type = source.content_type().map(str::to_owned);
         let user_metadata: Option<HashMap<String, String>> =
             source.user_metadata().filter(|m| !m.is_empty()).map(|m| {
@@ -759,7 +759,7 @@ fn huge_pages(part: &memmap2::MmapMut) {
     let _ = part;
 }
 
-fn url(dst: &S3Dataset, key: &str) -> String {
+pub(crate) fn url(dst: &S3Dataset, key: &str) -> String {
     format!("s3://{}/{}", dst.bucket, dst.object_key(key))
 }
 

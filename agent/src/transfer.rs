@@ -41,10 +41,15 @@ pub struct ObjectInfo {
 /// How [`copy_object`] moves bytes.
 #[derive(Clone, Debug)]
 pub struct CopyOptions {
-    /// Size of each ranged read and of each multipart part. Objects larger than this go
-    /// as multipart uploads where the destination supports them; smaller ones in one
-    /// request. Services may round it up to their minimum part size (5 MiB on S3).
+    /// Size of each ranged read and of each multipart part. Objects up to this size are
+    /// read whole and sent in one request; larger ones to S3 as multipart uploads, or as
+    /// one streamed request up to `multipart_threshold`. Services may round it up to
+    /// their minimum part size (5 MiB on S3).
     pub chunk_size: usize,
+    /// Bytes: objects to S3 above `chunk_size` but not above this go in one request whose
+    /// body streams from the source; larger ones as multipart uploads. `None`, or a
+    /// value below `chunk_size`, is `chunk_size`: everything above a part goes in parts.
+    pub multipart_threshold: Option<u64>,
     /// Chunks in flight per object, for reads and for part uploads. Peak memory per
     /// object is about `2 * concurrency * chunk_size`.
     pub concurrency: usize,
@@ -71,12 +76,22 @@ impl Default for CopyOptions {
     fn default() -> Self {
         CopyOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
+            multipart_threshold: None,
             concurrency: DEFAULT_CONCURRENCY,
             preserve_metadata: true,
             bandwidth: Vec::new(),
             part_budget: None,
             task_started: None,
         }
+    }
+}
+
+impl CopyOptions {
+    /// The largest object sent to S3 in one request; see `multipart_threshold`.
+    pub fn multipart_threshold(&self) -> u64 {
+        self.multipart_threshold
+            .unwrap_or(0)
+            .max(self.chunk_size as u64)
     }
 }
 

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use super::{
     cleanup,
     object_report::ObjectReport,
-    sites::Sites,
+    sites::{Route, Sites},
     verify::{self, Proof, Verified, Work},
     Executor,
 };
@@ -25,6 +25,7 @@ use crate::{
     multipart,
     report::{Reporter, ResultQueue},
     s3::ServerCopyOptions,
+    single_put,
     transfer::{self, CopyOptions, ObjectInfo, TransferError, VerifyMode},
 };
 
@@ -133,6 +134,7 @@ impl Executor {
                 bandwidth: vec![bandwidth, self.site_bandwidth.clone()],
                 part_budget: Some(self.budget.clone()),
                 task_started: Some(std::time::SystemTime::now()),
+                multipart_threshold: self.config.multipart_threshold_mib.map(|mib| mib << 20),
                 ..self.budget.copy_options(
                     (self.config.part_size_mib << 20) as usize,
                     transfer::DEFAULT_CONCURRENCY,
@@ -460,8 +462,9 @@ impl CopyTask<'_> {
 }
 
 /// Copies one object the fastest way the two sites allow: not at all when the
-/// destination holds the same bytes already, server-side within one S3 service, as a
-/// resumable multipart upload to S3 above one part, else streamed through the agent.
+/// destination holds the same bytes already, server-side within one S3 service, to S3
+/// as a resumable multipart upload above the multipart threshold or in one streamed
+/// request above a part, else through OpenDAL.
 async fn place(
     sites: &Sites,
     info: &ObjectInfo,
@@ -489,20 +492,26 @@ async fn place(
             return Ok(Placed::AlreadyThere(xxh3));
         }
     }
-    if let Some((src, dst)) = sites.server_side() {
-        let listed = Some((info.size, info.etag.as_deref()));
-        let (copied, attempts) =
-            with_retries(key, || dst.copy_from(src, key, listed, server)).await?;
-        let size = copied.size;
-        return Ok(Placed::Copied(Proof::ServerSide(copied), size, attempts));
-    }
-    let (copied, attempts) = match &sites.dst_s3 {
-        Some(dst) if info.size > options.chunk_size as u64 => with_retries(key, || {
+    let (copied, attempts) = match sites.route(info.size, options) {
+        Route::ServerSide(src, dst) => {
+            let listed = Some((info.size, info.etag.as_deref()));
+            let (copied, attempts) =
+                with_retries(key, || dst.copy_from(src, key, listed, server)).await?;
+            let size = copied.size;
+            return Ok(Placed::Copied(Proof::ServerSide(copied), size, attempts));
+        }
+        Route::Multipart(dst) => with_retries(key, || {
             multipart::upload_resumable(&sites.src, dst, key, journal.state(key), options, journal)
         })
         .await
         .inspect(|_| journal.finished(key))?,
-        _ => {
+        Route::Streamed(dst) => {
+            with_retries(key, || {
+                single_put::put_streamed(&sites.src, dst, key, options)
+            })
+            .await?
+        }
+        Route::Through => {
             with_retries(key, || {
                 transfer::copy_object(&sites.src, &sites.dst, key, options)
             })

@@ -3,6 +3,7 @@
 use crate::{
     budget::copy_footprint,
     s3::S3Dataset,
+    single_put,
     storage::{operator, SiteAccess},
     transfer::CopyOptions,
 };
@@ -30,15 +31,28 @@ impl Sites {
         })
     }
 
+    /// How an object of `size` bytes goes from the source to the destination.
+    pub fn route(&self, size: u64, options: &CopyOptions) -> Route<'_> {
+        if let Some((src, dst)) = self.server_side() {
+            return Route::ServerSide(src, dst);
+        }
+        match &self.dst_s3 {
+            Some(dst) if size > options.multipart_threshold() => Route::Multipart(dst),
+            Some(dst) if size > options.chunk_size as u64 => Route::Streamed(dst),
+            _ => Route::Through,
+        }
+    }
+
     /// What a copy of a `size`-byte object reserves of the memory budget before it
     /// starts: nothing for a server-side copy, which holds no bytes, nor for a multipart
-    /// upload, whose parts reserve their own room as they are read.
+    /// upload, whose parts reserve their own room as they are read; a few chunks for a
+    /// streamed request.
     pub fn footprint(&self, size: u64, options: &CopyOptions) -> u64 {
-        let multipart = self.dst_s3.is_some() && size > options.chunk_size as u64;
-        if self.server_side().is_some() || (multipart && options.part_budget.is_some()) {
-            0
-        } else {
-            copy_footprint(size, options)
+        match self.route(size, options) {
+            Route::ServerSide(..) => 0,
+            Route::Multipart(_) if options.part_budget.is_some() => 0,
+            Route::Streamed(_) => single_put::FOOTPRINT,
+            Route::Multipart(_) | Route::Through => copy_footprint(size, options),
         }
     }
 
@@ -49,4 +63,18 @@ impl Sites {
             _ => None,
         }
     }
+}
+
+/// How one object is copied.
+pub(super) enum Route<'a> {
+    /// The service copies it from the first dataset to the second.
+    ServerSide(&'a S3Dataset, &'a S3Dataset),
+    /// A resumable multipart upload to S3: above the multipart threshold.
+    Multipart(&'a S3Dataset),
+    /// One request to S3 whose body streams from the source: above a part, up to the
+    /// multipart threshold.
+    Streamed(&'a S3Dataset),
+    /// Through OpenDAL: read whole and written in one request up to a part, else
+    /// written in chunks as the destination takes them.
+    Through,
 }

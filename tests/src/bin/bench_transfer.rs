@@ -9,7 +9,8 @@
 //! `file://` → `s3://`; W3 the W1 set `s3://` → `s3://` on the same endpoint. Ferry runs
 //! through a real control plane, agent and nats-server, with verify `quick` and `full`;
 //! rclone (when on the PATH) with default flags and with `--transfers 32 --checkers 32`,
-//! and on W2 also with multipart uploads of 8 MiB parts, as Ferry sends them.
+//! and on W2 also with multipart uploads of 8 MiB parts, as Ferry sends them; on W2
+//! Ferry also runs quick with one request up to 200 MiB, as rclone sends them.
 //! Each run prints wall time, objects/s, MB/s, CPU seconds and peak RSS of the process
 //! doing the transfer (the agent; rclone itself), sampled from /proc, and the CPU
 //! seconds the S3 server (this process) spent on it; medians and ratios follow.
@@ -371,32 +372,38 @@ impl Bench {
     /// One round of a generated `workload` (`w1`, `w2`) from files to S3: Ferry with
     /// each verify mode, each from its own hard-linked copy of the files (a dataset's
     /// path is its own), then rclone with each of `variants` (none without rclone).
+    #[allow(clippy::too_many_arguments)]
     async fn files_to_s3(
         &self,
         workload: &str,
         round: usize,
-        agent: &Agent,
+        agents: &HashMap<&str, &Agent>,
+        ferry: &[FerryVariant],
         variants: &[RcloneVariant],
         results: &mut Results,
     ) -> anyhow::Result<()> {
         let label = workload.to_uppercase();
-        for contender in in_turn(contenders(variants), round) {
+        for contender in in_turn(contenders(ferry, variants), round) {
             match contender {
-                Contender::Ferry(mode, verify) => {
-                    let name = format!("{workload}-{mode}-{round}");
+                Contender::Ferry(variant) => {
+                    let name = format!("{workload}-{}-{round}", variant.name);
                     link_tree(&self.gen.join(workload), &self.src.join(&name))?;
                     self.client
                         .create_dataset(pb::Dataset {
                             name: name.clone(),
-                            site: "local".into(),
+                            site: variant.site.into(),
                             path: name.clone(),
                             ..Default::default()
                         })
                         .await?;
+                    let agent = agents
+                        .get(variant.site)
+                        .with_context(|| format!("no agent for site {}", variant.site))?;
+                    let source = [self.gen.join(workload)];
                     let run = self
-                        .ferry(agent, &name, "s3", verify, &[self.gen.join(workload)])
+                        .ferry(agent, &name, "s3", variant.verify, &source)
                         .await?;
-                    results.add(&format!("{label} ferry {mode}"), round, run);
+                    results.add(&format!("{label} ferry {}", variant.name), round, run);
                 }
                 Contender::Rclone(variant, flags) => {
                     let from = self.gen.join(workload).display().to_string();
@@ -413,16 +420,14 @@ impl Bench {
 /// One tool and setting a workload runs with.
 #[derive(Clone, Copy)]
 enum Contender {
-    Ferry(&'static str, pb::VerifyMode),
+    Ferry(FerryVariant),
     Rclone(&'static str, &'static [&'static str]),
 }
 
-/// Ferry in each verify mode, then rclone with each of `variants`.
-fn contenders(variants: &[RcloneVariant]) -> Vec<Contender> {
-    let ferry = MODES
-        .into_iter()
-        .map(|(mode, verify)| Contender::Ferry(mode, verify));
-    let rclone = variants
+/// Ferry with each of `ferry`, then rclone with each of `rclone`.
+fn contenders(ferry: &[FerryVariant], rclone: &[RcloneVariant]) -> Vec<Contender> {
+    let ferry = ferry.iter().map(|&variant| Contender::Ferry(variant));
+    let rclone = rclone
         .iter()
         .map(|&(variant, flags)| Contender::Rclone(variant, flags));
     ferry.chain(rclone).collect()
@@ -443,9 +448,43 @@ fn in_turn<T>(mut contenders: Vec<T>, round: usize) -> Vec<T> {
 /// Ferry's destination, W3's destination, and rclone's destination.
 const BUCKETS: [&str; 3] = ["bench", "bench-copy", "rclone"];
 
-const MODES: [(&str, pb::VerifyMode); 2] = [
-    ("quick", pb::VerifyMode::Quick),
-    ("full", pb::VerifyMode::Full),
+/// A way to run Ferry: its name in the results (and in dataset names), the verify
+/// mode, and the file-system site whose agent runs it.
+#[derive(Clone, Copy)]
+struct FerryVariant {
+    name: &'static str,
+    verify: pb::VerifyMode,
+    site: &'static str,
+}
+
+/// The agent of the `local` site runs with its defaults.
+const MODES: [FerryVariant; 2] = [
+    FerryVariant {
+        name: "quick",
+        verify: pb::VerifyMode::Quick,
+        site: "local",
+    },
+    FerryVariant {
+        name: "full",
+        verify: pb::VerifyMode::Full,
+        site: "local",
+    },
+];
+
+/// The agent of `local-200`, on the same directory, sends objects to S3 in one request
+/// up to 200 MiB (`multipart_threshold_mib`), as rclone does by default.
+const CUTOFF_SITE: &str = "local-200";
+
+/// W2's: both modes, and quick with one request up to 200 MiB, the like-for-like
+/// comparison with rclone's single PUTs.
+const W2_MODES: [FerryVariant; 3] = [
+    MODES[0],
+    MODES[1],
+    FerryVariant {
+        name: "quick-200",
+        verify: pb::VerifyMode::Quick,
+        site: CUTOFF_SITE,
+    },
 ];
 
 /// A name for a way to run rclone, and its flags.
@@ -620,17 +659,19 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
     let client = Client::connect(&cp.endpoint()).await?;
-    client
-        .create_site(
-            pb::Site {
-                name: "local".into(),
-                uri: format!("file://{}", src.display()),
-                tier: pb::Tier::Hot.into(),
-                ..Default::default()
-            },
-            HashMap::new(),
-        )
-        .await?;
+    for name in ["local", CUTOFF_SITE] {
+        client
+            .create_site(
+                pb::Site {
+                    name: name.into(),
+                    uri: format!("file://{}", src.display()),
+                    tier: pb::Tier::Hot.into(),
+                    ..Default::default()
+                },
+                HashMap::new(),
+            )
+            .await?;
+    }
     for (name, bucket) in [("s3", "bench"), ("s3-copy", "bench-copy")] {
         let (site, credentials) = s3.site(name, bucket, pb::Tier::Cold);
         client.create_site(site, credentials).await?;
@@ -646,6 +687,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let local_agent = Agent::start(&cp.endpoint(), &nats.url(), "local", &agent_env);
     let s3_agent = Agent::start(&cp.endpoint(), &nats.url(), "s3", &agent_env);
+    let mut cutoff_env = agent_env.clone();
+    cutoff_env.push(("FERRY_AGENT_MULTIPART_THRESHOLD_MIB", "200"));
+    let cutoff_agent = Agent::start(&cp.endpoint(), &nats.url(), CUTOFF_SITE, &cutoff_env);
+    let file_agents = HashMap::from([("local", &local_agent), (CUTOFF_SITE, &cutoff_agent)]);
     let bench = Bench {
         client,
         s3,
@@ -669,12 +714,14 @@ async fn main() -> anyhow::Result<()> {
             if !args.only_w2 {
                 // W1: many small files to S3.
                 bench
-                    .files_to_s3("w1", round, &local_agent, w1_rclone, &mut w1)
+                    .files_to_s3("w1", round, &file_agents, &MODES, w1_rclone, &mut w1)
                     .await?;
                 // W3: the W1 set, bucket to bucket on one endpoint.
-                for contender in in_turn(contenders(w3_rclone), round) {
+                for contender in in_turn(contenders(&MODES, w3_rclone), round) {
                     match contender {
-                        Contender::Ferry(mode, verify) => {
+                        Contender::Ferry(FerryVariant {
+                            name: mode, verify, ..
+                        }) => {
                             let name = format!("w1-{mode}-{round}");
                             let source =
                                 in_bucket(bench.s3.root(), &format!("bench/ferry/{name}"))?;
@@ -699,7 +746,7 @@ async fn main() -> anyhow::Result<()> {
             // W2: a few large files to S3.
             if !args.skip_w2 {
                 bench
-                    .files_to_s3("w2", round, &local_agent, w2_rclone, &mut w2)
+                    .files_to_s3("w2", round, &file_agents, &W2_MODES, w2_rclone, &mut w2)
                     .await?;
             }
             empty_buckets(bench.s3.root(), &BUCKETS, round)?;
@@ -712,6 +759,7 @@ async fn main() -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("agent-local.log"), local_agent.log())?;
         std::fs::write(dir.join("agent-s3.log"), s3_agent.log())?;
+        std::fs::write(dir.join("agent-local-200.log"), cutoff_agent.log())?;
         std::fs::write(dir.join("control-plane.log"), cp.log())?;
     }
     if let Err(e) = measured {
@@ -740,6 +788,8 @@ async fn main() -> anyhow::Result<()> {
         w2.ratio("W2 ferry quick", "W2 rclone --transfers 32");
         w2.ratio("W2 ferry quick", "W2 rclone multipart 8 MiB");
         w2.ratio("W2 ferry quick", "W2 ferry full");
+        w2.ratio("W2 ferry quick-200", "W2 rclone default");
+        w2.ratio("W2 ferry quick-200", "W2 rclone --transfers 32");
     }
     if !args.only_w2 {
         w3.summary(&format!(
@@ -767,13 +817,21 @@ async fn main() -> anyhow::Result<()> {
     }
     if !args.skip_w2 {
         // Against the faster of rclone's two variants: the smaller of the speed-ups.
-        let vs_faster = ["W2 rclone default", "W2 rclone --transfers 32"]
-            .iter()
-            .filter_map(|r| w2.speedup("W2 ferry quick", r))
-            .reduce(f64::min);
+        let vs_faster = |ferry: &str| {
+            ["W2 rclone default", "W2 rclone --transfers 32"]
+                .iter()
+                .filter_map(|r| w2.speedup(ferry, r))
+                .reduce(f64::min)
+        };
         target(
             "W2 quick ≥ 1.2× the faster rclone variant",
-            vs_faster,
+            vs_faster("W2 ferry quick"),
+            "×",
+            |x| x >= 1.2,
+        );
+        target(
+            "  the same, one request up to 200 MiB as rclone",
+            vs_faster("W2 ferry quick-200"),
             "×",
             |x| x >= 1.2,
         );
@@ -806,7 +864,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     if !args.skip_w2 {
-        let peak = ["W2 ferry quick", "W2 ferry full"]
+        let peak = ["W2 ferry quick", "W2 ferry full", "W2 ferry quick-200"]
             .iter()
             .filter_map(|who| w2.peak_rss_mib(who))
             .reduce(f64::max);

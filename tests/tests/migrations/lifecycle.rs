@@ -109,17 +109,7 @@ async fn s3_to_s3_keeps_content_type_and_metadata_and_s3_to_file_system() {
     let before = read_bucket(&s3.client(), "primary-bucket", "ferry/tables/").await;
     let after = read_bucket(&s3.client(), "replica-bucket", "ferry/tables/").await;
     assert_eq!(after.len(), source.len());
-    for (key, (data, content_type, metadata)) in &before {
-        let (copied, copied_type, copied_metadata) =
-            after.get(key).unwrap_or_else(|| panic!("{key} missing"));
-        assert_eq!(copied, data, "{key}: bytes");
-        assert_eq!(copied_type, content_type, "{key}: content type");
-        assert_eq!(
-            copied_metadata.get("origin"),
-            metadata.get("origin"),
-            "{key}: user metadata"
-        );
-    }
+    assert_copied_with_metadata(&before, &after);
     assert_switched(&client, "tables", "replica").await;
 
     let dirs = tempfile::tempdir().unwrap();

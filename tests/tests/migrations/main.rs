@@ -86,12 +86,11 @@ async fn plan(
         .expect("a planned job")
 }
 
-/// Objects below `bucket/prefix/` read back with aws-sdk-s3: key → (bytes, content type, metadata).
-async fn read_bucket(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    prefix: &str,
-) -> BTreeMap<String, (Vec<u8>, Option<String>, HashMap<String, String>)> {
+/// Objects read back with aws-sdk-s3: key → (bytes, content type, metadata).
+type BucketObjects = BTreeMap<String, (Vec<u8>, Option<String>, HashMap<String, String>)>;
+
+/// The objects below `bucket/prefix/`, read back with aws-sdk-s3.
+async fn read_bucket(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> BucketObjects {
     let mut out = BTreeMap::new();
     let listed = s3
         .list_objects_v2()
@@ -124,6 +123,23 @@ async fn read_bucket(
         );
     }
     out
+}
+
+/// Checks that every object [`read_bucket`] found in `original` is in `copied` with the
+/// same bytes, content type and `origin` metadata, and nothing else is.
+fn assert_copied_with_metadata(original: &BucketObjects, copied: &BucketObjects) {
+    assert_eq!(copied.len(), original.len());
+    for (key, (data, content_type, metadata)) in original {
+        let (bytes, copied_type, copied_metadata) =
+            copied.get(key).unwrap_or_else(|| panic!("{key} missing"));
+        assert!(bytes == data, "{key}: bytes");
+        assert_eq!(copied_type, content_type, "{key}: content type");
+        assert_eq!(
+            copied_metadata.get("origin"),
+            metadata.get("origin"),
+            "{key}: user metadata"
+        );
+    }
 }
 
 /// Only the bytes of what [`read_bucket`] returns.

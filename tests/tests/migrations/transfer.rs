@@ -56,6 +56,115 @@ async fn objects_up_to_the_part_size_go_in_one_request_larger_ones_in_parts() {
     files.holds_the_source().await;
 }
 
+/// The agent settings of the streamed-request tests: 5 MiB parts, one request up to
+/// 16 MiB.
+const STREAMED_UP_TO_16_MIB: [(&str, &str); 2] = [
+    ("FERRY_AGENT_PART_SIZE_MIB", "5"),
+    ("FERRY_AGENT_MULTIPART_THRESHOLD_MIB", "16"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_up_to_the_multipart_threshold_go_in_one_streamed_request() {
+    const MIB: usize = 1 << 20;
+    let source = BTreeMap::from([
+        (
+            "small.bin".to_owned(),
+            ferry_tests::dataset::bytes(41, 4 * MIB),
+        ),
+        (
+            "mid.bin".to_owned(),
+            ferry_tests::dataset::bytes(42, 12 * MIB + 7),
+        ),
+        (
+            "edge.bin".to_owned(),
+            ferry_tests::dataset::bytes(43, 16 * MIB),
+        ),
+        (
+            "large.bin".to_owned(),
+            ferry_tests::dataset::bytes(44, 16 * MIB + 1),
+        ),
+    ]);
+    let files = FilesToBucket::start(source, "streamed", "streamed", &STREAMED_UP_TO_16_MIB).await;
+
+    let before = files.s3.writes();
+    let job = files.plan(pb::VerifyMode::Full).await;
+    files.completes(&job).await;
+    let after = files.s3.writes();
+    // 4 MiB read whole, 12 MiB + 7 bytes and 16 MiB streamed: one request each. 16 MiB
+    // + 1 byte, above the threshold: one upload of 5 + 5 + 5 MiB + 1 byte.
+    assert_eq!(after.single_puts - before.single_puts, 3, "{after:?}");
+    assert_eq!(
+        after.multipart_uploads - before.multipart_uploads,
+        1,
+        "{after:?}"
+    );
+    assert_eq!(after.parts - before.parts, 4, "{after:?}");
+    files.holds_the_source().await;
+    assert_all_verified(&files.client, &job, files.source.len()).await;
+    let objects = files.client.list_job_objects(&job.id, None).await.unwrap();
+    for o in &objects {
+        let expected = format!(
+            "{:032x}",
+            xxhash_rust::xxh3::xxh3_128(&files.source[&o.key])
+        );
+        assert_eq!(o.source_xxh3, expected, "{}: hashed on the way", o.key);
+        assert_eq!(o.destination_xxh3, expected, "{}: read back", o.key);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_on_another_service_streams_into_one_request_with_its_metadata() {
+    const MIB: usize = 1 << 20;
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    // Two services: no server-side copy between them, every byte passes the agent.
+    let (from, to) = (S3Server::start().await, S3Server::start().await);
+    s3_site(&client, &from, "primary", "primary-bucket", pb::Tier::Hot).await;
+    s3_site(&client, &to, "replica", "replica-bucket", pb::Tier::Warm).await;
+    let source = BTreeMap::from([
+        (
+            "a.bin".to_owned(),
+            ferry_tests::dataset::bytes(51, 7 * MIB + 3),
+        ),
+        (
+            "b.bin".to_owned(),
+            ferry_tests::dataset::bytes(52, 11 * MIB),
+        ),
+    ]);
+    fill_bucket(&from, "primary-bucket", "tables", &source).await;
+    dataset(&client, "tables", "primary", "tables").await;
+    let _agent = Agent::start(
+        &cp.endpoint(),
+        cp.nats_url(),
+        "primary",
+        &STREAMED_UP_TO_16_MIB,
+    );
+
+    let before = to.writes();
+    let job = plan(
+        &client,
+        "tables",
+        "replica",
+        pb::VerifyMode::Full,
+        "streamed",
+    )
+    .await;
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    let after = to.writes();
+    assert_eq!(after.single_puts - before.single_puts, 2, "{after:?}");
+    assert_eq!(
+        after.multipart_uploads - before.multipart_uploads,
+        0,
+        "{after:?}"
+    );
+    let original = read_bucket(&from.client(), "primary-bucket", "ferry/tables/").await;
+    let copied = read_bucket(&to.client(), "replica-bucket", "ferry/tables/").await;
+    assert_eq!(copied.len(), source.len());
+    assert_copied_with_metadata(&original, &copied);
+    assert_switched(&client, "tables", "replica").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_destination_is_listed_once_before_the_copy_and_once_per_task_after() {
     let source: BTreeMap<String, Vec<u8>> = (0..20)

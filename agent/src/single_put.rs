@@ -1,0 +1,420 @@
+//! Objects larger than a part but within the multipart threshold, sent to S3 in one
+//! PutObject whose body streams from the source as it is read.
+//!
+//! One request and one write for the service, as rclone and the AWS CLI send objects
+//! below their cutoffs, with no more of the object in the agent's memory than a few
+//! chunks. A multipart upload costs the service more: many stores (s3s-fs among them)
+//! assemble the object from its parts by reading and writing every byte a second time.
+//! The price is the resume: after a crash the whole object is sent again, where a
+//! multipart upload continues with the parts it lacks. That is why the threshold
+//! defaults to one part, and objects above it always go in parts.
+
+use std::{
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use aws_sdk_s3::{primitives::ByteStream, types::StorageClass};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use http_body::{Body, Frame, SizeHint};
+use opendal::{ErrorKind, Metadata, Operator};
+use tokio::sync::mpsc;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::{
+    local_file,
+    multipart::{url, Attributes},
+    s3::{sdk_failure, S3Dataset},
+    transfer::{
+        ensure_unchanged, source_changed, stat_file, xxh3_hex, Copied, CopyOptions, TransferError,
+    },
+};
+
+/// Bytes read from a local source at a time.
+const CHUNK: usize = 1 << 20;
+/// What one streamed object holds of the memory budget: a chunk being read, one waiting
+/// for the request and one being sent. A store's chunks are the sizes its responses
+/// arrive in, smaller than this.
+pub const FOOTPRINT: u64 = 3 * CHUNK as u64;
+/// S3's largest object in one request.
+pub const MAX_SIZE: u64 = 5 << 30;
+
+/// Copies `key` from `src` to the same key of `dst` in one PutObject, hashing the bytes
+/// with xxh3-128 as they pass and pacing them by `options.bandwidth`.
+///
+/// The last chunk is held back until the source is found unchanged since its stat, so
+/// a source that moved during the copy fails the request before the service has all of
+/// it: the object at the destination stays what it was.
+pub async fn put_streamed(
+    src: &Operator,
+    dst: &S3Dataset,
+    key: &str,
+    options: &CopyOptions,
+) -> Result<Copied, TransferError> {
+    let source = stat_file(src, key).await?;
+    let size = source.content_length();
+    if size > MAX_SIZE {
+        return Err(TransferError {
+            key: key.to_owned(),
+            operation: "write",
+            kind: ErrorKind::Unsupported,
+            message: format!(
+                "writing {}: {size} bytes exceed S3's {MAX_SIZE} for one request; \
+                 lower the agent's multipart_threshold_mib",
+                url(dst, key)
+            ),
+            temporary: false,
+        });
+    }
+    let attributes = Attributes::of(&source, options.preserve_metadata);
+    let (sender, chunks) = mpsc::channel(1);
+    let request = dst
+        .client
+        .put_object()
+        .bucket(&dst.bucket)
+        .key(dst.object_key(key))
+        .content_length(i64::try_from(size).unwrap_or(i64::MAX))
+        .set_content_type(attributes.content_type.clone())
+        .set_metadata(attributes.user_metadata.clone())
+        .set_storage_class(dst.storage_class.as_deref().map(StorageClass::from))
+        .body(ByteStream::from_body_1_x(ChannelBody { chunks, size }))
+        // The bytes are hashed with xxh3 on the way and verified end to end; a SHA-256
+        // of the body for the signature as well would cost the agent and the service
+        // about as much CPU as the rest of the upload.
+        .customize()
+        .disable_payload_signing()
+        .send();
+    let (fed, sent) = tokio::join!(feed(src, key, &source, options, sender), request);
+    // A failed read explains the broken request better than the request's own error.
+    let fed = fed?;
+    sent.map_err(|e| sdk_failure(dst, key, "write", e))?;
+    let Some(source_xxh3) = fed else {
+        return Err(TransferError {
+            key: key.to_owned(),
+            operation: "write",
+            kind: ErrorKind::Unexpected,
+            message: format!(
+                "writing {}: the request ended before its body was sent",
+                url(dst, key)
+            ),
+            temporary: true,
+        });
+    };
+    tracing::debug!(key, size, xxh3 = %xxh3_hex(source_xxh3), "object streamed in one request");
+    Ok(Copied {
+        size,
+        source_xxh3,
+        metadata_dropped: attributes.dropped,
+    })
+}
+
+/// The request body: the chunks [`feed`] sends, and the exact length they add up to.
+struct ChannelBody {
+    chunks: mpsc::Receiver<io::Result<Bytes>>,
+    size: u64,
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.chunks
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| c.map(Frame::data)))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.size)
+    }
+}
+
+/// Reads the source in order into `body`, hashing and pacing each chunk; the source's
+/// xxh3-128, or `None` when the request stopped taking bytes (it failed, and says why).
+/// A failure is also sent down `body`, so the request fails rather than completes.
+pub(crate) async fn feed(
+    src: &Operator,
+    key: &str,
+    source: &Metadata,
+    options: &CopyOptions,
+    body: mpsc::Sender<io::Result<Bytes>>,
+) -> Result<Option<u128>, TransferError> {
+    let fed = feed_chunks(src, key, source, options, &body).await;
+    if let Err(e) = &fed {
+        // The request may be gone already; then it has failed anyway.
+        let _ = body.send(Err(io::Error::other(e.message.clone()))).await;
+    }
+    fed
+}
+
+async fn feed_chunks(
+    src: &Operator,
+    key: &str,
+    source: &Metadata,
+    options: &CopyOptions,
+    body: &mpsc::Sender<io::Result<Bytes>>,
+) -> Result<Option<u128>, TransferError> {
+    let size = source.content_length();
+    let mut chunks = Chunks::open(src, key, source).await?;
+    let mut hasher = Xxh3::new();
+    let mut read = 0u64;
+    // Each chunk goes out once the next one is read, so the last one is still here when
+    // the source is checked at the end.
+    let mut held: Option<Bytes> = None;
+    while let Some(chunk) = chunks.next().await? {
+        read += chunk.len() as u64;
+        if read > size {
+            return Err(source_changed(
+                src,
+                key,
+                format!("it held more than the {size} bytes it had when the copy began"),
+            ));
+        }
+        hasher.update(&chunk);
+        if let Some(previous) = held.replace(chunk) {
+            if !send(options, body, previous).await {
+                return Ok(None);
+            }
+        }
+    }
+    if read != size {
+        return Err(source_changed(
+            src,
+            key,
+            format!("it ended after {read} of the {size} bytes it had when the copy began"),
+        ));
+    }
+    ensure_unchanged(src, key, source).await?;
+    if let Some(last) = held {
+        if !send(options, body, last).await {
+            return Ok(None);
+        }
+    }
+    Ok(Some(hasher.digest128()))
+}
+
+/// Paces `chunk` and hands it to the request; false if the request is gone.
+async fn send(options: &CopyOptions, body: &mpsc::Sender<io::Result<Bytes>>, chunk: Bytes) -> bool {
+    for limit in &options.bandwidth {
+        limit.take(chunk.len()).await;
+    }
+    body.send(Ok(chunk)).await.is_ok()
+}
+
+/// The source's bytes in order: positional reads of a local file, or one streamed read
+/// of a store pinned to the stat'ed version where the store supports it.
+enum Chunks<'a> {
+    File {
+        src: &'a Operator,
+        key: &'a str,
+        file: Arc<std::fs::File>,
+        offset: u64,
+        size: u64,
+    },
+    Store {
+        src: &'a Operator,
+        key: &'a str,
+        stream: opendal::BufferStream,
+    },
+}
+
+impl<'a> Chunks<'a> {
+    async fn open(
+        src: &'a Operator,
+        key: &'a str,
+        source: &Metadata,
+    ) -> Result<Chunks<'a>, TransferError> {
+        if local_file::is_local(src) {
+            let path = local_file::path(src, key)?;
+            let file = blocking(move || std::fs::File::open(path))
+                .await
+                .map_err(|e| local_file::io_error(src, key, "read", &e))?;
+            return Ok(Chunks::File {
+                src,
+                key,
+                file: Arc::new(file),
+                offset: 0,
+                size: source.content_length(),
+            });
+        }
+        let mut reader = src.reader_with(key);
+        if let Some(etag) = source.etag() {
+            if src.info().capability().read_with_if_match {
+                reader = reader.if_match(etag);
+            }
+        }
+        let failure = |e| read_failure(src, key, e);
+        let stream = reader
+            .await
+            .map_err(failure)?
+            .into_stream(..)
+            .await
+            .map_err(failure)?;
+        Ok(Chunks::Store { src, key, stream })
+    }
+
+    /// The next chunk, or `None` at the end. A local file ends at the size it was
+    /// stat'ed with; a store's stream where the store ends it.
+    async fn next(&mut self) -> Result<Option<Bytes>, TransferError> {
+        match self {
+            Chunks::File {
+                src,
+                key,
+                file,
+                offset,
+                size,
+            } => {
+                let len = (*size - *offset).min(CHUNK as u64) as usize;
+                if len == 0 {
+                    return Ok(None);
+                }
+                let (file, start) = (file.clone(), *offset);
+                let chunk = blocking(move || {
+                    use std::os::unix::fs::FileExt;
+                    let mut chunk = vec![0; len];
+                    file.read_exact_at(&mut chunk, start).map(|()| chunk)
+                })
+                .await
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::UnexpectedEof => source_changed(
+                        src,
+                        key,
+                        format!(
+                            "it ended before byte {}: the file shrank",
+                            start + len as u64
+                        ),
+                    ),
+                    _ => local_file::io_error(src, key, "read", &e),
+                })?;
+                *offset += len as u64;
+                Ok(Some(Bytes::from(chunk)))
+            }
+            Chunks::Store { src, key, stream } => {
+                match stream
+                    .try_next()
+                    .await
+                    .map_err(|e| read_failure(src, key, e))?
+                {
+                    Some(buffer) => Ok(Some(buffer.to_bytes())),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+}
+
+/// Runs blocking file I/O on Tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))
+}
+
+fn read_failure(src: &Operator, key: &str, e: opendal::Error) -> TransferError {
+    if e.kind() == ErrorKind::ConditionNotMatch {
+        source_changed(src, key, "its etag changed")
+    } else {
+        TransferError::from_opendal(src, key, "read", e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::{Duration, SystemTime};
+
+    use xxhash_rust::xxh3::xxh3_128;
+
+    use super::*;
+
+    fn fs_operator(root: &std::path::Path) -> Operator {
+        Operator::new(opendal::services::Fs::default().root(&root.display().to_string())).unwrap()
+    }
+
+    /// Everything `feed` sends, read as the request would, and what it returned.
+    async fn fed(
+        src: &Operator,
+        key: &str,
+        source: &Metadata,
+        before_the_end: impl FnOnce(),
+    ) -> (Vec<io::Result<Bytes>>, Result<Option<u128>, TransferError>) {
+        let (sender, mut receiver) = mpsc::channel(1);
+        let options = CopyOptions::default();
+        let feeding = feed(src, key, source, &options, sender);
+        let receiving = async {
+            let mut received = Vec::new();
+            let mut before_the_end = Some(before_the_end);
+            while let Some(chunk) = receiver.recv().await {
+                // After the first chunk: the source is still being read.
+                if let Some(change) = before_the_end.take() {
+                    change();
+                }
+                received.push(chunk);
+            }
+            received
+        };
+        let (outcome, received) = tokio::join!(feeding, receiving);
+        (received, outcome)
+    }
+
+    #[tokio::test]
+    async fn a_local_file_is_sent_whole_in_order_and_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = ferry_tests::dataset::bytes(7, 3 * CHUNK + 123);
+        std::fs::write(dir.path().join("f.bin"), &bytes).unwrap();
+        let src = fs_operator(dir.path());
+        let source = src.stat("f.bin").await.unwrap();
+
+        let (received, outcome) = fed(&src, "f.bin", &source, || {}).await;
+        let sent: Vec<u8> = received
+            .into_iter()
+            .flat_map(|c| c.unwrap().to_vec())
+            .collect();
+        assert_eq!(sent.len(), bytes.len());
+        assert!(sent == bytes, "the body holds the file's bytes in order");
+        assert_eq!(outcome.unwrap(), Some(xxh3_128(&bytes)));
+    }
+
+    #[tokio::test]
+    async fn a_file_changed_during_the_copy_fails_the_body_before_its_last_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.bin");
+        let bytes = ferry_tests::dataset::bytes(8, 3 * CHUNK);
+        std::fs::write(&path, &bytes).unwrap();
+        let src = fs_operator(dir.path());
+        let source = src.stat("f.bin").await.unwrap();
+
+        // Same size, new contents and modification time, once the copy has begun.
+        let (received, outcome) = fed(&src, "f.bin", &source, || {
+            let changed = ferry_tests::dataset::bytes(9, 3 * CHUNK);
+            std::fs::write(&path, changed).unwrap();
+            let later = SystemTime::now() + Duration::from_secs(5);
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(later)
+                .unwrap();
+        })
+        .await;
+        let e = outcome.unwrap_err();
+        assert!(e.temporary, "{e}");
+        assert!(e.message.contains("changed"), "{e}");
+        let (last, sent) = received.split_last().unwrap();
+        assert!(last.is_err(), "the body ends with the failure");
+        let sent_bytes: usize = sent.iter().map(|c| c.as_ref().unwrap().len()).sum();
+        assert!(
+            sent_bytes < bytes.len(),
+            "the last chunk is never sent: {sent_bytes} bytes went out"
+        );
+    }
+}
