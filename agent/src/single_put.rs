@@ -16,7 +16,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use aws_sdk_s3::{primitives::ByteStream, types::StorageClass};
+use aws_sdk_s3::{error::SdkError, primitives::ByteStream, types::StorageClass};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use http_body::{Body, Frame, SizeHint};
@@ -42,6 +42,24 @@ pub const FOOTPRINT: u64 = 3 * CHUNK as u64;
 /// S3's largest object in one request.
 pub const MAX_SIZE: u64 = 5 << 30;
 
+/// Why a streamed request failed.
+#[derive(Debug)]
+pub enum PutFailure {
+    /// The connection broke before the service answered. A service may refuse a request
+    /// as soon as it arrives (403) and close the connection while the body is still
+    /// being sent, so the refusal never reaches the client and every retry would meet
+    /// the same; a request without a body, such as a multipart upload's start, gets the
+    /// answer. A broken network looks the same, and a multipart upload then resumes.
+    Unanswered(TransferError),
+    Failed(TransferError),
+}
+
+impl From<TransferError> for PutFailure {
+    fn from(e: TransferError) -> Self {
+        PutFailure::Failed(e)
+    }
+}
+
 /// Copies `key` from `src` to the same key of `dst` in one PutObject, hashing the bytes
 /// with xxh3-128 as they pass and pacing them by `options.bandwidth`.
 ///
@@ -53,11 +71,11 @@ pub async fn put_streamed(
     dst: &S3Dataset,
     key: &str,
     options: &CopyOptions,
-) -> Result<Copied, TransferError> {
+) -> Result<Copied, PutFailure> {
     let source = stat_file(src, key).await?;
     let size = source.content_length();
     if size > MAX_SIZE {
-        return Err(TransferError {
+        return Err(PutFailure::Failed(TransferError {
             key: key.to_owned(),
             operation: "write",
             kind: ErrorKind::Unsupported,
@@ -67,7 +85,7 @@ pub async fn put_streamed(
                 url(dst, key)
             ),
             temporary: false,
-        });
+        }));
     }
     let attributes = Attributes::of(&source, options.preserve_metadata);
     let (sender, chunks) = mpsc::channel(1);
@@ -90,9 +108,17 @@ pub async fn put_streamed(
     let (fed, sent) = tokio::join!(feed(src, key, &source, options, sender), request);
     // A failed read explains the broken request better than the request's own error.
     let fed = fed?;
-    sent.map_err(|e| sdk_failure(dst, key, "write", e))?;
+    sent.map_err(|e| {
+        let unanswered = matches!(e, SdkError::DispatchFailure(_));
+        let e = sdk_failure(dst, key, "write", e);
+        if unanswered {
+            PutFailure::Unanswered(e)
+        } else {
+            PutFailure::Failed(e)
+        }
+    })?;
     let Some(source_xxh3) = fed else {
-        return Err(TransferError {
+        return Err(PutFailure::Failed(TransferError {
             key: key.to_owned(),
             operation: "write",
             kind: ErrorKind::Unexpected,
@@ -101,7 +127,7 @@ pub async fn put_streamed(
                 url(dst, key)
             ),
             temporary: true,
-        });
+        }));
     };
     tracing::debug!(key, size, xxh3 = %xxh3_hex(source_xxh3), "object streamed in one request");
     Ok(Copied {

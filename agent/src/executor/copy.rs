@@ -24,8 +24,8 @@ use crate::{
     journal::TaskJournal,
     multipart,
     report::{Reporter, ResultQueue},
-    s3::ServerCopyOptions,
-    single_put,
+    s3::{S3Dataset, ServerCopyOptions},
+    single_put::{self, PutFailure},
     transfer::{self, CopyOptions, ObjectInfo, TransferError, VerifyMode},
 };
 
@@ -505,12 +505,11 @@ async fn place(
         })
         .await
         .inspect(|_| journal.finished(key))?,
-        Route::Streamed(dst) => {
-            with_retries(key, || {
-                single_put::put_streamed(&sites.src, dst, key, options)
-            })
-            .await?
-        }
+        Route::Streamed(dst) => with_retries(key, || {
+            streamed_or_parts(&sites.src, dst, key, options, journal)
+        })
+        .await
+        .inspect(|_| journal.finished(key))?,
         Route::Through => {
             with_retries(key, || {
                 transfer::copy_object(&sites.src, &sites.dst, key, options)
@@ -523,6 +522,27 @@ async fn place(
         copied.size,
         attempts,
     ))
+}
+
+/// Sends `key` in one streamed request; should the connection break before the service
+/// answered, as a multipart upload instead, whose start carries no body: a refusal
+/// then arrives as what it is rather than as a broken pipe, and a broken network
+/// leaves an upload that resumes part by part.
+async fn streamed_or_parts(
+    src: &opendal::Operator,
+    dst: &S3Dataset,
+    key: &str,
+    options: &CopyOptions,
+    journal: &TaskJournal,
+) -> Result<transfer::Copied, TransferError> {
+    match single_put::put_streamed(src, dst, key, options).await {
+        Ok(copied) => Ok(copied),
+        Err(PutFailure::Failed(e)) => Err(e),
+        Err(PutFailure::Unanswered(e)) => {
+            warn!(key, error = %e, "the request broke before the service answered; sending the object in parts");
+            multipart::upload_resumable(src, dst, key, journal.state(key), options, journal).await
+        }
+    }
 }
 
 /// Runs `copy` until it succeeds, fails permanently, or failed [`COPY_TRIES`] times;

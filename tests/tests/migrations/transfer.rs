@@ -166,6 +166,44 @@ async fn a_bucket_on_another_service_streams_into_one_request_with_its_metadata(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_request_refused_before_its_body_is_read_fails_its_object_alone() {
+    const MIB: usize = 1 << 20;
+    let source = BTreeMap::from([
+        (
+            "kept.bin".to_owned(),
+            ferry_tests::dataset::bytes(61, 9 * MIB),
+        ),
+        (
+            "refused.bin".to_owned(),
+            ferry_tests::dataset::bytes(62, 14 * MIB),
+        ),
+    ]);
+    let files = FilesToBucket::start(source, "guarded", "guarded", &STREAMED_UP_TO_16_MIB).await;
+    // Answered 403 as soon as the request arrives, with most of its body unsent.
+    files.s3.faults().deny_writes_to("refused.bin");
+
+    let job = files.plan(pb::VerifyMode::Quick).await;
+    let done = wait_for_end(&files.client, &job.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Failed as i32, "{done:#?}");
+    let objects = files.client.list_job_objects(&job.id, None).await.unwrap();
+    let by_key: HashMap<_, _> = objects.iter().map(|o| (o.key.as_str(), o)).collect();
+    let refused = by_key["refused.bin"];
+    assert_eq!(
+        refused.status,
+        pb::ObjectStatus::Failed as i32,
+        "{refused:#?}"
+    );
+    assert!(
+        refused.error.contains("AccessDenied") && refused.attempts == 1,
+        "the refusal is the reason, not a broken connection, and is not retried: {refused:#?}"
+    );
+    assert_eq!(by_key["kept.bin"].status, pb::ObjectStatus::Verified as i32);
+    let arrived = bucket_bytes(&files.s3.client(), "guarded", "ferry/guarded/").await;
+    assert_eq!(arrived.keys().collect::<Vec<_>>(), ["kept.bin"]);
+    assert!(arrived["kept.bin"] == files.source["kept.bin"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_destination_is_listed_once_before_the_copy_and_once_per_task_after() {
     let source: BTreeMap<String, Vec<u8>> = (0..20)
         .map(|i| {
