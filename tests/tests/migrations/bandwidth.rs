@@ -75,6 +75,55 @@ async fn a_bandwidth_limit_paces_the_copy_and_can_be_lowered_while_it_runs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_request_is_paced_by_the_jobs_limit() {
+    const MIB: usize = 1 << 20;
+    const LIMIT: f64 = 8e6;
+    let source = BTreeMap::from([
+        (
+            "a.bin".to_owned(),
+            ferry_tests::dataset::bytes(71, 12 * MIB),
+        ),
+        (
+            "b.bin".to_owned(),
+            ferry_tests::dataset::bytes(72, 12 * MIB + 5),
+        ),
+    ]);
+    let total: usize = source.values().map(Vec::len).sum();
+    let files = FilesToBucket::start(source, "paced", "paced", &STREAMED_UP_TO_16_MIB).await;
+
+    let before = files.s3.writes();
+    let started = std::time::Instant::now();
+    let job = files
+        .client
+        .plan_migration(pb::PlanMigrationRequest {
+            dataset: "paced".into(),
+            destination_site: "bucket".into(),
+            bandwidth_limit_bytes_per_sec: LIMIT as u64,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    files.completes(&job).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = files.s3.writes();
+    assert_eq!(
+        (
+            after.single_puts - before.single_puts,
+            after.multipart_uploads - before.multipart_uploads
+        ),
+        (2, 0),
+        "each object in one streamed request: {after:?}"
+    );
+    files.holds_the_source().await;
+    assert!(
+        elapsed >= total as f64 / LIMIT,
+        "{total} bytes in {elapsed:.1} s beat {LIMIT} bytes/s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_limit_is_shared_among_the_sites_agents() {
     const TOTAL: usize = 100_000_000;
     const SITE_LIMIT: u64 = 20_000_000;

@@ -184,6 +184,13 @@ fn one_large_file(seed: u64, len: usize) -> BTreeMap<String, Vec<u8>> {
     BTreeMap::from([("big.bin".to_owned(), big)])
 }
 
+/// The agent settings of the streamed-request tests: 5 MiB parts, one request up to
+/// 16 MiB.
+const STREAMED_UP_TO_16_MIB: [(&str, &str); 2] = [
+    ("FERRY_AGENT_PART_SIZE_MIB", "5"),
+    ("FERRY_AGENT_MULTIPART_THRESHOLD_MIB", "16"),
+];
+
 /// Files of a dataset on the file-system site `fast`, a bucket site `bucket`, and one
 /// agent of `fast` started with `settings`: the set-up of the tests that migrate files
 /// to S3.

@@ -56,13 +56,6 @@ async fn objects_up_to_the_part_size_go_in_one_request_larger_ones_in_parts() {
     files.holds_the_source().await;
 }
 
-/// The agent settings of the streamed-request tests: 5 MiB parts, one request up to
-/// 16 MiB.
-const STREAMED_UP_TO_16_MIB: [(&str, &str); 2] = [
-    ("FERRY_AGENT_PART_SIZE_MIB", "5"),
-    ("FERRY_AGENT_MULTIPART_THRESHOLD_MIB", "16"),
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_up_to_the_multipart_threshold_go_in_one_streamed_request() {
     const MIB: usize = 1 << 20;
