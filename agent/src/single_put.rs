@@ -164,7 +164,7 @@ impl Body for ChannelBody {
 /// Reads the source in order into `body`, hashing and pacing each chunk; the source's
 /// xxh3-128, or `None` when the request stopped taking bytes (it failed, and says why).
 /// A failure is also sent down `body`, so the request fails rather than completes.
-pub(crate) async fn feed(
+async fn feed(
     src: &Operator,
     key: &str,
     source: &Metadata,
