@@ -64,6 +64,15 @@ pub(crate) struct SmallFile {
     pub user_metadata: BTreeMap<String, String>,
 }
 
+/// Opens the file behind `key` for reading, on Tokio's blocking pool.
+pub(crate) async fn open(op: &Operator, key: &str) -> Result<File, TransferError> {
+    let path = path(op, key)?;
+    tokio::task::spawn_blocking(move || File::open(path))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+        .map_err(|e| io_error(op, key, "read", &e))
+}
+
 /// Reads `key` whole if it is a regular file of at most `max` bytes; `None` if it is
 /// larger (or not a regular file), for the streaming path to take. Fails, temporarily,
 /// if the file changes while it is read; permanently if it is missing, unreadable or

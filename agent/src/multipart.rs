@@ -33,7 +33,8 @@ use crate::{
     local_file,
     s3::{sdk_failure, S3Dataset},
     transfer::{
-        ensure_unchanged, source_changed, stat_file, xxh3_hex, Copied, CopyOptions, TransferError,
+        ensure_unchanged, read_failure, source_changed, stat_file, xxh3_hex, Copied, CopyOptions,
+        TransferError,
     },
 };
 
@@ -470,12 +471,7 @@ impl<J: UploadJournal> PartCopy<'_, J> {
     async fn open_source(&self) -> Result<PartSource, TransferError> {
         let info = self.src.info();
         if local_file::is_local(self.src) {
-            let path = local_file::path(self.src, self.key)?;
-            let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))
-                .and_then(|opened| opened)
-                .map_err(|e| self.io_failure(&e))?;
+            let file = local_file::open(self.src, self.key).await?;
             return Ok(PartSource::File(Arc::new(file)));
         }
         let mut reader = self.src.reader_with(self.key);
@@ -696,11 +692,7 @@ impl<J: UploadJournal> PartCopy<'_, J> {
     }
 
     fn read_failure(&self, e: opendal::Error) -> TransferError {
-        if e.kind() == ErrorKind::ConditionNotMatch {
-            source_changed(self.src, self.key, "its etag changed")
-        } else {
-            TransferError::from_opendal(self.src, self.key, "read", e)
-        }
+        read_failure(self.src, self.key, e)
     }
 
     /// The journal could not record progress: the upload stays, the next attempt

@@ -18,7 +18,6 @@ use std::{
 
 use aws_sdk_s3::{error::SdkError, primitives::ByteStream, types::StorageClass};
 use bytes::Bytes;
-use futures::TryStreamExt;
 use http_body::{Body, Frame, SizeHint};
 use opendal::{ErrorKind, Metadata, Operator};
 use tokio::sync::mpsc;
@@ -29,7 +28,8 @@ use crate::{
     multipart::{url, Attributes},
     s3::{sdk_failure, S3Dataset},
     transfer::{
-        ensure_unchanged, source_changed, stat_file, xxh3_hex, Copied, CopyOptions, TransferError,
+        ensure_unchanged, source_changed, stat_file, xxh3_hex, Copied, CopyOptions, ObjectBytes,
+        TransferError,
     },
 };
 
@@ -186,35 +186,19 @@ async fn feed_chunks(
     options: &CopyOptions,
     body: &mpsc::Sender<io::Result<Bytes>>,
 ) -> Result<Option<u128>, TransferError> {
-    let size = source.content_length();
+    // Exactly the stat'ed size, or a failure saying the source changed.
     let mut chunks = Chunks::open(src, key, source).await?;
     let mut hasher = Xxh3::new();
-    let mut read = 0u64;
     // Each chunk goes out once the next one is read, so the last one is still here when
     // the source is checked at the end.
     let mut held: Option<Bytes> = None;
     while let Some(chunk) = chunks.next().await? {
-        read += chunk.len() as u64;
-        if read > size {
-            return Err(source_changed(
-                src,
-                key,
-                format!("it held more than the {size} bytes it had when the copy began"),
-            ));
-        }
         hasher.update(&chunk);
         if let Some(previous) = held.replace(chunk) {
             if !send(options, body, previous).await {
                 return Ok(None);
             }
         }
-    }
-    if read != size {
-        return Err(source_changed(
-            src,
-            key,
-            format!("it ended after {read} of the {size} bytes it had when the copy began"),
-        ));
     }
     ensure_unchanged(src, key, source).await?;
     if let Some(last) = held {
@@ -233,8 +217,8 @@ async fn send(options: &CopyOptions, body: &mpsc::Sender<io::Result<Bytes>>, chu
     body.send(Ok(chunk)).await.is_ok()
 }
 
-/// The source's bytes in order: positional reads of a local file, or one streamed read
-/// of a store pinned to the stat'ed version where the store supports it.
+/// The source's bytes in order, exactly as many as its stat said: positional reads of a
+/// local file, or [`ObjectBytes`] from a store.
 enum Chunks<'a> {
     File {
         src: &'a Operator,
@@ -243,11 +227,8 @@ enum Chunks<'a> {
         offset: u64,
         size: u64,
     },
-    Store {
-        src: &'a Operator,
-        key: &'a str,
-        stream: opendal::BufferStream,
-    },
+    // Boxed: the stream is far larger than the file's variant.
+    Store(Box<ObjectBytes<'a>>),
 }
 
 impl<'a> Chunks<'a> {
@@ -257,36 +238,20 @@ impl<'a> Chunks<'a> {
         source: &Metadata,
     ) -> Result<Chunks<'a>, TransferError> {
         if local_file::is_local(src) {
-            let path = local_file::path(src, key)?;
-            let file = blocking(move || std::fs::File::open(path))
-                .await
-                .map_err(|e| local_file::io_error(src, key, "read", &e))?;
             return Ok(Chunks::File {
                 src,
                 key,
-                file: Arc::new(file),
+                file: Arc::new(local_file::open(src, key).await?),
                 offset: 0,
                 size: source.content_length(),
             });
         }
-        let mut reader = src.reader_with(key);
-        if let Some(etag) = source.etag() {
-            if src.info().capability().read_with_if_match {
-                reader = reader.if_match(etag);
-            }
-        }
-        let failure = |e| read_failure(src, key, e);
-        let stream = reader
-            .await
-            .map_err(failure)?
-            .into_stream(..)
-            .await
-            .map_err(failure)?;
-        Ok(Chunks::Store { src, key, stream })
+        // One streamed read: the request takes the bytes as fast as the store gives them.
+        let bytes = ObjectBytes::open(src, key, source, CHUNK, 1).await?;
+        Ok(Chunks::Store(Box::new(bytes)))
     }
 
-    /// The next chunk, or `None` at the end. A local file ends at the size it was
-    /// stat'ed with; a store's stream where the store ends it.
+    /// The next chunk, or `None` at the end.
     async fn next(&mut self) -> Result<Option<Bytes>, TransferError> {
         match self {
             Chunks::File {
@@ -301,12 +266,13 @@ impl<'a> Chunks<'a> {
                     return Ok(None);
                 }
                 let (file, start) = (file.clone(), *offset);
-                let chunk = blocking(move || {
+                let chunk = tokio::task::spawn_blocking(move || {
                     use std::os::unix::fs::FileExt;
                     let mut chunk = vec![0; len];
                     file.read_exact_at(&mut chunk, start).map(|()| chunk)
                 })
                 .await
+                .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))
                 .map_err(|e| match e.kind() {
                     io::ErrorKind::UnexpectedEof => source_changed(
                         src,
@@ -321,34 +287,8 @@ impl<'a> Chunks<'a> {
                 *offset += len as u64;
                 Ok(Some(Bytes::from(chunk)))
             }
-            Chunks::Store { src, key, stream } => {
-                match stream
-                    .try_next()
-                    .await
-                    .map_err(|e| read_failure(src, key, e))?
-                {
-                    Some(buffer) => Ok(Some(buffer.to_bytes())),
-                    None => Ok(None),
-                }
-            }
+            Chunks::Store(bytes) => Ok(bytes.next().await?.map(|buffer| buffer.to_bytes())),
         }
-    }
-}
-
-/// Runs blocking file I/O on Tokio's blocking pool.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))
-}
-
-fn read_failure(src: &Operator, key: &str, e: opendal::Error) -> TransferError {
-    if e.kind() == ErrorKind::ConditionNotMatch {
-        source_changed(src, key, "its etag changed")
-    } else {
-        TransferError::from_opendal(src, key, "read", e)
     }
 }
 

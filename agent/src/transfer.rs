@@ -617,7 +617,7 @@ pub(crate) fn is_a_directory(op: &Operator, key: &str) -> TransferError {
 
 /// The bytes of one object, exactly as many as its stat said, in order. Reads are
 /// pinned to the stat'ed version by ETag where the service supports it.
-struct ObjectBytes<'a> {
+pub(crate) struct ObjectBytes<'a> {
     op: &'a Operator,
     key: &'a str,
     size: u64,
@@ -628,7 +628,7 @@ struct ObjectBytes<'a> {
 impl<'a> ObjectBytes<'a> {
     /// With `concurrency` above 1, `chunk_size` ranges are read in parallel and
     /// returned in order; with 1, the object is streamed in one read.
-    async fn open(
+    pub(crate) async fn open(
         op: &'a Operator,
         key: &'a str,
         metadata: &Metadata,
@@ -665,7 +665,7 @@ impl<'a> ObjectBytes<'a> {
     }
 
     /// The next buffer, or `None` once exactly `size` bytes were returned.
-    async fn next(&mut self) -> Result<Option<Buffer>, TransferError> {
+    pub(crate) async fn next(&mut self) -> Result<Option<Buffer>, TransferError> {
         let Some(buffers) = self.buffers.as_mut() else {
             return Ok(None);
         };
@@ -697,11 +697,17 @@ impl<'a> ObjectBytes<'a> {
     }
 
     fn read_error(&self, e: opendal::Error) -> TransferError {
-        if e.kind() == ErrorKind::ConditionNotMatch {
-            source_changed(self.op, self.key, "its etag changed")
-        } else {
-            TransferError::from_opendal(self.op, self.key, "read", e)
-        }
+        read_failure(self.op, self.key, e)
+    }
+}
+
+/// A failed read of the source: a read pinned to an ETag that no longer matches means
+/// the source changed (temporary); anything else is classified as the store's error.
+pub(crate) fn read_failure(op: &Operator, key: &str, e: opendal::Error) -> TransferError {
+    if e.kind() == ErrorKind::ConditionNotMatch {
+        source_changed(op, key, "its etag changed")
+    } else {
+        TransferError::from_opendal(op, key, "read", e)
     }
 }
 
