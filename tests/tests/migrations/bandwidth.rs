@@ -16,17 +16,16 @@ fn logged_at(log: &str, what: &str) -> chrono::DateTime<chrono::Utc> {
 
 /// Plans the migration of `data` to site `b` at a bandwidth limit.
 async fn plan_limited(client: &Client, limit: u64) -> pb::Job {
-    let job = client
-        .plan_migration(pb::PlanMigrationRequest {
+    let job = plan_job(
+        client,
+        pb::PlanMigrationRequest {
             dataset: "data".into(),
             destination_site: "b".into(),
             bandwidth_limit_bytes_per_sec: limit,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .job
-        .unwrap();
+        },
+    )
+    .await;
     assert_eq!(job.bandwidth_limit_bytes_per_sec, limit);
     job
 }
@@ -93,18 +92,16 @@ async fn a_streamed_request_is_paced_by_the_jobs_limit() {
 
     let before = files.s3.writes();
     let started = std::time::Instant::now();
-    let job = files
-        .client
-        .plan_migration(pb::PlanMigrationRequest {
+    let job = plan_job(
+        &files.client,
+        pb::PlanMigrationRequest {
             dataset: "paced".into(),
             destination_site: "bucket".into(),
             bandwidth_limit_bytes_per_sec: LIMIT as u64,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .job
-        .unwrap();
+        },
+    )
+    .await;
     files.completes(&job).await;
     let elapsed = started.elapsed().as_secs_f64();
     let after = files.s3.writes();

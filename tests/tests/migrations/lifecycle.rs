@@ -45,18 +45,17 @@ async fn file_system_to_s3_and_back() {
         .await
         .unwrap();
     let _agent2 = Agent::start(&cp.endpoint(), cp.nats_url(), "scratch", &[]);
-    let back = client
-        .plan_migration(pb::PlanMigrationRequest {
+    let back = plan_job(
+        &client,
+        pb::PlanMigrationRequest {
             dataset: "genome".into(),
             destination_site: "scratch".into(),
             destination_path: "restored".into(),
             retire_source: true,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .job
-        .unwrap();
+        },
+    )
+    .await;
     let done = wait_for_end(&client, &back.id, TIMEOUT).await;
     assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
     assert!(done.source_retired, "{done:#?}");
@@ -297,17 +296,16 @@ async fn a_failed_job_leaves_the_source_untouched_and_primary() {
     dataset(&client, "data", "a", "data").await;
     let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]);
 
-    let job = client
-        .plan_migration(pb::PlanMigrationRequest {
+    let job = plan_job(
+        &client,
+        pb::PlanMigrationRequest {
             dataset: "data".into(),
             destination_site: "nowhere".into(),
             retire_source: true,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .job
-        .unwrap();
+        },
+    )
+    .await;
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
     assert_eq!(done.state, pb::JobState::Failed as i32, "{done:#?}");
     assert!(

@@ -72,14 +72,23 @@ async fn plan(
     verify: pb::VerifyMode,
     key: &str,
 ) -> pb::Job {
-    client
-        .plan_migration(pb::PlanMigrationRequest {
+    plan_job(
+        client,
+        pb::PlanMigrationRequest {
             dataset: dataset.into(),
             destination_site: to.into(),
             verify_mode: verify.into(),
             idempotency_key: key.into(),
             ..Default::default()
-        })
+        },
+    )
+    .await
+}
+
+/// Plans `request`, which must be accepted, and returns its job.
+async fn plan_job(client: &Client, request: pb::PlanMigrationRequest) -> pb::Job {
+    client
+        .plan_migration(request)
         .await
         .expect("planning the migration")
         .job
