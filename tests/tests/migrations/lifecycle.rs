@@ -12,13 +12,7 @@ async fn file_system_to_s3_and_back() {
     let dirs = tempfile::tempdir().unwrap();
     let source = mixed(1, LARGE);
     write_tree(&dirs.path().join("fast/projects/genome"), &source);
-    client
-        .create_site(
-            fs_site("fast", &dirs.path().join("fast"), pb::Tier::Hot),
-            HashMap::new(),
-        )
-        .await
-        .unwrap();
+    fs_site(&client, "fast", &dirs.path().join("fast"), pb::Tier::Hot).await;
     s3_site(&client, &s3, "bucket", "archive", pb::Tier::Cold).await;
     dataset(&client, "genome", "fast", "projects/genome").await;
     let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]);
@@ -37,13 +31,13 @@ async fn file_system_to_s3_and_back() {
     );
 
     // And back to a new directory on the file system, retiring the bucket copy.
-    client
-        .create_site(
-            fs_site("scratch", &dirs.path().join("scratch"), pb::Tier::Warm),
-            HashMap::new(),
-        )
-        .await
-        .unwrap();
+    fs_site(
+        &client,
+        "scratch",
+        &dirs.path().join("scratch"),
+        pb::Tier::Warm,
+    )
+    .await;
     let _agent2 = Agent::start(&cp.endpoint(), cp.nats_url(), "scratch", &[]);
     let back = plan_job(
         &client,
@@ -112,10 +106,7 @@ async fn s3_to_s3_keeps_content_type_and_metadata_and_s3_to_file_system() {
     assert_switched(&client, "tables", "replica").await;
 
     let dirs = tempfile::tempdir().unwrap();
-    client
-        .create_site(fs_site("local", dirs.path(), pb::Tier::Hot), HashMap::new())
-        .await
-        .unwrap();
+    fs_site(&client, "local", dirs.path(), pb::Tier::Hot).await;
     let _local_agent = Agent::start(&cp.endpoint(), cp.nats_url(), "local", &[]);
     let job = plan(&client, "tables", "local", pb::VerifyMode::Full, "s3-to-fs").await;
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
@@ -276,13 +267,7 @@ async fn a_failed_job_leaves_the_source_untouched_and_primary() {
     let source = mixed(6, 1 << 20);
     let dirs = tempfile::tempdir().unwrap();
     write_tree(&dirs.path().join("a/data"), &source);
-    client
-        .create_site(
-            fs_site("a", &dirs.path().join("a"), pb::Tier::Hot),
-            HashMap::new(),
-        )
-        .await
-        .unwrap();
+    fs_site(&client, "a", &dirs.path().join("a"), pb::Tier::Hot).await;
     // Wrong credentials: every write is refused (403), a permanent failure.
     s3_site_with_secret(
         &client,
@@ -346,13 +331,7 @@ async fn credentials_never_travel_over_nats() {
     let s3 = S3Server::start().await;
     let dirs = tempfile::tempdir().unwrap();
     write_tree(&dirs.path().join("a/data"), &mixed(8, 4096));
-    client
-        .create_site(
-            fs_site("a", &dirs.path().join("a"), pb::Tier::Hot),
-            HashMap::new(),
-        )
-        .await
-        .unwrap();
+    fs_site(&client, "a", &dirs.path().join("a"), pb::Tier::Hot).await;
     s3_site(&client, &s3, "vault", "vault", pb::Tier::Cold).await;
     dataset(&client, "data", "a", "data").await;
     let job = plan(&client, "data", "vault", pb::VerifyMode::Quick, "canary").await;

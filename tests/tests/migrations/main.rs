@@ -22,13 +22,18 @@ mod faults;
 mod lifecycle;
 mod transfer;
 
-fn fs_site(name: &str, root: &Path, tier: pb::Tier) -> pb::Site {
-    pb::Site {
+/// Creates a file-system site `name` at `root`.
+async fn fs_site(client: &Client, name: &str, root: &Path, tier: pb::Tier) {
+    let site = pb::Site {
         name: name.into(),
         uri: format!("file://{}", root.display()),
         tier: tier.into(),
         ..Default::default()
-    }
+    };
+    client
+        .create_site(site, HashMap::new())
+        .await
+        .expect("creating a file-system site");
 }
 
 async fn s3_site(client: &Client, s3: &S3Server, name: &str, bucket: &str, tier: pb::Tier) {
@@ -175,13 +180,7 @@ async fn file_system_dataset_and_bucket(
     source: &BTreeMap<String, Vec<u8>>,
 ) {
     write_tree(&root.join("fast").join(path), source);
-    client
-        .create_site(
-            fs_site("fast", &root.join("fast"), pb::Tier::Hot),
-            HashMap::new(),
-        )
-        .await
-        .unwrap();
+    fs_site(client, "fast", &root.join("fast"), pb::Tier::Hot).await;
     s3_site(client, s3, "bucket", bucket, pb::Tier::Cold).await;
     dataset(client, path, "fast", path).await;
 }
@@ -321,20 +320,8 @@ async fn two_local_sites(
 ) -> tempfile::TempDir {
     let dirs = tempfile::tempdir().unwrap();
     write_tree(&dirs.path().join("a/data"), objects);
-    client
-        .create_site(
-            fs_site("a", &dirs.path().join("a"), pb::Tier::Hot),
-            HashMap::new(),
-        )
-        .await
-        .unwrap();
-    client
-        .create_site(
-            fs_site("b", &dirs.path().join("b"), pb::Tier::Cold),
-            HashMap::new(),
-        )
-        .await
-        .unwrap();
+    fs_site(client, "a", &dirs.path().join("a"), pb::Tier::Hot).await;
+    fs_site(client, "b", &dirs.path().join("b"), pb::Tier::Cold).await;
     dataset(client, "data", "a", "data").await;
     dirs
 }
