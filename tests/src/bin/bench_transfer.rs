@@ -369,21 +369,20 @@ impl Bench {
 }
 
 impl Bench {
-    /// One round of a generated `workload` (`w1`, `w2`) from files to S3: Ferry with
-    /// each verify mode, each from its own hard-linked copy of the files (a dataset's
-    /// path is its own), then rclone with each of `variants` (none without rclone).
-    #[allow(clippy::too_many_arguments)]
+    /// One round of a generated `workload` (`w1`, `w2`) from files to S3, each of
+    /// `contenders` in this round's turn: Ferry through the agent of its variant's site,
+    /// each run from its own hard-linked copy of the files (a dataset's path is its own),
+    /// and rclone.
     async fn files_to_s3(
         &self,
         workload: &str,
         round: usize,
         agents: &HashMap<&str, &Agent>,
-        ferry: &[FerryVariant],
-        variants: &[RcloneVariant],
+        contenders: Vec<Contender>,
         results: &mut Results,
     ) -> anyhow::Result<()> {
         let label = workload.to_uppercase();
-        for contender in in_turn(contenders(ferry, variants), round) {
+        for contender in in_turn(contenders, round) {
             match contender {
                 Contender::Ferry(variant) => {
                     let name = format!("{workload}-{}-{round}", variant.name);
@@ -714,7 +713,13 @@ async fn main() -> anyhow::Result<()> {
             if !args.only_w2 {
                 // W1: many small files to S3.
                 bench
-                    .files_to_s3("w1", round, &file_agents, &MODES, w1_rclone, &mut w1)
+                    .files_to_s3(
+                        "w1",
+                        round,
+                        &file_agents,
+                        contenders(&MODES, w1_rclone),
+                        &mut w1,
+                    )
                     .await?;
                 // W3: the W1 set, bucket to bucket on one endpoint.
                 for contender in in_turn(contenders(&MODES, w3_rclone), round) {
@@ -746,7 +751,13 @@ async fn main() -> anyhow::Result<()> {
             // W2: a few large files to S3.
             if !args.skip_w2 {
                 bench
-                    .files_to_s3("w2", round, &file_agents, &W2_MODES, w2_rclone, &mut w2)
+                    .files_to_s3(
+                        "w2",
+                        round,
+                        &file_agents,
+                        contenders(&W2_MODES, w2_rclone),
+                        &mut w2,
+                    )
                     .await?;
             }
             empty_buckets(bench.s3.root(), &BUCKETS, round)?;
