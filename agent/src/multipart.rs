@@ -153,6 +153,7 @@ pub async fn upload_resumable(
     Ok(Copied {
         size,
         source_xxh3: sent.xxh3,
+        etag: sent.etag,
         metadata_dropped: copy.attributes.dropped,
     })
 }
@@ -342,6 +343,8 @@ struct Placed {
 /// What a successful [`PartCopy::send`] did.
 struct Sent {
     xxh3: u128,
+    /// The etag the service gave the completed object.
+    etag: Option<String>,
     uploaded: usize,
     reused: usize,
 }
@@ -457,10 +460,11 @@ impl<J: UploadJournal> PartCopy<'_, J> {
             .await
             .map_err(Failure::Failed)?;
         placed.sort_by_key(|p| p.part.number);
-        self.complete(upload, &placed).await?;
+        let etag = self.complete(upload, &placed).await?;
         let reused = placed.iter().filter(|p| p.reused).count();
         Ok(Sent {
             xxh3: whole.digest128(),
+            etag,
             uploaded: placed.len() - reused,
             reused,
         })
@@ -638,7 +642,12 @@ impl<J: UploadJournal> PartCopy<'_, J> {
         })
     }
 
-    async fn complete(&self, upload: &Upload, placed: &[Placed]) -> Result<(), Failure> {
+    /// Completes the upload; returns the object's etag.
+    async fn complete(
+        &self,
+        upload: &Upload,
+        placed: &[Placed],
+    ) -> Result<Option<String>, Failure> {
         let parts = placed
             .iter()
             .map(|p| {
@@ -648,7 +657,8 @@ impl<J: UploadJournal> PartCopy<'_, J> {
                     .build()
             })
             .collect();
-        self.dst
+        let completed = self
+            .dst
             .client
             .complete_multipart_upload()
             .bucket(&self.dst.bucket)
@@ -662,7 +672,7 @@ impl<J: UploadJournal> PartCopy<'_, J> {
             .send()
             .await
             .map_err(|e| upload.failure(self.dst, self.key, e))?;
-        Ok(())
+        Ok(completed.e_tag)
     }
 
     /// Aborts the upload when no later call could use it; otherwise keeps it for the

@@ -108,7 +108,7 @@ pub async fn put_streamed(
     let (fed, sent) = tokio::join!(feed(src, key, &source, options, sender), request);
     // A failed read explains the broken request better than the request's own error.
     let fed = fed?;
-    sent.map_err(|e| {
+    let sent = sent.map_err(|e| {
         let unanswered = matches!(e, SdkError::DispatchFailure(_));
         let e = sdk_failure(dst, key, "write", e);
         if unanswered {
@@ -133,6 +133,7 @@ pub async fn put_streamed(
     Ok(Copied {
         size,
         source_xxh3,
+        etag: sent.e_tag,
         metadata_dropped: attributes.dropped,
     })
 }

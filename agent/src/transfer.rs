@@ -102,6 +102,8 @@ pub struct Copied {
     pub size: u64,
     /// xxh3-128 of exactly those bytes.
     pub source_xxh3: u128,
+    /// The etag an S3 destination gave the object it stored (see [`written_etag`]).
+    pub etag: Option<String>,
     /// The source had a content type or user metadata that the destination cannot
     /// store (or `preserve_metadata` was off), so it was not carried over.
     pub metadata_dropped: bool,
@@ -110,18 +112,24 @@ pub struct Copied {
 /// How thoroughly [`verify_object`] checks the destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VerifyMode {
-    /// The destination's size equals the expected size. One stat; does not catch
-    /// corruption that keeps the size.
+    /// The destination's size equals the expected size and, where the copy noted the
+    /// etag the store gave it, so does its etag. One stat (or one listing for many
+    /// objects); tells the object the copy wrote from any other written over it, but
+    /// does not catch corruption that keeps the size in a store without etags.
     Quick,
     /// The destination is read back in full and its xxh3-128 compared.
     Full,
 }
 
 /// The answer of [`verify_object`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
+    /// The destination's size.
+    pub destination_size: u64,
     /// xxh3-128 of the destination's bytes; `None` in [`VerifyMode::Quick`].
     pub destination_xxh3: Option<u128>,
+    /// The destination's etag, as its stat gave it; `None` in [`VerifyMode::Full`].
+    pub destination_etag: Option<String>,
     /// Whether the destination holds what was expected, as far as the mode checks.
     pub matches: bool,
 }
@@ -405,10 +413,13 @@ pub async fn copy_object(
         abort(&mut writer, dst, key).await;
         return Err(err);
     }
-    if let Err(e) = writer.close().await {
-        abort(&mut writer, dst, key).await;
-        return Err(TransferError::from_opendal(dst, key, "write", e));
-    }
+    let written = match writer.close().await {
+        Ok(written) => written,
+        Err(e) => {
+            abort(&mut writer, dst, key).await;
+            return Err(TransferError::from_opendal(dst, key, "write", e));
+        }
+    };
 
     let source_xxh3 = hasher.digest128();
     tracing::debug!(
@@ -421,6 +432,7 @@ pub async fn copy_object(
     Ok(Copied {
         size,
         source_xxh3,
+        etag: written_etag(dst, &written),
         metadata_dropped,
     })
 }
@@ -445,15 +457,40 @@ async fn write_whole(
     for limit in &options.bandwidth {
         limit.take(size as usize).await;
     }
-    write
+    let written = write
         .await
         .map_err(|e| TransferError::from_opendal(dst, key, "write", e))?;
     tracing::debug!(key, size, xxh3 = %xxh3_hex(file.xxh3), metadata_dropped, "object copied");
     Ok(Copied {
         size,
         source_xxh3: file.xxh3,
+        etag: written_etag(dst, &written),
         metadata_dropped,
     })
+}
+
+/// The etag the store gave an object it just stored, if it is S3: S3 lists and stats
+/// an object with the etag its write returned, so a later, different one means another
+/// object took its place. Other stores are left to sizes: only S3's etags are tested
+/// against a real server here, and a store whose listing gave the same etag in another
+/// form would make every copy look replaced and fail it after one re-copy.
+fn written_etag(dst: &Operator, written: &Metadata) -> Option<String> {
+    (dst.info().scheme() == "s3")
+        .then(|| written.etag().map(str::to_owned))
+        .flatten()
+}
+
+/// Whether an etag found at the destination agrees with the one `expected` of it; an
+/// unknown one on either side agrees. S3 quotes etags, and some services leave the
+/// quotes out of listings, so they are compared without.
+pub(crate) fn etags_agree(expected: Option<&str>, found: Option<&str>) -> bool {
+    fn bare(etag: &str) -> &str {
+        etag.trim_start_matches("W/").trim_matches('"')
+    }
+    match (expected, found) {
+        (Some(expected), Some(found)) => bare(expected) == bare(found),
+        _ => true,
+    }
 }
 
 /// Moves the source's bytes into the destination writer, hashing them on the way.
@@ -531,29 +568,36 @@ pub async fn hash_streamed(op: &Operator, key: &str) -> Result<(u64, u128), Tran
     Ok((size, hasher.digest128()))
 }
 
-/// Checks that `key` at `dst` holds `expected_size` bytes ([`VerifyMode::Quick`]) and,
-/// in [`VerifyMode::Full`], that their xxh3-128 is `expected_xxh3`. A mismatch is an
-/// answer (`matches: false`), not an error; a missing destination object is an error
-/// (`NotFound`, permanent).
+/// Checks that `key` at `dst` holds `expected_size` bytes and, in
+/// [`VerifyMode::Quick`], the etag `expected_etag` where one is given and the store
+/// has etags; in [`VerifyMode::Full`], that their xxh3-128 is `expected_xxh3`. A
+/// mismatch is an answer (`matches: false`), not an error; a missing destination object
+/// is an error (`NotFound`, permanent).
 pub async fn verify_object(
     dst: &Operator,
     key: &str,
     expected_size: u64,
     expected_xxh3: u128,
+    expected_etag: Option<&str>,
     mode: VerifyMode,
 ) -> Result<Verified, TransferError> {
     match mode {
         VerifyMode::Quick => {
             let metadata = stat_file(dst, key).await?;
+            let (size, etag) = (metadata.content_length(), metadata.etag());
             Ok(Verified {
+                destination_size: size,
                 destination_xxh3: None,
-                matches: metadata.content_length() == expected_size,
+                destination_etag: etag.map(str::to_owned),
+                matches: size == expected_size && etags_agree(expected_etag, etag),
             })
         }
         VerifyMode::Full => {
             let (size, xxh3) = hash_streamed(dst, key).await?;
             Ok(Verified {
+                destination_size: size,
                 destination_xxh3: Some(xxh3),
+                destination_etag: None,
                 matches: size == expected_size && xxh3 == expected_xxh3,
             })
         }
@@ -801,6 +845,24 @@ mod tests {
         ] {
             assert!(parse_xxh3_hex(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn etags_agree_without_their_quotes_and_when_either_is_unknown() {
+        let md5 = "\"9b2cf535f27731c974343645a3985328\"";
+        assert!(etags_agree(Some(md5), Some(md5)));
+        assert!(etags_agree(
+            Some(md5),
+            Some("9b2cf535f27731c974343645a3985328")
+        ));
+        assert!(etags_agree(Some("W/\"abc-2\""), Some("\"abc-2\"")));
+        assert!(etags_agree(None, Some(md5)));
+        assert!(etags_agree(Some(md5), None));
+        assert!(!etags_agree(
+            Some(md5),
+            Some("\"9b2cf535f27731c974343645a3985329\"")
+        ));
+        assert!(!etags_agree(Some("\"abc-2\""), Some("\"abc-3\"")));
     }
 
     #[test]

@@ -205,6 +205,20 @@ impl Fixture {
         out.body.collect().await.unwrap().into_bytes().to_vec()
     }
 
+    /// The etag the server gives the object now.
+    async fn etag(&self) -> String {
+        let head = self
+            .server
+            .client()
+            .head_object()
+            .bucket(BUCKET)
+            .key(self.dst.object_key(KEY))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("stat of {KEY}: {}", error_chain(&e)));
+        head.e_tag().unwrap().to_owned()
+    }
+
     /// Parts the server holds for `upload_id`; 0 once it is aborted (s3s-fs lists an
     /// unknown upload as empty, S3 answers NoSuchUpload).
     async fn parts_held(&self, upload_id: &str) -> usize {
@@ -264,6 +278,7 @@ async fn fresh_upload_sends_every_part_once() {
         Copied {
             size: bytes.len() as u64,
             source_xxh3: xxh3_128(&bytes),
+            etag: Some(fx.etag().await),
             metadata_dropped: false,
         }
     );

@@ -10,7 +10,7 @@ use std::{
     net::{SocketAddr, TcpListener as StdTcpListener},
     path::Path,
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
     },
     thread::JoinHandle,
@@ -265,6 +265,9 @@ struct FaultyService {
     faults: Faults,
     counters: Counters,
     root: std::path::PathBuf,
+    /// Object listings carry each object's ETag, as AWS's do (see
+    /// [`S3Server::list_etags`]).
+    list_etags: Arc<AtomicBool>,
 }
 
 impl FaultyService {
@@ -371,6 +374,67 @@ impl FaultyService {
     }
 }
 
+impl FaultyService {
+    /// Whether `req` lists a bucket's objects (not its multipart uploads).
+    fn lists_objects(req: &http::Request<hyper::body::Incoming>) -> bool {
+        let path = req.uri().path().trim_matches('/');
+        let query = req.uri().query().unwrap_or("");
+        req.method() == http::Method::GET
+            && !path.is_empty()
+            && !path.contains('/')
+            && !query
+                .split('&')
+                .any(|p| p == "uploads" || p.starts_with("uploads="))
+    }
+
+    /// The object listing `body` of `bucket` with an `ETag` in each `Contents`, read from
+    /// the file where s3s-fs keeps each object's etag
+    /// (`.bucket-<bucket>.object-<key>.internal.json`, base64url, unpadded). An object
+    /// without that file is left without one.
+    fn with_etags(&self, bucket: &str, body: &str) -> String {
+        let encode =
+            |s: &str| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s);
+        let unescape = |s: &str| {
+            s.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&")
+        };
+        let etag_of = |key: &str| -> Option<String> {
+            let file = self.root.join(format!(
+                ".bucket-{}.object-{}.internal.json",
+                encode(bucket),
+                encode(key)
+            ));
+            let info: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+            info.get("e_tag")?.as_str().map(str::to_owned)
+        };
+        let mut parts = body.split("<Contents>");
+        let mut out = parts.next().unwrap_or_default().to_owned();
+        for contents in parts {
+            out.push_str("<Contents>");
+            let key = contents
+                .split_once("<Key>")
+                .and_then(|(_, rest)| rest.split_once("</Key>"))
+                .map(|(key, _)| unescape(key));
+            match (
+                key.as_deref().and_then(etag_of),
+                contents.split_once("</Key>"),
+            ) {
+                (Some(etag), Some((before, after))) => {
+                    out.push_str(before);
+                    out.push_str(&format!("</Key><ETag>&quot;{etag}&quot;</ETag>"));
+                    out.push_str(after);
+                }
+                _ => out.push_str(contents),
+            }
+        }
+        out
+    }
+}
+
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for FaultyService {
     type Response = s3s::HttpResponse;
     type Error = s3s::HttpError;
@@ -416,9 +480,24 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for FaultySer
             return Box::pin(std::future::ready(Ok(response)));
         }
         let in_flight = InFlight::start(&self.counters.in_flight);
+        let listing = (self.list_etags.load(Ordering::SeqCst) && Self::lists_objects(&req))
+            .then(|| req.uri().path().trim_matches('/').to_owned());
         let handled = hyper::service::Service::call(&self.inner, req);
+        let service = self.clone();
         Box::pin(async move {
-            let answer = handled.await;
+            let mut answer = handled.await;
+            if let (Some(bucket), Ok(response)) = (listing, answer.as_mut()) {
+                if response.status().is_success() {
+                    let body = response
+                        .body_mut()
+                        .store_all_limited(64 << 20)
+                        .await
+                        .map_err(s3s::HttpError::new)?;
+                    let listed = service.with_etags(&bucket, &String::from_utf8_lossy(&body));
+                    response.headers_mut().remove(http::header::CONTENT_LENGTH);
+                    *response.body_mut() = s3s::Body::from(listed);
+                }
+            }
             drop(in_flight);
             answer
         })
@@ -429,6 +508,7 @@ pub struct S3Server {
     addr: SocketAddr,
     faults: Faults,
     counters: Counters,
+    list_etags: Arc<AtomicBool>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     root: tempfile::TempDir,
@@ -458,11 +538,13 @@ impl S3Server {
 
         let faults = Faults::default();
         let counters = Counters::default();
+        let list_etags = Arc::new(AtomicBool::new(false));
         let service = FaultyService {
             inner: service,
             faults: faults.clone(),
             counters: counters.clone(),
             root: root.path().to_path_buf(),
+            list_etags: list_etags.clone(),
         };
         let (ready_tx, ready_rx) = oneshot::channel::<()>();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -490,6 +572,7 @@ impl S3Server {
             addr,
             faults,
             counters,
+            list_etags,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
             root,
@@ -499,6 +582,12 @@ impl S3Server {
     /// `http://127.0.0.1:PORT`, the endpoint for path-style requests.
     pub fn faults(&self) -> &Faults {
         &self.faults
+    }
+
+    /// From now on, object listings carry each object's ETag, as AWS's do; s3s-fs 0.14
+    /// leaves them out, and clients then have only sizes to go by.
+    pub fn list_etags(&self) {
+        self.list_etags.store(true, Ordering::SeqCst);
     }
 
     /// Writes received so far, by kind (failed ones included).

@@ -227,7 +227,10 @@ impl Resume {
                 {
                     resume.copied.push(Work {
                         info,
-                        proof: Proof::Hashed(source_xxh3),
+                        proof: Proof::Hashed {
+                            xxh3: source_xxh3,
+                            etag: None,
+                        },
                     })
                 }
                 _ => resume.todo.push(info),
@@ -517,11 +520,12 @@ async fn place(
             .await?
         }
     };
-    Ok(Placed::Copied(
-        Proof::Hashed(copied.source_xxh3),
-        copied.size,
-        attempts,
-    ))
+    let size = copied.size;
+    let proof = Proof::Hashed {
+        xxh3: copied.source_xxh3,
+        etag: copied.etag,
+    };
+    Ok(Placed::Copied(proof, size, attempts))
 }
 
 /// Sends `key` in one streamed request; should the connection break before the service

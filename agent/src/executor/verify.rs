@@ -1,6 +1,7 @@
-//! Verification of copied objects: `quick` compares sizes (and, for a server-side copy,
-//! the etag the service computed); `full` reads the destination back and hashes it. An
-//! object found different is copied again once; a second mismatch fails it.
+//! Verification of copied objects: `quick` compares sizes and, on S3, the etag the
+//! service gave the object when it was written or copied; `full` reads the destination
+//! back and hashes it. An object found different is copied again once; a second
+//! mismatch fails it.
 
 use ferry_proto::v1 as pb;
 use tracing::warn;
@@ -15,8 +16,10 @@ use crate::{
 /// How an object's copy can be checked.
 #[derive(Clone, Debug)]
 pub(super) enum Proof {
-    /// The agent moved the bytes: their xxh3-128.
-    Hashed(u128),
+    /// The agent moved the bytes: their xxh3-128, and the etag the destination gave
+    /// the object it stored, where it has one (S3). An object a run before this one
+    /// copied has none: its etag was not recorded.
+    Hashed { xxh3: u128, etag: Option<String> },
     /// The service copied it: the destination's size and etag must match.
     ServerSide(ServerCopied),
 }
@@ -25,7 +28,7 @@ impl Proof {
     /// The source's xxh3-128, when the agent read the bytes.
     pub fn source_xxh3(&self) -> Option<u128> {
         match self {
-            Proof::Hashed(xxh3) => Some(*xxh3),
+            Proof::Hashed { xxh3, .. } => Some(*xxh3),
             Proof::ServerSide(_) => None,
         }
     }
@@ -55,7 +58,9 @@ pub(super) async fn verify_or_repair(
     let mut repaired = 0;
     loop {
         let checked = match &work.proof {
-            Proof::Hashed(xxh3) => verify_hashed(sites, &work.info, *xxh3, mode).await,
+            Proof::Hashed { xxh3, etag } => {
+                verify_hashed(sites, &work.info, *xxh3, etag.as_deref(), mode).await
+            }
             Proof::ServerSide(copied) => verify_server_copy(sites, &work.info, copied, mode).await,
         };
         let found = match checked {
@@ -81,7 +86,10 @@ pub(super) async fn verify_or_repair(
                 transfer::copy_object(&sites.src, &sites.dst, key, options)
             })
             .await
-            .map(|(c, _)| Proof::Hashed(c.source_xxh3)),
+            .map(|(c, _)| Proof::Hashed {
+                xxh3: c.source_xxh3,
+                etag: c.etag,
+            }),
         };
         match again {
             Ok(proof) => work.proof = proof,
@@ -115,44 +123,57 @@ pub(super) fn verification_report(
 }
 
 /// Whether a destination listing shows a copy as quick verification would find it:
-/// the size copied, and for a server-side copy the etag the service returned, where
-/// the listing carries etags (S3's does). A listing without them confirms a
-/// server-side copy by its size, as it does a copy the agent made: a HEAD per object
-/// would only have the service repeat the etag its CopyObject answer gave.
+/// the size copied, and the etag the service gave the object when it was written or
+/// copied, where the copy noted one and the listing carries etags (S3's do). A HEAD
+/// per object would only have the service repeat what its listing says.
 pub(super) fn confirmed_by_listing(work: &Work, listed: Option<&destination::Listed>) -> bool {
     let Some(listed) = listed else { return false };
-    match &work.proof {
-        Proof::Hashed(_) => listed.size == work.info.size,
-        Proof::ServerSide(copied) => {
-            let etags_agree = match (&copied.etag, &listed.etag) {
-                (Some(copied), Some(listed)) => copied == listed,
-                _ => true,
-            };
-            listed.size == copied.size && etags_agree
-        }
-    }
+    let (size, etag) = match &work.proof {
+        Proof::Hashed { etag, .. } => (work.info.size, etag),
+        Proof::ServerSide(copied) => (copied.size, &copied.etag),
+    };
+    listed.size == size && transfer::etags_agree(etag.as_deref(), listed.etag.as_deref())
 }
 
-/// Checks bytes the agent copied against their hash. `Ok(Err(found))` is a mismatch.
+/// Checks bytes the agent copied against their hash (full) or the size and etag the
+/// copy left (quick). `Ok(Err(found))` is a mismatch.
 async fn verify_hashed(
     sites: &Sites,
     info: &ObjectInfo,
     source_xxh3: u128,
+    etag: Option<&str>,
     mode: VerifyMode,
 ) -> Result<Result<Hashes, String>, TransferError> {
     let verified =
-        transfer::verify_object(&sites.dst, &info.key, info.size, source_xxh3, mode).await?;
+        transfer::verify_object(&sites.dst, &info.key, info.size, source_xxh3, etag, mode).await?;
     if verified.matches {
         return Ok(Ok((Some(source_xxh3), verified.destination_xxh3)));
     }
-    Ok(Err(format!(
-        "found {}, expected {}",
-        verified
-            .destination_xxh3
-            .map(transfer::xxh3_hex)
-            .unwrap_or_else(|| "a different size".into()),
-        transfer::xxh3_hex(source_xxh3)
-    )))
+    Ok(Err(match verified.destination_xxh3 {
+        Some(found) => format!(
+            "found {}, expected {}",
+            transfer::xxh3_hex(found),
+            transfer::xxh3_hex(source_xxh3)
+        ),
+        None => differs(
+            (
+                verified.destination_size,
+                verified.destination_etag.as_deref(),
+            ),
+            (info.size, etag),
+        ),
+    }))
+}
+
+/// What a quick verification found against what it expected.
+fn differs(found: (u64, Option<&str>), expected: (u64, Option<&str>)) -> String {
+    format!(
+        "found {} bytes with etag {}, expected {} with etag {}",
+        found.0,
+        found.1.unwrap_or("(none)"),
+        expected.0,
+        expected.1.unwrap_or("(none)")
+    )
 }
 
 /// Checks a server-side copy: in quick mode by size and etag (the service computed
@@ -169,13 +190,13 @@ async fn verify_server_copy(
     match mode {
         VerifyMode::Quick => {
             let (size, etag) = dst.head(&info.key).await?;
-            let etag_matches = copied.etag.is_none() || etag == copied.etag;
-            if size == copied.size && etag_matches {
+            if size == copied.size && transfer::etags_agree(copied.etag.as_deref(), etag.as_deref())
+            {
                 Ok(Ok((None, None)))
             } else {
-                Ok(Err(format!(
-                    "found {size} bytes with etag {etag:?}, expected {} with {:?}",
-                    copied.size, copied.etag
+                Ok(Err(differs(
+                    (size, etag.as_deref()),
+                    (copied.size, copied.etag.as_deref()),
                 )))
             }
         }

@@ -105,6 +105,114 @@ async fn a_flipped_destination_byte_is_detected_and_repaired() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_written_over_before_a_quick_verify_is_told_by_its_etag_and_copied_again() {
+    const MIB: usize = 1 << 20;
+    // One object for each way to S3 (5 MiB parts, one request up to 16 MiB): read whole
+    // in one request, streamed in one request, and sent in parts; and two left alone.
+    let sizes = [
+        ("whole.bin", 64 << 10),
+        ("streamed.bin", 6 * MIB),
+        ("parts.bin", 17 * MIB + 3),
+        ("alone-1.bin", 1000),
+        ("alone-2.bin", 2 * MIB),
+    ];
+    let source: BTreeMap<String, Vec<u8>> = sizes
+        .iter()
+        .zip(60..)
+        .map(|((key, size), seed)| (key.to_string(), ferry_tests::dataset::bytes(seed, *size)))
+        .collect();
+    let mut settings = STREAMED_UP_TO_16_MIB.to_vec();
+    settings.push(("FERRY_AGENT_FAULTS__PAUSE_BEFORE_VERIFY_MS", "3000"));
+    let files = FilesToBucket::start(source, "logs", "overwritten", &settings).await;
+    // Quick verification confirms copies with one listing, and on S3 that listing
+    // carries each object's etag.
+    files.s3.list_etags();
+
+    let job = files.plan(pb::VerifyMode::Quick).await;
+    wait_for_objects(&files.client, &job.id, TIMEOUT, |objects| {
+        objects.len() == files.source.len()
+            && objects
+                .iter()
+                .all(|o| o.status == pb::ObjectStatus::Copied as i32)
+    })
+    .await;
+    let writes = files.s3.writes();
+    assert_eq!(
+        (writes.single_puts, writes.multipart_uploads),
+        (4, 1),
+        "each way to S3 was taken: {writes:?}"
+    );
+    // Between the copy and its verification, another writer puts objects of the same
+    // sizes over three of them: sizes alone cannot tell.
+    // It sends no CRC: s3s-fs 0.14 would keep one through the multipart upload that
+    // later replaces the object, and serve the new bytes with the old CRC.
+    let writer = aws_sdk_s3::Client::from_conf(
+        files
+            .s3
+            .client()
+            .config()
+            .to_builder()
+            .request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            )
+            .build(),
+    );
+    let overwritten = ["whole.bin", "streamed.bin", "parts.bin"];
+    for (key, seed) in overwritten.iter().zip(90..) {
+        let size = files.source[*key].len();
+        writer
+            .put_object()
+            .bucket("overwritten")
+            .key(format!("ferry/logs/{key}"))
+            .body(ferry_tests::dataset::bytes(seed, size).into())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    files.completes(&job).await;
+    let digests = |objects: &BTreeMap<String, Vec<u8>>| -> BTreeMap<String, String> {
+        objects
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(v)),
+                )
+            })
+            .collect()
+    };
+    let held = bucket_bytes(&files.s3.client(), "overwritten", "ferry/logs/").await;
+    assert_eq!(
+        digests(&held),
+        digests(&files.source),
+        "the bucket holds the source's bytes again\n{}",
+        files.agent.log()
+    );
+    let objects = files.client.list_job_objects(&job.id, None).await.unwrap();
+    for o in &objects {
+        assert_eq!(o.status, pb::ObjectStatus::Verified as i32, "{o:#?}");
+        let expected = if overwritten.contains(&o.key.as_str()) {
+            2
+        } else {
+            1
+        };
+        assert_eq!(
+            o.attempts, expected,
+            "{}: copied again only if written over",
+            o.key
+        );
+    }
+    let log = files.agent.log();
+    assert_eq!(
+        log.matches("destination differs from the source; copying again")
+            .count(),
+        overwritten.len(),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_answering_503_is_retried_and_the_job_completes() {
     let cp = ControlPlane::start().await;
     let client = Client::connect(&cp.endpoint()).await.unwrap();
