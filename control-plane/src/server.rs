@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
@@ -91,12 +91,13 @@ pub async fn serve(
         .add_service(reflection_v1alpha);
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpListenerStream::new(listener),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    // Tonic sets TCP_NODELAY only on the sockets of a listener it binds itself. Without
+    // it, the last frames of an answer can wait for the client's delayed ACK (Nagle's
+    // algorithm): an agent's heartbeat took 45 ms against 3 ms spent serving it.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+        let _ = stop_rx.await;
+    }));
     info!(addr = %bound, version = env!("CARGO_PKG_VERSION"), "control plane listening");
 
     tokio::select! {
