@@ -68,6 +68,8 @@ pub struct ServerCopy {
     pub source: String,
     /// `x-amz-storage-class`, if sent.
     pub storage_class: Option<String>,
+    /// `x-amz-copy-source-if-match`, the source etag the copy is conditional on.
+    pub if_match: Option<String>,
 }
 
 fn decoded(s: &str) -> String {
@@ -144,6 +146,7 @@ impl Counters {
                         path: decoded(req.uri().path()),
                         source: decoded(&source),
                         storage_class: header("x-amz-storage-class"),
+                        if_match: header("x-amz-copy-source-if-match"),
                     });
                 return;
             }

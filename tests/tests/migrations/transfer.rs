@@ -359,15 +359,34 @@ async fn two_agents_of_a_site_share_the_tasks_of_one_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_to_s3_on_one_endpoint_copies_server_side() {
+    // s3s-fs lists no etags: the listed size is all one CopyObject needs, and the
+    // destination's listing confirms each copy by its size.
+    server_side_copy(30, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_etags_in_listings_server_side_copies_are_conditional_and_confirmed_by_etag() {
+    // As on AWS: each CopyObject is conditional on the source's listed etag, and the
+    // destination's listing confirms each copy by the etag CopyObject answered.
+    server_side_copy(32, true).await;
+}
+
+/// Migrates a bucket's dataset to another bucket of the same server, quick verify, and
+/// checks that the service copied every object (no bytes through the agent) and that
+/// no object needed a HEAD of its own, at either end.
+async fn server_side_copy(seed: u64, list_etags: bool) {
     let cp = ControlPlane::start().await;
     let client = Client::connect(&cp.endpoint()).await.unwrap();
     let s3 = S3Server::start().await;
-    let source = mixed(30, 64 << 10);
+    if list_etags {
+        s3.list_etags();
+    }
+    let source = mixed(seed, 64 << 10);
     s3_site(&client, &s3, "hot", "hot-bucket", pb::Tier::Hot).await;
     s3_site(&client, &s3, "cold", "cold-bucket", pb::Tier::Cold).await;
     fill_bucket(&s3, "hot-bucket", "data", &source).await;
     dataset(&client, "data", "hot", "data").await;
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "hot", &[]);
+    let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "hot", &[]);
     let written = s3.writes();
     let heads = s3.heads();
 
@@ -380,7 +399,12 @@ async fn s3_to_s3_on_one_endpoint_copies_server_side() {
     )
     .await;
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
-    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(
+        done.state,
+        pb::JobState::Completed as i32,
+        "{done:#?}\n{}",
+        agent.log()
+    );
     assert_eq!(
         bucket_bytes(&s3.client(), "cold-bucket", "ferry/data/").await,
         source
@@ -390,9 +414,12 @@ async fn s3_to_s3_on_one_endpoint_copies_server_side() {
         written,
         "no bytes went through the agent: no PutObject, no upload, no part"
     );
-    // s3s-fs lists no etags. The listed size is all one CopyObject needs, and the
-    // destination's listing confirms each copy by its size: no HEAD of every object,
-    // at either end.
+    let copies = s3.server_copies();
+    assert_eq!(copies.len(), source.len(), "one CopyObject per object");
+    assert!(
+        copies.iter().all(|c| c.if_match.is_some() == list_etags),
+        "conditional on the listed etag exactly when the listing had one: {copies:#?}"
+    );
     let looked_at = s3.heads() - heads;
     assert!(
         looked_at < source.len(),
@@ -518,6 +545,8 @@ async fn a_storage_class_change_in_place_copies_each_object_onto_itself() {
             path: format!("/hot-bucket/ferry/data/{key}"),
             source: format!("hot-bucket/ferry/data/{key}"),
             storage_class: Some(CLASS.to_owned()),
+            // s3s-fs lists no etags, so nothing to make the copy conditional on.
+            if_match: None,
         })
         .collect();
     assert_eq!(copies, expected);
