@@ -475,9 +475,14 @@ async fn write_whole(
 /// against a real server here, and a store whose listing gave the same etag in another
 /// form would make every copy look replaced and fail it after one re-copy.
 fn written_etag(dst: &Operator, written: &Metadata) -> Option<String> {
-    (dst.info().scheme() == "s3")
+    keeps_etags(dst)
         .then(|| written.etag().map(str::to_owned))
         .flatten()
+}
+
+/// Whether Ferry checks the etags of what it writes to `op` (see [`written_etag`]).
+pub(crate) fn keeps_etags(op: &Operator) -> bool {
+    op.info().scheme() == "s3"
 }
 
 /// Whether an etag found at the destination agrees with the one `expected` of it; an

@@ -227,10 +227,7 @@ impl Resume {
                 {
                     resume.copied.push(Work {
                         info,
-                        proof: Proof::Hashed {
-                            xxh3: source_xxh3,
-                            etag: None,
-                        },
+                        proof: Proof::Recorded(source_xxh3),
                     })
                 }
                 _ => resume.todo.push(info),

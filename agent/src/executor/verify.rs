@@ -17,9 +17,11 @@ use crate::{
 #[derive(Clone, Debug)]
 pub(super) enum Proof {
     /// The agent moved the bytes: their xxh3-128, and the etag the destination gave
-    /// the object it stored, where it has one (S3). An object a run before this one
-    /// copied has none: its etag was not recorded.
+    /// the object it stored, where it has one (S3).
     Hashed { xxh3: u128, etag: Option<String> },
+    /// A run before this one moved the bytes and recorded their xxh3-128; the etag its
+    /// write got is gone with it.
+    Recorded(u128),
     /// The service copied it: the destination's size and etag must match.
     ServerSide(ServerCopied),
 }
@@ -28,7 +30,7 @@ impl Proof {
     /// The source's xxh3-128, when the agent read the bytes.
     pub fn source_xxh3(&self) -> Option<u128> {
         match self {
-            Proof::Hashed { xxh3, .. } => Some(*xxh3),
+            Proof::Hashed { xxh3, .. } | Proof::Recorded(xxh3) => Some(*xxh3),
             Proof::ServerSide(_) => None,
         }
     }
@@ -60,6 +62,16 @@ pub(super) async fn verify_or_repair(
         let checked = match &work.proof {
             Proof::Hashed { xxh3, etag } => {
                 verify_hashed(sites, &work.info, *xxh3, etag.as_deref(), mode).await
+            }
+            Proof::Recorded(xxh3) => {
+                // Without the etag the earlier write got, only the bytes can tell that
+                // copy from an object written over it since, where etags would have.
+                let mode = if transfer::keeps_etags(&sites.dst) {
+                    VerifyMode::Full
+                } else {
+                    mode
+                };
+                verify_hashed(sites, &work.info, *xxh3, None, mode).await
             }
             Proof::ServerSide(copied) => verify_server_copy(sites, &work.info, copied, mode).await,
         };
@@ -125,12 +137,16 @@ pub(super) fn verification_report(
 /// Whether a destination listing shows a copy as quick verification would find it:
 /// the size copied, and the etag the service gave the object when it was written or
 /// copied, where the copy noted one and the listing carries etags (S3's do). A HEAD
-/// per object would only have the service repeat what its listing says.
+/// per object would only have the service repeat what its listing says. A copy an
+/// earlier run made is confirmed only where the listing has nothing but sizes; where
+/// it has etags, [`verify_or_repair`] reads the object back instead.
 pub(super) fn confirmed_by_listing(work: &Work, listed: Option<&destination::Listed>) -> bool {
     let Some(listed) = listed else { return false };
     let (size, etag) = match &work.proof {
         Proof::Hashed { etag, .. } => (work.info.size, etag),
         Proof::ServerSide(copied) => (copied.size, &copied.etag),
+        // A listing with etags could tell more than the size, had the etag been kept.
+        Proof::Recorded(_) => return listed.size == work.info.size && listed.etag.is_none(),
     };
     listed.size == size && transfer::etags_agree(etag.as_deref(), listed.etag.as_deref())
 }

@@ -128,14 +128,7 @@ async fn an_object_written_over_before_a_quick_verify_is_told_by_its_etag_and_co
     // carries each object's etag.
     files.s3.list_etags();
 
-    let job = files.plan(pb::VerifyMode::Quick).await;
-    wait_for_objects(&files.client, &job.id, TIMEOUT, |objects| {
-        objects.len() == files.source.len()
-            && objects
-                .iter()
-                .all(|o| o.status == pb::ObjectStatus::Copied as i32)
-    })
-    .await;
+    let job = copied_not_verified(&files).await;
     let writes = files.s3.writes();
     assert_eq!(
         (writes.single_puts, writes.multipart_uploads),
@@ -144,51 +137,11 @@ async fn an_object_written_over_before_a_quick_verify_is_told_by_its_etag_and_co
     );
     // Between the copy and its verification, another writer puts objects of the same
     // sizes over three of them: sizes alone cannot tell.
-    // It sends no CRC: s3s-fs 0.14 would keep one through the multipart upload that
-    // later replaces the object, and serve the new bytes with the old CRC.
-    let writer = aws_sdk_s3::Client::from_conf(
-        files
-            .s3
-            .client()
-            .config()
-            .to_builder()
-            .request_checksum_calculation(
-                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
-            )
-            .build(),
-    );
     let overwritten = ["whole.bin", "streamed.bin", "parts.bin"];
-    for (key, seed) in overwritten.iter().zip(90..) {
-        let size = files.source[*key].len();
-        writer
-            .put_object()
-            .bucket("overwritten")
-            .key(format!("ferry/logs/{key}"))
-            .body(ferry_tests::dataset::bytes(seed, size).into())
-            .send()
-            .await
-            .unwrap();
-    }
+    write_over(&files, "overwritten", &overwritten).await;
 
     files.completes(&job).await;
-    let digests = |objects: &BTreeMap<String, Vec<u8>>| -> BTreeMap<String, String> {
-        objects
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(v)),
-                )
-            })
-            .collect()
-    };
-    let held = bucket_bytes(&files.s3.client(), "overwritten", "ferry/logs/").await;
-    assert_eq!(
-        digests(&held),
-        digests(&files.source),
-        "the bucket holds the source's bytes again\n{}",
-        files.agent.log()
-    );
+    holds_the_source_by_hash(&files, "overwritten").await;
     let objects = files.client.list_job_objects(&job.id, None).await.unwrap();
     for o in &objects {
         assert_eq!(o.status, pb::ObjectStatus::Verified as i32, "{o:#?}");
@@ -209,6 +162,116 @@ async fn an_object_written_over_before_a_quick_verify_is_told_by_its_etag_and_co
             .count(),
         overwritten.len(),
         "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_written_over_while_its_agent_was_down_is_read_back_and_copied_again() {
+    let source: BTreeMap<String, Vec<u8>> = (0..4)
+        .map(|i| {
+            (
+                format!("obj-{i}.bin"),
+                ferry_tests::dataset::bytes(70 + i, 256 << 10),
+            )
+        })
+        .collect();
+    let pause = [("FERRY_AGENT_FAULTS__PAUSE_BEFORE_VERIFY_MS", "3000")];
+    let mut files = FilesToBucket::start(source, "logs", "resumed", &pause).await;
+    files.s3.list_etags();
+
+    let job = copied_not_verified(&files).await;
+    // The agent dies before verifying, and with it the etags its writes got; while it
+    // is down, another writer puts an object of the same size over one of them.
+    files.agent.kill();
+    write_over(&files, "resumed", &["obj-1.bin"]).await;
+    files.agent.restart();
+
+    files.completes(&job).await;
+    holds_the_source_by_hash(&files, "resumed").await;
+    let objects = files.client.list_job_objects(&job.id, None).await.unwrap();
+    for o in &objects {
+        assert_eq!(o.status, pb::ObjectStatus::Verified as i32, "{o:#?}");
+        // The others were read back and hashed; the one copied again was then checked
+        // by the etag its new copy got.
+        if o.key == "obj-1.bin" {
+            assert_eq!(o.attempts, 2, "copied, then copied again: {o:#?}");
+        } else {
+            assert_eq!(o.destination_xxh3, o.source_xxh3, "{}: read back", o.key);
+            assert_eq!(o.attempts, 1, "{o:#?}");
+        }
+    }
+    let log = files.agent.log();
+    assert_eq!(
+        log.matches("destination differs from the source; copying again")
+            .count(),
+        1,
+        "{log}"
+    );
+}
+
+/// Plans a quick migration of the files to the bucket, and waits until every object is
+/// copied and none verified yet (the agent pauses before verifying).
+async fn copied_not_verified(files: &FilesToBucket) -> pb::Job {
+    let job = files.plan(pb::VerifyMode::Quick).await;
+    wait_for_objects(&files.client, &job.id, TIMEOUT, |objects| {
+        objects.len() == files.source.len()
+            && objects
+                .iter()
+                .all(|o| o.status == pb::ObjectStatus::Copied as i32)
+    })
+    .await;
+    job
+}
+
+/// Puts objects of the same sizes as the source's over `keys` in `bucket`, as another
+/// writer would. It sends no CRC: s3s-fs 0.14 would keep one through the multipart
+/// upload that later replaces the object, and serve the new bytes with the old CRC.
+async fn write_over(files: &FilesToBucket, bucket: &str, keys: &[&str]) {
+    let writer = aws_sdk_s3::Client::from_conf(
+        files
+            .s3
+            .client()
+            .config()
+            .to_builder()
+            .request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            )
+            .build(),
+    );
+    for (key, seed) in keys.iter().zip(90..) {
+        let size = files.source[*key].len();
+        writer
+            .put_object()
+            .bucket(bucket)
+            .key(format!("ferry/{}/{key}", files.dataset))
+            .body(ferry_tests::dataset::bytes(seed, size).into())
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// Checks, with an independent client, that `bucket` holds the source's bytes,
+/// compared by xxh3 so that a failure shows which objects differ.
+async fn holds_the_source_by_hash(files: &FilesToBucket, bucket: &str) {
+    let digests = |objects: &BTreeMap<String, Vec<u8>>| -> BTreeMap<String, String> {
+        objects
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(v)),
+                )
+            })
+            .collect()
+    };
+    let prefix = format!("ferry/{}/", files.dataset);
+    let held = bucket_bytes(&files.s3.client(), bucket, &prefix).await;
+    assert_eq!(
+        digests(&held),
+        digests(&files.source),
+        "the bucket holds the source's bytes\n{}",
+        files.agent.log()
     );
 }
 
