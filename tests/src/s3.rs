@@ -378,64 +378,56 @@ impl FaultyService {
 }
 
 impl FaultyService {
-    /// Whether `req` lists a bucket's objects (not its multipart uploads).
-    fn lists_objects(req: &http::Request<hyper::body::Incoming>) -> bool {
-        let path = req.uri().path().trim_matches('/');
-        let query = req.uri().query().unwrap_or("");
-        req.method() == http::Method::GET
-            && !path.is_empty()
-            && !path.contains('/')
-            && !query
-                .split('&')
-                .any(|p| p == "uploads" || p.starts_with("uploads="))
+    /// The bucket `req` lists the objects of, if it is such a listing. Listings of
+    /// multipart uploads never get here: [`Self::list_multipart_uploads`] answers them.
+    fn listed_bucket(req: &http::Request<hyper::body::Incoming>) -> Option<String> {
+        let bucket = req.uri().path().trim_matches('/');
+        (req.method() == http::Method::GET && !bucket.is_empty() && !bucket.contains('/'))
+            .then(|| bucket.to_owned())
     }
+}
 
-    /// The object listing `body` of `bucket` with an `ETag` in each `Contents`, read from
-    /// the file where s3s-fs keeps each object's etag
-    /// (`.bucket-<bucket>.object-<key>.internal.json`, base64url, unpadded). An object
-    /// without that file is left without one.
-    fn with_etags(&self, bucket: &str, body: &str) -> String {
-        let encode =
-            |s: &str| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s);
-        let unescape = |s: &str| {
-            s.replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&quot;", "\"")
-                .replace("&apos;", "'")
-                .replace("&amp;", "&")
-        };
-        let etag_of = |key: &str| -> Option<String> {
-            let file = self.root.join(format!(
-                ".bucket-{}.object-{}.internal.json",
-                encode(bucket),
-                encode(key)
-            ));
-            let info: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
-            info.get("e_tag")?.as_str().map(str::to_owned)
-        };
-        let mut parts = body.split("<Contents>");
-        let mut out = parts.next().unwrap_or_default().to_owned();
-        for contents in parts {
-            out.push_str("<Contents>");
-            let key = contents
-                .split_once("<Key>")
-                .and_then(|(_, rest)| rest.split_once("</Key>"))
-                .map(|(key, _)| unescape(key));
-            match (
-                key.as_deref().and_then(etag_of),
-                contents.split_once("</Key>"),
-            ) {
-                (Some(etag), Some((before, after))) => {
-                    out.push_str(before);
-                    out.push_str(&format!("</Key><ETag>&quot;{etag}&quot;</ETag>"));
-                    out.push_str(after);
-                }
-                _ => out.push_str(contents),
+/// The object listing `body` of `bucket` with an `ETag` in each `Contents`, read from the
+/// file where s3s-fs (storing under `root`) keeps each object's etag
+/// (`.bucket-<bucket>.object-<key>.internal.json`, base64url, unpadded). An object
+/// without that file is left without one.
+fn with_etags(root: &Path, bucket: &str, body: &str) -> String {
+    let encode =
+        |s: &str| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s);
+    let unescape = |s: &str| {
+        s.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&")
+    };
+    let etag_of = |key: &str| -> Option<String> {
+        let file = root.join(format!(
+            ".bucket-{}.object-{}.internal.json",
+            encode(bucket),
+            encode(key)
+        ));
+        let info: serde_json::Value = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+        info.get("e_tag")?.as_str().map(str::to_owned)
+    };
+    let mut parts = body.split("<Contents>");
+    let mut out = parts.next().unwrap_or_default().to_owned();
+    for contents in parts {
+        out.push_str("<Contents>");
+        let keyed = contents.split_once("</Key>").and_then(|(before, after)| {
+            let key = unescape(before.split_once("<Key>")?.1);
+            Some((before, etag_of(&key)?, after))
+        });
+        match keyed {
+            Some((before, etag, after)) => {
+                out.push_str(before);
+                out.push_str(&format!("</Key><ETag>&quot;{etag}&quot;</ETag>"));
+                out.push_str(after);
             }
+            None => out.push_str(contents),
         }
-        out
     }
+    out
 }
 
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for FaultyService {
@@ -483,20 +475,22 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for FaultySer
             return Box::pin(std::future::ready(Ok(response)));
         }
         let in_flight = InFlight::start(&self.counters.in_flight);
-        let listing = (self.list_etags.load(Ordering::SeqCst) && Self::lists_objects(&req))
-            .then(|| req.uri().path().trim_matches('/').to_owned());
+        let listing = if self.list_etags.load(Ordering::SeqCst) {
+            Self::listed_bucket(&req).map(|bucket| (bucket, self.root.clone()))
+        } else {
+            None
+        };
         let handled = hyper::service::Service::call(&self.inner, req);
-        let service = self.clone();
         Box::pin(async move {
             let mut answer = handled.await;
-            if let (Some(bucket), Ok(response)) = (listing, answer.as_mut()) {
+            if let (Some((bucket, root)), Ok(response)) = (listing, answer.as_mut()) {
                 if response.status().is_success() {
                     let body = response
                         .body_mut()
                         .store_all_limited(64 << 20)
                         .await
                         .map_err(s3s::HttpError::new)?;
-                    let listed = service.with_etags(&bucket, &String::from_utf8_lossy(&body));
+                    let listed = with_etags(&root, &bucket, &String::from_utf8_lossy(&body));
                     response.headers_mut().remove(http::header::CONTENT_LENGTH);
                     *response.body_mut() = s3s::Body::from(listed);
                 }

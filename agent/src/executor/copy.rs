@@ -517,12 +517,11 @@ async fn place(
             .await?
         }
     };
-    let size = copied.size;
     let proof = Proof::Hashed {
         xxh3: copied.source_xxh3,
         etag: copied.etag,
     };
-    Ok(Placed::Copied(proof, size, attempts))
+    Ok(Placed::Copied(proof, copied.size, attempts))
 }
 
 /// Sends `key` in one streamed request; should the connection break before the service

@@ -256,13 +256,30 @@ impl FilesToBucket {
     }
 
     /// Checks, with an independent client, that the bucket holds the source's bytes.
+    /// A difference is shown by each side's xxh3s, which name the objects that differ,
+    /// with the agent's log.
     async fn holds_the_source(&self) {
         let prefix = format!("ferry/{}/", self.dataset);
-        assert_eq!(
-            bucket_bytes(&self.s3.client(), self.bucket, &prefix).await,
-            self.source,
-            "the object arrived intact"
-        );
+        let held = bucket_bytes(&self.s3.client(), self.bucket, &prefix).await;
+        if held != self.source {
+            let digests = |objects: &BTreeMap<String, Vec<u8>>| -> BTreeMap<String, String> {
+                objects
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            format!("{:032x}", xxhash_rust::xxh3::xxh3_128(v)),
+                        )
+                    })
+                    .collect()
+            };
+            panic!(
+                "the bucket does not hold the source's bytes\nheld:   {:?}\nsource: {:?}\n{}",
+                digests(&held),
+                digests(&self.source),
+                self.agent.log()
+            );
+        }
     }
 }
 
