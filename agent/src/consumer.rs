@@ -13,7 +13,7 @@ use tokio::{
     task::JoinSet,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 use crate::executor::{Executor, Outcome};
 
@@ -26,14 +26,14 @@ pub async fn run(
     task_slots: usize,
     executor: Arc<Executor>,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) {
     let consumer = loop {
         match site_consumer(&js, site_id, ack_wait).await {
             Ok(c) => break c,
             Err(e) => {
                 warn!(error = %e, "job queue not ready (is the control plane up?); retrying");
                 tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
@@ -48,7 +48,10 @@ pub async fn run(
         while running.try_join_next().is_some() {}
         let slot = tokio::select! {
             _ = shutdown.cancelled() => break,
-            slot = slots.clone().acquire_owned() => slot?,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
         };
         let batch = consumer
             .fetch()
@@ -84,18 +87,43 @@ pub async fn run(
                 continue;
             }
         };
-        running.spawn(handle(
-            message,
-            command,
-            ack_wait,
-            executor.clone(),
-            shutdown.clone(),
-            slot,
-        ));
+        let span = task_span(&command);
+        running.spawn(
+            handle(
+                message,
+                command,
+                ack_wait,
+                executor.clone(),
+                shutdown.clone(),
+                slot,
+            )
+            .instrument(span),
+        );
     }
     // Tasks still running stop with the shutdown token and hand their messages back.
     while running.join_next().await.is_some() {}
-    Ok(())
+}
+
+/// The span of one task: every line the agent logs about it carries the job, its
+/// attempt, the task and the two sites, so one job's story is one filter away.
+fn task_span(command: &pb::JobCommand) -> tracing::Span {
+    let kind = pb::TaskKind::try_from(command.kind)
+        .map(|k| {
+            k.as_str_name()
+                .trim_start_matches("TASK_KIND_")
+                .to_lowercase()
+        })
+        .unwrap_or_else(|_| command.kind.to_string());
+    tracing::info_span!(
+        "task",
+        job_id = %command.job_id,
+        attempt = command.attempt,
+        task = %command.task_id,
+        kind = %kind,
+        dataset = %command.dataset_id,
+        source = %command.source_site,
+        destination = %command.destination_site,
+    )
 }
 
 /// Runs one task, keeping its message's ack deadline extended meanwhile, then
@@ -108,20 +136,23 @@ async fn handle(
     shutdown: CancellationToken,
     _slot: OwnedSemaphorePermit,
 ) {
-    info!(job_id = %command.job_id, attempt = command.attempt, task = %command.task_id, "job received");
+    info!("task received");
     let cancel = shutdown.child_token();
     let keepalive = {
         let message_ack = message.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(ack_wait / 3);
-            tick.tick().await;
-            loop {
+        tokio::spawn(
+            async move {
+                let mut tick = tokio::time::interval(ack_wait / 3);
                 tick.tick().await;
-                if let Err(e) = message_ack.ack_with(AckKind::Progress).await {
-                    warn!(error = %e, "extending the job's ack deadline failed");
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = message_ack.ack_with(AckKind::Progress).await {
+                        warn!(error = %e, "extending the task's ack deadline failed");
+                    }
                 }
             }
-        })
+            .in_current_span(),
+        )
     };
     let mut outcome = executor.run(&command, cancel).await;
     keepalive.abort();
@@ -132,18 +163,18 @@ async fn handle(
     let acked = match &outcome {
         Outcome::Done => message.double_ack().await,
         Outcome::Dropped(reason) => {
-            info!(job_id = %command.job_id, reason, "job message dropped");
+            info!(reason, "task message dropped");
             message.double_ack().await
         }
         Outcome::Retry(reason) => {
-            warn!(job_id = %command.job_id, reason, "job handed back for redelivery");
+            warn!(reason, "task handed back for redelivery");
             message
                 .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
                 .await
         }
     };
     if let Err(e) = acked {
-        warn!(job_id = %command.job_id, error = %e, "acknowledging the job message failed");
+        warn!(error = %e, "acknowledging the task message failed");
     }
 }
 
@@ -151,8 +182,11 @@ async fn site_consumer(
     js: &jetstream::Context,
     site_id: &str,
     ack_wait: Duration,
-) -> anyhow::Result<consumer::PullConsumer> {
-    let stream = js.get_stream(JOBS_STREAM).await?;
+) -> Result<consumer::PullConsumer, String> {
+    let stream = js
+        .get_stream(JOBS_STREAM)
+        .await
+        .map_err(|e| format!("stream {JOBS_STREAM}: {e}"))?;
     let name = format!("agents-{site_id}");
     let consumer = stream
         .get_or_create_consumer(
@@ -166,6 +200,7 @@ async fn site_consumer(
                 ..Default::default()
             },
         )
-        .await?;
+        .await
+        .map_err(|e| format!("consumer {name}: {e}"))?;
     Ok(consumer)
 }

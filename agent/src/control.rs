@@ -7,11 +7,28 @@ use ferry_proto::v1::{
     self as pb, agent_service_client::AgentServiceClient, job_service_client::JobServiceClient,
     site_service_client::SiteServiceClient,
 };
+use ferry_storage::SiteAccess;
 use secrecy::{ExposeSecret, SecretString};
 use tonic::{transport::Channel, Request, Status};
 use tracing::{info, warn};
 
-use crate::storage::SiteAccess;
+use crate::wire;
+
+/// Why the agent could not register with the control plane.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("control plane endpoint {endpoint:?}: {reason}")]
+    Endpoint { endpoint: String, reason: String },
+    #[error("{what} {path}: {source}")]
+    StateDir {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("registering with the control plane: {0}")]
+    Refused(String),
+}
 
 /// A site's bandwidth limit and this agent's part of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,15 +58,23 @@ impl ControlPlane {
         concurrency: usize,
         join_token: Option<&SecretString>,
         state_dir: &Path,
-    ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(state_dir).map_err(|e| {
-            anyhow::anyhow!("creating state directory {}: {e}", state_dir.display())
-        })?;
+    ) -> Result<Self, RegisterError> {
+        let state_error = |what, path: &Path, source| RegisterError::StateDir {
+            what,
+            path: path.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(state_dir)
+            .map_err(|e| state_error("creating state directory", state_dir, e))?;
         let id_path = state_dir.join(AGENT_ID_FILE);
         let previous = std::fs::read_to_string(&id_path)
             .ok()
             .map(|s| s.trim().to_owned());
-        let channel = Channel::from_shared(endpoint.to_owned())?
+        let channel = Channel::from_shared(endpoint.to_owned())
+            .map_err(|e| RegisterError::Endpoint {
+                endpoint: endpoint.to_owned(),
+                reason: e.to_string(),
+            })?
             .connect_timeout(Duration::from_secs(5))
             .connect_lazy();
         let mut client = AgentServiceClient::new(channel.clone());
@@ -63,7 +88,11 @@ impl ControlPlane {
                 agent_id: previous.clone().unwrap_or_default(),
             });
             if let Some(token) = join_token {
-                let value = format!("Bearer {}", token.expose_secret()).parse()?;
+                let value = format!("Bearer {}", token.expose_secret())
+                    .parse()
+                    .map_err(|_| {
+                        RegisterError::Refused("the join token is not a valid header value".into())
+                    })?;
                 request.metadata_mut().insert("authorization", value);
             }
             match client.register_agent(request).await {
@@ -73,16 +102,13 @@ impl ControlPlane {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
-                Err(status) => {
-                    anyhow::bail!("registering with the control plane: {}", status.message())
-                }
+                Err(status) => return Err(RegisterError::Refused(status.message().to_owned())),
             }
         };
         let agent = response
             .agent
-            .ok_or_else(|| anyhow::anyhow!("registration answer without agent"))?;
-        std::fs::write(&id_path, &agent.id)
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", id_path.display()))?;
+            .ok_or_else(|| RegisterError::Refused("the answer names no agent".into()))?;
+        std::fs::write(&id_path, &agent.id).map_err(|e| state_error("writing", &id_path, e))?;
         info!(agent_id = %agent.id, site_id = %agent.site, "registered with the control plane");
         let heartbeat_interval = response
             .heartbeat_interval
@@ -158,19 +184,27 @@ impl ControlPlane {
             .await?
             .into_inner();
         let convert = |a: Option<pb::SiteAccess>| {
-            let a = a.ok_or_else(|| Status::internal("job access answer without a site"))?;
-            Ok::<_, Status>(SiteAccess {
-                uri: a.uri,
-                options: a.options.into_iter().collect(),
-                credentials: a
-                    .credentials
-                    .into_iter()
-                    .map(|(k, v)| (k, SecretString::from(v)))
-                    .collect(),
-                path: a.path,
-            })
+            a.map(wire::site_access)
+                .ok_or_else(|| Status::internal("job access answer without a site"))
         };
         Ok((convert(response.source)?, convert(response.destination)?))
+    }
+
+    /// This agent's own site, at dataset `path`: for a dry run, which lists a dataset
+    /// the control plane cannot see. Credentials come only this way, never over NATS.
+    pub async fn site_access(&self, path: &str) -> Result<SiteAccess, Status> {
+        let request = self.authorized(pb::GetSiteAccessRequest {
+            agent_id: self.agent_id.clone(),
+            path: path.to_owned(),
+        })?;
+        let response = AgentServiceClient::new(self.channel.clone())
+            .get_site_access(request)
+            .await?
+            .into_inner();
+        response
+            .site
+            .map(wire::site_access)
+            .ok_or_else(|| Status::internal("site access answer without a site"))
     }
 
     /// This agent's share of its site's bandwidth limit: the limit divided among the

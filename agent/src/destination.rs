@@ -6,7 +6,9 @@ use std::{collections::HashMap, pin::pin};
 use futures::{StreamExt, TryStreamExt};
 use tracing::info;
 
-use crate::transfer::{self, ObjectInfo};
+use ferry_storage::{list_sizes, ObjectInfo};
+
+use crate::transfer;
 
 /// An object as a destination listing shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,7 +25,6 @@ pub(crate) struct Listed {
 pub(crate) async fn listing(
     dst: &opendal::Operator,
     objects: &[ObjectInfo],
-    job: &str,
 ) -> HashMap<String, Listed> {
     let (Some(first), Some(last)) = (
         objects.iter().map(|o| o.key.as_str()).min(),
@@ -50,11 +51,7 @@ pub(crate) async fn listing(
             },
         );
     }
-    let mut listing = pin!(transfer::list_sizes(
-        dst,
-        enclosing_dir(first, last),
-        Some(first)
-    ));
+    let mut listing = pin!(list_sizes(dst, enclosing_dir(first, last), Some(first)));
     loop {
         match listing.try_next().await {
             Ok(Some(o)) => {
@@ -73,7 +70,7 @@ pub(crate) async fn listing(
             }
             Ok(None) => break,
             Err(e) => {
-                info!(job_id = %job, reason = %e, "destination not listed; copying every object");
+                info!(reason = %e, "destination not listed; copying every object");
                 return HashMap::new();
             }
         }
@@ -102,7 +99,7 @@ fn enclosing_dir<'a>(first: &'a str, last: &str) -> &'a str {
 /// Whether the destination holds no object at all below the job's path, from the first
 /// page of its listing. A destination that cannot be listed is not known to be empty.
 pub(crate) async fn holds_nothing(dst: &opendal::Operator) -> bool {
-    let mut listing = pin!(transfer::list_sizes(dst, "", None));
+    let mut listing = pin!(list_sizes(dst, "", None));
     listing.next().await.is_none()
 }
 

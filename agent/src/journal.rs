@@ -12,9 +12,9 @@ use ferry_proto::v1::{self as pb, progress_report::Event};
 
 use crate::{
     config::Faults,
-    multipart::{PartDone, UploadJournal, UploadState},
+    parts::{JournalError, PartDone, UploadJournal, UploadState},
     report::Reporter,
-    transfer,
+    wire,
 };
 
 pub struct TaskJournal {
@@ -34,10 +34,7 @@ impl TaskJournal {
         recorded: &HashMap<String, pb::JobObject>,
         faults: &Faults,
     ) -> Self {
-        let uploads = recorded
-            .iter()
-            .filter_map(|(key, o)| Some((key.clone(), upload_from_pb(o.upload.as_ref()?)?)))
-            .collect();
+        let uploads = wire::recorded_uploads(recorded);
         TaskJournal {
             reporter,
             uploads: Mutex::new(uploads),
@@ -75,30 +72,29 @@ impl TaskJournal {
             .remove(key);
     }
 
-    async fn report(&self, key: &str, upload: pb::MultipartUpload) -> anyhow::Result<()> {
+    async fn report(&self, key: &str, upload: pb::MultipartUpload) -> Result<(), JournalError> {
         self.reporter
             .send(Event::Upload(pb::UploadProgress {
                 key: key.to_owned(),
                 upload: Some(upload),
             }))
             .await
+            .map_err(|e| JournalError(e.to_string()))
     }
 }
 
 impl UploadJournal for TaskJournal {
-    async fn started(&self, key: &str, upload_id: &str, part_size: u64) -> anyhow::Result<()> {
+    async fn started(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_size: u64,
+    ) -> Result<(), JournalError> {
         if !self.pause_before_upload_journalled.is_zero() {
             tokio::time::sleep(self.pause_before_upload_journalled).await;
         }
-        self.report(
-            key,
-            pb::MultipartUpload {
-                upload_id: upload_id.to_owned(),
-                part_size,
-                parts: Vec::new(),
-            },
-        )
-        .await?;
+        self.report(key, wire::upload_progress(upload_id, part_size, &[]))
+            .await?;
         self.uploads
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -113,29 +109,27 @@ impl UploadJournal for TaskJournal {
         Ok(())
     }
 
-    async fn part_done(&self, key: &str, upload_id: &str, part: &PartDone) -> anyhow::Result<()> {
+    async fn part_done(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: &PartDone,
+    ) -> Result<(), JournalError> {
         let part_size = {
             let uploads = self.uploads.lock().unwrap_or_else(PoisonError::into_inner);
             match uploads.get(key) {
                 Some(state) if state.upload_id == upload_id => state.part_size,
-                _ => anyhow::bail!(
-                    "part {} of an upload of {key} that was never journalled",
-                    part.number
-                ),
+                _ => {
+                    return Err(JournalError(format!(
+                        "part {} of an upload of {key} that was never journalled",
+                        part.number
+                    )))
+                }
             }
         };
         self.report(
             key,
-            pb::MultipartUpload {
-                upload_id: upload_id.to_owned(),
-                part_size,
-                parts: vec![pb::UploadedPart {
-                    number: part.number,
-                    size: part.size,
-                    etag: part.etag.clone(),
-                    xxh3: transfer::xxh3_hex(part.xxh3),
-                }],
-            },
+            wire::upload_progress(upload_id, part_size, std::slice::from_ref(part)),
         )
         .await?;
         if let Some(state) = self
@@ -153,26 +147,4 @@ impl UploadJournal for TaskJournal {
         }
         Ok(())
     }
-}
-
-/// An upload as the control plane records it; `None` when a part's hash is unreadable
-/// (the upload then starts over rather than trusting it).
-fn upload_from_pb(u: &pb::MultipartUpload) -> Option<UploadState> {
-    let parts = u
-        .parts
-        .iter()
-        .map(|p| {
-            Some(PartDone {
-                number: p.number,
-                size: p.size,
-                etag: p.etag.clone(),
-                xxh3: transfer::parse_xxh3_hex(&p.xxh3).ok()?,
-            })
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some(UploadState {
-        upload_id: u.upload_id.clone(),
-        part_size: u.part_size,
-        parts,
-    })
 }

@@ -15,11 +15,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use opendal::{ErrorKind, Operator};
+use ferry_storage::{ErrorKind, ObjectError, Operation};
+use opendal::Operator;
 use xattr::FileExt;
 use xxhash_rust::xxh3::xxh3_128;
-
-use crate::transfer::{is_a_directory, source_changed, TransferError};
 
 /// The prefix of the extended attributes that hold user metadata, as OpenDAL's fs
 /// service writes and reads them.
@@ -34,7 +33,7 @@ pub(crate) fn is_local(op: &Operator) -> bool {
 
 /// The file behind `key` below the operator's root. As OpenDAL's fs service does, a key
 /// that would leave the root (a `..` segment, an absolute path) is refused.
-pub(crate) fn path(op: &Operator, key: &str) -> Result<PathBuf, TransferError> {
+pub(crate) fn path(op: &Operator, key: &str) -> Result<PathBuf, ObjectError> {
     let relative = key.trim_end_matches('/');
     let escapes = Path::new(relative).components().any(|c| {
         matches!(
@@ -43,13 +42,13 @@ pub(crate) fn path(op: &Operator, key: &str) -> Result<PathBuf, TransferError> {
         )
     });
     if escapes {
-        return Err(TransferError::new(
+        return Err(ObjectError::at(
             op,
             key,
-            "stat",
+            Operation::Stat,
             ErrorKind::NotFound,
+            "OutsideDataset",
             "the key leads outside the dataset's directory",
-            false,
         ));
     }
     Ok(Path::new(&*op.info().root()).join(relative))
@@ -65,12 +64,12 @@ pub(crate) struct SmallFile {
 }
 
 /// Opens the file behind `key` for reading, on Tokio's blocking pool.
-pub(crate) async fn open(op: &Operator, key: &str) -> Result<File, TransferError> {
+pub(crate) async fn open(op: &Operator, key: &str) -> Result<File, ObjectError> {
     let path = path(op, key)?;
     tokio::task::spawn_blocking(move || File::open(path))
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
-        .map_err(|e| io_error(op, key, "read", &e))
+        .map_err(|e| io_error(op, key, Operation::Read, &e))
 }
 
 /// Reads `key` whole if it is a regular file of at most `max` bytes; `None` if it is
@@ -81,34 +80,36 @@ pub(crate) async fn read_small(
     op: &Operator,
     key: &str,
     max: u64,
-) -> Result<Option<SmallFile>, TransferError> {
+) -> Result<Option<SmallFile>, ObjectError> {
     let path = path(op, key)?;
     let read = tokio::task::spawn_blocking(move || read_blocking(&path, max))
         .await
-        .map_err(|e| TransferError::new(op, key, "read", ErrorKind::Unexpected, e, true))?;
+        .map_err(|e| ObjectError::at(op, key, Operation::Read, ErrorKind::Temporary, "Join", e))?;
     read.map_err(|e| match e {
         LocalError::Io(operation, e) => io_error(op, key, operation, &e),
-        LocalError::Directory => is_a_directory(op, key),
-        LocalError::Changed(why) => source_changed(op, key, why),
+        LocalError::Directory => ObjectError::is_a_directory(op, key),
+        LocalError::Changed(why) => ObjectError::source_changed(op, key, why),
     })
 }
 
 enum LocalError {
-    Io(&'static str, std::io::Error),
+    Io(Operation, std::io::Error),
     Directory,
     Changed(String),
 }
 
 fn read_blocking(path: &Path, max: u64) -> Result<Option<SmallFile>, LocalError> {
-    let mut file = File::open(path).map_err(|e| LocalError::Io("stat", e))?;
-    let before = file.metadata().map_err(|e| LocalError::Io("stat", e))?;
+    let mut file = File::open(path).map_err(|e| LocalError::Io(Operation::Stat, e))?;
+    let before = file
+        .metadata()
+        .map_err(|e| LocalError::Io(Operation::Stat, e))?;
     if before.is_dir() {
         return Err(LocalError::Directory);
     }
     if !before.is_file() || before.len() > max {
         return Ok(None);
     }
-    let user_metadata = user_metadata(&file).map_err(|e| LocalError::Io("stat", e))?;
+    let user_metadata = user_metadata(&file).map_err(|e| LocalError::Io(Operation::Stat, e))?;
     let size = before.len();
     // One byte more than the stat said is asked for, so that a file that grew since is
     // caught here rather than copied short.
@@ -116,14 +117,16 @@ fn read_blocking(path: &Path, max: u64) -> Result<Option<SmallFile>, LocalError>
     (&mut file)
         .take(size + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| LocalError::Io("read", e))?;
+        .map_err(|e| LocalError::Io(Operation::Read, e))?;
     if bytes.len() as u64 != size {
         return Err(LocalError::Changed(format!(
             "read {} bytes where it had {size}",
             bytes.len()
         )));
     }
-    let after = file.metadata().map_err(|e| LocalError::Io("stat", e))?;
+    let after = file
+        .metadata()
+        .map_err(|e| LocalError::Io(Operation::Stat, e))?;
     if !same_version(&before, &after) {
         return Err(LocalError::Changed(
             "its size or modification time changed".into(),
@@ -175,21 +178,15 @@ fn user_metadata(file: &File) -> std::io::Result<BTreeMap<String, String>> {
 pub(crate) fn io_error(
     op: &Operator,
     key: &str,
-    operation: &'static str,
+    operation: Operation,
     e: &std::io::Error,
-) -> TransferError {
+) -> ObjectError {
     let kind = match e.kind() {
         std::io::ErrorKind::NotFound => ErrorKind::NotFound,
         std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
-        _ => ErrorKind::Unexpected,
+        _ => ErrorKind::Temporary,
     };
-    let err = opendal::Error::new(kind, e.to_string());
-    let err = if kind == ErrorKind::Unexpected {
-        err.set_temporary()
-    } else {
-        err
-    };
-    TransferError::from_opendal(op, key, operation, err)
+    ObjectError::at(op, key, operation, kind, format!("{:?}", e.kind()), e)
 }
 
 #[cfg(test)]
@@ -248,22 +245,16 @@ mod tests {
         let op = fs(&root);
 
         let missing = read_small(&op, "nope", 1024).await.unwrap_err();
-        assert_eq!(
-            (missing.kind, missing.temporary),
-            (ErrorKind::NotFound, false)
-        );
-        assert_eq!(missing.operation, "stat");
+        assert_eq!(missing.kind, ErrorKind::NotFound);
+        assert_eq!(missing.operation, Operation::Stat);
 
         let directory = read_small(&op, "sub", 1024).await.unwrap_err();
-        assert_eq!(directory.kind, ErrorKind::IsADirectory);
-        assert!(!directory.temporary);
+        assert_eq!(directory.kind, ErrorKind::Invalid);
+        assert_eq!(directory.cause, "IsADirectory");
 
         for key in ["../outside", "sub/../../outside"] {
             let escaped = read_small(&op, key, 1024).await.unwrap_err();
-            assert_eq!(
-                (escaped.kind, escaped.temporary),
-                (ErrorKind::NotFound, false)
-            );
+            assert_eq!(escaped.kind, ErrorKind::NotFound);
             assert!(escaped.message.contains("outside the dataset"), "{escaped}");
         }
     }

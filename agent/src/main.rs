@@ -8,6 +8,7 @@ use ferry_agent::{
     config::{AgentConfig, Overrides},
     consumer,
     control::{ControlPlane, SiteShare},
+    dry_run,
     executor::Executor,
 };
 use tokio_util::sync::CancellationToken;
@@ -115,6 +116,11 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         .retry_on_initial_connect()
         .connect(config.nats_url.as_str())
         .await?;
+    let dry_runs = tokio::spawn(dry_run::serve(
+        nats.clone(),
+        control.clone(),
+        shutdown.clone(),
+    ));
     let js = async_nats::jetstream::new(nats);
 
     // No task is taken before this agent knows its share of the site's limit.
@@ -176,10 +182,11 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     );
     shutdown.cancel();
     match tokio::time::timeout(Duration::from_secs(20), work).await {
-        Ok(Ok(result)) => result?,
+        Ok(Ok(())) => {}
         Ok(Err(e)) => warn!(error = %e, "job consumer task failed"),
         Err(_) => warn!("the running task did not stop within 20 s"),
     }
+    dry_runs.abort();
     heartbeats.abort();
     site_share.abort();
     if let Err(e) = last_heartbeat.heartbeat(true).await {

@@ -8,6 +8,15 @@ use bytes::Bytes;
 use ferry_proto::v1::{self as pb, progress_report::Event};
 use prost::Message;
 use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
+use tracing::Instrument;
+
+/// A report JetStream did not store.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("reporting progress of job {job}: {detail}")]
+pub struct ReportError {
+    pub job: String,
+    pub detail: String,
+}
 
 /// Result batches a [`ResultQueue`] holds before `flush` waits for the broker.
 const QUEUED_BATCHES: usize = 8;
@@ -40,7 +49,7 @@ impl Reporter {
     }
 
     /// Sends one report, retrying a few times while the broker is unreachable.
-    pub async fn send(&self, event: Event) -> anyhow::Result<()> {
+    pub async fn send(&self, event: Event) -> Result<(), ReportError> {
         let report = pb::ProgressReport {
             job_id: self.job_id.clone(),
             attempt: self.attempt,
@@ -58,9 +67,9 @@ impl Reporter {
                 let ack = self
                     .js
                     .publish(self.subject.clone(), payload.clone())
-                    .await?;
-                ack.await?;
-                Ok::<_, anyhow::Error>(())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ack.await.map(drop).map_err(|e| e.to_string())
             }
             .await;
             match result {
@@ -70,14 +79,17 @@ impl Reporter {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
-                Err(e) => {
-                    return Err(e.context(format!("reporting progress of job {}", self.job_id)))
+                Err(detail) => {
+                    return Err(ReportError {
+                        job: self.job_id.clone(),
+                        detail,
+                    })
                 }
             }
         }
     }
 
-    pub async fn objects(&self, results: Vec<pb::ObjectResult>) -> anyhow::Result<()> {
+    pub async fn objects(&self, results: Vec<pb::ObjectResult>) -> Result<(), ReportError> {
         if results.is_empty() {
             return Ok(());
         }
@@ -91,7 +103,8 @@ impl Reporter {
 /// for every acknowledgement.
 pub struct ResultQueue {
     batches: mpsc::Sender<Vec<pb::ObjectResult>>,
-    publisher: JoinHandle<anyhow::Result<()>>,
+    publisher: JoinHandle<Result<(), ReportError>>,
+    job: String,
     /// Results added since the last batch was queued.
     batch: Vec<pb::ObjectResult>,
     last_queued: Instant,
@@ -100,13 +113,19 @@ pub struct ResultQueue {
 impl ResultQueue {
     pub fn start(reporter: Reporter) -> Self {
         let (batches, mut queued) = mpsc::channel::<Vec<pb::ObjectResult>>(QUEUED_BATCHES);
-        let publisher = tokio::spawn(async move {
-            while let Some(results) = queued.recv().await {
-                reporter.objects(results).await?;
+        let job = reporter.job_id.clone();
+        // In the task's span, so that its warnings carry the job's fields.
+        let publisher = tokio::spawn(
+            async move {
+                while let Some(results) = queued.recv().await {
+                    reporter.objects(results).await?;
+                }
+                Ok(())
             }
-            Ok(())
-        });
+            .in_current_span(),
+        );
         ResultQueue {
+            job,
             batches,
             publisher,
             batch: Vec::new(),
@@ -116,7 +135,7 @@ impl ResultQueue {
 
     /// Adds one object's result. The batch is queued once it holds [`REPORT_BATCH`]
     /// results or [`REPORT_INTERVAL`] has passed since the last one was.
-    pub async fn add(&mut self, result: pb::ObjectResult) -> anyhow::Result<()> {
+    pub async fn add(&mut self, result: pb::ObjectResult) -> Result<(), ReportError> {
         self.batch.push(result);
         if self.batch.len() >= REPORT_BATCH || self.last_queued.elapsed() >= REPORT_INTERVAL {
             self.flush().await?;
@@ -127,7 +146,7 @@ impl ResultQueue {
     /// Queues the results added so far; waits only while [`QUEUED_BATCHES`] are queued
     /// already. Fails once a batch could not be published (the publisher's error says
     /// why).
-    pub async fn flush(&mut self) -> anyhow::Result<()> {
+    pub async fn flush(&mut self) -> Result<(), ReportError> {
         let results = std::mem::take(&mut self.batch);
         self.last_queued = Instant::now();
         if results.is_empty() || self.batches.send(results).await.is_ok() {
@@ -135,18 +154,32 @@ impl ResultQueue {
         }
         match (&mut self.publisher).await {
             Ok(Err(e)) => Err(e),
-            Ok(Ok(())) => Err(anyhow::anyhow!("the result publisher stopped early")),
-            Err(e) => Err(anyhow::anyhow!("the result publisher failed: {e}")),
+            Ok(Ok(())) => Err(self.failure("the result publisher stopped early")),
+            Err(e) => Err(self.failure(format!("the result publisher failed: {e}"))),
         }
     }
 
     /// Queues what is left and waits until every batch is stored, so that nothing
     /// reported after (the task's end) can overtake them.
-    pub async fn finish(mut self) -> anyhow::Result<()> {
+    pub async fn finish(mut self) -> Result<(), ReportError> {
         self.flush().await?;
-        drop(self.batches);
-        self.publisher
-            .await
-            .map_err(|e| anyhow::anyhow!("the result publisher failed: {e}"))?
+        let ResultQueue {
+            batches,
+            publisher,
+            job,
+            ..
+        } = self;
+        drop(batches);
+        publisher.await.map_err(|e| ReportError {
+            job,
+            detail: format!("the result publisher failed: {e}"),
+        })?
+    }
+
+    fn failure(&self, detail: impl Into<String>) -> ReportError {
+        ReportError {
+            job: self.job.clone(),
+            detail: detail.into(),
+        }
     }
 }

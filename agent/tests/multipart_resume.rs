@@ -23,13 +23,12 @@ use std::{
 
 use ferry_agent::{
     budget::MemoryBudget,
-    multipart::{upload_resumable, PartDone, UploadJournal, UploadState},
-    operator,
-    s3::S3Dataset,
-    Copied, CopyOptions, SiteAccess, TransferError,
+    parts::{JournalError, PartDone, UploadJournal, UploadState},
+    s3::{upload_resumable, S3Dataset},
+    Copied, CopyOptions,
 };
+use ferry_storage::{ObjectError, SiteAccess, Store};
 use ferry_tests::{dataset::noise, s3::error_chain, S3Server};
-use opendal::Operator;
 use xxhash_rust::xxh3::xxh3_128;
 
 const MIB: usize = 1024 * 1024;
@@ -106,7 +105,12 @@ impl Journal {
 }
 
 impl UploadJournal for Journal {
-    async fn started(&self, key: &str, upload_id: &str, part_size: u64) -> anyhow::Result<()> {
+    async fn started(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_size: u64,
+    ) -> Result<(), JournalError> {
         assert_eq!(key, KEY);
         self.events.lock().unwrap().push(Event::Started {
             upload_id: upload_id.to_owned(),
@@ -115,7 +119,12 @@ impl UploadJournal for Journal {
         Ok(())
     }
 
-    async fn part_done(&self, key: &str, upload_id: &str, part: &PartDone) -> anyhow::Result<()> {
+    async fn part_done(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: &PartDone,
+    ) -> Result<(), JournalError> {
         assert_eq!(key, KEY);
         {
             let mut events = self.events.lock().unwrap();
@@ -124,7 +133,7 @@ impl UploadJournal for Journal {
                 .filter(|e| matches!(e, Event::PartDone { .. }))
                 .count();
             if self.limit.is_some_and(|limit| recorded >= limit) {
-                anyhow::bail!("journal unavailable");
+                return Err(JournalError("journal unavailable".into()));
             }
             events.push(Event::PartDone {
                 upload_id: upload_id.to_owned(),
@@ -142,7 +151,7 @@ impl UploadJournal for Journal {
 struct Fixture {
     server: S3Server,
     dst: S3Dataset,
-    src: Operator,
+    src: Store,
     src_file: PathBuf,
     _src_dir: tempfile::TempDir,
 }
@@ -152,11 +161,11 @@ impl Fixture {
         let server = S3Server::start().await;
         server.create_bucket(BUCKET).await;
         let access = common::s3_site_access(&server, BUCKET, "datasets/ds");
-        let dst = S3Dataset::for_site(&access).unwrap().unwrap();
+        let dst = common::s3_dataset(&access);
 
         let src_dir = tempfile::tempdir().unwrap();
         let root = std::fs::canonicalize(src_dir.path()).unwrap();
-        let src = operator(&SiteAccess {
+        let src = Store::open(&SiteAccess {
             uri: format!("file://{}", root.display()),
             options: BTreeMap::new(),
             credentials: BTreeMap::new(),
@@ -180,14 +189,19 @@ impl Fixture {
         resume: Option<UploadState>,
         concurrency: usize,
         journal: &Journal,
-    ) -> Result<Copied, TransferError> {
+    ) -> Result<Copied, ObjectError> {
         let options = CopyOptions {
             chunk_size: PART,
             concurrency,
             ..CopyOptions::default()
         };
         send(upload_resumable(
-            &self.src, &self.dst, KEY, resume, &options, journal,
+            self.src.op(),
+            &self.dst,
+            KEY,
+            resume,
+            &options,
+            journal,
         ))
         .await
     }
@@ -325,7 +339,7 @@ async fn interrupted(fx: &Fixture, bytes: &[u8]) -> (UploadState, Journal) {
     // Parts in flight when the journal failed were abandoned, not cancelled at the
     // server: let them land before the test goes on.
     fx.server.wait_idle().await;
-    assert!(err.temporary, "{err:?}");
+    assert!(err.is_temporary(), "{err:?}");
     assert!(
         err.message.contains("journal unavailable"),
         "{}",
@@ -420,7 +434,12 @@ async fn parts_take_turns_when_the_memory_budget_holds_one() {
     let copied = tokio::time::timeout(
         Duration::from_secs(60),
         send(upload_resumable(
-            &fx.src, &fx.dst, KEY, None, &options, &journal,
+            fx.src.op(),
+            &fx.dst,
+            KEY,
+            None,
+            &options,
+            &journal,
         )),
     )
     .await
@@ -557,7 +576,7 @@ async fn source_growing_mid_copy_aborts_and_the_next_attempt_starts_over() {
 
     let err = fx.upload(None, 3, &journal).await.unwrap_err();
 
-    assert!(err.temporary, "{err:?}");
+    assert!(err.is_temporary(), "{err:?}");
     assert!(err.message.contains("changed"), "{}", err.message);
     let state = journal.state();
     assert_eq!(

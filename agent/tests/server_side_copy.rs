@@ -8,12 +8,9 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 
-use ferry_agent::{
-    s3::{S3Dataset, ServerCopyOptions},
-    SiteAccess,
-};
+use ferry_agent::s3::{S3Dataset, ServerCopyOptions};
+use ferry_storage::{ErrorKind, SiteAccess};
 use ferry_tests::{dataset::bytes, s3::error_chain, S3Server};
-use opendal::ErrorKind;
 use secrecy::SecretString;
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -32,7 +29,7 @@ impl Dataset {
     fn open(server: &S3Server, bucket: &str, path: &str) -> Dataset {
         let access = common::s3_site_access(server, bucket, path);
         Dataset {
-            s3: S3Dataset::for_site(&access).unwrap().expect("an s3 site"),
+            s3: common::s3_dataset(&access),
             bucket: bucket.to_owned(),
             // `server.site` roots every site at `ferry/` in its bucket.
             prefix: format!("ferry/{path}/"),
@@ -269,11 +266,12 @@ async fn a_listed_object_is_copied_with_one_request() {
         )
         .await
         .unwrap_err();
-    assert!(
-        stale.temporary,
+    assert_eq!(
+        stale.kind,
+        ErrorKind::Temporary,
         "a source changed since its listing: {stale}"
     );
-    assert_eq!(stale.kind, ErrorKind::ConditionNotMatch, "{stale}");
+    assert_eq!(stale.cause, "PreconditionFailed", "{stale}");
     assert_eq!(stale.key, object.key);
 
     let etag = source.s3.head(object.key).await.unwrap().1;
@@ -316,7 +314,7 @@ async fn missing_source_is_a_permanent_not_found() {
         .unwrap_err();
     assert_eq!(err.key, "no/such.bin");
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
-    assert!(!err.temporary, "not-found must be permanent: {err}");
+    assert!(!err.is_temporary(), "not-found must be permanent: {err}");
     assert!(
         err.message
             .contains("s3://missing-source/ferry/datasets/a/no/such.bin"),
@@ -344,7 +342,7 @@ fn offline(endpoint: &str, access_key: &str, secret: &str, bucket: &str) -> S3Da
             .collect(),
         path: "datasets/ds".to_owned(),
     };
-    S3Dataset::for_site(&access).unwrap().expect("an s3 site")
+    common::s3_dataset(&access)
 }
 
 /// One request can copy only when one endpoint serves both datasets and one set of

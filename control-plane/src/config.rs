@@ -53,13 +53,30 @@ pub struct NatsConfig {
     pub url: String,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentsConfig {
     /// When set, agents must present it (as a bearer token) to register. Taken from
     /// `FERRY_AGENTS__JOIN_TOKEN`; never printed.
     #[serde(default, skip_serializing)]
     pub join_token: Option<SecretString>,
+    /// How long an agent may take to list a source for a dry run before the call
+    /// gives up (`UNAVAILABLE`).
+    #[serde(default = "default_dry_run_timeout")]
+    pub dry_run_timeout_secs: u64,
+}
+
+fn default_dry_run_timeout() -> u64 {
+    120
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        AgentsConfig {
+            join_token: None,
+            dry_run_timeout_secs: default_dry_run_timeout(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -216,6 +233,9 @@ impl Config {
                 "nats.url: '{}' must start with nats:// or tls://",
                 self.nats.url
             ));
+        }
+        if self.agents.dry_run_timeout_secs == 0 {
+            return Err("agents.dry_run_timeout_secs: must be at least 1".into());
         }
         if self.autopilot.interval_secs == 0 {
             return Err("autopilot.interval_secs: must be at least 1".into());

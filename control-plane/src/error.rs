@@ -66,4 +66,14 @@ impl Error {
     }
 }
 
+/// A setting the storage layer refused, named by its field.
+impl From<ferry_storage::InvalidField> for Error {
+    fn from(e: ferry_storage::InvalidField) -> Self {
+        Error::InvalidArgument {
+            field: e.field,
+            reason: e.reason,
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;

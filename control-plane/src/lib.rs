@@ -2,11 +2,13 @@
 //! intelligence, migration planning and dispatch, served over gRPC.
 //!
 //! Layers, outermost first: `grpc` (thin handlers: convert, validate, call) →
-//! `service` (use cases) → `domain` (pure rules) with the `store` port underneath.
+//! `service` (use cases) → `domain` (pure rules) with the `store` and `bus` ports
+//! underneath; `convert` holds every conversion between wire messages and domain types.
 
 pub mod bus;
 pub mod clock;
 pub mod config;
+pub mod convert;
 pub mod domain;
 pub mod error;
 pub mod grpc;

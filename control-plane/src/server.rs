@@ -14,7 +14,7 @@ use crate::{
     clock::SharedClock,
     config::Config,
     grpc,
-    service::{AccessEvents, Agents, Catalogue, Migrations, Recommendations},
+    service::{AccessEvents, Agents, Catalogue, DryRuns, Migrations, Recommendations},
     store::Store,
     vault::Vault,
 };
@@ -79,12 +79,25 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding {addr}"))?;
     let bound = listener.local_addr()?;
-    let routes = grpc::routes(catalogue, migrations, agents, events, recommendations)
-        .into_axum_router()
-        .route("/metrics", axum::routing::get(metrics));
+    let dry_runs = DryRuns::new(
+        catalogue.clone(),
+        bus.clone(),
+        Duration::from_secs(config.agents.dry_run_timeout_secs),
+    );
+    let routes = grpc::routes(grpc::UseCases {
+        catalogue,
+        migrations,
+        dry_runs,
+        agents,
+        events,
+        recommendations,
+    })
+    .into_axum_router()
+    .route("/metrics", axum::routing::get(metrics));
     // HTTP/1.1 too, so that a Prometheus scraper (or curl) can read /metrics here.
     let router = tonic::transport::Server::builder()
         .accept_http1(true)
+        .layer(grpc::span::RpcSpanLayer)
         .add_routes(routes.into())
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -407,3 +407,104 @@ async fn invalid_configuration_is_refused_naming_the_field() {
         "{stderr}"
     );
 }
+
+/// A site that no agent could reach is refused when it is created or updated, by the
+/// storage layer's own check (the one agents build their clients with), with
+/// `InvalidArgument` naming the option or credential.
+#[tokio::test]
+async fn sites_that_cannot_work_are_refused_naming_the_setting() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let refused = |result: Result<pb::Site, ferry_sdk::Error>| {
+        let e = result.unwrap_err().status().cloned().unwrap();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        e.message().to_owned()
+    };
+    let with_options = |name: &str, uri: &str, options: &[(&str, &str)]| pb::Site {
+        options: labels(options),
+        ..site(name, uri, pb::Tier::Cold, 50)
+    };
+
+    let message = refused(
+        client
+            .create_site(with_options("az", "azblob://archive", &[]), HashMap::new())
+            .await,
+    );
+    assert_eq!(
+        message,
+        "site.options: azblob sites need an endpoint or an account_name"
+    );
+    let endpoint = [("endpoint", "http://127.0.0.1:10000/devstoreaccount1")];
+    let message = refused(
+        client
+            .create_site(
+                with_options("az", "azblob://archive", &endpoint),
+                labels(&[("account_key", "a2V5")]),
+            )
+            .await,
+    );
+    assert_eq!(
+        message,
+        "credentials[account_key]: needs the option account_name"
+    );
+    let message = refused(
+        client
+            .create_site(
+                with_options("az", "azblob://archive", &[("colour", "blue")]),
+                HashMap::new(),
+            )
+            .await,
+    );
+    assert!(
+        message.starts_with("site.options[colour]: unknown option for a azblob:// site"),
+        "{message}"
+    );
+    let message = refused(
+        client
+            .create_site(
+                with_options("gs", "gs://bucket", &[]),
+                labels(&[("credential", "{\"type\": \"service_account\"}")]),
+            )
+            .await,
+    );
+    assert!(
+        message.starts_with("credentials[credential]: must be a service-account JSON key"),
+        "{message}"
+    );
+
+    // A site that works...
+    let az = client
+        .create_site(
+            with_options(
+                "az",
+                "azblob://archive",
+                &[
+                    ("endpoint", endpoint[0].1),
+                    ("account_name", "devstoreaccount1"),
+                ],
+            ),
+            labels(&[("account_key", "a2V5")]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(az.credential_keys, ["account_key"]);
+    // ...cannot be updated into one that does not: its stored key needs the account.
+    let message = refused(
+        client
+            .update_site(
+                with_options("az", "", &[("endpoint", endpoint[0].1)]),
+                ["options"],
+                None,
+            )
+            .await,
+    );
+    assert_eq!(
+        message,
+        "credentials[account_key]: needs the option account_name"
+    );
+    assert_eq!(
+        client.get_site("az").await.unwrap().options,
+        az.options,
+        "a refused update changes nothing"
+    );
+}

@@ -1,52 +1,41 @@
-//! Unfinished multipart uploads of a job that is over are aborted, so that no orphaned
-//! parts stay behind (and keep costing) at the destination.
+//! Unfinished resumable uploads (S3 multipart uploads, GCS sessions) of a job that is
+//! over are aborted, so that no orphaned parts stay behind (and keep costing) at the
+//! destination.
 
 use ferry_proto::v1 as pb;
+use ferry_storage::{ErrorKind, ObjectError};
 use tracing::{info, warn};
 
 use super::{sites::Sites, Outcome};
-use crate::{journal::TaskJournal, s3::S3Dataset, storage::SiteAccess};
+use crate::journal::TaskJournal;
 
-/// Aborts the task's unfinished multipart uploads once the job is over. Best effort: a
-/// failure is logged, and a bucket lifecycle rule is the backstop.
+/// Aborts the task's unfinished uploads once the job is over. Best effort: a failure
+/// is logged, and a bucket lifecycle rule (or a session's expiry) is the backstop.
 pub(super) async fn abort_uploads(sites: &Sites, journal: &TaskJournal) {
-    let Some(dst) = &sites.dst_s3 else { return };
     for (key, upload) in journal.uploads() {
-        match dst.abort_upload(&key, &upload.upload_id).await {
-            Ok(()) => {
-                info!(key, upload_id = %upload.upload_id, "unfinished upload aborted: the job is over")
-            }
-            Err(e) => {
-                warn!(key, upload_id = %upload.upload_id, error = %e, "aborting an unfinished upload failed")
-            }
+        match abort(sites, &key, &upload.upload_id).await {
+            Some(Ok(())) => info!(key, "unfinished upload aborted: the job is over"),
+            Some(Err(e)) => warn!(key, error = %e, "aborting an unfinished upload failed"),
+            None => {}
         }
     }
 }
 
 /// Aborts the uploads an ABORT_UPLOADS task lists: the job ended, and whichever agent
 /// started them may be gone. An upload the service no longer knows is already gone.
-pub(super) async fn abort_recorded_uploads(
-    command: &pb::JobCommand,
-    destination: &SiteAccess,
-) -> Outcome {
-    let dst = match S3Dataset::for_site(destination) {
-        Ok(Some(dst)) => dst,
-        Ok(None) => return Outcome::Dropped("the destination is not on S3".into()),
-        Err(e) => return Outcome::Dropped(format!("destination: {e}")),
-    };
+pub(super) async fn abort_recorded_uploads(command: &pb::JobCommand, sites: &Sites) -> Outcome {
     let mut failed = 0;
     for o in &command.objects {
-        match dst.abort_upload(&o.key, &o.upload_id).await {
-            Ok(()) => {
-                info!(job_id = %command.job_id, key = %o.key, upload_id = %o.upload_id, "unfinished upload aborted: the job is over")
-            }
-            Err(e) if e.kind == opendal::ErrorKind::NotFound => {}
-            Err(e) if e.temporary => {
-                warn!(job_id = %command.job_id, key = %o.key, error = %e, "aborting an upload failed; will retry");
+        match abort(sites, &o.key, &o.upload_id).await {
+            None => return Outcome::Dropped("the destination has no resumable uploads".into()),
+            Some(Ok(())) => info!(key = %o.key, "unfinished upload aborted: the job is over"),
+            Some(Err(e)) if e.kind == ErrorKind::NotFound => {}
+            Some(Err(e)) if e.is_temporary() => {
+                warn!(key = %o.key, error = %e, "aborting an upload failed; will retry");
                 failed += 1;
             }
-            Err(e) => {
-                warn!(job_id = %command.job_id, key = %o.key, error = %e, "aborting an upload failed; a lifecycle rule must remove it")
+            Some(Err(e)) => {
+                warn!(key = %o.key, error = %e, "aborting an upload failed; a lifecycle rule must remove it")
             }
         }
     }
@@ -54,4 +43,13 @@ pub(super) async fn abort_recorded_uploads(
         return Outcome::Retry(format!("{failed} upload(s) not aborted yet"));
     }
     Outcome::Done
+}
+
+/// Aborts one upload of the destination; `None` where it has no resumable uploads.
+async fn abort(sites: &Sites, key: &str, upload_id: &str) -> Option<Result<(), ObjectError>> {
+    if let Some(dst) = &sites.dst_s3 {
+        return Some(dst.abort_upload(key, upload_id).await);
+    }
+    let gcs = sites.dst_gcs.as_ref()?;
+    Some(gcs.cancel(key, upload_id).await)
 }

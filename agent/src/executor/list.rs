@@ -4,17 +4,13 @@
 use std::pin::pin;
 
 use ferry_proto::v1::{self as pb, progress_report::Event};
+use ferry_storage::ObjectFilter;
 use futures::TryStreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::{sites::Sites, Executor};
-use crate::{
-    destination,
-    filter::ObjectFilter,
-    report::Reporter,
-    transfer::{self, TransferError},
-};
+use super::{sites::Sites, Executor, TaskError};
+use crate::{destination, report::Reporter, wire};
 
 impl Executor {
     /// Lists the source through the plan's filter and reports it page by page as copy
@@ -26,33 +22,31 @@ impl Executor {
         sites: &Sites,
         reporter: &Reporter,
         cancel: &CancellationToken,
-    ) -> anyhow::Result<()> {
-        let filter = ObjectFilter::from_pb(command.filter.as_ref()).map_err(anyhow::Error::msg)?;
-        let destination_empty = destination::holds_nothing(&sites.dst).await;
-        let mut listing = pin!(transfer::list_sizes(&sites.src, "", None)
+    ) -> Result<(), TaskError> {
+        let filter =
+            ObjectFilter::new(&wire::filter_spec(command.filter.as_ref())).map_err(|source| {
+                TaskError::Site {
+                    side: "plan",
+                    source,
+                }
+            })?;
+        let destination_empty = destination::holds_nothing(sites.dst.op()).await;
+        let mut listing = pin!(ferry_storage::list_sizes(sites.src.op(), "", None)
             .try_filter(|o| std::future::ready(filter.accepts(o))));
         let max_bytes = self.config.task_mib << 20;
         let (mut page, mut page_bytes) = (Vec::new(), 0u64);
         let (mut tasks, mut objects, mut bytes) = (0usize, 0u64, 0u64);
         loop {
-            let next = listing
-                .try_next()
-                .await
-                .map_err(|e: TransferError| anyhow::anyhow!("{e}"))?;
+            let next = listing.try_next().await?;
             if cancel.is_cancelled() {
-                anyhow::bail!("cancelled");
+                return Err(TaskError::Cancelled);
             }
             let end = next.is_none();
             if let Some(o) = next {
                 objects += 1;
                 bytes += o.size;
                 page_bytes += o.size;
-                page.push(pb::ListedObject {
-                    key: o.key,
-                    size: o.size,
-                    etag: o.etag.unwrap_or_default(),
-                    ..Default::default()
-                });
+                page.push(wire::to_listed_object(o));
             }
             let full = page.len() >= self.config.task_objects || page_bytes >= max_bytes;
             if !page.is_empty() && (full || end) {
@@ -70,7 +64,7 @@ impl Executor {
                 break;
             }
         }
-        info!(job_id = %command.job_id, tasks, objects, bytes, "source listed into copy tasks");
+        info!(tasks, objects, bytes, "source listed into copy tasks");
         Ok(())
     }
 }

@@ -4,14 +4,14 @@
 //!   plane records and dispatches to every agent of the site;
 //! - COPY copies a batch of objects, then verifies them;
 //! - RETIRE deletes the source once the control plane has switched;
-//! - ABORT_UPLOADS aborts the multipart uploads a job that is over left unfinished.
+//! - ABORT_UPLOADS aborts the resumable uploads a job that is over left unfinished.
 //!
 //! The destination is written, never the source, until the retire task.
 
 mod cleanup;
 mod copy;
 mod list;
-mod object_report;
+mod place;
 mod retire;
 mod sites;
 mod verify;
@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use async_nats::jetstream;
 use ferry_proto::v1::{self as pb, progress_report::Event};
+use ferry_storage::{InvalidField, ObjectError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -31,7 +32,7 @@ use crate::{
     config::AgentConfig,
     control::ControlPlane,
     job_watch::{FetchJob, JobWatches},
-    report::Reporter,
+    report::{ReportError, Reporter},
 };
 
 /// What to do with the job message once the task stopped.
@@ -43,6 +44,36 @@ pub enum Outcome {
     Dropped(String),
     /// Could not run now (control plane unreachable, shutting down): redeliver it.
     Retry(String),
+}
+
+/// Why a task did not succeed; reported as the task's error.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// A site of the job cannot be reached as configured.
+    #[error("{side}: {source}")]
+    Site {
+        side: &'static str,
+        #[source]
+        source: InvalidField,
+    },
+    /// The task's progress could not be stored.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// The control plane did not answer a question the task needs answered.
+    #[error("asking the control plane {what}: {message}")]
+    Control { what: &'static str, message: String },
+    /// Listing or deleting failed (the task's own work, not one object's copy).
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    /// Objects failed to copy; each is recorded with its reason.
+    #[error("{count} object(s) could not be copied; first: {first}")]
+    Copies { count: usize, first: ObjectError },
+    /// Objects failed verification; each is recorded with its reason.
+    #[error("{count} object(s) failed verification; first: {first}")]
+    Verifications { count: usize, first: ObjectError },
+    /// The agent is stopping, or the job ended or moved to another attempt.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 pub struct Executor {
@@ -113,10 +144,11 @@ impl Executor {
         self.job_bandwidths.any_limited()
     }
 
-    /// Runs one task of a job to its end, and says what to do with its message.
+    /// Runs one task of a job to its end, and says what to do with its message. The
+    /// caller runs it in the task's span (job, attempt, task, sites).
     pub async fn run(&self, command: &pb::JobCommand, cancel: CancellationToken) -> Outcome {
         let cleanup = command.kind == pb::TaskKind::AbortUploads as i32;
-        let (source, mut destination) = match self
+        let (source, destination) = match self
             .control
             .job_access(&command.job_id, command.attempt, cleanup)
             .await
@@ -133,14 +165,12 @@ impl Executor {
         };
         // The plan's storage class applies to what this job writes, on the services that
         // have one.
-        let classed = destination.uri.starts_with("s3://") || destination.uri.starts_with("gs://");
-        if classed && !command.storage_class.is_empty() {
-            destination
-                .options
-                .insert("storage_class".into(), command.storage_class.clone());
-        }
+        let sites = Sites::open(&source, &destination, &command.storage_class);
         if cleanup {
-            return cleanup::abort_recorded_uploads(command, &destination).await;
+            return match sites {
+                Ok(sites) => cleanup::abort_recorded_uploads(command, &sites).await,
+                Err(e) => Outcome::Dropped(e.to_string()),
+            };
         }
         let reporter = Reporter::new(self.js.clone(), command, self.control.agent_id());
         // Cancelled by the agent's shutdown or when the job is over; `job_over` alone
@@ -153,7 +183,7 @@ impl Executor {
             &[cancel.clone(), job_over.clone()],
         );
         let result = async {
-            let sites = Sites::new(&source, &destination)?;
+            let sites = sites?;
             reporter.send(Event::Started(pb::TaskStarted {})).await?;
             match pb::TaskKind::try_from(command.kind) {
                 Ok(pb::TaskKind::Retire) => retire::retire_source(&sites.src, &cancel).await,
@@ -183,17 +213,17 @@ impl Executor {
             }
             Err(e) => pb::TaskFinished {
                 success: false,
-                error: format!("{e:#}"),
+                error: e.to_string(),
                 ..Default::default()
             },
         };
         let success = finished.success;
         match reporter.send(Event::Finished(finished)).await {
             Ok(()) => {
-                info!(job_id = %command.job_id, task = %command.task_id, success, "task finished");
+                info!(success, "task finished");
                 Outcome::Done
             }
-            Err(e) => Outcome::Retry(format!("{e:#}")),
+            Err(e) => Outcome::Retry(e.to_string()),
         }
     }
 }

@@ -3,30 +3,26 @@
 
 use std::pin::pin;
 
+use ferry_storage::Store;
 use futures::TryStreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::transfer::{self, TransferError};
+use super::TaskError;
+use crate::transfer;
 
 /// Deletes every object of the source, page by page as it is listed.
 pub(super) async fn retire_source(
-    src: &opendal::Operator,
+    src: &Store,
     cancel: &CancellationToken,
-) -> anyhow::Result<()> {
-    let mut listing = pin!(transfer::list_sizes(src, "", None));
+) -> Result<(), TaskError> {
+    let mut listing = pin!(ferry_storage::list_sizes(src.op(), "", None));
     let mut total = 0usize;
-    while let Some(o) = listing
-        .try_next()
-        .await
-        .map_err(|e: TransferError| anyhow::anyhow!("{e}"))?
-    {
+    while let Some(o) = listing.try_next().await? {
         if cancel.is_cancelled() {
-            anyhow::bail!("cancelled");
+            return Err(TaskError::Cancelled);
         }
-        transfer::delete_object(src, &o.key)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        transfer::delete_object(src.op(), &o.key).await?;
         total += 1;
     }
     info!(objects = total, "source retired");

@@ -4,13 +4,15 @@
 //! mismatch fails it.
 
 use ferry_proto::v1 as pb;
+use ferry_storage::{ErrorKind, ObjectError, ObjectInfo, Operation};
 use tracing::warn;
 
-use super::{copy::with_retries, object_report::ObjectReport, sites::Sites};
+use super::{place::with_retries, sites::Sites};
 use crate::{
     destination,
     s3::{ServerCopied, ServerCopyOptions},
-    transfer::{self, CopyOptions, ObjectInfo, TransferError, VerifyMode},
+    transfer::{self, CopyOptions, VerifyMode},
+    wire::ObjectReport,
 };
 
 /// How an object's copy can be checked.
@@ -47,7 +49,7 @@ type Hashes = (Option<u128>, Option<u128>);
 
 /// A verified object, its hashes and the re-copies it took; or the object, why it
 /// failed and the re-copies made.
-pub(super) type Verified = Result<(Work, Hashes, u32), (Work, TransferError, u32)>;
+pub(super) type Verified = Result<(Work, Hashes, u32), (Work, ObjectError, u32)>;
 
 /// Verifies one object; on a mismatch copies it again once and re-verifies.
 pub(super) async fn verify_or_repair(
@@ -66,7 +68,7 @@ pub(super) async fn verify_or_repair(
             Proof::Recorded(xxh3) => {
                 // Without the etag the earlier write got, only the bytes can tell that
                 // copy from an object written over it since, where etags would have.
-                let mode = if transfer::keeps_etags(&sites.dst) {
+                let mode = if transfer::keeps_etags(sites.dst.op()) {
                     VerifyMode::Full
                 } else {
                     mode
@@ -82,6 +84,7 @@ pub(super) async fn verify_or_repair(
         };
         if repaired >= 1 {
             let e = mismatch(
+                sites,
                 &work.info.key,
                 format!("destination still differs after a re-copy ({found})"),
             );
@@ -116,7 +119,7 @@ pub(super) async fn verify_or_repair(
 pub(super) fn verification_report(
     outcome: Verified,
     copies: u32,
-    mismatches: &mut Vec<TransferError>,
+    mismatches: &mut Vec<ObjectError>,
 ) -> pb::ObjectResult {
     match outcome {
         Ok((work, hashes, repaired)) => ObjectReport::new(&work.info, pb::ObjectStatus::Verified)
@@ -159,9 +162,16 @@ async fn verify_hashed(
     source_xxh3: u128,
     etag: Option<&str>,
     mode: VerifyMode,
-) -> Result<Result<Hashes, String>, TransferError> {
-    let verified =
-        transfer::verify_object(&sites.dst, &info.key, info.size, source_xxh3, etag, mode).await?;
+) -> Result<Result<Hashes, String>, ObjectError> {
+    let verified = transfer::verify_object(
+        sites.dst.op(),
+        &info.key,
+        info.size,
+        source_xxh3,
+        etag,
+        mode,
+    )
+    .await?;
     if verified.matches {
         return Ok(Ok((Some(source_xxh3), verified.destination_xxh3)));
     }
@@ -199,7 +209,7 @@ async fn verify_server_copy(
     info: &ObjectInfo,
     copied: &ServerCopied,
     mode: VerifyMode,
-) -> Result<Result<Hashes, String>, TransferError> {
+) -> Result<Result<Hashes, String>, ObjectError> {
     let Some((_, dst)) = sites.server_side() else {
         unreachable!("a server-side copy is verified only between S3 datasets of one service")
     };
@@ -218,8 +228,8 @@ async fn verify_server_copy(
         }
         VerifyMode::Full => {
             let (source, destination) = tokio::join!(
-                transfer::hash_streamed(&sites.src, &info.key),
-                transfer::hash_streamed(&sites.dst, &info.key)
+                transfer::hash_streamed(sites.src.op(), &info.key),
+                transfer::hash_streamed(sites.dst.op(), &info.key)
             );
             let ((src_size, src_xxh3), (dst_size, dst_xxh3)) = (source?, destination?);
             if src_size == dst_size && src_xxh3 == dst_xxh3 {
@@ -235,12 +245,13 @@ async fn verify_server_copy(
     }
 }
 
-fn mismatch(key: &str, detail: String) -> TransferError {
-    TransferError {
-        key: key.to_owned(),
-        operation: "verify",
-        kind: opendal::ErrorKind::Unexpected,
-        message: format!("verifying {key}: {detail}"),
-        temporary: false,
-    }
+fn mismatch(sites: &Sites, key: &str, detail: String) -> ObjectError {
+    ObjectError::new(
+        &sites.dst.url(key),
+        key,
+        Operation::Verify,
+        ErrorKind::Other,
+        "Mismatch",
+        detail,
+    )
 }

@@ -1,7 +1,8 @@
 //! What the agent's test files share.
 
-use ferry_agent::SiteAccess;
+use ferry_agent::s3::S3Dataset;
 use ferry_proto::v1::Tier;
+use ferry_storage::{SiteAccess, Store};
 use ferry_tests::S3Server;
 use secrecy::SecretString;
 
@@ -18,4 +19,10 @@ pub fn s3_site_access(server: &S3Server, bucket: &str, path: &str) -> SiteAccess
             .collect(),
         path: path.to_owned(),
     }
+}
+
+/// The S3 dataset of `access`, as the agent opens it.
+pub fn s3_dataset(access: &SiteAccess) -> S3Dataset {
+    let store = Store::open(access).unwrap();
+    S3Dataset::for_store(&store).expect("an s3 site")
 }

@@ -38,10 +38,27 @@ pub fn access_subject(dataset: crate::domain::ids::DatasetId) -> String {
     format!("ferry.events.access.{dataset}")
 }
 
+/// Where the agents of a site answer dry runs (NATS request and reply, no JetStream).
+pub fn dry_run_subject(site: SiteId) -> String {
+    format!("ferry.dryrun.{site}")
+}
+
 /// A connection to NATS with JetStream. Cheap to clone.
 #[derive(Clone)]
 pub struct Bus {
+    client: async_nats::Client,
     js: jetstream::Context,
+}
+
+/// Why a request found no answer.
+#[derive(Debug)]
+pub enum NoAnswer {
+    /// Nobody listens on the subject.
+    NoResponders,
+    /// Nobody answered in time.
+    TimedOut,
+    /// NATS is unreachable.
+    Unavailable(String),
 }
 
 impl Bus {
@@ -59,8 +76,31 @@ impl Bus {
             .await
             .map_err(|e| Error::Unavailable(format!("connecting to NATS at {url}: {e}")))?;
         Ok(Bus {
-            js: jetstream::new(client),
+            js: jetstream::new(client.clone()),
+            client,
         })
+    }
+
+    /// Sends a request to whoever listens on `subject` and waits up to `timeout` for
+    /// the answer's payload.
+    pub async fn request(
+        &self,
+        subject: String,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> std::result::Result<Bytes, NoAnswer> {
+        use async_nats::RequestErrorKind;
+        let request = async_nats::Request::new()
+            .payload(Bytes::from(payload))
+            .timeout(Some(timeout));
+        match self.client.send_request(subject, request).await {
+            Ok(message) => Ok(message.payload),
+            Err(e) => Err(match e.kind() {
+                RequestErrorKind::NoResponders => NoAnswer::NoResponders,
+                RequestErrorKind::TimedOut => NoAnswer::TimedOut,
+                _ => NoAnswer::Unavailable(e.to_string()),
+            }),
+        }
     }
 
     pub fn jetstream(&self) -> &jetstream::Context {

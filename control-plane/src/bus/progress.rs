@@ -8,7 +8,8 @@ use async_nats::jetstream::{consumer, AckKind};
 use futures::StreamExt;
 use tracing::{info, warn};
 
-use super::{messages::decode_report, Bus, PROGRESS_STREAM};
+use super::{Bus, PROGRESS_STREAM};
+use crate::convert::decode_report;
 use crate::{error::Error, service::Migrations};
 
 const CONSUMER: &str = "control-plane";

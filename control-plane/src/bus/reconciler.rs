@@ -101,7 +101,6 @@ mod tests {
             report::{Report, ReportEvent, LIST_TASK},
             site::{Credentials, NewSite, Prices},
             tier::Tier,
-            uri::SiteUri,
         },
         service::{migrations::PlanRequest, Catalogue},
         store::Store,
@@ -126,7 +125,7 @@ mod tests {
             for (name, uri) in [("src", "s3://src"), ("dst", "s3://dst")] {
                 let site = NewSite {
                     name: Name::parse("name", name).unwrap(),
-                    uri: SiteUri::parse("uri", uri).unwrap(),
+                    uri: ferry_storage::SiteUri::parse(uri).unwrap(),
                     options: BTreeMap::new(),
                     tier: Tier::Hot,
                     default_storage_class: "STANDARD".into(),

@@ -7,7 +7,6 @@ use super::{
     labels::Labels,
     name::{Name, Ref},
     tier::Tier,
-    uri::normalise_path,
 };
 use crate::error::{Error, Result};
 
@@ -40,7 +39,8 @@ pub struct DatasetPath(String);
 
 impl DatasetPath {
     pub fn parse(field: &str, s: &str) -> Result<Self> {
-        let path = normalise_path(s).map_err(|reason| Error::invalid(field, reason))?;
+        let path =
+            ferry_storage::normalise_path(s).map_err(|reason| Error::invalid(field, reason))?;
         if path.is_empty() {
             return Err(Error::invalid(
                 field,

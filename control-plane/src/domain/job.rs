@@ -7,11 +7,11 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use ferry_storage::Scheme;
 
 use super::{
     ids::{DatasetId, JobId, SiteId},
     tier::VerifyMode,
-    uri::Backend,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -142,17 +142,9 @@ impl std::str::FromStr for JobState {
     }
 }
 
-/// Which source objects a migration takes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ObjectFilter {
-    pub prefix: String,
-    pub include: Vec<String>,
-    pub exclude: Vec<String>,
-    pub min_size: u64,
-    pub max_size: Option<u64>,
-    pub modified_before: Option<DateTime<Utc>>,
-    pub modified_after: Option<DateTime<Utc>>,
-}
+/// Which source objects a migration takes: the storage layer's filter, which agents
+/// apply to their listings and the control plane checks when a plan is made.
+pub type ObjectFilter = ferry_storage::FilterSpec;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Job {
@@ -195,10 +187,10 @@ pub struct Counters {
 
 /// The site whose agents run a migration: the file-system side when exactly one side
 /// is a file system (only an agent on that host can reach it), else the source.
-pub fn executing_site(source: (SiteId, Backend), destination: (SiteId, Backend)) -> SiteId {
+pub fn executing_site(source: (SiteId, Scheme), destination: (SiteId, Scheme)) -> SiteId {
     match (source.1, destination.1) {
-        (Backend::Fs, _) => source.0,
-        (_, Backend::Fs) => destination.0,
+        (Scheme::File, _) => source.0,
+        (_, Scheme::File) => destination.0,
         _ => source.0,
     }
 }
@@ -339,8 +331,8 @@ mod tests {
     #[test]
     fn the_file_system_side_executes() {
         let (a, b) = (SiteId::new(), SiteId::new());
-        assert_eq!(executing_site((a, Backend::S3), (b, Backend::Fs)), b);
-        assert_eq!(executing_site((a, Backend::Fs), (b, Backend::S3)), a);
-        assert_eq!(executing_site((a, Backend::S3), (b, Backend::S3)), a);
+        assert_eq!(executing_site((a, Scheme::S3), (b, Scheme::File)), b);
+        assert_eq!(executing_site((a, Scheme::File), (b, Scheme::S3)), a);
+        assert_eq!(executing_site((a, Scheme::S3), (b, Scheme::S3)), a);
     }
 }

@@ -16,4 +16,3 @@ pub mod recommendation;
 pub mod report;
 pub mod site;
 pub mod tier;
-pub mod uri;

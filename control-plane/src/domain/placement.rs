@@ -307,7 +307,6 @@ mod tests {
     use super::*;
     use crate::domain::{
         dataset::DatasetPath, ids::DatasetId, labels::Labels, name::Name, site::Prices,
-        uri::SiteUri,
     };
 
     fn site(name: &str, tier: Tier, latency_ms: u32, storage: f64) -> Site {
@@ -315,7 +314,7 @@ mod tests {
         Site {
             id: SiteId::new(),
             name: Name::parse("name", name).unwrap(),
-            uri: SiteUri::parse("uri", "memory://").unwrap(),
+            uri: ferry_storage::SiteUri::parse("memory://").unwrap(),
             options: BTreeMap::new(),
             tier,
             default_storage_class: String::new(),

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use super::{ids::SiteId, name::Name, tier::Tier, uri::SiteUri};
+use ferry_storage::SiteUri;
+
+use super::{ids::SiteId, name::Name, tier::Tier};
 use crate::error::{Error, Result};
 
 /// A storage site as the catalogue holds it. Credentials are not part of it: they are
@@ -73,7 +75,6 @@ pub struct NewSite {
 impl NewSite {
     pub fn validate(&self) -> Result<()> {
         validate_bandwidth(self.bandwidth_limit)?;
-        validate_options(&self.uri, &self.options)?;
         validate_storage_class(&self.default_storage_class)?;
         self.prices.validate().map_err(|e| e.within("prices"))
     }
@@ -143,16 +144,16 @@ impl Site {
                 .collect::<Vec<_>>()
                 .join("/")
         };
-        self.uri.backend() == other.uri.backend()
+        self.uri.scheme() == other.uri.scheme()
             && self.uri.bucket() == other.uri.bucket()
             && self.options.get("endpoint") == other.options.get("endpoint")
             && place(self, path) == place(other, other_path)
     }
 
-    /// Applies a patch, validating the result as a whole.
+    /// Applies a patch, validating each field; the options and credentials together
+    /// are checked by [`check_settings`] against the credentials the site ends with.
     pub fn apply(&mut self, patch: &SitePatch) -> Result<()> {
         if let Some(options) = &patch.options {
-            validate_options(&self.uri, options)?;
             self.options = options.clone();
         }
         if let Some(tier) = patch.tier {
@@ -174,11 +175,23 @@ impl Site {
         prices.validate().map_err(|e| e.within("prices"))?;
         self.prices = prices;
         if let Some(credentials) = &patch.credentials {
-            credentials.validate_for(&self.uri)?;
             self.credential_keys = credentials.keys();
         }
         Ok(())
     }
+}
+
+/// Whether agents can reach a site so configured: the storage layer's own check of the
+/// URI with its options and credentials, the one the agent builds its clients with, so
+/// a site that cannot work is refused before it is stored. An error names the field:
+/// `options[endpoint]`, `credentials[account_key]`, `credentials`.
+pub fn check_settings(
+    uri: &SiteUri,
+    options: &BTreeMap<String, String>,
+    credentials: &Credentials,
+) -> Result<()> {
+    ferry_storage::Backend::from_uri(uri, options, credentials.entries())?;
+    Ok(())
 }
 
 /// Stored as a signed 64-bit integer: anything larger is refused, not clamped.
@@ -190,53 +203,6 @@ fn validate_bandwidth(limit: Option<u64>) -> Result<()> {
         )),
         _ => Ok(()),
     }
-}
-
-fn validate_options(uri: &SiteUri, options: &BTreeMap<String, String>) -> Result<()> {
-    let allowed = uri.backend().option_keys();
-    for (key, value) in options {
-        if !allowed.contains(&key.as_str()) {
-            let expected = if allowed.is_empty() {
-                "this backend takes none".to_owned()
-            } else {
-                format!("expected one of {}", allowed.join(", "))
-            };
-            return Err(Error::invalid(
-                format!("options[{key}]"),
-                format!(
-                    "unknown option for a {}:// site; {expected}",
-                    uri.backend().scheme()
-                ),
-            ));
-        }
-        match key.as_str() {
-            "endpoint" => {
-                let ok = url::Url::parse(value)
-                    .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                    .unwrap_or(false);
-                if !ok {
-                    return Err(Error::invalid(
-                        "options[endpoint]",
-                        format!("'{value}' is not an http(s) URL"),
-                    ));
-                }
-            }
-            "force_path_style" if !matches!(value.as_str(), "true" | "false") => {
-                return Err(Error::invalid(
-                    "options[force_path_style]",
-                    format!("must be true or false, got '{value}'"),
-                ));
-            }
-            _ if value.is_empty() => {
-                return Err(Error::invalid(
-                    format!("options[{key}]"),
-                    "must not be empty",
-                ));
-            }
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 fn validate_storage_class(class: &str) -> Result<()> {
@@ -271,41 +237,6 @@ impl Credentials {
     pub fn entries(&self) -> &BTreeMap<String, SecretString> {
         &self.0
     }
-
-    /// Checks the entries fit the site's backend: known keys, nothing empty, and S3 keys
-    /// given as a pair.
-    pub fn validate_for(&self, uri: &SiteUri) -> Result<()> {
-        use secrecy::ExposeSecret;
-        let backend = uri.backend();
-        let allowed = backend.credential_keys();
-        for (key, value) in &self.0 {
-            if !allowed.contains(&key.as_str()) {
-                let expected = if allowed.is_empty() {
-                    format!("{}:// sites take no credentials", backend.scheme())
-                } else {
-                    format!("expected one of {}", allowed.join(", "))
-                };
-                return Err(Error::invalid(
-                    format!("credentials[{key}]"),
-                    format!("unknown credential; {expected}"),
-                ));
-            }
-            if value.expose_secret().is_empty() {
-                return Err(Error::invalid(
-                    format!("credentials[{key}]"),
-                    "must not be empty",
-                ));
-            }
-        }
-        let has = |k: &str| self.0.contains_key(k);
-        if has("access_key_id") != has("secret_access_key") {
-            return Err(Error::invalid(
-                "credentials",
-                "access_key_id and secret_access_key must be given together",
-            ));
-        }
-        Ok(())
-    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -319,7 +250,7 @@ mod tests {
     use super::*;
 
     fn s3() -> SiteUri {
-        SiteUri::parse("uri", "s3://bucket/prefix").unwrap()
+        SiteUri::parse("s3://bucket/prefix").unwrap()
     }
 
     fn site(uri: &str, endpoint: Option<&str>) -> Site {
@@ -327,7 +258,7 @@ mod tests {
         Site {
             id: SiteId::new(),
             name: Name::parse("name", "s").unwrap(),
-            uri: SiteUri::parse("uri", uri).unwrap(),
+            uri: SiteUri::parse(uri).unwrap(),
             options: endpoint
                 .map(|e| BTreeMap::from([("endpoint".to_owned(), e.to_owned())]))
                 .unwrap_or_default(),
@@ -367,12 +298,13 @@ mod tests {
             ("endpoint".to_string(), "http://127.0.0.1:9000".to_string()),
             ("force_path_style".to_string(), "true".to_string()),
         ]);
-        assert!(validate_options(&s3(), &ok).is_ok());
-        let fs = SiteUri::parse("uri", "file:///srv").unwrap();
-        let err = validate_options(&fs, &ok).unwrap_err();
-        assert!(err.to_string().contains("options[endpoint]"), "{err}");
+        let none = Credentials::default();
+        assert!(check_settings(&s3(), &ok, &none).is_ok());
+        let fs = SiteUri::parse("file:///srv").unwrap();
+        let err = check_settings(&fs, &ok, &none).unwrap_err();
+        assert!(err.to_string().starts_with("options[endpoint]: "), "{err}");
         let bad = BTreeMap::from([("endpoint".to_string(), "not a url".to_string())]);
-        assert!(validate_options(&s3(), &bad).is_err());
+        assert!(check_settings(&s3(), &bad, &none).is_err());
     }
 
     #[test]
@@ -385,14 +317,16 @@ mod tests {
             ),
         ]));
         assert!(!format!("{creds:?}").contains("canary-secret"));
-        assert!(creds.validate_for(&s3()).is_ok());
+        let none = BTreeMap::new();
+        assert!(check_settings(&s3(), &none, &creds).is_ok());
         let half = Credentials::new(BTreeMap::from([(
             "access_key_id".to_string(),
             SecretString::from("AKIA"),
         )]));
-        assert!(half.validate_for(&s3()).is_err());
-        let fs = SiteUri::parse("uri", "file:///srv").unwrap();
-        assert!(creds.validate_for(&fs).is_err());
+        assert!(check_settings(&s3(), &none, &half).is_err());
+        let fs = SiteUri::parse("file:///srv").unwrap();
+        let err = check_settings(&fs, &none, &creds).unwrap_err();
+        assert!(err.to_string().starts_with("credentials["), "{err}");
     }
 
     #[test]

@@ -1,19 +1,15 @@
 use ferry_proto::{
-    time::{to_duration, to_timestamp},
+    time::to_duration,
     v1::{self as pb, agent_service_server::AgentService},
 };
 use secrecy::ExposeSecret;
 use tonic::{metadata::MetadataMap, Request, Response, Status};
 
-use super::jobs::job_id;
 use crate::{
-    domain::{
-        agent::{Liveness, HEARTBEAT_INTERVAL},
-        ids::{AgentId, JobId},
-        name::Ref,
-    },
-    error::{Error, Result},
-    service::{Agents, RegisterRequest, SiteAccess},
+    convert::{access_to_pb, agent_id, agent_to_pb, job_id},
+    domain::{agent::HEARTBEAT_INTERVAL, dataset::DatasetPath, ids::JobId, name::Ref},
+    error::Result,
+    service::{Agents, RegisterRequest},
 };
 
 pub struct AgentApi {
@@ -30,11 +26,6 @@ impl AgentApi {
 fn bearer(metadata: &MetadataMap) -> Option<String> {
     let value = metadata.get("authorization")?.to_str().ok()?;
     value.strip_prefix("Bearer ").map(str::to_owned)
-}
-
-fn agent_id(s: &str) -> Result<AgentId> {
-    s.parse()
-        .map_err(|_| Error::invalid("agent_id", format!("'{s}' is not an agent id")))
 }
 
 #[tonic::async_trait]
@@ -129,38 +120,20 @@ impl AgentService for AgentApi {
             destination: Some(access_to_pb(destination)),
         }))
     }
-}
 
-fn access_to_pb(a: SiteAccess) -> pb::SiteAccess {
-    pb::SiteAccess {
-        site: a.site.id.to_string(),
-        uri: a.site.uri.to_string(),
-        options: a.site.options.into_iter().collect(),
-        credentials: a
-            .credentials
-            .entries()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
-            .collect(),
-        path: a.path,
-    }
-}
-
-fn agent_to_pb(a: crate::domain::agent::Agent, now: chrono::DateTime<chrono::Utc>) -> pb::Agent {
-    let state = match a.liveness(now) {
-        Liveness::Alive => pb::AgentState::Alive,
-        Liveness::Stale => pb::AgentState::Stale,
-        Liveness::Stopped => pb::AgentState::Stopped,
-    };
-    pb::Agent {
-        id: a.id.to_string(),
-        site: a.site_id.to_string(),
-        version: a.version,
-        hostname: a.hostname,
-        state: state.into(),
-        concurrency: a.concurrency,
-        last_heartbeat_time: Some(to_timestamp(a.last_heartbeat_at)),
-        register_time: Some(to_timestamp(a.registered_at)),
-        jobs: a.jobs.iter().map(ToString::to_string).collect(),
+    async fn get_site_access(
+        &self,
+        request: Request<pb::GetSiteAccessRequest>,
+    ) -> Result<Response<pb::GetSiteAccessResponse>, Status> {
+        let token = bearer(request.metadata());
+        let req = request.into_inner();
+        let path = DatasetPath::parse("path", &req.path)?;
+        let site = self
+            .agents
+            .site_access(agent_id(&req.agent_id)?, token.as_deref(), path)
+            .await?;
+        Ok(Response::new(pb::GetSiteAccessResponse {
+            site: Some(access_to_pb(site)),
+        }))
     }
 }

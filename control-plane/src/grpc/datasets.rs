@@ -1,7 +1,7 @@
 use ferry_proto::v1::{self as pb, dataset_service_server::DatasetService};
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use crate::convert;
 use crate::{
     domain::{
         dataset::{DatasetFilter, DatasetPatch},

@@ -1,7 +1,7 @@
 use std::{pin::Pin, time::Duration};
 
 use ferry_proto::{
-    time::{from_timestamp, to_duration, to_timestamp},
+    time::to_duration,
     v1::{self as pb, job_service_server::JobService},
 };
 use futures::Stream;
@@ -9,18 +9,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use crate::convert;
 use crate::{
-    bus::messages::{filter_to_pb, object_status_from_pb, upload_to_pb, verify_mode_to_pb},
-    domain::{
-        dataset::DatasetPath,
-        ids::JobId,
-        job::{Job, JobObject, JobState, ObjectFilter, ObjectStatus},
-        name::Ref,
-        page::PageRequest,
-    },
+    convert::*,
+    domain::{job::Job, name::Ref, page::PageRequest},
     error::{Error, Result},
-    service::{Migrations, PlanRequest},
+    service::{DryRuns, Migrations},
 };
 
 /// How long `WatchJob` waits for a change before re-reading the job anyway.
@@ -28,18 +22,16 @@ const WATCH_POLL: Duration = Duration::from_secs(1);
 
 pub struct JobApi {
     migrations: Migrations,
+    dry_runs: DryRuns,
 }
 
 impl JobApi {
-    pub fn new(migrations: Migrations) -> Self {
-        JobApi { migrations }
+    pub fn new(migrations: Migrations, dry_runs: DryRuns) -> Self {
+        JobApi {
+            migrations,
+            dry_runs,
+        }
     }
-}
-
-/// A job id from a request field, or `InvalidArgument` naming the field.
-pub(super) fn job_id(field: &str, s: &str) -> Result<JobId> {
-    s.parse()
-        .map_err(|_| Error::invalid(field, format!("'{s}' is not a job id")))
 }
 
 type ProgressStream = Pin<Box<dyn Stream<Item = Result<pb::JobProgress, Status>> + Send>>;
@@ -56,11 +48,11 @@ impl JobService for JobApi {
         let dry_run = req.dry_run;
         let plan = plan_request(req)?;
         if dry_run {
-            let report = self.migrations.catalogue().dry_run(&plan).await?;
+            let report = self.dry_runs.run(&plan).await?;
             return Ok(Response::new(pb::PlanMigrationResponse {
                 job: None,
                 created: false,
-                dry_run: Some(crate::service::dry_run::to_pb(report)),
+                dry_run: Some(convert::dry_run_to_pb(report)),
             }));
         }
         let (job, created) = self.migrations.plan(plan).await?;
@@ -236,143 +228,5 @@ async fn watch(
                 return;
             }
         }
-    }
-}
-
-fn plan_request(req: pb::PlanMigrationRequest) -> Result<PlanRequest> {
-    let storage_class = (!req.storage_class.is_empty()).then_some(req.storage_class);
-    if let Some(class) = &storage_class {
-        if class.len() > 64 || !class.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(Error::invalid(
-                "storage_class",
-                format!("'{class}' is not a storage class"),
-            ));
-        }
-    }
-    let key = (!req.idempotency_key.is_empty()).then_some(req.idempotency_key);
-    if let Some(key) = &key {
-        if key.len() > 200 || key.chars().any(char::is_control) {
-            return Err(Error::invalid(
-                "idempotency_key",
-                "must be at most 200 printable characters",
-            ));
-        }
-    }
-    Ok(PlanRequest {
-        dataset: Ref::parse("dataset", &req.dataset)?,
-        destination_site: Ref::parse("destination_site", &req.destination_site)?,
-        destination_path: (!req.destination_path.is_empty())
-            .then(|| DatasetPath::parse("destination_path", &req.destination_path))
-            .transpose()?,
-        storage_class,
-        verify_mode: convert::verify_mode("verify_mode", req.verify_mode)?,
-        retire_source: req.retire_source,
-        idempotency_key: key,
-        filter: filter(req.filter.unwrap_or_default())?,
-        bandwidth_limit: (req.bandwidth_limit_bytes_per_sec != 0)
-            .then_some(req.bandwidth_limit_bytes_per_sec),
-    })
-}
-
-fn filter(f: pb::ObjectFilter) -> Result<ObjectFilter> {
-    let time = |field: &str, t: Option<prost_types::Timestamp>| {
-        t.map(|t| from_timestamp(&t).ok_or_else(|| Error::invalid(field, "not a valid timestamp")))
-            .transpose()
-    };
-    let max_size = (f.max_size != 0).then_some(f.max_size);
-    if max_size.is_some_and(|max| max < f.min_size) {
-        return Err(Error::invalid(
-            "filter.max_size",
-            "must not be below filter.min_size",
-        ));
-    }
-    Ok(ObjectFilter {
-        prefix: f.prefix,
-        include: f.include,
-        exclude: f.exclude,
-        min_size: f.min_size,
-        max_size,
-        modified_before: time("filter.modified_before", f.modified_before)?,
-        modified_after: time("filter.modified_after", f.modified_after)?,
-    })
-}
-
-fn job_state(field: &str, value: i32) -> Result<Option<JobState>> {
-    Ok(Some(match pb::JobState::try_from(value) {
-        Ok(pb::JobState::Unspecified) => return Ok(None),
-        Ok(pb::JobState::Queued) => JobState::Queued,
-        Ok(pb::JobState::Copying) => JobState::Copying,
-        Ok(pb::JobState::Verifying) => JobState::Verifying,
-        Ok(pb::JobState::Switching) => JobState::Switching,
-        Ok(pb::JobState::Completed) => JobState::Completed,
-        Ok(pb::JobState::Failed) => JobState::Failed,
-        Ok(pb::JobState::Cancelled) => JobState::Cancelled,
-        Err(_) => return Err(Error::invalid(field, format!("unknown job state {value}"))),
-    }))
-}
-
-fn job_state_to_pb(s: JobState) -> i32 {
-    match s {
-        JobState::Queued => pb::JobState::Queued,
-        JobState::Copying => pb::JobState::Copying,
-        JobState::Verifying => pb::JobState::Verifying,
-        JobState::Switching => pb::JobState::Switching,
-        JobState::Completed => pb::JobState::Completed,
-        JobState::Failed => pb::JobState::Failed,
-        JobState::Cancelled => pb::JobState::Cancelled,
-    }
-    .into()
-}
-
-pub fn job_to_pb(j: Job) -> pb::Job {
-    pb::Job {
-        id: j.id.to_string(),
-        idempotency_key: j.idempotency_key,
-        dataset: j.dataset_id.to_string(),
-        source_site: j.source_site_id.to_string(),
-        source_path: j.source_path,
-        destination_site: j.destination_site_id.to_string(),
-        destination_path: j.destination_path,
-        storage_class: j.storage_class,
-        verify_mode: verify_mode_to_pb(j.verify_mode),
-        retire_source: j.retire_source,
-        filter: Some(filter_to_pb(&j.filter)),
-        state: job_state_to_pb(j.state),
-        attempt: j.attempt,
-        error: j.error.unwrap_or_default(),
-        objects_total: j.counters.objects_total,
-        objects_done: j.counters.objects_done,
-        objects_failed: j.counters.objects_failed,
-        bytes_total: j.counters.bytes_total,
-        bytes_done: j.counters.bytes_done,
-        bandwidth_limit_bytes_per_sec: j.bandwidth_limit.unwrap_or(0),
-        source_retired: j.source_retired,
-        create_time: Some(to_timestamp(j.created_at)),
-        start_time: j.started_at.map(to_timestamp),
-        update_time: Some(to_timestamp(j.updated_at)),
-        end_time: j.ended_at.map(to_timestamp),
-        executing_site: j.executing_site_id.to_string(),
-    }
-}
-
-fn object_to_pb(o: JobObject) -> pb::JobObject {
-    pb::JobObject {
-        key: o.key,
-        size: o.size,
-        status: match o.status {
-            ObjectStatus::Pending => pb::ObjectStatus::Pending,
-            ObjectStatus::Copying => pb::ObjectStatus::Copying,
-            ObjectStatus::Copied => pb::ObjectStatus::Copied,
-            ObjectStatus::Verified => pb::ObjectStatus::Verified,
-            ObjectStatus::Skipped => pb::ObjectStatus::Skipped,
-            ObjectStatus::Failed => pb::ObjectStatus::Failed,
-        }
-        .into(),
-        source_xxh3: o.source_xxh3.unwrap_or_default(),
-        destination_xxh3: o.destination_xxh3.unwrap_or_default(),
-        attempts: o.attempts,
-        error: o.error.unwrap_or_default(),
-        task: o.task.unwrap_or_default(),
-        upload: o.upload.as_ref().map(upload_to_pb),
     }
 }

@@ -3,12 +3,12 @@
 
 mod access;
 mod agents;
-pub mod convert;
 mod datasets;
 mod jobs;
 mod policies;
 mod recommendations;
 mod sites;
+pub mod span;
 mod status;
 
 use ferry_proto::v1::{
@@ -20,16 +20,28 @@ use ferry_proto::v1::{
 };
 use tonic::service::Routes;
 
-use crate::service::{AccessEvents, Agents, Catalogue, Migrations, Recommendations};
+use crate::service::{AccessEvents, Agents, Catalogue, DryRuns, Migrations, Recommendations};
+
+/// The use cases the `ferry.v1` services call.
+pub struct UseCases {
+    pub catalogue: Catalogue,
+    pub migrations: Migrations,
+    pub dry_runs: DryRuns,
+    pub agents: Agents,
+    pub events: AccessEvents,
+    pub recommendations: Recommendations,
+}
 
 /// Every `ferry.v1` service, ready to be served.
-pub fn routes(
-    catalogue: Catalogue,
-    migrations: Migrations,
-    agents: Agents,
-    events: AccessEvents,
-    recommendations: Recommendations,
-) -> Routes {
+pub fn routes(uses: UseCases) -> Routes {
+    let UseCases {
+        catalogue,
+        migrations,
+        dry_runs,
+        agents,
+        events,
+        recommendations,
+    } = uses;
     Routes::new(SiteServiceServer::new(sites::SiteApi::new(
         catalogue.clone(),
     )))
@@ -45,6 +57,8 @@ pub fn routes(
     .add_service(RecommendationServiceServer::new(
         recommendations::RecommendationApi::new(recommendations),
     ))
-    .add_service(JobServiceServer::new(jobs::JobApi::new(migrations)))
+    .add_service(JobServiceServer::new(jobs::JobApi::new(
+        migrations, dry_runs,
+    )))
     .add_service(AgentServiceServer::new(agents::AgentApi::new(agents)))
 }

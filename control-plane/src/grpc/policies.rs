@@ -1,7 +1,7 @@
 use ferry_proto::v1::{self as pb, policy_service_server::PolicyService};
 use tonic::{Request, Response, Status};
 
-use super::convert::{self, POLICY_MUTABLE_FIELDS};
+use crate::convert::{self, POLICY_MUTABLE_FIELDS};
 use crate::{
     domain::{
         name::{Name, Ref},

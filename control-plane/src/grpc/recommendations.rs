@@ -1,19 +1,13 @@
-use ferry_proto::{
-    time::to_timestamp,
-    v1::{self as pb, recommendation_service_server::RecommendationService},
-};
+use ferry_proto::v1::{self as pb, recommendation_service_server::RecommendationService};
 use tonic::{Request, Response, Status};
 
-use super::{convert, jobs::job_to_pb};
+use crate::convert::{self, job_to_pb};
 use crate::{
     domain::{
         dataset::DatasetFilter,
-        ids::RecommendationId,
         name::Ref,
         page::{Page, PageRequest},
-        recommendation::{Recommendation, RecommendationState},
     },
-    error::Error,
     service::Recommendations,
 };
 
@@ -25,15 +19,6 @@ impl RecommendationApi {
     pub fn new(recommendations: Recommendations) -> Self {
         RecommendationApi { recommendations }
     }
-}
-
-fn recommendation_id(s: &str) -> Result<RecommendationId, Error> {
-    s.parse().map_err(|_| {
-        Error::invalid(
-            "recommendation",
-            format!("'{s}' is not a recommendation id"),
-        )
-    })
 }
 
 /// Forecast models arrive in a later release; until then these RPCs say so.
@@ -71,7 +56,11 @@ impl RecommendationService for RecommendationApi {
             }
         };
         Ok(Response::new(pb::GetRecommendationsResponse {
-            recommendations: page.items.into_iter().map(to_pb).collect(),
+            recommendations: page
+                .items
+                .into_iter()
+                .map(convert::recommendation_to_pb)
+                .collect(),
             next_page_token: page.next_token,
         }))
     }
@@ -90,7 +79,11 @@ impl RecommendationService for RecommendationApi {
             .history(dataset.as_ref(), &page)
             .await?;
         Ok(Response::new(pb::ListRecommendationsResponse {
-            recommendations: history.items.into_iter().map(to_pb).collect(),
+            recommendations: history
+                .items
+                .into_iter()
+                .map(convert::recommendation_to_pb)
+                .collect(),
             next_page_token: history.next_token,
         }))
     }
@@ -99,10 +92,10 @@ impl RecommendationService for RecommendationApi {
         &self,
         request: Request<pb::ApproveRecommendationRequest>,
     ) -> Result<Response<pb::ApproveRecommendationResponse>, Status> {
-        let id = recommendation_id(&request.into_inner().recommendation)?;
+        let id = convert::recommendation_id(&request.into_inner().recommendation)?;
         let (recommendation, job) = self.recommendations.approve(id).await?;
         Ok(Response::new(pb::ApproveRecommendationResponse {
-            recommendation: Some(to_pb(recommendation)),
+            recommendation: Some(convert::recommendation_to_pb(recommendation)),
             job: Some(job_to_pb(job)),
         }))
     }
@@ -111,8 +104,10 @@ impl RecommendationService for RecommendationApi {
         &self,
         request: Request<pb::RejectRecommendationRequest>,
     ) -> Result<Response<pb::Recommendation>, Status> {
-        let id = recommendation_id(&request.into_inner().recommendation)?;
-        Ok(Response::new(to_pb(self.recommendations.reject(id).await?)))
+        let id = convert::recommendation_id(&request.into_inner().recommendation)?;
+        Ok(Response::new(convert::recommendation_to_pb(
+            self.recommendations.reject(id).await?,
+        )))
     }
 
     async fn train_models(
@@ -127,41 +122,5 @@ impl RecommendationService for RecommendationApi {
         _request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
         Err(models_unavailable("ListModels"))
-    }
-}
-
-fn to_pb(r: Recommendation) -> pb::Recommendation {
-    pb::Recommendation {
-        id: r.id.to_string(),
-        dataset: r.dataset_id.to_string(),
-        current_tier: convert::tier_to_pb(r.current_tier),
-        current_site: r.current_site_id.to_string(),
-        recommended_tier: convert::tier_to_pb(r.recommended_tier),
-        recommended_site: r.recommended_site_id.to_string(),
-        reasons: r
-            .reasons
-            .into_iter()
-            .map(|x| pb::Reason {
-                code: x.code,
-                message: x.message,
-            })
-            .collect(),
-        cost: Some(pb::CostEstimate {
-            monthly_cost_now: r.cost.monthly_now,
-            monthly_cost_after: r.cost.monthly_after,
-            move_cost: r.cost.move_cost,
-            payback_days: r.cost.payback_days.unwrap_or(0.0),
-        }),
-        model_version: r.model_version,
-        state: match r.state {
-            RecommendationState::Pending => pb::RecommendationState::Pending,
-            RecommendationState::Approved => pb::RecommendationState::Approved,
-            RecommendationState::Rejected => pb::RecommendationState::Rejected,
-            RecommendationState::Superseded => pb::RecommendationState::Superseded,
-            RecommendationState::NoAction => pb::RecommendationState::NoAction,
-        }
-        .into(),
-        job_id: r.job_id.map(|j| j.to_string()).unwrap_or_default(),
-        create_time: Some(to_timestamp(r.created_at)),
     }
 }

@@ -1,13 +1,9 @@
 use ferry_proto::v1::{self as pb, site_service_server::SiteService};
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use crate::convert;
 use crate::{
-    domain::{
-        name::Ref,
-        page::PageRequest,
-        site::{PricesPatch, SitePatch},
-    },
+    domain::{name::Ref, page::PageRequest},
     error::Error,
     service::Catalogue,
 };
@@ -54,7 +50,11 @@ impl SiteService for SiteApi {
         let req = request.into_inner();
         let new = convert::new_site(req.site)?;
         let credentials = convert::credentials(req.credentials.into_iter().collect());
-        let site = self.catalogue.create_site(new, credentials).await?;
+        let site = self
+            .catalogue
+            .create_site(new, credentials)
+            .await
+            .map_err(request_field)?;
         Ok(Response::new(convert::site_to_pb(site)))
     }
 
@@ -89,16 +89,12 @@ impl SiteService for SiteApi {
         let site = req.site.ok_or_else(|| Error::invalid("site", "required"))?;
         let target = convert::target("site", &site.id, &site.name)?;
         let paths = convert::check_mask(req.update_mask, MUTABLE, IMMUTABLE)?;
-        let patch = site_patch(site, req.credentials, &paths)?;
+        let patch = convert::site_patch(site, req.credentials, &paths)?;
         let updated = self
             .catalogue
             .update_site(&target, &patch)
             .await
-            .map_err(|e| match e {
-                // Credentials are a field of the request, not of the site message.
-                Error::InvalidArgument { ref field, .. } if field.starts_with("credentials") => e,
-                e => e.within("site"),
-            })?;
+            .map_err(request_field)?;
         Ok(Response::new(convert::site_to_pb(updated)))
     }
 
@@ -112,36 +108,11 @@ impl SiteService for SiteApi {
     }
 }
 
-fn site_patch(
-    site: pb::Site,
-    credentials: std::collections::HashMap<String, String>,
-    paths: &[String],
-) -> Result<SitePatch, Error> {
-    let has = |p: &str| paths.iter().any(|x| x == p);
-    let prices = site.prices.unwrap_or_default();
-    let price =
-        |name: &str, value: f64| (has("prices") || has(&format!("prices.{name}"))).then_some(value);
-    Ok(SitePatch {
-        options: has("options").then(|| site.options.into_iter().collect()),
-        tier: if has("tier") {
-            Some(convert::required_tier("site.tier", site.tier)?)
-        } else {
-            None
-        },
-        default_storage_class: has("default_storage_class").then_some(site.default_storage_class),
-        latency_ms: has("latency_ms").then_some(site.latency_ms),
-        bandwidth_limit: has("bandwidth_limit_bytes_per_sec").then_some(
-            (site.bandwidth_limit_bytes_per_sec != 0).then_some(site.bandwidth_limit_bytes_per_sec),
-        ),
-        prices: PricesPatch {
-            storage_per_gb_month: price("storage_per_gb_month", prices.storage_per_gb_month),
-            retrieval_per_gb: price("retrieval_per_gb", prices.retrieval_per_gb),
-            egress_per_gb: price("egress_per_gb", prices.egress_per_gb),
-            per_1000_requests: price("per_1000_requests", prices.per_1000_requests),
-            min_storage_days: (has("prices") || has("prices.min_storage_days"))
-                .then_some(prices.min_storage_days),
-        },
-        credentials: has("credentials")
-            .then(|| convert::credentials(credentials.into_iter().collect())),
-    })
+/// Names a refused field as the request does: credentials are a field of the request,
+/// everything else one of its `site`.
+fn request_field(e: Error) -> Error {
+    match e {
+        Error::InvalidArgument { ref field, .. } if field.starts_with("credentials") => e,
+        e => e.within("site"),
+    }
 }

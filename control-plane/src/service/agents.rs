@@ -13,6 +13,7 @@ use super::Catalogue;
 use crate::{
     domain::{
         agent::{agents_per_job, Agent},
+        dataset::DatasetPath,
         ids::{AgentId, JobId, SiteId},
         name::Ref,
         site::{Credentials, Site},
@@ -195,6 +196,25 @@ impl Agents {
         let destination = access(job.destination_site_id, job.destination_path.clone()).await?;
         info!(agent_id = %id, job_id = %job_id, attempt, "job access handed to its agent");
         Ok((source, destination))
+    }
+
+    /// The agent's own site at dataset `path`, for a dry run the control plane asked
+    /// it to list. An agent reaches only the site it serves.
+    pub async fn site_access(
+        &self,
+        id: AgentId,
+        token: Option<&str>,
+        path: DatasetPath,
+    ) -> Result<SiteAccess> {
+        let agent = self.authenticate(id, token).await?;
+        let site = self.catalogue.get_site(&Ref::Id(agent.site_id)).await?;
+        let credentials = self.catalogue.site_credentials(site.id).await?;
+        info!(agent_id = %id, site = %site.name, "site access handed to its agent for a dry run");
+        Ok(SiteAccess {
+            site,
+            credentials,
+            path: path.as_str().to_owned(),
+        })
     }
 }
 

@@ -16,6 +16,7 @@ use std::sync::Arc;
 pub use access::AccessEvents;
 pub use agents::{Agents, RegisterRequest, Registration, SiteAccess};
 pub use datasets::DatasetDetails;
+pub use dry_run::DryRuns;
 pub use migrations::{Migrations, PlanRequest};
 pub use recommendations::Recommendations;
 

@@ -6,7 +6,7 @@ use crate::{
         ids::SiteId,
         name::Ref,
         page::{Page, PageRequest},
-        site::{Credentials, NewSite, Site, SitePatch},
+        site::{check_settings, Credentials, NewSite, Site, SitePatch},
         tier::Tier,
     },
     error::{Error, Result},
@@ -16,7 +16,7 @@ use crate::{
 impl Catalogue {
     pub async fn create_site(&self, new: NewSite, credentials: Credentials) -> Result<Site> {
         new.validate()?;
-        credentials.validate_for(&new.uri)?;
+        check_settings(&new.uri, &new.options, &credentials)?;
         let now = self.clock().now();
         let site = Site {
             id: SiteId::new(),
@@ -58,6 +58,13 @@ impl Catalogue {
             let mut site = self.get_site(r).await?;
             let read_at = site.updated_at;
             site.apply(patch)?;
+            if patch.options.is_some() || patch.credentials.is_some() {
+                let credentials = match &patch.credentials {
+                    Some(credentials) => credentials.clone(),
+                    None => self.site_credentials(site.id).await?,
+                };
+                check_settings(&site.uri, &site.options, &credentials)?;
+            }
             site.updated_at = self.clock().next_update(read_at);
             let credentials = match &patch.credentials {
                 None => CredentialsUpdate::Keep,

@@ -12,7 +12,7 @@ use super::{
     corrupt, db_error,
     entity::{dataset, job, job_object, replica},
     is_unique_violation,
-    job_objects::refresh_counters,
+    job_counters::refresh_counters,
     outbox::{insert_outbox, OutboxMessage},
     to_i64, to_u64, Store,
 };

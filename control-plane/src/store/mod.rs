@@ -5,6 +5,7 @@ mod access;
 mod agents;
 mod datasets;
 mod entity;
+mod job_counters;
 mod job_objects;
 mod jobs;
 mod migration;

@@ -18,7 +18,6 @@ use crate::{
         page::{Page, PageRequest},
         site::{Prices, Site},
         tier::Tier,
-        uri::SiteUri,
     },
     error::{Error, Result},
 };
@@ -239,7 +238,7 @@ fn to_domain(row: site::Model) -> Result<Site> {
     Ok(Site {
         id: row.id.parse().map_err(|e| bad(format!("id: {e}")))?,
         name: Name::parse("name", &row.name).map_err(|e| bad(e.to_string()))?,
-        uri: SiteUri::parse("uri", &row.uri).map_err(|e| bad(e.to_string()))?,
+        uri: ferry_storage::SiteUri::parse(&row.uri).map_err(|e| bad(e.to_string()))?,
         options: parse_json_map("sites", &row.id, &row.options)?,
         tier: row.tier.parse().map_err(bad)?,
         default_storage_class: row.default_storage_class,

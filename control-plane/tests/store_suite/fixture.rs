@@ -13,7 +13,6 @@ use ferry_control_plane::{
         policy::Policy,
         site::{Credentials, NewSite, Prices, Site},
         tier::Tier,
-        uri::SiteUri,
     },
     error::{Error, Result},
     service::Catalogue,
@@ -205,7 +204,7 @@ pub fn prices() -> Prices {
 pub fn new_site(site: &str, uri: &str, tier: Tier) -> NewSite {
     NewSite {
         name: name(site),
-        uri: SiteUri::parse("uri", uri).expect("a valid site URI"),
+        uri: ferry_storage::SiteUri::parse(uri).expect("a valid site URI"),
         options: BTreeMap::new(),
         tier,
         default_storage_class: "STANDARD".to_owned(),

@@ -5,7 +5,7 @@
 use super::*;
 
 /// Checks that the job recorded `count` objects, every one verified (none skipped).
-async fn assert_all_verified(client: &Client, job: &pb::Job, count: usize) {
+pub(super) async fn assert_all_verified(client: &Client, job: &pb::Job, count: usize) {
     let objects = client.list_job_objects(&job.id, None).await.unwrap();
     assert_eq!(objects.len(), count);
     assert!(

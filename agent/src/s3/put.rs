@@ -18,19 +18,16 @@ use std::{
 
 use aws_sdk_s3::{error::SdkError, primitives::ByteStream, types::StorageClass};
 use bytes::Bytes;
+use ferry_storage::{Attributes, ErrorKind, ObjectError, Operation};
 use http_body::{Body, Frame, SizeHint};
-use opendal::{ErrorKind, Metadata, Operator};
+use opendal::{Metadata, Operator};
 use tokio::sync::mpsc;
 use xxhash_rust::xxh3::Xxh3;
 
+use super::{sdk_failure, S3Dataset};
 use crate::{
     local_file,
-    multipart::{url, Attributes},
-    s3::{sdk_failure, S3Dataset},
-    transfer::{
-        ensure_unchanged, source_changed, stat_file, xxh3_hex, Copied, CopyOptions, ObjectBytes,
-        TransferError,
-    },
+    transfer::{ensure_unchanged, stat_file, xxh3_hex, Copied, CopyOptions, ObjectBytes},
 };
 
 /// Bytes read from a local source at a time.
@@ -50,12 +47,12 @@ pub enum PutFailure {
     /// being sent, so the refusal never reaches the client and every retry would meet
     /// the same; a request without a body, such as a multipart upload's start, gets the
     /// answer. A broken network looks the same, and a multipart upload then resumes.
-    Unanswered(TransferError),
-    Failed(TransferError),
+    Unanswered(ObjectError),
+    Failed(ObjectError),
 }
 
-impl From<TransferError> for PutFailure {
-    fn from(e: TransferError) -> Self {
+impl From<ObjectError> for PutFailure {
+    fn from(e: ObjectError) -> Self {
         PutFailure::Failed(e)
     }
 }
@@ -75,19 +72,22 @@ pub async fn put_streamed(
     let source = stat_file(src, key).await?;
     let size = source.content_length();
     if size > MAX_SIZE {
-        return Err(PutFailure::Failed(TransferError {
-            key: key.to_owned(),
-            operation: "write",
-            kind: ErrorKind::Unsupported,
-            message: format!(
-                "writing {}: {size} bytes exceed S3's {MAX_SIZE} for one request; \
-                 lower the agent's multipart_threshold_mib",
-                url(dst, key)
+        return Err(PutFailure::Failed(ObjectError::new(
+            &dst.url(key),
+            key,
+            Operation::Write,
+            ErrorKind::Invalid,
+            "TooLarge",
+            format!(
+                "{size} bytes exceed S3's {MAX_SIZE} for one request; \
+                 lower the agent's multipart_threshold_mib"
             ),
-            temporary: false,
-        }));
+        )));
     }
-    let attributes = Attributes::of(&source, options.preserve_metadata);
+    let (attributes, metadata_dropped) = options.carried(Attributes::of(&source));
+    let user_metadata = Some(&attributes.user_metadata)
+        .filter(|m| !m.is_empty())
+        .map(|m| m.clone().into_iter().collect());
     let (sender, chunks) = mpsc::channel(1);
     let request = dst
         .client
@@ -96,7 +96,7 @@ pub async fn put_streamed(
         .key(dst.object_key(key))
         .content_length(i64::try_from(size).unwrap_or(i64::MAX))
         .set_content_type(attributes.content_type.clone())
-        .set_metadata(attributes.user_metadata.clone())
+        .set_metadata(user_metadata)
         .set_storage_class(dst.storage_class.as_deref().map(StorageClass::from))
         .body(ByteStream::from_body_1_x(ChannelBody { chunks, size }))
         // The bytes are hashed with xxh3 on the way and verified end to end; a SHA-256
@@ -110,7 +110,7 @@ pub async fn put_streamed(
     let fed = fed?;
     let sent = sent.map_err(|e| {
         let unanswered = matches!(e, SdkError::DispatchFailure(_));
-        let e = sdk_failure(dst, key, "write", e);
+        let e = sdk_failure(dst, key, Operation::Write, e);
         if unanswered {
             PutFailure::Unanswered(e)
         } else {
@@ -118,23 +118,21 @@ pub async fn put_streamed(
         }
     })?;
     let Some(source_xxh3) = fed else {
-        return Err(PutFailure::Failed(TransferError {
-            key: key.to_owned(),
-            operation: "write",
-            kind: ErrorKind::Unexpected,
-            message: format!(
-                "writing {}: the request ended before its body was sent",
-                url(dst, key)
-            ),
-            temporary: true,
-        }));
+        return Err(PutFailure::Failed(ObjectError::new(
+            &dst.url(key),
+            key,
+            Operation::Write,
+            ErrorKind::Temporary,
+            "BodyNotSent",
+            "the request ended before its body was sent",
+        )));
     };
     tracing::debug!(key, size, xxh3 = %xxh3_hex(source_xxh3), "object streamed in one request");
     Ok(Copied {
         size,
         source_xxh3,
         etag: sent.e_tag,
-        metadata_dropped: attributes.dropped,
+        metadata_dropped,
     })
 }
 
@@ -171,7 +169,7 @@ async fn feed(
     source: &Metadata,
     options: &CopyOptions,
     body: mpsc::Sender<io::Result<Bytes>>,
-) -> Result<Option<u128>, TransferError> {
+) -> Result<Option<u128>, ObjectError> {
     let fed = feed_chunks(src, key, source, options, &body).await;
     if let Err(e) = &fed {
         // The request may be gone already; then it has failed anyway.
@@ -186,7 +184,7 @@ async fn feed_chunks(
     source: &Metadata,
     options: &CopyOptions,
     body: &mpsc::Sender<io::Result<Bytes>>,
-) -> Result<Option<u128>, TransferError> {
+) -> Result<Option<u128>, ObjectError> {
     // Exactly the stat'ed size, or a failure saying the source changed.
     let mut chunks = Chunks::open(src, key, source).await?;
     let mut hasher = Xxh3::new();
@@ -212,9 +210,7 @@ async fn feed_chunks(
 
 /// Paces `chunk` and hands it to the request; false if the request is gone.
 async fn send(options: &CopyOptions, body: &mpsc::Sender<io::Result<Bytes>>, chunk: Bytes) -> bool {
-    for limit in &options.bandwidth {
-        limit.take(chunk.len()).await;
-    }
+    options.pace(chunk.len()).await;
     body.send(Ok(chunk)).await.is_ok()
 }
 
@@ -237,7 +233,7 @@ impl<'a> Chunks<'a> {
         src: &'a Operator,
         key: &'a str,
         source: &Metadata,
-    ) -> Result<Chunks<'a>, TransferError> {
+    ) -> Result<Chunks<'a>, ObjectError> {
         if local_file::is_local(src) {
             return Ok(Chunks::File {
                 src,
@@ -253,7 +249,7 @@ impl<'a> Chunks<'a> {
     }
 
     /// The next chunk, or `None` at the end.
-    async fn next(&mut self) -> Result<Option<Bytes>, TransferError> {
+    async fn next(&mut self) -> Result<Option<Bytes>, ObjectError> {
         match self {
             Chunks::File {
                 src,
@@ -275,7 +271,7 @@ impl<'a> Chunks<'a> {
                 .await
                 .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))
                 .map_err(|e| match e.kind() {
-                    io::ErrorKind::UnexpectedEof => source_changed(
+                    io::ErrorKind::UnexpectedEof => ObjectError::source_changed(
                         src,
                         key,
                         format!(
@@ -283,7 +279,7 @@ impl<'a> Chunks<'a> {
                             start + len as u64
                         ),
                     ),
-                    _ => local_file::io_error(src, key, "read", &e),
+                    _ => local_file::io_error(src, key, Operation::Read, &e),
                 })?;
                 *offset += len as u64;
                 Ok(Some(Bytes::from(chunk)))
@@ -313,7 +309,7 @@ mod tests {
         key: &str,
         source: &Metadata,
         before_the_end: impl FnOnce(),
-    ) -> (Vec<io::Result<Bytes>>, Result<Option<u128>, TransferError>) {
+    ) -> (Vec<io::Result<Bytes>>, Result<Option<u128>, ObjectError>) {
         let (sender, mut receiver) = mpsc::channel(1);
         let options = CopyOptions::default();
         let feeding = feed(src, key, source, &options, sender);
@@ -374,7 +370,7 @@ mod tests {
         })
         .await;
         let e = outcome.unwrap_err();
-        assert!(e.temporary, "{e}");
+        assert!(e.is_temporary(), "{e}");
         assert!(e.message.contains("changed"), "{e}");
         let (last, sent) = received.split_last().unwrap();
         assert!(last.is_err(), "the body ends with the failure");
