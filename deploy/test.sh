@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs Ferry's whole test suite on a fresh machine: installs what the tests need,
 # builds the binaries the end-to-end tests start, and runs every test with nextest.
-# The PostgreSQL cases run when a server answers on 127.0.0.1:5432 (or wherever
-# FERRY_TEST_DATABASE_URL points); each test creates and drops its own database.
+# The PostgreSQL cases are `#[ignore]`d in the code; they run (`--run-ignored all`) when
+# FERRY_TEST_DATABASE_URL is set or a server answers at FERRY_TEST_POSTGRES_HOST:PORT
+# (default 127.0.0.1:5432), each in a database it creates and drops. Otherwise nextest
+# reports them as skipped, unless FERRY_REQUIRE_POSTGRES=1 (CI): then no server is an
+# error, so that they can never silently go unrun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,16 +26,30 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
-if [[ -z "${FERRY_TEST_DATABASE_URL:-}" ]] && pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
-  export FERRY_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
+pg_host="${FERRY_TEST_POSTGRES_HOST:-127.0.0.1}"
+pg_port="${FERRY_TEST_POSTGRES_PORT:-5432}"
+if [[ -z "${FERRY_TEST_DATABASE_URL:-}" ]] && pg_isready -q -h "$pg_host" -p "$pg_port" 2>/dev/null; then
+  export FERRY_TEST_DATABASE_URL="postgres://postgres@$pg_host:$pg_port/postgres"
 fi
+run_ignored=()
 if [[ -n "${FERRY_TEST_DATABASE_URL:-}" ]]; then
+  # A URL given by hand that names no live server fails here, not in each test.
+  if ! pg_isready -q -d "$FERRY_TEST_DATABASE_URL" 2>/dev/null; then
+    log "FERRY_TEST_DATABASE_URL=${FERRY_TEST_DATABASE_URL%%\?*} does not answer (pg_isready)"
+    exit 1
+  fi
   log "PostgreSQL cases run against ${FERRY_TEST_DATABASE_URL%%\?*}"
+  # The only ignored tests are the PostgreSQL ones (each says "needs PostgreSQL").
+  [[ " $* " == *" --run-ignored"* ]] || run_ignored=(--run-ignored all)
+elif [[ "${FERRY_REQUIRE_POSTGRES:-}" == 1 ]]; then
+  log "FERRY_REQUIRE_POSTGRES=1 but no PostgreSQL server answers on $pg_host:$pg_port" \
+    "and FERRY_TEST_DATABASE_URL is not set: start one or set the URL"
+  exit 1
 else
-  log "no PostgreSQL server found: PostgreSQL cases are skipped"
+  log "no PostgreSQL server on $pg_host:$pg_port: PostgreSQL cases are reported as skipped"
 fi
 
 log "building binaries"
 cargo build --workspace --bins --locked
 log "running tests"
-cargo nextest run --workspace --locked --no-fail-fast "$@"
+cargo nextest run --workspace --locked --no-fail-fast "${run_ignored[@]}" "$@"

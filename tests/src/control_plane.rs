@@ -161,11 +161,7 @@ impl ControlPlane {
     async fn wait_serving(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = crate::exit_status(&mut self.child) {
                 panic!(
                     "ferry-control-plane exited with {status} during start-up:\n{}",
                     self.log()

@@ -27,3 +27,8 @@ pub fn free_port() -> u16 {
         .expect("local address of an ephemeral listener")
         .port()
 }
+
+/// How `child` exited, if it has: the start-up loops stop waiting on a dead process.
+fn exit_status(child: &mut Option<std::process::Child>) -> Option<std::process::ExitStatus> {
+    child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+}

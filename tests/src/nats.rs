@@ -86,11 +86,7 @@ impl NatsServer {
             {
                 return;
             }
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = crate::exit_status(&mut self.child) {
                 panic!("nats-server exited with {status}:\n{}", self.log());
             }
             assert!(

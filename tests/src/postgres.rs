@@ -1,4 +1,9 @@
-//! A private PostgreSQL database per test, when `FERRY_TEST_DATABASE_URL` names a server.
+//! A private PostgreSQL database per test on the server `FERRY_TEST_DATABASE_URL` names.
+//!
+//! Tests that use one are `#[ignore = "needs PostgreSQL: set FERRY_TEST_DATABASE_URL"]`,
+//! so that without a server nextest reports them as skipped, never as passed;
+//! `deploy/test.sh` runs them (`--run-ignored all`) when a server answers. Once run, they
+//! fail when the variable is missing or names no reachable server.
 
 use std::process::Command;
 
@@ -10,19 +15,27 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    /// `None` when `FERRY_TEST_DATABASE_URL` is unset: the caller skips its PostgreSQL case.
-    pub fn create() -> Option<Self> {
+    /// Creates the database; panics, saying what is missing, when
+    /// `FERRY_TEST_DATABASE_URL` is unset or its server cannot be reached.
+    pub fn create() -> Self {
         let admin_url = std::env::var("FERRY_TEST_DATABASE_URL")
             .ok()
-            .filter(|u| !u.is_empty())?;
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| {
+                panic!(
+                    "FERRY_TEST_DATABASE_URL is not set: this PostgreSQL test needs the admin \
+                     URL of a server, e.g. postgres://postgres@127.0.0.1:5432/postgres \
+                     (deploy/test.sh sets it when a server answers on 127.0.0.1:5432)"
+                )
+            });
         let name = format!("ferry_test_{}", std::process::id()) + &unique_suffix();
         psql(&admin_url, &format!("CREATE DATABASE {name}"));
         let url = replace_database(&admin_url, &name);
-        Some(TestDatabase {
+        TestDatabase {
             admin_url,
             name,
             url,
-        })
+        }
     }
 }
 
@@ -54,7 +67,7 @@ fn psql(url: &str, sql: &str) {
         .expect("running psql (Debian package postgresql-client)");
     assert!(
         out.status.success(),
-        "psql {sql}: {}",
+        "psql {sql} on the server of FERRY_TEST_DATABASE_URL (is PostgreSQL running?): {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -214,7 +214,7 @@ async fn a_migration_planned_and_watched_from_the_command_line() {
     run(&["site", "create", "a", "--uri", &root("a"), "--tier", "hot"]);
     run(&["site", "create", "b", "--uri", &root("b"), "--tier", "cold"]);
     run(&["dataset", "create", "d", "--site", "a", "--path", "d"]);
-    let _agent = ferry_tests::Agent::start(&ep, cp.nats_url(), "a", &[]);
+    let _agent = ferry_tests::Agent::start(&ep, cp.nats_url(), "a", &[]).await;
 
     let dry: serde_json::Value = serde_json::from_str(&run(&[
         "--json",

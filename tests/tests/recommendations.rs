@@ -179,7 +179,7 @@ async fn recency_and_latency_objectives_decide_and_approval_migrates() {
 
     // Approving plans the migration, idempotently; an agent completes it.
     write_tree(&dirs.path().join("fast/idle"), &mixed(21, 64 << 10));
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]);
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]).await;
     let approve = || {
         let mut r = recommendations.clone();
         let id = again.id.clone();
@@ -252,7 +252,7 @@ async fn an_auto_migrate_policy_moves_each_dataset_exactly_once_across_restarts(
         reads(&client, name, &[TimeDelta::hours(2)]).await;
         wait_for_last_access(&client, name).await;
     }
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]);
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]).await;
     client
         .create_policy(pb::Policy {
             name: "ops-autopilot".into(),

@@ -23,7 +23,8 @@ use sea_orm::{ConnectionTrait, Database};
 use secrecy::SecretString;
 use tempfile::TempDir;
 
-/// Admin URL of a PostgreSQL server; the postgres variants run only when it is set.
+/// Admin URL of a PostgreSQL server, which the (ignored by default) postgres variants
+/// need.
 const DATABASE_URL_VAR: &str = "FERRY_TEST_DATABASE_URL";
 
 /// Enough connections for the concurrency test's eight writers.
@@ -54,17 +55,22 @@ impl Fixture {
         Fixture::open(dir, url, None).await
     }
 
-    /// A catalogue over a new PostgreSQL database, or `None` (after saying so) when
-    /// `FERRY_TEST_DATABASE_URL` is not set.
-    pub async fn postgres(test: &str) -> Option<Fixture> {
-        let Ok(admin_url) = std::env::var(DATABASE_URL_VAR) else {
-            eprintln!("postgres::{test} skipped: {DATABASE_URL_VAR} is not set");
-            return None;
-        };
+    /// A catalogue over a new PostgreSQL database on the server `FERRY_TEST_DATABASE_URL`
+    /// names; panics, saying what is missing, when it is unset or unreachable.
+    pub async fn postgres() -> Fixture {
+        let admin_url = std::env::var(DATABASE_URL_VAR)
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{DATABASE_URL_VAR} is not set: the PostgreSQL cases need the admin URL of \
+                     a server, e.g. postgres://postgres@127.0.0.1:5432/postgres"
+                )
+            });
         let name = format!("ferry_test_{}", uuid::Uuid::now_v7().simple());
-        let admin = Database::connect(&admin_url)
-            .await
-            .expect("connecting to FERRY_TEST_DATABASE_URL");
+        let admin = Database::connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!("connecting to the server of {DATABASE_URL_VAR} (is PostgreSQL running?): {e}")
+        });
         admin
             .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
             .await
@@ -74,7 +80,7 @@ impl Fixture {
         url.set_path(&name);
         let dir = tempfile::tempdir().expect("creating a temporary directory");
         let database = PgDatabase { admin_url, name };
-        Some(Fixture::open(dir, url.to_string(), Some(database)).await)
+        Fixture::open(dir, url.to_string(), Some(database)).await
     }
 
     async fn open(dir: TempDir, url: String, postgres: Option<PgDatabase>) -> Fixture {

@@ -43,7 +43,7 @@ async fn a_bandwidth_limit_paces_the_copy_and_can_be_lowered_while_it_runs() {
     let source = one_large_file(5, TOTAL);
     let dirs = two_local_sites(&client, &source).await;
     let b = dirs.path().join("b");
-    let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]);
+    let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]).await;
 
     let planned_at = chrono::Utc::now();
     let started = std::time::Instant::now();
@@ -147,8 +147,8 @@ async fn a_site_limit_is_shared_among_the_sites_agents() {
         SITE_LIMIT
     );
     let agents = [
-        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]),
-        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]),
+        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]).await,
+        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]).await,
     ];
     // Each agent takes half of the site's limit once it sees the other, and the one
     // that found the other already there held off until it knew.
@@ -208,8 +208,8 @@ async fn a_jobs_limit_holds_for_all_its_tasks_on_all_its_agents() {
     // One object per task: ten tasks, up to four at once on each agent.
     let settings = [("FERRY_AGENT_TASK_OBJECTS", "1")];
     let agents = [
-        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &settings),
-        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &settings),
+        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &settings).await,
+        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &settings).await,
     ];
 
     let planned_at = chrono::Utc::now();

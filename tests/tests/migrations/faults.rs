@@ -20,7 +20,7 @@ async fn an_agent_killed_mid_copy_resumes_without_copying_finished_objects_again
         ("FERRY_AGENT_CONCURRENCY", "1"),
         ("FERRY_AGENT_FAULTS__PAUSE_AFTER_OBJECT_MS", "150"),
     ];
-    let mut agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &slow);
+    let mut agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &slow).await;
     let job = plan(&client, "data", "b", pb::VerifyMode::Full, "crash").await;
 
     let copied = |o: &&pb::JobObject| {
@@ -38,7 +38,7 @@ async fn an_agent_killed_mid_copy_resumes_without_copying_finished_objects_again
         .collect();
     assert!(copied_before.len() < source.len(), "the kill came mid-copy");
 
-    agent.restart();
+    agent.restart().await;
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
     assert_eq!(
         done.state,
@@ -74,7 +74,8 @@ async fn a_flipped_destination_byte_is_detected_and_repaired() {
         cp.nats_url(),
         "a",
         &[("FERRY_AGENT_FAULTS__PAUSE_BEFORE_VERIFY_MS", "3000")],
-    );
+    )
+    .await;
     let job = plan(&client, "data", "b", pb::VerifyMode::Full, "bitrot").await;
 
     wait_for_objects(&client, &job.id, TIMEOUT, |objects| {
@@ -184,7 +185,7 @@ async fn a_copy_written_over_while_its_agent_was_down_is_read_back_and_copied_ag
     // is down, another writer puts an object of the same size over one of them.
     files.agent.kill();
     write_over(&files, &["obj-1.bin"]).await;
-    files.agent.restart();
+    files.agent.restart().await;
 
     files.completes(&job).await;
     files.holds_the_source().await;
@@ -261,7 +262,7 @@ async fn a_store_answering_503_is_retried_and_the_job_completes() {
     file_system_dataset_and_bucket(&client, &s3, dirs.path(), "logs", "flaky", &source).await;
     // The store throttles: its next five writes are answered 503 SlowDown.
     s3.faults().fail_next_puts(5);
-    let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]);
+    let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]).await;
 
     let job = plan(&client, "logs", "bucket", pb::VerifyMode::Quick, "flaky").await;
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
@@ -294,7 +295,7 @@ async fn a_refused_object_fails_alone_and_a_retry_without_it_completes() {
     let refused = source.keys().nth(3).unwrap().clone();
     // A bucket policy refuses this one key: a permanent failure, never retried.
     s3.faults().deny_writes_to(&refused);
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]);
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]).await;
 
     let job = plan(&client, "logs", "bucket", pb::VerifyMode::Full, "refused").await;
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
@@ -389,7 +390,7 @@ async fn an_agent_killed_mid_upload_resumes_with_the_missing_parts_only() {
     let recorded_before = journalled(&before);
     assert!(recorded_before < PARTS, "the kill came mid-upload");
 
-    upload.agent.restart();
+    upload.agent.restart().await;
     upload.completes(&job).await;
     upload.holds_the_source().await;
     let (client, s3) = (&upload.client, &upload.s3);
@@ -465,7 +466,7 @@ async fn an_upload_created_but_not_journalled_before_a_kill_is_aborted_after_the
         "the upload was never journalled: {recorded:#?}"
     );
 
-    upload.agent.restart();
+    upload.agent.restart().await;
     upload.completes(&job).await;
     upload.holds_the_source().await;
     assert_eq!(
@@ -526,7 +527,7 @@ async fn cancel_mid_upload(kill_agent_first: bool) {
     }
     client.cancel_job(&job.id).await.unwrap();
     if kill_agent_first {
-        upload.agent.restart();
+        upload.agent.restart().await;
     }
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while !upload.agent.log().contains("unfinished upload aborted") {

@@ -15,7 +15,7 @@ async fn file_system_to_s3_and_back() {
     fs_site(&client, "fast", &dirs.path().join("fast"), pb::Tier::Hot).await;
     s3_site(&client, &s3, "bucket", "archive", pb::Tier::Cold).await;
     dataset(&client, "genome", "fast", "projects/genome").await;
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]);
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]).await;
 
     let job = plan(&client, "genome", "bucket", pb::VerifyMode::Full, "to-s3").await;
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
@@ -38,7 +38,7 @@ async fn file_system_to_s3_and_back() {
         pb::Tier::Warm,
     )
     .await;
-    let _agent2 = Agent::start(&cp.endpoint(), cp.nats_url(), "scratch", &[]);
+    let _agent2 = Agent::start(&cp.endpoint(), cp.nats_url(), "scratch", &[]).await;
     let back = plan_job(
         &client,
         pb::PlanMigrationRequest {
@@ -87,7 +87,7 @@ async fn s3_to_s3_keeps_content_type_and_metadata_and_s3_to_file_system() {
     let source = mixed(7, LARGE);
     fill_bucket(&s3, "primary-bucket", "tables", &source).await;
     dataset(&client, "tables", "primary", "tables").await;
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "primary", &[]);
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "primary", &[]).await;
 
     let job = plan(
         &client,
@@ -107,7 +107,7 @@ async fn s3_to_s3_keeps_content_type_and_metadata_and_s3_to_file_system() {
 
     let dirs = tempfile::tempdir().unwrap();
     fs_site(&client, "local", dirs.path(), pb::Tier::Hot).await;
-    let _local_agent = Agent::start(&cp.endpoint(), cp.nats_url(), "local", &[]);
+    let _local_agent = Agent::start(&cp.endpoint(), cp.nats_url(), "local", &[]).await;
     let job = plan(&client, "tables", "local", pb::VerifyMode::Full, "s3-to-fs").await;
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
     assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
@@ -279,7 +279,7 @@ async fn a_failed_job_leaves_the_source_untouched_and_primary() {
     )
     .await;
     dataset(&client, "data", "a", "data").await;
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]);
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]).await;
 
     let job = plan_job(
         &client,
@@ -365,7 +365,7 @@ async fn credentials_never_travel_over_nats() {
         "the job command carries the key id"
     );
 
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]);
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]).await;
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
     assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
     let progress = js.get_stream("FERRY_PROGRESS").await.unwrap();

@@ -226,7 +226,7 @@ impl FilesToBucket {
         let s3 = S3Server::start().await;
         let dirs = tempfile::tempdir().unwrap();
         file_system_dataset_and_bucket(&client, &s3, dirs.path(), dataset, bucket, &source).await;
-        let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", settings);
+        let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", settings).await;
         FilesToBucket {
             agent,
             client,

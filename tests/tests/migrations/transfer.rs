@@ -131,7 +131,8 @@ async fn a_bucket_on_another_service_streams_into_one_request_with_its_metadata(
         cp.nats_url(),
         "primary",
         &STREAMED_UP_TO_16_MIB,
-    );
+    )
+    .await;
 
     let before = to.writes();
     let job = plan(
@@ -270,7 +271,7 @@ async fn objects_already_at_the_destination_with_the_same_checksum_are_not_writt
             .await
             .unwrap();
     }
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]);
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]).await;
 
     let before = s3.writes();
     let job = plan(&client, "logs", "bucket", pb::VerifyMode::Quick, "warm").await;
@@ -322,8 +323,8 @@ async fn two_agents_of_a_site_share_the_tasks_of_one_job() {
         ("FERRY_AGENT_FAULTS__PAUSE_AFTER_OBJECT_MS", "100"),
     ];
     let agents = [
-        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &settings),
-        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &settings),
+        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &settings).await,
+        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &settings).await,
     ];
     let job = plan(&client, "data", "b", pb::VerifyMode::Full, "shared-tasks").await;
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
@@ -386,7 +387,7 @@ async fn server_side_copy(seed: u64, list_etags: bool) {
     s3_site(&client, &s3, "cold", "cold-bucket", pb::Tier::Cold).await;
     fill_bucket(&s3, "hot-bucket", "data", &source).await;
     dataset(&client, "data", "hot", "data").await;
-    let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "hot", &[]);
+    let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "hot", &[]).await;
     let written = s3.writes();
     let heads = s3.heads();
 
@@ -515,7 +516,7 @@ async fn a_storage_class_change_in_place_copies_each_object_onto_itself() {
         .unwrap();
     assert_eq!(preview.objects, source.len() as u64, "{preview:?}");
 
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "hot", &[]);
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "hot", &[]).await;
     let written = s3.writes();
     let job = client
         .plan_migration(in_place("hot"))
@@ -618,7 +619,8 @@ async fn a_twenty_thousand_key_listing_through_filters_gives_exactly_the_expecte
         cp.nats_url(),
         "a",
         &[("FERRY_AGENT_TASK_OBJECTS", "500")],
-    );
+    )
+    .await;
     let job = client.plan_migration(request).await.unwrap().job.unwrap();
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
     assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
