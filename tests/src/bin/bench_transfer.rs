@@ -29,56 +29,49 @@ use ferry_tests::{
     control_plane::Options, dataset::bytes, s3::S3Server, Agent, ControlPlane, NatsServer,
 };
 
+/// Ferry against rclone on the same workloads, the same in-process S3 server (s3s-fs)
+/// and the same machine, interleaved round by round.
+///
+/// Workloads: W1 many 64 KiB files, file:// → s3://; W2 a few large files, file:// →
+/// s3://; W3 the W1 set s3:// → s3:// on the same endpoint. Build the binaries in the
+/// same profile first (`cargo build --release --bins`). FERRY_BENCH_RCLONE_LOG=FILE
+/// keeps rclone's debug log; FERRY_BENCH_LOG_DIR=DIR keeps the agents' and the control
+/// plane's logs.
+#[derive(clap::Parser)]
+#[command(name = "ferry-bench-transfer")]
 struct Args {
+    /// Rounds; each starts one contender further along
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = at_least_one)]
     rounds: usize,
+    /// W1's files (64 KiB each), also W3's objects
+    #[arg(long, value_name = "N", default_value_t = 5000, value_parser = at_least_one)]
     w1_files: usize,
+    /// W2's files
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = at_least_one)]
     w2_files: usize,
+    /// Size of each W2 file, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 128, value_parser = at_least_one)]
     w2_mib: usize,
+    /// Leave W2 out
+    #[arg(long)]
     skip_w2: bool,
     /// W2 alone: no W1, so no W3 either.
+    #[arg(long)]
     only_w2: bool,
+    /// Measure Ferry only, even when rclone is installed
+    #[arg(long = "no-rclone", action = clap::ArgAction::SetFalse)]
     rclone: bool,
     /// `FERRY_AGENT_CONCURRENCY` for the agents; their default when unset.
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     agent_concurrency: Option<usize>,
 }
 
-impl Args {
-    fn parse() -> anyhow::Result<Args> {
-        let mut args = Args {
-            rounds: 3,
-            w1_files: 5000,
-            w2_files: 8,
-            w2_mib: 128,
-            skip_w2: false,
-            only_w2: false,
-            rclone: true,
-            agent_concurrency: None,
-        };
-        let mut it = std::env::args().skip(1);
-        while let Some(flag) = it.next() {
-            let mut number = |name: &str| -> anyhow::Result<usize> {
-                let v = it.next().with_context(|| format!("{name} needs a value"))?;
-                v.parse()
-                    .with_context(|| format!("{name}: '{v}' is not a number"))
-            };
-            match flag.as_str() {
-                "--rounds" => args.rounds = number("--rounds")?.max(1),
-                "--w1-files" => args.w1_files = number("--w1-files")?.max(1),
-                "--w2-files" => args.w2_files = number("--w2-files")?.max(1),
-                "--w2-mib" => args.w2_mib = number("--w2-mib")?.max(1),
-                "--skip-w2" => args.skip_w2 = true,
-                "--only-w2" => args.only_w2 = true,
-                "--agent-concurrency" => {
-                    args.agent_concurrency = Some(number("--agent-concurrency")?.max(1))
-                }
-                "--no-rclone" => args.rclone = false,
-                other => {
-                    bail!("unknown flag {other}; see the comment at the top of bench_transfer.rs")
-                }
-            }
-        }
-        Ok(args)
-    }
+/// A count given on the command line; 0 counts as 1.
+fn at_least_one(value: &str) -> Result<usize, String> {
+    value
+        .parse::<usize>()
+        .map(|n| n.max(1))
+        .map_err(|_| format!("'{value}' is not a number"))
 }
 
 /// One timed run.
@@ -608,7 +601,7 @@ fn target(what: &str, reached: Option<f64>, unit: &str, met: impl Fn(f64) -> boo
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse()?;
+    let args = <Args as clap::Parser>::parse();
     let rclone = args.rclone
         && Command::new("rclone")
             .arg("version")
