@@ -2,18 +2,25 @@
 //! private temporary directories and waits for readiness (never for fixed sleeps).
 
 pub mod agent;
+pub mod azurite;
 pub mod binaries;
+pub mod clients;
 pub mod control_plane;
 pub mod dataset;
 pub mod embedded;
+pub mod gcs;
 pub mod nats;
 pub mod postgres;
 pub mod s3;
+pub mod tools;
 
 pub use postgres::TestDatabase;
 
 pub use agent::Agent;
+pub use azurite::Azurite;
+pub use clients::Object;
 pub use control_plane::ControlPlane;
+pub use gcs::GcsEmulator;
 pub use nats::NatsServer;
 pub use s3::S3Server;
 
@@ -31,4 +38,12 @@ pub fn free_port() -> u16 {
 /// How `child` exited, if it has: the start-up loops stop waiting on a dead process.
 fn exit_status(child: &mut Option<std::process::Child>) -> Option<std::process::ExitStatus> {
     child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+}
+
+/// A site URI: `scheme://bucket/prefix`, or `scheme://bucket` when the prefix is empty.
+pub(crate) fn site_uri(scheme: &str, bucket: &str, prefix: &str) -> String {
+    match prefix.trim_matches('/') {
+        "" => format!("{scheme}://{bucket}"),
+        prefix => format!("{scheme}://{bucket}/{prefix}"),
+    }
 }
