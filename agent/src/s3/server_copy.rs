@@ -280,9 +280,7 @@ impl S3Dataset {
                 .copy_part_result()
                 .and_then(|r| r.e_tag())
                 .map(str::to_owned),
-            Err(e) if unreadable_success(&e) => {
-                Some(self.confirm_part(key, upload_id, range, e).await?)
-            }
+            Err(e) if unreadable_success(&e) => self.confirm_part(key, upload_id, range, e).await?,
             Err(e) => return Err(self.copy_failure(source, key, e)),
         };
         Ok(CompletedPart::builder()
@@ -292,39 +290,44 @@ impl S3Dataset {
     }
 
     /// An `UploadPartCopy` answered 200 with a body the SDK could not read: the
-    /// upload's part list says whether the part is there, and gives its etag.
+    /// upload's part list says whether the part is there, with its size, and gives its
+    /// etag where the service lists one (AWS does; s3s-fs does not, and completes an
+    /// upload without them).
     async fn confirm_part<E>(
         &self,
         key: &str,
         upload_id: &str,
         range: PartRange,
         err: SdkError<E, HttpResponse>,
-    ) -> Result<String, ObjectError>
+    ) -> Result<Option<String>, ObjectError>
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let listed = self
-            .client
-            .list_parts()
-            .bucket(&self.bucket)
-            .key(self.object_key(key))
-            .upload_id(upload_id)
-            .part_number_marker((range.number - 1).to_string())
-            .max_parts(1)
-            .send()
-            .await
-            .map_err(|e| sdk_failure(self, key, Operation::Copy, e))?;
         let size = range.last - range.first + 1;
-        let part = listed.parts().iter().find(|p| {
-            p.part_number() == Some(range.number)
-                && p.size().and_then(|s| u64::try_from(s).ok()) == Some(size)
-        });
-        match part.and_then(|p| p.e_tag()) {
-            Some(etag) => {
+        let mut marker: Option<String> = None;
+        loop {
+            let listed = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(self.object_key(key))
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| sdk_failure(self, key, Operation::Copy, e))?;
+            let part = listed.parts().iter().find(|p| {
+                p.part_number() == Some(range.number)
+                    && p.size().and_then(|s| u64::try_from(s).ok()) == Some(size)
+            });
+            if let Some(part) = part {
                 tracing::info!(key, part = range.number, "the service's answer to a part copy was unreadable; its part list shows the part");
-                Ok(etag.to_owned())
+                return Ok(part.e_tag().map(str::to_owned));
             }
-            None => Err(sdk_failure(self, key, Operation::Copy, err)),
+            match listed.next_part_number_marker() {
+                Some(next) if listed.is_truncated() == Some(true) => marker = Some(next.to_owned()),
+                _ => return Err(sdk_failure(self, key, Operation::Copy, err)),
+            }
         }
     }
 

@@ -156,6 +156,7 @@ pub fn object_to_pb(o: JobObject) -> pb::JobObject {
         error: o.error.unwrap_or_default(),
         task: o.task.unwrap_or_default(),
         upload: o.upload.as_ref().map(upload_to_pb),
+        operation: o.operation.unwrap_or_default(),
     }
 }
 

@@ -52,7 +52,7 @@ where
             .and_then(TcpConnectInfo::remote_addr)
             .map(|addr| addr.to_string())
             .unwrap_or_default();
-        let span = tracing::info_span!("rpc", service, method, peer = %peer);
+        let span = tracing::info_span!("rpc", service = %service, method = %method, peer = %peer);
         let started = Instant::now();
         let call = span.in_scope(|| self.inner.call(request));
         Box::pin(
@@ -60,10 +60,11 @@ where
                 let answer = call.await;
                 let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
                 match &answer {
-                    Ok(response) => {
-                        let code = grpc_status(response.headers());
-                        tracing::debug!(code, elapsed_ms, "rpc answered");
-                    }
+                    Ok(response) => match grpc_status(response.headers()) {
+                        Some(code) => tracing::debug!(code, elapsed_ms, "rpc answered"),
+                        // The status follows in the trailers.
+                        None => tracing::debug!(elapsed_ms, "rpc answering"),
+                    },
                     Err(e) => tracing::debug!(error = %e, elapsed_ms, "rpc failed"),
                 }
                 answer
@@ -81,14 +82,13 @@ fn service_and_method(path: &str) -> (&str, &str) {
         .unwrap_or((path, ""))
 }
 
-/// The status a unary answer carries in its headers; a streaming one sends it in the
-/// trailers, which have not come yet (`-1`: not known here).
-fn grpc_status(headers: &http::HeaderMap) -> i64 {
+/// The status an answer carries in its headers, as a refusal does ("trailers only"); an
+/// answer with a body sends it in the trailers, which have not come yet.
+fn grpc_status(headers: &http::HeaderMap) -> Option<i64> {
     headers
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
-        .unwrap_or(-1)
 }
 
 #[cfg(test)]

@@ -399,12 +399,14 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
+/// A dry run is listed by an agent of the source site, which alone can see it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_lists_what_would_move_and_plans_nothing() {
     let cp = ControlPlane::start().await;
     let client = Client::connect(&cp.endpoint()).await.unwrap();
     let source = mixed(9, 1 << 20);
     let _dirs = two_local_sites(&client, &source).await;
+    let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]).await;
     client
         .update_site(
             pb::Site {
@@ -465,5 +467,102 @@ async fn a_dry_run_lists_what_would_move_and_plans_nothing() {
             .unwrap()
             .is_empty(),
         "a dry run plans nothing"
+    );
+    assert!(
+        agent.log().contains("dry run answered"),
+        "the agent listed the source:\n{}",
+        agent.log()
+    );
+}
+
+/// With no agent of the source site online, a dry run says so, naming the site.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_without_an_agent_of_the_source_site_names_the_site() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let _dirs = two_local_sites(&client, &mixed(10, 1 << 10)).await;
+    // An agent of the destination site lists nothing: the source's is asked.
+    let _other = Agent::start(&cp.endpoint(), cp.nats_url(), "b", &[]).await;
+    let e = client
+        .plan_migration(pb::PlanMigrationRequest {
+            dataset: "data".into(),
+            destination_site: "b".into(),
+            dry_run: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let status = e.status().cloned().unwrap();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "no agent of site a is online to list the source; start one with \
+         `ferry-agent --site a`"
+    );
+}
+
+/// Every line an agent logs about a job carries the job's id (the task's span), so
+/// filtering its log by the id tells the job's whole story, object by object; the
+/// control plane's lines about a call carry the RPC's span, and those about a job's
+/// progress the job's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_job_id_pulls_its_whole_story_out_of_the_logs() {
+    let cp = ControlPlane::start().await;
+    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let source = mixed(12, 1 << 20);
+    let _dirs = two_local_sites(&client, &source).await;
+    let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]).await;
+    let first = plan(&client, "data", "b", pb::VerifyMode::Full, "story").await;
+    let done = wait_for_end(&client, &first.id, TIMEOUT).await;
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+
+    let log = agent.log();
+    let story: Vec<&str> = log.lines().filter(|l| l.contains(&first.id)).collect();
+    for step in [
+        "task received",
+        "source listed into copy tasks",
+        "copying",
+        "task finished",
+    ] {
+        assert!(
+            story.iter().any(|l| l.contains(step)),
+            "`{step}` is in the job's story:\n{}",
+            story.join("\n")
+        );
+    }
+    for key in source.keys() {
+        assert!(
+            story
+                .iter()
+                .any(|l| l.contains("object copied") && l.contains(&format!("key={key}"))),
+            "{key}'s copy is in the job's story:\n{}",
+            story.join("\n")
+        );
+    }
+    // No line about one of the job's objects escapes its span.
+    let object_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| source.keys().any(|k| l.contains(&format!("key={k}"))))
+        .collect();
+    assert!(
+        object_lines.iter().all(|l| l.contains(&first.id)),
+        "every object line names the job:\n{}",
+        object_lines.join("\n")
+    );
+
+    let cp_log = cp.log();
+    assert!(
+        cp_log
+            .lines()
+            .any(|l| l
+                .contains("rpc{service=ferry.v1.JobService method=PlanMigration peer=127.0.0.1:")),
+        "the plan's lines carry its RPC's span:\n{cp_log}"
+    );
+    assert!(
+        cp_log
+            .lines()
+            .any(|l| l.contains(&format!("job{{job_id={}", first.id))
+                && l.contains("copy task recorded")),
+        "the job's progress is logged in its span:\n{cp_log}"
     );
 }

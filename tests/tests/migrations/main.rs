@@ -17,7 +17,9 @@ use ferry_tests::{
 const LARGE: usize = 20 << 20;
 const TIMEOUT: Duration = Duration::from_secs(120);
 
+mod backends;
 mod bandwidth;
+mod compat;
 mod faults;
 mod lifecycle;
 mod transfer;

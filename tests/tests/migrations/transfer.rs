@@ -452,6 +452,7 @@ async fn a_storage_class_change_in_place_copies_each_object_onto_itself() {
         verify_mode: pb::VerifyMode::Full.into(),
         ..Default::default()
     };
+    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "hot", &[]).await;
     // Planning refuses it, and a dry run answers the same.
     let refused = |request: pb::PlanMigrationRequest| {
         let client = &client;
@@ -516,7 +517,6 @@ async fn a_storage_class_change_in_place_copies_each_object_onto_itself() {
         .unwrap();
     assert_eq!(preview.objects, source.len() as u64, "{preview:?}");
 
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "hot", &[]).await;
     let written = s3.writes();
     let job = client
         .plan_migration(in_place("hot"))
@@ -599,6 +599,13 @@ async fn a_twenty_thousand_key_listing_through_filters_gives_exactly_the_expecte
         idempotency_key: "filtered".into(),
         ..Default::default()
     };
+    let _agent = Agent::start(
+        &cp.endpoint(),
+        cp.nats_url(),
+        "a",
+        &[("FERRY_AGENT_TASK_OBJECTS", "500")],
+    )
+    .await;
     let dry = client
         .plan_migration(pb::PlanMigrationRequest {
             dry_run: true,
@@ -613,14 +620,6 @@ async fn a_twenty_thousand_key_listing_through_filters_gives_exactly_the_expecte
         expected.len() as u64,
         "the dry run filters alike"
     );
-
-    let _agent = Agent::start(
-        &cp.endpoint(),
-        cp.nats_url(),
-        "a",
-        &[("FERRY_AGENT_TASK_OBJECTS", "500")],
-    )
-    .await;
     let job = client.plan_migration(request).await.unwrap().job.unwrap();
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
     assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");

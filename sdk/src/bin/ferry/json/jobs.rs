@@ -96,6 +96,7 @@ impl ToJson for pb::JobObject {
             .field("source_xxh3", self.source_xxh3.as_str())
             .field("destination_xxh3", self.destination_xxh3.as_str())
             .field("attempts", self.attempts)
+            .field("operation", self.operation.as_str())
             .field("error", self.error.as_str())
             .done()
     }
@@ -288,7 +289,8 @@ mod tests {
             source_xxh3: "0123456789abcdef0123456789abcdef".into(),
             destination_xxh3: String::new(),
             attempts: 3,
-            error: "copy: connection reset".into(),
+            error: "copy: temporary (Transport): copying server-side to s3://b/raw/a.bam: connection reset".into(),
+            operation: "copy".into(),
             ..Default::default()
         };
         let expected = json!({
@@ -298,7 +300,8 @@ mod tests {
             "source_xxh3": "0123456789abcdef0123456789abcdef",
             "destination_xxh3": "",
             "attempts": 3,
-            "error": "copy: connection reset"
+            "operation": "copy",
+            "error": "copy: temporary (Transport): copying server-side to s3://b/raw/a.bam: connection reset"
         });
         assert_eq!(object.to_json(), expected);
     }
