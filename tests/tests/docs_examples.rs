@@ -444,6 +444,37 @@ async fn api_md_grpcurl_examples_run_in_order() {
 async fn sites_md_sh_blocks_run() {
     let (path, markdown) = docs_file("sites.md");
     let blocks = sh_blocks(&markdown);
+    assert_creates_every_scheme(&path, &blocks);
+    run_sh_blocks(&path, &blocks).await;
+}
+
+/// The README's one-per-scheme site examples (its block of `ferry site create` lines;
+/// its other blocks set a machine up and are not run here).
+#[tokio::test]
+async fn readme_site_examples_run() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let markdown = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let blocks: Vec<Vec<Command>> = sh_blocks(&markdown)
+        .into_iter()
+        .filter(|b| {
+            !b.is_empty()
+                && b.iter()
+                    .all(|c| c.text.trim_start().starts_with("ferry site create"))
+        })
+        .collect();
+    assert_eq!(
+        blocks.len(),
+        1,
+        "{}: one block of site examples",
+        path.display()
+    );
+    assert_creates_every_scheme(&path, &blocks);
+    run_sh_blocks(&path, &blocks).await;
+}
+
+/// Fails unless `blocks` create a site of every scheme.
+fn assert_creates_every_scheme(path: &Path, blocks: &[Vec<Command>]) {
     let creates: Vec<&Command> = blocks
         .iter()
         .flatten()
@@ -456,7 +487,11 @@ async fn sites_md_sh_blocks_run() {
             path.display()
         );
     }
+}
 
+/// Runs each block as one `sh` script, with the `ferry` CLI on the `PATH` and
+/// pointed at a control plane of its own; every block must succeed.
+async fn run_sh_blocks(path: &Path, blocks: &[Vec<Command>]) {
     let cp = ControlPlane::start().await;
     let ferry = binaries::path("ferry");
     let bin_dir = ferry.parent().unwrap();
@@ -469,7 +504,8 @@ async fn sites_md_sh_blocks_run() {
     )
     .unwrap();
     let work = tempfile::tempdir().unwrap();
-    for block in &blocks {
+    let page = path.display();
+    for block in blocks {
         let first = block.first().map_or(0, |c| c.line);
         let script: String = std::iter::once("set -eu".to_owned())
             .chain(block.iter().map(|c| c.text.clone()))
@@ -485,11 +521,11 @@ async fn sites_md_sh_blocks_run() {
             .output();
         let output = tokio::time::timeout(EXAMPLE_TIMEOUT, output)
             .await
-            .unwrap_or_else(|_| panic!("docs/sites.md:{first}: block did not finish"))
+            .unwrap_or_else(|_| panic!("{page}:{first}: block did not finish"))
             .unwrap();
         assert!(
             output.status.success(),
-            "docs/sites.md:{first}: block failed ({}):\n{script}\nstdout:\n{}\nstderr:\n{}",
+            "{page}:{first}: block failed ({}):\n{script}\nstdout:\n{}\nstderr:\n{}",
             output.status,
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)

@@ -1,0 +1,179 @@
+//! One benchmark run of each contender: Ferry through a real control plane and agent,
+//! rclone as a process.
+
+use super::*;
+
+pub(crate) struct Bench {
+    pub(crate) client: Client,
+    pub(crate) s3: S3Server,
+    pub(crate) gen: PathBuf,
+    pub(crate) src: PathBuf,
+}
+
+impl Bench {
+    pub(crate) async fn ferry(
+        &self,
+        agent: &Agent,
+        dataset: &str,
+        to: &str,
+        verify: pb::VerifyMode,
+        source: &[PathBuf],
+    ) -> anyhow::Result<Run> {
+        let pid = agent.pid().context("the agent is not running")?;
+        settle(source)?;
+        reset_peak_rss(pid);
+        let (cpu_before, _) = proc_usage(pid).context("reading the agent's usage")?;
+        let server_before = server_cpu();
+        let steal_before = machine_steal();
+        let started = Instant::now();
+        let job = self
+            .client
+            .plan_migration(pb::PlanMigrationRequest {
+                dataset: dataset.into(),
+                destination_site: to.into(),
+                verify_mode: verify.into(),
+                idempotency_key: format!("bench-{dataset}-{to}"),
+                ..Default::default()
+            })
+            .await?
+            .job
+            .context("a planned job")?;
+        let done = loop {
+            let j = self.client.get_job(&job.id).await?;
+            if matches!(
+                pb::JobState::try_from(j.state),
+                Ok(pb::JobState::Completed | pb::JobState::Failed | pb::JobState::Cancelled)
+            ) {
+                break j;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        if done.state != pb::JobState::Completed as i32 {
+            bail!(
+                "job {} of {dataset} did not complete: {}",
+                job.id,
+                done.error
+            );
+        }
+        let (cpu_after, peak_rss_kib) = proc_usage(pid).context("reading the agent's usage")?;
+        Ok(Run {
+            seconds,
+            cpu_seconds: cpu_after - cpu_before,
+            peak_rss_kib,
+            server_cpu_seconds: server_cpu() - server_before,
+            steal_seconds: machine_steal() - steal_before,
+        })
+    }
+
+    pub(crate) fn rclone(
+        &self,
+        from: &str,
+        to: &str,
+        extra: &[&str],
+        source: &[PathBuf],
+    ) -> anyhow::Result<Run> {
+        settle(source)?;
+        let server_before = server_cpu();
+        let steal_before = machine_steal();
+        let started = Instant::now();
+        let mut command = Command::new("rclone");
+        command.args(["copy", from, to]).args(extra);
+        // FERRY_BENCH_RCLONE_LOG=FILE keeps rclone's debug log, to see what it did.
+        if let Some(log) = std::env::var_os("FERRY_BENCH_RCLONE_LOG") {
+            command.arg("-vv").arg("--log-file").arg(log);
+        }
+        let mut child = command
+            .env("RCLONE_CONFIG_BENCH_TYPE", "s3")
+            .env("RCLONE_CONFIG_BENCH_PROVIDER", "Other")
+            .env("RCLONE_CONFIG_BENCH_ENDPOINT", self.s3.endpoint())
+            .env("RCLONE_CONFIG_BENCH_REGION", self.s3.region())
+            .env("RCLONE_CONFIG_BENCH_ACCESS_KEY_ID", self.s3.access_key())
+            .env(
+                "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY",
+                self.s3.secret_key(),
+            )
+            .env("RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE", "true")
+            // rclone 1.60 fails against a plain-HTTP endpoint with this set.
+            .env_remove("AWS_CA_BUNDLE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting rclone")?;
+        let pid = child.id();
+        let mut last = (0.0, 0);
+        let status = loop {
+            if let Some(usage) = proc_usage(pid) {
+                last = usage;
+            }
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        if !status.success() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            bail!("rclone copy {from} {to} failed: {err}");
+        }
+        Ok(Run {
+            seconds,
+            cpu_seconds: last.0,
+            peak_rss_kib: last.1,
+            server_cpu_seconds: server_cpu() - server_before,
+            steal_seconds: machine_steal() - steal_before,
+        })
+    }
+}
+
+impl Bench {
+    /// One round of a generated `workload` (`w1`, `w2`) from files to S3, each of
+    /// `contenders` in this round's turn: Ferry through the agent of its variant's site,
+    /// each run from its own hard-linked copy of the files (a dataset's path is its own),
+    /// and rclone.
+    pub(crate) async fn files_to_s3(
+        &self,
+        workload: &str,
+        round: usize,
+        agents: &HashMap<&str, &Agent>,
+        contenders: Vec<Contender>,
+        results: &mut Results,
+    ) -> anyhow::Result<()> {
+        let label = workload.to_uppercase();
+        for contender in in_turn(contenders, round) {
+            match contender {
+                Contender::Ferry(variant) => {
+                    let name = format!("{workload}-{}-{round}", variant.name);
+                    link_tree(&self.gen.join(workload), &self.src.join(&name))?;
+                    self.client
+                        .create_dataset(pb::Dataset {
+                            name: name.clone(),
+                            site: variant.site.into(),
+                            path: name.clone(),
+                            ..Default::default()
+                        })
+                        .await?;
+                    let agent = agents
+                        .get(variant.site)
+                        .with_context(|| format!("no agent for site {}", variant.site))?;
+                    let source = [self.gen.join(workload)];
+                    let run = self
+                        .ferry(agent, &name, "s3", variant.verify, &source)
+                        .await?;
+                    results.add(&format!("{label} ferry {}", variant.name), round, run);
+                }
+                Contender::Rclone(variant, flags) => {
+                    let from = self.gen.join(workload).display().to_string();
+                    let to = format!("bench:rclone/{workload}-{variant}-{round}");
+                    let run = self.rclone(&from, &to, flags, &[self.gen.join(workload)])?;
+                    results.add(&format!("{label} rclone {variant}"), round, run);
+                }
+            }
+        }
+        Ok(())
+    }
+}

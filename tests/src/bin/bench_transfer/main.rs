@@ -1,0 +1,362 @@
+//! Transfer benchmark: Ferry against rclone on the same workloads, the same in-process
+//! S3 server (s3s-fs) and the same machine, interleaved round by round.
+//!
+//!     cargo build --release --bins
+//!     target/release/ferry-bench-transfer [--rounds 3] [--w1-files 5000] [--w2-files 8]
+//!         [--w2-mib 128] [--skip-w2 | --only-w2] [--no-rclone] [--agent-concurrency N]
+//!
+//! Workloads: W1 many 64 KiB files, `file://` → `s3://`; W2 a few large files,
+//! `file://` → `s3://`; W3 the W1 set `s3://` → `s3://` on the same endpoint. Ferry runs
+//! through a real control plane, agent and nats-server, with verify `quick` and `full`;
+//! rclone (when on the PATH) with default flags and with `--transfers 32 --checkers 32`,
+//! and on W2 also with multipart uploads of 8 MiB parts, as Ferry sends them; on W2
+//! Ferry also runs quick with one request up to 200 MiB, as rclone sends them.
+//! Each run prints wall time, objects/s, MB/s, CPU seconds and peak RSS of the process
+//! doing the transfer (the agent; rclone itself), sampled from /proc, and the CPU
+//! seconds the S3 server (this process) spent on it; medians and ratios follow.
+
+mod bench;
+mod contenders;
+mod machine;
+mod results;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use ferry_proto::v1 as pb;
+use ferry_sdk::Client;
+use ferry_tests::{
+    control_plane::Options, dataset::bytes, s3::S3Server, Agent, ControlPlane, NatsServer,
+};
+
+use self::{bench::*, contenders::*, machine::*, results::*};
+
+/// Ferry against rclone on the same workloads, the same in-process S3 server (s3s-fs)
+/// and the same machine, interleaved round by round.
+///
+/// Workloads: W1 many 64 KiB files, file:// → s3://; W2 a few large files, file:// →
+/// s3://; W3 the W1 set s3:// → s3:// on the same endpoint. Build the binaries in the
+/// same profile first (`cargo build --release --bins`). FERRY_BENCH_RCLONE_LOG=FILE
+/// keeps rclone's debug log; FERRY_BENCH_LOG_DIR=DIR keeps the agents' and the control
+/// plane's logs.
+#[derive(clap::Parser)]
+#[command(name = "ferry-bench-transfer")]
+struct Args {
+    /// Rounds; each starts one contender further along
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = at_least_one)]
+    rounds: usize,
+    /// W1's files (64 KiB each), also W3's objects
+    #[arg(long, value_name = "N", default_value_t = 5000, value_parser = at_least_one)]
+    w1_files: usize,
+    /// W2's files
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = at_least_one)]
+    w2_files: usize,
+    /// Size of each W2 file, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 128, value_parser = at_least_one)]
+    w2_mib: usize,
+    /// Leave W2 out
+    #[arg(long)]
+    skip_w2: bool,
+    /// W2 alone: no W1, so no W3 either.
+    #[arg(long)]
+    only_w2: bool,
+    /// Measure Ferry only, even when rclone is installed
+    #[arg(long = "no-rclone", action = clap::ArgAction::SetFalse)]
+    rclone: bool,
+    /// `FERRY_AGENT_CONCURRENCY` for the agents; their default when unset.
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    agent_concurrency: Option<usize>,
+}
+
+/// A count given on the command line; 0 counts as 1.
+fn at_least_one(value: &str) -> Result<usize, String> {
+    value
+        .parse::<usize>()
+        .map(|n| n.max(1))
+        .map_err(|_| format!("'{value}' is not a number"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = <Args as clap::Parser>::parse();
+    let rclone = args.rclone
+        && Command::new("rclone")
+            .arg("version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    let work = tempfile::tempdir()?;
+    let gen = work.path().join("gen");
+    let src = work.path().join("src");
+    let w1_bytes = (args.w1_files * 64 * 1024) as u64;
+    let w2_size = args.w2_mib << 20;
+    let w2_bytes = (args.w2_files * w2_size) as u64;
+    println!(
+        "profile: {}; rclone: {}",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        if rclone {
+            "yes"
+        } else {
+            "not installed (or --no-rclone)"
+        }
+    );
+    if args.only_w2 && args.skip_w2 {
+        bail!("--only-w2 and --skip-w2 leave nothing to run");
+    }
+    if !args.only_w2 {
+        println!("generating W1 ({} × 64 KiB)…", args.w1_files);
+        generate(&gen.join("w1"), args.w1_files, 64 * 1024, 1)?;
+    }
+    if !args.skip_w2 {
+        println!("generating W2 ({} × {} MiB)…", args.w2_files, args.w2_mib);
+        generate(&gen.join("w2"), args.w2_files, w2_size, 1_000_000)?;
+    }
+
+    let s3 = S3Server::start().await;
+    for bucket in BUCKETS {
+        s3.create_bucket(bucket).await;
+    }
+    let nats = NatsServer::start().await;
+    let cp = ControlPlane::start_with(Options {
+        nats_url: Some(nats.url()),
+        extra_env: vec![("FERRY_LOG__FILTER".into(), "warn".into())],
+        ..Default::default()
+    })
+    .await;
+    let client = Client::connect(&cp.endpoint()).await?;
+    for name in ["local", CUTOFF_SITE] {
+        client
+            .create_site(
+                pb::Site {
+                    name: name.into(),
+                    uri: format!("file://{}", src.display()),
+                    tier: pb::Tier::Hot.into(),
+                    ..Default::default()
+                },
+                HashMap::new(),
+            )
+            .await?;
+    }
+    for (name, bucket) in [("s3", "bench"), ("s3-copy", "bench-copy")] {
+        let (site, credentials) = s3.site(name, bucket, pb::Tier::Cold);
+        client.create_site(site, credentials).await?;
+    }
+    let concurrency = args.agent_concurrency.map(|c| c.to_string());
+    // FERRY_BENCH_LOG_DIR=DIR keeps the agents' and the control plane's logs there, the
+    // agents' at level info, to see where a run spends its time.
+    let log_dir = std::env::var_os("FERRY_BENCH_LOG_DIR").map(PathBuf::from);
+    let agent_filter = if log_dir.is_some() { "info" } else { "warn" };
+    let mut agent_env = vec![("FERRY_AGENT_LOG__FILTER", agent_filter)];
+    if let Some(c) = &concurrency {
+        agent_env.push(("FERRY_AGENT_CONCURRENCY", c));
+    }
+    let local_agent = Agent::start(&cp.endpoint(), &nats.url(), "local", &agent_env).await;
+    let s3_agent = Agent::start(&cp.endpoint(), &nats.url(), "s3", &agent_env).await;
+    let mut cutoff_env = agent_env.clone();
+    cutoff_env.push(("FERRY_AGENT_MULTIPART_THRESHOLD_MIB", "200"));
+    let cutoff_agent = Agent::start(&cp.endpoint(), &nats.url(), CUTOFF_SITE, &cutoff_env).await;
+    let file_agents = HashMap::from([("local", &local_agent), (CUTOFF_SITE, &cutoff_agent)]);
+    let bench = Bench {
+        client,
+        s3,
+        gen,
+        src,
+    };
+
+    // What rclone runs each workload with; nothing without rclone.
+    let (w1_rclone, w2_rclone, w3_rclone): (&[RcloneVariant], &[RcloneVariant], &[RcloneVariant]) =
+        if rclone {
+            (&RCLONE_VARIANTS, &RCLONE_W2_VARIANTS, &RCLONE_W3_VARIANTS)
+        } else {
+            (&[], &[], &[])
+        };
+    let mut w1 = Results::new(args.w1_files, w1_bytes);
+    let mut w2 = Results::new(args.w2_files, w2_bytes);
+    let mut w3 = Results::new(args.w1_files, w1_bytes);
+    let measured: anyhow::Result<()> = async {
+        for round in 1..=args.rounds {
+            println!("round {round}");
+            if !args.only_w2 {
+                // W1: many small files to S3.
+                bench
+                    .files_to_s3(
+                        "w1",
+                        round,
+                        &file_agents,
+                        contenders(&MODES, w1_rclone),
+                        &mut w1,
+                    )
+                    .await?;
+                // W3: the W1 set, bucket to bucket on one endpoint.
+                for contender in in_turn(contenders(&MODES, w3_rclone), round) {
+                    match contender {
+                        Contender::Ferry(FerryVariant {
+                            name: mode, verify, ..
+                        }) => {
+                            let name = format!("w1-{mode}-{round}");
+                            let source =
+                                in_bucket(bench.s3.root(), &format!("bench/ferry/{name}"))?;
+                            let run = bench
+                                .ferry(&s3_agent, &name, "s3-copy", verify, &source)
+                                .await?;
+                            w3.add(&format!("W3 ferry {mode}"), round, run);
+                        }
+                        Contender::Rclone(variant, flags) => {
+                            let from = format!("bench/ferry/w1-quick-{round}");
+                            let run = bench.rclone(
+                                &format!("bench:{from}"),
+                                &format!("bench:rclone/w3-{round}"),
+                                flags,
+                                &in_bucket(bench.s3.root(), &from)?,
+                            )?;
+                            w3.add(&format!("W3 rclone {variant}"), round, run);
+                        }
+                    }
+                }
+            }
+            // W2: a few large files to S3.
+            if !args.skip_w2 {
+                bench
+                    .files_to_s3(
+                        "w2",
+                        round,
+                        &file_agents,
+                        contenders(&W2_MODES, w2_rclone),
+                        &mut w2,
+                    )
+                    .await?;
+            }
+            empty_buckets(bench.s3.root(), &BUCKETS, round)?;
+        }
+
+        Ok(())
+    }
+    .await;
+    if let Some(dir) = &log_dir {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("agent-local.log"), local_agent.log())?;
+        std::fs::write(dir.join("agent-s3.log"), s3_agent.log())?;
+        std::fs::write(dir.join("agent-local-200.log"), cutoff_agent.log())?;
+        std::fs::write(dir.join("control-plane.log"), cp.log())?;
+    }
+    if let Err(e) = measured {
+        let log = cp.log();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        eprintln!("control plane log, last lines:");
+        for line in tail.iter().rev() {
+            eprintln!("  {line}");
+        }
+        return Err(e);
+    }
+
+    println!();
+    if !args.only_w2 {
+        w1.summary(&format!("W1 ({} × 64 KiB, file → s3)", args.w1_files));
+        w1.ratio("W1 ferry quick", "W1 rclone default");
+        w1.ratio("W1 ferry quick", "W1 rclone --transfers 32");
+        w1.ratio("W1 ferry quick", "W1 ferry full");
+    }
+    if !args.skip_w2 {
+        w2.summary(&format!(
+            "W2 ({} × {} MiB, file → s3)",
+            args.w2_files, args.w2_mib
+        ));
+        w2.ratio("W2 ferry quick", "W2 rclone default");
+        w2.ratio("W2 ferry quick", "W2 rclone --transfers 32");
+        w2.ratio("W2 ferry quick", "W2 rclone multipart 8 MiB");
+        w2.ratio("W2 ferry quick", "W2 ferry full");
+        w2.ratio("W2 ferry quick-200", "W2 rclone default");
+        w2.ratio("W2 ferry quick-200", "W2 rclone --transfers 32");
+    }
+    if !args.only_w2 {
+        w3.summary(&format!(
+            "W3 ({} × 64 KiB, s3 → s3, one endpoint)",
+            args.w1_files
+        ));
+        w3.ratio("W3 ferry quick", "W3 rclone server-side");
+        w3.ratio("W3 ferry quick", "W3 ferry full");
+    }
+
+    println!();
+    println!("targets, on this run's medians (set for a release build and the default workloads):");
+    if !args.only_w2 {
+        let vs_default = w1.speedup("W1 ferry quick", "W1 rclone default");
+        target("W1 quick ≥ 1.5× rclone default", vs_default, "×", |x| {
+            x >= 1.5
+        });
+        let vs_32 = w1.speedup("W1 ferry quick", "W1 rclone --transfers 32");
+        target(
+            "W1 quick ≥ 1.2× rclone --transfers 32",
+            vs_32,
+            "×",
+            |x| x >= 1.2,
+        );
+    }
+    if !args.skip_w2 {
+        // Against the faster of rclone's two variants: the smaller of the speed-ups.
+        let vs_faster = |ferry: &str| {
+            ["W2 rclone default", "W2 rclone --transfers 32"]
+                .iter()
+                .filter_map(|r| w2.speedup(ferry, r))
+                .reduce(f64::min)
+        };
+        target(
+            "W2 quick ≥ 1.2× the faster rclone variant",
+            vs_faster("W2 ferry quick"),
+            "×",
+            |x| x >= 1.2,
+        );
+        target(
+            "  the same, one request up to 200 MiB as rclone",
+            vs_faster("W2 ferry quick-200"),
+            "×",
+            |x| x >= 1.2,
+        );
+    }
+    if !args.only_w2 {
+        let vs_server_side = w3.speedup("W3 ferry quick", "W3 rclone server-side");
+        target(
+            "W3 quick faster than rclone server-side",
+            vs_server_side,
+            "×",
+            |x| x > 1.0,
+        );
+    }
+    for (name, results, skipped) in [
+        ("W1", &w1, args.only_w2),
+        ("W2", &w2, args.skip_w2),
+        ("W3", &w3, args.only_w2),
+    ] {
+        if !skipped {
+            let full_time = results.speedup(
+                &format!("{name} ferry quick"),
+                &format!("{name} ferry full"),
+            );
+            target(
+                &format!("{name} full ≤ 1.6× the time of quick"),
+                full_time,
+                "×",
+                |x| x <= 1.6,
+            );
+        }
+    }
+    if !args.skip_w2 {
+        let peak = ["W2 ferry quick", "W2 ferry full", "W2 ferry quick-200"]
+            .iter()
+            .filter_map(|who| w2.peak_rss_mib(who))
+            .reduce(f64::max);
+        target("agent peak RSS on W2 < 256 MiB", peak, " MiB", |x| {
+            x < 256.0
+        });
+    }
+    Ok(())
+}
