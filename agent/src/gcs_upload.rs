@@ -83,9 +83,9 @@ pub async fn upload_resumable(
             upload
                 .send(&session, &Held::nothing())
                 .await
-                .map_err(|f| (session, f.into_error()))
+                .map_err(|f| (session, upload.error(f)))
         }
-        other => other.map_err(|f| (session, f.into_error())),
+        other => other.map_err(|f| (session, upload.error(f))),
     };
     let xxh3 = match sent {
         Ok(xxh3) => xxh3,
@@ -123,22 +123,6 @@ enum Failure {
     /// needed.
     StartOver(String),
     Failed(ObjectError),
-}
-
-impl Failure {
-    fn into_error(self) -> ObjectError {
-        match self {
-            Failure::Failed(e) => e,
-            Failure::StartOver(why) => ObjectError::new(
-                "",
-                "",
-                Operation::Write,
-                ErrorKind::Temporary,
-                "SessionDiscarded",
-                why,
-            ),
-        }
-    }
 }
 
 /// Everything one object's session needs.
@@ -329,15 +313,21 @@ impl<J: UploadJournal> SessionCopy<'_, J> {
     }
 
     /// Cancels the session when no later call could use it; otherwise keeps it for the
-    /// resume. Returns `err`, naming the object.
+    /// resume. Returns `err` unchanged.
     async fn give_up(&self, session: &str, err: ObjectError) -> ObjectError {
         if !err.is_temporary() || err.is_source_changed() {
             self.cancel(session).await;
         }
-        if err.key.is_empty() {
-            return self.failure(err.kind, &err.cause, &err.message);
-        }
         err
+    }
+
+    /// Why sending stopped, as the object's error. A session found untrustworthy twice
+    /// (never, for a new one holds nothing to vouch for) is a temporary failure.
+    fn error(&self, failure: Failure) -> ObjectError {
+        match failure {
+            Failure::Failed(e) => e,
+            Failure::StartOver(why) => self.failure(ErrorKind::Temporary, "SessionDiscarded", why),
+        }
     }
 
     /// Best effort: a session nobody finishes expires on its own after a week.

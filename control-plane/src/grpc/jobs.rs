@@ -9,9 +9,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::convert;
 use crate::{
-    convert::*,
+    convert::{
+        self, job_id, job_state, job_to_pb, object_status_from_pb, object_to_pb, plan_request,
+    },
     domain::{job::Job, name::Ref, page::PageRequest},
     error::{Error, Result},
     service::{DryRuns, Migrations},

@@ -7,7 +7,10 @@ use ferry_storage::{
     list, list_sizes, Attributes, ErrorKind, FilterSpec, ObjectError, ObjectFilter, ObjectInfo,
     Operation, Store,
 };
-use ferry_tests::dataset::noise;
+use ferry_tests::{
+    dataset::noise,
+    s3::{Answer, ServerSideOp},
+};
 use futures::{stream, StreamExt, TryStreamExt};
 use opendal::Buffer;
 
@@ -259,4 +262,49 @@ pub async fn a_wrong_key_is_permission_denied_and_never_retried(fx: Fixture) {
     assert_eq!(write.kind, ErrorKind::PermissionDenied, "{write}");
     assert_eq!(wrong.retries(), 0, "a refusal is not retried");
     assert_eq!(read(&fx.store, "k.txt").await, b"v", "nothing was written");
+}
+
+/// An S3-compatible service that completes a multipart upload but answers with another
+/// root element than AWS's: the write stands. One that answers 200 with an `<Error>`
+/// document: the write fails, temporarily for `InternalError` (and is retried, so one
+/// such answer is absorbed), for good otherwise, and nothing is stored.
+pub async fn s3_answers_unlike_aws_end_as_they_should(fx: Fixture) {
+    let faults = fx.s3_server().faults();
+    let large = noise(2 * CHUNK + 1, 13);
+    let attributes = Attributes::default();
+
+    faults.answer(ServerSideOp::CompleteMultipartUpload, Answer::ForeignRoot);
+    write_in_pieces(&fx.store, "foreign.bin", &large, &attributes).await;
+    assert!(faults.foreign_roots() >= 1);
+    assert!(read(&fx.store, "foreign.bin").await == large);
+
+    faults.answer_next(
+        ServerSideOp::CompleteMultipartUpload,
+        1,
+        Answer::EmbeddedError("InternalError"),
+    );
+    write_in_pieces(&fx.store, "retried.bin", &large, &attributes).await;
+    assert_eq!(faults.embedded_errors(), 1);
+    assert!(fx.store.retries() >= 1, "the temporary error was retried");
+    assert!(read(&fx.store, "retried.bin").await == large);
+
+    faults.answer(
+        ServerSideOp::CompleteMultipartUpload,
+        Answer::EmbeddedError("AccessDenied"),
+    );
+    let mut writer = fx
+        .store
+        .writer("refused.bin", &attributes, CHUNK, 2)
+        .await
+        .unwrap();
+    writer
+        .write(Buffer::from(Bytes::from(large.clone())))
+        .await
+        .unwrap();
+    let refused = writer.close().await.unwrap_err();
+    assert!(!refused.is_temporary(), "{refused}");
+    assert!(refused.message.contains("AccessDenied"), "{refused}");
+    writer.abort().await;
+    let missing = fx.store.op().stat("refused.bin").await.unwrap_err();
+    assert_eq!(missing.kind(), opendal::ErrorKind::NotFound);
 }

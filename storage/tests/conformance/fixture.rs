@@ -134,6 +134,14 @@ impl Fixture {
         Store::open(&access).expect("a site with a wrong key still opens")
     }
 
+    /// The S3 server of an S3 fixture.
+    pub fn s3_server(&self) -> &S3Server {
+        match &self._server {
+            Server::S3(server) => server,
+            _ => panic!("{:?} has no S3 server", self.kind),
+        }
+    }
+
     /// Whether what is written here keeps its content type, and its user metadata.
     pub fn keeps(&self) -> (bool, bool) {
         match self.kind {

@@ -48,6 +48,7 @@ conformance!(
         delete_removes_and_is_idempotent,
         a_missing_object_is_not_found,
         a_wrong_key_is_permission_denied_and_never_retried,
+        s3_answers_unlike_aws_end_as_they_should,
     ],
     azblob: Azblob => [
         listing_pages_through_thousands_of_keys,
