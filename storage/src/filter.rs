@@ -170,3 +170,112 @@ mod tests {
         assert_eq!(e.field, "filter.max_size");
     }
 }
+
+/// Globs and sizes come from users: any filter compiles or fails naming its field, never
+/// a panic; well-formed globs compile; a glob of a literal key takes that key.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Globs as people write them: literals, `*`, `**`, `?`, classes and alternatives.
+    fn glob() -> impl Strategy<Value = String> {
+        let part = prop_oneof![
+            "[a-z0-9_.-]{1,8}",
+            Just("*".to_owned()),
+            Just("?".to_owned()),
+            Just("[a-z]".to_owned()),
+            Just("[!0-9]".to_owned()),
+            "\\{[a-z]{1,4},[a-z]{1,4}\\}",
+        ];
+        let segment = prop::collection::vec(part, 1..4).prop_map(|p| p.concat());
+        let segment = prop_oneof![4 => segment, 1 => Just("**".to_owned())];
+        prop::collection::vec(segment, 1..5).prop_map(|s| s.join("/"))
+    }
+
+    /// Text with the glob metacharacters over-represented.
+    fn glob_like() -> impl Strategy<Value = String> {
+        prop_oneof![any::<String>(), "[a-z*?/\\[\\]{},!\\\\-]{0,16}"]
+    }
+
+    /// An object as a listing without modification times shows it.
+    fn object(key: String, size: u64) -> ObjectInfo {
+        ObjectInfo {
+            key,
+            size,
+            content_type: None,
+            user_metadata: Default::default(),
+            last_modified: None,
+            etag: None,
+        }
+    }
+
+    fn spec() -> impl Strategy<Value = FilterSpec> {
+        (
+            "\\PC{0,8}",
+            prop::collection::vec(prop_oneof![glob(), glob_like()], 0..3),
+            prop::collection::vec(prop_oneof![glob(), glob_like()], 0..3),
+            any::<u64>(),
+            prop::option::of(any::<u64>()),
+        )
+            .prop_map(
+                |(prefix, include, exclude, min_size, max_size)| FilterSpec {
+                    prefix,
+                    include,
+                    exclude,
+                    min_size,
+                    max_size,
+                    ..Default::default()
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn any_filter_compiles_or_names_its_field(spec in spec(), key in "\\PC{0,16}", size in any::<u64>()) {
+            match ObjectFilter::new(&spec) {
+                Ok(filter) => {
+                    prop_assert!(spec.max_size.is_none_or(|max| max >= spec.min_size));
+                    let taken = filter.accepts(&object(key, size));
+                    prop_assert!(!taken || (size >= spec.min_size && spec.max_size.is_none_or(|m| size <= m)));
+                }
+                Err(e) => prop_assert!(
+                    matches!(e.field.as_str(), "filter.include" | "filter.exclude" | "filter.max_size"),
+                    "{e}"
+                ),
+            }
+        }
+
+        #[test]
+        fn well_formed_globs_and_ordered_sizes_compile(
+            include in prop::collection::vec(glob(), 0..4),
+            exclude in prop::collection::vec(glob(), 0..4),
+            min_size in any::<u64>(),
+            extra in prop::option::of(any::<u64>()),
+        ) {
+            let spec = FilterSpec {
+                include,
+                exclude,
+                min_size,
+                max_size: extra.map(|e| min_size.saturating_add(e)),
+                ..Default::default()
+            };
+            prop_assert!(ObjectFilter::new(&spec).is_ok(), "{spec:?}");
+        }
+
+        #[test]
+        fn a_literal_glob_takes_its_own_key(key in "\\PC{1,24}") {
+            // Every metacharacter escaped (`globset::escape` leaves `\` as it is).
+            let literal = key
+                .chars()
+                .flat_map(|c| ("\\*?[]{}".contains(c).then_some('\\')).into_iter().chain([c]))
+                .collect();
+            let filter = ObjectFilter::new(&FilterSpec {
+                include: vec![literal],
+                ..Default::default()
+            })?;
+            prop_assert!(filter.accepts(&object(key, 0)));
+        }
+    }
+}

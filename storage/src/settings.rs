@@ -204,6 +204,10 @@ impl<'a> Settings<'a> {
             }
             match key.as_str() {
                 "endpoint" => check_endpoint(value).map_err(|r| InvalidField::new(field, r))?,
+                "region" => check_region(value).map_err(|r| InvalidField::new(field, r))?,
+                "account_name" => {
+                    check_account_name(value).map_err(|r| InvalidField::new(field, r))?
+                }
                 "force_path_style" if !matches!(value.as_str(), "true" | "false") => {
                     return Err(InvalidField::new(
                         field,
@@ -337,6 +341,41 @@ fn check_endpoint(value: &str) -> Result<(), String> {
     }
 }
 
+/// Without an endpoint, OpenDAL sends S3 requests to `https://s3.{region}.amazonaws.com`:
+/// a region holding `/`, `@` or `:` would name another host, which would then receive
+/// the site's access key id and session token. AWS's regions, and those S3-compatible
+/// services take, are letters, digits, '-' and '_'.
+fn check_region(value: &str) -> Result<(), String> {
+    let ok = value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{value}' must be at most 64 letters, digits, '-' or '_' (e.g. eu-west-1)"
+        ))
+    }
+}
+
+/// Without an endpoint, the account name becomes the host
+/// `{account}.blob.core.windows.net`, which receives the SAS token: Azure's own rule for
+/// the name (3 to 24 lowercase letters and digits) keeps it one label of that host.
+fn check_account_name(value: &str) -> Result<(), String> {
+    let ok = (3..=24).contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{value}' is not an Azure storage account name (3 to 24 lowercase letters and digits)"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,6 +448,36 @@ mod tests {
         assert!(!format!("{backend:?}").contains("canary-secret"));
     }
 
+    /// Found by the properties below: both went into the host name of the default
+    /// endpoint, so a site could send its keys to any host.
+    #[test]
+    fn regions_and_account_names_cannot_name_another_host() {
+        let e = refused("s3://bucket", &[("region", "evil.example/x")], &[]);
+        assert_eq!(e.field, "options[region]");
+        let e = refused("s3://bucket", &[("region", "a@evil.example:443")], &[]);
+        assert_eq!(e.field, "options[region]");
+        let e = refused(
+            "azblob://container",
+            &[("account_name", "evil.example/x?")],
+            &[],
+        );
+        assert_eq!(e.field, "options[account_name]");
+        assert!(e.reason.contains("Azure storage account name"), "{e}");
+        let e = refused("azblob://container", &[("account_name", "Acct")], &[]);
+        assert_eq!(e.field, "options[account_name]");
+        for region in ["us-east-1", "garage", "de_fra_1"] {
+            assert!(
+                Backend::parse(
+                    "s3://bucket",
+                    &options(&[("region", region)]),
+                    &BTreeMap::new()
+                )
+                .is_ok(),
+                "{region}"
+            );
+        }
+    }
+
     #[test]
     fn azblob_needs_an_endpoint_or_an_account() {
         let e = refused("azblob://container", &[], &[]);
@@ -453,3 +522,6 @@ mod tests {
         .is_ok());
     }
 }
+
+#[cfg(test)]
+mod properties;

@@ -253,3 +253,105 @@ mod tests {
         assert!(normalise_path("a\0b").is_err());
     }
 }
+
+/// Site URIs come from users: any text gets a URI or an error naming `uri`, never a
+/// panic, and what is accepted prints a canonical form that parses back to itself.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Text that gets past the scheme often: a known or random scheme, then anything.
+    fn uri_like() -> impl Strategy<Value = String> {
+        let scheme = prop_oneof![
+            Just("file".to_owned()),
+            Just("s3".to_owned()),
+            Just("gs".to_owned()),
+            Just("azblob".to_owned()),
+            Just("memory".to_owned()),
+            "\\PC{0,8}",
+        ];
+        let rest = prop_oneof![
+            "[a-z0-9./_-]{0,80}",
+            "(localhost)?/[a-z./?#]{0,20}",
+            any::<String>(),
+        ];
+        (scheme, rest).prop_map(|(scheme, rest)| format!("{scheme}://{rest}"))
+    }
+
+    /// One path segment: anything but '/', NUL, '?' and '#', and never `.` or `..`.
+    fn segment() -> impl Strategy<Value = String> {
+        "[^/\\x00?#]{1,12}".prop_filter("not . or ..", |s| s != "." && s != "..")
+    }
+
+    fn bucket() -> impl Strategy<Value = String> {
+        "[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]"
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_uri_or_an_error_naming_uri(s in prop_oneof![any::<String>(), uri_like()]) {
+            match SiteUri::parse(&s) {
+                Ok(uri) => {
+                    let canonical = uri.to_string();
+                    prop_assert_eq!(SiteUri::parse(&canonical), Ok(uri.clone()));
+                    prop_assert_eq!(SiteUri::parse(&canonical)?.to_string(), canonical);
+                    prop_assert!(!uri.root().starts_with('/') && !uri.root().ends_with('/'));
+                }
+                Err(e) => prop_assert_eq!(e.field, "uri"),
+            }
+        }
+
+        #[test]
+        fn well_formed_bucket_uris_are_accepted(
+            scheme in prop_oneof![Just(Scheme::S3), Just(Scheme::Gcs), Just(Scheme::Azblob)],
+            bucket in bucket(),
+            segments in prop::collection::vec(segment(), 0..5),
+            trailing_slash in any::<bool>(),
+        ) {
+            let root = segments.join("/");
+            let slash = if trailing_slash { "/" } else { "" };
+            let uri = SiteUri::parse(&format!("{scheme}://{bucket}/{root}{slash}"))?;
+            prop_assert_eq!(uri.scheme(), scheme);
+            prop_assert_eq!(uri.bucket(), Some(bucket.as_str()));
+            prop_assert_eq!(uri.root(), root);
+        }
+
+        #[test]
+        fn well_formed_file_and_memory_uris_are_accepted(
+            segments in prop::collection::vec(segment(), 0..5),
+        ) {
+            let root = segments.join("/");
+            let file = SiteUri::parse(&format!("file:///{root}"))?;
+            prop_assert_eq!((file.scheme(), file.root()), (Scheme::File, root.as_str()));
+            let memory = SiteUri::parse(&format!("memory://{root}"))?;
+            prop_assert_eq!((memory.scheme(), memory.root()), (Scheme::Memory, root.as_str()));
+        }
+
+        #[test]
+        fn normalised_paths_stay_inside_and_are_stable(
+            path in prop_oneof![
+                any::<String>(),
+                "[a./]{0,16}",
+                prop::collection::vec(prop_oneof![segment(), Just(".".to_owned()), Just("..".to_owned()), Just(String::new())], 0..6)
+                    .prop_map(|s| s.join("/")),
+            ],
+        ) {
+            match normalise_path(&path) {
+                Ok(clean) => {
+                    prop_assert!(!clean.starts_with('/') && !clean.ends_with('/'));
+                    prop_assert!(!clean.contains('\0'));
+                    if !clean.is_empty() {
+                        prop_assert!(clean.split('/').all(|s| !matches!(s, "" | "." | "..")));
+                    }
+                    prop_assert_eq!(normalise_path(&clean), Ok(clean.clone()));
+                }
+                Err(_) => prop_assert!(
+                    path.contains('\0')
+                        || path.trim_matches('/').split('/').any(|s| matches!(s, "" | "." | ".."))
+                ),
+            }
+        }
+    }
+}
