@@ -158,3 +158,34 @@ mod tests {
         assert_eq!(err, "site.tier: must be hot, warm or cold");
     }
 }
+
+/// Durations come from clients as any pair of integers: each is a duration or an error
+/// naming the field, never a panic, and an accepted one goes back to the same pair.
+#[cfg(test)]
+mod properties {
+    use ferry_proto::time::to_duration;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_wire_duration_is_a_duration_or_an_error_naming_the_field(
+            seconds in prop_oneof![any::<i64>(), 0..1_000_000i64],
+            nanos in prop_oneof![any::<i32>(), 0..1_000_000_000i32],
+        ) {
+            let wire = prost_types::Duration { seconds, nanos };
+            match duration("policy.hot_after", &wire) {
+                Ok(d) => {
+                    prop_assert!(seconds >= 0 && (0..1_000_000_000).contains(&nanos));
+                    prop_assert_eq!(to_duration(d), wire);
+                }
+                Err(Error::InvalidArgument { field, .. }) => {
+                    prop_assert!(seconds < 0 || !(0..1_000_000_000).contains(&nanos));
+                    prop_assert_eq!(field, "policy.hot_after");
+                }
+                Err(e) => prop_assert!(false, "{e}"),
+            }
+        }
+    }
+}

@@ -193,3 +193,39 @@ mod tests {
         assert!(err.to_string().starts_with("size_bytes: "));
     }
 }
+
+/// Dataset paths come from users: any text is a clean path below the site's root or an
+/// error naming the field, never a panic; a clean path parses back to itself.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_clean_path_or_an_error_naming_the_field(
+            s in prop_oneof![any::<String>(), "[a./]{0,12}", "[a-z/]{1020,1030}"],
+        ) {
+            match DatasetPath::parse("dataset.path", &s) {
+                Ok(path) => {
+                    let p = path.as_str();
+                    prop_assert!(!p.is_empty() && p.len() <= 1024);
+                    prop_assert!(p.split('/').all(|seg| !matches!(seg, "" | "." | "..")));
+                    prop_assert_eq!(DatasetPath::parse("dataset.path", p)?, path);
+                }
+                Err(Error::InvalidArgument { field, .. }) => prop_assert_eq!(field, "dataset.path"),
+                Err(e) => prop_assert!(false, "{e}"),
+            }
+        }
+
+        #[test]
+        fn relative_paths_of_plain_segments_are_accepted(
+            segments in prop::collection::vec("[a-zA-Z0-9_-][a-zA-Z0-9._ -]{0,15}", 1..8),
+        ) {
+            let path = segments.join("/");
+            let parsed = DatasetPath::parse("path", &format!("/{path}/"))?;
+            prop_assert_eq!(parsed.as_str(), path);
+        }
+    }
+}

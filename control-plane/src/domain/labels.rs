@@ -9,7 +9,7 @@ const MAX_VALUE: usize = 255;
 const MAX_LABELS: usize = 64;
 
 /// Validated labels: keys of letters, digits, `-`, `_`, `.` and `/` starting with a
-/// letter or digit; values of printable characters.
+/// letter or digit; values of printable characters, at most 255 bytes (they are indexed).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Labels(BTreeMap<String, String>);
 
@@ -24,7 +24,7 @@ impl Labels {
             if value.len() > MAX_VALUE || value.chars().any(char::is_control) {
                 return Err(Error::invalid(
                     format!("{field}[{key}]"),
-                    format!("value must be at most {MAX_VALUE} printable characters"),
+                    format!("value must be at most {MAX_VALUE} bytes of printable characters"),
                 ));
             }
             labels.insert(key.clone(), value.clone());
@@ -109,5 +109,66 @@ mod tests {
                 .starts_with("dataset.labels: label key 'bad key'"),
             "{err}"
         );
+    }
+}
+
+/// Labels and selectors come from users: any map is labels or an error naming the field
+/// (or the entry), never a panic; accepted labels parse back to themselves.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => "[a-zA-Z0-9][a-zA-Z0-9._/-]{0,62}",
+            1 => "[a-z /:=]{0,70}",
+            1 => any::<String>(),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => "\\PC{0,64}",
+            1 => "[a-z]{250,260}",
+            1 => any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_map_is_labels_or_an_error_naming_the_entry(
+            map in prop_oneof![
+                4 => prop::collection::btree_map(key(), value(), 0..8),
+                1 => prop::collection::btree_map(key(), value(), 60..70),
+            ],
+        ) {
+            match Labels::parse("dataset.labels", &map) {
+                Ok(labels) => {
+                    prop_assert!(map.len() <= MAX_LABELS);
+                    prop_assert!(map.iter().all(|(k, v)| validate_key(k).is_ok() && v.len() <= MAX_VALUE));
+                    prop_assert_eq!(Labels::parse("dataset.labels", labels.as_map())?, labels);
+                }
+                Err(Error::InvalidArgument { field, .. }) => prop_assert!(
+                    field == "dataset.labels"
+                        || map.keys().any(|k| field == format!("dataset.labels[{k}]")),
+                    "{field}"
+                ),
+                Err(e) => prop_assert!(false, "{e}"),
+            }
+        }
+
+        #[test]
+        fn well_formed_labels_are_accepted(
+            map in prop::collection::btree_map(
+                "[a-z0-9][a-z0-9._/-]{0,62}",
+                "[^\\p{Cc}]{0,63}",
+                0..=MAX_LABELS,
+            ),
+        ) {
+            let labels = Labels::parse("labels", &map)?;
+            prop_assert_eq!(labels.as_map(), &map);
+        }
     }
 }

@@ -116,3 +116,65 @@ mod tests {
         assert!(Ref::<SiteId>::parse("site", "").is_err());
     }
 }
+
+/// Names and references come from users: any text is a name (or an id) or an error
+/// naming the field, never a panic; what is accepted prints back to itself.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::ids::SiteId;
+
+    /// Text shaped like a name often enough to reach every rule.
+    fn name_like() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[a-zA-Z0-9._ /-]{0,70}",
+            "[a-f0-9-]{32,36}",
+            Just(uuid::Uuid::now_v7().simple().to_string()),
+        ]
+    }
+
+    fn follows_the_rules(s: &str) -> bool {
+        (1..=MAX_LEN).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+            && uuid::Uuid::parse_str(s).is_err()
+    }
+
+    proptest! {
+        #[test]
+        fn names_are_accepted_exactly_when_they_follow_the_rules(s in name_like()) {
+            match Name::parse("site.name", &s) {
+                Ok(name) => {
+                    prop_assert!(follows_the_rules(&s));
+                    prop_assert_eq!(Name::parse("site.name", &name.to_string())?, name);
+                }
+                Err(Error::InvalidArgument { field, .. }) => {
+                    prop_assert!(!follows_the_rules(&s));
+                    prop_assert_eq!(field, "site.name");
+                }
+                Err(e) => prop_assert!(false, "{e}"),
+            }
+        }
+
+        #[test]
+        fn well_formed_names_are_accepted(s in "[a-z][a-z0-9._-]{0,62}") {
+            let name = Name::parse("name", &s)?;
+            prop_assert_eq!(name.as_str(), s.as_str());
+        }
+
+        #[test]
+        fn references_round_trip_ids_and_names(s in name_like(), id in any::<u128>()) {
+            let id = SiteId::from_str(&uuid::Uuid::from_u128(id).to_string()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(Ref::<SiteId>::parse("site", &id.to_string())?, Ref::Id(id));
+            match Ref::<SiteId>::parse("site", &s) {
+                Ok(r) => prop_assert_eq!(Ref::<SiteId>::parse("site", &r.to_string())?, r),
+                Err(Error::InvalidArgument { field, .. }) => prop_assert_eq!(field, "site"),
+                Err(e) => prop_assert!(false, "{e}"),
+            }
+        }
+    }
+}

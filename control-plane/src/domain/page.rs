@@ -93,3 +93,57 @@ mod tests {
         assert!(last.next_token.is_empty());
     }
 }
+
+/// Page sizes and tokens come from clients: any pair is a page or an error naming the
+/// field, never a panic; sizes land in 1..=1000; every token a page hands out leads on.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn token_like() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[A-Za-z0-9_-]{0,40}",
+            "\\PC{0,20}".prop_map(|k| URL_SAFE_NO_PAD.encode(k)),
+            "\\PC{0,20}".prop_map(|k| encode_token(&k)),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_size_and_token_is_a_page_or_an_error_naming_the_field(
+            size in any::<i32>(),
+            token in token_like(),
+        ) {
+            match PageRequest::parse(size, &token) {
+                Ok(page) => {
+                    prop_assert!((1..=MAX_PAGE_SIZE).contains(&page.size));
+                    let expected = if size == 0 { DEFAULT_PAGE_SIZE } else { (size as u64).min(MAX_PAGE_SIZE) };
+                    prop_assert_eq!(page.size, expected);
+                    prop_assert_eq!(page.after.is_none(), token.is_empty());
+                }
+                Err(Error::InvalidArgument { field, .. }) => {
+                    prop_assert_eq!(field == "page_size", size < 0);
+                    prop_assert!(field == "page_size" || field == "page_token");
+                }
+                Err(e) => prop_assert!(false, "{e}"),
+            }
+        }
+
+        #[test]
+        fn every_next_token_leads_on_from_its_last_row(
+            keys in prop::collection::vec("\\PC{0,40}", 2..20),
+            size in 1..10u64,
+        ) {
+            let page = Page::from_rows(keys.clone(), size, Clone::clone);
+            if keys.len() as u64 > size {
+                let next = PageRequest::parse(size as i32, &page.next_token)?;
+                prop_assert_eq!(next.after.as_ref(), page.items.last());
+            } else {
+                prop_assert!(page.next_token.is_empty());
+            }
+        }
+    }
+}

@@ -247,7 +247,9 @@ impl fmt::Display for ScheduleWindow {
 fn parse_clock(s: &str) -> std::result::Result<u16, String> {
     let bad = || format!("'{s}' is not a time of day as HH:MM");
     let (h, m) = s.split_once(':').ok_or_else(bad)?;
-    if h.len() != 2 || m.len() != 2 {
+    // Digits only: `u16::from_str` also takes a sign, which would let "+1:+5" through.
+    let two_digits = |part: &str| part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit());
+    if !two_digits(h) || !two_digits(m) {
         return Err(bad());
     }
     let h: u16 = h.parse().map_err(|_| bad())?;
@@ -329,6 +331,20 @@ mod tests {
         assert!(ScheduleWindow::parse("01:00", "01:00").is_err());
     }
 
+    /// Found by the properties below: the hours and minutes went to `u16::from_str`,
+    /// which takes a leading '+'.
+    #[test]
+    fn clock_times_are_digits_only() {
+        for (start, end, field) in [
+            ("+1:00", "02:00", "schedule_window.start"),
+            ("01:+5", "02:00", "schedule_window.start"),
+            ("01:00", "+2:00", "schedule_window.end"),
+        ] {
+            let err = ScheduleWindow::parse(start, end).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{field}: '")), "{err}");
+        }
+    }
+
     #[test]
     fn highest_priority_matching_policy_wins() {
         let now = Utc::now();
@@ -354,5 +370,113 @@ mod tests {
             "high"
         );
         assert!(effective_policy(&policies, &selector("x", "y")).is_none());
+    }
+}
+
+/// Schedule windows and thresholds come from users: any pair of texts is a window or an
+/// error naming `schedule_window.start`, `.end` or the window, never a panic; a window is
+/// accepted only as `HH:MM` twice, and prints back to itself; any thresholds are valid
+/// or name the field.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn clock_like() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[0-9+ -]{1,3}:[0-9+ -]{1,3}",
+            "[0-9+]{2}:[0-9+]{2}",
+            "[0-9]{2}:[0-9]{2}",
+        ]
+    }
+
+    /// Durations up to a little over the ten-year limit, and any at all.
+    fn threshold() -> impl Strategy<Value = Duration> {
+        let secs = prop_oneof![0..MAX_THRESHOLD.as_secs() + 10, any::<u64>()];
+        (secs, 0..1_000_000_000u32).prop_map(|(s, n)| Duration::new(s, n))
+    }
+
+    fn is_clock(s: &str) -> bool {
+        let b = s.as_bytes();
+        b.len() == 5
+            && b[2] == b':'
+            && [0, 1, 3, 4].iter().all(|&i| b[i].is_ascii_digit())
+            && s[..2] < *"24"
+            && s[3..] < *"60"
+    }
+
+    proptest! {
+        #[test]
+        fn windows_are_two_clock_times_or_an_error_naming_the_field(
+            start in clock_like(),
+            end in clock_like(),
+        ) {
+            match ScheduleWindow::parse(&start, &end) {
+                Ok(window) => {
+                    prop_assert!(is_clock(&start) && is_clock(&end), "{start:?}-{end:?}");
+                    prop_assert_eq!(window.to_string(), format!("{start}-{end}"));
+                    let again = ScheduleWindow::parse(
+                        &ScheduleWindow::format_clock(window.start_minute),
+                        &ScheduleWindow::format_clock(window.end_minute),
+                    )?;
+                    prop_assert_eq!(again, window);
+                }
+                Err(Error::InvalidArgument { field, .. }) => {
+                    let expected = if !is_clock(&start) {
+                        "schedule_window.start"
+                    } else if !is_clock(&end) {
+                        "schedule_window.end"
+                    } else {
+                        "schedule_window"
+                    };
+                    prop_assert_eq!(field, expected);
+                }
+                Err(e) => prop_assert!(false, "{e}"),
+            }
+        }
+
+        #[test]
+        fn any_thresholds_are_valid_or_name_the_field(
+            hot_after in threshold(),
+            warm_after in threshold(),
+            min_residency in threshold(),
+            cost in prop_oneof![any::<f64>(), 0.0..1e6],
+        ) {
+            let spec = PolicySpec {
+                selector: Labels::parse("selector", &BTreeMap::from([("a".to_owned(), "b".to_owned())]))?,
+                hot_after,
+                warm_after,
+                min_residency,
+                monthly_cost_target: Some(cost),
+                ..PolicySpec::default()
+            };
+            match spec.validate() {
+                Ok(()) => prop_assert!(
+                    !spec.hot_after.is_zero()
+                        && spec.hot_after < spec.warm_after
+                        && spec.warm_after <= MAX_THRESHOLD
+                        && spec.min_residency <= MAX_THRESHOLD
+                        && cost >= 0.0
+                ),
+                Err(Error::InvalidArgument { field, .. }) => prop_assert!(
+                    ["hot_after", "warm_after", "min_residency", "monthly_cost_target"].contains(&field.as_str()),
+                    "{field}"
+                ),
+                Err(e) => prop_assert!(false, "{e}"),
+            }
+        }
+
+        #[test]
+        fn every_pair_of_distinct_minutes_is_a_window(start in 0..1440u16, end in 0..1440u16) {
+            prop_assume!(start != end);
+            let window = ScheduleWindow::parse(
+                &ScheduleWindow::format_clock(start),
+                &ScheduleWindow::format_clock(end),
+            )?;
+            prop_assert_eq!((window.start_minute, window.end_minute), (start, end));
+            prop_assert!(window.contains(start) && !window.contains(end));
+        }
     }
 }
