@@ -129,3 +129,53 @@ mod tests {
         }
     }
 }
+
+/// Durations are typed by people: any text is a duration or an error quoting it, never a
+/// panic; what is printed parses back, and what parses prints in the canonical form.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn duration_like() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[0-9]{0,25}(d|h|m|s|ms|y|µs)?([0-9]{0,3}(d|h|m|s|ms))*",
+            " ?-?[0-9 .]{0,5}[a-z]{0,3} ?",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_duration_or_an_error_quoting_it(s in duration_like()) {
+            match parse_duration(&s) {
+                Ok(d) => {
+                    prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+                    prop_assert_eq!(d.subsec_nanos() % 1_000_000, 0);
+                }
+                Err(e) => prop_assert!(e.starts_with(&format!("invalid duration {s:?}")), "{e}"),
+            }
+        }
+
+        #[test]
+        fn printed_durations_parse_back_to_the_millisecond(ms in any::<u64>()) {
+            let d = Duration::from_millis(ms);
+            prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+
+        #[test]
+        fn units_from_largest_to_smallest_are_accepted(
+            parts in prop::collection::vec(prop::option::of(0..1000u64), UNITS.len()),
+        ) {
+            let text: String = parts
+                .iter()
+                .zip(UNITS)
+                .filter_map(|(n, (unit, _))| n.map(|n| format!("{n}{unit}")))
+                .collect();
+            prop_assume!(!text.is_empty());
+            let total: u64 = parts.iter().zip(UNITS).map(|(n, (_, ms))| n.unwrap_or(0) * ms).sum();
+            prop_assert_eq!(parse_duration(&text), Ok(Duration::from_millis(total)));
+        }
+    }
+}

@@ -378,3 +378,95 @@ mod tests {
         }
     }
 }
+
+/// Flag values and credentials files are typed by people: any text is a value or an
+/// error, never a panic; sizes, windows and credentials written out parse back.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_size_or_rate_is_a_number_or_an_error_quoting_it(
+            s in prop_oneof![any::<String>(), "[0-9]{0,22} ?[kKmMgGtTiIbB]{0,3}(/[sS])?"],
+        ) {
+            match parse_bytes(&s) {
+                Ok(n) => prop_assert_eq!(parse_rate(&s), Ok(n)),
+                Err(e) => prop_assert!(e.starts_with(&format!("invalid size {s:?}")), "{e}"),
+            }
+            if let Err(e) = parse_rate(&s) {
+                prop_assert!(e.starts_with(&format!("invalid rate {s:?}")), "{e}");
+            }
+        }
+
+        #[test]
+        fn sizes_with_units_are_their_product_or_too_large(
+            n in any::<u64>(),
+            (unit, factor) in prop::sample::select(BYTE_UNITS),
+            upper in any::<bool>(),
+        ) {
+            let unit = if upper { unit.to_ascii_uppercase() } else { unit.to_string() };
+            let parsed = parse_bytes(&format!("{n}{unit}"));
+            match n.checked_mul(factor) {
+                Some(bytes) => prop_assert_eq!(parsed, Ok(bytes)),
+                None => prop_assert!(parsed.is_err_and(|e| e.ends_with("too large"))),
+            }
+        }
+
+        #[test]
+        fn key_values_split_at_the_first_equals(
+            key in "[^=\\s][^=]{0,10}",
+            value in "\\PC{0,20}",
+            junk in any::<String>(),
+        ) {
+            let _ = parse_key_value(&junk);
+            let parsed = parse_key_value(&format!("{key}={value}"));
+            prop_assert_eq!(parsed, Ok((key.trim().to_owned(), value)));
+        }
+
+        #[test]
+        fn credentials_written_as_lines_or_json_parse_back(
+            map in prop::collection::hash_map("[a-z_][a-z0-9_]{0,15}", "[^\\s#=][^\\r\\n]{0,30}[^\\s]|[^\\s#=]", 0..6),
+            junk in any::<String>(),
+        ) {
+            let _ = parse_credentials(&junk);
+            let lines: String = map.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+            prop_assert_eq!(parse_credentials(&lines), Ok(map.clone()));
+            let json = serde_json::to_string(&map).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(parse_credentials(&json), Ok(map));
+        }
+
+        #[test]
+        fn windows_are_two_clock_times_and_print_back(
+            s in prop_oneof![any::<String>(), "[0-9+ ]{1,3}:[0-9+ ]{1,3}-[0-9+ ]{1,3}:[0-9+ ]{1,3}"],
+            start in 0..1440u32,
+            end in 0..1440u32,
+        ) {
+            if let Ok(Window::Daily(w)) = parse_window(&s) {
+                let again = parse_window(&format!("{}-{}", w.start, w.end));
+                prop_assert_eq!(again, Ok(Window::Daily(w)));
+            }
+            let clock = |m: u32| format!("{}:{:02}", m / 60, m % 60);
+            let parsed = parse_window(&format!("{}-{}", clock(start), clock(end)));
+            if start == end {
+                prop_assert!(parsed.is_err());
+            } else {
+                let expected = pb::ScheduleWindow {
+                    start: format!("{:02}:{:02}", start / 60, start % 60),
+                    end: format!("{:02}:{:02}", end / 60, end % 60),
+                };
+                prop_assert_eq!(parsed, Ok(Window::Daily(expected)));
+            }
+        }
+
+        #[test]
+        fn prices_are_finite_and_non_negative(s in prop_oneof![any::<String>(), "-?[0-9.eE+-]{0,8}|[iI]nf|NaN"]) {
+            if let Ok(price) = parse_price(&s) {
+                prop_assert!(price.is_finite() && price >= 0.0);
+            }
+            let _ = parse_placement(&s);
+        }
+    }
+}
