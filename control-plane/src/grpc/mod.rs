@@ -5,6 +5,7 @@ mod access;
 mod agents;
 mod datasets;
 mod jobs;
+pub mod limits;
 mod policies;
 mod recommendations;
 mod sites;
@@ -20,6 +21,7 @@ use ferry_proto::v1::{
 };
 use tonic::service::Routes;
 
+use self::limits::{size_limited, ACCESS_EVENTS_LIMIT, REQUEST_LIMIT};
 use crate::service::{AccessEvents, Agents, Catalogue, DryRuns, Migrations, Recommendations};
 
 /// The use cases the `ferry.v1` services call.
@@ -32,7 +34,7 @@ pub struct UseCases {
     pub recommendations: Recommendations,
 }
 
-/// Every `ferry.v1` service, ready to be served.
+/// Every `ferry.v1` service, ready to be served, each with its request size limit.
 pub fn routes(uses: UseCases) -> Routes {
     let UseCases {
         catalogue,
@@ -42,23 +44,19 @@ pub fn routes(uses: UseCases) -> Routes {
         events,
         recommendations,
     } = uses;
-    Routes::new(SiteServiceServer::new(sites::SiteApi::new(
-        catalogue.clone(),
-    )))
-    .add_service(DatasetServiceServer::new(datasets::DatasetApi::new(
-        catalogue.clone(),
-    )))
-    .add_service(PolicyServiceServer::new(policies::PolicyApi::new(
-        catalogue,
-    )))
-    .add_service(AccessEventServiceServer::new(access::AccessApi::new(
-        events,
-    )))
-    .add_service(RecommendationServiceServer::new(
-        recommendations::RecommendationApi::new(recommendations),
-    ))
-    .add_service(JobServiceServer::new(jobs::JobApi::new(
-        migrations, dry_runs,
-    )))
-    .add_service(AgentServiceServer::new(agents::AgentApi::new(agents)))
+    let sites = SiteServiceServer::new(sites::SiteApi::new(catalogue.clone()));
+    let datasets = DatasetServiceServer::new(datasets::DatasetApi::new(catalogue.clone()));
+    let policies = PolicyServiceServer::new(policies::PolicyApi::new(catalogue));
+    let access = AccessEventServiceServer::new(access::AccessApi::new(events));
+    let recommendations =
+        RecommendationServiceServer::new(recommendations::RecommendationApi::new(recommendations));
+    let jobs = JobServiceServer::new(jobs::JobApi::new(migrations, dry_runs));
+    let agents = AgentServiceServer::new(agents::AgentApi::new(agents));
+    Routes::new(size_limited!(sites, REQUEST_LIMIT))
+        .add_service(size_limited!(datasets, REQUEST_LIMIT))
+        .add_service(size_limited!(policies, REQUEST_LIMIT))
+        .add_service(size_limited!(access, ACCESS_EVENTS_LIMIT))
+        .add_service(size_limited!(recommendations, REQUEST_LIMIT))
+        .add_service(size_limited!(jobs, REQUEST_LIMIT))
+        .add_service(size_limited!(agents, REQUEST_LIMIT))
 }
