@@ -5,6 +5,7 @@ mod access;
 mod agents;
 mod datasets;
 mod jobs;
+pub mod peer;
 mod policies;
 mod recommendations;
 mod sites;
