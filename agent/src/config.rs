@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ferry_sdk::TlsFiles;
 use figment::{
     providers::{Env, Format, Serialized, Toml},
     Figment,
@@ -52,8 +53,33 @@ pub struct AgentConfig {
     /// Given by `FERRY_AGENT_JOIN_TOKEN` when the control plane requires one.
     #[serde(default, skip_serializing)]
     pub join_token: Option<SecretString>,
+    pub tls: TlsConfig,
     pub log: LogConfig,
     pub faults: Faults,
+}
+
+/// TLS to the control plane, used when `control_plane` is an `https://` URL. PEM files.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA certificates the control plane's certificate must chain to; unset: the
+    /// platform's trusted roots.
+    pub ca_file: Option<PathBuf>,
+    /// The agent's own certificate, for a control plane that requires one (mutual
+    /// TLS); given with `key_file` or not at all.
+    pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file`. Never logged.
+    pub key_file: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    pub fn files(&self) -> TlsFiles {
+        TlsFiles {
+            ca_file: self.ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -103,6 +129,7 @@ impl Default for AgentConfig {
             task_objects: 1000,
             task_mib: 256,
             join_token: None,
+            tls: TlsConfig::default(),
             log: LogConfig {
                 format: "text".into(),
                 filter: "info".into(),
@@ -173,11 +200,20 @@ impl AgentConfig {
         if self.site.is_empty() {
             return Err("site: required (the site this agent serves, by name or id)".into());
         }
-        if !(self.control_plane.starts_with("http://")
-            || self.control_plane.starts_with("https://"))
-        {
+        if self.control_plane.starts_with("https://") {
+            self.tls
+                .files()
+                .client_config()
+                .map_err(|e| format!("tls.{e}"))?;
+        } else if !self.control_plane.starts_with("http://") {
             return Err(format!(
-                "control_plane: '{}' must be an http:// URL",
+                "control_plane: '{}' must be an http:// or https:// URL",
+                self.control_plane
+            ));
+        } else if !self.tls.files().is_empty() {
+            return Err(format!(
+                "control_plane: '{}' is plain-text http:// but TLS files are set; use \
+                 https://",
                 self.control_plane
             ));
         }
@@ -269,6 +305,26 @@ mod tests {
             };
             let err = AgentConfig::load(None, &flags).unwrap_err();
             assert_eq!(err, "concurrency: must be 1 to 1024");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn tls_files_are_checked_for_an_https_control_plane_only() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FERRY_AGENT_SITE", "fast");
+            jail.set_env("FERRY_AGENT_TLS__CERT_FILE", "agent.pem");
+            let err = AgentConfig::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.starts_with("control_plane: 'http://127.0.0.1:50051' is plain-text"));
+            jail.set_env("FERRY_AGENT_CONTROL_PLANE", "https://cp.internal:50051");
+            let err = AgentConfig::load(None, &Overrides::default()).unwrap_err();
+            assert_eq!(err, "tls.key_file: required with cert_file");
+            jail.set_env("FERRY_AGENT_TLS__KEY_FILE", "agent.key");
+            let err = AgentConfig::load(None, &Overrides::default()).unwrap_err();
+            assert!(
+                err.starts_with("tls.cert_file: cannot read agent.pem"),
+                "{err}"
+            );
             Ok(())
         });
     }

@@ -7,6 +7,7 @@ use ferry_proto::v1::{
     self as pb, agent_service_client::AgentServiceClient, job_service_client::JobServiceClient,
     site_service_client::SiteServiceClient,
 };
+use ferry_sdk::{cause_chain, TlsFiles};
 use ferry_storage::SiteAccess;
 use secrecy::{ExposeSecret, SecretString};
 use tonic::{transport::Channel, Request, Status};
@@ -57,6 +58,7 @@ impl ControlPlane {
         site: &str,
         concurrency: usize,
         join_token: Option<&SecretString>,
+        tls: &TlsFiles,
         state_dir: &Path,
     ) -> Result<Self, RegisterError> {
         let state_error = |what, path: &Path, source| RegisterError::StateDir {
@@ -70,13 +72,7 @@ impl ControlPlane {
         let previous = std::fs::read_to_string(&id_path)
             .ok()
             .map(|s| s.trim().to_owned());
-        let channel = Channel::from_shared(endpoint.to_owned())
-            .map_err(|e| RegisterError::Endpoint {
-                endpoint: endpoint.to_owned(),
-                reason: e.to_string(),
-            })?
-            .connect_timeout(Duration::from_secs(5))
-            .connect_lazy();
+        let channel = channel(endpoint, tls)?;
         let mut client = AgentServiceClient::new(channel.clone());
         let mut backoff = Duration::from_millis(200);
         let response = loop {
@@ -98,11 +94,11 @@ impl ControlPlane {
             match client.register_agent(request).await {
                 Ok(response) => break response.into_inner(),
                 Err(status) if status.code() == tonic::Code::Unavailable => {
-                    warn!(endpoint, error = %status.message(), "control plane unreachable; retrying");
+                    warn!(endpoint, error = %describe(&status), "control plane unreachable; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
-                Err(status) => return Err(RegisterError::Refused(status.message().to_owned())),
+                Err(status) => return Err(RegisterError::Refused(describe(&status))),
             }
         };
         let agent = response
@@ -278,6 +274,34 @@ impl ControlPlane {
             page_token = page.next_page_token;
         }
     }
+}
+
+/// A channel to `endpoint`, over TLS with `tls` when it is an `https://` URL; dialled on
+/// first use.
+fn channel(endpoint: &str, tls: &TlsFiles) -> Result<Channel, RegisterError> {
+    let invalid = |reason: String| RegisterError::Endpoint {
+        endpoint: endpoint.to_owned(),
+        reason,
+    };
+    let mut target = Channel::from_shared(endpoint.to_owned())
+        .map_err(|e| invalid(e.to_string()))?
+        .connect_timeout(Duration::from_secs(5));
+    if endpoint.starts_with("https://") {
+        let config = tls
+            .client_config()
+            .map_err(|e| invalid(format!("tls.{e}")))?;
+        target = target
+            .tls_config(config)
+            .map_err(|e| invalid(format!("TLS: {}", cause_chain(&e))))?;
+    }
+    Ok(target.connect_lazy())
+}
+
+/// A refusal as the control plane worded it, after its code; a call that failed on this
+/// side of the wire (a TLS handshake that failed or that the control plane refused, say)
+/// with its causes, since tonic's own message says only "transport error".
+fn describe(status: &Status) -> String {
+    ferry_sdk::Error::Rpc(status.clone()).to_string()
 }
 
 fn hostname() -> String {

@@ -17,7 +17,10 @@ use tracing::{info, warn};
 /// Ferry agent: takes migration jobs for one site from NATS JetStream, copies and
 /// verifies their objects, and reports progress to the control plane.
 ///
-/// Settings: defaults < TOML file (--config) < FERRY_AGENT_* environment < flags.
+/// Settings: defaults < TOML file (--config) < FERRY_AGENT_* environment < flags. An
+/// https:// control plane is reached over TLS, trusting FERRY_AGENT_TLS__CA_FILE (else
+/// the system's roots) and presenting FERRY_AGENT_TLS__CERT_FILE and
+/// FERRY_AGENT_TLS__KEY_FILE when it requires client certificates.
 #[derive(Debug, Parser)]
 #[command(name = "ferry-agent", version)]
 struct Args {
@@ -27,7 +30,7 @@ struct Args {
     /// The site (name or id) this agent serves.
     #[arg(long)]
     site: Option<String>,
-    /// Control plane gRPC endpoint [default: http://127.0.0.1:50051].
+    /// Control plane gRPC endpoint, http:// or https:// [default: http://127.0.0.1:50051].
     #[arg(long)]
     control_plane: Option<String>,
     /// NATS server [default: nats://127.0.0.1:4222].
@@ -98,12 +101,14 @@ fn init_logging(config: &AgentConfig) -> anyhow::Result<()> {
 async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let shutdown = CancellationToken::new();
+    let tls = config.tls.files();
     let control = tokio::select! {
         registered = ControlPlane::register(
             &config.control_plane,
             &config.site,
             config.concurrency,
             config.join_token.as_ref(),
+            &tls,
             &config.state_dir,
         ) => Arc::new(registered?),
         signal = shutdown_signal() => {

@@ -34,6 +34,7 @@ pub struct Config {
     pub nats: NatsConfig,
     pub agents: AgentsConfig,
     pub autopilot: AutopilotConfig,
+    pub tls: TlsConfig,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: u64,
 }
@@ -86,6 +87,20 @@ pub struct AutopilotConfig {
     pub interval_secs: u64,
 }
 
+/// TLS on the gRPC port (which also serves `/metrics`); off unless a certificate and
+/// its key are given. Files are PEM; they are read and checked at start.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain the server presents, its own certificate first.
+    pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file` (PKCS#8, PKCS#1 or SEC1). Never logged.
+    pub key_file: Option<PathBuf>,
+    /// When set, every client must present a certificate signed by a CA in this file
+    /// (mutual TLS); without it, clients are not asked for one.
+    pub client_ca_file: Option<PathBuf>,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
@@ -131,6 +146,7 @@ impl Default for Config {
             },
             agents: AgentsConfig::default(),
             autopilot: AutopilotConfig { interval_secs: 60 },
+            tls: TlsConfig::default(),
             shutdown_grace_secs: 10,
         }
     }
@@ -243,6 +259,9 @@ impl Config {
         if self.shutdown_grace_secs > 3600 {
             return Err("shutdown_grace_secs: must be at most 3600".into());
         }
+        // Read now so that a bad file stops start-up as a configuration error; the
+        // server reads the files again when it starts listening.
+        crate::tls::ServerTls::load(&self.tls)?;
         Ok(())
     }
 
@@ -354,6 +373,27 @@ mod tests {
             )
             .unwrap_err();
             assert!(err.contains("lisen"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn tls_files_come_from_the_environment_and_are_checked_at_load() {
+        figment::Jail::expect_with(|jail| {
+            assert!(Config::load(None, &Overrides::default())
+                .unwrap()
+                .tls
+                .cert_file
+                .is_none());
+            jail.set_env("FERRY_TLS__CERT_FILE", "server.pem");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            assert_eq!(err, "tls.key_file: required with tls.cert_file");
+            jail.set_env("FERRY_TLS__KEY_FILE", "server.key");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(
+                err.starts_with("tls.cert_file: cannot read server.pem"),
+                "{err}"
+            );
             Ok(())
         });
     }

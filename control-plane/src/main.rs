@@ -13,7 +13,10 @@ use ferry_control_plane::{
 /// Settings come from built-in defaults, then the TOML file given with --config, then
 /// FERRY_* environment variables (FERRY_DATABASE__URL for nested keys), then these flags.
 /// The master key that encrypts site credentials comes from FERRY_MASTER_KEY (base64 of
-/// 32 bytes) or from <data_dir>/master.key, created on first start.
+/// 32 bytes) or from <data_dir>/master.key, created on first start. TLS is on when
+/// tls.cert_file and tls.key_file name PEM files (FERRY_TLS__CERT_FILE,
+/// FERRY_TLS__KEY_FILE); tls.client_ca_file (FERRY_TLS__CLIENT_CA_FILE) then requires
+/// client certificates signed by that CA.
 #[derive(Debug, Parser)]
 #[command(name = "ferry-control-plane", version)]
 struct Args {

@@ -1,5 +1,6 @@
 //! Start-up and shutdown of the control plane: data directory, master key, database and
-//! migrations, then the gRPC server with health and reflection until SIGINT/SIGTERM.
+//! migrations, then the gRPC server with health and reflection (over TLS when
+//! configured) until SIGINT/SIGTERM.
 
 use std::{sync::Arc, time::Duration};
 
@@ -16,6 +17,7 @@ use crate::{
     grpc,
     service::{AccessEvents, Agents, Catalogue, DryRuns, Migrations, Recommendations},
     store::Store,
+    tls::ServerTls,
     vault::Vault,
 };
 
@@ -75,6 +77,7 @@ pub async fn serve(
         .context("building reflection (v1alpha)")?;
 
     let addr = config.listen_addr().map_err(anyhow::Error::msg)?;
+    let tls = ServerTls::load(&config.tls).map_err(anyhow::Error::msg)?;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -108,10 +111,22 @@ pub async fn serve(
     // it, the last frames of an answer can wait for the client's delayed ACK (Nagle's
     // algorithm): an agent's heartbeat took 45 ms against 3 ms spent serving it.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+    let stopped = async {
         let _ = stop_rx.await;
-    }));
-    info!(addr = %bound, version = env!("CARGO_PKG_VERSION"), "control plane listening");
+    };
+    let mut server = match &tls {
+        Some(tls) => {
+            tokio::spawn(router.serve_with_incoming_shutdown(tls.incoming(incoming), stopped))
+        }
+        None => tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped)),
+    };
+    info!(
+        addr = %bound,
+        version = env!("CARGO_PKG_VERSION"),
+        tls = tls.is_some(),
+        mtls = tls.as_ref().is_some_and(ServerTls::is_mutual),
+        "control plane listening"
+    );
 
     tokio::select! {
         result = &mut server => {

@@ -16,6 +16,7 @@ use pb::site_service_client::SiteServiceClient;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{cause_chain, Error};
+use crate::tls::TlsFiles;
 
 /// How long [`Client::connect`] waits for the TCP connection (and each reconnection).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,11 +61,21 @@ pub struct DatasetDetails {
 impl Client {
     /// Connects to the control plane at `endpoint` and waits until the connection is up.
     ///
-    /// `endpoint` is `http://host:port` or `host:port` (plain-text HTTP/2 is assumed).
-    /// Fails with [`Error::InvalidInput`] for a malformed address and with
-    /// [`Error::Connect`] when nothing answers within [`CONNECT_TIMEOUT`].
+    /// `endpoint` is `http://host:port`, `https://host:port` (TLS, trusting the
+    /// platform's root certificates) or `host:port` (plain-text HTTP/2). Fails with
+    /// [`Error::InvalidInput`] for a malformed address and with [`Error::Connect`] when
+    /// nothing answers within [`CONNECT_TIMEOUT`] or the TLS handshake fails.
     pub async fn connect(endpoint: &str) -> Result<Client, Error> {
-        let (endpoint, target) = parse_endpoint(endpoint)?;
+        Client::connect_with(endpoint, &TlsFiles::default()).await
+    }
+
+    /// Like [`Client::connect`], with TLS files: a CA to trust the control plane by and,
+    /// for mutual TLS, the client's certificate and key. With any file given, `host:port`
+    /// means `https://host:port`, and `http://` is refused rather than silently ignoring
+    /// them. A file that cannot be read or holds nothing usable is
+    /// [`Error::InvalidInput`], before anything is dialled.
+    pub async fn connect_with(endpoint: &str, tls: &TlsFiles) -> Result<Client, Error> {
+        let (endpoint, target) = parse_endpoint(endpoint, tls)?;
         let channel = target.connect().await.map_err(|source| Error::Connect {
             endpoint: endpoint.clone(),
             source,
@@ -75,12 +86,12 @@ impl Client {
     /// Like [`Client::connect`] but does not dial until the first call; an unreachable
     /// server then shows as an [`Error::Rpc`] with code `Unavailable`.
     pub fn connect_lazy(endpoint: &str) -> Result<Client, Error> {
-        let (endpoint, target) = parse_endpoint(endpoint)?;
+        let (endpoint, target) = parse_endpoint(endpoint, &TlsFiles::default())?;
         let channel = target.connect_lazy();
         Ok(Client { channel, endpoint })
     }
 
-    /// Wraps a channel the caller built (for TLS, interceptors or custom timeouts).
+    /// Wraps a channel the caller built (for interceptors or custom timeouts).
     pub fn from_channel(channel: Channel, endpoint: impl Into<String>) -> Client {
         Client {
             channel,
@@ -349,36 +360,59 @@ impl Client {
 }
 
 /// Normalises `raw` to a URL with a scheme and builds the endpoint to dial.
-fn parse_endpoint(raw: &str) -> Result<(String, Endpoint), Error> {
-    let url = normalize_endpoint(raw)?;
+fn parse_endpoint(raw: &str, tls: &TlsFiles) -> Result<(String, Endpoint), Error> {
+    let url = normalize_endpoint(raw, !tls.is_empty())?;
     let endpoint = Endpoint::from_shared(url.clone())
         .map_err(|e| Error::InvalidInput(format!("server address {raw:?}: {}", cause_chain(&e))))?
         .connect_timeout(CONNECT_TIMEOUT);
+    if !url.starts_with("https://") {
+        return Ok((url, endpoint));
+    }
+    let config = tls
+        .client_config()
+        .map_err(|e| Error::InvalidInput(format!("TLS {e}")))?;
+    let endpoint = endpoint.tls_config(config).map_err(|e| {
+        let hint = match tls.ca_file {
+            None => " (no CA file was given: the platform's trusted roots are used)",
+            Some(_) => "",
+        };
+        Error::InvalidInput(format!("TLS to {url}: {}{hint}", cause_chain(&e)))
+    })?;
     Ok((url, endpoint))
 }
 
-/// `host:port` becomes `http://host:port`; an explicit `http://` is kept. Other schemes
-/// are refused: this client speaks plain-text HTTP/2 only.
-fn normalize_endpoint(raw: &str) -> Result<String, Error> {
+/// `host:port` becomes `https://host:port` when the caller gave TLS files, else
+/// `http://host:port`; an explicit `http://` or `https://` is kept, but `http://` with
+/// TLS files is refused: the files would be ignored. Other schemes are refused.
+fn normalize_endpoint(raw: &str, tls_files: bool) -> Result<String, Error> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err(Error::InvalidInput("server address is empty".into()));
     }
-    match trimmed.split_once("://") {
-        None => Ok(format!("http://{trimmed}")),
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => {
-            if rest.is_empty() {
-                Err(Error::InvalidInput(format!(
-                    "server address {raw:?} has no host"
-                )))
-            } else {
-                Ok(format!("http://{rest}"))
-            }
+    let (scheme, rest) = match trimmed.split_once("://") {
+        None if tls_files => ("https", trimmed),
+        None => ("http", trimmed),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => ("https", rest),
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") && tls_files => {
+            return Err(Error::InvalidInput(format!(
+                "server address {raw:?}: TLS files were given but the address is plain-text \
+                 http://; use https://"
+            )))
         }
-        Some((scheme, _)) => Err(Error::InvalidInput(format!(
-            "server address {raw:?}: unsupported scheme {scheme:?}, only http is supported"
-        ))),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => ("http", rest),
+        Some((scheme, _)) => {
+            return Err(Error::InvalidInput(format!(
+                "server address {raw:?}: unsupported scheme {scheme:?}, only http and https \
+                 are supported"
+            )))
+        }
+    };
+    if rest.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "server address {raw:?} has no host"
+        )));
     }
+    Ok(format!("{scheme}://{rest}"))
 }
 
 pub(crate) fn required(what: &str, value: &str) -> Result<String, Error> {
@@ -445,7 +479,7 @@ mod tests {
 
     #[test]
     fn endpoints_default_to_http() {
-        let ok = |raw: &str| normalize_endpoint(raw).ok();
+        let ok = |raw: &str| normalize_endpoint(raw, false).ok();
         assert_eq!(
             ok("127.0.0.1:50051").as_deref(),
             Some("http://127.0.0.1:50051")
@@ -457,8 +491,29 @@ mod tests {
         assert_eq!(ok("HTTP://ferry:1").as_deref(), Some("http://ferry:1"));
         assert!(ok("").is_none());
         assert!(ok("http://").is_none());
-        let https = normalize_endpoint("https://ferry:443");
-        assert!(matches!(https, Err(Error::InvalidInput(m)) if m.contains("unsupported scheme")));
+        assert_eq!(
+            ok("https://ferry:443").as_deref(),
+            Some("https://ferry:443")
+        );
+        let grpc = normalize_endpoint("grpc://ferry:443", false);
+        assert!(matches!(grpc, Err(Error::InvalidInput(m)) if m.contains("unsupported scheme")));
+    }
+
+    #[test]
+    fn tls_files_mean_https_and_refuse_plain_text() {
+        let tls = |raw: &str| normalize_endpoint(raw, true);
+        assert_eq!(
+            tls("ferry:50051").ok().as_deref(),
+            Some("https://ferry:50051")
+        );
+        assert_eq!(
+            tls("HTTPS://ferry:1").ok().as_deref(),
+            Some("https://ferry:1")
+        );
+        assert!(matches!(
+            tls("http://ferry:50051"),
+            Err(Error::InvalidInput(m)) if m.contains("use https://")
+        ));
     }
 
     #[test]

@@ -101,7 +101,8 @@ fn describe_status(status: &tonic::Status) -> String {
 
 /// The messages of an error's causes joined with ": ", skipping the outermost one when it
 /// has causes (tonic's "transport error" says nothing) and messages already included.
-pub(crate) fn cause_chain(error: &(dyn StdError + 'static)) -> String {
+/// A failed TLS handshake reads as what rustls or the server's alert said.
+pub fn cause_chain(error: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next: Option<&dyn StdError> = error.source();
     while let Some(cause) = next {

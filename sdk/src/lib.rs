@@ -20,11 +20,13 @@ mod client;
 mod error;
 mod jobs;
 mod recommendations;
+pub mod tls;
 
 pub use client::{Client, DatasetDetails, DatasetFilter, CONNECT_TIMEOUT};
-pub use error::{code_words, Error};
+pub use error::{cause_chain, code_words, Error};
 pub use jobs::JobFilter;
 pub use recommendations::RecommendationFilter;
+pub use tls::{TlsFileError, TlsFiles};
 
 /// The generated `ferry.v1` messages and stubs, re-exported so callers need not depend on
 /// `ferry-proto` themselves.

@@ -160,7 +160,7 @@ impl Agent {
         let client = match &probe.client {
             Some(client) => client,
             None => probe.client.insert(
-                ferry_sdk::Client::connect(&self.control_plane)
+                ferry_sdk::Client::connect_with(&self.control_plane, &self.tls_files())
                     .await
                     .map_err(|e| format!("connecting to the control plane: {e}"))?,
             ),
@@ -204,6 +204,22 @@ impl Agent {
                  agents of the site besides this one hold one each",
                 info.num_waiting
             ))
+        }
+    }
+
+    /// The TLS files the agent was given (`FERRY_AGENT_TLS__…`): the readiness probe
+    /// reaches the control plane as the agent does.
+    fn tls_files(&self) -> ferry_sdk::TlsFiles {
+        let file = |key: &str| {
+            self.env
+                .iter()
+                .find(|(k, _)| k == &format!("FERRY_AGENT_TLS__{key}"))
+                .map(|(_, v)| PathBuf::from(v))
+        };
+        ferry_sdk::TlsFiles {
+            ca_file: file("CA_FILE"),
+            cert_file: file("CERT_FILE"),
+            key_file: file("KEY_FILE"),
         }
     }
 

@@ -10,6 +10,8 @@ use tonic_health::pb::{
     health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
 };
 
+use ferry_sdk::TlsFiles;
+
 use crate::{binaries, free_port, NatsServer};
 
 /// How to start a control plane.
@@ -22,6 +24,10 @@ pub struct Options {
     /// Reuse this data directory (to restart over the same state).
     pub data_dir: Option<PathBuf>,
     pub extra_env: Vec<(String, String)>,
+    /// For a control plane serving TLS (its `FERRY_TLS__…` files given in `extra_env`):
+    /// what the harness's own clients trust and present. [`ControlPlane::endpoint`] is
+    /// then `https://localhost:<port>`.
+    pub client_tls: Option<TlsFiles>,
 }
 
 /// A running control plane, stopped (SIGKILL) when dropped unless stopped before.
@@ -31,6 +37,7 @@ pub struct ControlPlane {
     data_dir: PathBuf,
     log_path: PathBuf,
     nats_url: String,
+    client_tls: Option<TlsFiles>,
     /// The private broker, when this control plane started one.
     _nats: Option<NatsServer>,
     _temp: tempfile::TempDir,
@@ -83,6 +90,7 @@ impl ControlPlane {
             data_dir,
             log_path,
             nats_url,
+            client_tls: options.client_tls,
             _nats: nats,
             _temp: temp,
         };
@@ -95,8 +103,16 @@ impl ControlPlane {
         &self.nats_url
     }
 
+    /// `http://127.0.0.1:<port>`, or `https://localhost:<port>` under TLS.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        match self.client_tls {
+            None => format!("http://127.0.0.1:{}", self.port),
+            Some(_) => format!("https://localhost:{}", self.port),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// A fresh HTTP/2 channel to the control plane.
@@ -106,28 +122,35 @@ impl ControlPlane {
             .expect("connecting to the control plane")
     }
 
-    async fn try_channel(&self) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-        tonic::transport::Channel::from_shared(self.endpoint())
-            .expect("endpoint is a valid URI")
-            .connect()
-            .await
+    async fn try_channel(&self) -> Result<tonic::transport::Channel, ferry_sdk::Error> {
+        let tls = self.client_tls.clone().unwrap_or_default();
+        let client = ferry_sdk::Client::connect_with(&self.endpoint(), &tls).await?;
+        Ok(client.channel())
     }
 
-    /// `GET /metrics` over HTTP/1.1 on the gRPC port: the Prometheus exposition.
+    /// `GET /metrics` over HTTP/1.1 on the gRPC port: the Prometheus exposition. Under
+    /// TLS, offering only `http/1.1` in ALPN, as a Prometheus scraper does.
     pub async fn metrics(&self) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+        use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+        async fn get(mut stream: impl AsyncRead + AsyncWrite + Unpin) -> String {
+            stream
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .await
+                .expect("sending the /metrics request");
+            let mut response = String::new();
+            stream
+                .read_to_string(&mut response)
+                .await
+                .expect("reading the /metrics response");
+            response
+        }
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
             .await
             .expect("connecting for /metrics");
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await
-            .expect("sending the /metrics request");
-        let mut response = String::new();
-        stream
-            .read_to_string(&mut response)
-            .await
-            .expect("reading the /metrics response");
+        let response = match &self.client_tls {
+            None => get(stream).await,
+            Some(files) => get(crate::pki::connect_http1(stream, files).await).await,
+        };
         let (head, body) = response
             .split_once("\r\n\r\n")
             .expect("an HTTP response with a body");

@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod embedded;
 pub mod gcs;
 pub mod nats;
+pub mod pki;
 pub mod postgres;
 pub mod s3;
 pub mod tools;
@@ -22,6 +23,7 @@ pub use clients::Object;
 pub use control_plane::ControlPlane;
 pub use gcs::GcsEmulator;
 pub use nats::NatsServer;
+pub use pki::Pki;
 pub use s3::S3Server;
 
 /// A TCP port that was free a moment ago. The binaries bind it right after, so the

@@ -6,6 +6,7 @@ mod agents;
 mod datasets;
 mod jobs;
 pub mod limits;
+pub mod peer;
 mod policies;
 mod recommendations;
 mod sites;

@@ -1,7 +1,8 @@
 //! One tracing span per RPC, as a `tower` layer around every service: `rpc` with the
-//! service, the method and the caller's address, so each line a call logs says which
-//! call and whose it was. The call's end is logged at debug level with its gRPC status
-//! and how long it took.
+//! service, the method, the caller's address and, under TLS, the subject of the
+//! caller's certificate (`client_cert`, empty without one), so each line a call logs
+//! says which call and whose it was. The call's end is logged at debug level with its
+//! gRPC status and how long it took.
 
 use std::{
     task::{Context, Poll},
@@ -9,9 +10,10 @@ use std::{
 };
 
 use futures::future::BoxFuture;
-use tonic::transport::server::TcpConnectInfo;
 use tower::{Layer, Service};
 use tracing::Instrument;
+
+use super::peer;
 
 /// Wraps a service so that each request runs in its RPC's span.
 #[derive(Clone, Copy, Debug, Default)]
@@ -46,13 +48,17 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let (service, method) = service_and_method(request.uri().path());
-        let peer = request
-            .extensions()
-            .get::<TcpConnectInfo>()
-            .and_then(TcpConnectInfo::remote_addr)
+        let peer = peer::remote_addr(request.extensions())
             .map(|addr| addr.to_string())
             .unwrap_or_default();
-        let span = tracing::info_span!("rpc", service = %service, method = %method, peer = %peer);
+        let client_cert = peer::client_cert_subject(request.extensions()).unwrap_or_default();
+        let span = tracing::info_span!(
+            "rpc",
+            service = %service,
+            method = %method,
+            peer = %peer,
+            client_cert = %client_cert
+        );
         let started = Instant::now();
         let call = span.in_scope(|| self.inner.call(request));
         Box::pin(

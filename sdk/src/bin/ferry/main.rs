@@ -17,10 +17,11 @@ mod site;
 mod watch;
 
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ferry_sdk::{Client, Error};
+use ferry_sdk::{Client, Error, TlsFiles};
 use tokio::sync::OnceCell;
 use tonic::Code;
 
@@ -37,6 +38,15 @@ error as `error: <message>`.
 
 Durations are written 90s, 10m, 2h, 7d or 1h30m; sizes as bytes, optionally with a unit \
 (500MB, 1GiB, 64KiB); rates as a size per second (20MB or 20MB/s).
+
+TLS: an https:// --server is reached over TLS, its certificate checked against --ca-file \
+(FERRY_CA_FILE) or, without one, the system's trusted roots. A control plane requiring \
+mutual TLS also wants this client's own certificate and key: --cert-file and --key-file \
+(FERRY_CERT_FILE, FERRY_KEY_FILE). All are PEM files; with any of them, host:port means \
+https://host:port. A server certificate this client does not trust fails the connection \
+(exit code 5). A control plane that refuses this client's certificate (none, from another \
+CA, expired) closes the connection at the first call: a transport error, exit code 1, \
+and the control plane's log says why (\"TLS handshake refused\").
 
 Exit codes:
   0  success; for `job watch`, `job plan --watch` and `recommend approve --watch`,
@@ -55,7 +65,8 @@ Exit codes:
     long_about = LONG_ABOUT
 )]
 struct Cli {
-    /// Address of the control plane's gRPC API (http://host:port or host:port)
+    /// Address of the control plane's gRPC API (http://host:port, https://host:port or
+    /// host:port)
     #[arg(
         long,
         global = true,
@@ -65,6 +76,38 @@ struct Cli {
         help_heading = "Global options"
     )]
     server: String,
+
+    /// CA certificates (PEM) that the control plane's TLS certificate must chain to
+    /// [default: the system's trusted roots]
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_CA_FILE",
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
+    ca_file: Option<PathBuf>,
+
+    /// This client's certificate (PEM), for a control plane that requires mutual TLS;
+    /// with --key-file
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_CERT_FILE",
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
+    cert_file: Option<PathBuf>,
+
+    /// The private key (PEM) of --cert-file
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_KEY_FILE",
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
+    key_file: Option<PathBuf>,
 
     /// Print results as JSON instead of tables
     #[arg(long, global = true, help_heading = "Global options")]
@@ -130,6 +173,7 @@ impl Outcome {
 /// a command whose arguments are wrong fails as a usage error before dialling anything.
 pub struct Context {
     server: String,
+    tls: TlsFiles,
     json: bool,
     client: OnceCell<Client>,
 }
@@ -142,7 +186,7 @@ impl Context {
     /// The connected client; connects on the first call.
     pub async fn client(&self) -> Result<&Client, Error> {
         self.client
-            .get_or_try_init(|| Client::connect(&self.server))
+            .get_or_try_init(|| Client::connect_with(&self.server, &self.tls))
             .await
     }
 }
@@ -158,6 +202,11 @@ fn main() -> ExitCode {
     };
     let context = Context {
         server: cli.server,
+        tls: TlsFiles {
+            ca_file: cli.ca_file,
+            cert_file: cli.cert_file,
+            key_file: cli.key_file,
+        },
         json: cli.json,
         client: OnceCell::new(),
     };
@@ -242,11 +291,35 @@ mod tests {
 
     #[test]
     fn global_flags_parse_after_the_subcommand() {
-        let cli = Cli::try_parse_from(["ferry", "site", "list", "--json", "--server", "h:1"]);
+        let cli = Cli::try_parse_from([
+            "ferry",
+            "site",
+            "list",
+            "--json",
+            "--server",
+            "h:1",
+            "--ca-file",
+            "ca.pem",
+        ]);
         let Ok(cli) = cli else {
             panic!("global flags should be accepted after the subcommand");
         };
         assert!(cli.json);
         assert_eq!(cli.server, "h:1");
+        assert_eq!(cli.ca_file, Some(PathBuf::from("ca.pem")));
+        // `job plan --key` is an idempotency key, not the client's private key.
+        let cli = Cli::try_parse_from([
+            "ferry",
+            "job",
+            "plan",
+            "d",
+            "--to",
+            "b",
+            "--key",
+            "nightly",
+            "--key-file",
+            "c.key",
+        ]);
+        assert!(cli.is_ok_and(|cli| cli.key_file == Some(PathBuf::from("c.key"))));
     }
 }
