@@ -69,6 +69,9 @@ log "starting the control plane on 127.0.0.1:$port (data and logs in $work)"
   --nats-url "nats://127.0.0.1:$nats_port" >"$work/control-plane.log" 2>&1 &
 cp_pid=$!
 pids+=("$cp_pid")
+# On its first start the control plane writes an admin token to its data directory;
+# the CLI calls with it from here on.
+export FERRY_TOKEN_FILE="$work/data/admin.token"
 for _ in $(seq 1 300); do
   ferry site list >/dev/null 2>&1 && break
   if ! kill -0 "$cp_pid" 2>/dev/null; then
@@ -103,7 +106,9 @@ log "a policy for the genomics team: hot data on 'fast', cold data on 'archive'"
 ferry policy create genomics-tiering --selector team=genomics --hot-after 60s --warm-after 10m \
   --place hot=fast --place cold=archive --verify full
 
-log "starting an agent for the site 'fast'"
+log "starting an agent for the site 'fast', with a token bound to that site"
+ferry token create agent-fast --role agent --site fast --secret-file "$work/agent-fast.token"
+FERRY_AGENT_TOKEN_FILE="$work/agent-fast.token" \
 "$bin/ferry-agent" --site fast --control-plane "$FERRY_SERVER" \
   --nats-url "nats://127.0.0.1:$nats_port" --state-dir "$work/agent" >"$work/agent.log" 2>&1 &
 pids+=($!)
@@ -144,9 +149,12 @@ if ferry site delete archive; then
   exit 1
 fi
 
+log "every change is in the audit log, with who made it"
+ferry audit --limit 8
+
 if $keep_running; then
   log "everything keeps running; the control plane is at $FERRY_SERVER. Ctrl-C stops it all"
-  echo "try: $bin/ferry --server $FERRY_SERVER job list"
+  echo "try: FERRY_TOKEN_FILE=$FERRY_TOKEN_FILE $bin/ferry --server $FERRY_SERVER job list"
   wait "$cp_pid"
 else
   log "done; stopping the agent, the control plane and nats-server (run with --keep-running to keep them)"

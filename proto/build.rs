@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "ferry/v1/job.proto",
     "ferry/v1/agent.proto",
     "ferry/v1/bus.proto",
+    "ferry/v1/admin.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -50,9 +50,13 @@ pub struct AgentConfig {
     /// How long a job message may go without a progress ack before JetStream hands it
     /// to another agent of the site. Applied when the site's consumer is created.
     pub ack_wait_secs: u64,
-    /// Given by `FERRY_AGENT_JOIN_TOKEN` when the control plane requires one.
+    /// The agent's token, bound to its site (`ferry token create NAME --role agent
+    /// --site SITE`), sent on every call to the control plane. Taken from
+    /// `FERRY_AGENT_TOKEN`; never printed. Prefer `token_file`.
     #[serde(default, skip_serializing)]
-    pub join_token: Option<SecretString>,
+    pub token: Option<SecretString>,
+    /// A file holding the agent's token (`FERRY_AGENT_TOKEN_FILE`), read at start.
+    pub token_file: Option<PathBuf>,
     pub tls: TlsConfig,
     pub log: LogConfig,
     pub faults: Faults,
@@ -128,7 +132,8 @@ impl Default for AgentConfig {
             task_slots: 4,
             task_objects: 1000,
             task_mib: 256,
-            join_token: None,
+            token: None,
+            token_file: None,
             tls: TlsConfig::default(),
             log: LogConfig {
                 format: "text".into(),
@@ -158,17 +163,11 @@ impl AgentConfig {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment = figment
-            .merge(
-                Env::prefixed("FERRY_AGENT_")
-                    .filter(|k| !k.as_str().eq_ignore_ascii_case("config"))
-                    .split("__"),
-            )
-            .merge(
-                Env::raw()
-                    .only(&["FERRY_AGENT_JOIN_TOKEN"])
-                    .map(|_| "join_token".into()),
-            );
+        figment = figment.merge(
+            Env::prefixed("FERRY_AGENT_")
+                .filter(|k| !k.as_str().eq_ignore_ascii_case("config"))
+                .split("__"),
+        );
         if let Some(v) = &overrides.site {
             figment = figment.merge(("site", v));
         }
@@ -199,6 +198,11 @@ impl AgentConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.site.is_empty() {
             return Err("site: required (the site this agent serves, by name or id)".into());
+        }
+        if self.token.is_some() && self.token_file.is_some() {
+            return Err(
+                "token_file: set either token (FERRY_AGENT_TOKEN) or token_file, not both".into(),
+            );
         }
         if self.control_plane.starts_with("https://") {
             self.tls
@@ -284,6 +288,26 @@ impl AgentConfig {
     }
 }
 
+impl AgentConfig {
+    /// The token the agent presents: `token`, or the first line of `token_file`;
+    /// `None` when neither is set (a control plane with authentication off).
+    pub fn read_token(&self) -> Result<Option<SecretString>, String> {
+        if let Some(token) = &self.token {
+            return Ok(Some(token.clone()));
+        }
+        let Some(path) = &self.token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("token_file: cannot read {}: {e}", path.display()))?;
+        let token = text.lines().next().unwrap_or_default().trim();
+        if token.is_empty() {
+            return Err(format!("token_file: {} is empty", path.display()));
+        }
+        Ok(Some(SecretString::from(token.to_owned())))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::result_large_err)]
 mod tests {
@@ -325,6 +349,36 @@ mod tests {
                 err.starts_with("tls.cert_file: cannot read agent.pem"),
                 "{err}"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_token_comes_from_the_environment_or_a_file_never_both() {
+        use secrecy::ExposeSecret;
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FERRY_AGENT_SITE", "fast");
+            let config = AgentConfig::load(None, &Overrides::default()).unwrap();
+            assert!(config.read_token().unwrap().is_none());
+            assert!(!format!("{config:?}").contains("fy_from"));
+
+            jail.create_file("agent.token", "fy_from_file\n")?;
+            jail.set_env("FERRY_AGENT_TOKEN_FILE", "agent.token");
+            let config = AgentConfig::load(None, &Overrides::default()).unwrap();
+            let token = config.read_token().unwrap().unwrap();
+            assert_eq!(token.expose_secret(), "fy_from_file");
+
+            jail.set_env("FERRY_AGENT_TOKEN", "fy_from_env");
+            let err = AgentConfig::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.starts_with("token_file: set either"), "{err}");
+
+            jail.clear_env();
+            jail.set_env("FERRY_AGENT_SITE", "fast");
+            jail.set_env("FERRY_AGENT_TOKEN", "fy_from_env");
+            let config = AgentConfig::load(None, &Overrides::default()).unwrap();
+            let token = config.read_token().unwrap().unwrap();
+            assert_eq!(token.expose_secret(), "fy_from_env");
+            assert!(!format!("{config:?}").contains("fy_from_env"));
             Ok(())
         });
     }

@@ -1,5 +1,6 @@
 //! The agent's side of the control plane API: registration (with the agent id kept in
 //! the state directory), heartbeats, and the just-in-time access to a job's sites.
+//! Every call carries the agent's token, bound to its site.
 
 use std::{collections::HashMap, path::Path, time::Duration};
 
@@ -43,7 +44,8 @@ pub struct ControlPlane {
     channel: Channel,
     agent_id: String,
     site_id: String,
-    token: SecretString,
+    /// `None` against a control plane with authentication off.
+    token: Option<SecretString>,
     heartbeat_interval: Duration,
 }
 
@@ -52,12 +54,13 @@ const AGENT_ID_FILE: &str = "agent-id";
 
 impl ControlPlane {
     /// Registers with the control plane, retrying with back-off until it answers. A
-    /// refusal (unknown site, wrong join token) is returned at once.
+    /// refusal (unknown site, a token refused or bound to another site) is returned at
+    /// once.
     pub async fn register(
         endpoint: &str,
         site: &str,
         concurrency: usize,
-        join_token: Option<&SecretString>,
+        token: Option<SecretString>,
         tls: &TlsFiles,
         state_dir: &Path,
     ) -> Result<Self, RegisterError> {
@@ -76,21 +79,17 @@ impl ControlPlane {
         let mut client = AgentServiceClient::new(channel.clone());
         let mut backoff = Duration::from_millis(200);
         let response = loop {
-            let mut request = Request::new(pb::RegisterAgentRequest {
-                site: site.to_owned(),
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-                hostname: hostname(),
-                concurrency: u32::try_from(concurrency).unwrap_or(u32::MAX),
-                agent_id: previous.clone().unwrap_or_default(),
-            });
-            if let Some(token) = join_token {
-                let value = format!("Bearer {}", token.expose_secret())
-                    .parse()
-                    .map_err(|_| {
-                        RegisterError::Refused("the join token is not a valid header value".into())
-                    })?;
-                request.metadata_mut().insert("authorization", value);
-            }
+            let request = authorized(
+                token.as_ref(),
+                pb::RegisterAgentRequest {
+                    site: site.to_owned(),
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    hostname: hostname(),
+                    concurrency: u32::try_from(concurrency).unwrap_or(u32::MAX),
+                    agent_id: previous.clone().unwrap_or_default(),
+                },
+            )
+            .map_err(|s| RegisterError::Refused(s.message().to_owned()))?;
             match client.register_agent(request).await {
                 Ok(response) => break response.into_inner(),
                 Err(status) if status.code() == tonic::Code::Unavailable => {
@@ -115,7 +114,7 @@ impl ControlPlane {
             channel,
             agent_id: agent.id,
             site_id: agent.site,
-            token: SecretString::from(response.token),
+            token,
             heartbeat_interval,
         })
     }
@@ -134,12 +133,7 @@ impl ControlPlane {
     }
 
     fn authorized<T>(&self, message: T) -> Result<Request<T>, Status> {
-        let mut request = Request::new(message);
-        let value = format!("Bearer {}", self.token.expose_secret())
-            .parse()
-            .map_err(|_| Status::internal("agent token is not a valid header value"))?;
-        request.metadata_mut().insert("authorization", value);
-        Ok(request)
+        authorized(self.token.as_ref(), message)
     }
 
     /// Reports this agent alive and the jobs it runs copy tasks of; answers, for each
@@ -207,18 +201,18 @@ impl ControlPlane {
     /// site's live agents. `None` when the site has no limit.
     pub async fn site_share(&self) -> Result<Option<SiteShare>, Status> {
         let site = SiteServiceClient::new(self.channel.clone())
-            .get_site(pb::GetSiteRequest {
+            .get_site(self.authorized(pb::GetSiteRequest {
                 site: self.site_id.clone(),
-            })
+            })?)
             .await?
             .into_inner();
         if site.bandwidth_limit_bytes_per_sec == 0 {
             return Ok(None);
         }
         let agents = AgentServiceClient::new(self.channel.clone())
-            .list_agents(pb::ListAgentsRequest {
+            .list_agents(self.authorized(pb::ListAgentsRequest {
                 site: self.site_id.clone(),
-            })
+            })?)
             .await?
             .into_inner()
             .agents;
@@ -236,9 +230,9 @@ impl ControlPlane {
     }
 
     pub async fn job(&self, job: &str) -> Result<pb::Job, Status> {
-        let request = pb::GetJobRequest {
+        let request = self.authorized(pb::GetJobRequest {
             job: job.to_owned(),
-        };
+        })?;
         Ok(JobServiceClient::new(self.channel.clone())
             .get_job(request)
             .await?
@@ -258,13 +252,13 @@ impl ControlPlane {
         let mut page_token = String::new();
         loop {
             let page = client
-                .list_job_objects(pb::ListJobObjectsRequest {
+                .list_job_objects(self.authorized(pb::ListJobObjectsRequest {
                     job: job.to_owned(),
                     page_size: 1000,
                     page_token: page_token.clone(),
                     task: task.to_owned(),
                     ..Default::default()
-                })
+                })?)
                 .await?
                 .into_inner();
             recorded.extend(page.objects.into_iter().map(|o| (o.key.clone(), o)));
@@ -302,6 +296,18 @@ fn channel(endpoint: &str, tls: &TlsFiles) -> Result<Channel, RegisterError> {
 /// with its causes, since tonic's own message says only "transport error".
 fn describe(status: &Status) -> String {
     ferry_sdk::Error::Rpc(status.clone()).to_string()
+}
+
+/// `message` with the agent's token as its `authorization` metadata.
+fn authorized<T>(token: Option<&SecretString>, message: T) -> Result<Request<T>, Status> {
+    let mut request = Request::new(message);
+    if let Some(token) = token {
+        let value = format!("Bearer {}", token.expose_secret())
+            .parse()
+            .map_err(|_| Status::invalid_argument("the agent token is not a valid header value"))?;
+        request.metadata_mut().insert("authorization", value);
+    }
+    Ok(request)
 }
 
 fn hostname() -> String {

@@ -99,6 +99,10 @@ fn init_logging(config: &AgentConfig) -> anyhow::Result<()> {
 }
 
 async fn run(config: AgentConfig) -> anyhow::Result<()> {
+    let token = config.read_token().map_err(anyhow::Error::msg)?;
+    if token.is_none() {
+        warn!("no agent token configured (FERRY_AGENT_TOKEN or token_file): only a control plane with authentication off will accept this agent");
+    }
     let config = Arc::new(config);
     let shutdown = CancellationToken::new();
     let tls = config.tls.files();
@@ -107,7 +111,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
             &config.control_plane,
             &config.site,
             config.concurrency,
-            config.join_token.as_ref(),
+            token,
             &tls,
             &config.state_dir,
         ) => Arc::new(registered?),

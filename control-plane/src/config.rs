@@ -31,6 +31,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub log: LogConfig,
     pub security: SecurityConfig,
+    pub auth: AuthConfig,
     pub nats: NatsConfig,
     pub agents: AgentsConfig,
     pub autopilot: AutopilotConfig,
@@ -56,11 +57,15 @@ pub struct NatsConfig {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Every `ferry.v1` call must carry a valid bearer token. Turn it off only on a
+    /// development machine: every caller is then an admin, and each start says so.
+    pub enabled: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AgentsConfig {
-    /// When set, agents must present it (as a bearer token) to register. Taken from
-    /// `FERRY_AGENTS__JOIN_TOKEN`; never printed.
-    #[serde(default, skip_serializing)]
-    pub join_token: Option<SecretString>,
     /// How long an agent may take to list a source for a dry run before the call
     /// gives up (`UNAVAILABLE`).
     #[serde(default = "default_dry_run_timeout")]
@@ -74,7 +79,6 @@ fn default_dry_run_timeout() -> u64 {
 impl Default for AgentsConfig {
     fn default() -> Self {
         AgentsConfig {
-            join_token: None,
             dry_run_timeout_secs: default_dry_run_timeout(),
         }
     }
@@ -141,6 +145,7 @@ impl Default for Config {
                 filter: "info".into(),
             },
             security: SecurityConfig::default(),
+            auth: AuthConfig { enabled: true },
             nats: NatsConfig {
                 url: "nats://127.0.0.1:4222".into(),
             },
@@ -171,6 +176,8 @@ pub struct Overrides {
     pub log_format: Option<String>,
     pub log_filter: Option<String>,
     pub nats_url: Option<String>,
+    /// Serve without authentication (development only).
+    pub no_auth: bool,
 }
 
 impl Config {
@@ -215,6 +222,9 @@ impl Config {
         }
         if let Some(v) = &overrides.nats_url {
             figment = figment.merge(("nats.url", v));
+        }
+        if overrides.no_auth {
+            figment = figment.merge(("auth.enabled", false));
         }
         let config: Config = figment.extract().map_err(|e| describe_figment_error(&e))?;
         config.validate()?;
@@ -285,6 +295,11 @@ impl Config {
         }
     }
 
+    /// Where the first admin token is written.
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.data_dir.join("admin.token")
+    }
+
     pub fn master_key_file(&self) -> PathBuf {
         self.security
             .master_key_file
@@ -339,6 +354,7 @@ mod tests {
             assert_eq!(config.log.filter, "debug");
             assert_eq!(config.nats.url, "nats://10.1.2.3:4222");
             assert_eq!(config.autopilot.interval_secs, 5);
+            assert!(config.auth.enabled, "authentication is on by default");
 
             let flags = Overrides {
                 listen: Some("127.0.0.1:7000".into()),
@@ -359,6 +375,25 @@ mod tests {
             };
             let err = Config::load(None, &bad).unwrap_err();
             assert!(err.starts_with("listen: 'nowhere'"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn authentication_turns_off_by_flag_or_variable_only_when_asked() {
+        figment::Jail::expect_with(|jail| {
+            let flag = Overrides {
+                no_auth: true,
+                ..Overrides::default()
+            };
+            assert!(!Config::load(None, &flag).unwrap().auth.enabled);
+            jail.set_env("FERRY_AUTH__ENABLED", "false");
+            assert!(
+                !Config::load(None, &Overrides::default())
+                    .unwrap()
+                    .auth
+                    .enabled
+            );
             Ok(())
         });
     }

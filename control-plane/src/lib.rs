@@ -6,6 +6,7 @@
 //! underneath; `convert` holds every conversion between wire messages and domain types.
 
 pub mod bus;
+pub mod call;
 pub mod clock;
 pub mod config;
 pub mod convert;

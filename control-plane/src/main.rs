@@ -41,6 +41,11 @@ struct Args {
     /// NATS server with JetStream [default: nats://127.0.0.1:4222].
     #[arg(long)]
     nats_url: Option<String>,
+    /// Serve without authentication: every caller is an admin. For a development
+    /// machine only; the control plane warns at every start. Same as
+    /// FERRY_AUTH__ENABLED=false.
+    #[arg(long)]
+    no_auth: bool,
 }
 
 fn main() -> ExitCode {
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
         log_format: args.log_format,
         log_filter: args.log_filter,
         nats_url: args.nats_url,
+        no_auth: args.no_auth,
     };
     let config = match Config::load(args.config.as_deref(), &overrides) {
         Ok(config) => config,

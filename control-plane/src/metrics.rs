@@ -67,14 +67,35 @@ pub static AUTOPILOT_MIGRATIONS: Counter = Counter::new(
     "Migrations the autopilot started on auto-migrate policies.",
 );
 
+const REFUSED_HELP: &str = "Calls refused by authentication or authorization, by code.";
+
+pub static CALLS_UNAUTHENTICATED: Counter = Counter::new(
+    "ferry_calls_refused_total",
+    r#"code="unauthenticated""#,
+    REFUSED_HELP,
+);
+pub static CALLS_PERMISSION_DENIED: Counter = Counter::new(
+    "ferry_calls_refused_total",
+    r#"code="permission_denied""#,
+    REFUSED_HELP,
+);
+pub static AUDIT_REFUSALS_UNRECORDED: Counter = Counter::new(
+    "ferry_audit_refusals_unrecorded_total",
+    "",
+    "Unauthenticated calls beyond the audit log's rate limit, counted but not recorded.",
+);
+
 /// Every counter, those of one name next to each other.
-static ALL: [&Counter; 6] = [
+static ALL: [&Counter; 9] = [
     &ACCESS_EVENTS_ACCEPTED,
     &ACCESS_EVENTS_FOLDED,
     &ACCESS_EVENTS_DROPPED_DELETED,
     &ACCESS_EVENTS_MALFORMED,
     &RECOMMENDATIONS_COMPUTED,
     &AUTOPILOT_MIGRATIONS,
+    &CALLS_UNAUTHENTICATED,
+    &CALLS_PERMISSION_DENIED,
+    &AUDIT_REFUSALS_UNRECORDED,
 ];
 
 /// The exposition: `# HELP` and `# TYPE` once per name, then a sample per counter.

@@ -15,7 +15,9 @@ use crate::{
     clock::SharedClock,
     config::Config,
     grpc,
-    service::{AccessEvents, Agents, Catalogue, DryRuns, Migrations, Recommendations},
+    service::{
+        AccessEvents, Agents, Catalogue, DryRuns, Migrations, Recommendations, Sessions, Tokens,
+    },
     store::Store,
     tls::ServerTls,
     vault::Vault,
@@ -42,13 +44,19 @@ pub async fn serve(
         .await
         .context("opening the catalogue database")?;
     info!(backend = store.backend_name(), "catalogue database ready");
-    let catalogue = Catalogue::new(store.clone(), Arc::new(vault), clock);
+    let catalogue = Catalogue::new(store.clone(), Arc::new(vault), clock.clone());
+    let sessions = Sessions::default();
+    let tokens = Tokens::new(catalogue.clone(), sessions.clone());
+    if config.auth.enabled {
+        tokens
+            .bootstrap(&config.admin_token_file())
+            .await
+            .context("making the first admin token")?;
+    }
+    grpc::auth::warn_if_disabled(config.auth.enabled);
     let relay_wakeup = Arc::new(tokio::sync::Notify::new());
     let migrations = Migrations::new(catalogue.clone(), relay_wakeup.clone());
-    if config.agents.join_token.is_none() {
-        warn!("no agents.join_token configured: any caller may register an agent");
-    }
-    let agents = Agents::new(catalogue.clone(), config.agents.join_token.clone());
+    let agents = Agents::new(catalogue.clone());
     let bus = Bus::connect(&config.nats.url)
         .await
         .context("connecting to NATS")?;
@@ -58,6 +66,7 @@ pub async fn serve(
         tokio::spawn(bus::progress::run(bus.clone(), migrations.clone())),
         tokio::spawn(bus::reconciler::run(migrations.clone())),
         tokio::spawn(bus::aggregator::run(bus.clone(), store.clone())),
+        tokio::spawn(sessions.clone().run(store.clone(), clock.clone())),
     ];
     let events = AccessEvents::new(catalogue.clone(), bus.clone());
     let recommendations = Recommendations::new(catalogue.clone(), migrations.clone());
@@ -87,6 +96,11 @@ pub async fn serve(
         bus.clone(),
         Duration::from_secs(config.agents.dry_run_timeout_secs),
     );
+    let mut authenticator =
+        grpc::auth::Authenticator::new(tokens.clone(), sessions, store.clone(), clock);
+    if !config.auth.enabled {
+        authenticator = authenticator.disabled();
+    }
     let routes = grpc::routes(grpc::UseCases {
         catalogue,
         migrations,
@@ -94,6 +108,7 @@ pub async fn serve(
         agents,
         events,
         recommendations,
+        tokens,
     })
     .into_axum_router()
     .route("/metrics", axum::routing::get(metrics));
@@ -101,6 +116,7 @@ pub async fn serve(
     let router = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(grpc::span::RpcSpanLayer)
+        .layer(grpc::auth::AuthLayer::new(authenticator))
         .add_routes(routes.into())
         .add_service(health_service)
         .add_service(reflection_v1)

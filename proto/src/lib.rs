@@ -22,4 +22,5 @@ pub const SERVICE_NAMES: &[&str] = &[
     "ferry.v1.RecommendationService",
     "ferry.v1.JobService",
     "ferry.v1.AgentService",
+    "ferry.v1.AdminService",
 ];

@@ -15,6 +15,9 @@ use pb::recommendation_service_client::RecommendationServiceClient;
 use pb::site_service_client::SiteServiceClient;
 use tonic::transport::{Channel, Endpoint};
 
+use tonic::service::interceptor::InterceptedService;
+
+use crate::auth::{Bearer, Transport};
 use crate::error::{cause_chain, Error};
 use crate::tls::TlsFiles;
 
@@ -32,6 +35,7 @@ pub(crate) const PAGE_SIZE: i32 = 500;
 pub struct Client {
     channel: Channel,
     endpoint: String,
+    bearer: Bearer,
 }
 
 /// Filters of [`Client::list_datasets`]; each one set narrows the result.
@@ -80,7 +84,11 @@ impl Client {
             endpoint: endpoint.clone(),
             source,
         })?;
-        Ok(Client { channel, endpoint })
+        Ok(Client {
+            channel,
+            endpoint,
+            bearer: Bearer::default(),
+        })
     }
 
     /// Like [`Client::connect`] but does not dial until the first call; an unreachable
@@ -88,7 +96,11 @@ impl Client {
     pub fn connect_lazy(endpoint: &str) -> Result<Client, Error> {
         let (endpoint, target) = parse_endpoint(endpoint, &TlsFiles::default())?;
         let channel = target.connect_lazy();
-        Ok(Client { channel, endpoint })
+        Ok(Client {
+            channel,
+            endpoint,
+            bearer: Bearer::default(),
+        })
     }
 
     /// Wraps a channel the caller built (for interceptors or custom timeouts).
@@ -96,6 +108,7 @@ impl Client {
         Client {
             channel,
             endpoint: endpoint.into(),
+            bearer: Bearer::default(),
         }
     }
 
@@ -104,44 +117,57 @@ impl Client {
         &self.endpoint
     }
 
-    /// The underlying channel, for stubs this crate does not wrap.
+    /// This client, sending `token` (`fy_…`) as `authorization: Bearer <token>` on
+    /// every call, as the control plane requires unless authentication is off.
+    pub fn with_token(mut self, token: &str) -> Result<Client, Error> {
+        self.bearer = Bearer::new(token)?;
+        Ok(self)
+    }
+
+    /// The underlying channel, for stubs this crate does not wrap; calls on it carry no
+    /// token (wrap it in [`Client::transport`] for that).
     pub fn channel(&self) -> Channel {
         self.channel.clone()
     }
 
+    /// The channel with this client's token added to each call: what its stubs use.
+    pub fn transport(&self) -> Transport {
+        InterceptedService::new(self.channel.clone(), self.bearer.clone())
+    }
+
     /// A `SiteService` stub on this client's connection.
-    pub fn sites(&self) -> SiteServiceClient<Channel> {
-        SiteServiceClient::new(self.channel.clone())
+    pub fn sites(&self) -> SiteServiceClient<Transport> {
+        SiteServiceClient::new(self.transport())
     }
 
     /// A `DatasetService` stub on this client's connection.
-    pub fn datasets(&self) -> DatasetServiceClient<Channel> {
-        DatasetServiceClient::new(self.channel.clone())
+    pub fn datasets(&self) -> DatasetServiceClient<Transport> {
+        DatasetServiceClient::new(self.transport())
     }
 
     /// A `PolicyService` stub on this client's connection.
-    pub fn policies(&self) -> PolicyServiceClient<Channel> {
-        PolicyServiceClient::new(self.channel.clone())
+    pub fn policies(&self) -> PolicyServiceClient<Transport> {
+        PolicyServiceClient::new(self.transport())
     }
 
     /// An `AccessEventService` stub on this client's connection.
-    pub fn access_events(&self) -> AccessEventServiceClient<Channel> {
-        AccessEventServiceClient::new(self.channel.clone())
+    pub fn access_events(&self) -> AccessEventServiceClient<Transport> {
+        AccessEventServiceClient::new(self.transport())
     }
 
     /// A `RecommendationService` stub on this client's connection.
-    pub fn recommendations(&self) -> RecommendationServiceClient<Channel> {
-        RecommendationServiceClient::new(self.channel.clone())
+    pub fn recommendations(&self) -> RecommendationServiceClient<Transport> {
+        RecommendationServiceClient::new(self.transport())
     }
 
     /// A `JobService` stub on this client's connection.
-    pub fn jobs(&self) -> JobServiceClient<Channel> {
-        JobServiceClient::new(self.channel.clone())
+    pub fn jobs(&self) -> JobServiceClient<Transport> {
+        JobServiceClient::new(self.transport())
     }
 
     /// An `AgentService` stub on this client's connection.
-    pub fn agents(&self) -> AgentServiceClient<Channel> {
-        AgentServiceClient::new(self.channel.clone())
+    pub fn agents(&self) -> AgentServiceClient<Transport> {
+        AgentServiceClient::new(self.transport())
     }
 
     // Sites.

@@ -16,12 +16,16 @@
 //! # }
 //! ```
 
+mod admin;
+mod auth;
 mod client;
 mod error;
 mod jobs;
 mod recommendations;
 pub mod tls;
 
+pub use admin::AuditFilter;
+pub use auth::{read_token_file, Bearer, Transport};
 pub use client::{Client, DatasetDetails, DatasetFilter, CONNECT_TIMEOUT};
 pub use error::{cause_chain, code_words, Error};
 pub use jobs::JobFilter;

@@ -11,7 +11,7 @@ use std::{
 
 use ferry_proto::v1 as pb;
 
-use crate::binaries;
+use crate::{binaries, ControlPlane};
 
 /// How long an agent may take to become ready: it registers and pulls within a tenth of
 /// a second when its control plane and broker are up.
@@ -40,23 +40,22 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts an agent for `site` (see [`Agent::spawn`]) and waits until it is ready
-    /// (see [`Agent::wait_ready`]).
-    pub async fn start(
-        control_plane: &str,
-        nats_url: &str,
-        site: &str,
-        env: &[(&str, &str)],
-    ) -> Self {
-        let mut agent = Self::spawn(control_plane, nats_url, site, env);
+    /// Starts an agent for `site` of `cp` with a token of its own, bound to the site
+    /// (see [`Agent::spawn`]), and waits until it is ready (see [`Agent::wait_ready`]).
+    /// The site must exist.
+    pub async fn start(cp: &ControlPlane, site: &str, env: &[(&str, &str)]) -> Self {
+        let token = cp.agent_token(site).await;
+        let mut env = env.to_vec();
+        env.push(("FERRY_AGENT_TOKEN", &token));
+        let mut agent = Self::spawn(&cp.endpoint(), cp.nats_url(), site, &env);
         agent.wait_ready().await;
         agent
     }
 
     /// Spawns an agent for `site` with a short ack wait (so redelivery after a crash is
-    /// quick) plus the given `FERRY_AGENT_…` settings, e.g. fault injection, and returns
-    /// at once: for an agent that is not meant to become ready yet (say, before its
-    /// control plane exists). Most tests want [`Agent::start`].
+    /// quick) plus the given `FERRY_AGENT_…` settings (its token as
+    /// `FERRY_AGENT_TOKEN`, fault injection), and returns at once: for an agent that is
+    /// not meant to become ready yet. Most tests want [`Agent::start`].
     pub fn spawn(control_plane: &str, nats_url: &str, site: &str, env: &[(&str, &str)]) -> Self {
         let temp = tempfile::tempdir().expect("temp dir for the agent");
         let state_dir = temp.path().join("state");
@@ -159,11 +158,20 @@ impl Agent {
         let id = self.registered_id()?;
         let client = match &probe.client {
             Some(client) => client,
-            None => probe.client.insert(
-                ferry_sdk::Client::connect_with(&self.control_plane, &self.tls_files())
-                    .await
-                    .map_err(|e| format!("connecting to the control plane: {e}"))?,
-            ),
+            None => {
+                let client =
+                    ferry_sdk::Client::connect_with(&self.control_plane, &self.tls_files())
+                        .await
+                        .map_err(|e| format!("connecting to the control plane: {e}"))?;
+                // The probe asks as the agent does, with its token.
+                let client = match self.env.iter().find(|(k, _)| k == "FERRY_AGENT_TOKEN") {
+                    Some((_, token)) => client
+                        .with_token(token)
+                        .map_err(|e| format!("the agent's token: {e}"))?,
+                    None => client,
+                };
+                probe.client.insert(client)
+            }
         };
         let agents = client
             .list_agents(Some(&self.site))

@@ -38,6 +38,11 @@ pub struct ControlPlane {
     log_path: PathBuf,
     nats_url: String,
     client_tls: Option<TlsFiles>,
+    /// The admin token the control plane wrote on first start; `None` with
+    /// authentication off.
+    admin_token: Option<String>,
+    /// Agent tokens made so far, so each gets a name of its own.
+    agent_tokens: std::sync::atomic::AtomicUsize,
     /// The private broker, when this control plane started one.
     _nats: Option<NatsServer>,
     _temp: tempfile::TempDir,
@@ -91,11 +96,68 @@ impl ControlPlane {
             log_path,
             nats_url,
             client_tls: options.client_tls,
+            admin_token: None,
+            agent_tokens: Default::default(),
             _nats: nats,
             _temp: temp,
         };
         cp.wait_serving().await;
+        cp.admin_token = std::fs::read_to_string(cp.data_dir.join("admin.token"))
+            .ok()
+            .map(|t| t.trim().to_owned());
         cp
+    }
+
+    /// The admin token from `<data-dir>/admin.token`. Panics with authentication off.
+    pub fn admin_token(&self) -> &str {
+        self.admin_token
+            .as_deref()
+            .expect("the control plane wrote no admin.token (authentication off?)")
+    }
+
+    /// The TLS files the harness's clients use (empty without TLS).
+    pub fn client_tls(&self) -> TlsFiles {
+        self.client_tls.clone().unwrap_or_default()
+    }
+
+    /// A client of this control plane calling with `token`.
+    pub async fn client_with(&self, token: &str) -> ferry_sdk::Client {
+        ferry_sdk::Client::connect_with(&self.endpoint(), &self.client_tls())
+            .await
+            .expect("connecting to the control plane")
+            .with_token(token)
+            .expect("a token fit for a header")
+    }
+
+    /// A client of this control plane calling as its admin (with no token when
+    /// authentication is off).
+    pub async fn client(&self) -> ferry_sdk::Client {
+        match &self.admin_token {
+            Some(token) => self.client_with(token).await,
+            None => ferry_sdk::Client::connect_with(&self.endpoint(), &self.client_tls())
+                .await
+                .expect("connecting to the control plane"),
+        }
+    }
+
+    /// A new token of `role`, made by the admin; its secret. `site` is for agent tokens.
+    pub async fn token(&self, name: &str, role: ferry_sdk::pb::Role, site: Option<&str>) -> String {
+        self.client()
+            .await
+            .create_token(name, role, site, None)
+            .await
+            .unwrap_or_else(|e| panic!("creating token {name}: {e}"))
+            .secret
+    }
+
+    /// A new agent token for `site`, under a name of its own.
+    pub async fn agent_token(&self, site: &str) -> String {
+        let n = self
+            .agent_tokens
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("agent-{site}-{n}").to_ascii_lowercase();
+        self.token(&name, ferry_sdk::pb::Role::Agent, Some(site))
+            .await
     }
 
     /// The NATS server this control plane dispatches through.
@@ -115,7 +177,8 @@ impl ControlPlane {
         self.port
     }
 
-    /// A fresh HTTP/2 channel to the control plane.
+    /// A fresh HTTP/2 channel to the control plane, carrying no token: for the open
+    /// services (health, reflection), or to call as a stranger would.
     pub async fn channel(&self) -> tonic::transport::Channel {
         self.try_channel()
             .await

@@ -69,6 +69,17 @@ impl EmbeddedControlPlane {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// A client calling as the admin, with the token the control plane wrote on start.
+    pub async fn client(&self) -> ferry_sdk::Client {
+        let token = std::fs::read_to_string(self._temp.path().join("data/admin.token"))
+            .expect("the embedded control plane wrote its admin token");
+        ferry_sdk::Client::connect(&self.endpoint())
+            .await
+            .expect("connecting to the embedded control plane")
+            .with_token(token.trim())
+            .expect("a token fit for a header")
+    }
+
     async fn wait_serving(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {

@@ -31,7 +31,7 @@ fn event(
 }
 
 async fn setup(cp: &ControlPlane) -> Client {
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let site = pb::Site {
         name: "s".into(),
         uri: "memory://".into(),
@@ -167,7 +167,7 @@ async fn events_fold_into_hours_exactly_once_even_when_redelivered() {
         .await
         .unwrap();
     let cp = ControlPlane::start_with(options).await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let mut access = client.access_events();
     let marker = vec![event("d", pb::AccessOp::Read, 1, first, "marker")];
     access

@@ -13,15 +13,16 @@ use ferry_proto::v1::{
     recommendation_service_client::RecommendationServiceClient,
     site_service_client::SiteServiceClient,
 };
+use ferry_sdk::Transport;
 use ferry_tests::ControlPlane;
-use tonic::{transport::Channel, Code, Status};
+use tonic::{Code, Status};
 
 const MIB: usize = 1 << 20;
 /// A job id no job has.
 const NO_SUCH_JOB: &str = "01890000-0000-7000-8000-000000000000";
 
-/// Every request of this file goes through here, so that a credential the API comes to
-/// require is added in one place.
+/// Every request of this file goes through here; the admin token is added by the
+/// clients' transport.
 fn request<T>(message: T) -> tonic::Request<T> {
     tonic::Request::new(message)
 }
@@ -29,18 +30,19 @@ fn request<T>(message: T) -> tonic::Request<T> {
 /// The generated clients of every `ferry.v1` service on one channel, none with a limit
 /// of its own on what it sends.
 struct Clients {
-    sites: SiteServiceClient<Channel>,
-    datasets: DatasetServiceClient<Channel>,
-    policies: PolicyServiceClient<Channel>,
-    access: AccessEventServiceClient<Channel>,
-    recommendations: RecommendationServiceClient<Channel>,
-    jobs: JobServiceClient<Channel>,
-    agents: AgentServiceClient<Channel>,
+    sites: SiteServiceClient<Transport>,
+    datasets: DatasetServiceClient<Transport>,
+    policies: PolicyServiceClient<Transport>,
+    access: AccessEventServiceClient<Transport>,
+    recommendations: RecommendationServiceClient<Transport>,
+    jobs: JobServiceClient<Transport>,
+    agents: AgentServiceClient<Transport>,
 }
 
 impl Clients {
+    /// As the admin, so that every call reaches its service.
     async fn connect(cp: &ControlPlane) -> Self {
-        let channel = cp.channel().await;
+        let channel = cp.client().await.transport();
         Clients {
             sites: SiteServiceClient::new(channel.clone()),
             datasets: DatasetServiceClient::new(channel.clone()),

@@ -33,7 +33,7 @@ fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
 
 /// Creates two sites, a dataset and a policy; returns the client.
 async fn populate(cp: &ControlPlane) -> Client {
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     client
         .create_site(
             site("fast", "file:///srv/fast", pb::Tier::Hot, 2),
@@ -302,7 +302,9 @@ async fn errors_name_the_field_and_the_reason() {
         (Code::InvalidArgument, "job: 'x' is not a job id")
     );
 
-    let e = client
+    // Heartbeats are an agent's: asked with an agent token of the site.
+    let agent = cp.client_with(&cp.agent_token("fast").await).await;
+    let e = agent
         .agents()
         .heartbeat(pb::HeartbeatRequest {
             agent_id: "0193a4c2-0000-7000-8000-000000000000".into(),
@@ -355,7 +357,7 @@ async fn the_catalogue_survives_a_restart_and_shutdown_is_graceful() {
     drop(client);
 
     let cp = ControlPlane::start_with(options).await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let details = client.get_dataset("genome").await.unwrap();
     assert_eq!(details.dataset.size_bytes, 4096);
     assert_eq!(client.list_sites(None).await.unwrap().len(), 2);
@@ -381,7 +383,7 @@ async fn postgresql_backend_serves_the_same_api() {
     drop(cp);
     // A second start over the same database applies no migration twice and sees the data.
     let cp = ControlPlane::start_with(options).await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     assert_eq!(
         client.get_dataset("genome").await.unwrap().dataset.owner,
         "research"
@@ -412,7 +414,7 @@ async fn invalid_configuration_is_refused_naming_the_field() {
 #[tokio::test]
 async fn sites_that_cannot_work_are_refused_naming_the_setting() {
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let refused = |result: Result<pb::Site, ferry_sdk::Error>| {
         let e = result.unwrap_err().status().cloned().unwrap();
         assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");

@@ -7,12 +7,31 @@ use std::process::{Command, Output};
 
 use ferry_tests::{binaries, free_port, ControlPlane};
 
-fn ferry(cp_endpoint: &str, args: &[&str]) -> Output {
+/// Where `ferry` calls, and with which token (`FERRY_TOKEN`).
+#[derive(Clone)]
+struct Target {
+    endpoint: String,
+    token: String,
+}
+
+impl Target {
+    /// The control plane, as its admin.
+    fn admin(cp: &ControlPlane) -> Self {
+        Target {
+            endpoint: cp.endpoint(),
+            token: cp.admin_token().to_owned(),
+        }
+    }
+}
+
+fn ferry(target: &Target, args: &[&str]) -> Output {
     Command::new(binaries::path("ferry"))
         .arg("--server")
-        .arg(cp_endpoint)
+        .arg(&target.endpoint)
         .args(args)
         .env_remove("FERRY_SERVER")
+        .env_remove("FERRY_TOKEN_FILE")
+        .env("FERRY_TOKEN", &target.token)
         .output()
         .unwrap()
 }
@@ -28,7 +47,7 @@ fn stderr(o: &Output) -> String {
 #[tokio::test]
 async fn a_session_at_the_terminal() {
     let cp = ControlPlane::start().await;
-    let ep = cp.endpoint();
+    let ep = Target::admin(&cp);
     let run = |args: &[&str]| {
         let out = ferry(&ep, args);
         assert!(
@@ -139,7 +158,7 @@ async fn a_session_at_the_terminal() {
 #[tokio::test]
 async fn exit_codes_tell_scripts_what_happened() {
     let cp = ControlPlane::start().await;
-    let ep = cp.endpoint();
+    let ep = Target::admin(&cp);
     assert!(ferry(
         &ep,
         &[
@@ -184,7 +203,10 @@ async fn exit_codes_tell_scripts_what_happened() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("site.uri"), "{}", stderr(&out));
 
-    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let nobody = Target {
+        endpoint: format!("http://127.0.0.1:{}", free_port()),
+        ..ep.clone()
+    };
     let out = ferry(&nobody, &["site", "list"]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(
@@ -197,7 +219,7 @@ async fn exit_codes_tell_scripts_what_happened() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_migration_planned_and_watched_from_the_command_line() {
     let cp = ControlPlane::start().await;
-    let ep = cp.endpoint();
+    let ep = Target::admin(&cp);
     let dirs = tempfile::tempdir().unwrap();
     let source = ferry_tests::dataset::mixed(11, 3 << 20);
     ferry_tests::dataset::write_tree(&dirs.path().join("a/d"), &source);
@@ -214,7 +236,7 @@ async fn a_migration_planned_and_watched_from_the_command_line() {
     run(&["site", "create", "a", "--uri", &root("a"), "--tier", "hot"]);
     run(&["site", "create", "b", "--uri", &root("b"), "--tier", "cold"]);
     run(&["dataset", "create", "d", "--site", "a", "--path", "d"]);
-    let _agent = ferry_tests::Agent::start(&ep, cp.nats_url(), "a", &[]).await;
+    let _agent = ferry_tests::Agent::start(&cp, "a", &[]).await;
 
     let dry: serde_json::Value = serde_json::from_str(&run(&[
         "--json",

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use ferry_proto::v1 as pb;
-use ferry_sdk::Client;
 use ferry_tests::ControlPlane;
 
 const CANARY: &str = "canary-7f3e9b2c-do-not-leak";
@@ -20,7 +19,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 #[tokio::test]
 async fn canary_secret_never_appears_in_answers_logs_or_storage() {
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let credentials: HashMap<String, String> = [
         ("access_key_id".to_string(), "AKIAFERRYTEST".to_string()),
         ("secret_access_key".to_string(), CANARY.to_string()),

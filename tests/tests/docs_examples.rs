@@ -387,6 +387,7 @@ async fn api_md_grpcurl_examples_run_in_order() {
         let run = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(&command)
+            .env("FERRY_TOKEN", cp.admin_token())
             .kill_on_drop(true)
             .output();
         let output = tokio::time::timeout(EXAMPLE_TIMEOUT, run)
@@ -517,6 +518,8 @@ async fn run_sh_blocks(path: &Path, blocks: &[Vec<Command>]) {
             .current_dir(work.path())
             .env("PATH", &search_path)
             .env("FERRY_SERVER", cp.endpoint())
+            .env("FERRY_TOKEN", cp.admin_token())
+            .env_remove("FERRY_TOKEN_FILE")
             .kill_on_drop(true)
             .output();
         let output = tokio::time::timeout(EXAMPLE_TIMEOUT, output)

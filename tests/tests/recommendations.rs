@@ -68,7 +68,7 @@ async fn wait_for_last_access(client: &Client, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recency_and_latency_objectives_decide_and_approval_migrates() {
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let dirs = tempfile::tempdir().unwrap();
     let site = |name: &str, tier: pb::Tier, latency_ms: u32, storage: f64| pb::Site {
         name: name.into(),
@@ -179,7 +179,7 @@ async fn recency_and_latency_objectives_decide_and_approval_migrates() {
 
     // Approving plans the migration, idempotently; an agent completes it.
     write_tree(&dirs.path().join("fast/idle"), &mixed(21, 64 << 10));
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]).await;
+    let _agent = Agent::start(&cp, "fast", &[]).await;
     let approve = || {
         let mut r = recommendations.clone();
         let id = again.id.clone();
@@ -225,7 +225,7 @@ async fn an_auto_migrate_policy_moves_each_dataset_exactly_once_across_restarts(
         ..Default::default()
     };
     let cp = ControlPlane::start_with(options.clone()).await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     for (name, tier, latency) in [("fast", pb::Tier::Hot, 2), ("archive", pb::Tier::Cold, 200)] {
         let site = pb::Site {
             name: name.into(),
@@ -252,7 +252,7 @@ async fn an_auto_migrate_policy_moves_each_dataset_exactly_once_across_restarts(
         reads(&client, name, &[TimeDelta::hours(2)]).await;
         wait_for_last_access(&client, name).await;
     }
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]).await;
+    let _agent = Agent::start(&cp, "fast", &[]).await;
     client
         .create_policy(pb::Policy {
             name: "ops-autopilot".into(),
@@ -315,7 +315,7 @@ async fn an_auto_migrate_policy_moves_each_dataset_exactly_once_across_restarts(
     // A restarted control plane keeps its autopilot running and plans nothing again.
     drop(cp);
     let cp = ControlPlane::start_with(options).await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let jobs = client.list_jobs(&Default::default()).await.unwrap();
     assert_eq!(jobs.len(), 2, "exactly one job per dataset: {jobs:#?}");

@@ -154,7 +154,7 @@ fn close(actual: f64, expected: f64) {
 async fn a_week_of_history_replays_in_seconds() {
     let t0 = t0();
     let cp = EmbeddedControlPlane::start(t0).await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let dirs = tempfile::tempdir().unwrap();
     setup(&client, dirs.path()).await;
     let ids: HashMap<&str, String> = {

@@ -53,8 +53,14 @@ fn trusting(pki: &Pki) -> TlsFiles {
 }
 
 /// How many sites a client with `files` is told there are.
-async fn list_sites(endpoint: &str, files: &TlsFiles) -> Result<usize, ferry_sdk::Error> {
-    let client = Client::connect_with(endpoint, files).await?;
+async fn list_sites(
+    endpoint: &str,
+    files: &TlsFiles,
+    token: &str,
+) -> Result<usize, ferry_sdk::Error> {
+    let client = Client::connect_with(endpoint, files)
+        .await?
+        .with_token(token)?;
     Ok(client.list_sites(None).await?.len())
 }
 
@@ -87,9 +93,13 @@ async fn logged_soon(cp: &ControlPlane, case: &str, expected: impl Fn(&str) -> b
     }
 }
 
-fn ferry(endpoint: &str, files: &TlsFiles, args: &[&str]) -> Output {
+fn ferry(cp: &ControlPlane, endpoint: &str, files: &TlsFiles, args: &[&str]) -> Output {
     let mut command = Command::new(binaries::path("ferry"));
-    command.arg("--server").arg(endpoint).args(args);
+    command
+        .arg("--server")
+        .arg(endpoint)
+        .args(args)
+        .env("FERRY_TOKEN", cp.admin_token());
     for (var, file) in [
         ("FERRY_CA_FILE", &files.ca_file),
         ("FERRY_CERT_FILE", &files.cert_file),
@@ -112,7 +122,7 @@ async fn mutual_tls_serves_only_clients_with_a_current_certificate_from_the_clie
     assert!(cp.log().contains("tls=true mtls=true"), "{}", cp.log());
 
     assert_eq!(
-        list_sites(&endpoint, &pki.client("operator"))
+        list_sites(&endpoint, &pki.client("operator"), cp.admin_token())
             .await
             .unwrap(),
         0
@@ -146,7 +156,7 @@ async fn mutual_tls_serves_only_clients_with_a_current_certificate_from_the_clie
         ),
     ];
     for (case, files, logged) in &refusals {
-        assert_transport_error(case, list_sites(&endpoint, files).await);
+        assert_transport_error(case, list_sites(&endpoint, files, cp.admin_token()).await);
         let refusal = "TLS handshake refused peer=\"127.0.0.1:";
         logged_soon(&cp, case, |log| {
             log.contains(refusal) && log.contains(logged)
@@ -156,13 +166,13 @@ async fn mutual_tls_serves_only_clients_with_a_current_certificate_from_the_clie
     let plain_text = format!("http://127.0.0.1:{}", cp.port());
     assert_transport_error(
         "plain-text HTTP/2",
-        list_sites(&plain_text, &TlsFiles::default()).await,
+        list_sites(&plain_text, &TlsFiles::default(), cp.admin_token()).await,
     );
 
     // The CLI, with its files from FERRY_CA_FILE, FERRY_CERT_FILE and FERRY_KEY_FILE,
     // or from its flags.
     let operator = pki.client("operator");
-    let served = ferry(&endpoint, &operator, &["site", "list", "--json"]);
+    let served = ferry(&cp, &endpoint, &operator, &["site", "list", "--json"]);
     assert!(served.status.success(), "{served:?}");
     assert_eq!(String::from_utf8_lossy(&served.stdout).trim(), "[]");
     let path = |file: &Option<std::path::PathBuf>| file.clone().unwrap();
@@ -176,11 +186,12 @@ async fn mutual_tls_serves_only_clients_with_a_current_certificate_from_the_clie
         .arg(path(&operator.key_file))
         .env_remove("FERRY_CERT_FILE")
         .env_remove("FERRY_KEY_FILE")
+        .env("FERRY_TOKEN", cp.admin_token())
         .output()
         .unwrap();
     assert!(flags.status.success(), "{flags:?}");
     for (case, files, _) in &refusals {
-        let refused = ferry(&endpoint, files, &["site", "list", "--json"]);
+        let refused = ferry(&cp, &endpoint, files, &["site", "list", "--json"]);
         let stderr = String::from_utf8_lossy(&refused.stderr);
         assert!(
             matches!(refused.status.code(), Some(1 | 5)),
@@ -195,6 +206,7 @@ async fn mutual_tls_serves_only_clients_with_a_current_certificate_from_the_clie
         assert!(refused.stdout.is_empty(), "{case}");
     }
     let half = ferry(
+        &cp,
         &endpoint,
         &TlsFiles {
             key_file: None,
@@ -218,6 +230,8 @@ async fn an_agent_registers_over_mutual_tls() {
     let cp = start(&pki, true).await;
     let client = Client::connect_with(&cp.endpoint(), &pki.client("operator"))
         .await
+        .unwrap()
+        .with_token(cp.admin_token())
         .unwrap();
     let root = tempfile::tempdir().unwrap();
     let site = pb::Site {
@@ -237,8 +251,7 @@ async fn an_agent_registers_over_mutual_tls() {
     );
     // Ready means registered and pulling work: see `Agent::wait_ready`.
     let _agent = Agent::start(
-        &cp.endpoint(),
-        cp.nats_url(),
+        &cp,
         "fast",
         &[
             ("FERRY_AGENT_TLS__CA_FILE", &ca),
@@ -254,6 +267,31 @@ async fn an_agent_registers_over_mutual_tls() {
         "{}",
         cp.log()
     );
+    // The audit log names each caller by token and certificate.
+    let filter = |method: &str| ferry_sdk::AuditFilter {
+        method: Some(format!("ferry.v1.{method}")),
+        ..Default::default()
+    };
+    let created = client
+        .list_audit_events(&filter("SiteService/CreateSite"), 10)
+        .await
+        .unwrap();
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(
+        created[0].principal,
+        "token:admin cert:CN=operator, O=Ferry"
+    );
+    let registered = client
+        .list_audit_events(&filter("AgentService/RegisterAgent"), 10)
+        .await
+        .unwrap();
+    assert!(
+        registered
+            .iter()
+            .all(|e| e.principal.ends_with(" cert:CN=agent-fast, O=Ferry") && e.outcome == "ok"),
+        "{registered:?}"
+    );
+    assert!(!registered.is_empty());
 }
 
 #[tokio::test]
@@ -262,7 +300,9 @@ async fn tls_without_a_client_ca_serves_clients_without_a_certificate() {
     let cp = start(&pki, false).await;
     assert!(cp.log().contains("tls=true mtls=false"), "{}", cp.log());
     assert_eq!(
-        list_sites(&cp.endpoint(), &trusting(&pki)).await.unwrap(),
+        list_sites(&cp.endpoint(), &trusting(&pki), cp.admin_token())
+            .await
+            .unwrap(),
         0
     );
     assert!(
@@ -273,7 +313,9 @@ async fn tls_without_a_client_ca_serves_clients_without_a_certificate() {
     // A client that does not trust the server's CA refuses it: a failed connection.
     let other = Pki::new("other");
     let untrusting = trusting(&other);
-    let err = list_sites(&cp.endpoint(), &untrusting).await.unwrap_err();
+    let err = list_sites(&cp.endpoint(), &untrusting, cp.admin_token())
+        .await
+        .unwrap_err();
     assert!(matches!(err, ferry_sdk::Error::Connect { .. }), "{err}");
     assert!(err.to_string().contains("UnknownIssuer"), "{err}");
     assert!(cp.metrics().await.contains("ferry_"));

@@ -42,7 +42,7 @@ async fn reconcile(migrations: &Migrations) -> crate::error::Result<()> {
             if state != JobState::Queued {
                 // A job in progress is fine while its agent is alive.
                 if let Some(holder) = store.job_holder(job.id).await? {
-                    if let Some((agent, _)) = store.find_agent(holder).await? {
+                    if let Some(agent) = store.find_agent(holder).await? {
                         if agent.liveness(now) == Liveness::Alive {
                             continue;
                         }
@@ -237,11 +237,7 @@ mod tests {
                 registered_at: at,
                 jobs: Vec::new(),
             };
-            self.migrations
-                .store()
-                .upsert_agent(&agent, "")
-                .await
-                .unwrap();
+            self.migrations.store().upsert_agent(&agent).await.unwrap();
         }
 
         /// Runs the reconciler once and returns the tasks it dispatched (and marks every

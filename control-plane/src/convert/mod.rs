@@ -4,6 +4,7 @@
 //! inbound value is validated here or in the domain constructor it calls, failing as
 //! `InvalidArgument` with the field's path.
 
+mod admin;
 mod agent;
 mod bus;
 mod dataset;
@@ -16,7 +17,9 @@ use std::{collections::BTreeMap, time::Duration};
 
 use ferry_proto::{time::from_duration, v1 as pb};
 
-pub use self::{agent::*, bus::*, dataset::*, job::*, policy::*, recommendation::*, site::*};
+pub use self::{
+    admin::*, agent::*, bus::*, dataset::*, job::*, policy::*, recommendation::*, site::*,
+};
 use crate::{
     domain::{
         name::Ref,

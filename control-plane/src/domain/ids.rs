@@ -62,3 +62,11 @@ id_type!(
     /// Identifies a recorded recommendation.
     RecommendationId
 );
+id_type!(
+    /// Identifies a bearer token.
+    TokenId
+);
+id_type!(
+    /// Identifies a record of the audit log.
+    AuditEventId
+);

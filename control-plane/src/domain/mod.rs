@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod agent;
+pub mod audit;
 pub mod cost;
 pub mod dataset;
 pub mod ids;
@@ -12,7 +13,10 @@ pub mod name;
 pub mod page;
 pub mod placement;
 pub mod policy;
+pub mod principal;
 pub mod recommendation;
 pub mod report;
 pub mod site;
+mod summary;
 pub mod tier;
+pub mod token;

@@ -2,9 +2,9 @@ use ferry_proto::{
     time::to_duration,
     v1::{self as pb, agent_service_server::AgentService},
 };
-use secrecy::ExposeSecret;
-use tonic::{metadata::MetadataMap, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
+use super::caller::caller;
 use crate::{
     convert::{access_to_pb, agent_id, agent_to_pb, job_id},
     domain::{agent::HEARTBEAT_INTERVAL, dataset::DatasetPath, ids::JobId, name::Ref},
@@ -22,19 +22,13 @@ impl AgentApi {
     }
 }
 
-/// The bearer token of `authorization: Bearer <token>`, if any.
-fn bearer(metadata: &MetadataMap) -> Option<String> {
-    let value = metadata.get("authorization")?.to_str().ok()?;
-    value.strip_prefix("Bearer ").map(str::to_owned)
-}
-
 #[tonic::async_trait]
 impl AgentService for AgentApi {
     async fn register_agent(
         &self,
         request: Request<pb::RegisterAgentRequest>,
     ) -> Result<Response<pb::RegisterAgentResponse>, Status> {
-        let token = bearer(request.metadata());
+        let caller = caller(&request)?;
         let req = request.into_inner();
         let register = RegisterRequest {
             site: Ref::parse("site", &req.site)?,
@@ -45,10 +39,9 @@ impl AgentService for AgentApi {
                 .then(|| agent_id(&req.agent_id))
                 .transpose()?,
         };
-        let registration = self.agents.register(token.as_deref(), register).await?;
+        let agent = self.agents.register(&caller, register).await?;
         Ok(Response::new(pb::RegisterAgentResponse {
-            agent: Some(agent_to_pb(registration.agent, self.agents.clock().now())),
-            token: registration.token.expose_secret().to_owned(),
+            agent: Some(agent_to_pb(agent, self.agents.clock().now())),
             heartbeat_interval: Some(to_duration(HEARTBEAT_INTERVAL)),
         }))
     }
@@ -57,7 +50,7 @@ impl AgentService for AgentApi {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
-        let token = bearer(request.metadata());
+        let caller = caller(&request)?;
         let req = request.into_inner();
         let jobs = req
             .jobs
@@ -66,12 +59,7 @@ impl AgentService for AgentApi {
             .collect::<Result<Vec<JobId>>>()?;
         let agents = self
             .agents
-            .heartbeat(
-                agent_id(&req.agent_id)?,
-                token.as_deref(),
-                req.stopping,
-                &jobs,
-            )
+            .heartbeat(&caller, agent_id(&req.agent_id)?, req.stopping, &jobs)
             .await?;
         Ok(Response::new(pb::HeartbeatResponse {
             job_agents: agents
@@ -85,11 +73,12 @@ impl AgentService for AgentApi {
         &self,
         request: Request<pb::ListAgentsRequest>,
     ) -> Result<Response<pb::ListAgentsResponse>, Status> {
+        let caller = caller(&request)?;
         let req = request.into_inner();
         let site = (!req.site.is_empty())
             .then(|| Ref::parse("site", &req.site))
             .transpose()?;
-        let agents = self.agents.list(site.as_ref()).await?;
+        let agents = self.agents.list(&caller, site.as_ref()).await?;
         Ok(Response::new(pb::ListAgentsResponse {
             agents: {
                 let now = self.agents.clock().now();
@@ -102,14 +91,14 @@ impl AgentService for AgentApi {
         &self,
         request: Request<pb::GetJobAccessRequest>,
     ) -> Result<Response<pb::GetJobAccessResponse>, Status> {
-        let token = bearer(request.metadata());
+        let caller = caller(&request)?;
         let req = request.into_inner();
         let job = job_id("job", &req.job)?;
         let (source, destination) = self
             .agents
             .job_access(
+                &caller,
                 agent_id(&req.agent_id)?,
-                token.as_deref(),
                 job,
                 req.attempt,
                 req.cleanup,
@@ -125,12 +114,12 @@ impl AgentService for AgentApi {
         &self,
         request: Request<pb::GetSiteAccessRequest>,
     ) -> Result<Response<pb::GetSiteAccessResponse>, Status> {
-        let token = bearer(request.metadata());
+        let caller = caller(&request)?;
         let req = request.into_inner();
         let path = DatasetPath::parse("path", &req.path)?;
         let site = self
             .agents
-            .site_access(agent_id(&req.agent_id)?, token.as_deref(), path)
+            .site_access(&caller, agent_id(&req.agent_id)?, path)
             .await?;
         Ok(Response::new(pb::GetSiteAccessResponse {
             site: Some(access_to_pb(site)),

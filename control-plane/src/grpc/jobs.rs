@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::caller::{caller, confine_to_job};
 use crate::{
     convert::{
         self, job_id, job_state, job_to_pb, object_status_from_pb, object_to_pb, plan_request,
@@ -68,8 +69,11 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::GetJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
+        let caller = caller(&request)?;
         let id = job_id("job", &request.into_inner().job)?;
-        Ok(Response::new(job_to_pb(self.migrations.get(id).await?)))
+        let job = self.migrations.get(id).await?;
+        confine_to_job(&caller, &job)?;
+        Ok(Response::new(job_to_pb(job)))
     }
 
     async fn list_jobs(
@@ -139,6 +143,7 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::ListJobObjectsRequest>,
     ) -> Result<Response<pb::ListJobObjectsResponse>, Status> {
+        let caller = caller(&request)?;
         let req = request.into_inner();
         let id = job_id("job", &req.job)?;
         let page = PageRequest::parse(req.page_size, &req.page_token)?;
@@ -150,6 +155,7 @@ impl JobService for JobApi {
             ),
         };
         let task = Some(req.task.as_str()).filter(|t| !t.is_empty());
+        confine_to_job(&caller, &self.migrations.get(id).await?)?;
         let objects = self.migrations.objects(id, status, task, &page).await?;
         Ok(Response::new(pb::ListJobObjectsResponse {
             objects: objects.items.into_iter().map(object_to_pb).collect(),

@@ -2,28 +2,36 @@
 //! catalogue method, and convert the answer back.
 
 mod access;
+mod admin;
 mod agents;
+pub mod auth;
+mod caller;
 mod datasets;
 mod jobs;
 pub mod limits;
 pub mod peer;
 mod policies;
 mod recommendations;
+mod revocable;
+pub mod roles;
 mod sites;
 pub mod span;
 mod status;
 
 use ferry_proto::v1::{
     access_event_service_server::AccessEventServiceServer,
-    agent_service_server::AgentServiceServer, dataset_service_server::DatasetServiceServer,
-    job_service_server::JobServiceServer, policy_service_server::PolicyServiceServer,
+    admin_service_server::AdminServiceServer, agent_service_server::AgentServiceServer,
+    dataset_service_server::DatasetServiceServer, job_service_server::JobServiceServer,
+    policy_service_server::PolicyServiceServer,
     recommendation_service_server::RecommendationServiceServer,
     site_service_server::SiteServiceServer,
 };
 use tonic::service::Routes;
 
 use self::limits::{size_limited, ACCESS_EVENTS_LIMIT, REQUEST_LIMIT};
-use crate::service::{AccessEvents, Agents, Catalogue, DryRuns, Migrations, Recommendations};
+use crate::service::{
+    AccessEvents, Agents, Catalogue, DryRuns, Migrations, Recommendations, Tokens,
+};
 
 /// The use cases the `ferry.v1` services call.
 pub struct UseCases {
@@ -33,6 +41,7 @@ pub struct UseCases {
     pub agents: Agents,
     pub events: AccessEvents,
     pub recommendations: Recommendations,
+    pub tokens: Tokens,
 }
 
 /// Every `ferry.v1` service, ready to be served, each with its request size limit.
@@ -44,6 +53,7 @@ pub fn routes(uses: UseCases) -> Routes {
         agents,
         events,
         recommendations,
+        tokens,
     } = uses;
     let sites = SiteServiceServer::new(sites::SiteApi::new(catalogue.clone()));
     let datasets = DatasetServiceServer::new(datasets::DatasetApi::new(catalogue.clone()));
@@ -53,6 +63,7 @@ pub fn routes(uses: UseCases) -> Routes {
         RecommendationServiceServer::new(recommendations::RecommendationApi::new(recommendations));
     let jobs = JobServiceServer::new(jobs::JobApi::new(migrations, dry_runs));
     let agents = AgentServiceServer::new(agents::AgentApi::new(agents));
+    let admin = AdminServiceServer::new(admin::AdminApi::new(tokens));
     Routes::new(size_limited!(sites, REQUEST_LIMIT))
         .add_service(size_limited!(datasets, REQUEST_LIMIT))
         .add_service(size_limited!(policies, REQUEST_LIMIT))
@@ -60,4 +71,5 @@ pub fn routes(uses: UseCases) -> Routes {
         .add_service(size_limited!(recommendations, REQUEST_LIMIT))
         .add_service(size_limited!(jobs, REQUEST_LIMIT))
         .add_service(size_limited!(agents, REQUEST_LIMIT))
+        .add_service(size_limited!(admin, REQUEST_LIMIT))
 }

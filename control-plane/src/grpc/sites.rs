@@ -1,6 +1,7 @@
 use ferry_proto::v1::{self as pb, site_service_server::SiteService};
 use tonic::{Request, Response, Status};
 
+use super::caller::{caller, confine_to_site};
 use crate::convert;
 use crate::{
     domain::{name::Ref, page::PageRequest},
@@ -62,8 +63,10 @@ impl SiteService for SiteApi {
         &self,
         request: Request<pb::GetSiteRequest>,
     ) -> Result<Response<pb::Site>, Status> {
+        let caller = caller(&request)?;
         let r = Ref::parse("site", &request.into_inner().site)?;
         let site = self.catalogue.get_site(&r).await?;
+        confine_to_site(&caller, site.id)?;
         Ok(Response::new(convert::site_to_pb(site)))
     }
 

@@ -1,33 +1,28 @@
-//! Agent use cases: registration with bearer tokens, heartbeats, and the just-in-time
-//! hand-over of a job's site access (credentials included) to the agent holding it.
+//! Agent use cases: registration, heartbeats, and the just-in-time hand-over of a
+//! job's site access (credentials included) to an agent of the site that runs it.
+//!
+//! An agent calls with a token bound to its site (`Role::Agent`): it registers, reports
+//! and fetches access for that site only. Anything else is `PermissionDenied`, which
+//! the gRPC layer records in the audit log.
 
 use std::collections::HashMap;
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use rand::RngCore;
-use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
 use tracing::info;
 
 use super::Catalogue;
 use crate::{
+    call,
     domain::{
         agent::{agents_per_job, Agent},
         dataset::DatasetPath,
         ids::{AgentId, JobId, SiteId},
         name::Ref,
+        principal::Principal,
         site::{Credentials, Site},
     },
     error::{Error, Result},
     store::Store,
 };
-
-/// A new registration: the agent and the bearer token it presents from now on. The
-/// token is shown once; only its hash is stored.
-pub struct Registration {
-    pub agent: Agent,
-    pub token: SecretString,
-}
 
 /// What an agent needs to reach one side of a job.
 pub struct SiteAccess {
@@ -48,7 +43,22 @@ pub struct RegisterRequest {
 pub struct Agents {
     catalogue: Catalogue,
     store: Store,
-    join_token: Option<SecretString>,
+}
+
+/// Whether `caller` may act for `site`: an agent token only for the site it is bound
+/// to; with authentication off, anyone.
+fn check_site(caller: &Principal, site: &Site, doing: &str) -> Result<()> {
+    match caller.site {
+        Some(bound) if bound == site.id => Ok(()),
+        Some(_) => Err(Error::PermissionDenied(format!(
+            "{caller} is bound to another site; it cannot {doing} site {}",
+            site.name
+        ))),
+        None if caller.role == crate::domain::principal::Role::Agent => Err(
+            Error::PermissionDenied(format!("{caller} is bound to no site")),
+        ),
+        None => Ok(()),
+    }
 }
 
 impl Agents {
@@ -56,34 +66,21 @@ impl Agents {
         self.catalogue.clock()
     }
 
-    /// With a join token, only callers presenting it may register.
-    pub fn new(catalogue: Catalogue, join_token: Option<SecretString>) -> Self {
+    pub fn new(catalogue: Catalogue) -> Self {
         let store = catalogue.store().clone();
-        Agents {
-            catalogue,
-            store,
-            join_token,
-        }
+        Agents { catalogue, store }
     }
 
-    pub async fn register(
-        &self,
-        presented: Option<&str>,
-        req: RegisterRequest,
-    ) -> Result<Registration> {
-        if let Some(expected) = &self.join_token {
-            let ok = presented.is_some_and(|p| hash(p) == hash(expected.expose_secret()));
-            if !ok {
-                return Err(Error::Unauthenticated(
-                    "registering an agent needs the join token as a bearer token".into(),
-                ));
-            }
-        }
+    /// Registers an agent of the caller's site, or refreshes the registration it
+    /// resumes.
+    pub async fn register(&self, caller: &Principal, req: RegisterRequest) -> Result<Agent> {
         let site = self.catalogue.referenced_site("site", &req.site).await?;
+        call::set_target(format!("site:{}", site.name));
+        check_site(caller, &site, "register an agent of")?;
         let now = self.catalogue.clock().now();
         let (id, registered_at) = match req.agent_id {
             Some(id) => match self.store.find_agent(id).await? {
-                Some((previous, _)) if previous.site_id == site.id => (id, previous.registered_at),
+                Some(previous) if previous.site_id == site.id => (id, previous.registered_at),
                 _ => (AgentId::new(), now),
             },
             None => (AgentId::new(), now),
@@ -99,26 +96,25 @@ impl Agents {
             registered_at,
             jobs: Vec::new(),
         };
-        let mut raw = [0u8; 32];
-        rand::rng().fill_bytes(&mut raw);
-        let token = URL_SAFE_NO_PAD.encode(raw);
-        self.store.upsert_agent(&agent, &hash(&token)).await?;
+        self.store.upsert_agent(&agent).await?;
         info!(agent_id = %agent.id, site = %site.name, host = %agent.hostname, "agent registered");
-        Ok(Registration {
-            agent,
-            token: SecretString::from(token),
-        })
+        Ok(agent)
     }
 
-    /// The agent behind an id and a bearer token.
-    pub async fn authenticate(&self, id: AgentId, token: Option<&str>) -> Result<Agent> {
-        let denied = || Error::Unauthenticated(format!("agent {id}: unknown agent or wrong token"));
-        let token = token.ok_or_else(denied)?;
-        let (agent, stored) = self.store.find_agent(id).await?.ok_or_else(denied)?;
-        if hash(token) != stored {
-            return Err(denied());
+    /// The registered agent `id`, if the caller may act for it: an agent token only for
+    /// the agents of its site.
+    async fn agent_of(&self, caller: &Principal, id: AgentId) -> Result<Agent> {
+        let agent = self
+            .store
+            .find_agent(id)
+            .await?
+            .ok_or_else(|| Error::not_found("agent", id))?;
+        match caller.site {
+            Some(site) if site != agent.site_id => Err(Error::PermissionDenied(format!(
+                "{caller} is bound to another site than agent {id}'s"
+            ))),
+            _ => Ok(agent),
         }
-        Ok(agent)
     }
 
     /// Records that the agent is alive and which jobs it runs copy tasks of; answers,
@@ -126,12 +122,12 @@ impl Agents {
     /// tasks of it, so that they split the job's bandwidth limit.
     pub async fn heartbeat(
         &self,
+        caller: &Principal,
         id: AgentId,
-        token: Option<&str>,
         stopping: bool,
         jobs: &[JobId],
     ) -> Result<HashMap<JobId, u32>> {
-        let agent = self.authenticate(id, token).await?;
+        let agent = self.agent_of(caller, id).await?;
         let now = self.catalogue.clock().now();
         self.store.heartbeat(id, now, stopping, jobs).await?;
         if jobs.is_empty() {
@@ -141,8 +137,18 @@ impl Agents {
         Ok(agents_per_job(&agents, jobs, now))
     }
 
-    pub async fn list(&self, site: Option<&Ref<SiteId>>) -> Result<Vec<Agent>> {
+    /// The agents of one site or all; an agent token sees its own site's only.
+    pub async fn list(&self, caller: &Principal, site: Option<&Ref<SiteId>>) -> Result<Vec<Agent>> {
         let site = self.catalogue.referenced_site_id("site", site).await?;
+        let site = match (caller.site, site) {
+            (Some(bound), Some(asked)) if bound != asked => {
+                return Err(Error::PermissionDenied(format!(
+                    "{caller} is bound to another site"
+                )))
+            }
+            (Some(bound), _) => Some(bound),
+            (None, asked) => asked,
+        };
         self.store.list_agents(site).await
     }
 
@@ -153,18 +159,25 @@ impl Agents {
     /// reconciler the job is in hand.
     pub async fn job_access(
         &self,
+        caller: &Principal,
         id: AgentId,
-        token: Option<&str>,
         job_id: JobId,
         attempt: u32,
         cleanup: bool,
     ) -> Result<(SiteAccess, SiteAccess)> {
-        let agent = self.authenticate(id, token).await?;
+        call::set_target(format!("job:{job_id}"));
+        let agent = self.agent_of(caller, id).await?;
         let job = self
             .store
             .find_job(job_id)
             .await?
             .ok_or_else(|| Error::not_found("job", job_id))?;
+        // Before anything about the job's state: a stranger learns nothing of it.
+        if agent.site_id != job.executing_site_id {
+            return Err(Error::PermissionDenied(format!(
+                "agent {id} does not serve the site that runs job {job_id}"
+            )));
+        }
         if job.attempt != attempt {
             return Err(Error::FailedPrecondition(format!(
                 "job {job_id} is at attempt {}, not {attempt}",
@@ -175,11 +188,6 @@ impl Agents {
             return Err(Error::FailedPrecondition(format!(
                 "job {job_id} has ended ({})",
                 job.state
-            )));
-        }
-        if agent.site_id != job.executing_site_id {
-            return Err(Error::PermissionDenied(format!(
-                "agent {id} does not serve the site that runs job {job_id}"
             )));
         }
         self.store.set_job_holder(job_id, attempt, agent.id).await?;
@@ -202,11 +210,11 @@ impl Agents {
     /// it to list. An agent reaches only the site it serves.
     pub async fn site_access(
         &self,
+        caller: &Principal,
         id: AgentId,
-        token: Option<&str>,
         path: DatasetPath,
     ) -> Result<SiteAccess> {
-        let agent = self.authenticate(id, token).await?;
+        let agent = self.agent_of(caller, id).await?;
         let site = self.catalogue.get_site(&Ref::Id(agent.site_id)).await?;
         let credentials = self.catalogue.site_credentials(site.id).await?;
         info!(agent_id = %id, site = %site.name, "site access handed to its agent for a dry run");
@@ -216,9 +224,4 @@ impl Agents {
             path: path.as_str().to_owned(),
         })
     }
-}
-
-fn hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }

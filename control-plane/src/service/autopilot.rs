@@ -11,10 +11,12 @@ use tracing::{info, warn};
 
 use super::{Catalogue, Recommendations};
 use crate::{
+    call::Call,
     domain::{
         dataset::DatasetFilter,
         page::{PageRequest, MAX_PAGE_SIZE},
         policy::effective_policy,
+        principal::Principal,
         recommendation::RecommendationState,
     },
     error::{Error, Result},
@@ -26,7 +28,13 @@ pub async fn run(catalogue: Catalogue, recommendations: Recommendations, interva
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = round(&catalogue, &recommendations).await {
+        // What the autopilot changes is recorded in the audit log as its own.
+        let call = Call::new(
+            Principal::system("autopilot"),
+            "autopilot",
+            catalogue.clock().now(),
+        );
+        if let Err(e) = call.scope(round(&catalogue, &recommendations)).await {
             warn!(error = %e, "autopilot round failed");
         }
     }

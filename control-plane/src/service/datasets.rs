@@ -90,7 +90,11 @@ impl Catalogue {
             let read_at = dataset.updated_at;
             dataset.apply(patch)?;
             dataset.updated_at = self.clock().next_update(read_at);
-            if self.store.update_dataset(&dataset, read_at).await? {
+            if self
+                .store
+                .update_dataset(&dataset, read_at, &patch.describe())
+                .await?
+            {
                 info!(dataset = %dataset.name, dataset_id = %dataset.id, "dataset updated");
                 return Ok(dataset);
             }
@@ -104,7 +108,7 @@ impl Catalogue {
         if let Some(active) = self.store.has_active_job(dataset.id).await? {
             return Err(crate::store::active_job_error(&active));
         }
-        if !self.store.delete_dataset(dataset.id).await? {
+        if !self.store.delete_dataset(&dataset).await? {
             return Err(Error::not_found("dataset", r));
         }
         info!(dataset = %dataset.name, dataset_id = %dataset.id, "dataset deleted");

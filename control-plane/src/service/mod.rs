@@ -9,16 +9,20 @@ pub mod dry_run;
 pub mod migrations;
 mod policies;
 mod recommendations;
+mod sessions;
 mod sites;
+mod tokens;
 
 use std::sync::Arc;
 
 pub use access::AccessEvents;
-pub use agents::{Agents, RegisterRequest, Registration, SiteAccess};
+pub use agents::{Agents, RegisterRequest, SiteAccess};
 pub use datasets::DatasetDetails;
 pub use dry_run::DryRuns;
 pub use migrations::{Migrations, PlanRequest};
 pub use recommendations::Recommendations;
+pub use sessions::{Session, Sessions};
+pub use tokens::{TokenRequest, Tokens};
 
 use crate::{clock::SharedClock, error::Error, store::Store, vault::Vault};
 

@@ -77,7 +77,11 @@ impl Catalogue {
             let read_at = policy.updated_at;
             policy.spec.apply(patch, placements.clone())?;
             policy.updated_at = self.clock().next_update(read_at);
-            if self.store.update_policy(&policy, read_at).await? {
+            if self
+                .store
+                .update_policy(&policy, read_at, &patch.describe())
+                .await?
+            {
                 info!(policy = %policy.name, policy_id = %policy.id, "policy updated");
                 return Ok(policy);
             }
@@ -87,7 +91,7 @@ impl Catalogue {
 
     pub async fn delete_policy(&self, r: &Ref<PolicyId>) -> Result<()> {
         let policy = self.get_policy(r).await?;
-        if !self.store.delete_policy(policy.id).await? {
+        if !self.store.delete_policy(&policy).await? {
             return Err(Error::not_found("policy", r));
         }
         info!(policy = %policy.name, policy_id = %policy.id, "policy deleted");

@@ -71,7 +71,11 @@ impl Catalogue {
                 Some(c) if c.is_empty() => CredentialsUpdate::Replace(None),
                 Some(c) => CredentialsUpdate::Replace(Some(self.vault.seal(site.id, c)?)),
             };
-            if self.store.update_site(&site, read_at, credentials).await? {
+            if self
+                .store
+                .update_site(&site, read_at, credentials, &patch.describe())
+                .await?
+            {
                 info!(site = %site.name, site_id = %site.id, "site updated");
                 return Ok(site);
             }

@@ -5,7 +5,7 @@ use sea_orm::{
     sea_query::Expr, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 
-use super::{corrupt, db_error, entity::agent, Store};
+use super::{audit::record, corrupt, db_error, entity::agent, Store};
 use crate::{
     domain::{
         agent::Agent,
@@ -15,15 +15,16 @@ use crate::{
 };
 
 impl Store {
-    /// Inserts a registration, or refreshes one re-registering under its id.
-    pub async fn upsert_agent(&self, a: &Agent, token_hash: &str) -> Result<()> {
+    /// Inserts a registration, or refreshes one re-registering under its id, and
+    /// records it in the audit log.
+    pub async fn upsert_agent(&self, a: &Agent) -> Result<()> {
+        let txn = self.begin_write().await?;
         let row = agent::ActiveModel {
             id: Set(a.id.to_string()),
             site_id: Set(a.site_id.to_string()),
             version: Set(a.version.clone()),
             hostname: Set(a.hostname.clone()),
             concurrency: Set(i64::from(a.concurrency)),
-            token_hash: Set(token_hash.to_owned()),
             stopped: Set(a.stopped),
             last_heartbeat_at: Set(a.last_heartbeat_at),
             registered_at: Set(a.registered_at),
@@ -37,30 +38,33 @@ impl Store {
                         agent::Column::Version,
                         agent::Column::Hostname,
                         agent::Column::Concurrency,
-                        agent::Column::TokenHash,
                         agent::Column::Stopped,
                         agent::Column::LastHeartbeatAt,
                         agent::Column::Jobs,
                     ])
                     .to_owned(),
             )
-            .exec(&self.db)
+            .exec(&txn)
             .await
             .map_err(db_error)?;
-        Ok(())
+        record(
+            &txn,
+            format!("agent:{}", a.id),
+            format!(
+                "registered: site={}, hostname={}, version={}, concurrency={}",
+                a.site_id, a.hostname, a.version, a.concurrency
+            ),
+        )
+        .await?;
+        txn.commit().await.map_err(db_error)
     }
 
-    /// The agent and the hash of its token.
-    pub async fn find_agent(&self, id: AgentId) -> Result<Option<(Agent, String)>> {
+    pub async fn find_agent(&self, id: AgentId) -> Result<Option<Agent>> {
         let row = agent::Entity::find_by_id(id.to_string())
             .one(&self.db)
             .await
             .map_err(db_error)?;
-        row.map(|r| {
-            let hash = r.token_hash.clone();
-            to_domain(r).map(|a| (a, hash))
-        })
-        .transpose()
+        row.map(to_domain).transpose()
     }
 
     /// Records a heartbeat and the jobs the agent runs copy tasks of.

@@ -10,6 +10,7 @@ use sea_orm::{
 };
 
 use super::{
+    audit::record,
     corrupt, db_error,
     entity::{dataset, dataset_label, replica},
     is_unique_violation, to_i64, to_u64, Store,
@@ -73,6 +74,12 @@ impl Store {
             .exec(&txn)
             .await
             .map_err(db_error)?;
+        record(
+            &txn,
+            resource(&d.name),
+            format!("created: {}", d.describe()),
+        )
+        .await?;
         txn.commit().await.map_err(db_error)
     }
 
@@ -151,8 +158,13 @@ impl Store {
     }
 
     /// Writes a modified dataset (and replaces its labels) if nobody changed it since it
-    /// was read at `read_at`. Returns false when it lost that race.
-    pub async fn update_dataset(&self, d: &Dataset, read_at: DateTime<Utc>) -> Result<bool> {
+    /// was read at `read_at`, recording `change`. Returns false when it lost that race.
+    pub async fn update_dataset(
+        &self,
+        d: &Dataset,
+        read_at: DateTime<Utc>,
+        change: &str,
+    ) -> Result<bool> {
         let txn = self.begin_write().await?;
         let result = dataset::Entity::update_many()
             .set(active(d))
@@ -170,14 +182,15 @@ impl Store {
             .await
             .map_err(db_error)?;
         insert_labels(&txn, d.id, &d.labels).await?;
+        record(&txn, resource(&d.name), format!("updated: {change}")).await?;
         txn.commit().await.map_err(db_error)?;
         Ok(true)
     }
 
     /// Deletes a dataset with its labels and replica records (not the bytes).
-    pub async fn delete_dataset(&self, id: DatasetId) -> Result<bool> {
+    pub async fn delete_dataset(&self, d: &Dataset) -> Result<bool> {
         let txn = self.begin_write().await?;
-        let id = id.to_string();
+        let id = d.id.to_string();
         dataset_label::Entity::delete_many()
             .filter(dataset_label::Column::DatasetId.eq(id.clone()))
             .exec(&txn)
@@ -192,8 +205,17 @@ impl Store {
             .exec(&txn)
             .await
             .map_err(db_error)?;
+        if deleted.rows_affected != 1 {
+            return Ok(false);
+        }
+        record(
+            &txn,
+            resource(&d.name),
+            "deleted: its catalogue records (not its bytes)",
+        )
+        .await?;
         txn.commit().await.map_err(db_error)?;
-        Ok(deleted.rows_affected == 1)
+        Ok(true)
     }
 
     async fn labels_of(&self, ids: &[String]) -> Result<BTreeMap<String, Labels>> {
@@ -316,4 +338,9 @@ fn replica_to_domain(row: replica::Model) -> Result<Replica> {
         verified_at: row.verified_at,
         manifest: row.manifest,
     })
+}
+
+/// How the audit log names a dataset.
+fn resource(name: &Name) -> String {
+    format!("dataset:{name}")
 }

@@ -9,6 +9,7 @@ use sea_orm::{
 };
 
 use super::{
+    audit::record,
     corrupt, db_error,
     entity::{dataset, job, job_object, replica},
     is_unique_violation,
@@ -96,6 +97,7 @@ impl Store {
             Err(e) => return Err(db_error(e)),
         }
         insert_outbox(&txn, outbox).await?;
+        record(&txn, resource(j), format!("planned: {}", j.describe())).await?;
         txn.commit().await.map_err(db_error)?;
         Ok(Planned::Created(j.clone()))
     }
@@ -196,6 +198,7 @@ impl Store {
             return Ok(false);
         }
         insert_outbox(&txn, outbox).await?;
+        record(&txn, resource(j), format!("now {}", j.describe_state())).await?;
         txn.commit().await.map_err(db_error)?;
         Ok(true)
     }
@@ -388,9 +391,20 @@ impl Store {
             .map_err(db_error)?;
         refresh_counters(&txn, j.id).await?;
         insert_outbox(&txn, outbox).await?;
+        record(
+            &txn,
+            resource(j),
+            format!("retried: now {}", j.describe_state()),
+        )
+        .await?;
         txn.commit().await.map_err(db_error)?;
         Ok(true)
     }
+}
+
+/// How the audit log names a job.
+fn resource(j: &Job) -> String {
+    format!("job:{}", j.id)
 }
 
 async fn update_job_row(

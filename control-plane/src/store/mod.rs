@@ -3,6 +3,7 @@
 
 mod access;
 mod agents;
+mod audit;
 mod datasets;
 mod entity;
 mod job_counters;
@@ -13,6 +14,7 @@ mod outbox;
 mod policies;
 mod recommendations;
 mod sites;
+mod tokens;
 
 use std::time::Duration;
 

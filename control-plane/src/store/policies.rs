@@ -9,6 +9,7 @@ use sea_orm::{
 };
 
 use super::{
+    audit::record,
     corrupt, db_error,
     entity::{policy, policy_placement},
     is_foreign_key_violation, is_unique_violation, json_map, parse_json_map, to_i64, Store,
@@ -42,6 +43,12 @@ impl Store {
             }
         })?;
         insert_placements(&txn, p).await?;
+        record(
+            &txn,
+            resource(&p.name),
+            format!("created: {}", p.describe()),
+        )
+        .await?;
         txn.commit().await.map_err(db_error)
     }
 
@@ -105,8 +112,13 @@ impl Store {
     }
 
     /// Writes a modified policy (and replaces its placements) if nobody changed it since
-    /// it was read at `read_at`. Returns false when it lost that race.
-    pub async fn update_policy(&self, p: &Policy, read_at: DateTime<Utc>) -> Result<bool> {
+    /// it was read at `read_at`, recording `change`. Returns false when it lost that race.
+    pub async fn update_policy(
+        &self,
+        p: &Policy,
+        read_at: DateTime<Utc>,
+        change: &str,
+    ) -> Result<bool> {
         let txn = self.begin_write().await?;
         let result = policy::Entity::update_many()
             .set(active(p))
@@ -124,23 +136,28 @@ impl Store {
             .await
             .map_err(db_error)?;
         insert_placements(&txn, p).await?;
+        record(&txn, resource(&p.name), format!("updated: {change}")).await?;
         txn.commit().await.map_err(db_error)?;
         Ok(true)
     }
 
-    pub async fn delete_policy(&self, id: PolicyId) -> Result<bool> {
+    pub async fn delete_policy(&self, p: &Policy) -> Result<bool> {
         let txn = self.begin_write().await?;
         policy_placement::Entity::delete_many()
-            .filter(policy_placement::Column::PolicyId.eq(id.to_string()))
+            .filter(policy_placement::Column::PolicyId.eq(p.id.to_string()))
             .exec(&txn)
             .await
             .map_err(db_error)?;
-        let deleted = policy::Entity::delete_by_id(id.to_string())
+        let deleted = policy::Entity::delete_by_id(p.id.to_string())
             .exec(&txn)
             .await
             .map_err(db_error)?;
+        if deleted.rows_affected != 1 {
+            return Ok(false);
+        }
+        record(&txn, resource(&p.name), "deleted").await?;
         txn.commit().await.map_err(db_error)?;
-        Ok(deleted.rows_affected == 1)
+        Ok(true)
     }
 
     async fn placements_of(
@@ -280,4 +297,9 @@ fn to_domain(row: policy::Model, placements: Vec<policy_placement::Model>) -> Re
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
+}
+
+/// How the audit log names a policy.
+fn resource(name: &Name) -> String {
+    format!("policy:{name}")
 }

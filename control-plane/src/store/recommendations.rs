@@ -5,7 +5,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use super::{corrupt, db_error, entity::job, entity::recommendation, Store};
+use super::{audit::record, corrupt, db_error, entity::job, entity::recommendation, Store};
 use crate::{
     domain::{
         ids::{DatasetId, JobId, RecommendationId},
@@ -98,6 +98,7 @@ impl Store {
         to: RecommendationState,
         job: Option<JobId>,
     ) -> Result<bool> {
+        let txn = self.begin_write().await?;
         let result = recommendation::Entity::update_many()
             .col_expr(recommendation::Column::State, Expr::value(to.as_str()))
             .col_expr(
@@ -106,10 +107,21 @@ impl Store {
             )
             .filter(recommendation::Column::Id.eq(id.to_string()))
             .filter(recommendation::Column::State.eq(from.as_str()))
-            .exec(&self.db)
+            .exec(&txn)
             .await
             .map_err(db_error)?;
-        Ok(result.rows_affected == 1)
+        if result.rows_affected != 1 {
+            return Ok(false);
+        }
+        let job = job.map(|j| format!(", job {j}")).unwrap_or_default();
+        record(
+            &txn,
+            format!("recommendation:{id}"),
+            format!("{} (was {}){job}", to.as_str(), from.as_str()),
+        )
+        .await?;
+        txn.commit().await.map_err(db_error)?;
+        Ok(true)
     }
 
     /// When the dataset's last migration completed, if any.

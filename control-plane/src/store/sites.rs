@@ -7,6 +7,7 @@ use sea_orm::{
 };
 
 use super::{
+    audit::record,
     corrupt, db_error,
     entity::{dataset, job, policy, policy_placement, replica, site},
     is_foreign_key_violation, is_unique_violation, json_map, parse_json_map, Store,
@@ -30,24 +31,24 @@ pub enum CredentialsUpdate {
 }
 
 impl Store {
+    /// Inserts a site and records it in the audit log.
     pub async fn insert_site(&self, s: &Site, sealed: Option<Vec<u8>>) -> Result<()> {
+        let txn = self.begin_write().await?;
         let row = site::ActiveModel {
             id: Set(s.id.to_string()),
             name: Set(s.name.to_string()),
             credentials: Set(sealed),
             ..active(s)
         };
-        site::Entity::insert(row)
-            .exec(&self.db)
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    Error::already_exists("site", &s.name)
-                } else {
-                    db_error(e)
-                }
-            })?;
-        Ok(())
+        site::Entity::insert(row).exec(&txn).await.map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::already_exists("site", &s.name)
+            } else {
+                db_error(e)
+            }
+        })?;
+        record(&txn, resource(s), format!("created: {}", s.describe())).await?;
+        txn.commit().await.map_err(db_error)
     }
 
     pub async fn find_site(&self, r: &Ref<SiteId>) -> Result<Option<Site>> {
@@ -84,13 +85,16 @@ impl Store {
     }
 
     /// Writes a modified site if nobody changed it since it was read at `read_at`
-    /// (optimistic concurrency). Returns false when it lost that race.
+    /// (optimistic concurrency), recording `change` in the audit log. Returns false when
+    /// it lost that race.
     pub async fn update_site(
         &self,
         s: &Site,
         read_at: DateTime<Utc>,
         credentials: CredentialsUpdate,
+        change: &str,
     ) -> Result<bool> {
+        let txn = self.begin_write().await?;
         let mut row = active(s);
         if let CredentialsUpdate::Replace(sealed) = credentials {
             row.credentials = Set(sealed);
@@ -99,10 +103,15 @@ impl Store {
             .set(row)
             .filter(site::Column::Id.eq(s.id.to_string()))
             .filter(site::Column::UpdatedAt.eq(read_at))
-            .exec(&self.db)
+            .exec(&txn)
             .await
             .map_err(db_error)?;
-        Ok(result.rows_affected == 1)
+        if result.rows_affected != 1 {
+            return Ok(false);
+        }
+        record(&txn, resource(s), format!("updated: {change}")).await?;
+        txn.commit().await.map_err(db_error)?;
+        Ok(true)
     }
 
     /// The sealed credentials of a site, if it has any.
@@ -208,8 +217,14 @@ impl Store {
         if deleted.rows_affected == 0 {
             return Err(Error::not_found("site", &s.name));
         }
+        record(&txn, resource(s), format!("deleted: {}", s.uri)).await?;
         txn.commit().await.map_err(db_error)
     }
+}
+
+/// How the audit log names a site.
+fn resource(s: &Site) -> String {
+    format!("site:{}", s.name)
 }
 
 /// The columns every write sets (all but id, name and credentials).

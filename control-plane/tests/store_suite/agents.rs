@@ -4,11 +4,14 @@
 use std::collections::HashMap;
 
 use ferry_control_plane::{
+    domain::{
+        agent::Agent,
+        principal::{Principal, Role, Who},
+    },
     domain::{ids::JobId, tier::Tier},
     error::Error,
-    service::{Agents, RegisterRequest, Registration},
+    service::{Agents, RegisterRequest},
 };
-use secrecy::ExposeSecret;
 
 use crate::fixture::{by_name, create_site, Fixture};
 
@@ -22,15 +25,19 @@ fn register() -> RegisterRequest {
     }
 }
 
+/// Calls as the control plane's tests do: with authentication off, as an admin.
+fn caller() -> Principal {
+    Principal::anonymous()
+}
+
 async fn heartbeat(
     agents: &Agents,
-    agent: &Registration,
+    agent: &Agent,
     stopping: bool,
     jobs: &[JobId],
 ) -> HashMap<JobId, u32> {
-    let token = agent.token.expose_secret();
     agents
-        .heartbeat(agent.agent.id, Some(token), stopping, jobs)
+        .heartbeat(&caller(), agent.id, stopping, jobs)
         .await
         .unwrap()
 }
@@ -38,14 +45,14 @@ async fn heartbeat(
 pub async fn heartbeats_record_the_jobs_each_agent_runs(f: &mut Fixture) {
     create_site(&f.catalogue, "edge", "s3://edge", Tier::Hot).await;
     create_site(&f.catalogue, "other", "s3://other", Tier::Hot).await;
-    let agents = Agents::new(f.catalogue.clone(), None);
-    let a = agents.register(None, register()).await.unwrap();
-    let b = agents.register(None, register()).await.unwrap();
+    let agents = Agents::new(f.catalogue.clone());
+    let a = agents.register(&caller(), register()).await.unwrap();
+    let b = agents.register(&caller(), register()).await.unwrap();
     let elsewhere = RegisterRequest {
         site: by_name("other"),
         ..register()
     };
-    let c = agents.register(None, elsewhere).await.unwrap();
+    let c = agents.register(&caller(), elsewhere).await.unwrap();
     let (j, k) = (JobId::new(), JobId::new());
 
     assert_eq!(
@@ -70,8 +77,11 @@ pub async fn heartbeats_record_the_jobs_each_agent_runs(f: &mut Fixture) {
 
     // What the agents run survives a restart of the control plane.
     f.reopen().await;
-    let agents = Agents::new(f.catalogue.clone(), None);
-    let listed = agents.list(Some(&by_name("edge"))).await.unwrap();
+    let agents = Agents::new(f.catalogue.clone());
+    let listed = agents
+        .list(&caller(), Some(&by_name("edge")))
+        .await
+        .unwrap();
     let jobs_of = |id| {
         let agent = listed.iter().find(|l| l.id == id).unwrap();
         let mut jobs = agent.jobs.clone();
@@ -80,23 +90,31 @@ pub async fn heartbeats_record_the_jobs_each_agent_runs(f: &mut Fixture) {
     };
     let mut both = vec![j, k];
     both.sort();
-    assert_eq!(jobs_of(a.agent.id), both);
-    assert_eq!(jobs_of(b.agent.id), [j]);
+    assert_eq!(jobs_of(a.id), both);
+    assert_eq!(jobs_of(b.id), [j]);
 
-    // A stopping agent leaves its share to the others; a wrong token changes nothing.
+    // A stopping agent leaves its share to the others; an agent token of another site
+    // changes nothing.
     assert!(heartbeat(&agents, &a, true, &[]).await.is_empty());
     assert_eq!(
         heartbeat(&agents, &b, false, &[j]).await,
         HashMap::from([(j, 1)])
     );
-    let refused = agents
-        .heartbeat(b.agent.id, Some("wrong"), false, &[k])
-        .await;
+    let stranger = Principal {
+        who: Who::Token("agent-other".into()),
+        role: Role::Agent,
+        site: Some(c.site_id),
+        ..Principal::anonymous()
+    };
+    let refused = agents.heartbeat(&stranger, b.id, false, &[k]).await;
     assert!(
-        matches!(refused, Err(Error::Unauthenticated(_))),
+        matches!(refused, Err(Error::PermissionDenied(_))),
         "{refused:?}"
     );
-    let listed = agents.list(Some(&by_name("edge"))).await.unwrap();
-    let b_now = listed.iter().find(|l| l.id == b.agent.id).unwrap();
+    let listed = agents
+        .list(&caller(), Some(&by_name("edge")))
+        .await
+        .unwrap();
+    let b_now = listed.iter().find(|l| l.id == b.id).unwrap();
     assert_eq!(b_now.jobs, [j]);
 }

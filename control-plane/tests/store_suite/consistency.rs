@@ -82,7 +82,12 @@ pub async fn stale_site_write_is_refused(f: &mut Fixture) {
     lost.updated_at = clock::SharedClock::system().next_update(stale.updated_at);
     let written = f
         .store()
-        .update_site(&lost, stale.updated_at, CredentialsUpdate::Keep)
+        .update_site(
+            &lost,
+            stale.updated_at,
+            CredentialsUpdate::Keep,
+            "latency_ms",
+        )
         .await
         .unwrap();
     assert!(!written, "a write based on a stale read must lose");
@@ -93,7 +98,12 @@ pub async fn stale_site_write_is_refused(f: &mut Fixture) {
     fresh.updated_at = clock::SharedClock::system().next_update(current.updated_at);
     let written = f
         .store()
-        .update_site(&fresh, current.updated_at, CredentialsUpdate::Keep)
+        .update_site(
+            &fresh,
+            current.updated_at,
+            CredentialsUpdate::Keep,
+            "latency_ms",
+        )
         .await
         .unwrap();
     assert!(written, "a write based on the current row lands");

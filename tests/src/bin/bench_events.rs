@@ -9,7 +9,6 @@
 use std::{collections::HashMap, time::Instant};
 
 use ferry_proto::{time::to_timestamp, v1 as pb};
-use ferry_sdk::Client;
 use ferry_tests::{control_plane::Options, ControlPlane, NatsServer};
 
 /// Streams access events over gRPC (client streaming) into a real control plane,
@@ -40,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
         ..Default::default()
     })
     .await;
-    let client = Client::connect(&cp.endpoint()).await?;
+    let client = cp.client().await;
     let site = pb::Site {
         name: "s".into(),
         uri: "memory://".into(),

@@ -18,12 +18,12 @@ struct Files {
 impl Files {
     async fn start(source: BTreeMap<String, Vec<u8>>, settings: &[(&str, &str)]) -> Files {
         let cp = ControlPlane::start().await;
-        let client = Client::connect(&cp.endpoint()).await.unwrap();
+        let client = cp.client().await;
         let dirs = tempfile::tempdir().unwrap();
         write_tree(&dirs.path().join("fast/genome"), &source);
         fs_site(&client, "fast", &dirs.path().join("fast"), pb::Tier::Hot).await;
         dataset(&client, "genome", "fast", "genome").await;
-        let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", settings).await;
+        let agent = Agent::start(&cp, "fast", settings).await;
         Files {
             agent,
             client,

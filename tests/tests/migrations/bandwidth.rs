@@ -39,11 +39,11 @@ async fn a_bandwidth_limit_paces_the_copy_and_can_be_lowered_while_it_runs() {
     // covers them all.
     const CHUNK: f64 = (8 << 20) as f64;
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let source = one_large_file(5, TOTAL);
     let dirs = two_local_sites(&client, &source).await;
     let b = dirs.path().join("b");
-    let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]).await;
+    let agent = Agent::start(&cp, "a", &[]).await;
 
     let planned_at = chrono::Utc::now();
     let started = std::time::Instant::now();
@@ -125,7 +125,7 @@ async fn a_site_limit_is_shared_among_the_sites_agents() {
     const TOTAL: usize = 100_000_000;
     const SITE_LIMIT: u64 = 20_000_000;
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let source = one_large_file(8, TOTAL);
     let dirs = two_local_sites(&client, &source).await;
     let b = dirs.path().join("b");
@@ -147,8 +147,8 @@ async fn a_site_limit_is_shared_among_the_sites_agents() {
         SITE_LIMIT
     );
     let agents = [
-        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]).await,
-        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]).await,
+        Agent::start(&cp, "a", &[]).await,
+        Agent::start(&cp, "a", &[]).await,
     ];
     // Each agent takes half of the site's limit once it sees the other, and the one
     // that found the other already there held off until it knew.
@@ -195,7 +195,7 @@ async fn a_jobs_limit_holds_for_all_its_tasks_on_all_its_agents() {
     // past the moment an agent learns it shares the job.
     const LATE_SLOTS: f64 = (8 << 20) as f64;
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let source: BTreeMap<String, Vec<u8>> = (0..FILES)
         .map(|i| {
             (
@@ -208,8 +208,8 @@ async fn a_jobs_limit_holds_for_all_its_tasks_on_all_its_agents() {
     // One object per task: ten tasks, up to four at once on each agent.
     let settings = [("FERRY_AGENT_TASK_OBJECTS", "1")];
     let agents = [
-        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &settings).await,
-        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &settings).await,
+        Agent::start(&cp, "a", &settings).await,
+        Agent::start(&cp, "a", &settings).await,
     ];
 
     let planned_at = chrono::Utc::now();

@@ -100,7 +100,7 @@ async fn a_refusal_inside_a_200_fails_the_object_for_good_with_its_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_side_copies_whose_answers_have_another_root_are_confirmed() {
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let s3 = S3Server::start().await;
     let source = mixed(42, 1 << 20);
     s3_site(&client, &s3, "hot", "hot-bucket", pb::Tier::Hot).await;
@@ -109,7 +109,7 @@ async fn server_side_copies_whose_answers_have_another_root_are_confirmed() {
     dataset(&client, "data", "hot", "data").await;
     s3.faults()
         .answer(ServerSideOp::CopyObject, Answer::ForeignRoot);
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "hot", &[]).await;
+    let _agent = Agent::start(&cp, "hot", &[]).await;
     let job = plan(&client, "data", "cold", pb::VerifyMode::Quick, "copies").await;
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
     assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");

@@ -6,7 +6,7 @@ use super::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_killed_mid_copy_resumes_without_copying_finished_objects_again() {
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let source: BTreeMap<String, Vec<u8>> = (0..24)
         .map(|i| {
             (
@@ -20,7 +20,7 @@ async fn an_agent_killed_mid_copy_resumes_without_copying_finished_objects_again
         ("FERRY_AGENT_CONCURRENCY", "1"),
         ("FERRY_AGENT_FAULTS__PAUSE_AFTER_OBJECT_MS", "150"),
     ];
-    let mut agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &slow).await;
+    let mut agent = Agent::start(&cp, "a", &slow).await;
     let job = plan(&client, "data", "b", pb::VerifyMode::Full, "crash").await;
 
     let copied = |o: &&pb::JobObject| {
@@ -66,12 +66,11 @@ async fn an_agent_killed_mid_copy_resumes_without_copying_finished_objects_again
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flipped_destination_byte_is_detected_and_repaired() {
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let source = mixed(5, 1 << 20);
     let dirs = two_local_sites(&client, &source).await;
     let _agent = Agent::start(
-        &cp.endpoint(),
-        cp.nats_url(),
+        &cp,
         "a",
         &[("FERRY_AGENT_FAULTS__PAUSE_BEFORE_VERIFY_MS", "3000")],
     )
@@ -255,14 +254,14 @@ async fn write_over(files: &FilesToBucket, keys: &[&str]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_answering_503_is_retried_and_the_job_completes() {
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let s3 = S3Server::start().await;
     let dirs = tempfile::tempdir().unwrap();
     let source = mixed(9, 1 << 20);
     file_system_dataset_and_bucket(&client, &s3, dirs.path(), "logs", "flaky", &source).await;
     // The store throttles: its next five writes are answered 503 SlowDown.
     s3.faults().fail_next_puts(5);
-    let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]).await;
+    let agent = Agent::start(&cp, "fast", &[]).await;
 
     let job = plan(&client, "logs", "bucket", pb::VerifyMode::Quick, "flaky").await;
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
@@ -287,7 +286,7 @@ async fn a_store_answering_503_is_retried_and_the_job_completes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_object_fails_alone_and_a_retry_without_it_completes() {
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let s3 = S3Server::start().await;
     let dirs = tempfile::tempdir().unwrap();
     let source = mixed(12, 256 << 10);
@@ -295,7 +294,7 @@ async fn a_refused_object_fails_alone_and_a_retry_without_it_completes() {
     let refused = source.keys().nth(3).unwrap().clone();
     // A bucket policy refuses this one key: a permanent failure, never retried.
     s3.faults().deny_writes_to(&refused);
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]).await;
+    let _agent = Agent::start(&cp, "fast", &[]).await;
 
     let job = plan(&client, "logs", "bucket", pb::VerifyMode::Full, "refused").await;
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;

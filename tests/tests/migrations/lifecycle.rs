@@ -7,7 +7,7 @@ use super::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_system_to_s3_and_back() {
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let s3 = S3Server::start().await;
     let dirs = tempfile::tempdir().unwrap();
     let source = mixed(1, LARGE);
@@ -15,7 +15,7 @@ async fn file_system_to_s3_and_back() {
     fs_site(&client, "fast", &dirs.path().join("fast"), pb::Tier::Hot).await;
     s3_site(&client, &s3, "bucket", "archive", pb::Tier::Cold).await;
     dataset(&client, "genome", "fast", "projects/genome").await;
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]).await;
+    let _agent = Agent::start(&cp, "fast", &[]).await;
 
     let job = plan(&client, "genome", "bucket", pb::VerifyMode::Full, "to-s3").await;
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
@@ -38,7 +38,7 @@ async fn file_system_to_s3_and_back() {
         pb::Tier::Warm,
     )
     .await;
-    let _agent2 = Agent::start(&cp.endpoint(), cp.nats_url(), "scratch", &[]).await;
+    let _agent2 = Agent::start(&cp, "scratch", &[]).await;
     let back = plan_job(
         &client,
         pb::PlanMigrationRequest {
@@ -80,14 +80,14 @@ async fn file_system_to_s3_and_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_to_s3_keeps_content_type_and_metadata_and_s3_to_file_system() {
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let s3 = S3Server::start().await;
     s3_site(&client, &s3, "primary", "primary-bucket", pb::Tier::Hot).await;
     s3_site(&client, &s3, "replica", "replica-bucket", pb::Tier::Warm).await;
     let source = mixed(7, LARGE);
     fill_bucket(&s3, "primary-bucket", "tables", &source).await;
     dataset(&client, "tables", "primary", "tables").await;
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "primary", &[]).await;
+    let _agent = Agent::start(&cp, "primary", &[]).await;
 
     let job = plan(
         &client,
@@ -107,7 +107,7 @@ async fn s3_to_s3_keeps_content_type_and_metadata_and_s3_to_file_system() {
 
     let dirs = tempfile::tempdir().unwrap();
     fs_site(&client, "local", dirs.path(), pb::Tier::Hot).await;
-    let _local_agent = Agent::start(&cp.endpoint(), cp.nats_url(), "local", &[]).await;
+    let _local_agent = Agent::start(&cp, "local", &[]).await;
     let job = plan(&client, "tables", "local", pb::VerifyMode::Full, "s3-to-fs").await;
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
     assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
@@ -133,7 +133,7 @@ async fn s3_to_s3_keeps_content_type_and_metadata_and_s3_to_file_system() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_plans_with_one_key_give_one_job() {
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let _dirs = two_local_sites(&client, &mixed(3, 1024)).await;
     let plans = (0..20).map(|_| {
         let client = client.clone();
@@ -184,7 +184,7 @@ async fn twenty_concurrent_plans_with_one_key_give_one_job() {
 async fn a_report_from_an_old_attempt_changes_nothing() {
     use prost::Message;
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let _dirs = two_local_sites(&client, &mixed(4, 1024)).await;
     // No agent: the job stays queued at attempt 1. Cancel and retry make attempt 2.
     let job = plan(&client, "data", "b", pb::VerifyMode::Quick, "fenced").await;
@@ -262,7 +262,7 @@ async fn a_report_from_an_old_attempt_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_job_leaves_the_source_untouched_and_primary() {
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let s3 = S3Server::start().await;
     let source = mixed(6, 1 << 20);
     let dirs = tempfile::tempdir().unwrap();
@@ -279,7 +279,7 @@ async fn a_failed_job_leaves_the_source_untouched_and_primary() {
     )
     .await;
     dataset(&client, "data", "a", "data").await;
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]).await;
+    let _agent = Agent::start(&cp, "a", &[]).await;
 
     let job = plan_job(
         &client,
@@ -327,7 +327,7 @@ async fn a_failed_job_leaves_the_source_untouched_and_primary() {
 async fn credentials_never_travel_over_nats() {
     use futures::StreamExt;
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let s3 = S3Server::start().await;
     let dirs = tempfile::tempdir().unwrap();
     write_tree(&dirs.path().join("a/data"), &mixed(8, 4096));
@@ -365,7 +365,7 @@ async fn credentials_never_travel_over_nats() {
         "the job command carries the key id"
     );
 
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]).await;
+    let _agent = Agent::start(&cp, "a", &[]).await;
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
     assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
     let progress = js.get_stream("FERRY_PROGRESS").await.unwrap();
@@ -403,10 +403,10 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_lists_what_would_move_and_plans_nothing() {
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let source = mixed(9, 1 << 20);
     let _dirs = two_local_sites(&client, &source).await;
-    let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]).await;
+    let agent = Agent::start(&cp, "a", &[]).await;
     client
         .update_site(
             pb::Site {
@@ -479,10 +479,10 @@ async fn a_dry_run_lists_what_would_move_and_plans_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_without_an_agent_of_the_source_site_names_the_site() {
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let _dirs = two_local_sites(&client, &mixed(10, 1 << 10)).await;
     // An agent of the destination site lists nothing: the source's is asked.
-    let _other = Agent::start(&cp.endpoint(), cp.nats_url(), "b", &[]).await;
+    let _other = Agent::start(&cp, "b", &[]).await;
     let e = client
         .plan_migration(pb::PlanMigrationRequest {
             dataset: "data".into(),
@@ -508,10 +508,10 @@ async fn a_dry_run_without_an_agent_of_the_source_site_names_the_site() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_job_id_pulls_its_whole_story_out_of_the_logs() {
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let source = mixed(12, 1 << 20);
     let _dirs = two_local_sites(&client, &source).await;
-    let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "a", &[]).await;
+    let agent = Agent::start(&cp, "a", &[]).await;
     let first = plan(&client, "data", "b", pb::VerifyMode::Full, "story").await;
     let done = wait_for_end(&client, &first.id, TIMEOUT).await;
     assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");

@@ -224,11 +224,11 @@ impl FilesToBucket {
         settings: &[(&str, &str)],
     ) -> FilesToBucket {
         let cp = ControlPlane::start().await;
-        let client = Client::connect(&cp.endpoint()).await.unwrap();
+        let client = cp.client().await;
         let s3 = S3Server::start().await;
         let dirs = tempfile::tempdir().unwrap();
         file_system_dataset_and_bucket(&client, &s3, dirs.path(), dataset, bucket, &source).await;
-        let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", settings).await;
+        let agent = Agent::start(&cp, "fast", settings).await;
         FilesToBucket {
             agent,
             client,

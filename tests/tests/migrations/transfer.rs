@@ -109,7 +109,7 @@ async fn objects_up_to_the_multipart_threshold_go_in_one_streamed_request() {
 async fn a_bucket_on_another_service_streams_into_one_request_with_its_metadata() {
     const MIB: usize = 1 << 20;
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     // Two services: no server-side copy between them, every byte passes the agent.
     let (from, to) = (S3Server::start().await, S3Server::start().await);
     s3_site(&client, &from, "primary", "primary-bucket", pb::Tier::Hot).await;
@@ -126,13 +126,7 @@ async fn a_bucket_on_another_service_streams_into_one_request_with_its_metadata(
     ]);
     fill_bucket(&from, "primary-bucket", "tables", &source).await;
     dataset(&client, "tables", "primary", "tables").await;
-    let _agent = Agent::start(
-        &cp.endpoint(),
-        cp.nats_url(),
-        "primary",
-        &STREAMED_UP_TO_16_MIB,
-    )
-    .await;
+    let _agent = Agent::start(&cp, "primary", &STREAMED_UP_TO_16_MIB).await;
 
     let before = to.writes();
     let job = plan(
@@ -231,7 +225,7 @@ async fn an_empty_destination_is_listed_once_before_the_copy_and_once_per_task_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_already_at_the_destination_with_the_same_checksum_are_not_written_again() {
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let s3 = S3Server::start().await;
     let dirs = tempfile::tempdir().unwrap();
     // Every key in one directory, one of them deeper: the destination is listed below
@@ -271,7 +265,7 @@ async fn objects_already_at_the_destination_with_the_same_checksum_are_not_writt
             .await
             .unwrap();
     }
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "fast", &[]).await;
+    let _agent = Agent::start(&cp, "fast", &[]).await;
 
     let before = s3.writes();
     let job = plan(&client, "logs", "bucket", pb::VerifyMode::Quick, "warm").await;
@@ -308,7 +302,7 @@ async fn objects_already_at_the_destination_with_the_same_checksum_are_not_writt
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_agents_of_a_site_share_the_tasks_of_one_job() {
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let source: BTreeMap<String, Vec<u8>> = (0..40)
         .map(|i| {
             let bytes = ferry_tests::dataset::bytes(400 + i, 16 << 10);
@@ -323,8 +317,8 @@ async fn two_agents_of_a_site_share_the_tasks_of_one_job() {
         ("FERRY_AGENT_FAULTS__PAUSE_AFTER_OBJECT_MS", "100"),
     ];
     let agents = [
-        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &settings).await,
-        Agent::start(&cp.endpoint(), cp.nats_url(), "a", &settings).await,
+        Agent::start(&cp, "a", &settings).await,
+        Agent::start(&cp, "a", &settings).await,
     ];
     let job = plan(&client, "data", "b", pb::VerifyMode::Full, "shared-tasks").await;
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
@@ -377,7 +371,7 @@ async fn with_etags_in_listings_server_side_copies_are_conditional_and_confirmed
 /// no object needed a HEAD of its own, at either end.
 async fn server_side_copy(seed: u64, list_etags: bool) {
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let s3 = S3Server::start().await;
     if list_etags {
         s3.list_etags();
@@ -387,7 +381,7 @@ async fn server_side_copy(seed: u64, list_etags: bool) {
     s3_site(&client, &s3, "cold", "cold-bucket", pb::Tier::Cold).await;
     fill_bucket(&s3, "hot-bucket", "data", &source).await;
     dataset(&client, "data", "hot", "data").await;
-    let agent = Agent::start(&cp.endpoint(), cp.nats_url(), "hot", &[]).await;
+    let agent = Agent::start(&cp, "hot", &[]).await;
     let written = s3.writes();
     let heads = s3.heads();
 
@@ -435,7 +429,7 @@ async fn server_side_copy(seed: u64, list_etags: bool) {
 async fn a_storage_class_change_in_place_copies_each_object_onto_itself() {
     const CLASS: &str = "REDUCED_REDUNDANCY";
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let s3 = S3Server::start().await;
     let source = mixed(31, 64 << 10);
     s3_site(&client, &s3, "hot", "hot-bucket", pb::Tier::Hot).await;
@@ -452,7 +446,7 @@ async fn a_storage_class_change_in_place_copies_each_object_onto_itself() {
         verify_mode: pb::VerifyMode::Full.into(),
         ..Default::default()
     };
-    let _agent = Agent::start(&cp.endpoint(), cp.nats_url(), "hot", &[]).await;
+    let _agent = Agent::start(&cp, "hot", &[]).await;
     // Planning refuses it, and a dry run answers the same.
     let refused = |request: pb::PlanMigrationRequest| {
         let client = &client;
@@ -590,7 +584,7 @@ async fn a_twenty_thousand_key_listing_through_filters_gives_exactly_the_expecte
     assert!(expected.len() > 2000, "the filters keep a real share");
 
     let cp = ControlPlane::start().await;
-    let client = Client::connect(&cp.endpoint()).await.unwrap();
+    let client = cp.client().await;
     let dirs = two_local_sites(&client, &source).await;
     let request = pb::PlanMigrationRequest {
         dataset: "data".into(),
@@ -599,13 +593,7 @@ async fn a_twenty_thousand_key_listing_through_filters_gives_exactly_the_expecte
         idempotency_key: "filtered".into(),
         ..Default::default()
     };
-    let _agent = Agent::start(
-        &cp.endpoint(),
-        cp.nats_url(),
-        "a",
-        &[("FERRY_AGENT_TASK_OBJECTS", "500")],
-    )
-    .await;
+    let _agent = Agent::start(&cp, "a", &[("FERRY_AGENT_TASK_OBJECTS", "500")]).await;
     let dry = client
         .plan_migration(pb::PlanMigrationRequest {
             dry_run: true,

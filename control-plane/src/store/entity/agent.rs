@@ -9,8 +9,6 @@ pub struct Model {
     pub version: String,
     pub hostname: String,
     pub concurrency: i64,
-    /// SHA-256 of the agent's bearer token, hex; the token itself is never stored.
-    pub token_hash: String,
     pub stopped: bool,
     pub last_heartbeat_at: DateTimeUtc,
     pub registered_at: DateTimeUtc,

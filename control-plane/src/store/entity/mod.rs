@@ -2,6 +2,7 @@
 
 pub mod access_hourly;
 pub mod agent;
+pub mod audit_event;
 pub mod dataset;
 pub mod dataset_label;
 pub mod event_cursor;
@@ -13,3 +14,4 @@ pub mod policy_placement;
 pub mod recommendation;
 pub mod replica;
 pub mod site;
+pub mod token;

@@ -11,6 +11,7 @@ mod m20261123_000005_site_bandwidth;
 mod m20261123_000006_copy_tasks;
 mod m20261201_000007_job_progress;
 mod m20261202_000008_agent_jobs;
+mod m20261204_000009_access_control;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000006_copy_tasks::Migration),
             Box::new(m20261201_000007_job_progress::Migration),
             Box::new(m20261202_000008_agent_jobs::Migration),
+            Box::new(m20261204_000009_access_control::Migration),
         ]
     }
 }

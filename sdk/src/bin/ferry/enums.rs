@@ -59,6 +59,7 @@ proto_enum!(
     "AGENT_STATE_",
     ["alive", "stale", "stopped"]
 );
+proto_enum!(pb::Role, "ROLE_", ["viewer", "operator", "admin", "agent"]);
 proto_enum!(
     pb::RecommendationState,
     "RECOMMENDATION_STATE_",

@@ -6,6 +6,7 @@
 //! seconds with an `s` suffix ("600s", "1.5s") as in protobuf's JSON mapping; 64-bit
 //! integers are numbers. Streams of updates (`job watch`) print one compact value a line.
 
+mod admin;
 mod jobs;
 mod recommendations;
 

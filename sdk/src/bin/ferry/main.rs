@@ -14,6 +14,7 @@ mod policy;
 mod progress;
 mod recommend;
 mod site;
+mod token;
 mod watch;
 
 use std::io::{self, Write};
@@ -21,7 +22,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ferry_sdk::{Client, Error, TlsFiles};
+use ferry_sdk::{read_token_file, Client, Error, TlsFiles};
 use tokio::sync::OnceCell;
 use tonic::Code;
 
@@ -35,6 +36,13 @@ JSON: field names as in the ferry.v1 protocol, enums as short lowercase names (\
 timestamps in RFC 3339 and durations as seconds (\"600s\"); a list is an array, [] when \
 empty. `job watch` (and `--watch`) prints one compact JSON object per line instead. Errors go to standard \
 error as `error: <message>`.
+
+Authentication: every call carries a token, read from the FERRY_TOKEN environment \
+variable or from the file --token-file (FERRY_TOKEN_FILE) names. On its first start the \
+control plane writes an admin token to <data-dir>/admin.token (mode 0600); `ferry token \
+create` makes tokens of narrower roles: viewer (reads), operator (records access events, \
+plans, approves and steers migrations), admin (everything, including tokens and the \
+audit log) and agent (one site's agent).
 
 Durations are written 90s, 10m, 2h, 7d or 1h30m; sizes as bytes, optionally with a unit \
 (500MB, 1GiB, 64KiB); rates as a size per second (20MB or 20MB/s).
@@ -55,7 +63,9 @@ Exit codes:
   2  usage error or invalid argument
   3  not found
   4  already exists, or failed precondition (e.g. deleting a site still in use)
-  5  control plane unavailable or unreachable";
+  5  control plane unavailable or unreachable
+  6  unauthenticated (no token, or one unknown, expired or revoked) or permission
+     denied (the token's role does not allow the call)";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -109,6 +119,17 @@ struct Cli {
     )]
     key_file: Option<PathBuf>,
 
+    /// File holding the token to call with (its first line); FERRY_TOKEN, when set,
+    /// is used instead
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_TOKEN_FILE",
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
+    token_file: Option<PathBuf>,
+
     /// Print results as JSON instead of tables
     #[arg(long, global = true, help_heading = "Global options")]
     json: bool,
@@ -143,6 +164,11 @@ enum Command {
     /// Agents: the workers near each site that move the bytes
     #[command(subcommand)]
     Agent(agent::AgentCommand),
+    /// Tokens: who may call the control plane, with which role (admin only)
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// The audit log: every change, and every refused call, newest first (admin only)
+    Audit(token::AuditArgs),
 }
 
 /// What a command leaves for `main` once it has run without error.
@@ -174,6 +200,7 @@ impl Outcome {
 pub struct Context {
     server: String,
     tls: TlsFiles,
+    token: Token,
     json: bool,
     client: OnceCell<Client>,
 }
@@ -186,8 +213,34 @@ impl Context {
     /// The connected client; connects on the first call.
     pub async fn client(&self) -> Result<&Client, Error> {
         self.client
-            .get_or_try_init(|| Client::connect_with(&self.server, &self.tls))
+            .get_or_try_init(|| async {
+                let client = Client::connect_with(&self.server, &self.tls).await?;
+                match &self.token {
+                    Token::Env(token) => client.with_token(token),
+                    Token::File(path) => client.with_token(&read_token_file(path)?),
+                    Token::None => Ok(client),
+                }
+            })
             .await
+    }
+}
+
+/// Where the token to call with comes from.
+enum Token {
+    /// `FERRY_TOKEN`.
+    Env(String),
+    /// `--token-file` / `FERRY_TOKEN_FILE`.
+    File(PathBuf),
+    None,
+}
+
+impl Token {
+    fn from(file: Option<PathBuf>) -> Token {
+        match (std::env::var("FERRY_TOKEN"), file) {
+            (Ok(token), _) if !token.trim().is_empty() => Token::Env(token),
+            (_, Some(path)) => Token::File(path),
+            _ => Token::None,
+        }
     }
 }
 
@@ -207,6 +260,7 @@ fn main() -> ExitCode {
             cert_file: cli.cert_file,
             key_file: cli.key_file,
         },
+        token: Token::from(cli.token_file),
         json: cli.json,
         client: OnceCell::new(),
     };
@@ -219,6 +273,8 @@ fn main() -> ExitCode {
             Command::Job(command) => job::run(command, &context).await,
             Command::Agent(command) => agent::run(command, &context).await.map(Outcome::print),
             Command::Events(command) => events::run(command, &context).await.map(Outcome::print),
+            Command::Token(command) => token::run(command, &context).await.map(Outcome::print),
+            Command::Audit(args) => token::audit(args, &context).await.map(Outcome::print),
         }
     });
     match result {
@@ -230,7 +286,16 @@ fn main() -> ExitCode {
             failed => failed,
         },
         Ok(Outcome { text: None, code }) => ExitCode::from(code),
-        Err(err) => fail(&err.to_string(), exit_code(&err)),
+        Err(err) => {
+            let mut message = err.to_string();
+            if err.code() == Code::Unauthenticated && matches!(context.token, Token::None) {
+                message.push_str(
+                    "\nhint: set FERRY_TOKEN, or --token-file FILE; the first admin token \
+                     is in the control plane's data directory, as admin.token",
+                );
+            }
+            fail(&message, exit_code(&err))
+        }
     }
 }
 
@@ -241,6 +306,7 @@ fn exit_code(err: &Error) -> u8 {
         Code::NotFound => 3,
         Code::AlreadyExists | Code::FailedPrecondition => 4,
         Code::Unavailable => 5,
+        Code::Unauthenticated | Code::PermissionDenied => 6,
         _ => 1,
     }
 }
@@ -286,6 +352,8 @@ mod tests {
         assert_eq!(exit_code(&status(Code::AlreadyExists)), 4);
         assert_eq!(exit_code(&status(Code::FailedPrecondition)), 4);
         assert_eq!(exit_code(&status(Code::Unavailable)), 5);
+        assert_eq!(exit_code(&status(Code::Unauthenticated)), 6);
+        assert_eq!(exit_code(&status(Code::PermissionDenied)), 6);
         assert_eq!(exit_code(&status(Code::Internal)), 1);
     }
 

@@ -132,7 +132,7 @@ async fn main() -> anyhow::Result<()> {
         ..Default::default()
     })
     .await;
-    let client = Client::connect(&cp.endpoint()).await?;
+    let client = cp.client().await;
     for name in ["local", CUTOFF_SITE] {
         client
             .create_site(
@@ -159,11 +159,11 @@ async fn main() -> anyhow::Result<()> {
     if let Some(c) = &concurrency {
         agent_env.push(("FERRY_AGENT_CONCURRENCY", c));
     }
-    let local_agent = Agent::start(&cp.endpoint(), &nats.url(), "local", &agent_env).await;
-    let s3_agent = Agent::start(&cp.endpoint(), &nats.url(), "s3", &agent_env).await;
+    let local_agent = Agent::start(&cp, "local", &agent_env).await;
+    let s3_agent = Agent::start(&cp, "s3", &agent_env).await;
     let mut cutoff_env = agent_env.clone();
     cutoff_env.push(("FERRY_AGENT_MULTIPART_THRESHOLD_MIB", "200"));
-    let cutoff_agent = Agent::start(&cp.endpoint(), &nats.url(), CUTOFF_SITE, &cutoff_env).await;
+    let cutoff_agent = Agent::start(&cp, CUTOFF_SITE, &cutoff_env).await;
     let file_agents = HashMap::from([("local", &local_agent), (CUTOFF_SITE, &cutoff_agent)]);
     let bench = Bench {
         client,
