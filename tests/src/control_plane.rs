@@ -238,6 +238,11 @@ impl ControlPlane {
         &self.data_dir
     }
 
+    /// The private broker this control plane started, if it started one.
+    pub fn nats(&self) -> Option<&NatsServer> {
+        self._nats.as_ref()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }

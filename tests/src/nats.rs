@@ -36,6 +36,11 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// Where JetStream keeps its streams.
+    pub fn store_dir(&self) -> &std::path::Path {
+        &self.store_dir
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
