@@ -15,6 +15,8 @@
 mod access;
 #[path = "store_suite/agents.rs"]
 mod agents;
+#[path = "store_suite/audit.rs"]
+mod audit;
 #[path = "store_suite/consistency.rs"]
 mod consistency;
 #[path = "store_suite/datasets.rs"]
@@ -86,4 +88,5 @@ store_test_suite!(
     agents::heartbeats_record_the_jobs_each_agent_runs,
     jobs::job_counters_follow_object_reports,
     jobs::concurrent_reports_count_each_object_once,
+    audit::a_change_and_its_record_land_together_or_not_at_all,
 );

@@ -268,6 +268,14 @@ impl Agent {
         self.child.as_ref().map(Child::id)
     }
 
+    /// A setting the agent was started with (`FERRY_AGENT_TOKEN`, say).
+    pub fn env(&self, key: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn state_dir(&self) -> &std::path::Path {
         &self.state_dir
     }

@@ -311,6 +311,27 @@ async fn an_auto_migrate_policy_moves_each_dataset_exactly_once_across_restarts(
     for name in ["logs-a", "logs-b"] {
         assert_eq!(read_tree(&dirs.path().join("archive").join(name)), data);
     }
+    // What the autopilot did is in the audit log as its own.
+    let by_autopilot = client
+        .list_audit_events(
+            &ferry_sdk::AuditFilter {
+                principal: Some("system:autopilot".into()),
+                ..Default::default()
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    for job in &jobs {
+        assert!(
+            by_autopilot
+                .iter()
+                .any(|e| e.resource == format!("job:{}", job.id)
+                    && e.summary.starts_with("planned: ")
+                    && e.method == "autopilot"),
+            "{by_autopilot:#?}"
+        );
+    }
 
     // A restarted control plane keeps its autopilot running and plans nothing again.
     drop(cp);
