@@ -152,7 +152,9 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
         config.clone(),
         site_bandwidth,
     ));
-    let heartbeats = {
+    // Ends only when the control plane refuses this agent's token: revoked, expired, or
+    // bound to another site. The agent then stops rather than run on without a voice.
+    let mut heartbeats = {
         let executor = executor.clone();
         let interval = control.heartbeat_interval();
         tokio::spawn(async move {
@@ -168,8 +170,10 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
                     continue;
                 }
                 last = Some(tokio::time::Instant::now());
-                if let Err(e) = executor.heartbeat(false).await {
-                    warn!(error = %e.message(), "heartbeat failed");
+                match executor.heartbeat(false).await {
+                    Ok(_) => {}
+                    Err(e) if refused(&e) => return e.message().to_owned(),
+                    Err(e) => warn!(error = %e.message(), "heartbeat failed"),
                 }
             }
         })
@@ -184,11 +188,17 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
             consumer::run(js, &site_id, ack_wait, task_slots, executor, shutdown).await
         })
     };
-    let signal = shutdown_signal().await;
-    info!(
-        signal,
-        "shutting down: running tasks are handed back to the queue"
-    );
+    let refusal = tokio::select! {
+        signal = shutdown_signal() => {
+            info!(signal, "shutting down: running tasks are handed back to the queue");
+            None
+        }
+        refused = &mut heartbeats => {
+            let reason = refused.unwrap_or_else(|e| format!("heartbeat task: {e}"));
+            tracing::error!(reason, "the control plane refuses this agent's token; stopping: running tasks are handed back to the queue");
+            Some(reason)
+        }
+    };
     shutdown.cancel();
     match tokio::time::timeout(Duration::from_secs(20), work).await {
         Ok(Ok(())) => {}
@@ -198,11 +208,22 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     dry_runs.abort();
     heartbeats.abort();
     site_share.abort();
+    if let Some(reason) = refusal {
+        anyhow::bail!("the control plane refused this agent's token: {reason}");
+    }
     if let Err(e) = last_heartbeat.heartbeat(true).await {
         warn!(error = %e.message(), "final heartbeat failed");
     }
     info!("stopped");
     Ok(())
+}
+
+/// A refusal of the agent's token itself, which no retry cures.
+fn refused(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+    )
 }
 
 /// How often the site's bandwidth limit and its live agents are looked up again.

@@ -247,6 +247,20 @@ impl Agent {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit on its own; its exit status.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = crate::exit_status(&mut self.child) {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// SIGKILL: no chance to report, ack or hand anything back.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

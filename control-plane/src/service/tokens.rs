@@ -110,6 +110,17 @@ impl Tokens {
             .ok_or_else(|| Error::not_found("token", r))?;
         if token.revoked_at.is_none() {
             let now = self.catalogue.clock().now();
+            // Nobody could make tokens any more, nor read the audit log.
+            if token.role == Role::Admin
+                && token.is_active(now)
+                && store.count_active_tokens(Role::Admin, now).await? <= 1
+            {
+                return Err(Error::FailedPrecondition(format!(
+                    "token {} is the last valid admin token; make another admin token \
+                     before revoking it",
+                    token.name
+                )));
+            }
             store.revoke_token(token.id, &token.name, now).await?;
             token.revoked_at = Some(now);
             info!(token = %token.name, "token revoked");

@@ -124,6 +124,22 @@ impl Store {
         txn.commit().await.map_err(db_error)
     }
 
+    /// How many tokens of `role` are valid at `now`.
+    pub async fn count_active_tokens(&self, role: Role, now: DateTime<Utc>) -> Result<u64> {
+        use sea_orm::PaginatorTrait;
+        token::Entity::find()
+            .filter(token::Column::Role.eq(role.as_str()))
+            .filter(token::Column::RevokedAt.is_null())
+            .filter(
+                Condition::any()
+                    .add(token::Column::ExpiresAt.is_null())
+                    .add(token::Column::ExpiresAt.gt(now)),
+            )
+            .count(&self.db)
+            .await
+            .map_err(db_error)
+    }
+
     /// Whether any token was ever made.
     pub async fn has_tokens(&self) -> Result<bool> {
         let any = token::Entity::find()

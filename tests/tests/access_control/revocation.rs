@@ -127,6 +127,21 @@ async fn a_revoked_token_ends_its_open_stream_and_is_refused_within_a_second() {
         .expect("the admin's stream goes on")
         .unwrap();
     assert!(update.is_ok(), "{update:?}");
+
+    // The last admin token cannot be revoked: nobody could make tokens any more.
+    let e = admin.revoke_token("admin").await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+    assert!(e.to_string().contains("last valid admin token"), "{e}");
+    let second = cp.token("second-admin", pb::Role::Admin, None).await;
+    cp.client_with(&second)
+        .await
+        .revoke_token("admin")
+        .await
+        .unwrap();
+    assert_eq!(
+        admin.list_sites(None).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
 }
 
 #[tokio::test]
@@ -158,5 +173,36 @@ async fn an_expired_token_ends_its_open_stream_and_is_refused() {
     assert!(
         e.to_string().contains("token short-lived has expired"),
         "{e}"
+    );
+}
+
+#[tokio::test]
+async fn an_agent_whose_token_is_revoked_stops_and_says_why() {
+    let cp = ControlPlane::start().await;
+    let admin = cp.client().await;
+    admin
+        .create_site(
+            pb::Site {
+                name: "edge".into(),
+                uri: "memory:///edge".into(),
+                tier: pb::Tier::Hot.into(),
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let mut agent = ferry_tests::Agent::start(&cp, "edge", &[]).await;
+    admin.revoke_token("agent-edge-0").await.unwrap();
+    let status = agent
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .expect("the agent stops within a heartbeat or two");
+    assert!(!status.success(), "{status:?}");
+    let log = agent.log();
+    assert!(
+        log.contains("the control plane refuses this agent's token")
+            && log.contains("token agent-edge-0 has been revoked"),
+        "{log}"
     );
 }
