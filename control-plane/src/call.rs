@@ -67,10 +67,14 @@ impl Call {
 }
 
 /// Notes what the current call acts on (`job:<id>`), for the audit record of its
-/// refusal or failure.
+/// refusal or failure. The first use case to say wins: approving a recommendation
+/// plans a job, and the call acts on the recommendation.
 pub fn set_target(resource: impl Into<String>) {
     if let Some(call) = current() {
-        *call.target.lock().unwrap_or_else(PoisonError::into_inner) = Some(resource.into());
+        let mut target = call.target.lock().unwrap_or_else(PoisonError::into_inner);
+        if target.is_none() {
+            *target = Some(resource.into());
+        }
     }
 }
 

@@ -21,6 +21,7 @@ pub struct DatasetDetails {
 
 impl Catalogue {
     pub async fn create_dataset(&self, new: NewDataset) -> Result<Dataset> {
+        crate::call::set_target(format!("dataset:{}", new.name));
         new.validate()?;
         let site = self.referenced_site("site", &new.site).await?;
         let now = self.clock().now();
@@ -85,6 +86,7 @@ impl Catalogue {
         r: &Ref<DatasetId>,
         patch: &DatasetPatch,
     ) -> Result<Dataset> {
+        crate::call::set_target(format!("dataset:{r}"));
         for _ in 0..UPDATE_ATTEMPTS {
             let mut dataset = self.get_dataset(r).await?;
             let read_at = dataset.updated_at;
@@ -104,6 +106,7 @@ impl Catalogue {
 
     /// Removes the dataset from the catalogue. Its bytes stay where they are.
     pub async fn delete_dataset(&self, r: &Ref<DatasetId>) -> Result<()> {
+        crate::call::set_target(format!("dataset:{r}"));
         let dataset = self.get_dataset(r).await?;
         if let Some(active) = self.store.has_active_job(dataset.id).await? {
             return Err(crate::store::active_job_error(&active));

@@ -48,6 +48,7 @@ impl DryRuns {
     /// list the dataset through the plan's filter. `FAILED_PRECONDITION` names the site
     /// when none of its agents is online.
     pub async fn run(&self, req: &PlanRequest) -> Result<DryRun> {
+        crate::call::set_target(format!("dataset:{}", req.dataset));
         let dataset = self.catalogue.get_dataset(&req.dataset).await?;
         let source = self.catalogue.get_site(&Ref::Id(dataset.site_id)).await?;
         let destination = self

@@ -18,6 +18,7 @@ use crate::{
 impl Catalogue {
     /// Creates a policy from defaults overlaid with `fields`.
     pub async fn create_policy(&self, name: Name, fields: &PolicyPatch) -> Result<Policy> {
+        crate::call::set_target(format!("policy:{name}"));
         let placements = self.resolve_placements(fields).await?;
         let mut spec = PolicySpec::default();
         spec.apply(fields, placements)?;
@@ -71,6 +72,7 @@ impl Catalogue {
     }
 
     pub async fn update_policy(&self, r: &Ref<PolicyId>, patch: &PolicyPatch) -> Result<Policy> {
+        crate::call::set_target(format!("policy:{r}"));
         let placements = self.resolve_placements(patch).await?;
         for _ in 0..UPDATE_ATTEMPTS {
             let mut policy = self.get_policy(r).await?;
@@ -90,6 +92,7 @@ impl Catalogue {
     }
 
     pub async fn delete_policy(&self, r: &Ref<PolicyId>) -> Result<()> {
+        crate::call::set_target(format!("policy:{r}"));
         let policy = self.get_policy(r).await?;
         if !self.store.delete_policy(&policy).await? {
             return Err(Error::not_found("policy", r));

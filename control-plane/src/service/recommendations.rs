@@ -176,6 +176,7 @@ impl Recommendations {
         &self,
         id: RecommendationId,
     ) -> Result<(Recommendation, crate::domain::job::Job)> {
+        crate::call::set_target(format!("recommendation:{id}"));
         let rec = self.get(id).await?;
         if !matches!(
             rec.state,
@@ -208,6 +209,7 @@ impl Recommendations {
     }
 
     pub async fn reject(&self, id: RecommendationId) -> Result<Recommendation> {
+        crate::call::set_target(format!("recommendation:{id}"));
         let rec = self.get(id).await?;
         let rejected = self
             .catalogue

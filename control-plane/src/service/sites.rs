@@ -15,6 +15,7 @@ use crate::{
 
 impl Catalogue {
     pub async fn create_site(&self, new: NewSite, credentials: Credentials) -> Result<Site> {
+        crate::call::set_target(format!("site:{}", new.name));
         new.validate()?;
         check_settings(&new.uri, &new.options, &credentials)?;
         let now = self.clock().now();
@@ -54,6 +55,7 @@ impl Catalogue {
     }
 
     pub async fn update_site(&self, r: &Ref<SiteId>, patch: &SitePatch) -> Result<Site> {
+        crate::call::set_target(format!("site:{r}"));
         for _ in 0..UPDATE_ATTEMPTS {
             let mut site = self.get_site(r).await?;
             let read_at = site.updated_at;
@@ -84,6 +86,7 @@ impl Catalogue {
     }
 
     pub async fn delete_site(&self, r: &Ref<SiteId>) -> Result<()> {
+        crate::call::set_target(format!("site:{r}"));
         let site = self.get_site(r).await?;
         self.store.delete_site(&site).await?;
         info!(site = %site.name, site_id = %site.id, "site deleted");

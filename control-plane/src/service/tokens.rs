@@ -58,6 +58,7 @@ impl Tokens {
 
     /// Makes a token; its secret is in the answer and nowhere else.
     pub async fn create(&self, req: TokenRequest) -> Result<(Token, SecretString)> {
+        call::set_target(format!("token:{}", req.name));
         let site = match &req.site {
             Some(r) => Some(self.catalogue.referenced_site("site", r).await?.id),
             None => None,
@@ -103,6 +104,7 @@ impl Tokens {
     /// Revokes a token: from now on it is refused, and the streams it opened end
     /// (here at once; on other control planes within a second).
     pub async fn revoke(&self, r: &Ref<TokenId>) -> Result<Token> {
+        call::set_target(format!("token:{r}"));
         let store = self.catalogue.store();
         let mut token = store
             .find_token(r)

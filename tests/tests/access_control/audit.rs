@@ -209,6 +209,7 @@ async fn every_change_is_recorded_once_with_who_what_and_how_it_went() {
         failed[0].outcome,
         "failed: already_exists: site fast already exists"
     );
+    assert_eq!(failed[0].resource, "site:fast");
     assert_eq!(
         one(&events, "DatasetService/UpdateDataset", "dataset:ledger").summary,
         "updated: owner=finance-ops"
@@ -306,6 +307,7 @@ async fn every_change_is_recorded_once_with_who_what_and_how_it_went() {
             .starts_with("failed: failed_precondition: no agent of site fast is online"),
         "{dry_run:?}"
     );
+    assert_eq!(dry_run.resource, "dataset:ledger");
     let made = one(&events, "AdminService/CreateToken", "token:ci");
     assert_eq!(made.summary, "created: role operator, expires never");
     assert_eq!(

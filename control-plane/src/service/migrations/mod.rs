@@ -137,6 +137,7 @@ impl Migrations {
     }
 
     pub async fn cancel(&self, id: JobId) -> Result<Job> {
+        crate::call::set_target(format!("job:{id}"));
         let uploads = self.store.recorded_uploads(id).await?;
         self.transition(id, |job| {
             job.state = job
@@ -153,6 +154,7 @@ impl Migrations {
     /// Starts a failed or cancelled job over under the next attempt; objects verified
     /// by earlier attempts are kept and skipped.
     pub async fn retry(&self, id: JobId) -> Result<Job> {
+        crate::call::set_target(format!("job:{id}"));
         let job = self.get(id).await?;
         if let Some(active) = self.store.has_active_job(job.dataset_id).await? {
             if active.id != id {
@@ -176,6 +178,7 @@ impl Migrations {
     }
 
     pub async fn set_bandwidth_limit(&self, id: JobId, limit: Option<u64>) -> Result<Job> {
+        crate::call::set_target(format!("job:{id}"));
         self.transition(id, |job| {
             if job.state.is_terminal() {
                 return Err(Error::FailedPrecondition(format!(

@@ -129,6 +129,7 @@ impl Migrations {
     /// Plans a migration. The same idempotency key returns the same job, also under
     /// concurrent calls; a different key while the dataset has an unfinished job fails.
     pub async fn plan(&self, req: PlanRequest) -> Result<(Job, bool)> {
+        crate::call::set_target(format!("dataset:{}", req.dataset));
         if let Some(key) = &req.idempotency_key {
             if let Some(existing) = self.store.find_job_by_key(key).await? {
                 return self.same_plan(existing, &req).await.map(|job| (job, false));
