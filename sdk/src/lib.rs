@@ -1,14 +1,18 @@
 //! Typed client for Ferry's gRPC API (`ferry.v1`).
 //!
-//! [`Client`] owns one connection to a control plane. It hands out the generated stubs of
-//! all seven services for full access, and wraps the catalogue (sites, datasets, policies),
+//! [`Client`] owns one connection to a control plane and sends a bearer token on every
+//! call ([`Client::with_token`]). It hands out the generated stubs of all eight services
+//! for full access, and wraps the catalogue (sites, datasets, policies),
 //! placement recommendations, migration jobs and agents in methods that validate their
 //! input, follow pagination to the end and report failures as one [`Error`] type carrying
 //! the gRPC code.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), ferry_sdk::Error> {
-//! let client = ferry_sdk::Client::connect("127.0.0.1:50051").await?;
+//! let token = std::env::var("FERRY_TOKEN").unwrap_or_default();
+//! let client = ferry_sdk::Client::connect("127.0.0.1:50051")
+//!     .await?
+//!     .with_token(&token)?;
 //! for site in client.list_sites(Some(ferry_sdk::pb::Tier::Hot)).await? {
 //!     println!("{} {}", site.name, site.uri);
 //! }
