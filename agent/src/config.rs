@@ -21,6 +21,15 @@ pub struct AgentConfig {
     pub control_plane: String,
     /// The NATS server with JetStream that carries jobs and progress.
     pub nats_url: String,
+    /// The agent's NATS user, when nats-server requires one: the user of its site,
+    /// which may take only that site's tasks (`ferry nats-user --site SITE`).
+    pub nats_user: Option<String>,
+    /// That user's password (`FERRY_AGENT_NATS_PASSWORD`); never printed. Prefer
+    /// `nats_password_file`.
+    #[serde(default, skip_serializing)]
+    pub nats_password: Option<SecretString>,
+    /// A file whose first line is the NATS password (`FERRY_AGENT_NATS_PASSWORD_FILE`).
+    pub nats_password_file: Option<PathBuf>,
     /// Holds the agent's id across restarts, so it resumes the jobs it held.
     pub state_dir: PathBuf,
     /// Objects copied or verified at once.
@@ -123,6 +132,9 @@ impl Default for AgentConfig {
             site: String::new(),
             control_plane: "http://127.0.0.1:50051".into(),
             nats_url: "nats://127.0.0.1:4222".into(),
+            nats_user: None,
+            nats_password: None,
+            nats_password_file: None,
             state_dir,
             concurrency: 16,
             memory_budget_mib: 160,
@@ -227,6 +239,7 @@ impl AgentConfig {
                 self.nats_url
             ));
         }
+        self.nats_credentials()?;
         if !(1..=1024).contains(&self.concurrency) {
             return Err("concurrency: must be 1 to 1024".into());
         }
@@ -298,14 +311,46 @@ impl AgentConfig {
         let Some(path) = &self.token_file else {
             return Ok(None);
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("token_file: cannot read {}: {e}", path.display()))?;
-        let token = text.lines().next().unwrap_or_default().trim();
-        if token.is_empty() {
-            return Err(format!("token_file: {} is empty", path.display()));
-        }
-        Ok(Some(SecretString::from(token.to_owned())))
+        read_secret_line(path)
+            .map(Some)
+            .map_err(|e| format!("token_file: {e}"))
     }
+
+    /// The NATS user and password: none without `nats_user`; with it, exactly one of
+    /// `nats_password` and `nats_password_file`.
+    pub fn nats_credentials(&self) -> Result<Option<(String, SecretString)>, String> {
+        let password = match (&self.nats_password, &self.nats_password_file) {
+            (Some(_), Some(_)) => {
+                return Err("nats_password_file: set either nats_password \
+                            (FERRY_AGENT_NATS_PASSWORD) or nats_password_file, not both"
+                    .into())
+            }
+            (Some(p), None) => Some(p.clone()),
+            (None, Some(path)) => {
+                Some(read_secret_line(path).map_err(|e| format!("nats_password_file: {e}"))?)
+            }
+            (None, None) => None,
+        };
+        match (&self.nats_user, password) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err("nats_user: required with a NATS password".into()),
+            (Some(_), None) => Err("nats_password_file: nats_user needs a password \
+                                    (nats_password or nats_password_file)"
+                .into()),
+            (Some(user), Some(password)) => Ok(Some((user.clone(), password))),
+        }
+    }
+}
+
+/// The first line of a secret file, trimmed; an empty one is an error.
+fn read_secret_line(path: &Path) -> Result<SecretString, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let line = text.lines().next().unwrap_or_default().trim();
+    if line.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(SecretString::from(line.to_owned()))
 }
 
 #[cfg(test)]
@@ -349,6 +394,29 @@ mod tests {
                 err.starts_with("tls.cert_file: cannot read agent.pem"),
                 "{err}"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_nats_password_comes_from_the_environment_or_a_file_with_a_user() {
+        use secrecy::ExposeSecret;
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FERRY_AGENT_SITE", "fast");
+            let load = || AgentConfig::load(None, &Overrides::default());
+            assert!(load().unwrap().nats_credentials().unwrap().is_none());
+            jail.set_env("FERRY_AGENT_NATS_PASSWORD", "nats-from-env");
+            let err = load().unwrap_err();
+            assert_eq!(err, "nats_user: required with a NATS password");
+            jail.set_env("FERRY_AGENT_NATS_USER", "ferry-agent-fast");
+            let (user, password) = load().unwrap().nats_credentials().unwrap().unwrap();
+            assert_eq!(user, "ferry-agent-fast");
+            assert_eq!(password.expose_secret(), "nats-from-env");
+            assert!(!format!("{:?}", load().unwrap()).contains("nats-from"));
+            jail.create_file("nats.password", "nats-from-file\n")?;
+            jail.set_env("FERRY_AGENT_NATS_PASSWORD_FILE", "nats.password");
+            let err = load().unwrap_err();
+            assert!(err.starts_with("nats_password_file: set either"), "{err}");
             Ok(())
         });
     }

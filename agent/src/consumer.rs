@@ -17,8 +17,6 @@ use tracing::{info, warn, Instrument};
 
 use crate::executor::{Executor, Outcome};
 
-const JOBS_STREAM: &str = "FERRY_JOBS";
-
 pub async fn run(
     js: jetstream::Context,
     site_id: &str,
@@ -183,17 +181,19 @@ async fn site_consumer(
     site_id: &str,
     ack_wait: Duration,
 ) -> Result<consumer::PullConsumer, String> {
+    use ferry_proto::bus::{jobs_subject, site_consumer, JOBS_STREAM};
+    // No stream info: a site's NATS user may see its own consumer, not the stream.
     let stream = js
-        .get_stream(JOBS_STREAM)
+        .get_stream_no_info(JOBS_STREAM)
         .await
         .map_err(|e| format!("stream {JOBS_STREAM}: {e}"))?;
-    let name = format!("agents-{site_id}");
+    let name = site_consumer(site_id);
     let consumer = stream
         .get_or_create_consumer(
             &name,
             consumer::pull::Config {
                 durable_name: Some(name.clone()),
-                filter_subject: format!("ferry.jobs.{site_id}"),
+                filter_subject: jobs_subject(site_id),
                 ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait,
                 max_deliver: 50,

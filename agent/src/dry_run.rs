@@ -25,10 +25,10 @@ const CONCURRENT: usize = 2;
 
 /// Answers the site's dry runs until `shutdown`.
 pub async fn serve(nats: Client, control: Arc<ControlPlane>, shutdown: CancellationToken) {
-    let subject = format!("ferry.dryrun.{}", control.site_id());
+    let subject = ferry_proto::bus::dry_run_subject(control.site_id());
     let mut questions = loop {
         match nats
-            .queue_subscribe(subject.clone(), "agents".to_owned())
+            .queue_subscribe(subject.clone(), ferry_proto::bus::DRY_RUN_QUEUE.to_owned())
             .await
         {
             Ok(subscription) => break subscription,

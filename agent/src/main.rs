@@ -120,7 +120,15 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let nats = async_nats::ConnectOptions::new()
+    let mut nats = async_nats::ConnectOptions::new();
+    if let Some((user, password)) = config.nats_credentials().map_err(anyhow::Error::msg)? {
+        use secrecy::ExposeSecret;
+        info!(user, "connecting to NATS as its site's user");
+        nats = nats.user_and_password(user, password.expose_secret().to_owned());
+    }
+    // Replies come to this site's own inboxes, the only ones its NATS user may read.
+    let nats = nats
+        .custom_inbox_prefix(ferry_proto::bus::agent_inbox_prefix(control.site_id()))
         .name(format!("ferry-agent-{}", control.agent_id()))
         .retry_on_initial_connect()
         .connect(config.nats_url.as_str())

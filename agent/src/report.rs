@@ -1,5 +1,6 @@
 //! Progress reports to the control plane over `FERRY_PROGRESS`, each awaited until
-//! JetStream acknowledges that it is stored. Every report carries the job's attempt.
+//! JetStream acknowledges that it is stored. Every report carries the job's attempt;
+//! its subject names the agent's site, which the control plane checks runs the job.
 
 use std::time::Duration;
 
@@ -37,10 +38,17 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    pub fn new(js: jetstream::Context, command: &pb::JobCommand, agent_id: &str) -> Self {
+    /// Reports of `command` by an agent of `site_id`, on that site's progress subject
+    /// (the only one its NATS user may publish to).
+    pub fn new(
+        js: jetstream::Context,
+        command: &pb::JobCommand,
+        site_id: &str,
+        agent_id: &str,
+    ) -> Self {
         Reporter {
             js,
-            subject: format!("ferry.progress.{}", command.job_id),
+            subject: ferry_proto::bus::progress_subject(site_id, &command.job_id),
             job_id: command.job_id.clone(),
             attempt: command.attempt,
             task_id: command.task_id.clone(),

@@ -53,6 +53,61 @@ pub struct DatabaseConfig {
 pub struct NatsConfig {
     /// NATS server with JetStream that carries jobs and progress.
     pub url: String,
+    /// The control plane's user, when nats-server requires one (see docs/operations.md,
+    /// "NATS authentication").
+    pub user: Option<String>,
+    /// That user's password (`FERRY_NATS__PASSWORD`); never printed. Prefer
+    /// `password_file`.
+    #[serde(default, skip_serializing)]
+    pub password: Option<SecretString>,
+    /// A file whose first line is the password, read at start.
+    pub password_file: Option<PathBuf>,
+}
+
+impl NatsConfig {
+    /// The user and password to connect with: none without `user`; with it, exactly
+    /// one of `password` and `password_file`.
+    pub fn credentials(&self) -> Result<Option<crate::bus::Credentials>, String> {
+        let password =
+            match (&self.password, &self.password_file) {
+                (Some(_), Some(_)) => return Err(
+                    "nats.password_file: set either nats.password or nats.password_file, not both"
+                        .into(),
+                ),
+                (Some(p), None) => Some(p.clone()),
+                (None, Some(path)) => {
+                    Some(read_secret_line(path).map_err(|e| format!("nats.password_file: {e}"))?)
+                }
+                (None, None) => None,
+            };
+        match (&self.user, password) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err("nats.user: required with a NATS password".into()),
+            (Some(_), None) => {
+                Err("nats.password_file: nats.user needs a password (nats.password or nats.password_file)".into())
+            }
+            (Some(user), Some(password)) => {
+                if user.is_empty() || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(format!("nats.user: '{user}' must be a non-empty name without spaces"));
+                }
+                Ok(Some(crate::bus::Credentials {
+                    user: user.clone(),
+                    password,
+                }))
+            }
+        }
+    }
+}
+
+/// The first line of a secret file, trimmed; an empty one is an error.
+fn read_secret_line(path: &std::path::Path) -> Result<SecretString, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let line = text.lines().next().unwrap_or_default().trim();
+    if line.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(SecretString::from(line.to_owned()))
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -148,6 +203,9 @@ impl Default for Config {
             auth: AuthConfig { enabled: true },
             nats: NatsConfig {
                 url: "nats://127.0.0.1:4222".into(),
+                user: None,
+                password: None,
+                password_file: None,
             },
             agents: AgentsConfig::default(),
             autopilot: AutopilotConfig { interval_secs: 60 },
@@ -260,6 +318,7 @@ impl Config {
                 self.nats.url
             ));
         }
+        self.nats.credentials()?;
         if self.agents.dry_run_timeout_secs == 0 {
             return Err("agents.dry_run_timeout_secs: must be at least 1".into());
         }
@@ -394,6 +453,31 @@ mod tests {
                     .auth
                     .enabled
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_nats_password_comes_from_the_environment_or_a_file_with_a_user() {
+        use secrecy::ExposeSecret;
+        figment::Jail::expect_with(|jail| {
+            let load = || Config::load(None, &Overrides::default());
+            assert!(load().unwrap().nats.credentials().unwrap().is_none());
+            jail.set_env("FERRY_NATS__USER", "ferry-control-plane");
+            let err = load().unwrap_err();
+            assert!(
+                err.starts_with("nats.password_file: nats.user needs"),
+                "{err}"
+            );
+            jail.create_file("nats.password", "s3cret-from-file\n")?;
+            jail.set_env("FERRY_NATS__PASSWORD_FILE", "nats.password");
+            let credentials = load().unwrap().nats.credentials().unwrap().unwrap();
+            assert_eq!(credentials.user, "ferry-control-plane");
+            assert_eq!(credentials.password.expose_secret(), "s3cret-from-file");
+            jail.set_env("FERRY_NATS__PASSWORD", "s3cret-from-env");
+            let err = load().unwrap_err();
+            assert!(err.contains("not both"), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
             Ok(())
         });
     }

@@ -57,10 +57,12 @@ pub async fn serve(
     let relay_wakeup = Arc::new(tokio::sync::Notify::new());
     let migrations = Migrations::new(catalogue.clone(), relay_wakeup.clone());
     let agents = Agents::new(catalogue.clone());
-    let bus = Bus::connect(&config.nats.url)
+    let nats_credentials = config.nats.credentials().map_err(anyhow::Error::msg)?;
+    let nats_user = nats_credentials.as_ref().map(|c| c.user.clone());
+    let bus = Bus::connect(&config.nats.url, nats_credentials)
         .await
         .context("connecting to NATS")?;
-    info!(url = %config.nats.url, "dispatching over NATS JetStream");
+    info!(url = %config.nats.url, user = nats_user.as_deref().unwrap_or("(none)"), "dispatching over NATS JetStream");
     let background = [
         tokio::spawn(bus::relay::run(store.clone(), bus.clone(), relay_wakeup)),
         tokio::spawn(bus::progress::run(bus.clone(), migrations.clone())),

@@ -1,7 +1,8 @@
 //! The `ferry.v1` protocol: messages and service stubs generated from `proto/ferry/v1`,
-//! the file descriptor set for server reflection, and conversions of the well-known
-//! protobuf types that every crate needs.
+//! the file descriptor set for server reflection, conversions of the well-known
+//! protobuf types that every crate needs, and the NATS subjects and permissions (`bus`).
 
+pub mod bus;
 pub mod time;
 
 /// Generated `ferry.v1` messages, clients and servers.

@@ -172,7 +172,12 @@ impl Executor {
                 Err(e) => Outcome::Dropped(e.to_string()),
             };
         }
-        let reporter = Reporter::new(self.js.clone(), command, self.control.agent_id());
+        let reporter = Reporter::new(
+            self.js.clone(),
+            command,
+            self.control.site_id(),
+            self.control.agent_id(),
+        );
         // Cancelled by the agent's shutdown or when the job is over; `job_over` alone
         // tells the second apart, when unfinished uploads are no use to anyone.
         let cancel = cancel.child_token();

@@ -16,22 +16,16 @@ use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 
 use crate::{
-    domain::ids::{JobId, SiteId},
+    domain::ids::SiteId,
     error::{Error, Result},
 };
 
-pub const JOBS_STREAM: &str = "FERRY_JOBS";
-pub const PROGRESS_STREAM: &str = "FERRY_PROGRESS";
-pub const EVENTS_STREAM: &str = "FERRY_EVENTS";
+pub use ferry_proto::bus::{EVENTS_STREAM, JOBS_STREAM, PROGRESS_STREAM};
 /// How long JetStream remembers a `Nats-Msg-Id` to drop a repeat publish.
 pub const DEDUPE_WINDOW: Duration = Duration::from_secs(120);
 
 pub fn jobs_subject(site: SiteId) -> String {
-    format!("ferry.jobs.{site}")
-}
-
-pub fn progress_subject(job: JobId) -> String {
-    format!("ferry.progress.{job}")
+    ferry_proto::bus::jobs_subject(&site.to_string())
 }
 
 pub fn access_subject(dataset: crate::domain::ids::DatasetId) -> String {
@@ -40,7 +34,15 @@ pub fn access_subject(dataset: crate::domain::ids::DatasetId) -> String {
 
 /// Where the agents of a site answer dry runs (NATS request and reply, no JetStream).
 pub fn dry_run_subject(site: SiteId) -> String {
-    format!("ferry.dryrun.{site}")
+    ferry_proto::bus::dry_run_subject(&site.to_string())
+}
+
+/// The user and password the control plane presents to nats-server, when it asks for
+/// them (see docs/operations.md, "NATS authentication").
+#[derive(Clone)]
+pub struct Credentials {
+    pub user: String,
+    pub password: secrecy::SecretString,
 }
 
 /// A connection to NATS with JetStream. Cheap to clone.
@@ -64,8 +66,13 @@ pub enum NoAnswer {
 impl Bus {
     /// Connects in the background: the control plane serves its catalogue while NATS is
     /// unreachable, and the relay publishes once it is back.
-    pub async fn connect(url: &str) -> Result<Self> {
-        let client = async_nats::ConnectOptions::new()
+    pub async fn connect(url: &str, credentials: Option<Credentials>) -> Result<Self> {
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some(Credentials { user, password }) = credentials {
+            use secrecy::ExposeSecret;
+            options = options.user_and_password(user, password.expose_secret().to_owned());
+        }
+        let client = options
             .name("ferry-control-plane")
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))

@@ -4,13 +4,17 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{consumer, AckKind};
+use async_nats::jetstream::{self, consumer, AckKind};
 use futures::StreamExt;
 use tracing::{info, warn};
 
 use super::{Bus, PROGRESS_STREAM};
 use crate::convert::decode_report;
-use crate::{error::Error, service::Migrations};
+use crate::{
+    domain::{ids::SiteId, report::Report},
+    error::Error,
+    service::Migrations,
+};
 
 const CONSUMER: &str = "control-plane";
 
@@ -50,15 +54,15 @@ async fn consume(
     let mut messages = consumer.messages().await?;
     while let Some(message) = messages.next().await {
         let message = message?;
-        let report = match decode_report(&message.payload, migrations.catalogue().clock().now()) {
-            Ok(report) => report,
-            Err(e) => {
-                warn!(subject = %message.subject, error = %e, "malformed report dropped");
+        let (report, from) = match read(&message, migrations) {
+            Ok(read) => read,
+            Err(reason) => {
+                warn!(subject = %message.subject, reason, "report dropped");
                 message.ack().await?;
                 continue;
             }
         };
-        match migrations.apply(report).await {
+        match migrations.apply(report, from).await {
             Ok(()) => message.ack().await?,
             Err(e @ (Error::Unavailable(_) | Error::Internal(_) | Error::Conflict(_))) => {
                 warn!(error = %e, "applying a report failed; it will be redelivered");
@@ -73,4 +77,23 @@ async fn consume(
         }
     }
     Ok(())
+}
+
+/// The report a message carries and the site that sent it, which its subject
+/// (`ferry.progress.<site id>.<job id>`) names; the job there must be the report's own.
+fn read(message: &jetstream::Message, migrations: &Migrations) -> Result<(Report, SiteId), String> {
+    let (site, job) = ferry_proto::bus::parse_progress_subject(&message.subject)
+        .ok_or("its subject names no site (an agent older than this control plane?)")?;
+    let from: SiteId = site
+        .parse()
+        .map_err(|_| format!("'{site}' in its subject is not a site id"))?;
+    let report = decode_report(&message.payload, migrations.catalogue().clock().now())
+        .map_err(|e| format!("malformed: {e}"))?;
+    if report.job_id.to_string() != job {
+        return Err(format!(
+            "it is about job {} but was sent on the subject of job {job}",
+            report.job_id
+        ));
+    }
+    Ok((report, from))
 }

@@ -94,7 +94,7 @@ mod tests {
         domain::{
             agent::Agent,
             dataset::{DatasetPath, NewDataset},
-            ids::{AgentId, JobId},
+            ids::{AgentId, JobId, SiteId},
             job::{JobObject, ObjectStatus},
             labels::Labels,
             name::{Name, Ref},
@@ -111,6 +111,8 @@ mod tests {
         migrations: Migrations,
         clock: Arc<ManualClock>,
         agent: AgentId,
+        /// The source site, which runs the fixture's jobs (both sides are S3).
+        source: SiteId,
         _dir: tempfile::TempDir,
     }
 
@@ -122,6 +124,7 @@ mod tests {
             let vault = Vault::load(None, &dir.path().join("master.key")).unwrap();
             let clock = Arc::new(ManualClock::starting_at(Utc::now()));
             let catalogue = Catalogue::new(store, Arc::new(vault), SharedClock::new(clock.clone()));
+            let mut source = None;
             for (name, uri) in [("src", "s3://src"), ("dst", "s3://dst")] {
                 let site = NewSite {
                     name: Name::parse("name", name).unwrap(),
@@ -139,10 +142,11 @@ mod tests {
                     },
                     bandwidth_limit: None,
                 };
-                catalogue
+                let site = catalogue
                     .create_site(site, Credentials::default())
                     .await
                     .unwrap();
+                source.get_or_insert(site.id);
             }
             let dataset = NewDataset {
                 name: Name::parse("name", "d").unwrap(),
@@ -160,6 +164,7 @@ mod tests {
                 migrations: Migrations::new(catalogue, Arc::new(Notify::new())),
                 clock,
                 agent: AgentId::new(),
+                source: source.unwrap(),
                 _dir: dir,
             }
         }
@@ -192,13 +197,16 @@ mod tests {
 
         async fn report(&self, job_id: JobId, task: &str, event: ReportEvent) {
             self.migrations
-                .apply(Report {
-                    job_id,
-                    attempt: 1,
-                    task_id: task.into(),
-                    agent_id: None,
-                    event,
-                })
+                .apply(
+                    Report {
+                        job_id,
+                        attempt: 1,
+                        task_id: task.into(),
+                        agent_id: None,
+                        event,
+                    },
+                    self.source,
+                )
                 .await
                 .unwrap();
         }

@@ -57,3 +57,18 @@ pub enum ReportEvent {
         error: Option<String>,
     },
 }
+
+impl ReportEvent {
+    /// What kind of report this is, for logs and the audit log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReportEvent::Started => "started",
+            ReportEvent::Listed { .. } => "listed",
+            ReportEvent::Objects(_) => "objects",
+            ReportEvent::TaskListed { .. } => "task listed",
+            ReportEvent::Upload { .. } => "upload",
+            ReportEvent::Phase(_) => "phase",
+            ReportEvent::Finished { .. } => "finished",
+        }
+    }
+}

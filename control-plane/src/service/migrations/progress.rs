@@ -9,9 +9,11 @@ use super::{Migrations, JOB_UPDATE_ATTEMPTS};
 use crate::{
     bus::messages,
     domain::{
-        ids::JobId,
+        audit::AuditEvent,
+        ids::{AuditEventId, JobId, SiteId},
         job::{Job, JobState},
         name::Ref,
+        principal::Role,
         report::{Report, ReportEvent, COPY_TASK, LIST_TASK, RETIRE_TASK},
     },
     error::{Error, Result},
@@ -22,13 +24,46 @@ impl Migrations {
     /// Applies one agent report. Reports of another attempt than the job's, or for a job
     /// that has ended, change nothing: that is the fencing that keeps a late agent from
     /// switching or completing a job twice.
-    pub async fn apply(&self, report: Report) -> Result<()> {
+    ///
+    /// `from` is the site the report came from, as its bus subject names it (which
+    /// nats-server's permissions vouch for). A report from any other site than the one
+    /// that runs the job is refused, audited and changes nothing.
+    pub async fn apply(&self, report: Report, from: SiteId) -> Result<()> {
         let Some(job) = self.store.find_job(report.job_id).await? else {
             warn!(job_id = %report.job_id, "report for an unknown job dropped");
             return Ok(());
         };
         let span = job_span(&job);
+        if job.executing_site_id != from {
+            return self.refuse(&job, &report, from).instrument(span).await;
+        }
         self.apply_to(job, report).instrument(span).await
+    }
+
+    /// Records a report that came from a site that does not run its job: it is dropped,
+    /// and the audit log says who tried.
+    async fn refuse(&self, job: &Job, report: &Report, from: SiteId) -> Result<()> {
+        let outcome = format!(
+            "denied: site {from} does not run job {}; site {} does",
+            job.id, job.executing_site_id
+        );
+        warn!(site = %from, task = %report.task_id, "{outcome}; report dropped");
+        self.store
+            .append_audit(&AuditEvent {
+                id: AuditEventId::new(),
+                at: self.catalogue.clock().now(),
+                principal: format!("nats:site:{from}"),
+                role: Role::Agent,
+                method: "bus:progress".into(),
+                resource: format!("job:{}", job.id),
+                summary: format!(
+                    "{} report of task {}",
+                    report.event.kind(),
+                    report.task_id.chars().take(64).collect::<String>()
+                ),
+                outcome,
+            })
+            .await
     }
 
     async fn apply_to(&self, job: Job, report: Report) -> Result<()> {

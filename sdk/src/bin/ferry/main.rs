@@ -8,6 +8,7 @@ mod enums;
 mod events;
 mod job;
 mod json;
+mod nats;
 mod output;
 mod parse;
 mod policy;
@@ -169,6 +170,13 @@ enum Command {
     Token(token::TokenCommand),
     /// The audit log: every change, and every refused call, newest first (admin only)
     Audit(token::AuditArgs),
+    /// The nats-server user of the control plane or of one site's agents
+    ///
+    /// Prints an entry for the `users` list of nats-server's `authorization` block: the
+    /// password as a bcrypt hash and, for a site, subject permissions that let its
+    /// agents take only that site's tasks and report only under it. See
+    /// docs/operations.md, "NATS authentication".
+    NatsUser(nats::NatsUserArgs),
 }
 
 /// What a command leaves for `main` once it has run without error.
@@ -275,6 +283,7 @@ fn main() -> ExitCode {
             Command::Events(command) => events::run(command, &context).await.map(Outcome::print),
             Command::Token(command) => token::run(command, &context).await.map(Outcome::print),
             Command::Audit(args) => token::audit(args, &context).await.map(Outcome::print),
+            Command::NatsUser(args) => nats::run(args, &context).await.map(Outcome::print),
         }
     });
     match result {
