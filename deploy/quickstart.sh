@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Ferry quickstart: builds the binaries, starts a private nats-server (JetStream), a
-# control plane over an embedded SQLite catalogue and an agent; registers two
+# Ferry quickstart: builds the binaries, starts a private nats-server (JetStream, a user
+# per service), a control plane over an embedded SQLite catalogue and an agent; registers two
 # file-system sites, a dataset of generated files and a tiering policy with the `ferry`
 # CLI; records access events, asks for a recommendation, approves it, watches the
 # migration copy, verify and switch to completion, and checks the bytes at the
@@ -56,8 +56,39 @@ while True:
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
     if p != int(sys.argv[1]): print(p); break
 ' "$port")
-log "starting nats-server with JetStream on 127.0.0.1:$nats_port"
-"$nats_server" -js -a 127.0.0.1 -p "$nats_port" -sd "$work/jetstream" -l "$work/nats-server.log" &
+# It runs with authentication, as in production: a user for the control plane and one
+# per agent site, whose subject permissions confine that site's agents to its own work
+# (docs/operations.md, "NATS authentication"). `ferry nats-user` writes each entry, its
+# password bcrypt-hashed; the passwords stay in files only their owners read.
+mkdir -p "$work/nats/users"
+write_nats_conf() {
+  {
+    printf 'listen: "127.0.0.1:%s"\npid_file: "%s"\n' "$nats_port" "$work/nats/nats-server.pid"
+    printf 'jetstream { store_dir: "%s" }\n' "$work/jetstream"
+    printf 'authorization {\n  users = [\n'
+    cat "$work"/nats/users/*.conf
+    printf '  ]\n}\n'
+  } >"$work/nats/nats-server.conf.tmp"
+  mv "$work/nats/nats-server.conf.tmp" "$work/nats/nats-server.conf"
+}
+# Adds a user: rewrites the configuration and has nats-server reload it.
+reload_nats() {
+  local before
+  before=$(grep -c "Reloaded server configuration" "$work/nats-server.log" || true)
+  write_nats_conf
+  kill -HUP "$(cat "$work/nats/nats-server.pid")"
+  for _ in $(seq 1 100); do
+    (($(grep -c "Reloaded server configuration" "$work/nats-server.log" || true) > before)) && return
+    sleep 0.1
+  done
+  echo "nats-server did not reload its configuration" >&2
+  exit 1
+}
+ferry nats-user --control-plane --password-file "$work/nats/control-plane.password" \
+  >"$work/nats/users/control-plane.conf"
+write_nats_conf
+log "starting nats-server with JetStream and authentication on 127.0.0.1:$nats_port"
+"$nats_server" -c "$work/nats/nats-server.conf" -l "$work/nats-server.log" &
 pids+=($!)
 for _ in $(seq 1 100); do
   grep -q "Server is ready" "$work/nats-server.log" 2>/dev/null && break
@@ -65,6 +96,7 @@ for _ in $(seq 1 100); do
 done
 
 log "starting the control plane on 127.0.0.1:$port (data and logs in $work)"
+FERRY_NATS__USER=ferry-control-plane FERRY_NATS__PASSWORD_FILE="$work/nats/control-plane.password" \
 "$bin/ferry-control-plane" --listen "127.0.0.1:$port" --data-dir "$work/data" \
   --nats-url "nats://127.0.0.1:$nats_port" >"$work/control-plane.log" 2>&1 &
 cp_pid=$!
@@ -106,9 +138,13 @@ log "a policy for the genomics team: hot data on 'fast', cold data on 'archive'"
 ferry policy create genomics-tiering --selector team=genomics --hot-after 60s --warm-after 10m \
   --place hot=fast --place cold=archive --verify full
 
-log "starting an agent for the site 'fast', with a token bound to that site"
+log "starting an agent for the site 'fast', with a token and a NATS user bound to that site"
 ferry token create agent-fast --role agent --site fast --secret-file "$work/agent-fast.token"
-FERRY_AGENT_TOKEN_FILE="$work/agent-fast.token" \
+ferry nats-user --site fast --password-file "$work/nats/agent-fast.password" \
+  | tee "$work/nats/users/agent-fast.conf"
+reload_nats
+FERRY_AGENT_TOKEN_FILE="$work/agent-fast.token" FERRY_AGENT_NATS_USER=ferry-agent-fast \
+FERRY_AGENT_NATS_PASSWORD_FILE="$work/nats/agent-fast.password" \
 "$bin/ferry-agent" --site fast --control-plane "$FERRY_SERVER" \
   --nats-url "nats://127.0.0.1:$nats_port" --state-dir "$work/agent" >"$work/agent.log" 2>&1 &
 pids+=($!)

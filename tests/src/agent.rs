@@ -11,7 +11,7 @@ use std::{
 
 use ferry_proto::v1 as pb;
 
-use crate::{binaries, ControlPlane};
+use crate::{binaries, nats::NatsAccess, ControlPlane};
 
 /// How long an agent may take to become ready: it registers and pulls within a tenth of
 /// a second when its control plane and broker are up.
@@ -29,7 +29,7 @@ pub struct Agent {
     args: Vec<String>,
     env: Vec<(String, String)>,
     control_plane: String,
-    nats_url: String,
+    nats: NatsAccess,
     site: String,
     log_path: PathBuf,
     state_dir: PathBuf,
@@ -45,18 +45,28 @@ impl Agent {
     /// The site must exist.
     pub async fn start(cp: &ControlPlane, site: &str, env: &[(&str, &str)]) -> Self {
         let token = cp.agent_token(site).await;
+        let site_id = cp
+            .client()
+            .await
+            .get_site(site)
+            .await
+            .unwrap_or_else(|e| panic!("site {site}: {e}"))
+            .id;
+        let (user, password) = cp.nats_access().agent_user(&site_id).await;
         let mut env = env.to_vec();
         env.push(("FERRY_AGENT_TOKEN", &token));
-        let mut agent = Self::spawn(&cp.endpoint(), cp.nats_url(), site, &env);
+        env.push(("FERRY_AGENT_NATS_USER", &user));
+        env.push(("FERRY_AGENT_NATS_PASSWORD", &password));
+        let mut agent = Self::spawn(&cp.endpoint(), cp.nats_access(), site, &env);
         agent.wait_ready().await;
         agent
     }
 
     /// Spawns an agent for `site` with a short ack wait (so redelivery after a crash is
     /// quick) plus the given `FERRY_AGENT_…` settings (its token as
-    /// `FERRY_AGENT_TOKEN`, fault injection), and returns at once: for an agent that is
-    /// not meant to become ready yet. Most tests want [`Agent::start`].
-    pub fn spawn(control_plane: &str, nats_url: &str, site: &str, env: &[(&str, &str)]) -> Self {
+    /// `FERRY_AGENT_TOKEN`, its NATS user, fault injection), and returns at once: for an
+    /// agent that is not meant to become ready yet. Most tests want [`Agent::start`].
+    pub fn spawn(control_plane: &str, nats: &NatsAccess, site: &str, env: &[(&str, &str)]) -> Self {
         let temp = tempfile::tempdir().expect("temp dir for the agent");
         let state_dir = temp.path().join("state");
         let args = vec![
@@ -65,7 +75,7 @@ impl Agent {
             "--control-plane".to_owned(),
             control_plane.to_owned(),
             "--nats-url".to_owned(),
-            nats_url.to_owned(),
+            nats.url().to_owned(),
             "--state-dir".to_owned(),
             state_dir.display().to_string(),
         ];
@@ -87,7 +97,7 @@ impl Agent {
             args,
             env,
             control_plane: control_plane.to_owned(),
-            nats_url: nats_url.to_owned(),
+            nats: nats.clone(),
             site: site.to_owned(),
             log_path: temp.path().join("agent.log"),
             state_dir,
@@ -191,11 +201,9 @@ impl Agent {
         let consumer = format!("agents-{}", this.site);
         let jetstream = match &probe.jetstream {
             Some(js) => js,
-            None => probe.jetstream.insert(async_nats::jetstream::new(
-                async_nats::connect(&self.nats_url)
-                    .await
-                    .map_err(|e| format!("connecting to NATS: {e}"))?,
-            )),
+            None => probe
+                .jetstream
+                .insert(async_nats::jetstream::new(self.nats.connect().await)),
         };
         let info = jetstream
             .get_stream(JOBS_STREAM)

@@ -12,15 +12,15 @@ use tonic_health::pb::{
 
 use ferry_sdk::TlsFiles;
 
-use crate::{binaries, free_port, NatsServer};
+use crate::{binaries, free_port, nats::NatsAccess, NatsServer};
 
 /// How to start a control plane.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Options {
     /// `None`: SQLite in the data directory.
     pub database_url: Option<String>,
     /// `None`: a private nats-server started for this control plane.
-    pub nats_url: Option<String>,
+    pub nats: Option<NatsAccess>,
     /// Reuse this data directory (to restart over the same state).
     pub data_dir: Option<PathBuf>,
     pub extra_env: Vec<(String, String)>,
@@ -36,7 +36,7 @@ pub struct ControlPlane {
     port: u16,
     data_dir: PathBuf,
     log_path: PathBuf,
-    nats_url: String,
+    nats: NatsAccess,
     client_tls: Option<TlsFiles>,
     /// The admin token the control plane wrote on first start; `None` with
     /// authentication off.
@@ -54,11 +54,11 @@ impl ControlPlane {
     }
 
     pub async fn start_with(options: Options) -> Self {
-        let (nats_url, nats) = match &options.nats_url {
-            Some(url) => (url.clone(), None),
+        let (access, nats) = match &options.nats {
+            Some(access) => (access.clone(), None),
             None => {
                 let nats = NatsServer::start().await;
-                (nats.url(), Some(nats))
+                (nats.access(), Some(nats))
             }
         };
         let temp = tempfile::tempdir().expect("temp dir for the control plane");
@@ -75,13 +75,16 @@ impl ControlPlane {
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("--nats-url")
-            .arg(&nats_url)
+            .arg(access.url())
             .env("FERRY_LOG__FILTER", "debug")
             .env_remove("FERRY_MASTER_KEY")
             .env_remove("FERRY_DATABASE__URL")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cloning the log handle"))
             .stderr(log);
+        for (k, v) in access.control_plane_env() {
+            cmd.env(k, v);
+        }
         if let Some(url) = &options.database_url {
             cmd.arg("--database-url").arg(url);
         }
@@ -94,7 +97,7 @@ impl ControlPlane {
             port,
             data_dir,
             log_path,
-            nats_url,
+            nats: access,
             client_tls: options.client_tls,
             admin_token: None,
             agent_tokens: Default::default(),
@@ -162,7 +165,12 @@ impl ControlPlane {
 
     /// The NATS server this control plane dispatches through.
     pub fn nats_url(&self) -> &str {
-        &self.nats_url
+        self.nats.url()
+    }
+
+    /// The URL, users and credentials of that server.
+    pub fn nats_access(&self) -> &NatsAccess {
+        &self.nats
     }
 
     /// `http://127.0.0.1:<port>`, or `https://localhost:<port>` under TLS.

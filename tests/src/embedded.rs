@@ -34,7 +34,12 @@ impl EmbeddedControlPlane {
         let config = Config {
             listen: format!("127.0.0.1:{port}"),
             data_dir: temp.path().join("data"),
-            nats: ferry_control_plane::config::NatsConfig { url: nats.url() },
+            nats: ferry_control_plane::config::NatsConfig {
+                url: nats.url(),
+                user: Some(crate::nats::CONTROL_PLANE_USER.into()),
+                password: None,
+                password_file: Some(nats.access().control_plane_password_file()),
+            },
             ..Config::default()
         };
         config.validate().expect("a valid embedded configuration");

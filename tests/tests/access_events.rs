@@ -91,7 +91,7 @@ async fn events_fold_into_hours_exactly_once_even_when_redelivered() {
     let nats = NatsServer::start().await;
     let data = tempfile::tempdir().unwrap();
     let options = Options {
-        nats_url: Some(nats.url()),
+        nats: Some(nats.access()),
         data_dir: Some(data.path().join("data")),
         ..Default::default()
     };
@@ -159,7 +159,7 @@ async fn events_fold_into_hours_exactly_once_even_when_redelivered() {
     // Forget the aggregator's delivery state: the restarted control plane recreates its
     // consumer, which delivers the whole stream again. Nothing may count twice.
     drop(cp);
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let js = async_nats::jetstream::new(nats.access().connect().await);
     js.get_stream("FERRY_EVENTS")
         .await
         .unwrap()
@@ -250,7 +250,7 @@ async fn events_of_a_deleted_dataset_are_dropped_and_counted() {
     let gone_id = client.create_dataset(gone).await.unwrap().id;
     client.delete_dataset("gone").await.unwrap();
     // Events still in the stream when their dataset was deleted, as intake stored them.
-    let jetstream = async_nats::jetstream::new(async_nats::connect(cp.nats_url()).await.unwrap());
+    let jetstream = async_nats::jetstream::new(cp.nats_access().connect().await);
     for i in 0..3 {
         let batch = pb::AccessEventBatch {
             dataset_id: gone_id.clone(),

@@ -219,7 +219,7 @@ async fn an_auto_migrate_policy_moves_each_dataset_exactly_once_across_restarts(
     let nats = ferry_tests::NatsServer::start().await;
     let dirs = tempfile::tempdir().unwrap();
     let options = ferry_tests::control_plane::Options {
-        nats_url: Some(nats.url()),
+        nats: Some(nats.access()),
         data_dir: Some(dirs.path().join("cp")),
         extra_env: vec![("FERRY_AUTOPILOT__INTERVAL_SECS".into(), "1".into())],
         ..Default::default()

@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
     let batch = batch.max(1);
     let nats = NatsServer::start().await;
     let cp = ControlPlane::start_with(Options {
-        nats_url: Some(nats.url()),
+        nats: Some(nats.access()),
         extra_env: vec![("FERRY_LOG__FILTER".into(), "warn".into())],
         ..Default::default()
     })

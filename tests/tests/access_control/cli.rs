@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use ferry_tests::{binaries, control_plane::Options, ControlPlane};
 
 /// `ferry --server <cp> ARGS` with `FERRY_TOKEN` set to `token` (unset when empty).
-fn ferry(cp: &ControlPlane, token: &str, args: &[&str]) -> Output {
+pub(crate) fn ferry(cp: &ControlPlane, token: &str, args: &[&str]) -> Output {
     let mut command = Command::new(binaries::path("ferry"));
     command
         .arg("--server")
@@ -21,7 +21,7 @@ fn ferry(cp: &ControlPlane, token: &str, args: &[&str]) -> Output {
     command.output().unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

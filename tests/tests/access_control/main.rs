@@ -7,6 +7,8 @@
 
 mod audit;
 mod cli;
+mod nats;
+mod nats_user;
 mod outsider;
 mod revocation;
 mod roles;

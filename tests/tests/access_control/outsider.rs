@@ -12,7 +12,12 @@ use ferry_tests::ControlPlane;
 
 const CANARY: &str = "canary-secret-b7c1-do-not-hand-out";
 
-async fn s3_site(admin: &Client, name: &str, credentials: HashMap<String, String>) {
+/// An S3 site no agent ever reaches (no agent runs), with `credentials`.
+pub(crate) async fn s3_site(
+    admin: &Client,
+    name: &str,
+    credentials: HashMap<String, String>,
+) -> pb::Site {
     admin
         .create_site(
             pb::Site {
@@ -28,7 +33,7 @@ async fn s3_site(admin: &Client, name: &str, credentials: HashMap<String, String
             credentials,
         )
         .await
-        .unwrap();
+        .unwrap()
 }
 
 /// Registers an agent of `site` as `client`.

@@ -1,7 +1,7 @@
 //! Secrets never leave where they belong: after a migration to S3 over mutual TLS, with
-//! tokens of every kind made, used and revoked, no token secret, no site credential and
-//! no private key is in any log, in the broker's store, in the catalogue's files or the
-//! agent's state, nor in any answer of the API.
+//! tokens of every kind made, used and revoked, no token secret, no site credential, no
+//! NATS password and no private key is in any log, in the broker's store, in the
+//! catalogue's files or the agent's state, nor in any answer of the API.
 
 use std::{collections::HashMap, path::Path};
 
@@ -163,6 +163,20 @@ async fn no_secret_is_in_a_log_the_bus_the_catalogue_or_an_answer() {
         ("the admin token", cp.admin_token().to_owned()),
         ("the viewer token", viewer_secret.clone()),
         ("the agent token", agent_token(&agent)),
+        (
+            "the agent's NATS password",
+            agent
+                .env("FERRY_AGENT_NATS_PASSWORD")
+                .expect("the harness gives the agent its NATS user")
+                .to_owned(),
+        ),
+        (
+            "the control plane's NATS password",
+            std::fs::read_to_string(cp.nats_access().control_plane_password_file())
+                .unwrap()
+                .trim()
+                .to_owned(),
+        ),
         ("the server's private key", key_canary(&key)),
         (
             "the operator's private key",

@@ -182,6 +182,7 @@ async fn twenty_concurrent_plans_with_one_key_give_one_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_from_an_old_attempt_changes_nothing() {
+    use ferry_proto::bus::progress_subject;
     use prost::Message;
     let cp = ControlPlane::start().await;
     let client = cp.client().await;
@@ -192,7 +193,7 @@ async fn a_report_from_an_old_attempt_changes_nothing() {
     let retried = client.retry_job(&job.id).await.unwrap();
     assert_eq!(retried.attempt, 2);
 
-    let nats = async_nats::connect(cp.nats_url()).await.unwrap();
+    let nats = cp.nats_access().connect().await;
     let js = async_nats::jetstream::new(nats);
     let report = |event| pb::ProgressReport {
         job_id: job.id.clone(),
@@ -210,11 +211,14 @@ async fn a_report_from_an_old_attempt_changes_nothing() {
         }),
     ] {
         let payload = report(event).encode_to_vec();
-        js.publish(format!("ferry.progress.{}", job.id), payload.into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        js.publish(
+            progress_subject(&job.executing_site, &job.id),
+            payload.into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     }
     // A marker report of the current attempt proves the stale ones were consumed first.
     let marker = pb::ProgressReport {
@@ -226,7 +230,7 @@ async fn a_report_from_an_old_attempt_changes_nothing() {
         ..report(pb::progress_report::Event::Started(pb::TaskStarted {}))
     };
     js.publish(
-        format!("ferry.progress.{}", job.id),
+        progress_subject(&job.executing_site, &job.id),
         marker.encode_to_vec().into(),
     )
     .await
@@ -336,7 +340,7 @@ async fn credentials_never_travel_over_nats() {
     dataset(&client, "data", "a", "data").await;
     let job = plan(&client, "data", "vault", pb::VerifyMode::Quick, "canary").await;
 
-    let nats = async_nats::connect(cp.nats_url()).await.unwrap();
+    let nats = cp.nats_access().connect().await;
     let js = async_nats::jetstream::new(nats);
     let secret = s3.secret_key().to_owned();
     // Before any agent runs, the dispatch sits in the work queue: read it raw.

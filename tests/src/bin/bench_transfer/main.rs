@@ -127,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let nats = NatsServer::start().await;
     let cp = ControlPlane::start_with(Options {
-        nats_url: Some(nats.url()),
+        nats: Some(nats.access()),
         extra_env: vec![("FERRY_LOG__FILTER".into(), "warn".into())],
         ..Default::default()
     })
