@@ -51,6 +51,15 @@ impl Client {
         Ok(answer)
     }
 
+    /// Who this client's token is: name, role, site and expiry. Any valid token may ask.
+    pub async fn who_am_i(&self) -> Result<pb::WhoAmIResponse, Error> {
+        Ok(self
+            .admin()
+            .who_am_i(pb::WhoAmIRequest {})
+            .await?
+            .into_inner())
+    }
+
     /// Every token, by name; revoked and expired ones too with `include_inactive`.
     pub async fn list_tokens(&self, include_inactive: bool) -> Result<Vec<pb::Token>, Error> {
         collect_pages(|page_token| {

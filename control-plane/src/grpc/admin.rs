@@ -3,11 +3,12 @@ use secrecy::ExposeSecret;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    convert::{audit_event_to_pb, role, time, token_to_pb},
+    convert::{audit_event_to_pb, role, role_to_pb, time, token_to_pb},
     domain::{
         audit::AuditFilter,
         name::{Name, Ref},
         page::PageRequest,
+        principal::Who,
     },
     error::Error,
     service::{TokenRequest, Tokens},
@@ -93,6 +94,28 @@ impl AdminService for AdminApi {
         Ok(Response::new(pb::ListAuditEventsResponse {
             events: events.items.into_iter().map(audit_event_to_pb).collect(),
             next_page_token: events.next_token,
+        }))
+    }
+
+    async fn who_am_i(
+        &self,
+        _request: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let call =
+            crate::call::current().ok_or_else(|| Status::internal("a call without its caller"))?;
+        let p = call.principal;
+        let name = match &p.who {
+            Who::Token(name) => name.clone(),
+            Who::System(name) => (*name).to_owned(),
+            Who::Anonymous => "anonymous".to_owned(),
+            Who::Unknown => "unknown".to_owned(),
+        };
+        Ok(Response::new(pb::WhoAmIResponse {
+            name,
+            role: role_to_pb(p.role),
+            site: p.site.map(|s| s.to_string()).unwrap_or_default(),
+            expire_time: p.expires_at.map(ferry_proto::time::to_timestamp),
+            principal: p.to_string(),
         }))
     }
 }

@@ -89,6 +89,8 @@ pub const TABLE: &[(&str, Rule)] = &[
     ("AdminService/ListTokens", ADMIN_READ),
     ("AdminService/RevokeToken", ADMINISTER),
     ("AdminService/ListAuditEvents", ADMIN_READ),
+    // Every valid token may ask who it is.
+    ("AdminService/WhoAmI", VIEW_AGENT),
 ];
 
 /// The package every method of the table belongs to.
@@ -151,7 +153,7 @@ mod tests {
         for (method, rule) in TABLE {
             let name = method.split('/').nth(1).unwrap();
             let read = ["Get", "List", "Watch"].iter().any(|p| name.starts_with(p));
-            if rule.role == Role::Agent || name == "GetRecommendations" {
+            if rule.role == Role::Agent || name == "GetRecommendations" || name == "WhoAmI" {
                 continue;
             }
             if read && !method.starts_with("AdminService/") {

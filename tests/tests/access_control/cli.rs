@@ -87,6 +87,14 @@ async fn tokens_and_the_audit_log_from_the_command_line() {
             .unwrap()
     };
     assert!(as_ci(&["site", "list"]).status.success());
+    // It can ask who it is, and sees when it expires.
+    let out = as_ci(&["--json", "whoami"]);
+    assert!(out.status.success(), "{out:?}");
+    let me: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(me["name"], "ci", "{me}");
+    assert_eq!(me["role"], "operator", "{me}");
+    assert_eq!(me["principal"], "token:ci", "{me}");
+    assert!(me["expire_time"].is_string(), "{me}");
     let out = as_ci(&[
         "site",
         "create",

@@ -135,6 +135,7 @@ async fn call(client: &Client, method: &str) -> Status {
         "AdminService/ListTokens" => unary!(admin, list_tokens, ListTokensRequest),
         "AdminService/RevokeToken" => unary!(admin, revoke_token, RevokeTokenRequest),
         "AdminService/ListAuditEvents" => unary!(admin, list_audit_events, ListAuditEventsRequest),
+        "AdminService/WhoAmI" => unary!(admin, who_am_i, WhoAmIRequest),
         other => panic!("no call for {other}: add it to this table"),
     };
     match result {
@@ -192,6 +193,7 @@ const TABLE: &[(&str, Needs)] = &[
     ("AdminService/ListTokens", Needs::Admin),
     ("AdminService/RevokeToken", Needs::Admin),
     ("AdminService/ListAuditEvents", Needs::Admin),
+    ("AdminService/WhoAmI", Needs::ViewerOrAgent),
 ];
 
 #[tokio::test]

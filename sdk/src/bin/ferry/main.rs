@@ -170,6 +170,8 @@ enum Command {
     Token(token::TokenCommand),
     /// The audit log: every change, and every refused call, newest first (admin only)
     Audit(token::AuditArgs),
+    /// Who the token this client calls with is: name, role, site and expiry
+    Whoami,
     /// The nats-server user of the control plane or of one site's agents
     ///
     /// Prints an entry for the `users` list of nats-server's `authorization` block: the
@@ -283,6 +285,7 @@ fn main() -> ExitCode {
             Command::Events(command) => events::run(command, &context).await.map(Outcome::print),
             Command::Token(command) => token::run(command, &context).await.map(Outcome::print),
             Command::Audit(args) => token::audit(args, &context).await.map(Outcome::print),
+            Command::Whoami => token::whoami(&context).await.map(Outcome::print),
             Command::NatsUser(args) => nats::run(args, &context).await.map(Outcome::print),
         }
     });

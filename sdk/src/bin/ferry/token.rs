@@ -135,6 +135,27 @@ pub async fn run(command: TokenCommand, ctx: &Context) -> Result<String, Error> 
     }
 }
 
+/// `ferry whoami`: the caller's token as the control plane sees it.
+pub async fn whoami(ctx: &Context) -> Result<String, Error> {
+    let me = ctx.client().await?.who_am_i().await?;
+    if ctx.json() {
+        return Ok(json::render(&json::ToJson::to_json(&me)));
+    }
+    let mut f = output::Fields::new();
+    f.add("name", me.name.as_str())
+        .add("role", display::<pb::Role>(me.role))
+        .add("site", output::or_none(&me.site))
+        .add(
+            "expires",
+            match &me.expire_time {
+                Some(_) => output::timestamp(me.expire_time.as_ref()),
+                None => "never".to_owned(),
+            },
+        )
+        .add("principal", me.principal.as_str());
+    Ok(f.render())
+}
+
 pub async fn audit(args: AuditArgs, ctx: &Context) -> Result<String, Error> {
     let client = ctx.client().await?;
     let filter = AuditFilter {

@@ -21,6 +21,18 @@ impl ToJson for pb::Token {
     }
 }
 
+impl ToJson for pb::WhoAmIResponse {
+    fn to_json(&self) -> Value {
+        Object::new()
+            .field("name", self.name.as_str())
+            .field("role", enum_value::<pb::Role>(self.role))
+            .field("site", self.site.as_str())
+            .field("expire_time", timestamp(self.expire_time.as_ref()))
+            .field("principal", self.principal.as_str())
+            .done()
+    }
+}
+
 impl ToJson for pb::CreateTokenResponse {
     fn to_json(&self) -> Value {
         Object::new()
