@@ -191,6 +191,7 @@ ferry audit --limit 8
 if $keep_running; then
   log "everything keeps running; the control plane is at $FERRY_SERVER. Ctrl-C stops it all"
   echo "try: FERRY_TOKEN_FILE=$FERRY_TOKEN_FILE $bin/ferry --server $FERRY_SERVER job list"
+  echo "or open the console at $FERRY_SERVER/ and sign in with the token in $FERRY_TOKEN_FILE"
   wait "$cp_pid"
 else
   log "done; stopping the agent, the control plane and nats-server (run with --keep-running to keep them)"

@@ -9,6 +9,7 @@ pub mod bus;
 pub mod call;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod convert;
 pub mod domain;
 pub mod error;

@@ -113,10 +113,15 @@ pub async fn serve(
         tokens,
     })
     .into_axum_router()
-    .route("/metrics", axum::routing::get(metrics));
-    // HTTP/1.1 too, so that a Prometheus scraper (or curl) can read /metrics here.
+    .route("/metrics", axum::routing::get(metrics))
+    .merge(crate::console::routes());
+    // HTTP/1.1 too, so that a Prometheus scraper (or curl) can read /metrics, and a
+    // browser the console and its gRPC-Web calls, here. gRPC-Web is translated first
+    // (outermost), so authentication and every service see plain gRPC, and their
+    // answers, refusals included, go back to the browser as gRPC-Web.
     let router = tonic::transport::Server::builder()
         .accept_http1(true)
+        .layer(grpc::web::GrpcWebLayer)
         .layer(grpc::span::RpcSpanLayer)
         .layer(grpc::auth::AuthLayer::new(authenticator))
         .add_routes(routes.into())

@@ -17,6 +17,7 @@ pub mod roles;
 mod sites;
 pub mod span;
 mod status;
+pub mod web;
 
 use ferry_proto::v1::{
     access_event_service_server::AccessEventServiceServer,
