@@ -17,6 +17,8 @@ need_apt=()
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
 command -v pg_isready >/dev/null 2>&1 || need_apt+=(postgresql-client)
 [[ -x /usr/sbin/nats-server ]] || command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
+# Headless Chromium for the console's end-to-end tests (tests/tests/console).
+[[ -n "${FERRY_TEST_CHROMIUM:-}" || -x /usr/bin/chromium ]] || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -71,6 +73,15 @@ export FERRY_TEST_AZURITE="${FERRY_TEST_AZURITE:-$azurite_main}"
 export FERRY_TEST_FAKE_GCS="${FERRY_TEST_FAKE_GCS:-${fake_gcs[0]}}"
 export FERRY_TEST_PYTHON="${FERRY_TEST_PYTHON:-$ferry_tools/venv/bin/python}"
 export FERRY_TEST_GCP_STORAGE_EMULATOR="${FERRY_TEST_GCP_STORAGE_EMULATOR:-$ferry_tools/venv/bin/gcp-storage-emulator}"
+
+# The console's component tests, and the Playwright and axe-core packages the browser
+# tests drive Chromium with, from their lock files.
+log "installing the console's npm packages and running its component tests"
+# The built files are committed (the Rust build embeds them, needing no Node); the
+# check rebuilds them in memory and fails if they differ from what the sources make.
+(cd console && npm ci --no-audit --no-fund --no-update-notifier --loglevel=error \
+  && npm run check && node build.mjs --check && npm test)
+(cd tests/console-e2e && npm ci --no-audit --no-fund --no-update-notifier --loglevel=error)
 
 pg_host="${FERRY_TEST_POSTGRES_HOST:-127.0.0.1}"
 pg_port="${FERRY_TEST_POSTGRES_PORT:-5432}"

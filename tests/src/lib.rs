@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod azurite;
 pub mod binaries;
+pub mod browser;
 pub mod clients;
 pub mod control_plane;
 pub mod dataset;
