@@ -183,6 +183,7 @@ export class ControlPlane {
             (!req.site || d.site === site?.id) &&
             (!req.tier || d.currentTier === req.tier) &&
             (!req.owner || d.owner === req.owner) &&
+            d.name.toLowerCase().includes(req.nameContains.toLowerCase()) &&
             Object.entries(req.labels).every(([k, v]) => d.labels[k] === v),
         );
         const p = page(list, req.pageSize, req.pageToken);

@@ -47,6 +47,19 @@ test("datasets are listed with their site by name and filtered by tier", async (
   await screen.findByText("No dataset matches these filters.");
 });
 
+test("datasets are found by part of their name, in any case", async () => {
+  const cp = catalogue();
+  renderConsole(cp, "#/datasets", "viewer-secret");
+  await screen.findByRole("link", { name: "genome" });
+  fireEvent.input(screen.getByLabelText("Name contains"), { target: { value: "NOM" } });
+  fireEvent.click(screen.getByRole("button", { name: "Apply filters" }));
+  await screen.findByRole("link", { name: "genome" });
+  assert.match(location.hash, /name=NOM/);
+  fireEvent.input(screen.getByLabelText("Name contains"), { target: { value: "nothing-like-it" } });
+  fireEvent.click(screen.getByRole("button", { name: "Apply filters" }));
+  await screen.findByText("No dataset matches these filters.");
+});
+
 test("a dataset shows its replicas, its reads over 7 or 30 days and every reason and cost", async () => {
   const cp = withAdvice();
   renderConsole(cp, "#/datasets/genome", "viewer-secret");

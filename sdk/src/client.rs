@@ -49,6 +49,8 @@ pub struct DatasetFilter {
     pub owner: Option<String>,
     /// Labels the dataset must carry, each with exactly this value.
     pub labels: HashMap<String, String>,
+    /// Text the dataset's name contains, in any case.
+    pub name_contains: Option<String>,
 }
 
 /// A dataset with where its bytes are and what governs it.
@@ -281,6 +283,7 @@ impl Client {
         let site = filter.site.clone().unwrap_or_default();
         let tier = filter.tier.map_or(0, i32::from);
         let owner = filter.owner.clone().unwrap_or_default();
+        let name_contains = filter.name_contains.clone().unwrap_or_default();
         collect_pages(|page_token| {
             let mut stub = self.datasets();
             let request = pb::ListDatasetsRequest {
@@ -290,6 +293,7 @@ impl Client {
                 tier,
                 owner: owner.clone(),
                 labels: filter.labels.clone(),
+                name_contains: name_contains.clone(),
             };
             async move {
                 let page = stub.list_datasets(request).await?.into_inner();

@@ -30,8 +30,11 @@ await run(async (browser) => {
   await page.getByRole("link", { name: "Datasets", exact: true }).click();
   await page.getByRole("link", { name: "genome", exact: true }).waitFor();
   await visit(page, "datasets");
-  await page.getByLabel("Dataset name or id").fill("genome");
-  await page.getByLabel("Dataset name or id").press("Enter");
+  await page.getByLabel("Name contains").fill("GEN");
+  await page.getByRole("button", { name: "Apply filters" }).click();
+  await page.waitForURL(/#\/datasets\?name=GEN$/);
+  await page.getByRole("link", { name: "scans", exact: true }).waitFor({ state: "detached" });
+  await page.getByRole("link", { name: "genome", exact: true }).click();
   await page.waitForURL(/#\/datasets\/genome$/);
   await page.getByRole("heading", { level: 1, name: /genome/ }).waitFor();
   await visit(page, "dataset");

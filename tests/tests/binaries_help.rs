@@ -9,6 +9,7 @@ const BINARIES: &[&str] = &[
     "ferry",
     "ferry-control-plane",
     "ferry-agent",
+    "ferry-bench-console",
     "ferry-bench-events",
     "ferry-bench-transfer",
 ];

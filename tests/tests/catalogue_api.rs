@@ -111,6 +111,25 @@ async fn catalogue_round_trip_through_the_sdk() {
         ..Default::default()
     };
     assert!(client.list_datasets(&filter).await.unwrap().is_empty());
+    // A name search matches part of the name in any case; its length is bounded.
+    let named = |text: &str| DatasetFilter {
+        name_contains: Some(text.into()),
+        ..Default::default()
+    };
+    let found = client.list_datasets(&named("NOM")).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].name, "genome");
+    assert!(client
+        .list_datasets(&named("g_n"))
+        .await
+        .unwrap()
+        .is_empty());
+    let e = client
+        .list_datasets(&named(&"x".repeat(129)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+    assert!(e.to_string().contains("name_contains"), "{e}");
 
     let updated = client
         .update_site(

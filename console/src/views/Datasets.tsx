@@ -29,6 +29,7 @@ export function DatasetsView({ query }: { query: URLSearchParams }) {
   const api = useApi();
   const sites = useSites();
   const filters = {
+    name: query.get("name") ?? "",
     site: query.get("site") ?? "",
     tier: query.get("tier") ?? "",
     owner: query.get("owner") ?? "",
@@ -39,12 +40,20 @@ export function DatasetsView({ query }: { query: URLSearchParams }) {
     async (pageToken, signal) => {
       if (!labels) throw new Error(`Labels are key=value pairs separated by commas, not "${filters.labels}".`);
       const res = await api.datasets.listDatasets(
-        { pageSize: PAGE_SIZE, pageToken, site: filters.site, tier: tierFromName(filters.tier), owner: filters.owner, labels },
+        {
+          pageSize: PAGE_SIZE,
+          pageToken,
+          nameContains: filters.name,
+          site: filters.site,
+          tier: tierFromName(filters.tier),
+          owner: filters.owner,
+          labels,
+        },
         { signal },
       );
       return { items: res.datasets, next: res.nextPageToken };
     },
-    [filters.site, filters.tier, filters.owner, filters.labels],
+    [filters.name, filters.site, filters.tier, filters.owner, filters.labels],
   );
   const form = useFields(filters, query.toString());
   const [name, setName] = useState("");
@@ -61,9 +70,21 @@ export function DatasetsView({ query }: { query: URLSearchParams }) {
           onSubmit={(e) => {
             e.preventDefault();
             const v = form.values;
-            navigate(href("/datasets", { site: v.site, tier: v.tier, owner: v.owner.trim(), labels: v.labels.trim() }));
+            navigate(
+              href("/datasets", {
+                name: v.name.trim(),
+                site: v.site,
+                tier: v.tier,
+                owner: v.owner.trim(),
+                labels: v.labels.trim(),
+              }),
+            );
           }}
         >
+          <div class="field">
+            <label for="ds-name">Name contains</label>
+            <input id="ds-name" type="search" {...form.bind("name")} />
+          </div>
           <div class="field">
             <label for="ds-site">Site</label>
             <select id="ds-site" {...form.bind("site")}>

@@ -173,6 +173,8 @@ pub struct DatasetFilter {
     pub tier: Option<Tier>,
     pub owner: Option<String>,
     pub labels: Labels,
+    /// Text the name contains, lowercased; matched in any case.
+    pub name_contains: Option<String>,
 }
 
 #[cfg(test)]

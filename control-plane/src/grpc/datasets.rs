@@ -85,6 +85,7 @@ impl DatasetService for DatasetApi {
             tier: convert::tier("tier", req.tier)?,
             owner: (!req.owner.is_empty()).then_some(req.owner),
             labels: convert::labels("labels", req.labels)?,
+            name_contains: name_contains(&req.name_contains)?,
         };
         let datasets = self.catalogue.list_datasets(&filter, &page).await?;
         Ok(Response::new(pb::ListDatasetsResponse {
@@ -144,4 +145,12 @@ impl DatasetService for DatasetApi {
         self.catalogue.delete_dataset(&r).await?;
         Ok(Response::new(pb::DeleteDatasetResponse {}))
     }
+}
+
+/// The name search of `ListDatasets`: none when empty, lowercased, at most 128 characters.
+fn name_contains(text: &str) -> Result<Option<String>, Status> {
+    if text.chars().count() > 128 {
+        return Err(crate::error::Error::invalid("name_contains", "at most 128 characters").into());
+    }
+    Ok((!text.is_empty()).then(|| text.to_lowercase()))
 }

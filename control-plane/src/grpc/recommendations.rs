@@ -45,6 +45,7 @@ impl RecommendationService for RecommendationApi {
                 tier: convert::tier("tier", req.tier)?,
                 owner: None,
                 labels: convert::labels("labels", req.labels)?,
+                name_contains: None,
             };
             self.recommendations.compute(&filter, &page).await?
         } else {

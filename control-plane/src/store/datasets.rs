@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    sea_query::{Expr, Query},
+    sea_query::{Expr, Func, LikeExpr, Query},
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -125,6 +125,20 @@ impl Store {
                         .and_where(Expr::col(dataset_label::Column::Value).eq(value.as_str()))
                         .to_owned(),
                 ),
+            );
+        }
+        if let Some(text) = &filter.name_contains {
+            // LIKE's own wildcards in the text are matched literally.
+            let escaped: String = text
+                .chars()
+                .flat_map(|c| match c {
+                    '%' | '_' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            query = query.filter(
+                Expr::expr(Func::lower(Expr::col(dataset::Column::Name)))
+                    .like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
             );
         }
         if let Some(after) = &page.after {

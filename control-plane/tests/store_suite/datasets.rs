@@ -138,6 +138,15 @@ pub async fn datasets_filter_by_site_tier_owner_and_labels(f: &mut Fixture) {
         ..by_site("site-a")
     };
     assert_eq!(list(site_and_tier).await, ["d2"]);
+    let named = |text: &str| DatasetFilter {
+        name_contains: Some(text.to_owned()),
+        ..DatasetFilter::default()
+    };
+    assert_eq!(list(named("d")).await, ["d1", "d2", "d3"]);
+    assert_eq!(list(named("2")).await, ["d2"]);
+    // LIKE's wildcards are taken literally.
+    assert!(list(named("_")).await.is_empty());
+    assert!(list(named("%")).await.is_empty());
 
     let missing = c.list_datasets(&by_site("site-z"), &first_page()).await;
     let reason = invalid_argument(missing, "site");

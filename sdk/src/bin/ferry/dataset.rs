@@ -45,6 +45,9 @@ pub enum DatasetCommand {
         /// Only datasets carrying this label with this value; repeatable
         #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_key_value)]
         labels: Vec<(String, String)>,
+        /// Only datasets whose name contains this text, in any case
+        #[arg(long, value_name = "TEXT")]
+        name: Option<String>,
     },
     /// Change a dataset; only the fields given are changed
     Update {
@@ -143,12 +146,14 @@ pub async fn run(command: DatasetCommand, ctx: &Context) -> Result<String, Error
             tier,
             owner,
             labels,
+            name,
         } => {
             let filter = DatasetFilter {
                 site,
                 tier,
                 owner,
                 labels: into_map(&labels, "label")?,
+                name_contains: name,
             };
             let datasets = ctx.client().await?.list_datasets(&filter).await?;
             list(&datasets, ctx).await
