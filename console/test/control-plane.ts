@@ -165,7 +165,16 @@ export class ControlPlane {
       listSites: (req, ctx) => {
         this.authorize(ctx);
         const p = page(w.sites, req.pageSize, req.pageToken);
-        return { sites: p.items, nextPageToken: p.next };
+        // As the control plane does: every replica on the site counts its dataset's size.
+        const sites = p.items.map((s) => {
+          const held = w.datasets.filter((d) => (w.replicas.get(d.id) ?? []).some((r) => r.site === s.id));
+          const bytes = w.datasets.reduce(
+            (sum, d) => sum + BigInt((w.replicas.get(d.id) ?? []).filter((r) => r.site === s.id).length) * d.sizeBytes,
+            0n,
+          );
+          return { ...s, bytesStored: bytes, datasetCount: held.length };
+        });
+        return { sites, nextPageToken: p.next };
       },
     });
     router.service(DatasetService, {

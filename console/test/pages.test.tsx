@@ -6,6 +6,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { fireEvent, screen, waitFor, within } from "@testing-library/preact";
 import { AuditEventSchema, Role } from "../src/gen/ferry/v1/admin_pb";
 import { AgentSchema, AgentState } from "../src/gen/ferry/v1/agent_pb";
+import { ReplicaRole, ReplicaSchema, ReplicaState } from "../src/gen/ferry/v1/dataset_pb";
 import { catalogue, renderConsole, reset } from "./harness";
 
 afterEach(reset);
@@ -16,13 +17,25 @@ test("the overview prices what each site holds and counts its agents", async () 
     create(AgentSchema, { id: "a1", site: "s-fast", state: AgentState.ALIVE, hostname: "h1" }),
     create(AgentSchema, { id: "a2", site: "s-vault", state: AgentState.STALE, hostname: "h2" }),
   );
+  // A migration left the source as the primary's copy on vault: it costs there too.
+  cp.world.replicas.get("d-genome")!.push(
+    create(ReplicaSchema, {
+      site: "s-vault",
+      path: "ferry/genome",
+      role: ReplicaRole.SECONDARY,
+      state: ReplicaState.READY,
+    }),
+  );
   renderConsole(cp, "#/", "viewer-secret");
   const fast = (await screen.findByRole("cell", { name: "fast" })).closest("tr")!;
   await within(fast).findByText("46.6 GiB");
   within(fast).getByText("$1.15"); // 50 GB × $0.023
   within(fast).getByText("1 online");
   const vault = screen.getByRole("cell", { name: "vault" }).closest("tr")!;
+  within(vault).getByText("46.6 GiB");
+  within(vault).getByText("$0.20"); // 50 GB × $0.004
   within(vault).getByText(", 1 offline");
+  screen.getByText("$1.35"); // the month's storage, both sites
   await screen.findByText("1 of 2");
 });
 

@@ -31,6 +31,19 @@ fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
+/// What `populate` left on each site: its dataset's 4096 bytes on fast, nothing on the
+/// archive; through GetSite and ListSites alike.
+async fn assert_site_usage(client: &Client) {
+    let fast = client.get_site("fast").await.unwrap();
+    assert_eq!((fast.bytes_stored, fast.dataset_count), (4096, 1));
+    let listed = client.list_sites(None).await.unwrap();
+    let usage: Vec<_> = listed
+        .iter()
+        .map(|s| (s.name.as_str(), s.bytes_stored, s.dataset_count))
+        .collect();
+    assert_eq!(usage, [("archive", 0, 0), ("fast", 4096, 1)]);
+}
+
 /// Creates two sites, a dataset and a policy; returns the client.
 async fn populate(cp: &ControlPlane) -> Client {
     let client = cp.client().await;
@@ -380,6 +393,7 @@ async fn the_catalogue_survives_a_restart_and_shutdown_is_graceful() {
     let details = client.get_dataset("genome").await.unwrap();
     assert_eq!(details.dataset.size_bytes, 4096);
     assert_eq!(client.list_sites(None).await.unwrap().len(), 2);
+    assert_site_usage(&client).await;
     assert!(
         cp.data_dir().join("ferry.db").is_file(),
         "SQLite is the default catalogue"
@@ -398,6 +412,7 @@ async fn postgresql_backend_serves_the_same_api() {
     let cp = ControlPlane::start_with(options.clone()).await;
     let client = populate(&cp).await;
     assert!(cp.log().contains(r#"backend="postgres""#), "{}", cp.log());
+    assert_site_usage(&client).await;
     let admin_token = cp.admin_token().to_owned();
     drop(client);
     drop(cp);

@@ -1,9 +1,8 @@
 // The overview (`#/`): every site with what it holds and costs each month, its agents,
 // the saving that pending recommendations offer, and the migrations running now.
 //
-// What a site holds is summed from ListDatasets (each dataset's size on its primary
-// site), read page by page up to DATASET_LIMIT datasets; the API has no per-site total,
-// and a secondary replica's size would take one GetDataset per dataset.
+// What a site holds comes with the site (bytes_stored, dataset_count): every replica
+// there, primary or secondary, summed by the control plane.
 import { useApi } from "../api";
 import { siteLabel, useDatasetNames, useSites } from "../catalogue";
 import { Empty, ErrorNote, Loading } from "../components/feedback";
@@ -16,36 +15,13 @@ import { RecommendationState } from "../gen/ferry/v1/recommendation_pb";
 import { useLoad } from "../hooks";
 import { seg } from "../router";
 
-const DATASET_LIMIT = 20_000;
 const RECOMMENDATION_LIMIT = 5_000;
 const RUNNING = [JobState.QUEUED, JobState.COPYING, JobState.VERIFYING, JobState.SWITCHING];
 const GB = 1e9;
 
-interface Holdings {
-  bytes: Map<string, number>;
-  datasets: Map<string, number>;
-  counted: number;
-  truncated: boolean;
-}
-
 export function OverviewView() {
   const api = useApi();
   const sites = useSites();
-  const holdings = useLoad(async (signal): Promise<Holdings> => {
-    const h: Holdings = { bytes: new Map(), datasets: new Map(), counted: 0, truncated: false };
-    let pageToken = "";
-    do {
-      const res = await api.datasets.listDatasets({ pageSize: 1000, pageToken }, { signal });
-      for (const d of res.datasets) {
-        h.bytes.set(d.site, (h.bytes.get(d.site) ?? 0) + Number(d.sizeBytes));
-        h.datasets.set(d.site, (h.datasets.get(d.site) ?? 0) + 1);
-      }
-      h.counted += res.datasets.length;
-      pageToken = res.nextPageToken;
-    } while (pageToken !== "" && h.counted < DATASET_LIMIT);
-    h.truncated = pageToken !== "";
-    return h;
-  }, []);
   const savings = useLoad(async (signal) => {
     let monthly = 0;
     let pending = 0;
@@ -78,7 +54,7 @@ export function OverviewView() {
   const online = (site: string) => agentList.filter((a) => a.site === site && a.state === AgentState.ALIVE).length;
   const offline = (site: string) => agentList.filter((a) => a.site === site && a.state !== AgentState.ALIVE).length;
   const totalMonthly = (sites.data ?? []).reduce(
-    (sum, s) => sum + ((holdings.data?.bytes.get(s.id) ?? 0) / GB) * (s.prices?.storagePerGbMonth ?? 0),
+    (sum, s) => sum + (Number(s.bytesStored) / GB) * (s.prices?.storagePerGbMonth ?? 0),
     0,
   );
 
@@ -88,7 +64,7 @@ export function OverviewView() {
       <div class="tiles">
         <div class="tile">
           <span class="tile-label">Storage cost per month</span>
-          <span class="tile-value">{holdings.data && sites.data ? formatDollars(totalMonthly) : "…"}</span>
+          <span class="tile-value">{sites.data ? formatDollars(totalMonthly) : "…"}</span>
         </div>
         <div class="tile">
           <span class="tile-label">Saving available</span>
@@ -120,7 +96,6 @@ export function OverviewView() {
 
       <h2>Sites</h2>
       <ErrorNote error={sites.error} context="Sites could not be listed" />
-      <ErrorNote error={holdings.error} context="Datasets could not be listed" />
       <ErrorNote error={agents.error} context="Agents could not be listed" />
       {!sites.data && !sites.error && <Loading what="sites" />}
       {sites.data && sites.data.length === 0 && (
@@ -151,7 +126,7 @@ export function OverviewView() {
           </thead>
           <tbody>
             {sites.data.map((s) => {
-              const bytes = holdings.data?.bytes.get(s.id);
+              const bytes = Number(s.bytesStored);
               const price = s.prices?.storagePerGbMonth ?? 0;
               return (
                 <tr key={s.id}>
@@ -159,12 +134,10 @@ export function OverviewView() {
                   <td>
                     <TierBadge tier={s.tier} />
                   </td>
-                  <td class="num">
-                    {holdings.data ? formatCount(holdings.data.datasets.get(s.id) ?? 0) : "…"}
-                  </td>
-                  <td class="num">{holdings.data ? formatBytes(bytes ?? 0) : "…"}</td>
+                  <td class="num">{formatCount(s.datasetCount)}</td>
+                  <td class="num">{formatBytes(bytes)}</td>
                   <td class="num">{formatDollars(price)}</td>
-                  <td class="num">{holdings.data ? formatDollars(((bytes ?? 0) / GB) * price) : "…"}</td>
+                  <td class="num">{formatDollars((bytes / GB) * price)}</td>
                   <td>
                     {agents.data ? (
                       <>
@@ -182,9 +155,8 @@ export function OverviewView() {
         </table>
       )}
       <p class="help">
-        Bytes stored count each dataset on its primary site
-        {holdings.data?.truncated && `, over the first ${formatCount(DATASET_LIMIT)} datasets`}; a secondary replica
-        left by a migration is not included. Cost is bytes × the site's storage price per GB-month.
+        Bytes stored count every replica on the site, primary or secondary (a migration keeps its source as a
+        secondary replica unless told to delete it). Cost is bytes × the site's storage price per GB-month.
       </p>
 
       <h2>Running migrations</h2>

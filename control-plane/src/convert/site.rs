@@ -49,8 +49,11 @@ pub fn prices(p: pb::Prices) -> Prices {
     }
 }
 
-pub fn site_to_pb(s: Site) -> pb::Site {
+/// A site on the wire, with what it holds (`usage`, from its replicas).
+pub fn site_to_pb(s: Site, usage: crate::store::SiteUsage) -> pb::Site {
     pb::Site {
+        bytes_stored: usage.bytes,
+        dataset_count: usage.datasets,
         id: s.id.to_string(),
         name: s.name.to_string(),
         uri: s.uri.to_string(),

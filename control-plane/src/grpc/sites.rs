@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 use super::caller::{caller, confine_to_site};
 use crate::convert;
 use crate::{
-    domain::{name::Ref, page::PageRequest},
+    domain::{name::Ref, page::PageRequest, site::Site},
     error::Error,
     service::Catalogue,
 };
@@ -30,6 +30,8 @@ const IMMUTABLE: &[&str] = &[
     "credential_keys",
     "create_time",
     "update_time",
+    "bytes_stored",
+    "dataset_count",
 ];
 
 pub struct SiteApi {
@@ -39,6 +41,19 @@ pub struct SiteApi {
 impl SiteApi {
     pub fn new(catalogue: Catalogue) -> Self {
         SiteApi { catalogue }
+    }
+
+    /// The sites on the wire, each with what it holds.
+    async fn with_usage(&self, sites: Vec<Site>) -> Result<Vec<pb::Site>, Status> {
+        let ids: Vec<_> = sites.iter().map(|s| s.id).collect();
+        let usage = self.catalogue.site_usage(&ids).await?;
+        Ok(sites
+            .into_iter()
+            .map(|site| {
+                let held = usage.get(&site.id).copied().unwrap_or_default();
+                convert::site_to_pb(site, held)
+            })
+            .collect())
     }
 }
 
@@ -56,7 +71,8 @@ impl SiteService for SiteApi {
             .create_site(new, credentials)
             .await
             .map_err(request_field)?;
-        Ok(Response::new(convert::site_to_pb(site)))
+        // A new site holds nothing yet.
+        Ok(Response::new(convert::site_to_pb(site, Default::default())))
     }
 
     async fn get_site(
@@ -67,7 +83,7 @@ impl SiteService for SiteApi {
         let r = Ref::parse("site", &request.into_inner().site)?;
         let site = self.catalogue.get_site(&r).await?;
         confine_to_site(&caller, site.id)?;
-        Ok(Response::new(convert::site_to_pb(site)))
+        Ok(Response::new(self.with_usage(vec![site]).await?.remove(0)))
     }
 
     async fn list_sites(
@@ -79,7 +95,7 @@ impl SiteService for SiteApi {
         let tier = convert::tier("tier", req.tier)?;
         let sites = self.catalogue.list_sites(tier, &page).await?;
         Ok(Response::new(pb::ListSitesResponse {
-            sites: sites.items.into_iter().map(convert::site_to_pb).collect(),
+            sites: self.with_usage(sites.items).await?,
             next_page_token: sites.next_token,
         }))
     }
@@ -98,7 +114,9 @@ impl SiteService for SiteApi {
             .update_site(&target, &patch)
             .await
             .map_err(request_field)?;
-        Ok(Response::new(convert::site_to_pb(updated)))
+        Ok(Response::new(
+            self.with_usage(vec![updated]).await?.remove(0),
+        ))
     }
 
     async fn delete_site(

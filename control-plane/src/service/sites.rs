@@ -54,6 +54,14 @@ impl Catalogue {
         self.store.list_sites(tier, page).await
     }
 
+    /// What each of `sites` holds; a site without replicas is absent.
+    pub async fn site_usage(
+        &self,
+        sites: &[SiteId],
+    ) -> Result<std::collections::HashMap<SiteId, crate::store::SiteUsage>> {
+        self.store.site_usage(sites).await
+    }
+
     pub async fn update_site(&self, r: &Ref<SiteId>, patch: &SitePatch) -> Result<Site> {
         crate::call::set_target(format!("site:{r}"));
         for _ in 0..UPDATE_ATTEMPTS {

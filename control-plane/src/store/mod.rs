@@ -26,7 +26,7 @@ use sea_orm_migration::MigratorTrait;
 
 pub use jobs::{active_job_error, JobFilter, Planned, Switch};
 pub use outbox::{OutboxMessage, PendingMessage};
-pub use sites::CredentialsUpdate;
+pub use sites::{CredentialsUpdate, SiteUsage};
 
 use crate::error::{Error, Result};
 

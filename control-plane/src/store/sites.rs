@@ -273,3 +273,69 @@ fn to_domain(row: site::Model) -> Result<Site> {
         updated_at: row.updated_at,
     })
 }
+
+/// What a site holds: the bytes of the datasets with a replica there (each replica
+/// counts its dataset's size) and how many datasets those are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SiteUsage {
+    pub bytes: u64,
+    pub datasets: u32,
+}
+
+impl Store {
+    /// The usage of each of `sites` that holds any replica.
+    pub async fn site_usage(
+        &self,
+        sites: &[SiteId],
+    ) -> Result<std::collections::HashMap<SiteId, SiteUsage>> {
+        use sea_orm::{FromQueryResult, JoinType};
+        #[derive(FromQueryResult)]
+        struct Row {
+            site_id: String,
+            bytes: Option<i64>,
+            datasets: i64,
+        }
+        if sites.is_empty() {
+            return Ok(Default::default());
+        }
+        let ids: Vec<String> = sites.iter().map(ToString::to_string).collect();
+        let rows = replica::Entity::find()
+            .select_only()
+            .column(replica::Column::SiteId)
+            // CAST: PostgreSQL sums BIGINTs into NUMERIC.
+            .column_as(
+                Expr::cust("CAST(SUM(datasets.size_bytes) AS BIGINT)"),
+                "bytes",
+            )
+            .column_as(
+                Expr::cust("COUNT(DISTINCT replicas.dataset_id)"),
+                "datasets",
+            )
+            .join_rev(
+                JoinType::InnerJoin,
+                dataset::Entity::belongs_to(replica::Entity)
+                    .from(dataset::Column::Id)
+                    .to(replica::Column::DatasetId)
+                    .into(),
+            )
+            .filter(replica::Column::SiteId.is_in(ids))
+            .group_by(replica::Column::SiteId)
+            .into_model::<Row>()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        rows.into_iter()
+            .map(|r| {
+                let id = r
+                    .site_id
+                    .parse()
+                    .map_err(|_| corrupt("replicas", &r.site_id, "site_id is not a site id"))?;
+                let usage = SiteUsage {
+                    bytes: r.bytes.unwrap_or(0).max(0) as u64,
+                    datasets: u32::try_from(r.datasets).unwrap_or(u32::MAX),
+                };
+                Ok((id, usage))
+            })
+            .collect()
+    }
+}

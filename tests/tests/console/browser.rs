@@ -188,6 +188,14 @@ async fn an_operator_plans_watches_and_audits_migrations_in_the_browser() {
         out.contains(&format!("followed to job {}", scans[0].id)),
         "{out}"
     );
+    // Both datasets now live on the archive, and their sources stay on fast as
+    // secondary replicas: each site holds both, and says so.
+    wait_for_end(&f.admin, &scans[0].id, Duration::from_secs(60)).await;
+    for name in ["fast", "archive"] {
+        let site = f.admin.get_site(name).await.unwrap();
+        assert_eq!(site.dataset_count, 2, "{site:?}");
+        assert!(site.bytes_stored > reads_bytes(), "{site:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -128,6 +128,8 @@ impl ToJson for pb::Site {
             )
             .field("prices", self.prices.as_ref().map(ToJson::to_json))
             .field("credential_keys", self.credential_keys.clone())
+            .field("bytes_stored", self.bytes_stored)
+            .field("dataset_count", self.dataset_count)
             .field("create_time", timestamp(self.create_time.as_ref()))
             .field("update_time", timestamp(self.update_time.as_ref()))
             .done()
@@ -264,6 +266,8 @@ mod tests {
             credential_keys: vec!["access_key_id".into()],
             create_time: ts(1_700_000_000, 0),
             update_time: None,
+            bytes_stored: 5_000,
+            dataset_count: 2,
         };
         let expected = json!({
             "id": "0193",
@@ -282,6 +286,8 @@ mod tests {
                 "min_storage_days": 30
             },
             "credential_keys": ["access_key_id"],
+            "bytes_stored": 5_000,
+            "dataset_count": 2,
             "create_time": "2023-11-14T22:13:20Z",
             "update_time": null
         });

@@ -254,7 +254,15 @@ fn show(site: &pb::Site, ctx: &Context) -> String {
             output::or_none(&site.default_storage_class),
         )
         .add("options", output::pairs(&site.options))
-        .add("credentials", credential_keys(site));
+        .add("credentials", credential_keys(site))
+        .add(
+            "stored",
+            format!(
+                "{} in {} dataset(s)",
+                output::bytes(site.bytes_stored),
+                site.dataset_count
+            ),
+        );
     match &site.prices {
         Some(prices) => {
             fields
