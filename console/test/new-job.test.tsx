@@ -67,3 +67,25 @@ test("a viewer gets no form", async () => {
   await screen.findByText(/Planning a migration needs the operator role/);
   assert.equal(screen.queryByRole("button", { name: "Start migration" }), null);
 });
+
+test("a site and a path stand for the dataset holding it, with the rest as the prefix", async () => {
+  const cp = withPlannableObjects();
+  renderConsole(cp, "#/jobs/new", "operator-secret");
+  await chooseDestination();
+  fireEvent.click(screen.getByLabelText("A site and path"));
+  fireEvent.change(await screen.findByLabelText("Source site"), { target: { value: "fast" } });
+  // Nothing of genome (projects/genome) is under another path.
+  fireEvent.input(screen.getByLabelText("Path on the site"), { target: { value: "projects/other" } });
+  fireEvent.click(screen.getByRole("button", { name: "Dry run" }));
+  await screen.findByText(/No dataset on fast holds projects\/other: Ferry moves datasets/);
+  assert.equal(screen.getByLabelText("Path on the site").getAttribute("aria-invalid"), "true");
+  fireEvent.input(screen.getByLabelText("Path on the site"), { target: { value: "/projects/genome/raw/" } });
+  fireEvent.click(screen.getByRole("button", { name: "Dry run" }));
+  await screen.findByText(/2 objects \(4\.00 MiB\) would move/);
+  screen.getByText("Dataset genome, objects below raw/.");
+  fireEvent.click(screen.getByRole("button", { name: "Start migration" }));
+  await waitFor(() => assert.equal(location.hash, "#/jobs/job-2"));
+  const job = cp.world.jobs[0];
+  assert.equal(job.filter?.prefix, "raw/");
+  assert.equal(job.dataset, "d-genome");
+});

@@ -23,11 +23,15 @@ import { useFields } from "../fields";
 import { readAll, useLoad } from "../hooks";
 import { navigate, seg } from "../router";
 import { useSession } from "../session";
+import { coveringDataset } from "../source";
 
 /** Datasets offered in the picker; beyond this, the name is typed. */
 const PICKER_LIMIT = 1000;
 
 const EMPTY = {
+  source: "dataset",
+  source_site: "",
+  source_path: "",
   dataset: "",
   destination_site: "",
   destination_path: "",
@@ -84,6 +88,7 @@ function NewJobForm({ initialDataset }: { initialDataset: string }) {
   const [errors, setErrors] = useState<Partial<Record<FieldName, string>>>({});
   const [failure, setFailure] = useState<unknown>(null);
   const [busy, setBusy] = useState<"" | "dry" | "start">("");
+  const [resolved, setResolved] = useState<string | null>(null);
   const [dryRun, setDryRun] = useState<{ key: string; report: DryRunReport } | null>(null);
   const idempotencyKey = useMemo(randomKey, []);
 
@@ -92,7 +97,9 @@ function NewJobForm({ initialDataset }: { initialDataset: string }) {
 
   const submit = async (dry: boolean) => {
     setFailure(null);
-    const built = buildRequest(v, retire);
+    const values = v.source === "site" ? await fromSiteAndPath(v) : v;
+    if (!values) return;
+    const built = buildRequest(values, retire);
     if ("errors" in built) {
       setErrors(built.errors);
       return;
@@ -119,7 +126,49 @@ function NewJobForm({ initialDataset }: { initialDataset: string }) {
     setBusy("");
   };
 
+  /** The form with the dataset and prefix a site and path stand for; null (and the
+   * reason shown) when no dataset holds the path. */
+  const fromSiteAndPath = async (values: FormValues): Promise<FormValues | null> => {
+    if (!values.source_site || !values.source_path.trim()) {
+      setErrors({
+        ...(values.source_site ? {} : { source_site: "Choose the site the data is on." }),
+        ...(values.source_path.trim() ? {} : { source_path: "Give the path on the site." }),
+      });
+      return null;
+    }
+    try {
+      const onSite = await readAll(async (pageToken) => {
+        const res = await api.datasets.listDatasets({ site: values.source_site, pageSize: 1000, pageToken });
+        return { items: res.datasets, next: res.nextPageToken };
+      }, 100_000);
+      const found = coveringDataset(onSite.items, values.source_path);
+      if (!found) {
+        setErrors({
+          source_path:
+            `No dataset on ${values.source_site} holds ${values.source_path.trim()}: Ferry moves datasets. ` +
+            `An admin registers one first: ferry dataset create NAME --site ${values.source_site} --path ${values.source_path.trim()}`,
+        });
+        return null;
+      }
+      setResolved(`Dataset ${found.dataset.name}${found.prefix ? `, objects below ${found.prefix}` : ", all of it"}.`);
+      return { ...values, dataset: found.dataset.name, prefix: found.prefix };
+    } catch (err) {
+      setFailure(err);
+      return null;
+    }
+  };
+
   const datasetList = datasets.data?.items ?? [];
+  const siteOptions = [
+    <option key="" value="">
+      Choose a site
+    </option>,
+    ...(sites.data ?? []).map((s) => (
+      <option key={s.id} value={s.name}>
+        {s.name} ({tierName(s.tier)})
+      </option>
+    )),
+  ];
   const report = dryRun?.key === requestKey ? dryRun.report : null;
   const field = (name: FieldName) => ({ ...form.bind(name), name });
 
@@ -147,8 +196,41 @@ function NewJobForm({ initialDataset }: { initialDataset: string }) {
             Some fields need a look; each says why below it.
           </p>
         ) : null}
+        <fieldset class="choice">
+          <legend>Move</legend>
+          <div class="field check">
+            <input id="plan-source-dataset" type="radio" name="source" value="dataset"
+              checked={v.source === "dataset"} onChange={() => form.set("source", "dataset")} />
+            <label for="plan-source-dataset">A dataset</label>
+          </div>
+          <div class="field check">
+            <input id="plan-source-site" type="radio" name="source" value="site"
+              checked={v.source === "site"} onChange={() => form.set("source", "site")} />
+            <label for="plan-source-site">A site and path</label>
+          </div>
+        </fieldset>
         <fieldset>
           <legend>What and where</legend>
+          {v.source === "site" ? (
+            <>
+              <Field id="plan-source-site-name" label="Source site" error={errors.source_site}>
+                <select {...field("source_site")}>{siteOptions}</select>
+              </Field>
+              <Field
+                id="plan-source-path"
+                label="Path on the site"
+                help="Below the site's root. The dataset holding it moves, only the objects below the path."
+                error={errors.source_path}
+              >
+                <input {...field("source_path")} />
+              </Field>
+              {resolved && (
+                <p class="help" role="status">
+                  {resolved}
+                </p>
+              )}
+            </>
+          ) : (
           <Field id="plan-dataset" label="Dataset" error={errors.dataset}>
             {datasets.data && !datasets.data.truncated ? (
               <select {...field("dataset")}>
@@ -163,20 +245,14 @@ function NewJobForm({ initialDataset }: { initialDataset: string }) {
               <input {...field("dataset")} list="plan-datasets" placeholder="name or id" />
             )}
           </Field>
+          )}
           <datalist id="plan-datasets">
             {datasetList.map((d) => (
               <option key={d.id} value={d.name} />
             ))}
           </datalist>
           <Field id="plan-destination" label="Destination site" error={errors.destination_site}>
-            <select {...field("destination_site")}>
-              <option value="">Choose a site</option>
-              {(sites.data ?? []).map((s) => (
-                <option key={s.id} value={s.name}>
-                  {s.name} ({tierName(s.tier)})
-                </option>
-              ))}
-            </select>
+            <select {...field("destination_site")}>{siteOptions}</select>
           </Field>
           <Field
             id="plan-path"
@@ -197,9 +273,11 @@ function NewJobForm({ initialDataset }: { initialDataset: string }) {
         </fieldset>
         <fieldset>
           <legend>Which objects</legend>
-          <Field id="plan-prefix" label="Prefix" help="Below the dataset's path." error={errors.prefix}>
-            <input {...field("prefix")} />
-          </Field>
+          {v.source === "dataset" && (
+            <Field id="plan-prefix" label="Prefix" help="Below the dataset's path." error={errors.prefix}>
+              <input {...field("prefix")} />
+            </Field>
+          )}
           <Field id="plan-include" label="Include globs" help="One per line, e.g. *.bam" error={errors.include}>
             <textarea {...field("include")} rows={2} />
           </Field>
