@@ -39,6 +39,8 @@ export interface World {
   agents: Agent[];
   audit: AuditEvent[];
   hours: Map<string, HourlyAccess[]>;
+  /** Site id → the credentials stored for it (never returned by the API). */
+  credentials: Map<string, Record<string, string>>;
   /** Every request the console made, as `Service/Method`. */
   calls: string[];
 }
@@ -59,6 +61,7 @@ export function emptyWorld(): World {
     agents: [],
     audit: [],
     hours: new Map(),
+    credentials: new Map(),
     calls: [],
   };
 }
@@ -71,7 +74,7 @@ const OPERATOR_METHODS = new Set([
   "ApproveRecommendation",
   "RejectRecommendation",
 ]);
-const ADMIN_METHODS = new Set(["ListAuditEvents", "ListTokens", "CreateToken", "RevokeToken"]);
+const ADMIN_METHODS = new Set(["ListAuditEvents", "ListTokens", "CreateToken", "RevokeToken", "UpdateSite"]);
 
 const RANK: Record<number, number> = { [Role.VIEWER]: 1, [Role.OPERATOR]: 2, [Role.ADMIN]: 3 };
 
@@ -175,6 +178,19 @@ export class ControlPlane {
           return { ...s, bytesStored: bytes, datasetCount: held.length };
         });
         return { sites, nextPageToken: p.next };
+      },
+      // Credentials only, as the console changes them: like the control plane, it keeps
+      // the values (here, in `w.credentials`) and returns only their names.
+      updateSite: (req, ctx) => {
+        this.authorize(ctx);
+        const i = w.sites.findIndex((s) => s.name === req.site?.name || s.id === req.site?.id);
+        if (i < 0) throw new ConnectError(`site: ${req.site?.name} not found`, Code.NotFound);
+        if (!req.updateMask?.paths.includes("credentials")) {
+          throw new ConnectError("update_mask: this fake changes credentials only", Code.Unimplemented);
+        }
+        w.credentials.set(w.sites[i].id, { ...req.credentials });
+        w.sites[i] = { ...w.sites[i], credentialKeys: Object.keys(req.credentials).sort() };
+        return w.sites[i];
       },
     });
     router.service(DatasetService, {

@@ -46,6 +46,35 @@ test("sites show options and the names of stored credentials, never their values
   screen.getByText("access_key_id, secret_access_key (stored; never shown)");
 });
 
+test("an admin replaces a site's credentials, which are sent once and never shown", async () => {
+  const cp = catalogue();
+  renderConsole(cp, "#/sites", "admin-secret");
+  fireEvent.click(await screen.findByRole("button", { name: "Replace credentials of vault" }));
+  // A file:// site has no credentials to set.
+  assert.equal(screen.queryByRole("button", { name: "Replace credentials of fast" }), null);
+  const secret = screen.getByLabelText("secret_access_key") as HTMLInputElement;
+  assert.equal(secret.type, "password");
+  fireEvent.input(screen.getByLabelText("access_key_id"), { target: { value: "AKIANEW" } });
+  fireEvent.input(secret, { target: { value: "s3cr3t-value" } });
+  fireEvent.click(screen.getByRole("button", { name: "Store credentials" }));
+  await screen.findByText("Stored: access_key_id, secret_access_key.");
+  assert.deepEqual(cp.world.credentials.get("s-vault"), {
+    access_key_id: "AKIANEW",
+    secret_access_key: "s3cr3t-value",
+  });
+  assert.ok(!document.body.innerHTML.includes("s3cr3t-value"), "the secret stays off the page");
+});
+
+test("a viewer or operator is not offered credentials", async () => {
+  for (const token of ["viewer-secret", "operator-secret"]) {
+    const cp = catalogue();
+    renderConsole(cp, "#/sites", token);
+    await screen.findByText("region=eu-west-1");
+    assert.equal(screen.queryByRole("button", { name: /Replace credentials/ }), null, token);
+    reset();
+  }
+});
+
 test("agents show their site, state and time since the last heartbeat", async () => {
   const cp = catalogue();
   cp.world.agents.push(

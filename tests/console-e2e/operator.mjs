@@ -133,6 +133,12 @@ await run(async (browser) => {
   await visit(page, "migrations");
   await page.goto(`${url()}/#/sites`);
   await page.getByText("archive").first().waitFor();
+  await page.getByRole("button", { name: "Replace credentials of vault" }).click();
+  await page.getByLabel("access_key_id").fill("AKIACONSOLE");
+  await page.getByLabel("secret_access_key").fill("console-typed-secret");
+  await page.getByRole("button", { name: "Store credentials" }).click();
+  await page.getByText("Stored: access_key_id, secret_access_key.").waitFor();
+  check(!(await page.content()).includes("console-typed-secret"), "the secret stays off the page");
   await visit(page, "sites");
   await page.goto(`${url()}/#/agents`);
   await page.getByText(/alive/i).first().waitFor();

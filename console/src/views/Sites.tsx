@@ -1,12 +1,16 @@
 // Sites (`#/sites`): each storage location with its settings. Credentials are
-// write-only in the API: only the names of the stored keys exist to show.
+// write-only in the API: only the names of the stored keys exist to show, and admins
+// may replace them.
 import { Empty, ErrorNote, Loading } from "../components/feedback";
 import { useSites } from "../catalogue";
 import { TierBadge } from "../components/labels";
 import { formatDollars, formatLimit, formatTime } from "../format";
+import { useSession } from "../session";
+import { SiteCredentials } from "./SiteCredentials";
 
 export function SitesView() {
   const sites = useSites();
+  const session = useSession();
   return (
     <section>
       <h1>Sites</h1>
@@ -62,6 +66,7 @@ export function SitesView() {
             <dt>Updated</dt>
             <dd>{formatTime(s.updateTime)}</dd>
           </dl>
+          {session.can("administer") && <SiteCredentials site={s} onChanged={sites.reload} />}
         </article>
       ))}
     </section>

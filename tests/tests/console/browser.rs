@@ -56,6 +56,24 @@ async fn fixture() -> Fixture {
     std::fs::create_dir_all(dirs.path().join("archive")).unwrap();
     site(&admin, dirs.path(), "fast", pb::Tier::Hot, 0.023).await;
     site(&admin, dirs.path(), "archive", pb::Tier::Cold, 0.004).await;
+    // A bucket no test reaches, whose credentials the operator scenario sets.
+    admin
+        .create_site(
+            pb::Site {
+                name: "vault".into(),
+                uri: "s3://vault/ferry".into(),
+                options: HashMap::from([
+                    ("endpoint".to_owned(), "http://127.0.0.1:9".to_owned()),
+                    ("region".to_owned(), "us-east-1".to_owned()),
+                ]),
+                // Warm, so that the advice for cold data stays the archive.
+                tier: pb::Tier::Warm.into(),
+                ..Default::default()
+            },
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
     let mut genome = std::collections::BTreeMap::new();
     for i in 0..READS {
         genome.insert(
@@ -188,6 +206,14 @@ async fn an_operator_plans_watches_and_audits_migrations_in_the_browser() {
         out.contains(&format!("followed to job {}", scans[0].id)),
         "{out}"
     );
+    // The credentials typed in the browser are stored, and only their names come back.
+    let vault = f.admin.get_site("vault").await.unwrap();
+    assert_eq!(
+        vault.credential_keys,
+        ["access_key_id", "secret_access_key"],
+        "{vault:?}"
+    );
+    assert!(!format!("{vault:?}").contains("console-typed-secret"));
     // Both datasets now live on the archive, and their sources stay on fast as
     // secondary replicas: each site holds both, and says so.
     wait_for_end(&f.admin, &scans[0].id, Duration::from_secs(60)).await;
