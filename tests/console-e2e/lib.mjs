@@ -67,6 +67,16 @@ export async function signIn(page, token) {
   await page.getByRole("button", { name: "Sign out" }).waitFor();
 }
 
+/** Presses Tab until `matches(document.activeElement)` holds (at most 40 times), as a
+ * keyboard user moves to a control; fails if it never gets there. */
+export async function tabTo(page, what, matches) {
+  for (let i = 0; i < 40; i++) {
+    await page.keyboard.press("Tab");
+    if (await page.evaluate(matches)) return;
+  }
+  throw new Error(`check failed: Tab never reaches ${what}`);
+}
+
 /** Keeps a full-page screenshot of what the user sees now, as `<name>.png`. */
 export async function shot(page, name) {
   await page.screenshot({ path: join(setting("SCREENSHOTS"), `${name}.png`), fullPage: true });

@@ -1,8 +1,8 @@
-// A viewer in the console: it reads everything, is offered no button its role may not
-// press, and, once an admin revokes its token, is sent back to sign in with a message
-// that says why.
+// A viewer in the console: it signs in and moves about with the keyboard alone, reads
+// everything, is offered no button its role may not press, and, once an admin revokes
+// its token, is sent back to sign in with a message that says why.
 
-import { check, grpcWeb, newPage, run, setting, signIn, step, stringField, url, visit } from "./lib.mjs";
+import { check, grpcWeb, newPage, run, setting, step, stringField, tabTo, url, visit } from "./lib.mjs";
 
 const job = setting("JOB");
 
@@ -15,9 +15,18 @@ async function noButton(page, name) {
 await run(async (browser) => {
   const page = await newPage(browser);
 
-  step("sign in as a viewer");
-  await signIn(page, setting("TOKEN"));
+  step("sign in as a viewer, from the keyboard alone");
+  await page.goto(`${url()}/#/datasets`);
+  await tabTo(page, "the token field", () => document.activeElement?.id === "token");
+  await page.keyboard.type(setting("TOKEN"));
+  await page.keyboard.press("Enter");
+  await page.getByRole("button", { name: "Sign out" }).waitFor();
   await page.getByText(/viewer/i).first().waitFor();
+  // The bookmarked page opens once signed in; the keyboard reaches the navigation.
+  await page.getByRole("heading", { level: 1, name: "Datasets" }).waitFor();
+  await tabTo(page, "the Migrations link", () => document.activeElement?.textContent === "Migrations");
+  await page.keyboard.press("Enter");
+  await page.waitForURL(/#\/jobs$/);
   for (const name of ["New migration", "Audit"]) {
     check((await page.getByRole("link", { name, exact: true }).count()) === 0, `a viewer is offered "${name}"`);
   }
