@@ -4,6 +4,7 @@
 import { useState } from "preact/hooks";
 import { useApi } from "../api";
 import { siteLabel, useSites } from "../catalogue";
+import { SiteOptions } from "../components/SiteOptions";
 import { Empty, ErrorNote, Loading } from "../components/feedback";
 import { TIERS, TierBadge, tierFromName, tierName } from "../components/labels";
 import { Pager } from "../components/Pager";
@@ -88,12 +89,7 @@ export function DatasetsView({ query }: { query: URLSearchParams }) {
           <div class="field">
             <label for="ds-site">Site</label>
             <select id="ds-site" {...form.bind("site")}>
-              <option value="">Any site</option>
-              {(sites.data ?? []).map((s) => (
-                <option key={s.id} value={s.name}>
-                  {s.name}
-                </option>
-              ))}
+              <SiteOptions sites={sites.data} empty="Any site" />
             </select>
           </div>
           <div class="field">

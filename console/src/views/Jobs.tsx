@@ -3,6 +3,7 @@
 // bookmarked.
 import { useApi } from "../api";
 import { siteLabel, useDatasetNames, useSites } from "../catalogue";
+import { SiteOptions } from "../components/SiteOptions";
 import { ErrorNote, Empty, Loading } from "../components/feedback";
 import { averageRate, BytesDone, ObjectsDone } from "../components/JobProgressCells";
 import { JOB_STATES, JobStateBadge, jobStateFromName, jobStateName } from "../components/labels";
@@ -81,12 +82,7 @@ export function JobsView({ query }: { query: URLSearchParams }) {
         <div class="field">
           <label for="jobs-site">Site (source or destination)</label>
           <select id="jobs-site" {...form.bind("site")}>
-            <option value="">Any site</option>
-            {(sites.data ?? []).map((s) => (
-              <option key={s.id} value={s.name}>
-                {s.name}
-              </option>
-            ))}
+            <SiteOptions sites={sites.data} empty="Any site" />
           </select>
         </div>
         <div class="actions">

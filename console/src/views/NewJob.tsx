@@ -9,7 +9,7 @@ import { useApi } from "../api";
 import { useSites } from "../catalogue";
 import { ErrorNote, Forbidden } from "../components/feedback";
 import { Field } from "../components/Field";
-import { tierName } from "../components/labels";
+import { SiteOptions } from "../components/SiteOptions";
 import { describeError, fieldError } from "../errors";
 import { VerifyMode } from "../gen/ferry/v1/common_pb";
 import {
@@ -159,16 +159,7 @@ function NewJobForm({ initialDataset }: { initialDataset: string }) {
   };
 
   const datasetList = datasets.data?.items ?? [];
-  const siteOptions = [
-    <option key="" value="">
-      Choose a site
-    </option>,
-    ...(sites.data ?? []).map((s) => (
-      <option key={s.id} value={s.name}>
-        {s.name} ({tierName(s.tier)})
-      </option>
-    )),
-  ];
+  const siteOptions = <SiteOptions sites={sites.data} empty="Choose a site" withTier />;
   const report = dryRun?.key === requestKey ? dryRun.report : null;
   const field = (name: FieldName) => ({ ...form.bind(name), name });
 
