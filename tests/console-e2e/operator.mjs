@@ -91,6 +91,15 @@ await run(async (browser) => {
   step("the activity page lists every object, verified");
   const rows = page.locator("table tbody tr");
   await page.waitForFunction((n) => document.querySelectorAll("table tbody tr").length === n, reads);
+  // The table is listed again when the state changes: let the listing the completed
+  // state asked for arrive before reading it.
+  await page
+    .waitForFunction(
+      () => [...document.querySelectorAll("table tbody tr td:nth-child(3)")].every((td) => /verified/i.test(td.textContent ?? "")),
+      null,
+      { timeout: 10_000 },
+    )
+    .catch(() => {});
   const statuses = await rows.locator("td:nth-child(3)").allInnerTexts();
   check(
     statuses.every((s) => /verified/i.test(s)),
