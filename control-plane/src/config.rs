@@ -35,6 +35,7 @@ pub struct Config {
     pub nats: NatsConfig,
     pub agents: AgentsConfig,
     pub autopilot: AutopilotConfig,
+    pub training: TrainingConfig,
     pub tls: TlsConfig,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: u64,
@@ -146,6 +147,14 @@ pub struct AutopilotConfig {
     pub interval_secs: u64,
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// How often every dataset's demand model is retrained (on the catalogue's clock,
+    /// counted from the last run recorded in the catalogue).
+    pub interval_secs: u64,
+}
+
 /// TLS on the gRPC port (which also serves `/metrics`); off unless a certificate and
 /// its key are given. Files are PEM; they are read and checked at start.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -209,6 +218,9 @@ impl Default for Config {
             },
             agents: AgentsConfig::default(),
             autopilot: AutopilotConfig { interval_secs: 60 },
+            training: TrainingConfig {
+                interval_secs: 86_400,
+            },
             tls: TlsConfig::default(),
             shutdown_grace_secs: 10,
         }
@@ -324,6 +336,9 @@ impl Config {
         }
         if self.autopilot.interval_secs == 0 {
             return Err("autopilot.interval_secs: must be at least 1".into());
+        }
+        if self.training.interval_secs < 60 {
+            return Err("training.interval_secs: must be at least 60".into());
         }
         if self.shutdown_grace_secs > 3600 {
             return Err("shutdown_grace_secs: must be at most 3600".into());

@@ -61,6 +61,11 @@ pub static RECOMMENDATIONS_COMPUTED: Counter = Counter::new(
     "",
     "Recommendations computed and recorded.",
 );
+pub static MODELS_TRAINED: Counter = Counter::new(
+    "ferry_demand_models_trained_total",
+    "",
+    "Demand models trained, in use or not.",
+);
 pub static AUTOPILOT_MIGRATIONS: Counter = Counter::new(
     "ferry_autopilot_migrations_started_total",
     "",
@@ -86,12 +91,13 @@ pub static AUDIT_REFUSALS_UNRECORDED: Counter = Counter::new(
 );
 
 /// Every counter, those of one name next to each other.
-static ALL: [&Counter; 9] = [
+static ALL: [&Counter; 10] = [
     &ACCESS_EVENTS_ACCEPTED,
     &ACCESS_EVENTS_FOLDED,
     &ACCESS_EVENTS_DROPPED_DELETED,
     &ACCESS_EVENTS_MALFORMED,
     &RECOMMENDATIONS_COMPUTED,
+    &MODELS_TRAINED,
     &AUTOPILOT_MIGRATIONS,
     &CALLS_UNAUTHENTICATED,
     &CALLS_PERMISSION_DENIED,

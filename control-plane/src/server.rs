@@ -17,6 +17,7 @@ use crate::{
     grpc,
     service::{
         AccessEvents, Agents, Catalogue, DryRuns, Migrations, Recommendations, Sessions, Tokens,
+        Training,
     },
     store::Store,
     tls::ServerTls,
@@ -77,6 +78,11 @@ pub async fn serve(
         recommendations.clone(),
         Duration::from_secs(config.autopilot.interval_secs),
     ));
+    let training = Training::new(catalogue.clone());
+    let scheduled_training = tokio::spawn(crate::service::training::run(
+        training.clone(),
+        Duration::from_secs(config.training.interval_secs),
+    ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::Serving).await;
@@ -110,6 +116,7 @@ pub async fn serve(
         agents,
         events,
         recommendations,
+        training,
         tokens,
     })
     .into_axum_router()
@@ -178,6 +185,7 @@ pub async fn serve(
         task.abort();
     }
     autopilot.abort();
+    scheduled_training.abort();
     store.close().await;
     info!("stopped");
     Ok(())

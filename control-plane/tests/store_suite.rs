@@ -25,6 +25,8 @@ mod datasets;
 mod fixture;
 #[path = "store_suite/jobs.rs"]
 mod jobs;
+#[path = "store_suite/models.rs"]
+mod models;
 #[path = "store_suite/policies.rs"]
 mod policies;
 #[path = "store_suite/sites.rs"]
@@ -89,4 +91,5 @@ store_test_suite!(
     jobs::job_counters_follow_object_reports,
     jobs::concurrent_reports_count_each_object_once,
     audit::a_change_and_its_record_land_together_or_not_at_all,
+    models::models_keep_versions_and_the_latest_forecast,
 );

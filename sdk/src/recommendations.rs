@@ -58,6 +58,41 @@ impl Client {
         .await
     }
 
+    /// Trains the demand model of `dataset` (id or name), or of every dataset when
+    /// `None`. The answer holds each new model (for up to 1,000 datasets) and counts.
+    pub async fn train_models(
+        &self,
+        dataset: Option<&str>,
+    ) -> Result<pb::TrainModelsResponse, Error> {
+        let request = pb::TrainModelsRequest {
+            dataset: dataset.unwrap_or_default().to_owned(),
+        };
+        Ok(self
+            .recommendations()
+            .train_models(request)
+            .await?
+            .into_inner())
+    }
+
+    /// Every dataset's latest demand model, or, for `dataset`, its kept versions newest
+    /// first; fetching all pages.
+    pub async fn list_models(&self, dataset: Option<&str>) -> Result<Vec<pb::ModelInfo>, Error> {
+        let dataset = dataset.unwrap_or_default().to_owned();
+        collect_pages(|page_token| {
+            let mut stub = self.recommendations();
+            let request = pb::ListModelsRequest {
+                dataset: dataset.clone(),
+                page_size: PAGE_SIZE,
+                page_token,
+            };
+            async move {
+                let page = stub.list_models(request).await?.into_inner();
+                Ok((page.models, page.next_page_token))
+            }
+        })
+        .await
+    }
+
     /// Every recorded recommendation, or only those for `dataset` (id or name), newest
     /// first, fetching all pages. Nothing is computed.
     pub async fn recommendation_history(

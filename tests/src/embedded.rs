@@ -40,6 +40,11 @@ impl EmbeddedControlPlane {
                 password: None,
                 password_file: Some(nats.access().control_plane_password_file()),
             },
+            // Tests that replay history train models when they ask to, never because
+            // the manual clock jumped past the schedule.
+            training: ferry_control_plane::config::TrainingConfig {
+                interval_secs: 100 * 365 * 86_400,
+            },
             ..Config::default()
         };
         config.validate().expect("a valid embedded configuration");

@@ -1,6 +1,7 @@
 //! Harness for Ferry's end-to-end tests: starts the real binaries on free ports in
 //! private temporary directories and waits for readiness (never for fixed sleeps).
 
+pub mod access;
 pub mod agent;
 pub mod azurite;
 pub mod binaries;

@@ -350,20 +350,25 @@ async fn errors_name_the_field_and_the_reason() {
         (Code::InvalidArgument, "jobs: 'not-a-job' is not a job id")
     );
 
+    // A dataset never trained has no models; one that does not exist is not found.
     let mut recommendations = client.recommendations();
-    let e = recommendations
+    let models = recommendations
         .list_models(pb::ListModelsRequest {
             dataset: "genome".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(models.models.is_empty(), "{models:?}");
+    let e = recommendations
+        .train_models(pb::TrainModelsRequest {
+            dataset: "no-such-dataset".into(),
         })
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::Unimplemented);
-    assert!(
-        e.message()
-            .starts_with("ferry.v1.RecommendationService/ListModels is not implemented"),
-        "{}",
-        e.message()
-    );
+    assert_eq!(e.code(), Code::NotFound, "{}", e.message());
+    assert!(e.message().contains("no-such-dataset"), "{}", e.message());
 }
 
 #[tokio::test]

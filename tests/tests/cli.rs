@@ -153,6 +153,22 @@ async fn a_session_at_the_terminal() {
         fast["latency_ms"], 2,
         "fields not named on the command line are kept"
     );
+
+    // A dataset never read gets a model that says why it is not used.
+    let trained = run(&["model", "train", "genome"]);
+    assert!(
+        trained.starts_with("trained 1 dataset(s) in ") && trained.contains("0 model(s) in use"),
+        "{trained}"
+    );
+    assert!(trained.contains("nothing to forecast"), "{trained}");
+    let models: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "model", "list", "genome"])).unwrap();
+    assert_eq!(models[0]["kind"], "none");
+    assert_eq!(models[0]["in_use"], false);
+    assert!(models[0]["version"]
+        .as_str()
+        .unwrap()
+        .starts_with("none/1@"));
 }
 
 #[tokio::test]

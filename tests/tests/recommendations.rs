@@ -90,7 +90,9 @@ async fn recency_and_latency_objectives_decide_and_approval_migrates() {
         .create_site(site("archive", pb::Tier::Cold, 200, 0.004), HashMap::new())
         .await
         .unwrap();
-    dataset(&client, "busy", "archive", 0).await;
+    // Moving to the costlier fast site needs a reason beyond recency: a 100 ms objective
+    // the archive misses.
+    dataset(&client, "busy", "archive", 100).await;
     dataset(&client, "idle", "fast", 0).await;
     dataset(&client, "strict", "fast", 20).await;
     let every_few_seconds: Vec<_> = (0..10).map(|i| TimeDelta::seconds(3 * i)).collect();
@@ -120,7 +122,14 @@ async fn recency_and_latency_objectives_decide_and_approval_migrates() {
         busy.reasons
     );
     assert_eq!(busy.state, pb::RecommendationState::Pending as i32);
-    assert_eq!(busy.model_version, "recency-rules/2");
+    assert_eq!(busy.model_version, "recency-rules/3");
+    assert!(
+        busy.reasons.iter().any(|r| r.code == "latency_slo_requires"
+            && r.message
+                .ends_with("but archive answers in 200 ms, slower than the 100 ms objective")),
+        "{:?}",
+        busy.reasons
+    );
 
     let idle = advise(&client, "idle").await;
     assert_eq!(

@@ -14,7 +14,11 @@ use ferry_proto::{
     v1 as pb,
 };
 use ferry_sdk::Client;
-use ferry_tests::{dataset::advise, embedded::EmbeddedControlPlane};
+use ferry_tests::{
+    access::{caught_up, record},
+    dataset::advise,
+    embedded::EmbeddedControlPlane,
+};
 
 const MB: i64 = 1_000_000;
 
@@ -94,44 +98,6 @@ fn read(dataset: &str, bytes: i64, at: DateTime<Utc>) -> pb::AccessEvent {
         time: Some(to_timestamp(at)),
         client_id: "replay".into(),
         event_id: format!("{dataset}-{}", at.timestamp()),
-    }
-}
-
-async fn record(client: &Client, events: Vec<pb::AccessEvent>) {
-    if events.is_empty() {
-        return;
-    }
-    let n = events.len() as u64;
-    let accepted = client
-        .access_events()
-        .record_access_events(pb::RecordAccessEventsRequest { events })
-        .await
-        .unwrap()
-        .into_inner()
-        .accepted;
-    assert_eq!(accepted, n);
-}
-
-/// Waits until the aggregator has folded `dataset`'s events up to `last`.
-async fn caught_up(client: &Client, dataset: &str, last: DateTime<Utc>) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let seen = client
-            .get_dataset(dataset)
-            .await
-            .unwrap()
-            .dataset
-            .last_access_time
-            .as_ref()
-            .and_then(from_timestamp);
-        if seen == Some(last) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{dataset}: last access {seen:?}, expected {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod audit;
 pub mod cost;
 pub mod dataset;
+pub mod forecast;
 pub mod ids;
 pub mod job;
 pub mod labels;

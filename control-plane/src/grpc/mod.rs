@@ -31,7 +31,7 @@ use tonic::service::Routes;
 
 use self::limits::{size_limited, ACCESS_EVENTS_LIMIT, REQUEST_LIMIT};
 use crate::service::{
-    AccessEvents, Agents, Catalogue, DryRuns, Migrations, Recommendations, Tokens,
+    AccessEvents, Agents, Catalogue, DryRuns, Migrations, Recommendations, Tokens, Training,
 };
 
 /// The use cases the `ferry.v1` services call.
@@ -42,6 +42,7 @@ pub struct UseCases {
     pub agents: Agents,
     pub events: AccessEvents,
     pub recommendations: Recommendations,
+    pub training: Training,
     pub tokens: Tokens,
 }
 
@@ -54,14 +55,16 @@ pub fn routes(uses: UseCases) -> Routes {
         agents,
         events,
         recommendations,
+        training,
         tokens,
     } = uses;
     let sites = SiteServiceServer::new(sites::SiteApi::new(catalogue.clone()));
     let datasets = DatasetServiceServer::new(datasets::DatasetApi::new(catalogue.clone()));
     let policies = PolicyServiceServer::new(policies::PolicyApi::new(catalogue));
     let access = AccessEventServiceServer::new(access::AccessApi::new(events));
-    let recommendations =
-        RecommendationServiceServer::new(recommendations::RecommendationApi::new(recommendations));
+    let recommendations = RecommendationServiceServer::new(
+        recommendations::RecommendationApi::new(recommendations, training),
+    );
     let jobs = JobServiceServer::new(jobs::JobApi::new(migrations, dry_runs));
     let agents = AgentServiceServer::new(agents::AgentApi::new(agents));
     let admin = AdminServiceServer::new(admin::AdminApi::new(tokens));

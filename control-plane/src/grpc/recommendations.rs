@@ -8,25 +8,41 @@ use crate::{
         name::Ref,
         page::{Page, PageRequest},
     },
-    service::Recommendations,
+    service::{Recommendations, Training},
 };
 
 pub struct RecommendationApi {
     recommendations: Recommendations,
+    training: Training,
 }
 
 impl RecommendationApi {
-    pub fn new(recommendations: Recommendations) -> Self {
-        RecommendationApi { recommendations }
+    pub fn new(recommendations: Recommendations, training: Training) -> Self {
+        RecommendationApi {
+            recommendations,
+            training,
+        }
     }
 }
 
-/// Forecast models arrive in a later release; until then these RPCs say so.
-fn models_unavailable(rpc: &str) -> Status {
-    Status::unimplemented(format!(
-        "ferry.v1.RecommendationService/{rpc} is not implemented in this release of the control plane: \
-         forecast models are not available yet (recommendations use the recency rules)"
-    ))
+fn dataset_ref(s: &str) -> Result<Option<Ref<crate::domain::ids::DatasetId>>, Status> {
+    Ok((!s.is_empty())
+        .then(|| Ref::parse("dataset", s))
+        .transpose()?)
+}
+
+/// Models on the wire, each with what it expects from `now` on.
+fn models_to_pb(
+    models: Vec<crate::domain::forecast::Model>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<pb::ModelInfo> {
+    models
+        .into_iter()
+        .map(|m| {
+            let outlook = m.outlook(now);
+            convert::model_to_pb(m, outlook)
+        })
+        .collect()
 }
 
 #[tonic::async_trait]
@@ -113,15 +129,31 @@ impl RecommendationService for RecommendationApi {
 
     async fn train_models(
         &self,
-        _request: Request<pb::TrainModelsRequest>,
+        request: Request<pb::TrainModelsRequest>,
     ) -> Result<Response<pb::TrainModelsResponse>, Status> {
-        Err(models_unavailable("TrainModels"))
+        let dataset = dataset_ref(&request.into_inner().dataset)?;
+        let run = self.training.train(dataset.as_ref()).await?;
+        let now = self.training.now();
+        Ok(Response::new(pb::TrainModelsResponse {
+            datasets_trained: u32::try_from(run.datasets).unwrap_or(u32::MAX),
+            models_in_use: u32::try_from(run.in_use).unwrap_or(u32::MAX),
+            elapsed: Some(ferry_proto::time::to_duration(run.elapsed)),
+            models: models_to_pb(run.models, now),
+        }))
     }
 
     async fn list_models(
         &self,
-        _request: Request<pb::ListModelsRequest>,
+        request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
-        Err(models_unavailable("ListModels"))
+        let req = request.into_inner();
+        let dataset = dataset_ref(&req.dataset)?;
+        let page = PageRequest::parse(req.page_size, &req.page_token)?;
+        let models = self.training.list(dataset.as_ref(), &page).await?;
+        let now = self.training.now();
+        Ok(Response::new(pb::ListModelsResponse {
+            models: models_to_pb(models.items, now),
+            next_page_token: models.next_token,
+        }))
     }
 }

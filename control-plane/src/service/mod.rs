@@ -12,6 +12,7 @@ mod recommendations;
 mod sessions;
 mod sites;
 mod tokens;
+pub mod training;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ pub use migrations::{Migrations, PlanRequest};
 pub use recommendations::Recommendations;
 pub use sessions::{Session, Sessions};
 pub use tokens::{TokenRequest, Tokens};
+pub use training::Training;
 
 use crate::{clock::SharedClock, error::Error, store::Store, vault::Vault};
 

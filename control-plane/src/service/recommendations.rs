@@ -13,9 +13,10 @@ use crate::{
         ids::RecommendationId,
         name::Ref,
         page::{Page, PageRequest},
-        placement::{recommend, Inputs, MODEL_VERSION},
-        policy::effective_policy,
+        placement::{recommend, Inputs, TransferRates, MODEL_VERSION},
+        policy::{effective_policy, Policy},
         recommendation::{Recommendation, RecommendationState},
+        site::Site,
     },
     error::{Error, Result},
     metrics,
@@ -23,6 +24,14 @@ use crate::{
 
 /// Access history the demand projection looks at.
 const DEMAND_WINDOW_DAYS: i64 = 7;
+
+/// What advice for any dataset reads besides the dataset's own history: loaded once for
+/// a page of datasets.
+struct Context {
+    sites: Vec<Site>,
+    policies: Vec<Policy>,
+    rates: TransferRates,
+}
 
 #[derive(Clone)]
 pub struct Recommendations {
@@ -45,9 +54,12 @@ impl Recommendations {
         page: &PageRequest,
     ) -> Result<Page<Recommendation>> {
         let datasets = self.catalogue.list_datasets(filter, page).await?;
+        let context = self.context().await?;
         let mut out = Vec::with_capacity(datasets.items.len());
         for d in &datasets.items {
-            out.push(self.compute_one(d).await?);
+            let recommendation = self.advise_in(&context, d).await?;
+            self.record(&recommendation).await?;
+            out.push(recommendation);
         }
         Ok(Page {
             items: out,
@@ -64,17 +76,29 @@ impl Recommendations {
 
     /// Computes advice without recording it (the autopilot records only what it acts on).
     pub async fn advise(&self, dataset: &Dataset) -> Result<Recommendation> {
+        let context = self.context().await?;
+        self.advise_in(&context, dataset).await
+    }
+
+    async fn context(&self) -> Result<Context> {
+        let store = self.catalogue.store();
+        Ok(Context {
+            sites: store
+                .list_sites(
+                    None,
+                    &PageRequest::first(crate::domain::page::MAX_PAGE_SIZE),
+                )
+                .await?
+                .items,
+            policies: store.all_policies().await?,
+            rates: TransferRates::new(store.transfer_rates().await?),
+        })
+    }
+
+    async fn advise_in(&self, context: &Context, dataset: &Dataset) -> Result<Recommendation> {
         let store = self.catalogue.store();
         let now = self.catalogue.clock().now();
-        let sites = store
-            .list_sites(
-                None,
-                &PageRequest::first(crate::domain::page::MAX_PAGE_SIZE),
-            )
-            .await?
-            .items;
-        let policies = store.all_policies().await?;
-        let policy = effective_policy(&policies, &dataset.labels).map(|p| &p.spec);
+        let policy = effective_policy(&context.policies, &dataset.labels).map(|p| &p.spec);
         let since = now - TimeDelta::days(DEMAND_WINDOW_DAYS);
         let hours = store
             .access_stats(dataset.id, Some(hour_of(since)), None)
@@ -98,15 +122,19 @@ impl Recommendations {
             .last_arrival(dataset.id)
             .await?
             .unwrap_or(dataset.created_at);
+        let model = store.latest_model(dataset.id).await?;
+        let outlook = model.and_then(|m| m.outlook(now));
         let advice = recommend(&Inputs {
             dataset,
-            sites: &sites,
+            sites: &context.sites,
             policy,
             demand: MonthlyDemand::project(requests, bytes_read, DEMAND_WINDOW_DAYS as f64),
             reads_last_hour,
             bytes_read_last_day,
             arrived_at,
             now,
+            outlook: outlook.as_ref(),
+            rates: &context.rates,
         })
         .ok_or_else(|| {
             Error::Internal(format!("dataset {} refers to a missing site", dataset.id))
@@ -121,7 +149,8 @@ impl Recommendations {
             recommended_site_id: advice.site_id,
             reasons: advice.reasons,
             cost: advice.cost,
-            model_version: MODEL_VERSION.into(),
+            // A forecast in use shapes the advice: its version is the one to name.
+            model_version: outlook.map_or_else(|| MODEL_VERSION.into(), |o| o.version),
             state: if moves {
                 RecommendationState::Pending
             } else {

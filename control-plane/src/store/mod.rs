@@ -5,6 +5,7 @@ mod access;
 mod agents;
 mod audit;
 mod datasets;
+mod demand_models;
 mod entity;
 mod job_counters;
 mod job_objects;

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod audit_event;
 pub mod dataset;
 pub mod dataset_label;
+pub mod demand_model;
 pub mod event_cursor;
 pub mod job;
 pub mod job_object;

@@ -12,6 +12,7 @@ mod m20261123_000006_copy_tasks;
 mod m20261201_000007_job_progress;
 mod m20261202_000008_agent_jobs;
 mod m20261204_000009_access_control;
+mod m20261205_000010_demand_models;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_job_progress::Migration),
             Box::new(m20261202_000008_agent_jobs::Migration),
             Box::new(m20261204_000009_access_control::Migration),
+            Box::new(m20261205_000010_demand_models::Migration),
         ]
     }
 }

@@ -8,6 +8,7 @@ mod enums;
 mod events;
 mod job;
 mod json;
+mod model;
 mod nats;
 mod output;
 mod parse;
@@ -156,6 +157,9 @@ enum Command {
     /// dataset matching the filters, and records them. `recommend history` lists those
     /// recorded; `recommend approve` plans the advised migration.
     Recommend(recommend::RecommendArgs),
+    /// Demand models: train the forecasts recommendations use, list what they learned
+    #[command(subcommand)]
+    Model(model::ModelCommand),
     /// Access events: report reads and writes of a dataset, show its hourly access
     #[command(subcommand)]
     Events(events::EventsCommand),
@@ -280,6 +284,7 @@ fn main() -> ExitCode {
             Command::Dataset(command) => dataset::run(command, &context).await.map(Outcome::print),
             Command::Policy(command) => policy::run(command, &context).await.map(Outcome::print),
             Command::Recommend(args) => recommend::run(args, &context).await,
+            Command::Model(command) => model::run(command, &context).await.map(Outcome::print),
             Command::Job(command) => job::run(command, &context).await,
             Command::Agent(command) => agent::run(command, &context).await.map(Outcome::print),
             Command::Events(command) => events::run(command, &context).await.map(Outcome::print),

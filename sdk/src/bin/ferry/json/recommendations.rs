@@ -58,6 +58,38 @@ impl ToJson for pb::Recommendation {
     }
 }
 
+impl ToJson for pb::ModelInfo {
+    fn to_json(&self) -> Value {
+        Object::new()
+            .field("dataset", self.dataset.as_str())
+            .field("version", self.version.as_str())
+            .field("kind", self.kind.as_str())
+            .field("backtest_error", finite(self.backtest_error))
+            .field("heuristic_error", finite(self.heuristic_error))
+            .field("seasonal_naive_error", finite(self.seasonal_naive_error))
+            .field("in_use", self.in_use)
+            .field("train_time", timestamp(self.train_time.as_ref()))
+            .field("note", self.note.as_str())
+            .field("periods", self.periods.clone())
+            .field("history_hours", self.history_hours)
+            .field("expected_reads_7d", finite(self.expected_reads_7d))
+            .field("peak_time", timestamp(self.peak_time.as_ref()))
+            .field("peak_reads", finite(self.peak_reads))
+            .done()
+    }
+}
+
+impl ToJson for pb::TrainModelsResponse {
+    fn to_json(&self) -> Value {
+        Object::new()
+            .field("models", array(&self.models))
+            .field("datasets_trained", self.datasets_trained)
+            .field("models_in_use", self.models_in_use)
+            .field("elapsed", super::duration(self.elapsed.as_ref()))
+            .done()
+    }
+}
+
 impl ToJson for pb::ApproveRecommendationResponse {
     fn to_json(&self) -> Value {
         Object::new()
