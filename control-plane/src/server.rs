@@ -17,7 +17,7 @@ use crate::{
     grpc,
     service::{
         AccessEvents, Agents, Catalogue, DryRuns, Migrations, Recommendations, Sessions, Tokens,
-        Training,
+        Training, WhatIf,
     },
     store::Store,
     tls::ServerTls,
@@ -109,6 +109,7 @@ pub async fn serve(
     if !config.auth.enabled {
         authenticator = authenticator.disabled();
     }
+    let whatif = WhatIf::new(catalogue.clone());
     let routes = grpc::routes(grpc::UseCases {
         catalogue,
         migrations,
@@ -117,6 +118,7 @@ pub async fn serve(
         events,
         recommendations,
         training,
+        whatif,
         tokens,
     })
     .into_axum_router()

@@ -93,6 +93,12 @@ impl Client {
         .await
     }
 
+    /// Replays recorded access under a policy and prices each strategy (see the
+    /// `WhatIf` RPC); nothing is recorded.
+    pub async fn what_if(&self, request: pb::WhatIfRequest) -> Result<pb::WhatIfResponse, Error> {
+        Ok(self.recommendations().what_if(request).await?.into_inner())
+    }
+
     /// Every recorded recommendation, or only those for `dataset` (id or name), newest
     /// first, fetching all pages. Nothing is computed.
     pub async fn recommendation_history(

@@ -1,10 +1,37 @@
-//! Recording access events through the API and waiting until the control plane has
-//! folded them in, for tests that replay access history.
+//! For tests that replay access history: two sites to place data on, recording access
+//! events through the API, and waiting until the control plane has folded them in.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ferry_proto::{time::from_timestamp, v1 as pb};
+
+/// Creates a hot site `fast` (2 ms) and a cold site `archive` (200 ms), each a
+/// directory under `dirs`, with these prices.
+pub async fn fast_and_archive(
+    client: &ferry_sdk::Client,
+    dirs: &std::path::Path,
+    fast: pb::Prices,
+    archive: pb::Prices,
+) {
+    for (name, tier, latency_ms, prices) in [
+        ("fast", pb::Tier::Hot, 2, fast),
+        ("archive", pb::Tier::Cold, 200, archive),
+    ] {
+        let site = pb::Site {
+            name: name.into(),
+            uri: format!("file://{}", dirs.join(name).display()),
+            tier: tier.into(),
+            latency_ms,
+            prices: Some(prices),
+            ..Default::default()
+        };
+        client
+            .create_site(site, std::collections::HashMap::new())
+            .await
+            .unwrap_or_else(|e| panic!("creating site {name}: {e}"));
+    }
+}
 
 /// Records `events` in requests of at most 2,000, asserting every one is accepted.
 pub async fn record(client: &ferry_sdk::Client, events: Vec<pb::AccessEvent>) {

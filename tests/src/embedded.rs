@@ -79,6 +79,11 @@ impl EmbeddedControlPlane {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The admin token the control plane wrote on start, for the `ferry` CLI.
+    pub fn admin_token_file(&self) -> std::path::PathBuf {
+        self._temp.path().join("data/admin.token")
+    }
+
     /// A client calling as the admin, with the token the control plane wrote on start.
     pub async fn client(&self) -> ferry_sdk::Client {
         let token = std::fs::read_to_string(self._temp.path().join("data/admin.token"))

@@ -16,7 +16,7 @@ use ferry_proto::{
 };
 use ferry_sdk::Client;
 use ferry_tests::{
-    access::{caught_up, record},
+    access::{caught_up, fast_and_archive, record},
     dataset::advise,
     embedded::EmbeddedControlPlane,
 };
@@ -79,14 +79,6 @@ async fn record_hours(client: &Client, dataset: &str, reads: impl Fn(usize) -> u
 }
 
 async fn setup(client: &Client, dirs: &std::path::Path) {
-    let site = |name: &str, tier: pb::Tier, latency_ms: u32, prices: pb::Prices| pb::Site {
-        name: name.into(),
-        uri: format!("file://{}", dirs.join(name).display()),
-        tier: tier.into(),
-        latency_ms,
-        prices: Some(prices),
-        ..Default::default()
-    };
     let fast = pb::Prices {
         storage_per_gb_month: 0.023,
         ..Default::default()
@@ -96,17 +88,7 @@ async fn setup(client: &Client, dirs: &std::path::Path) {
         retrieval_per_gb: 0.01,
         ..Default::default()
     };
-    client
-        .create_site(site("fast", pb::Tier::Hot, 2, fast), HashMap::new())
-        .await
-        .unwrap();
-    client
-        .create_site(
-            site("archive", pb::Tier::Cold, 200, archive),
-            HashMap::new(),
-        )
-        .await
-        .unwrap();
+    fast_and_archive(client, dirs, fast, archive).await;
     client
         .create_policy(pb::Policy {
             name: "analytics".into(),

@@ -12,6 +12,7 @@ mod job;
 mod policy;
 mod recommendation;
 mod site;
+mod whatif;
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -19,6 +20,7 @@ use ferry_proto::{time::from_duration, v1 as pb};
 
 pub use self::{
     admin::*, agent::*, bus::*, dataset::*, job::*, policy::*, recommendation::*, site::*,
+    whatif::*,
 };
 use crate::{
     domain::{

@@ -21,3 +21,4 @@ pub mod site;
 mod summary;
 pub mod tier;
 pub mod token;
+pub mod whatif;

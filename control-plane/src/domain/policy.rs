@@ -97,6 +97,11 @@ impl PolicySpec {
         patch: &PolicyPatch,
         placements: Option<BTreeMap<Tier, SiteId>>,
     ) -> Result<()> {
+        self.apply_unchecked(patch, placements);
+        self.validate()
+    }
+
+    fn apply_unchecked(&mut self, patch: &PolicyPatch, placements: Option<BTreeMap<Tier, SiteId>>) {
         macro_rules! take {
             ($($field:ident),*) => {$(
                 if let Some(value) = &patch.$field {
@@ -123,13 +128,30 @@ impl PolicySpec {
         if let Some(placements) = placements {
             self.placements = placements;
         }
-        self.validate()
     }
 
     pub fn validate(&self) -> Result<()> {
         if self.selector.is_empty() {
             return Err(Error::invalid("selector", "must name at least one label"));
         }
+        self.validate_rules()
+    }
+
+    /// A draft replayed in a what-if: defaults overlaid with `patch`, checked like a
+    /// policy except that it needs no selector (the request names its datasets).
+    pub fn draft(patch: &PolicyPatch, placements: Option<BTreeMap<Tier, SiteId>>) -> Result<Self> {
+        let mut spec = PolicySpec::default();
+        let mut patch = patch.clone();
+        let selector = patch.selector.take();
+        spec.apply_unchecked(&patch, placements);
+        if let Some(selector) = selector {
+            spec.selector = selector;
+        }
+        spec.validate_rules()?;
+        Ok(spec)
+    }
+
+    fn validate_rules(&self) -> Result<()> {
         if self.description.len() > 1024 {
             return Err(Error::invalid("description", "must be at most 1024 bytes"));
         }

@@ -31,7 +31,7 @@ use tonic::service::Routes;
 
 use self::limits::{size_limited, ACCESS_EVENTS_LIMIT, REQUEST_LIMIT};
 use crate::service::{
-    AccessEvents, Agents, Catalogue, DryRuns, Migrations, Recommendations, Tokens, Training,
+    AccessEvents, Agents, Catalogue, DryRuns, Migrations, Recommendations, Tokens, Training, WhatIf,
 };
 
 /// The use cases the `ferry.v1` services call.
@@ -43,6 +43,7 @@ pub struct UseCases {
     pub events: AccessEvents,
     pub recommendations: Recommendations,
     pub training: Training,
+    pub whatif: WhatIf,
     pub tokens: Tokens,
 }
 
@@ -56,6 +57,7 @@ pub fn routes(uses: UseCases) -> Routes {
         events,
         recommendations,
         training,
+        whatif,
         tokens,
     } = uses;
     let sites = SiteServiceServer::new(sites::SiteApi::new(catalogue.clone()));
@@ -63,7 +65,7 @@ pub fn routes(uses: UseCases) -> Routes {
     let policies = PolicyServiceServer::new(policies::PolicyApi::new(catalogue));
     let access = AccessEventServiceServer::new(access::AccessApi::new(events));
     let recommendations = RecommendationServiceServer::new(
-        recommendations::RecommendationApi::new(recommendations, training),
+        recommendations::RecommendationApi::new(recommendations, training, whatif),
     );
     let jobs = JobServiceServer::new(jobs::JobApi::new(migrations, dry_runs));
     let agents = AgentServiceServer::new(agents::AgentApi::new(agents));

@@ -8,19 +8,21 @@ use crate::{
         name::Ref,
         page::{Page, PageRequest},
     },
-    service::{Recommendations, Training},
+    service::{Recommendations, Training, WhatIf},
 };
 
 pub struct RecommendationApi {
     recommendations: Recommendations,
     training: Training,
+    whatif: WhatIf,
 }
 
 impl RecommendationApi {
-    pub fn new(recommendations: Recommendations, training: Training) -> Self {
+    pub fn new(recommendations: Recommendations, training: Training, whatif: WhatIf) -> Self {
         RecommendationApi {
             recommendations,
             training,
+            whatif,
         }
     }
 }
@@ -155,5 +157,15 @@ impl RecommendationService for RecommendationApi {
             models: models_to_pb(models.items, now),
             next_page_token: models.next_token,
         }))
+    }
+
+    async fn what_if(
+        &self,
+        request: Request<pb::WhatIfRequest>,
+    ) -> Result<Response<pb::WhatIfResponse>, Status> {
+        let req = convert::whatif_request(request.into_inner())?;
+        Ok(Response::new(convert::whatif_to_pb(
+            self.whatif.replay(req).await?,
+        )))
     }
 }

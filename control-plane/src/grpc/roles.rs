@@ -72,6 +72,7 @@ pub const TABLE: &[(&str, Rule)] = &[
     ("RecommendationService/RejectRecommendation", OPERATE),
     ("RecommendationService/TrainModels", OPERATE),
     ("RecommendationService/ListModels", VIEW),
+    ("RecommendationService/WhatIf", VIEW),
     ("JobService/PlanMigration", OPERATE),
     ("JobService/GetJob", VIEW_AGENT),
     ("JobService/ListJobs", VIEW),

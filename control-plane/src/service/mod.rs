@@ -13,6 +13,7 @@ mod sessions;
 mod sites;
 mod tokens;
 pub mod training;
+pub mod whatif;
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ pub use recommendations::Recommendations;
 pub use sessions::{Session, Sessions};
 pub use tokens::{TokenRequest, Tokens};
 pub use training::Training;
+pub use whatif::WhatIf;
 
 use crate::{clock::SharedClock, error::Error, store::Store, vault::Vault};
 

@@ -101,7 +101,7 @@ impl Catalogue {
         Ok(())
     }
 
-    async fn resolve_placements(
+    pub(super) async fn resolve_placements(
         &self,
         patch: &PolicyPatch,
     ) -> Result<Option<BTreeMap<Tier, SiteId>>> {

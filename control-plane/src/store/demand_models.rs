@@ -164,6 +164,39 @@ impl Store {
         }))
     }
 
+    /// A dataset's completed migrations, oldest first: when each ended, from where, to
+    /// where.
+    pub async fn completed_migrations(
+        &self,
+        dataset: DatasetId,
+    ) -> Result<Vec<(DateTime<Utc>, SiteId, SiteId)>> {
+        let rows: Vec<(Option<DateTime<Utc>>, String, String)> = job::Entity::find()
+            .select_only()
+            .column(job::Column::EndedAt)
+            .column(job::Column::SourceSiteId)
+            .column(job::Column::DestinationSiteId)
+            .filter(job::Column::DatasetId.eq(dataset.to_string()))
+            .filter(job::Column::State.eq("completed"))
+            .order_by_asc(job::Column::EndedAt)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        rows.into_iter()
+            .filter_map(|(ended, from, to)| ended.map(|e| (e, from, to)))
+            .map(|(ended, from, to)| {
+                let bad = |what: String| corrupt("migration_jobs", &dataset.to_string(), what);
+                Ok((
+                    ended,
+                    from.parse()
+                        .map_err(|e| bad(format!("source_site_id: {e}")))?,
+                    to.parse()
+                        .map_err(|e| bad(format!("destination_site_id: {e}")))?,
+                ))
+            })
+            .collect()
+    }
+
     /// Bytes per second each (source, destination) pair of sites reached over its last
     /// completed migrations: bytes copied over the time from start to end.
     pub async fn transfer_rates(&self) -> Result<HashMap<(SiteId, SiteId), f64>> {

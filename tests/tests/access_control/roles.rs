@@ -118,6 +118,9 @@ async fn call(client: &Client, method: &str) -> Status {
         "RecommendationService/ListModels" => {
             unary!(recommendations, list_models, ListModelsRequest)
         }
+        "RecommendationService/WhatIf" => {
+            unary!(recommendations, what_if, WhatIfRequest)
+        }
         "JobService/PlanMigration" => unary!(jobs, plan_migration, PlanMigrationRequest),
         "JobService/GetJob" => unary!(jobs, get_job, GetJobRequest),
         "JobService/ListJobs" => unary!(jobs, list_jobs, ListJobsRequest),
@@ -176,6 +179,7 @@ const TABLE: &[(&str, Needs)] = &[
     ),
     ("RecommendationService/TrainModels", Needs::Operator),
     ("RecommendationService/ListModels", Needs::Viewer),
+    ("RecommendationService/WhatIf", Needs::Viewer),
     ("JobService/PlanMigration", Needs::Operator),
     ("JobService/GetJob", Needs::ViewerOrAgent),
     ("JobService/ListJobs", Needs::Viewer),

@@ -18,6 +18,7 @@ mod recommend;
 mod site;
 mod token;
 mod watch;
+mod whatif;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -157,6 +158,13 @@ enum Command {
     /// dataset matching the filters, and records them. `recommend history` lists those
     /// recorded; `recommend approve` plans the advised migration.
     Recommend(recommend::RecommendArgs),
+    /// Replay recorded access under a policy: what Ferry, the recency rule and an
+    /// Intelligent-Tiering-style rule would have cost, against what happened
+    ///
+    /// Costs are at each site's price list; a slow read is one served from a site
+    /// slower than the dataset's latency objective. Nothing is recorded.
+    #[command(name = "whatif")]
+    WhatIf(whatif::WhatIfArgs),
     /// Demand models: train the forecasts recommendations use, list what they learned
     #[command(subcommand)]
     Model(model::ModelCommand),
@@ -284,6 +292,7 @@ fn main() -> ExitCode {
             Command::Dataset(command) => dataset::run(command, &context).await.map(Outcome::print),
             Command::Policy(command) => policy::run(command, &context).await.map(Outcome::print),
             Command::Recommend(args) => recommend::run(args, &context).await,
+            Command::WhatIf(args) => whatif::run(args, &context).await.map(Outcome::print),
             Command::Model(command) => model::run(command, &context).await.map(Outcome::print),
             Command::Job(command) => job::run(command, &context).await,
             Command::Agent(command) => agent::run(command, &context).await.map(Outcome::print),

@@ -90,6 +90,45 @@ impl ToJson for pb::TrainModelsResponse {
     }
 }
 
+impl ToJson for pb::ReplayOutcome {
+    fn to_json(&self) -> Value {
+        let sites: Vec<Value> = self
+            .sites
+            .iter()
+            .map(|s| {
+                Object::new()
+                    .field("site", s.site.as_str())
+                    .field("storage_cost", finite(s.storage_cost))
+                    .field("retrieval_cost", finite(s.retrieval_cost))
+                    .field("request_cost", finite(s.request_cost))
+                    .done()
+            })
+            .collect();
+        Object::new()
+            .field("strategy", self.strategy.as_str())
+            .field("storage_cost", finite(self.storage_cost))
+            .field("retrieval_cost", finite(self.retrieval_cost))
+            .field("request_cost", finite(self.request_cost))
+            .field("move_cost", finite(self.move_cost))
+            .field("total_cost", finite(self.total_cost))
+            .field("moves", self.moves)
+            .field("slow_reads", self.slow_reads)
+            .field("sites", Value::Array(sites))
+            .done()
+    }
+}
+
+impl ToJson for pb::WhatIfResponse {
+    fn to_json(&self) -> Value {
+        Object::new()
+            .field("outcomes", array(&self.outcomes))
+            .field("datasets", self.datasets)
+            .field("reads", self.reads)
+            .field("elapsed", super::duration(self.elapsed.as_ref()))
+            .done()
+    }
+}
+
 impl ToJson for pb::ApproveRecommendationResponse {
     fn to_json(&self) -> Value {
         Object::new()
