@@ -153,7 +153,9 @@ mod tests {
     fn reads_are_for_viewers_changes_for_operators_or_admins() {
         for (method, rule) in TABLE {
             let name = method.split('/').nth(1).unwrap();
-            let read = ["Get", "List", "Watch"].iter().any(|p| name.starts_with(p));
+            // WhatIf replays history and records nothing: a read.
+            let read =
+                ["Get", "List", "Watch"].iter().any(|p| name.starts_with(p)) || name == "WhatIf";
             if rule.role == Role::Agent || name == "GetRecommendations" || name == "WhoAmI" {
                 continue;
             }

@@ -123,6 +123,7 @@ impl Recommendations {
             .await?
             .unwrap_or(dataset.created_at);
         let model = store.latest_model(dataset.id).await?;
+        let trained = model.is_some();
         let outlook = model.and_then(|m| m.outlook(now));
         let advice = recommend(&Inputs {
             dataset,
@@ -135,6 +136,7 @@ impl Recommendations {
             now,
             outlook: outlook.as_ref(),
             rates: &context.rates,
+            trained,
         })
         .ok_or_else(|| {
             Error::Internal(format!("dataset {} refers to a missing site", dataset.id))

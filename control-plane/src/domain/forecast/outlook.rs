@@ -27,6 +27,9 @@ pub struct Outlook {
     pub peak: Option<(DateTime<Utc>, f64)>,
     /// The first busy hour from now on (now, when the current hour is busy).
     pub next_busy: Option<DateTime<Utc>>,
+    /// The hour by whose end the forecast expects the next read (reads summed from now
+    /// reach one).
+    pub next_read: Option<DateTime<Utc>>,
 }
 
 impl Outlook {
@@ -48,6 +51,15 @@ impl Outlook {
             let busy = (top * BUSY_SHARE_OF_PEAK).max(MIN_BUSY_READS);
             ahead.iter().position(|r| *r >= busy).map(at)
         });
+        let next_read = ahead
+            .iter()
+            .scan(0.0, |sum, r| {
+                *sum += r;
+                Some(*sum)
+            })
+            // Hundredths of a read are noise; 0.1 ten times is a read.
+            .position(|sum| sum >= 1.0 - 1e-9)
+            .map(at);
         Some(Outlook {
             version: version.to_owned(),
             reads_next_week,
@@ -55,6 +67,7 @@ impl Outlook {
             hours: week.len(),
             peak,
             next_busy,
+            next_read,
         })
     }
 }
@@ -84,6 +97,8 @@ mod tests {
         assert_eq!(o.hours, 168);
         assert_eq!(o.peak, Some((at("2026-03-03T08:00:00Z"), 40.0)));
         assert_eq!(o.next_busy, Some(at("2026-03-03T07:00:00Z")));
+        // 0.2 reads an hour add up to one read in five hours.
+        assert_eq!(o.next_read, Some(at("2026-03-02T14:00:00Z")));
         let expected = 0.2 * 164.0 + 90.0;
         assert!(
             (o.reads_next_week - expected).abs() < 1e-6,
@@ -103,5 +118,6 @@ mod tests {
         let o = Outlook::from_forecast("v", &quiet, at("2026-03-02T00:00:00Z"))
             .unwrap_or_else(|| panic!("the forecast reaches past now"));
         assert_eq!((o.peak, o.next_busy), (None, None));
+        assert_eq!(o.next_read, Some(at("2026-03-02T09:00:00Z")));
     }
 }

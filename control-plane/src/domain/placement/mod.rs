@@ -31,6 +31,8 @@ use super::{
 
 /// The model behind recommendations made by these rules.
 pub const MODEL_VERSION: &str = "recency-rules/3";
+/// Hours in the 30-day month prices are quoted for.
+const HOURS_PER_MONTH: f64 = 720.0;
 /// Reads in the last hour that keep a dataset at least warm, whatever its recency.
 const BUSY_READS_PER_HOUR: u64 = 60;
 
@@ -77,6 +79,9 @@ pub struct Inputs<'a> {
     pub outlook: Option<&'a Outlook>,
     /// How fast moves between sites went, to time pre-warming.
     pub rates: &'a TransferRates,
+    /// The dataset has a demand model (in use or not): demotions are weighed against
+    /// what moving costs.
+    pub trained: bool,
 }
 
 fn hotter(t: Tier) -> Option<Tier> {
@@ -311,6 +316,74 @@ pub fn recommend(i: &Inputs<'_>) -> Option<Advice> {
             current
         }
         _ => target,
+    };
+
+    // Once the dataset has a demand model, a demotion must pay for itself: what it saves
+    // before the data is wanted back has to cover the move there and back. With a
+    // forecast in use, "wanted back" is the next read it expects; without one, the data
+    // is assumed to stay idle as long again as it already has (the rent-or-buy rule:
+    // moving pays once idling has cost as much as the move).
+    let target = if i.trained
+        && target.id != current.id
+        && target.tier > current.tier
+        && cost_at(target) < cost_at(current)
+    {
+        let expected = i.outlook.and_then(|o| match (o.next_read, o.next_busy) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        });
+        let idle = i
+            .dataset
+            .last_access_at
+            .map_or(stayed, |at| (i.now - at).to_std().unwrap_or(Duration::ZERO))
+            .min(stayed.max(Duration::from_secs(3600)));
+        let horizon = match expected {
+            Some(back) => (back - i.now).to_std().unwrap_or(Duration::ZERO),
+            None => idle,
+        };
+        let hours = horizon.as_secs_f64() / 3600.0;
+        let saving = (cost_at(current) - cost_at(target)) * hours / HOURS_PER_MONTH;
+        let objects = i.dataset.object_count;
+        let round_trip = move_cost(
+            &current.prices,
+            &target.prices,
+            size_bytes,
+            objects,
+            stayed.as_secs_f64() / 86_400.0,
+        ) + move_cost(
+            &target.prices,
+            &current.prices,
+            size_bytes,
+            objects,
+            hours / 24.0,
+        );
+        if saving < round_trip {
+            let until = match expected {
+                Some(back) => format!("until the next read forecast, {}", when(back)),
+                None => format!("if it stays idle as long again ({})", human(horizon)),
+            };
+            say(
+                &mut reasons,
+                if expected.is_some() {
+                    "forecast_payback"
+                } else {
+                    "payback"
+                },
+                format!(
+                    "{} would save {} {until}, less than the {} of moving there and back: \
+                     staying on {}",
+                    target.name,
+                    usd(saving),
+                    usd(round_trip),
+                    current.name
+                ),
+            );
+            current
+        } else {
+            target
+        }
+    } else {
+        target
     };
 
     // Reads weigh in through retrieval fees: a colder site that would cost more a month,

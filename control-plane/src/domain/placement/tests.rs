@@ -66,6 +66,7 @@ fn inputs<'a>(d: &'a Dataset, sites: &'a [Site], now: DateTime<Utc>) -> Inputs<'
         now,
         outlook: None,
         rates: no_rates(),
+        trained: false,
     }
 }
 
@@ -247,6 +248,7 @@ fn outlook(now: DateTime<Utc>, busy_in: TimeDelta) -> Outlook {
         hours: 168,
         peak: Some((busy + TimeDelta::hours(1), 58.0)),
         next_busy: Some(busy),
+        next_read: Some(busy),
     }
 }
 
@@ -345,4 +347,40 @@ fn demotion_waits_for_a_forecast_busy_period() {
     })
     .unwrap();
     assert_eq!(advice.site_id, sites[1].id, "{:?}", advice.reasons);
+}
+
+#[test]
+fn a_demotion_must_pay_for_the_round_trip_before_the_busy_period() {
+    let now = Utc::now();
+    let mut archive = site("archive", Tier::Cold, 200, 0.004);
+    archive.prices.retrieval_per_gb = 0.03;
+    let sites = vec![site("fast", Tier::Hot, 2, 0.02), archive];
+    let idle = dataset(&sites[0], Some(now - TimeDelta::days(3)), None);
+    // 10 GB: $0.20 a month on fast, $0.04 on the archive, no forecast reads priced in
+    // (the outlook's bytes are tiny): $0.16 a month saved, about $0.016 in three days;
+    // coming back retrieves 10 GB at $0.03, $0.30.
+    let mut soon = outlook(now, TimeDelta::days(3));
+    soon.bytes_next_week = 0.0;
+    let advice = recommend(&Inputs {
+        outlook: Some(&soon),
+        trained: true,
+        ..inputs(&idle, &sites, now)
+    })
+    .unwrap();
+    assert_eq!(advice.site_id, sites[0].id, "{:?}", advice.reasons);
+    let reason = advice
+        .reasons
+        .iter()
+        .find(|r| r.code == "forecast_payback")
+        .unwrap();
+    assert!(
+        reason
+            .message
+            .starts_with("archive would save $0.0160 until the next read forecast")
+            && reason
+                .message
+                .ends_with("less than the $0.3000 of moving there and back: staying on fast"),
+        "{}",
+        reason.message
+    );
 }

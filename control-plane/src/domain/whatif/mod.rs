@@ -322,6 +322,7 @@ impl<'a> Run<'a> {
                     now,
                     outlook: outlook.as_ref(),
                     rates: self.scenario.rates,
+                    trained: self.model.is_some(),
                 })?;
                 self.site(advice.site_id)
             }
