@@ -160,6 +160,23 @@ async fn a_weekly_dataset_is_forecast_and_prewarmed_before_its_peak() {
 
     let trained = client.train_models(None).await.unwrap();
     assert_eq!(trained.datasets_trained, 5, "{trained:#?}");
+    assert_eq!(trained.models_in_use, 2, "weekly and gap: {trained:#?}");
+    // The run is in the audit log, recorded with the models.
+    let audit = client
+        .list_audit_events(
+            &ferry_sdk::AuditFilter {
+                method: Some("ferry.v1.RecommendationService/TrainModels".into()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1, "{audit:#?}");
+    assert_eq!(
+        (audit[0].resource.as_str(), audit[0].summary.as_str()),
+        ("demand_models", "trained 5 model(s), 2 in use")
+    );
     let by_name = |name: &str, models: &[pb::ModelInfo], ids: &HashMap<String, String>| {
         models
             .iter()

@@ -10,7 +10,10 @@ use sea_orm::{
     QueryOrder, QuerySelect, Statement,
 };
 
-use super::{corrupt, db_error, entity::demand_model, entity::job, to_i64, to_u64, Store};
+use super::{
+    audit::record, corrupt, db_error, entity::dataset, entity::demand_model, entity::job, to_i64,
+    to_u64, Store,
+};
 use crate::{
     domain::{
         forecast::{Errors, Forecast, Model, ModelKind},
@@ -46,11 +49,25 @@ struct StoredForecast {
 impl Store {
     /// Saves a training run's models: each becomes its dataset's latest, the previous
     /// latest keeps its figures but drops its forecast, and versions beyond
-    /// [`KEPT_VERSIONS`] are deleted.
+    /// [`KEPT_VERSIONS`] are deleted. A dataset deleted while it was being trained is
+    /// skipped. The audit log records the run with the last chunk.
     pub async fn save_models(&self, models: &[Model]) -> Result<()> {
-        for chunk in models.chunks(CHUNK) {
+        let chunks = models.chunks(CHUNK).count();
+        for (n, chunk) in models.chunks(CHUNK).enumerate() {
             let txn = self.begin_write().await?;
-            let ids: Vec<String> = chunk.iter().map(|m| m.dataset_id.to_string()).collect();
+            let wanted: Vec<String> = chunk.iter().map(|m| m.dataset_id.to_string()).collect();
+            let ids: Vec<String> = dataset::Entity::find()
+                .select_only()
+                .column(dataset::Column::Id)
+                .filter(dataset::Column::Id.is_in(wanted))
+                .into_tuple()
+                .all(&txn)
+                .await
+                .map_err(db_error)?;
+            let chunk: Vec<&Model> = chunk
+                .iter()
+                .filter(|m| ids.contains(&m.dataset_id.to_string()))
+                .collect();
             demand_model::Entity::update_many()
                 .col_expr(demand_model::Column::Latest, Expr::value(false))
                 .col_expr(
@@ -61,7 +78,24 @@ impl Store {
                 .exec(&txn)
                 .await
                 .map_err(db_error)?;
-            let rows = chunk.iter().map(to_row);
+            if n + 1 == chunks {
+                let in_use = models.iter().filter(|m| m.in_use).count();
+                let resource = match models {
+                    [one] => format!("dataset:{}", one.dataset_id),
+                    _ => "demand_models".to_owned(),
+                };
+                record(
+                    &txn,
+                    resource,
+                    format!("trained {} model(s), {in_use} in use", models.len()),
+                )
+                .await?;
+            }
+            if chunk.is_empty() {
+                txn.commit().await.map_err(db_error)?;
+                continue;
+            }
+            let rows = chunk.iter().map(|m| to_row(m));
             demand_model::Entity::insert_many(rows)
                 .on_conflict(
                     sea_orm::sea_query::OnConflict::columns([
