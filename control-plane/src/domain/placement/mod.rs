@@ -5,8 +5,9 @@
 //!
 //! Guarantees: a move to a site where the dataset would cost more a month (storage,
 //! retrieval and requests at the expected demand) is advised only when the current site
-//! misses the dataset's latency objective or an explicit policy places that tier there,
-//! and the reasons say which; otherwise the dataset stays and the reasons say why.
+//! misses the dataset's latency objective or the governing policy's placements name that
+//! site for the tier, and the reasons say which; otherwise the dataset stays and the
+//! reasons say why.
 
 use std::time::Duration;
 
@@ -319,10 +320,11 @@ pub fn recommend(i: &Inputs<'_>) -> Option<Advice> {
     };
 
     // Once the dataset has a demand model, a demotion must pay for itself: what it saves
-    // before the data is wanted back has to cover the move there and back. With a
-    // forecast in use, "wanted back" is the next read it expects; without one, the data
-    // is assumed to stay idle as long again as it already has (the rent-or-buy rule:
-    // moving pays once idling has cost as much as the move).
+    // before the data is wanted back has to cover the move (there and back, where the
+    // policy would bring it back). With a forecast in use, "wanted back" is the next read
+    // it expects; without one, the data is assumed to stay idle as long again as it
+    // already has (the rent-or-buy rule: moving pays once idling has cost as much as the
+    // move).
     let target = if i.trained
         && target.id != current.id
         && target.tier > current.tier
@@ -344,23 +346,37 @@ pub fn recommend(i: &Inputs<'_>) -> Option<Advice> {
         let hours = horizon.as_secs_f64() / 3600.0;
         let saving = (cost_at(current) - cost_at(target)) * hours / HOURS_PER_MONTH;
         let objects = i.dataset.object_count;
-        let round_trip = move_cost(
+        let there = move_cost(
             &current.prices,
             &target.prices,
             size_bytes,
             objects,
             stayed.as_secs_f64() / 86_400.0,
-        ) + move_cost(
-            &target.prices,
-            &current.prices,
-            size_bytes,
-            objects,
-            hours / 24.0,
         );
-        if saving < round_trip {
+        // The next read brings it back only where the policy places this tier here;
+        // otherwise a costlier return is refused and the move is one way.
+        let comes_back =
+            policy.placements.get(&current.tier) == Some(&current.id) && i.policy.is_some();
+        let back = if comes_back {
+            move_cost(
+                &target.prices,
+                &current.prices,
+                size_bytes,
+                objects,
+                hours / 24.0,
+            )
+        } else {
+            0.0
+        };
+        if saving < there + back {
             let until = match expected {
                 Some(back) => format!("until the next read forecast, {}", when(back)),
                 None => format!("if it stays idle as long again ({})", human(horizon)),
+            };
+            let what = if comes_back {
+                "of moving there and back"
+            } else {
+                "the move costs"
             };
             say(
                 &mut reasons,
@@ -370,11 +386,10 @@ pub fn recommend(i: &Inputs<'_>) -> Option<Advice> {
                     "payback"
                 },
                 format!(
-                    "{} would save {} {until}, less than the {} of moving there and back: \
-                     staying on {}",
+                    "{} would save {} {until}, less than the {} {what}: staying on {}",
                     target.name,
                     usd(saving),
-                    usd(round_trip),
+                    usd(there + back),
                     current.name
                 ),
             );
@@ -413,7 +428,14 @@ pub fn recommend(i: &Inputs<'_>) -> Option<Advice> {
     let target = if target.id != current.id && cost_at(target) > cost_at(current) {
         let required = match slo {
             Some(slo) if !meets_slo(current) => Some(Requirement::LatencyObjective(slo)),
-            _ if i.policy.is_some() => Some(Requirement::Policy),
+            // A policy requires the site its placements name for the tier; thresholds
+            // alone say which tier suits, not that it is worth paying more for.
+            _ if i
+                .policy
+                .is_some_and(|p| p.placements.get(&target.tier) == Some(&target.id)) =>
+            {
+                Some(Requirement::Policy)
+            }
             _ => None,
         };
         let costs = format!(

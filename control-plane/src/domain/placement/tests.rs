@@ -91,7 +91,10 @@ fn recency_picks_the_tier_and_the_cheapest_site_of_it() {
     assert!(advice.cost.monthly_after < advice.cost.monthly_now);
     // Back to the hot site under a policy that places hot data there.
     let fresh = dataset(&sites[1], Some(now - TimeDelta::seconds(5)), None);
-    let policy = PolicySpec::default();
+    let policy = PolicySpec {
+        placements: BTreeMap::from([(Tier::Hot, sites[0].id)]),
+        ..PolicySpec::default()
+    };
     let advice = advise(&fresh, &sites, Some(&policy), now);
     assert_eq!((advice.tier, advice.site_id), (Tier::Hot, sites[0].id));
     assert!(
@@ -261,7 +264,11 @@ fn a_forecast_busy_period_brings_data_back_in_time() {
         site("fast", Tier::Hot, 2, 0.02),
         site("archive", Tier::Cold, 200, 0.004),
     ];
-    let policy = PolicySpec::default();
+    // The policy places hot data on fast: a move there is worth its higher price.
+    let policy = PolicySpec {
+        placements: BTreeMap::from([(Tier::Hot, sites[0].id)]),
+        ..PolicySpec::default()
+    };
     let idle = dataset(&sites[1], Some(now - TimeDelta::days(6)), None);
     // 10 GB at the assumed 50 MB/s: 200 s of copying, so the move starts 1h05m ahead.
     let later = outlook(now, TimeDelta::hours(2) + TimeDelta::minutes(30));
@@ -361,7 +368,13 @@ fn a_demotion_must_pay_for_the_round_trip_before_the_busy_period() {
     // coming back retrieves 10 GB at $0.03, $0.30.
     let mut soon = outlook(now, TimeDelta::days(3));
     soon.bytes_next_week = 0.0;
+    // The policy places hot data on fast: a read brings the data back.
+    let policy = PolicySpec {
+        placements: BTreeMap::from([(Tier::Hot, sites[0].id)]),
+        ..PolicySpec::default()
+    };
     let advice = recommend(&Inputs {
+        policy: Some(&policy),
         outlook: Some(&soon),
         trained: true,
         ..inputs(&idle, &sites, now)

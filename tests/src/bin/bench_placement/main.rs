@@ -10,11 +10,14 @@
 //!
 //! With `--scale`, it instead measures training demand models for every dataset on 90
 //! days of hourly history (time and peak memory), and how much longer a recommendation
-//! for every dataset takes once forecasts are in use.
+//! for every dataset takes once forecasts are in use: in the placement code alone, and
+//! through an in-process control plane (`GetRecommendations` before and after
+//! `TrainModels`).
 //!
 //!     cargo run --release -p ferry-tests --bin ferry-bench-placement -- [--datasets N]
 
 mod scale;
+mod service;
 mod traces;
 
 use std::{collections::BTreeMap, time::Instant};
@@ -61,6 +64,10 @@ struct Args {
     /// Measure training and recommending at scale instead of replaying
     #[arg(long)]
     scale: bool,
+    /// With --scale: datasets recommended through an in-process control plane, before
+    /// and after training
+    #[arg(long, default_value_t = 1_000)]
+    service_datasets: usize,
 }
 
 /// The replay starts on a Monday.
@@ -310,6 +317,8 @@ fn main() {
     let args: Args = clap::Parser::parse();
     if args.scale {
         scale::run(args.datasets, args.seed);
+        let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
+        runtime.block_on(service::run(args.service_datasets, args.seed));
         return;
     }
     let sites = sites();

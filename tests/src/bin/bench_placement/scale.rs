@@ -60,6 +60,7 @@ pub fn run(datasets: usize, seed: u64) {
     let started = Instant::now();
     let mut models: Vec<Model> = Vec::with_capacity(datasets);
     let mut subjects = Vec::with_capacity(datasets);
+    let mut fitting = std::time::Duration::ZERO;
     let window = now() - TimeDelta::days(forecast::TRAIN_DAYS);
     for page in (0..datasets).collect::<Vec<_>>().chunks(PAGE) {
         let batch: Vec<_> = page
@@ -72,6 +73,7 @@ pub fn run(datasets: usize, seed: u64) {
                 (d, h)
             })
             .collect();
+        let fit_started = Instant::now();
         let trained: Vec<Model> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|w| {
@@ -94,6 +96,7 @@ pub fn run(datasets: usize, seed: u64) {
             all.sort_by_key(|(i, _)| *i);
             all.into_iter().map(|(_, m)| m).collect()
         });
+        fitting += fit_started.elapsed();
         models.extend(trained);
         // What a recommendation reads besides the model: the last week.
         for (d, mut h) in batch {
@@ -106,9 +109,10 @@ pub fn run(datasets: usize, seed: u64) {
     let fitted = models.iter().filter(|m| m.errors.is_some()).count();
     let peak = peak_rss_mib().unwrap_or(f64::NAN);
     println!(
-        "trained {datasets} models in {:.1} s, generating their history included ({fitted} \
-         fitted and back-tested, {in_use} in use); peak RSS {peak:.0} MiB",
+        "trained {datasets} models in {:.1} s, {:.1} s of it fitting, the rest generating \
+         their history ({fitted} fitted and back-tested, {in_use} in use); peak RSS {peak:.0} MiB",
         trained.as_secs_f64(),
+        fitting.as_secs_f64(),
     );
     println!(
         "target: 10,000 datasets in 2 minutes and 1 GiB: {}",
@@ -152,14 +156,22 @@ pub fn run(datasets: usize, seed: u64) {
         }
         (started.elapsed(), moving)
     };
-    let (before, moving_before) = advise(false);
-    let (after, moving_after) = advise(true);
-    let ratio = after.as_secs_f64() / before.as_secs_f64();
+    // Once to warm caches, then measured: each the best of three.
+    advise(false);
+    let best = |with_models: bool| {
+        (0..3)
+            .map(|_| advise(with_models))
+            .min_by_key(|(elapsed, _)| *elapsed)
+            .unwrap_or_default()
+    };
+    let (before, moving_before) = best(false);
+    let (after, moving_after) = best(true);
+    let extra_us = (after.as_secs_f64() - before.as_secs_f64()) * 1e6 / datasets.max(1) as f64;
     println!(
-        "recommendations for all: {:.0} ms without forecasts ({moving_before} moves), {:.0} ms \
-         with them ({moving_after} moves): {ratio:.2}×; target ≤ 1.20×: {}",
+        "the placement code alone, for all {datasets}: {:.0} ms without forecasts \
+         ({moving_before} moves), {:.0} ms with them ({moving_after} moves): {extra_us:.1} µs \
+         more a dataset (the target is judged through the control plane, below)",
         before.as_secs_f64() * 1000.0,
         after.as_secs_f64() * 1000.0,
-        if ratio <= 1.2 { "met" } else { "MISSED" }
     );
 }
