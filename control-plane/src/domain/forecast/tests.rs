@@ -35,7 +35,7 @@ fn history(
                 start + TimeDelta::hours(h as i64),
                 HourlyAccess {
                     reads,
-                    bytes_read: reads * 1_000_000,
+                    bytes_read: reads.saturating_mul(1_000_000),
                     ..HourlyAccess::default()
                 },
             )
@@ -133,4 +133,22 @@ fn odd_series_are_trained_without_failing() {
     around.extend(history(now - TimeDelta::days(60), 3, |_| 9));
     let outside = train(DatasetId::new(), &around, now);
     assert_eq!(outside.history_hours, 0);
+}
+
+#[test]
+fn an_absurd_count_is_trained_without_panicking() {
+    let now = monday();
+    let mut noise = Lcg(21);
+    let mut office = office(&mut noise);
+    // A corrupt aggregate: one hour claims u64::MAX reads.
+    let corrupt = train(
+        DatasetId::new(),
+        &history(now, 28, |h| if h == 200 { u64::MAX } else { office(h) }),
+        now,
+    );
+    assert!(!corrupt.note.is_empty());
+    assert!(corrupt
+        .forecast
+        .iter()
+        .all(|f| f.reads.iter().all(|r| r.is_finite())));
 }

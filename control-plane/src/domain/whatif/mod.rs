@@ -257,7 +257,7 @@ impl<'a> Run<'a> {
                 _ => {}
             }
             self.charge_hour(i, slo);
-            if self.series.reads[i] + self.series.writes[i] > 0 {
+            if self.series.reads[i] > 0 || self.series.writes[i] > 0 {
                 last_access = Some(self.series.at(i + 1));
             }
         }
@@ -377,6 +377,6 @@ impl<'a> Run<'a> {
 fn last_access_before(series: &Series, i: usize) -> Option<DateTime<Utc>> {
     (0..i)
         .rev()
-        .find(|h| series.reads[*h] + series.writes[*h] > 0)
+        .find(|h| series.reads[*h] > 0 || series.writes[*h] > 0)
         .map(|h| series.at(h + 1))
 }
