@@ -19,6 +19,8 @@ command -v pg_isready >/dev/null 2>&1 || need_apt+=(postgresql-client)
 [[ -x /usr/sbin/nats-server ]] || command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
 # systemd-analyze, which checks the systemd units offline (tests/tests/deploy_files.rs).
 [[ -n "${FERRY_TEST_SYSTEMD_ANALYZE:-}" ]] || command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+# docker-compose 1.29, which validates deploy/docker/compose.yaml offline.
+[[ -n "${FERRY_TEST_DOCKER_COMPOSE:-}" || -x /usr/bin/docker-compose ]] || need_apt+=(docker-compose)
 # Headless Chromium for the console's end-to-end tests (tests/tests/console).
 [[ -n "${FERRY_TEST_CHROMIUM:-}" || -x /usr/bin/chromium ]] || need_apt+=(chromium)
 if ((${#need_apt[@]})); then

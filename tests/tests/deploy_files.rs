@@ -1,9 +1,13 @@
 //! The deployment files, checked offline with the tools that judge them: the systemd
 //! units parse without a warning (`systemd-analyze verify`) and their sandboxing rates
-//! "OK" (`systemd-analyze security --offline`, exposure at most 2.0 of 10).
+//! "OK" (`systemd-analyze security --offline`, exposure at most 2.0 of 10); the compose
+//! file passes `docker-compose config`; the Dockerfile builds in one stage and runs
+//! unprivileged from another.
 //!
-//! `systemd-analyze` comes from Debian's `systemd` package (`deploy/test.sh` installs it)
-//! or `FERRY_TEST_SYSTEMD_ANALYZE`; without it the test fails, saying so.
+//! `systemd-analyze` and `docker-compose` come from Debian's `systemd` and
+//! `docker-compose` packages (`deploy/test.sh` installs them) or
+//! `FERRY_TEST_SYSTEMD_ANALYZE` / `FERRY_TEST_DOCKER_COMPOSE`; without them the tests
+//! fail, saying so.
 
 #![allow(clippy::unwrap_used)]
 
@@ -124,4 +128,106 @@ fn systemd_units_verify_cleanly_and_are_sandboxed() {
     .unwrap();
     let e = verify(&broken).unwrap_err();
     assert!(e.contains("protect system value"), "{e}");
+}
+
+fn docker_compose() -> PathBuf {
+    if let Some(path) = std::env::var_os("FERRY_TEST_DOCKER_COMPOSE") {
+        return PathBuf::from(path);
+    }
+    Some(PathBuf::from("/usr/bin/docker-compose"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "docker-compose not found: install Debian's docker-compose package (deploy/test.sh \
+                 does) or point FERRY_TEST_DOCKER_COMPOSE at it"
+            )
+        })
+}
+
+fn deploy(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(path)
+}
+
+/// `docker-compose config` on `file`: its normalised form, or what it refused.
+fn compose_config(file: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(docker_compose())
+        .arg("-f")
+        .arg(file)
+        .arg("config")
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.success() && stderr.trim().is_empty() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("{}: {stderr}", out.status))
+    }
+}
+
+/// No image can be pulled or built here (no registry is reachable), so the compose file
+/// is checked as far as `docker-compose config` goes: its schema, references and
+/// dependency conditions; and the Dockerfile by what it must say.
+#[test]
+fn the_compose_file_validates_and_the_image_runs_unprivileged() {
+    let compose = deploy("docker/compose.yaml");
+    let normalised = compose_config(&compose, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let services = compose_config(&compose, &["--services"]).unwrap();
+    let mut services: Vec<&str> = services.lines().collect();
+    services.sort_unstable();
+    assert_eq!(
+        services,
+        [
+            "agent-archive",
+            "agent-fast",
+            "control-plane",
+            "grafana",
+            "nats",
+            "postgres",
+            "prometheus",
+            "setup"
+        ]
+    );
+    // Every long-running service has a health check; the one-shot set-up does not.
+    assert_eq!(
+        normalised.matches("healthcheck:").count(),
+        7,
+        "{normalised}"
+    );
+    assert!(normalised.contains("condition: service_completed_successfully"));
+    assert!(
+        normalised.contains("- -js"),
+        "nats-server runs with JetStream"
+    );
+
+    // The check can fail: an unknown dependency condition is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("compose.yaml");
+    let text = std::fs::read_to_string(&compose).unwrap();
+    std::fs::write(
+        &broken,
+        text.replace("service_completed_successfully", "service_finished"),
+    )
+    .unwrap();
+    let e = compose_config(&broken, &["-q"]).unwrap_err();
+    assert!(e.contains("service_finished"), "{e}");
+
+    let dockerfile = std::fs::read_to_string(deploy("docker/Dockerfile")).unwrap();
+    let stages = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("FROM "))
+        .count();
+    assert_eq!(stages, 2, "a build stage and a runtime stage");
+    let user = dockerfile
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .unwrap_or_else(|| panic!("the runtime stage names its user"));
+    assert!(
+        !user.starts_with('0') && !user.starts_with("root"),
+        "{user}"
+    );
+    assert!(dockerfile.lines().any(|l| l.starts_with("HEALTHCHECK ")));
 }
