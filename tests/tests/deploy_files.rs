@@ -231,3 +231,87 @@ fn the_compose_file_validates_and_the_image_runs_unprivileged() {
     );
     assert!(dockerfile.lines().any(|l| l.starts_with("HEALTHCHECK ")));
 }
+
+fn kubernetes_validate() -> PathBuf {
+    if let Some(path) = std::env::var_os("FERRY_TEST_KUBERNETES_VALIDATE") {
+        return PathBuf::from(path);
+    }
+    let venv = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/ferry/kubeval/bin/kubernetes-validate"));
+    venv.filter(|p| p.exists()).unwrap_or_else(|| {
+        panic!(
+            "kubernetes-validate not found: deploy/test.sh installs it (PyPI \
+             kubernetes-validate, in a virtualenv at ~/.cache/ferry/kubeval), or point \
+             FERRY_TEST_KUBERNETES_VALIDATE at it"
+        )
+    })
+}
+
+/// `kubernetes-validate --strict` against Kubernetes 1.30's schemas: silent success,
+/// or what it refused.
+fn kube_validate(file: &Path) -> Result<(), String> {
+    let out = Command::new(kubernetes_validate())
+        .args(["--strict", "--quiet", "-k", "1.30.0"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && said.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}: {said}", out.status))
+    }
+}
+
+#[test]
+fn kubernetes_manifests_validate_against_the_schemas() {
+    for file in [
+        "kubernetes/control-plane.yaml",
+        "kubernetes/agent-fast.yaml",
+    ] {
+        let path = deploy(file);
+        kube_validate(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        for needed in [
+            "runAsNonRoot: true",
+            "allowPrivilegeEscalation: false",
+            "readOnlyRootFilesystem: true",
+            "resources:",
+        ] {
+            assert!(text.contains(needed), "{file}: {needed}");
+        }
+    }
+    let control_plane = std::fs::read_to_string(deploy("kubernetes/control-plane.yaml")).unwrap();
+    assert!(
+        control_plane.contains("grpc: {port: 50051}"),
+        "probes on gRPC health"
+    );
+    assert!(control_plane.contains("secretKeyRef: {name: ferry-control-plane, key: database-url}"));
+
+    // The check can fail: a misspelt field is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("control-plane.yaml");
+    std::fs::write(
+        &broken,
+        control_plane.replace("readinessProbe:", "readinesProbe:"),
+    )
+    .unwrap();
+    let e = kube_validate(&broken).unwrap_err();
+    assert!(e.contains("readinesProbe"), "{e}");
+
+    // KEDA's ScaledObject is a custom resource the schemas do not hold: checked here
+    // against what Ferry names, the stream its agents' consumer reads.
+    let keda = std::fs::read_to_string(deploy("kubernetes/keda-agent-fast.yaml")).unwrap();
+    assert!(keda.contains("kind: ScaledObject"));
+    assert!(keda.contains("type: nats-jetstream"));
+    assert!(keda.contains(&format!("stream: {}", ferry_proto::bus::JOBS_STREAM)));
+    assert!(keda.contains(&format!(
+        "consumer: {}",
+        ferry_proto::bus::site_consumer("SITE_ID")
+    )));
+    assert!(keda.contains("name: ferry-agent-fast"));
+}
