@@ -21,6 +21,9 @@ command -v pg_isready >/dev/null 2>&1 || need_apt+=(postgresql-client)
 [[ -n "${FERRY_TEST_SYSTEMD_ANALYZE:-}" ]] || command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # docker-compose 1.29, which validates deploy/docker/compose.yaml offline.
 [[ -n "${FERRY_TEST_DOCKER_COMPOSE:-}" || -x /usr/bin/docker-compose ]] || need_apt+=(docker-compose)
+# promtool, which checks and unit-tests the alert rules and checks the Prometheus
+# configuration offline (tests/tests/monitoring_files.rs).
+[[ -n "${FERRY_TEST_PROMTOOL:-}" || -x /usr/bin/promtool ]] || need_apt+=(prometheus)
 # Headless Chromium for the console's end-to-end tests (tests/tests/console).
 [[ -n "${FERRY_TEST_CHROMIUM:-}" || -x /usr/bin/chromium ]] || need_apt+=(chromium)
 if ((${#need_apt[@]})); then

@@ -68,7 +68,23 @@ pub struct AgentConfig {
     pub token_file: Option<PathBuf>,
     pub tls: TlsConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
     pub faults: Faults,
+}
+
+/// Where the agent answers `GET /metrics` for Prometheus.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `host:port` (port 0: any free port, logged at start), or `off`.
+    pub listen: String,
+}
+
+impl MetricsConfig {
+    /// The address to serve on; `None` when off. Checked by `validate`.
+    pub fn addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen.parse().ok()
+    }
 }
 
 /// TLS to the control plane, used when `control_plane` is an `https://` URL. PEM files.
@@ -151,6 +167,9 @@ impl Default for AgentConfig {
                 format: "text".into(),
                 filter: "info".into(),
             },
+            metrics: MetricsConfig {
+                listen: "127.0.0.1:9465".into(),
+            },
             faults: Faults::default(),
         }
     }
@@ -164,6 +183,9 @@ pub struct Overrides {
     pub nats_url: Option<String>,
     pub state_dir: Option<PathBuf>,
     pub concurrency: Option<usize>,
+    pub log_format: Option<String>,
+    pub log_filter: Option<String>,
+    pub metrics_listen: Option<String>,
 }
 
 impl AgentConfig {
@@ -194,6 +216,15 @@ impl AgentConfig {
         }
         if let Some(v) = overrides.concurrency {
             figment = figment.merge(("concurrency", v));
+        }
+        for (key, value) in [
+            ("log.format", &overrides.log_format),
+            ("log.filter", &overrides.log_filter),
+            ("metrics.listen", &overrides.metrics_listen),
+        ] {
+            if let Some(v) = value {
+                figment = figment.merge((key, v));
+            }
         }
         let config: AgentConfig = figment.extract().map_err(|e| {
             let path = e.path.join(".");
@@ -289,6 +320,12 @@ impl AgentConfig {
             return Err(format!(
                 "log.format: '{}' must be text or json",
                 self.log.format
+            ));
+        }
+        if self.metrics.listen != "off" && self.metrics.addr().is_none() {
+            return Err(format!(
+                "metrics.listen: '{}' must be host:port (an IP address and a port) or off",
+                self.metrics.listen
             ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.filter).map_err(|e| {

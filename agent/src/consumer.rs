@@ -86,6 +86,8 @@ pub async fn run(
             }
         };
         let span = task_span(&command);
+        // A child of the control plane's dispatch: one migration is one trace.
+        ferry_telemetry::propagation::set_parent_from_nats(&span, message.headers.as_ref());
         running.spawn(
             handle(
                 message,

@@ -23,6 +23,7 @@ pub mod gcs_upload;
 pub mod job_watch;
 pub mod journal;
 mod local_file;
+pub mod metrics;
 pub mod parts;
 pub mod report;
 pub mod s3;

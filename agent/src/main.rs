@@ -2,6 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
+use anyhow::Context;
 use clap::Parser;
 use ferry_agent::{
     bandwidth::{Bandwidth, LIMITED_JOB_REFRESH},
@@ -42,6 +43,16 @@ struct Args {
     /// Objects moved at once [default: 16].
     #[arg(long)]
     concurrency: Option<usize>,
+    /// Log format: text or json (one object a line, with the job id and the trace and
+    /// span ids) [default: text].
+    #[arg(long)]
+    log_format: Option<String>,
+    /// Log filter, e.g. info or ferry_agent=debug [default: info].
+    #[arg(long)]
+    log_filter: Option<String>,
+    /// Where to answer GET /metrics: host:port, or off [default: 127.0.0.1:9465].
+    #[arg(long)]
+    metrics_listen: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -52,6 +63,9 @@ fn main() -> ExitCode {
         nats_url: args.nats_url,
         state_dir: args.state_dir,
         concurrency: args.concurrency,
+        log_format: args.log_format,
+        log_filter: args.log_filter,
+        metrics_listen: args.metrics_listen,
     };
     let config = match AgentConfig::load(args.config.as_deref(), &overrides) {
         Ok(c) => c,
@@ -60,10 +74,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = init_logging(&config) {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -74,28 +84,38 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    // Inside the runtime: the OTLP exporter's gRPC connection lives on it.
+    let telemetry = match runtime.block_on(async { init_telemetry(&config) }) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "agent failed");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Exports the spans still buffered while the runtime runs.
+    telemetry.shutdown();
+    code
 }
 
-fn init_logging(config: &AgentConfig) -> anyhow::Result<()> {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.filter)?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    let result = if config.log.format == "json" {
-        builder.json().flatten_event(true).try_init()
+/// Logs (text or JSON) and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, traces.
+fn init_telemetry(config: &AgentConfig) -> Result<ferry_telemetry::Guard, ferry_telemetry::Error> {
+    let format = if config.log.format == "json" {
+        ferry_telemetry::LogFormat::Json
     } else {
-        builder.try_init()
+        ferry_telemetry::LogFormat::Text
     };
-    result.map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
+    ferry_telemetry::init(&ferry_telemetry::Settings {
+        service: "ferry-agent",
+        format,
+        filter: &config.log.filter,
+    })
 }
 
 async fn run(config: AgentConfig) -> anyhow::Result<()> {
@@ -105,6 +125,21 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     }
     let config = Arc::new(config);
     let shutdown = CancellationToken::new();
+    // Bound before registering: a port already taken stops the agent at once.
+    let metrics_server = match config.metrics.addr() {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("metrics.listen: binding {addr}"))?;
+            info!(addr = %listener.local_addr()?, "metrics listening");
+            let stopped = shutdown.clone();
+            Some(tokio::spawn(ferry_telemetry::metrics::serve(
+                listener,
+                async move { stopped.cancelled().await },
+            )))
+        }
+        None => None,
+    };
     let tls = config.tls.files();
     let control = tokio::select! {
         registered = ControlPlane::register(
@@ -120,6 +155,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
             return Ok(());
         }
     };
+    ferry_agent::metrics::init(&config.site, control.agent_id());
     let mut nats = async_nats::ConnectOptions::new();
     if let Some((user, password)) = config.nats_credentials().map_err(anyhow::Error::msg)? {
         use secrecy::ExposeSecret;
@@ -215,6 +251,9 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     }
     dry_runs.abort();
     heartbeats.abort();
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
     site_share.abort();
     if let Some(reason) = refusal {
         anyhow::bail!("the control plane refused this agent's token: {reason}");

@@ -67,6 +67,9 @@ impl Reporter {
             event: Some(event),
         };
         let payload = Bytes::from(report.encode_to_vec());
+        // The control plane applies the report as a child of this task's span.
+        let mut headers = async_nats::HeaderMap::new();
+        ferry_telemetry::propagation::inject_nats(&mut headers);
         let mut backoff = Duration::from_millis(100);
         let mut tries = 0;
         loop {
@@ -74,7 +77,7 @@ impl Reporter {
             let result = async {
                 let ack = self
                     .js
-                    .publish(self.subject.clone(), payload.clone())
+                    .publish_with_headers(self.subject.clone(), headers.clone(), payload.clone())
                     .await
                     .map_err(|e| e.to_string())?;
                 ack.await.map(drop).map_err(|e| e.to_string())

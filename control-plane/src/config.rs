@@ -36,6 +36,7 @@ pub struct Config {
     pub agents: AgentsConfig,
     pub autopilot: AutopilotConfig,
     pub training: TrainingConfig,
+    pub alerts: AlertsConfig,
     pub tls: TlsConfig,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: u64,
@@ -117,6 +118,11 @@ pub struct AuthConfig {
     /// Every `ferry.v1` call must carry a valid bearer token. Turn it off only on a
     /// development machine: every caller is then an admin, and each start says so.
     pub enabled: bool,
+    /// A file whose first line is the first admin token (a mounted Kubernetes Secret,
+    /// say): adopted on the first start instead of a generated one written to
+    /// `<data_dir>/admin.token`. `fy_` then at least 32 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -153,6 +159,15 @@ pub struct TrainingConfig {
     /// How often every dataset's demand model is retrained (on the catalogue's clock,
     /// counted from the last run recorded in the catalogue).
     pub interval_secs: u64,
+}
+
+/// Thresholds the control plane exports for the alert rules in deploy/prometheus/.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// How long a running job may go without progress before `FerryJobStalled` fires
+    /// (exported as `ferry_job_stall_threshold_seconds`).
+    pub job_stall_secs: u64,
 }
 
 /// TLS on the gRPC port (which also serves `/metrics`); off unless a certificate and
@@ -209,7 +224,10 @@ impl Default for Config {
                 filter: "info".into(),
             },
             security: SecurityConfig::default(),
-            auth: AuthConfig { enabled: true },
+            auth: AuthConfig {
+                enabled: true,
+                admin_token_file: None,
+            },
             nats: NatsConfig {
                 url: "nats://127.0.0.1:4222".into(),
                 user: None,
@@ -220,6 +238,9 @@ impl Default for Config {
             autopilot: AutopilotConfig { interval_secs: 60 },
             training: TrainingConfig {
                 interval_secs: 86_400,
+            },
+            alerts: AlertsConfig {
+                job_stall_secs: 1800,
             },
             tls: TlsConfig::default(),
             shutdown_grace_secs: 10,
@@ -340,12 +361,18 @@ impl Config {
         if self.training.interval_secs < 60 {
             return Err("training.interval_secs: must be at least 60".into());
         }
+        if self.alerts.job_stall_secs < 60 {
+            return Err("alerts.job_stall_secs: must be at least 60".into());
+        }
         if self.shutdown_grace_secs > 3600 {
             return Err("shutdown_grace_secs: must be at most 3600".into());
         }
         // Read now so that a bad file stops start-up as a configuration error; the
         // server reads the files again when it starts listening.
         crate::tls::ServerTls::load(&self.tls)?;
+        if let Some(seed) = &self.auth.admin_token_file {
+            crate::service::tokens::read_seed(seed).map_err(|e| e.to_string())?;
+        }
         Ok(())
     }
 

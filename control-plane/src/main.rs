@@ -17,6 +17,10 @@ use ferry_control_plane::{
 /// tls.cert_file and tls.key_file name PEM files (FERRY_TLS__CERT_FILE,
 /// FERRY_TLS__KEY_FILE); tls.client_ca_file (FERRY_TLS__CLIENT_CA_FILE) then requires
 /// client certificates signed by that CA.
+///
+/// Traces: set OTEL_EXPORTER_OTLP_ENDPOINT (and optionally OTEL_EXPORTER_OTLP_PROTOCOL,
+/// OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER) to export spans over OTLP; see
+/// docs/observability.md.
 #[derive(Debug, Parser)]
 #[command(name = "ferry-control-plane", version)]
 struct Args {
@@ -66,10 +70,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = telemetry::init(&config.log) {
-        eprintln!("error: {e:#}");
-        return ExitCode::FAILURE;
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -80,11 +80,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(server::run(config)) {
+    // Inside the runtime: the OTLP exporter's gRPC connection lives on it.
+    let telemetry = match runtime.block_on(async { telemetry::init(&config.log) }) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match runtime.block_on(server::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "control plane failed");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Exports the spans still buffered while the runtime runs.
+    telemetry.shutdown();
+    code
 }

@@ -50,7 +50,10 @@ pub async fn serve(
     let tokens = Tokens::new(catalogue.clone(), sessions.clone());
     if config.auth.enabled {
         tokens
-            .bootstrap(&config.admin_token_file())
+            .bootstrap(
+                &config.admin_token_file(),
+                config.auth.admin_token_file.as_deref(),
+            )
             .await
             .context("making the first admin token")?;
     }
@@ -110,6 +113,23 @@ pub async fn serve(
         authenticator = authenticator.disabled();
     }
     let whatif = WhatIf::new(catalogue.clone());
+    crate::metrics::init();
+    crate::metrics::catalogue::set_job_stall_threshold(config.alerts.job_stall_secs);
+    if let Some(at) = tls.as_ref().and_then(ServerTls::expires_at) {
+        crate::metrics::catalogue::set_certificate_expiry(at);
+    }
+    let metrics = {
+        let (store, bus) = (store.clone(), bus.clone());
+        move || async move {
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    ferry_telemetry::metrics::CONTENT_TYPE,
+                )],
+                crate::metrics::catalogue::render(&store, &bus).await,
+            )
+        }
+    };
     let routes = grpc::routes(grpc::UseCases {
         catalogue,
         migrations,
@@ -191,16 +211,6 @@ pub async fn serve(
     store.close().await;
     info!("stopped");
     Ok(())
-}
-
-async fn metrics() -> impl axum::response::IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        crate::metrics::render(),
-    )
 }
 
 fn reflection() -> tonic_reflection::server::Builder<'static> {

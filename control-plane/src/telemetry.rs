@@ -1,20 +1,18 @@
-//! Logging: structured `tracing` events to stderr, as text or JSON lines.
-
-use tracing_subscriber::{fmt, EnvFilter};
+//! Logging and traces: structured `tracing` events to stderr, as text or JSON lines,
+//! and OpenTelemetry spans exported over OTLP when the `OTEL_*` variables ask for it
+//! (see `ferry_telemetry`).
 
 use crate::config::{LogConfig, LogFormat};
 
-/// Installs the global subscriber. The filter was checked by `Config::validate`.
-pub fn init(config: &LogConfig) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&config.filter)?;
-    use std::io::IsTerminal;
-    let builder = fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    let result = match config.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
-    result.map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
+/// Installs the global subscriber. The filter was checked by `Config::validate`. Call
+/// it inside the Tokio runtime; keep the guard until the server has stopped.
+pub fn init(config: &LogConfig) -> Result<ferry_telemetry::Guard, ferry_telemetry::Error> {
+    ferry_telemetry::init(&ferry_telemetry::Settings {
+        service: "ferry-control-plane",
+        format: match config.format {
+            LogFormat::Text => ferry_telemetry::LogFormat::Text,
+            LogFormat::Json => ferry_telemetry::LogFormat::Json,
+        },
+        filter: &config.filter,
+    })
 }

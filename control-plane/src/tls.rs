@@ -47,6 +47,7 @@ const CONCURRENT_HANDSHAKES: usize = 256;
 pub struct ServerTls {
     config: Arc<ServerConfig>,
     mutual: bool,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -74,6 +75,7 @@ impl ServerTls {
             (None, Some(_)) => return Err("tls.cert_file: required with tls.key_file".into()),
         };
         let chain = read_certificates("tls.cert_file", cert_file)?;
+        let expires_at = chain.first().and_then(|leaf| not_after(leaf));
         let key = read_private_key("tls.key_file", key_file)?;
         let provider = Arc::new(aws_lc_rs::default_provider());
         let builder = ServerConfig::builder_with_provider(provider.clone())
@@ -93,7 +95,13 @@ impl ServerTls {
         Ok(Some(ServerTls {
             config: Arc::new(server),
             mutual: config.client_ca_file.is_some(),
+            expires_at,
         }))
+    }
+
+    /// When the served certificate expires, if it says.
+    pub fn expires_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.expires_at
     }
 
     /// Whether clients must present a certificate signed by the client CA.
@@ -140,6 +148,12 @@ impl ServerTls {
 
 /// A refused certificate or protocol is worth an operator's attention; a client that
 /// went away mid-handshake (a TCP health check, a port scan) is not.
+/// The end of a certificate's validity.
+fn not_after(cert: &CertificateDer<'_>) -> Option<chrono::DateTime<chrono::Utc>> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    chrono::DateTime::from_timestamp(parsed.validity().not_after.timestamp(), 0)
+}
+
 fn log_refusal(peer: &str, error: &io::Error) {
     let refused = error
         .get_ref()

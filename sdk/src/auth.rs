@@ -57,6 +57,8 @@ impl Interceptor for Bearer {
                 .metadata_mut()
                 .insert("authorization", MetadataValue::clone(value));
         }
+        // The caller's span becomes the parent of the control plane's.
+        ferry_telemetry::propagation::inject_grpc(request.metadata_mut());
         Ok(request)
     }
 }

@@ -86,6 +86,10 @@ impl Agent {
         if !env.iter().any(|(k, _)| k == "FERRY_AGENT_ACK_WAIT_SECS") {
             env.push(("FERRY_AGENT_ACK_WAIT_SECS".into(), "6".into()));
         }
+        // Several agents run side by side: each serves its metrics on a port of its own.
+        if !env.iter().any(|(k, _)| k == "FERRY_AGENT_METRICS__LISTEN") {
+            env.push(("FERRY_AGENT_METRICS__LISTEN".into(), "127.0.0.1:0".into()));
+        }
         if !env.iter().any(|(k, _)| k == "FERRY_AGENT_LOG__FILTER") {
             env.push((
                 "FERRY_AGENT_LOG__FILTER".into(),
@@ -304,6 +308,29 @@ impl Agent {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Where the running agent serves `/metrics`, from the last "metrics listening"
+    /// line of its log (text or JSON).
+    pub fn metrics_addr(&self) -> std::net::SocketAddr {
+        let log = self.log();
+        log.lines()
+            .rev()
+            .filter(|l| l.contains("metrics listening"))
+            .find_map(|l| {
+                let (_, rest) = l.split_once("addr")?;
+                let rest = rest.trim_start_matches(['=', '"', ':']);
+                rest.split(|c: char| c == '"' || c.is_whitespace())
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("the agent logged no metrics address:\n{log}"))
+    }
+
+    /// `GET /metrics` from the agent: the Prometheus exposition.
+    pub async fn metrics(&self) -> String {
+        crate::http::get_text(self.metrics_addr(), "/metrics").await
     }
 }
 

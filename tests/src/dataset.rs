@@ -155,3 +155,19 @@ pub async fn advise(client: &ferry_sdk::Client, dataset: &str) -> pb::Recommenda
     assert_eq!(answer.len(), 1, "one recommendation for {dataset}");
     answer.remove(0)
 }
+
+/// File-system sites, each `root/<name>`, with their tiers.
+pub async fn file_sites(client: &ferry_sdk::Client, root: &Path, sites: &[(&str, pb::Tier)]) {
+    for (name, tier) in sites {
+        let site = pb::Site {
+            name: (*name).into(),
+            uri: format!("file://{}", root.join(name).display()),
+            tier: (*tier).into(),
+            ..Default::default()
+        };
+        client
+            .create_site(site, std::collections::HashMap::new())
+            .await
+            .unwrap_or_else(|e| panic!("creating site {name}: {e}"));
+    }
+}

@@ -11,9 +11,12 @@ pub mod control_plane;
 pub mod dataset;
 pub mod embedded;
 pub mod gcs;
+pub mod http;
 pub mod nats;
+pub mod otlp;
 pub mod pki;
 pub mod postgres;
+pub mod promql;
 pub mod s3;
 pub mod tools;
 

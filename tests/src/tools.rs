@@ -193,3 +193,35 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A program from a Debian package the tests run (`promtool`, `docker-compose`,
+/// `systemd-analyze`): the path in `var` if set, else the first of `paths` that exists.
+/// Panics naming the package and the variable when there is none, so a test that needs
+/// the program never passes without it.
+pub fn debian_program(name: &str, package: &str, var: &str, paths: &[&str]) -> PathBuf {
+    if let Some(path) = std::env::var_os(var) {
+        let path = PathBuf::from(path);
+        assert!(path.is_file(), "{var}={} is not a file", path.display());
+        return path;
+    }
+    paths
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} not found: install Debian's {package} package (deploy/test.sh does) \
+                 or point {var} at it"
+            )
+        })
+}
+
+/// Debian's `docker-compose` (1.29), which checks a compose file with `config`.
+pub fn docker_compose() -> PathBuf {
+    debian_program(
+        "docker-compose",
+        "docker-compose",
+        "FERRY_TEST_DOCKER_COMPOSE",
+        &["/usr/bin/docker-compose"],
+    )
+}

@@ -20,19 +20,12 @@ use std::{
 const MAX_EXPOSURE: &str = "20";
 
 fn systemd_analyze() -> PathBuf {
-    if let Some(path) = std::env::var_os("FERRY_TEST_SYSTEMD_ANALYZE") {
-        return PathBuf::from(path);
-    }
-    ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| {
-            panic!(
-                "systemd-analyze not found: install Debian's systemd package (deploy/test.sh \
-                 does) or point FERRY_TEST_SYSTEMD_ANALYZE at it"
-            )
-        })
+    ferry_tests::tools::debian_program(
+        "systemd-analyze",
+        "systemd",
+        "FERRY_TEST_SYSTEMD_ANALYZE",
+        &["/usr/bin/systemd-analyze", "/bin/systemd-analyze"],
+    )
 }
 
 /// The shipped unit, with `ExecStart` pointing at the binary this build made (verify
@@ -130,20 +123,6 @@ fn systemd_units_verify_cleanly_and_are_sandboxed() {
     assert!(e.contains("protect system value"), "{e}");
 }
 
-fn docker_compose() -> PathBuf {
-    if let Some(path) = std::env::var_os("FERRY_TEST_DOCKER_COMPOSE") {
-        return PathBuf::from(path);
-    }
-    Some(PathBuf::from("/usr/bin/docker-compose"))
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| {
-            panic!(
-                "docker-compose not found: install Debian's docker-compose package (deploy/test.sh \
-                 does) or point FERRY_TEST_DOCKER_COMPOSE at it"
-            )
-        })
-}
-
 fn deploy(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../deploy")
@@ -152,7 +131,7 @@ fn deploy(path: &str) -> PathBuf {
 
 /// `docker-compose config` on `file`: its normalised form, or what it refused.
 fn compose_config(file: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(docker_compose())
+    let out = Command::new(ferry_tests::tools::docker_compose())
         .arg("-f")
         .arg(file)
         .arg("config")

@@ -23,6 +23,7 @@ use crate::{
     budget::MemoryBudget,
     destination,
     journal::TaskJournal,
+    metrics,
     report::{Reporter, ResultQueue},
     s3::ServerCopyOptions,
     transfer::{self, CopyOptions, VerifyMode},
@@ -340,9 +341,10 @@ impl CopyTask<'_> {
         present: &HashMap<String, destination::Listed>,
         journal: &TaskJournal,
     ) -> (ObjectInfo, Result<Placed, CopyFailure>, Option<Verified>) {
-        let span = tracing::info_span!("object", key = %info.key, bytes = info.size);
+        let span = tracing::info_span!("copy_object", key = %info.key, bytes = info.size);
         async {
             let _held = self.slot_and_room(info.size).await;
+            let in_flight = metrics::InFlight::new(info.size);
             let outcome = place(
                 self.sites,
                 &info,
@@ -352,6 +354,12 @@ impl CopyTask<'_> {
                 journal,
             )
             .await;
+            drop(in_flight);
+            match &outcome {
+                Ok(Placed::Copied(_, size, _)) => metrics::copied(*size),
+                Ok(Placed::AlreadyThere(_)) => {}
+                Err((e, _)) => metrics::failed(e),
+            }
             let verified = match &outcome {
                 Ok(Placed::Copied(proof, size, _)) if self.verify_at_once => {
                     let work = Work {
@@ -361,7 +369,8 @@ impl CopyTask<'_> {
                         },
                         proof: proof.clone(),
                     };
-                    Some(self.verify_or_repair(work).await)
+                    let span = tracing::info_span!("verify_object", key = %info.key, bytes = *size);
+                    Some(self.verify_or_repair(work).instrument(span).await)
                 }
                 _ => None,
             };
@@ -383,11 +392,14 @@ impl CopyTask<'_> {
     ) -> Result<(), TaskError> {
         if self.mode == VerifyMode::Quick {
             let infos: Vec<ObjectInfo> = copied.iter().map(|w| w.info.clone()).collect();
-            let listed = destination::listing(self.sites.dst.op(), &infos).await;
+            let listed = destination::listing(self.sites.dst.op(), &infos)
+                .instrument(tracing::info_span!("verify_listing", objects = infos.len()))
+                .await;
             let (confirmed, unconfirmed) = copied.into_iter().partition::<Vec<_>, _>(|w| {
                 verify::confirmed_by_listing(w, listed.get(&w.info.key))
             });
             for work in confirmed {
+                metrics::verified(work.info.size);
                 let report = ObjectReport::new(&work.info, pb::ObjectStatus::Verified)
                     .hashes(work.proof.source_xxh3(), None);
                 results.add(report.into()).await?;
@@ -395,7 +407,8 @@ impl CopyTask<'_> {
             copied = unconfirmed;
         }
         let mut verified = futures::stream::iter(copied.into_iter().map(|work| {
-            let span = tracing::info_span!("object", key = %work.info.key, bytes = work.info.size);
+            let span =
+                tracing::info_span!("verify_object", key = %work.info.key, bytes = work.info.size);
             async move {
                 // A full verify reads the destination back; either mode may repair by
                 // copying again, so the copy's footprint is reserved.

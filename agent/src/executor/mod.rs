@@ -147,6 +147,25 @@ impl Executor {
     /// Runs one task of a job to its end, and says what to do with its message. The
     /// caller runs it in the task's span (job, attempt, task, sites).
     pub async fn run(&self, command: &pb::JobCommand, cancel: CancellationToken) -> Outcome {
+        let timer = crate::metrics::RunningTask::start(task_kind(command.kind));
+        let mut failed = false;
+        let outcome = self.run_timed(command, cancel, &mut failed).await;
+        timer.finish(match &outcome {
+            Outcome::Done if failed => "failed",
+            Outcome::Done => "ok",
+            Outcome::Dropped(_) => "dropped",
+            Outcome::Retry(_) => "handed_back",
+        });
+        outcome
+    }
+
+    /// [`Executor::run`]; `failed` tells a task that ran to its end but failed.
+    async fn run_timed(
+        &self,
+        command: &pb::JobCommand,
+        cancel: CancellationToken,
+        failed: &mut bool,
+    ) -> Outcome {
         let cleanup = command.kind == pb::TaskKind::AbortUploads as i32;
         let (source, destination) = match self
             .control
@@ -223,6 +242,7 @@ impl Executor {
             },
         };
         let success = finished.success;
+        *failed = !success;
         match reporter.send(Event::Finished(finished)).await {
             Ok(()) => {
                 info!(success, "task finished");
@@ -230,5 +250,16 @@ impl Executor {
             }
             Err(e) => Outcome::Retry(e.to_string()),
         }
+    }
+}
+
+/// The `kind` label of a task's metrics: `list`, `copy`, `retire`, `abort_uploads`.
+fn task_kind(kind: i32) -> &'static str {
+    match pb::TaskKind::try_from(kind) {
+        Ok(pb::TaskKind::List) => "list",
+        Ok(pb::TaskKind::Copy) => "copy",
+        Ok(pb::TaskKind::Retire) => "retire",
+        Ok(pb::TaskKind::AbortUploads) => "abort_uploads",
+        Ok(pb::TaskKind::Unspecified) | Err(_) => "unknown",
     }
 }

@@ -155,6 +155,7 @@ where
         match tried {
             Ok(c) => return Ok((c, attempts)),
             Err(e) if e.is_temporary() && attempts < COPY_TRIES => {
+                crate::metrics::retried();
                 let wait = jittered(backoff);
                 warn!(key, error = %e, attempts, wait_ms = wait.as_millis() as u64, "temporary failure; retrying");
                 tokio::time::sleep(wait).await;

@@ -121,6 +121,10 @@ pub(super) fn verification_report(
     copies: u32,
     mismatches: &mut Vec<ObjectError>,
 ) -> pb::ObjectResult {
+    match &outcome {
+        Ok((work, ..)) => crate::metrics::verified(work.info.size),
+        Err((_, e, _)) => crate::metrics::failed(e),
+    }
     match outcome {
         Ok((work, hashes, repaired)) => ObjectReport::new(&work.info, pb::ObjectStatus::Verified)
             .hashes(hashes.0, hashes.1)

@@ -81,7 +81,7 @@ async fn consume(bus: &Bus, store: &Store) -> Result<(), Box<dyn std::error::Err
                         folded += events.len() as u64;
                     }
                     None => {
-                        metrics::ACCESS_EVENTS_MALFORMED.add(1);
+                        metrics::ACCESS_EVENTS_MALFORMED.inc();
                         warn!(sequence, "malformed access event skipped")
                     }
                 }
@@ -95,13 +95,13 @@ async fn consume(bus: &Bus, store: &Store) -> Result<(), Box<dyn std::error::Err
             let existing = store.existing_datasets(&ids).await?;
             let dropped = fold.retain_datasets(|d| existing.contains(d));
             if dropped > 0 {
-                metrics::ACCESS_EVENTS_DROPPED_DELETED.add(dropped);
+                metrics::ACCESS_EVENTS_DROPPED_DELETED.inc_by(dropped);
                 debug!(
                     events = dropped,
                     "access events of deleted datasets dropped"
                 );
             }
-            metrics::ACCESS_EVENTS_FOLDED.add(folded - dropped);
+            metrics::ACCESS_EVENTS_FOLDED.inc_by(folded - dropped);
             store.apply_access(CONSUMER, reached, &fold).await?;
         }
         last.ack().await?;

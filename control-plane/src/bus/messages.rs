@@ -32,6 +32,19 @@ fn to_outbox(job: &Job, command: pb::JobCommand) -> OutboxMessage {
         subject: jobs_subject(job.executing_site_id),
         message_id: format!("{}.{}.{}", job.id, job.attempt, command.task_id),
         payload: command.encode_to_vec(),
+        trace_parent: trace_parent(job),
+    }
+}
+
+/// The context a job's message carries: the current span's when it belongs to the
+/// job's trace (a report being applied), else the job's own (a background re-dispatch
+/// joins the trace of the call that started the job).
+fn trace_parent(job: &Job) -> Option<String> {
+    let current = ferry_telemetry::propagation::current_traceparent();
+    let trace_id = |traceparent: &str| traceparent.split('-').nth(1).map(str::to_owned);
+    match (current, &job.trace_parent) {
+        (Some(current), Some(started)) if trace_id(&current) == trace_id(started) => Some(current),
+        (current, started) => started.clone().or(current),
     }
 }
 

@@ -180,12 +180,16 @@ impl Bus {
     /// Publishes and waits for JetStream's acknowledgement that the message is stored.
     /// A repeat of `message_id` within the dedupe window is acknowledged but not stored
     /// twice.
+    /// The current span's trace context travels in the message's headers.
     pub async fn publish(&self, subject: &str, message_id: &str, payload: Vec<u8>) -> Result<()> {
         let unavailable = |e: &dyn std::fmt::Display| {
             Error::Unavailable(format!("publishing {message_id} to {subject}: {e}"))
         };
+        let mut headers = async_nats::HeaderMap::new();
+        ferry_telemetry::propagation::inject_nats(&mut headers);
         let publish = jetstream::message::PublishMessage::build()
             .payload(Bytes::from(payload))
+            .headers(headers)
             .message_id(message_id);
         let ack = self
             .js

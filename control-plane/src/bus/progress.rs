@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, AckKind};
 use futures::StreamExt;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 use super::{Bus, PROGRESS_STREAM};
 use crate::convert::decode_report;
@@ -62,7 +62,9 @@ async fn consume(
                 continue;
             }
         };
-        match migrations.apply(report, from).await {
+        let span = tracing::info_span!("apply_report", subject = %message.subject);
+        ferry_telemetry::propagation::set_parent_from_nats(&span, message.headers.as_ref());
+        match migrations.apply(report, from).instrument(span).await {
             Ok(()) => message.ack().await?,
             Err(e @ (Error::Unavailable(_) | Error::Internal(_) | Error::Conflict(_))) => {
                 warn!(error = %e, "applying a report failed; it will be redelivered");

@@ -6,7 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use tokio::sync::Notify;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 
 use super::Bus;
 use crate::{clock, store::Store};
@@ -65,14 +65,26 @@ pub async fn run(store: Store, bus: Bus, wakeup: Arc<Notify>) {
 async fn publish_pending(store: &Store, bus: &Bus) -> crate::error::Result<usize> {
     let pending = store.unpublished(BATCH).await?;
     for p in &pending {
-        bus.publish(
-            &p.message.subject,
-            &p.message.message_id,
-            p.message.payload.clone(),
-        )
+        // A child of the span that wrote the message; the agent's task is its child.
+        let span = tracing::info_span!(
+            "dispatch",
+            subject = %p.message.subject,
+            message_id = %p.message.message_id,
+        );
+        ferry_telemetry::propagation::set_parent(&span, p.message.trace_parent.as_deref());
+        async {
+            bus.publish(
+                &p.message.subject,
+                &p.message.message_id,
+                p.message.payload.clone(),
+            )
+            .await?;
+            store.mark_published(p.id, clock::system_now()).await?;
+            debug!("published");
+            Ok::<_, crate::error::Error>(())
+        }
+        .instrument(span)
         .await?;
-        store.mark_published(p.id, clock::system_now()).await?;
-        debug!(subject = %p.message.subject, message_id = %p.message.message_id, "published");
     }
     Ok(pending.len())
 }

@@ -10,6 +10,9 @@ use super::ids::{AgentId, JobId, SiteId};
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// Missing this many heartbeats makes an agent stale.
 const MISSED_HEARTBEATS: u32 = 3;
+/// Silence after which an agent is stale: its jobs' tasks go to others.
+pub const STALE_AFTER: Duration =
+    Duration::from_secs(HEARTBEAT_INTERVAL.as_secs() * MISSED_HEARTBEATS as u64);
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Agent {
@@ -37,9 +40,8 @@ impl Agent {
         if self.stopped {
             return Liveness::Stopped;
         }
-        let window = HEARTBEAT_INTERVAL * MISSED_HEARTBEATS;
         match (now - self.last_heartbeat_at).to_std() {
-            Ok(age) if age > window => Liveness::Stale,
+            Ok(age) if age > STALE_AFTER => Liveness::Stale,
             _ => Liveness::Alive,
         }
     }

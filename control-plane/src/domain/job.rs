@@ -174,6 +174,9 @@ pub struct Job {
     /// The current attempt's listing of the source ran to its end: once every listed
     /// object is finished, the job can switch or fail.
     pub listed: bool,
+    /// The W3C `traceparent` of the call that started the job: its tasks, reports and
+    /// switch join that trace.
+    pub trace_parent: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -104,16 +104,16 @@ impl Authenticator {
     async fn refuse(&self, call: &Call, status: Status) -> http::Response<tonic::body::Body> {
         match status.code() {
             Code::Unauthenticated => {
-                metrics::CALLS_UNAUTHENTICATED.add(1);
+                metrics::CALLS_UNAUTHENTICATED.inc();
                 if self.unknown_callers.admit() {
                     self.record(call, format!("denied: {}", status.message()), "")
                         .await;
                 } else {
-                    metrics::AUDIT_REFUSALS_UNRECORDED.add(1);
+                    metrics::AUDIT_REFUSALS_UNRECORDED.inc();
                 }
             }
             Code::PermissionDenied => {
-                metrics::CALLS_PERMISSION_DENIED.add(1);
+                metrics::CALLS_PERMISSION_DENIED.inc();
                 self.record(call, format!("denied: {}", status.message()), "")
                     .await;
             }
@@ -126,7 +126,7 @@ impl Authenticator {
     async fn settle(&self, call: &Call, rule: Rule, answer: Option<Status>) {
         match answer {
             Some(s) if s.code() == Code::PermissionDenied => {
-                metrics::CALLS_PERMISSION_DENIED.add(1);
+                metrics::CALLS_PERMISSION_DENIED.inc();
                 self.record(call, format!("denied: {}", s.message()), "")
                     .await;
             }

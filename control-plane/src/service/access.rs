@@ -109,7 +109,7 @@ impl AccessEvents {
             }
         }
         self.bus.publish_all(messages).await?;
-        metrics::ACCESS_EVENTS_ACCEPTED.add(accepted);
+        metrics::ACCESS_EVENTS_ACCEPTED.inc_by(accepted);
         Ok(accepted)
     }
 

@@ -94,7 +94,7 @@ async fn round(catalogue: &Catalogue, recommendations: &Recommendations) -> Resu
             match recommendations.approve(advice.id).await {
                 Ok((_, job)) => {
                     running += 1;
-                    metrics::AUTOPILOT_MIGRATIONS.add(1);
+                    metrics::AUTOPILOT_MIGRATIONS.inc();
                     info!(policy = %policy.name, dataset = %d.name, job_id = %job.id, "auto-migration started");
                 }
                 // Planned meanwhile by someone else: the dataset is taken care of.

@@ -11,7 +11,7 @@ mod policies;
 mod recommendations;
 mod sessions;
 mod sites;
-mod tokens;
+pub(crate) mod tokens;
 pub mod training;
 pub mod whatif;
 

@@ -170,7 +170,7 @@ impl Recommendations {
             .store()
             .insert_recommendation(recommendation)
             .await?;
-        metrics::RECOMMENDATIONS_COMPUTED.add(1);
+        metrics::RECOMMENDATIONS_COMPUTED.inc();
         Ok(())
     }
 

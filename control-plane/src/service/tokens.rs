@@ -179,21 +179,33 @@ impl Tokens {
     /// secret to `path`, readable by this user only. The file is written before the
     /// token is stored: a crash in between leaves a file that a second start replaces,
     /// never a token nobody knows the secret of.
-    pub async fn bootstrap(&self, path: &Path) -> Result<()> {
+    ///
+    /// With `seed` (`auth.admin_token_file`, a mounted secret, say) the first admin token
+    /// is the secret that file holds, and nothing is written: whoever provisioned the
+    /// file has it. A seed is read and checked at every start, so a bad one stops the
+    /// control plane whether or not it is still needed.
+    pub async fn bootstrap(&self, path: &Path, seed: Option<&Path>) -> Result<()> {
+        let seeded = seed.map(read_seed).transpose()?;
         let store = self.catalogue.store();
         if store.has_tokens().await? {
-            if path.exists() {
+            if seeded.is_none() && path.exists() {
                 info!(path = %path.display(), "the first admin token is in this file");
             }
             return Ok(());
         }
-        let secret = new_secret();
-        write_private(path, secret.expose_secret()).map_err(|e| {
-            Error::Internal(format!(
-                "writing the admin token to {}: {e}",
-                path.display()
-            ))
-        })?;
+        let (secret, path) = match seeded {
+            Some(secret) => (secret, seed.unwrap_or(path)),
+            None => {
+                let secret = new_secret();
+                write_private(path, secret.expose_secret()).map_err(|e| {
+                    Error::Internal(format!(
+                        "writing the admin token to {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                (secret, path)
+            }
+        };
         let now = self.catalogue.clock().now();
         let token = Token {
             id: TokenId::new(),
@@ -209,6 +221,10 @@ impl Tokens {
             .insert_token(&token, &hash(secret.expose_secret()))
             .await
         {
+            Ok(()) if seed.is_some() => {
+                info!(path = %path.display(), "first start: the admin token is the one this file holds");
+                Ok(())
+            }
             Ok(()) => {
                 info!(path = %path.display(), "first start: admin token written to this file (mode 0600)");
                 Ok(())
@@ -216,12 +232,39 @@ impl Tokens {
             // Another control plane of the same catalogue made it first.
             Err(Error::AlreadyExists(_)) => {
                 warn!(path = %path.display(), "another control plane made the first admin token; ask its operator");
-                let _ = std::fs::remove_file(path);
+                if seed.is_none() {
+                    let _ = std::fs::remove_file(path);
+                }
                 Ok(())
             }
             Err(e) => Err(e),
         }
     }
+}
+
+/// The shortest seeded admin token after its prefix: as hard to guess as 16 random
+/// bytes in hex.
+const MIN_SEED_LEN: usize = 32;
+
+/// The first line of the seed file, trimmed, if it is a token: Ferry's prefix (which
+/// lets secret scanners find tokens) and enough characters to be a secret.
+pub(crate) fn read_seed(path: &Path) -> Result<SecretString> {
+    let field = "auth.admin_token_file";
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::invalid(field, format!("reading {}: {e}", path.display())))?;
+    let secret = text.lines().next().unwrap_or_default().trim();
+    let body = secret.strip_prefix(PREFIX).unwrap_or_default();
+    if body.chars().count() < MIN_SEED_LEN || !body.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{} must hold on its first line a token: {PREFIX} then at least \
+                 {MIN_SEED_LEN} characters without spaces (\"{PREFIX}$(openssl rand -hex 24)\")",
+                path.display()
+            ),
+        ));
+    }
+    Ok(SecretString::from(secret.to_owned()))
 }
 
 fn new_secret() -> SecretString {

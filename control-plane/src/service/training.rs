@@ -120,7 +120,7 @@ impl Training {
             );
         }
         store.save_models(&models).await?;
-        metrics::MODELS_TRAINED.add(models.len() as u64);
+        metrics::MODELS_TRAINED.inc_by(models.len() as u64);
         run.datasets += models.len();
         run.in_use += models.iter().filter(|m| m.in_use).count();
         if run.models.len() <= MAX_PAGE_SIZE as usize {

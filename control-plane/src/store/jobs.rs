@@ -467,6 +467,7 @@ fn active(j: &Job) -> job::ActiveModel {
         updated_at: Set(j.updated_at),
         ended_at: Set(j.ended_at),
         listed: Set(j.listed),
+        trace_parent: Set(j.trace_parent.clone()),
         ..Default::default()
     }
 }
@@ -515,5 +516,6 @@ fn to_domain(row: job::Model) -> Result<Job> {
         updated_at: row.updated_at,
         ended_at: row.ended_at,
         listed: row.listed,
+        trace_parent: row.trace_parent,
     })
 }

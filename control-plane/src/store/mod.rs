@@ -7,6 +7,7 @@ mod audit;
 mod datasets;
 mod demand_models;
 mod entity;
+mod gauges;
 mod job_counters;
 mod job_objects;
 mod jobs;
@@ -25,6 +26,7 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
+pub use gauges::{CatalogueGauges, SiteGauge};
 pub use jobs::{active_job_error, JobFilter, Planned, Switch};
 pub use outbox::{OutboxMessage, PendingMessage};
 pub use sites::{CredentialsUpdate, SiteUsage};

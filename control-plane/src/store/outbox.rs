@@ -16,6 +16,8 @@ pub struct OutboxMessage {
     pub subject: String,
     pub message_id: String,
     pub payload: Vec<u8>,
+    /// The W3C `traceparent` the message carries to its consumer.
+    pub trace_parent: Option<String>,
 }
 
 /// A stored message awaiting publication.
@@ -39,6 +41,7 @@ pub(super) async fn insert_outbox(
         payload: Set(m.payload.clone()),
         created_at: Set(now),
         published_at: Set(None),
+        trace_parent: Set(m.trace_parent.clone()),
         ..Default::default()
     });
     outbox::Entity::insert_many(rows)
@@ -71,6 +74,7 @@ impl Store {
                     subject: r.subject,
                     message_id: r.message_id,
                     payload: r.payload,
+                    trace_parent: r.trace_parent,
                 },
             })
             .collect())

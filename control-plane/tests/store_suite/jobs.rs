@@ -35,6 +35,7 @@ fn dispatch(task: &str) -> impl FnOnce(&[(String, u64)]) -> OutboxMessage + '_ {
         subject: "ferry.test.dispatch".into(),
         message_id: format!("dispatch-{task}"),
         payload: Vec::new(),
+        trace_parent: None,
     }
 }
 

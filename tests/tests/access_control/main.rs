@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod audit;
+mod bootstrap;
 mod cli;
 mod nats;
 mod nats_user;

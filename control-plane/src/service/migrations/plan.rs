@@ -2,7 +2,7 @@
 //! dry run), and the plan itself, idempotent by key.
 
 use ferry_storage::Scheme;
-use tracing::info;
+use tracing::{info, Instrument};
 
 use super::Migrations;
 use crate::{
@@ -129,6 +129,11 @@ impl Migrations {
     /// Plans a migration. The same idempotency key returns the same job, also under
     /// concurrent calls; a different key while the dataset has an unfinished job fails.
     pub async fn plan(&self, req: PlanRequest) -> Result<(Job, bool)> {
+        let span = tracing::info_span!("plan", dataset = %req.dataset);
+        self.plan_in_span(req).instrument(span).await
+    }
+
+    async fn plan_in_span(&self, req: PlanRequest) -> Result<(Job, bool)> {
         crate::call::set_target(format!("dataset:{}", req.dataset));
         if let Some(key) = &req.idempotency_key {
             if let Some(existing) = self.store.find_job_by_key(key).await? {
@@ -188,6 +193,7 @@ impl Migrations {
             updated_at: now,
             ended_at: None,
             listed: false,
+            trace_parent: ferry_telemetry::propagation::current_traceparent(),
         };
         match self
             .store

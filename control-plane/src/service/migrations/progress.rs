@@ -256,6 +256,11 @@ impl Migrations {
     /// transaction the destination becomes primary and the dataset moves; the source is
     /// retired afterwards, as its own step, only when the plan asked for it.
     async fn switch(&self, id: JobId, attempt: u32) -> Result<()> {
+        let span = tracing::info_span!("switch", job_id = %id, attempt);
+        self.switch_in_span(id, attempt).instrument(span).await
+    }
+
+    async fn switch_in_span(&self, id: JobId, attempt: u32) -> Result<()> {
         for _ in 0..JOB_UPDATE_ATTEMPTS {
             let mut job = self.get(id).await?;
             if job.attempt != attempt || job.state.is_terminal() || job.state == JobState::Switching

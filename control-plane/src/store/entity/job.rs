@@ -38,6 +38,8 @@ pub struct Model {
     pub listed: bool,
     /// When an agent last reported progress on the job; the reconciler reads it.
     pub progressed_at: Option<DateTimeUtc>,
+    /// The W3C `traceparent` of the call that started the job.
+    pub trace_parent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,8 @@ pub struct Model {
     pub payload: Vec<u8>,
     pub created_at: DateTimeUtc,
     pub published_at: Option<DateTimeUtc>,
+    /// The W3C `traceparent` of the span that wrote it, sent as a NATS header.
+    pub trace_parent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

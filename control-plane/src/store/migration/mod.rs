@@ -13,6 +13,7 @@ mod m20261201_000007_job_progress;
 mod m20261202_000008_agent_jobs;
 mod m20261204_000009_access_control;
 mod m20261205_000010_demand_models;
+mod m20261205_000011_trace_context;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_agent_jobs::Migration),
             Box::new(m20261204_000009_access_control::Migration),
             Box::new(m20261205_000010_demand_models::Migration),
+            Box::new(m20261205_000011_trace_context::Migration),
         ]
     }
 }

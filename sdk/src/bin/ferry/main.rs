@@ -24,7 +24,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ferry_sdk::{read_token_file, Client, Error, TlsFiles};
 use tokio::sync::OnceCell;
 use tonic::Code;
@@ -49,6 +49,8 @@ audit log) and agent (one site's agent).
 
 Durations are written 90s, 10m, 2h, 7d or 1h30m; sizes as bytes, optionally with a unit \
 (500MB, 1GiB, 64KiB); rates as a size per second (20MB or 20MB/s).
+
+Traces: with OTEL_EXPORTER_OTLP_ENDPOINT set, each command is the root span of a trace exported over OTLP, and its calls carry the W3C trace context to the control plane, so a migration started here is one trace down to each object an agent copies.
 
 TLS: an https:// --server is reached over TLS, its certificate checked against --ca-file \
 (FERRY_CA_FILE) or, without one, the system's trusted roots. A control plane requiring \
@@ -267,7 +269,9 @@ impl Token {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let name = command_path(&matches);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -275,6 +279,21 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("starting the async runtime: {e}"), 1),
     };
+    // Only when traces are asked for: the CLI otherwise logs nothing of its own.
+    let telemetry = if ferry_telemetry::export_configured() {
+        let settings = ferry_telemetry::Settings {
+            service: "ferry",
+            format: ferry_telemetry::LogFormat::Text,
+            filter: "warn,ferry=info",
+        };
+        match runtime.block_on(async { ferry_telemetry::init(&settings) }) {
+            Ok(guard) => Some(guard),
+            Err(e) => return fail(&e.to_string(), 2),
+        }
+    } else {
+        None
+    };
+    let span = tracing::info_span!("command", otel.name = %name, otel.kind = "client");
     let context = Context {
         server: cli.server,
         tls: TlsFiles {
@@ -286,23 +305,41 @@ fn main() -> ExitCode {
         json: cli.json,
         client: OnceCell::new(),
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Site(command) => site::run(command, &context).await.map(Outcome::print),
-            Command::Dataset(command) => dataset::run(command, &context).await.map(Outcome::print),
-            Command::Policy(command) => policy::run(command, &context).await.map(Outcome::print),
-            Command::Recommend(args) => recommend::run(args, &context).await,
-            Command::WhatIf(args) => whatif::run(args, &context).await.map(Outcome::print),
-            Command::Model(command) => model::run(command, &context).await.map(Outcome::print),
-            Command::Job(command) => job::run(command, &context).await,
-            Command::Agent(command) => agent::run(command, &context).await.map(Outcome::print),
-            Command::Events(command) => events::run(command, &context).await.map(Outcome::print),
-            Command::Token(command) => token::run(command, &context).await.map(Outcome::print),
-            Command::Audit(args) => token::audit(args, &context).await.map(Outcome::print),
-            Command::Whoami => token::whoami(&context).await.map(Outcome::print),
-            Command::NatsUser(args) => nats::run(args, &context).await.map(Outcome::print),
+    let result = runtime.block_on(tracing::Instrument::instrument(
+        async {
+            match cli.command {
+                Command::Site(command) => site::run(command, &context).await.map(Outcome::print),
+                Command::Dataset(command) => {
+                    dataset::run(command, &context).await.map(Outcome::print)
+                }
+                Command::Policy(command) => {
+                    policy::run(command, &context).await.map(Outcome::print)
+                }
+                Command::Recommend(args) => recommend::run(args, &context).await,
+                Command::WhatIf(args) => whatif::run(args, &context).await.map(Outcome::print),
+                Command::Model(command) => model::run(command, &context).await.map(Outcome::print),
+                Command::Job(command) => job::run(command, &context).await,
+                Command::Agent(command) => agent::run(command, &context).await.map(Outcome::print),
+                Command::Events(command) => {
+                    events::run(command, &context).await.map(Outcome::print)
+                }
+                Command::Token(command) => token::run(command, &context).await.map(Outcome::print),
+                Command::Audit(args) => token::audit(args, &context).await.map(Outcome::print),
+                Command::Whoami => token::whoami(&context).await.map(Outcome::print),
+                Command::NatsUser(args) => nats::run(args, &context).await.map(Outcome::print),
+            }
+        },
+        span,
+    ));
+    if let Some(telemetry) = telemetry {
+        // On a blocking thread while this one drives the runtime the exporter uses.
+        let flushed = runtime.block_on(async move {
+            tokio::task::spawn_blocking(move || telemetry.shutdown()).await
+        });
+        if let Err(e) = flushed {
+            eprintln!("warning: flushing traces: {e}");
         }
-    });
+    }
     match result {
         Ok(Outcome {
             text: Some(text),
@@ -357,6 +394,18 @@ fn fail(message: &str, code: u8) -> ExitCode {
 pub fn report_error(message: &str) {
     // Nothing more can be done if standard error is gone too.
     let _ = writeln!(io::stderr(), "error: {message}");
+}
+
+/// `ferry job migrate` for that command: the name of the root span of its trace.
+fn command_path(matches: &clap::ArgMatches) -> String {
+    let mut path = String::from("ferry");
+    let mut current = matches;
+    while let Some((name, sub)) = current.subcommand() {
+        path.push(' ');
+        path.push_str(name);
+        current = sub;
+    }
+    path
 }
 
 #[cfg(test)]

@@ -1,0 +1,163 @@
+//! What the catalogue's gauges read at each scrape of `/metrics`: counts and the few
+//! rows (running jobs, live agents, expiring tokens) whose timestamps alerts compare.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QuerySelect,
+};
+
+use super::{db_error, entity, Store};
+use crate::{domain::ids::SiteId, error::Result};
+
+/// A job not yet ended and when anything last happened to it.
+#[derive(Clone, Debug)]
+pub struct RunningJob {
+    pub id: String,
+    pub dataset_id: String,
+    pub last_change: DateTime<Utc>,
+}
+
+/// An agent that has not said it stopped.
+#[derive(Clone, Debug)]
+pub struct LiveAgent {
+    pub id: String,
+    pub site_id: String,
+    pub last_heartbeat_at: DateTime<Utc>,
+}
+
+/// A site with what it holds and what that costs a month in storage.
+#[derive(Clone, Debug)]
+pub struct SiteGauge {
+    pub id: String,
+    pub name: String,
+    pub tier: String,
+    pub backend: String,
+    pub stored_bytes: u64,
+    pub monthly_storage_cost: f64,
+}
+
+/// A token that is neither revoked nor unlimited in time.
+#[derive(Clone, Debug)]
+pub struct ExpiringToken {
+    pub id: String,
+    pub role: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CatalogueGauges {
+    pub jobs_by_state: Vec<(String, u64)>,
+    pub running_jobs: Vec<RunningJob>,
+    pub agents: Vec<LiveAgent>,
+    pub sites: Vec<SiteGauge>,
+    pub outbox_unpublished: u64,
+    pub recommendations_pending: u64,
+    pub tokens: Vec<ExpiringToken>,
+}
+
+/// States a job leaves only by ending.
+const ENDED: [&str; 3] = ["completed", "failed", "cancelled"];
+
+impl Store {
+    pub async fn gauges(&self) -> Result<CatalogueGauges> {
+        use entity::{agent, job, outbox, recommendation, site, token};
+        #[derive(FromQueryResult)]
+        struct StateCount {
+            state: String,
+            jobs: i64,
+        }
+        let jobs_by_state = job::Entity::find()
+            .select_only()
+            .column(job::Column::State)
+            .column_as(job::Column::Id.count(), "jobs")
+            .group_by(job::Column::State)
+            .into_model::<StateCount>()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(|r| (r.state, r.jobs.max(0) as u64))
+            .collect();
+        let running_jobs = job::Entity::find()
+            .filter(job::Column::State.is_not_in(ENDED))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(|j| RunningJob {
+                last_change: j
+                    .progressed_at
+                    .map_or(j.updated_at, |p| p.max(j.updated_at)),
+                id: j.id,
+                dataset_id: j.dataset_id,
+            })
+            .collect();
+        let agents = agent::Entity::find()
+            .filter(agent::Column::Stopped.eq(false))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(|a| LiveAgent {
+                id: a.id,
+                site_id: a.site_id,
+                last_heartbeat_at: a.last_heartbeat_at,
+            })
+            .collect();
+        let site_rows = site::Entity::find().all(&self.db).await.map_err(db_error)?;
+        let ids: Vec<SiteId> = site_rows.iter().filter_map(|s| s.id.parse().ok()).collect();
+        let usage = self.site_usage(&ids).await?;
+        let sites = site_rows
+            .into_iter()
+            .map(|s| {
+                let stored_bytes =
+                    s.id.parse::<SiteId>()
+                        .ok()
+                        .and_then(|id| usage.get(&id))
+                        .map_or(0, |u| u.bytes);
+                SiteGauge {
+                    backend: s.uri.split_once("://").map_or("", |(b, _)| b).to_owned(),
+                    monthly_storage_cost: stored_bytes as f64 / 1e9 * s.price_storage_gb_month,
+                    stored_bytes,
+                    id: s.id,
+                    name: s.name,
+                    tier: s.tier,
+                }
+            })
+            .collect();
+        let outbox_unpublished = outbox::Entity::find()
+            .filter(outbox::Column::PublishedAt.is_null())
+            .count(&self.db)
+            .await
+            .map_err(db_error)?;
+        let recommendations_pending = recommendation::Entity::find()
+            .filter(recommendation::Column::State.eq("pending"))
+            .count(&self.db)
+            .await
+            .map_err(db_error)?;
+        let tokens = token::Entity::find()
+            .filter(token::Column::RevokedAt.is_null())
+            .filter(token::Column::ExpiresAt.is_not_null())
+            .all(&self.db)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .filter_map(|t| {
+                Some(ExpiringToken {
+                    expires_at: t.expires_at?,
+                    id: t.id,
+                    role: t.role,
+                })
+            })
+            .collect();
+        Ok(CatalogueGauges {
+            jobs_by_state,
+            running_jobs,
+            agents,
+            sites,
+            outbox_unpublished,
+            recommendations_pending,
+            tokens,
+        })
+    }
+}
