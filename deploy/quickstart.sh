@@ -146,7 +146,8 @@ reload_nats
 FERRY_AGENT_TOKEN_FILE="$work/agent-fast.token" FERRY_AGENT_NATS_USER=ferry-agent-fast \
 FERRY_AGENT_NATS_PASSWORD_FILE="$work/nats/agent-fast.password" \
 "$bin/ferry-agent" --site fast --control-plane "$FERRY_SERVER" \
-  --nats-url "nats://127.0.0.1:$nats_port" --state-dir "$work/agent" >"$work/agent.log" 2>&1 &
+  --nats-url "nats://127.0.0.1:$nats_port" --state-dir "$work/agent" \
+  --metrics-listen 127.0.0.1:0 >"$work/agent.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
   ferry --json agent list | grep -q '"alive"' && break
@@ -178,6 +179,17 @@ log "checking the bytes at the destination independently (sha256sum)"
 (cd "$work/sites/fast/projects/genome" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$work/source.sha256"
 (cd "$work/sites/archive/projects/genome" && sha256sum --quiet -c "$work/source.sha256")
 echo "all $(wc -l <"$work/source.sha256") files identical"
+
+log "what Prometheus would scrape: the control plane's and the agent's /metrics"
+agent_metrics=$(sed -n 's/.*metrics listening addr=\([0-9.:]*\).*/\1/p' "$work/agent.log" | tail -1)
+python3 - "$FERRY_SERVER/metrics" "http://$agent_metrics/metrics" <<'PY'
+import sys, urllib.request
+wanted = ("ferry_jobs{", "ferry_agent_objects_copied_total", "ferry_agent_bytes_verified_total")
+for url in sys.argv[1:]:
+    for line in urllib.request.urlopen(url).read().decode().splitlines():
+        if line.startswith(wanted):
+            print(line)
+PY
 
 log "the catalogue protects itself: a site that holds data cannot be deleted"
 if ferry site delete archive; then
