@@ -68,7 +68,13 @@ async fn migrated() -> Migrated {
         })
         .await
         .unwrap();
-    let agent = Agent::start(&cp, "fast", &[]).await;
+    // A pause between copying and verifying, so the job is caught with objects pending.
+    let agent = Agent::start(
+        &cp,
+        "fast",
+        &[("FERRY_AGENT_FAULTS__PAUSE_BEFORE_VERIFY_MS", "1500")],
+    )
+    .await;
     let job = client
         .plan_migration(pb::PlanMigrationRequest {
             dataset: "d".into(),
@@ -80,6 +86,32 @@ async fn migrated() -> Migrated {
         .unwrap()
         .job
         .unwrap();
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let text = cp.metrics().await;
+        let pending = sample(&text, r#"ferry_active_job_objects{state="pending"}"#);
+        if pending > 0.0 {
+            let done = sample(&text, r#"ferry_active_job_objects{state="done"}"#);
+            assert_eq!(
+                pending + done,
+                3.0,
+                "the listed objects, done or not:\n{text}"
+            );
+            let bytes = sample(&text, r#"ferry_active_job_bytes{state="pending"}"#)
+                + sample(&text, r#"ferry_active_job_bytes{state="done"}"#);
+            let total: usize = source.values().map(Vec::len).sum();
+            assert_eq!(
+                bytes, total as f64,
+                "copied or not, every listed byte:\n{text}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never pending:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
     assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
     // A token that expires, for the expiry gauge.
@@ -200,6 +232,10 @@ async fn both_endpoints_pass_promtool_and_count_a_migration() {
     assert!(sample(&agent, "process_resident_memory_bytes") > 0.0);
 
     assert_eq!(sample(&cp, r#"ferry_jobs{state="completed"}"#), 1.0);
+    for state in ["done", "failed", "pending"] {
+        let series = format!(r#"ferry_active_job_objects{{state="{state}"}}"#);
+        assert_eq!(sample(&cp, &series), 0.0, "no job is running: {series}");
+    }
     assert_eq!(sample(&cp, r#"ferry_jobs{state="copying"}"#), 0.0);
     let plan = [
         r#"method="PlanMigration""#,

@@ -32,6 +32,20 @@ static JOB_PROGRESS: LazyLock<GaugeVec> = LazyLock::new(|| {
         &["job_id", "dataset_id"],
     )
 });
+static ACTIVE_OBJECTS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    m::int_gauge_vec(
+        "ferry_active_job_objects",
+        "Objects of the jobs not ended (queued, copying, verifying, switching) by state: done (verified or already there), failed, pending (listed, not finished).",
+        &["state"],
+    )
+});
+static ACTIVE_BYTES: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    m::int_gauge_vec(
+        "ferry_active_job_bytes",
+        "Bytes of the jobs not ended by state: done (copied), pending (listed, not copied yet).",
+        &["state"],
+    )
+});
 static JOB_STALL: LazyLock<Gauge> = LazyLock::new(|| {
     m::gauge(
         "ferry_job_stall_threshold_seconds",
@@ -109,7 +123,14 @@ static CERTIFICATE: LazyLock<Gauge> = LazyLock::new(|| {
 static REFRESH: Mutex<()> = Mutex::const_new(());
 
 pub(super) fn init() {
-    for gauge in [&JOBS, &QUEUE, &SITES, &SITE_BYTES] {
+    for gauge in [
+        &JOBS,
+        &QUEUE,
+        &SITES,
+        &SITE_BYTES,
+        &ACTIVE_OBJECTS,
+        &ACTIVE_BYTES,
+    ] {
         LazyLock::force(gauge);
     }
     for gauge in [&JOB_PROGRESS, &HEARTBEATS, &SITE_COST, &TOKENS] {
@@ -148,10 +169,27 @@ pub async fn render(store: &Store, bus: &Bus) -> String {
                 JOBS.with_label_values(&[state]).set(gauge_value(*n));
             }
             JOB_PROGRESS.reset();
+            let (mut done, mut failed, mut pending, mut bytes_done, mut bytes_pending) =
+                (0u64, 0u64, 0u64, 0u64, 0u64);
             for job in &g.running_jobs {
                 JOB_PROGRESS
                     .with_label_values(&[&job.id, &job.dataset_id])
                     .set(seconds(job.last_change));
+                done += job.objects_done;
+                failed += job.objects_failed;
+                pending += job
+                    .objects_total
+                    .saturating_sub(job.objects_done + job.objects_failed);
+                bytes_done += job.bytes_done;
+                bytes_pending += job.bytes_total.saturating_sub(job.bytes_done);
+            }
+            for (state, n) in [("done", done), ("failed", failed), ("pending", pending)] {
+                ACTIVE_OBJECTS
+                    .with_label_values(&[state])
+                    .set(gauge_value(n));
+            }
+            for (state, n) in [("done", bytes_done), ("pending", bytes_pending)] {
+                ACTIVE_BYTES.with_label_values(&[state]).set(gauge_value(n));
             }
             let site_name = |id: &str| {
                 g.sites

@@ -15,6 +15,11 @@ pub struct RunningJob {
     pub id: String,
     pub dataset_id: String,
     pub last_change: DateTime<Utc>,
+    pub objects_total: u64,
+    pub objects_done: u64,
+    pub objects_failed: u64,
+    pub bytes_total: u64,
+    pub bytes_done: u64,
 }
 
 /// An agent that has not said it stopped.
@@ -88,6 +93,11 @@ impl Store {
                 last_change: j
                     .progressed_at
                     .map_or(j.updated_at, |p| p.max(j.updated_at)),
+                objects_total: count(j.objects_total),
+                objects_done: count(j.objects_done),
+                objects_failed: count(j.objects_failed),
+                bytes_total: count(j.bytes_total),
+                bytes_done: count(j.bytes_done),
                 id: j.id,
                 dataset_id: j.dataset_id,
             })
@@ -160,4 +170,8 @@ impl Store {
             tokens,
         })
     }
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }
