@@ -128,6 +128,7 @@ impl Executor {
         };
         let task = CopyTask {
             sites,
+            journal: &journal,
             options: CopyOptions {
                 bandwidth: vec![bandwidth, self.site_bandwidth.clone()],
                 part_budget: Some(self.budget.clone()),
@@ -157,14 +158,7 @@ impl Executor {
 
         let mut failed = Failed::default();
         let mut copied = task
-            .copy(
-                resume.todo,
-                &present,
-                &journal,
-                cancel,
-                results,
-                &mut failed,
-            )
+            .copy(resume.todo, &present, cancel, results, &mut failed)
             .await?;
         copied.extend(resume.copied);
         // What failed to copy is recorded already; the rest is checked, so one bad
@@ -247,6 +241,8 @@ impl Failed {
 /// What every object of one copy task shares.
 struct CopyTask<'a> {
     sites: &'a Sites,
+    /// The task's multipart uploads: what a copy, or a repair, resumes.
+    journal: &'a TaskJournal,
     options: CopyOptions,
     server: ServerCopyOptions,
     mode: VerifyMode,
@@ -268,7 +264,6 @@ impl CopyTask<'_> {
         &self,
         todo: Vec<ObjectInfo>,
         present: &HashMap<String, destination::Listed>,
-        journal: &TaskJournal,
         cancel: Cancel<'_>,
         results: &mut ResultQueue,
         failed: &mut Failed,
@@ -276,7 +271,7 @@ impl CopyTask<'_> {
         let mut copied = Vec::new();
         let mut placed = futures::stream::iter(
             todo.into_iter()
-                .map(|info| self.place_in_slot(info, present, journal)),
+                .map(|info| self.place_in_slot(info, present)),
         )
         .buffer_unordered(self.concurrency);
         loop {
@@ -325,7 +320,7 @@ impl CopyTask<'_> {
         drop(placed);
         if cancel.task.is_cancelled() {
             if cancel.job_over.is_cancelled() {
-                cleanup::abort_uploads(self.sites, journal).await;
+                cleanup::abort_uploads(self.sites, self.journal).await;
             }
             return Err(TaskError::Cancelled);
         }
@@ -339,7 +334,6 @@ impl CopyTask<'_> {
         &self,
         info: ObjectInfo,
         present: &HashMap<String, destination::Listed>,
-        journal: &TaskJournal,
     ) -> (ObjectInfo, Result<Placed, CopyFailure>, Option<Verified>) {
         let span = tracing::info_span!("copy_object", key = %info.key, bytes = info.size);
         async {
@@ -351,7 +345,7 @@ impl CopyTask<'_> {
                 present,
                 &self.options,
                 &self.server,
-                journal,
+                self.journal,
             )
             .await;
             drop(in_flight);
@@ -446,6 +440,11 @@ impl CopyTask<'_> {
     }
 
     async fn verify_or_repair(&self, work: Work) -> Verified {
-        verify::verify_or_repair(self.sites, work, self.mode, &self.options, &self.server).await
+        let copy = verify::Recopy {
+            options: &self.options,
+            server: &self.server,
+            journal: self.journal,
+        };
+        verify::verify_or_repair(self.sites, work, self.mode, &copy).await
     }
 }

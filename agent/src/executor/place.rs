@@ -65,13 +65,27 @@ pub(super) async fn place(
             return Ok(Placed::AlreadyThere(xxh3));
         }
     }
+    let (proof, size, attempts) = copy_routed(sites, info, options, server, journal).await?;
+    Ok(Placed::Copied(proof, size, attempts))
+}
+
+/// Copies one object by the route its size and the two sites give: the first copy's
+/// and a repair's alike. Returns the proof, the size copied and the tries it took.
+pub(super) async fn copy_routed(
+    sites: &Sites,
+    info: &ObjectInfo,
+    options: &CopyOptions,
+    server: &ServerCopyOptions,
+    journal: &TaskJournal,
+) -> Result<(Proof, u64, u32), CopyFailure> {
+    let key = info.key.as_str();
     let (copied, attempts) = match sites.route(info.size, options) {
         Route::ServerSide(src, dst) => {
             let listed = Some((info.size, info.etag.as_deref()));
             let (copied, attempts) =
                 with_retries(key, || dst.copy_from(src, key, listed, server)).await?;
             let size = copied.size;
-            return Ok(Placed::Copied(Proof::ServerSide(copied), size, attempts));
+            return Ok((Proof::ServerSide(copied), size, attempts));
         }
         Route::Multipart(dst) => with_retries(key, || {
             s3::upload_resumable(
@@ -113,7 +127,7 @@ pub(super) async fn place(
         xxh3: copied.source_xxh3,
         etag: copied.etag,
     };
-    Ok(Placed::Copied(proof, copied.size, attempts))
+    Ok((proof, copied.size, attempts))
 }
 
 /// Sends `key` in one streamed request; should the connection break before the service

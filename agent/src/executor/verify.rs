@@ -7,9 +7,10 @@ use ferry_proto::v1 as pb;
 use ferry_storage::{ErrorKind, ObjectError, ObjectInfo, Operation};
 use tracing::warn;
 
-use super::{place::with_retries, sites::Sites};
+use super::{place, sites::Sites};
 use crate::{
     destination,
+    journal::TaskJournal,
     s3::{ServerCopied, ServerCopyOptions},
     transfer::{self, CopyOptions, VerifyMode},
     wire::ObjectReport,
@@ -51,13 +52,22 @@ type Hashes = (Option<u128>, Option<u128>);
 /// failed and the re-copies made.
 pub(super) type Verified = Result<(Work, Hashes, u32), (Work, ObjectError, u32)>;
 
-/// Verifies one object; on a mismatch copies it again once and re-verifies.
+/// What a repair copies with: the same settings, and the same journal of multipart
+/// uploads, as the task's first copies.
+pub(super) struct Recopy<'a> {
+    pub options: &'a CopyOptions,
+    pub server: &'a ServerCopyOptions,
+    pub journal: &'a TaskJournal,
+}
+
+/// Verifies one object; on a mismatch copies it again once, the way its first copy
+/// went (server-side, a resumable multipart upload for a large object, …), and
+/// re-verifies.
 pub(super) async fn verify_or_repair(
     sites: &Sites,
     mut work: Work,
     mode: VerifyMode,
-    options: &CopyOptions,
-    server: &ServerCopyOptions,
+    copy: &Recopy<'_>,
 ) -> Verified {
     let mut repaired = 0;
     loop {
@@ -92,22 +102,10 @@ pub(super) async fn verify_or_repair(
         }
         warn!(key = %work.info.key, found, "destination differs from the source; copying again");
         repaired += 1;
-        let key = work.info.key.as_str();
-        let again = match sites.server_side() {
-            Some((src, dst)) => with_retries(key, || dst.copy_from(src, key, None, server))
-                .await
-                .map(|(c, _)| Proof::ServerSide(c)),
-            None => with_retries(key, || {
-                transfer::copy_object(&sites.src, &sites.dst, key, options)
-            })
-            .await
-            .map(|(c, _)| Proof::Hashed {
-                xxh3: c.source_xxh3,
-                etag: c.etag,
-            }),
-        };
+        let again =
+            place::copy_routed(sites, &work.info, copy.options, copy.server, copy.journal).await;
         match again {
-            Ok(proof) => work.proof = proof,
+            Ok((proof, _, _)) => work.proof = proof,
             Err((e, _)) => return Err((work, e, repaired)),
         }
     }

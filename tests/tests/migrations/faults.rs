@@ -141,6 +141,18 @@ async fn an_object_written_over_before_a_quick_verify_is_told_by_its_etag_and_co
     write_over(&files, &overwritten).await;
 
     files.completes(&job).await;
+    // Each repair went the way its first copy did: the two smaller ones in one request
+    // each, the large one as a multipart upload again (journalled, so resumable). The
+    // three writes over them were single requests too.
+    let after = files.s3.writes();
+    assert_eq!(
+        (
+            after.single_puts - writes.single_puts,
+            after.multipart_uploads - writes.multipart_uploads
+        ),
+        (overwritten.len() + 2, 1),
+        "the writes over and the repairs: {writes:?} then {after:?}"
+    );
     files.holds_the_source().await;
     let objects = files.client.list_job_objects(&job.id, None).await.unwrap();
     for o in &objects {
@@ -163,6 +175,11 @@ async fn an_object_written_over_before_a_quick_verify_is_told_by_its_etag_and_co
         overwritten.len(),
         "{log}"
     );
+    let in_parts = log
+        .lines()
+        .filter(|l| l.contains("object uploaded in parts") && l.contains("key=parts.bin"))
+        .count();
+    assert_eq!(in_parts, 2, "copied and repaired in parts: {log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
