@@ -23,6 +23,7 @@ pub mod gcs_upload;
 pub mod job_watch;
 pub mod journal;
 mod local_file;
+mod local_write;
 pub mod metrics;
 pub mod parts;
 pub mod report;

@@ -122,14 +122,28 @@ pub struct ResultQueue {
 }
 
 impl ResultQueue {
-    pub fn start(reporter: Reporter) -> Self {
+    /// With `local_destination`, a file system written without a flush per file, each
+    /// batch is published only after that file system is synced: what a result says
+    /// was copied is on disk before the control plane hears of it.
+    pub fn start(reporter: Reporter, local_destination: Option<opendal::Operator>) -> Self {
         let (batches, mut queued) = mpsc::channel::<Vec<pb::ObjectResult>>(QUEUED_BATCHES);
         let job = reporter.job_id.clone();
         // In the task's span, so that its warnings carry the job's fields.
         let publisher = tokio::spawn(
             async move {
                 while let Some(results) = queued.recv().await {
+                    let objects = results.len();
+                    if let Some(op) = &local_destination {
+                        crate::local_write::sync_tree(op)
+                            .await
+                            .map_err(|e| ReportError {
+                                job: reporter.job_id.clone(),
+                                detail: format!("syncing the destination: {e}"),
+                            })?;
+                        tracing::debug!(objects, "destination synced");
+                    }
                     reporter.objects(results).await?;
+                    tracing::debug!(objects, "results reported");
                 }
                 Ok(())
             }

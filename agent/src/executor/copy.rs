@@ -64,7 +64,8 @@ impl Executor {
         } else {
             lease.until_announced().await;
         }
-        let mut results = ResultQueue::start(reporter.clone());
+        let local = crate::local_file::is_local(sites.dst.op()).then(|| sites.dst.op().clone());
+        let mut results = ResultQueue::start(reporter.clone(), local);
         let outcome = self
             .copy_and_verify_into(
                 command,

@@ -207,12 +207,20 @@ async fn write_whole(
     };
     let (attributes, metadata_dropped) = options.attributes(source, dst);
     options.pace(size as usize).await;
-    let written = dst.write(key, file.bytes, &attributes).await?;
+    // To a local file system without a flush to disk per file: the task syncs the
+    // destination once before it reports a batch of results (see `local_write`).
+    let etag = if local_file::is_local(dst.op()) {
+        crate::local_write::write_small(dst.op(), key, file.bytes, attributes.user_metadata)
+            .await?;
+        None
+    } else {
+        dst.write(key, file.bytes, &attributes).await?.etag
+    };
     tracing::debug!(key, size, xxh3 = %xxh3_hex(file.xxh3), metadata_dropped, "object copied");
     Ok(Copied {
         size,
         source_xxh3: file.xxh3,
-        etag: written.etag.filter(|_| keeps_etags(dst.op())),
+        etag: etag.filter(|_| keeps_etags(dst.op())),
         metadata_dropped,
     })
 }

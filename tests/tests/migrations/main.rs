@@ -20,6 +20,7 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 mod backends;
 mod bandwidth;
 mod compat;
+mod durability;
 mod faults;
 mod lifecycle;
 mod transfer;
