@@ -19,6 +19,7 @@ mod bench;
 mod contenders;
 mod machine;
 mod results;
+mod w4;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -34,13 +35,14 @@ use ferry_tests::{
     control_plane::Options, dataset::bytes, s3::S3Server, Agent, ControlPlane, NatsServer,
 };
 
-use self::{bench::*, contenders::*, machine::*, results::*};
+use self::{bench::*, contenders::*, machine::*, results::*, w4::*};
 
 /// Ferry against rclone on the same workloads, the same in-process S3 server (s3s-fs)
 /// and the same machine, interleaved round by round.
 ///
 /// Workloads: W1 many 64 KiB files, file:// → s3://; W2 a few large files, file:// →
-/// s3://; W3 the W1 set s3:// → s3:// on the same endpoint. Build the binaries in the
+/// s3://; W3 the W1 set s3:// → s3:// on the same endpoint; W4 (with --w4-files) many
+/// 4 KiB files file:// → file://, against rclone and cp -r. Build the binaries in the
 /// same profile first (`cargo build --release --bins`). FERRY_BENCH_RCLONE_LOG=FILE
 /// keeps rclone's debug log; FERRY_BENCH_LOG_DIR=DIR keeps the agents' and the control
 /// plane's logs.
@@ -65,6 +67,13 @@ struct Args {
     /// W2 alone: no W1, so no W3 either.
     #[arg(long)]
     only_w2: bool,
+    /// W4's files (4 KiB each, file → file, 100000 in the issue's figures); W4 runs
+    /// only when given
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    w4_files: Option<usize>,
+    /// W4 alone (needs --w4-files)
+    #[arg(long)]
+    only_w4: bool,
     /// Measure Ferry only, even when rclone is installed
     #[arg(long = "no-rclone", action = clap::ArgAction::SetFalse)]
     rclone: bool,
@@ -112,11 +121,24 @@ async fn main() -> anyhow::Result<()> {
     if args.only_w2 && args.skip_w2 {
         bail!("--only-w2 and --skip-w2 leave nothing to run");
     }
-    if !args.only_w2 {
+    if args.only_w4 && args.w4_files.is_none() {
+        bail!("--only-w4 needs --w4-files N");
+    }
+    // W4 alone leaves the others out.
+    let (skip_w2, skip_w1) = if args.only_w4 {
+        (true, true)
+    } else {
+        (args.skip_w2, args.only_w2)
+    };
+    if let Some(files) = args.w4_files {
+        println!("generating W4 ({files} × 4 KiB)…");
+        generate(&gen.join("w4"), files, W4_SIZE, 2_000_000)?;
+    }
+    if !skip_w1 {
         println!("generating W1 ({} × 64 KiB)…", args.w1_files);
         generate(&gen.join("w1"), args.w1_files, 64 * 1024, 1)?;
     }
-    if !args.skip_w2 {
+    if !skip_w2 {
         println!("generating W2 ({} × {} MiB)…", args.w2_files, args.w2_mib);
         generate(&gen.join("w2"), args.w2_files, w2_size, 1_000_000)?;
     }
@@ -146,6 +168,19 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
     }
+    let w4_out = work.path().join("out");
+    std::fs::create_dir_all(&w4_out)?;
+    client
+        .create_site(
+            pb::Site {
+                name: W4_SITE.into(),
+                uri: format!("file://{}", w4_out.display()),
+                tier: pb::Tier::Cold.into(),
+                ..Default::default()
+            },
+            HashMap::new(),
+        )
+        .await?;
     for (name, bucket) in [("s3", "bench"), ("s3-copy", "bench-copy")] {
         let (site, credentials) = s3.site(name, bucket, pb::Tier::Cold);
         client.create_site(site, credentials).await?;
@@ -182,10 +217,12 @@ async fn main() -> anyhow::Result<()> {
     let mut w1 = Results::new(args.w1_files, w1_bytes);
     let mut w2 = Results::new(args.w2_files, w2_bytes);
     let mut w3 = Results::new(args.w1_files, w1_bytes);
+    let w4_files = args.w4_files.unwrap_or(0);
+    let mut w4 = Results::new(w4_files, (w4_files * W4_SIZE) as u64);
     let measured: anyhow::Result<()> = async {
         for round in 1..=args.rounds {
             println!("round {round}");
-            if !args.only_w2 {
+            if !skip_w1 {
                 // W1: many small files to S3.
                 bench
                     .files_to_s3(
@@ -224,7 +261,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             // W2: a few large files to S3.
-            if !args.skip_w2 {
+            if !skip_w2 {
                 bench
                     .files_to_s3(
                         "w2",
@@ -233,6 +270,11 @@ async fn main() -> anyhow::Result<()> {
                         contenders(&W2_MODES, w2_rclone),
                         &mut w2,
                     )
+                    .await?;
+            }
+            if args.w4_files.is_some() {
+                bench
+                    .w4_round(round, &local_agent, &w4_out, rclone, &mut w4)
                     .await?;
             }
             empty_buckets(bench.s3.root(), &BUCKETS, round)?;
@@ -259,13 +301,13 @@ async fn main() -> anyhow::Result<()> {
     }
 
     println!();
-    if !args.only_w2 {
+    if !skip_w1 {
         w1.summary(&format!("W1 ({} × 64 KiB, file → s3)", args.w1_files));
         w1.ratio("W1 ferry quick", "W1 rclone default");
         w1.ratio("W1 ferry quick", "W1 rclone --transfers 32");
         w1.ratio("W1 ferry quick", "W1 ferry full");
     }
-    if !args.skip_w2 {
+    if !skip_w2 {
         w2.summary(&format!(
             "W2 ({} × {} MiB, file → s3)",
             args.w2_files, args.w2_mib
@@ -277,7 +319,7 @@ async fn main() -> anyhow::Result<()> {
         w2.ratio("W2 ferry quick-200", "W2 rclone default");
         w2.ratio("W2 ferry quick-200", "W2 rclone --transfers 32");
     }
-    if !args.only_w2 {
+    if !skip_w1 {
         w3.summary(&format!(
             "W3 ({} × 64 KiB, s3 → s3, one endpoint)",
             args.w1_files
@@ -286,9 +328,15 @@ async fn main() -> anyhow::Result<()> {
         w3.ratio("W3 ferry quick", "W3 ferry full");
     }
 
+    if args.w4_files.is_some() {
+        w4.summary(&format!("W4 ({w4_files} × 4 KiB, file → file, first copy)"));
+        w4.ratio("W4 ferry quick", "W4 rclone default");
+        w4.ratio("W4 ferry quick", "W4 cp -r");
+    }
+
     println!();
     println!("targets, on this run's medians (set for a release build and the default workloads):");
-    if !args.only_w2 {
+    if !skip_w1 {
         let vs_default = w1.speedup("W1 ferry quick", "W1 rclone default");
         target("W1 quick ≥ 1.5× rclone default", vs_default, "×", |x| {
             x >= 1.5
@@ -301,7 +349,7 @@ async fn main() -> anyhow::Result<()> {
             |x| x >= 1.2,
         );
     }
-    if !args.skip_w2 {
+    if !skip_w2 {
         // Against the faster of rclone's two variants: the smaller of the speed-ups.
         let vs_faster = |ferry: &str| {
             ["W2 rclone default", "W2 rclone --transfers 32"]
@@ -322,7 +370,7 @@ async fn main() -> anyhow::Result<()> {
             |x| x >= 1.2,
         );
     }
-    if !args.only_w2 {
+    if !skip_w1 {
         let vs_server_side = w3.speedup("W3 ferry quick", "W3 rclone server-side");
         target(
             "W3 quick faster than rclone server-side",
@@ -332,9 +380,9 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     for (name, results, skipped) in [
-        ("W1", &w1, args.only_w2),
-        ("W2", &w2, args.skip_w2),
-        ("W3", &w3, args.only_w2),
+        ("W1", &w1, skip_w1),
+        ("W2", &w2, skip_w2),
+        ("W3", &w3, skip_w1),
     ] {
         if !skipped {
             let full_time = results.speedup(
@@ -349,7 +397,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
-    if !args.skip_w2 {
+    if !skip_w2 {
         let peak = ["W2 ferry quick", "W2 ferry full", "W2 ferry quick-200"]
             .iter()
             .filter_map(|who| w2.peak_rss_mib(who))
@@ -357,6 +405,14 @@ async fn main() -> anyhow::Result<()> {
         target("agent peak RSS on W2 < 256 MiB", peak, " MiB", |x| {
             x < 256.0
         });
+    }
+    if args.w4_files.is_some() {
+        target(
+            "W4 first copy at least as fast as rclone",
+            w4.speedup("W4 ferry quick", "W4 rclone default"),
+            "×",
+            |x| x >= 1.0,
+        );
     }
     Ok(())
 }
