@@ -189,6 +189,14 @@ pub struct Overrides {
 }
 
 impl AgentConfig {
+    /// `log.format`, parsed: text or json.
+    pub fn log_format(&self) -> Result<ferry_telemetry::LogFormat, String> {
+        self.log
+            .format
+            .parse()
+            .map_err(|e| format!("log.format: {e}"))
+    }
+
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, String> {
         let mut figment = Figment::from(Serialized::defaults(AgentConfig::default()));
         if let Some(file) = file {
@@ -316,12 +324,7 @@ impl AgentConfig {
         if !(2..=3600).contains(&self.ack_wait_secs) {
             return Err("ack_wait_secs: must be 2 to 3600".into());
         }
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(format!(
-                "log.format: '{}' must be text or json",
-                self.log.format
-            ));
-        }
+        self.log_format()?;
         if self.metrics.listen != "off" && self.metrics.addr().is_none() {
             return Err(format!(
                 "metrics.listen: '{}' must be host:port (an IP address and a port) or off",

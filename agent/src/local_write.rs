@@ -82,15 +82,11 @@ mod tests {
         let read = op.read("a/b/c.bin").await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(read.to_vec(), b"hello");
         let stat = op.stat("a/b/c.bin").await.unwrap_or_else(|e| panic!("{e}"));
-        let kept: Vec<(String, String)> = stat
-            .user_metadata()
-            .map(|m| {
-                m.into_iter()
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        assert_eq!(kept, [("owner".to_owned(), "genomics".to_owned())]);
+        let kept = ferry_storage::Attributes::of(&stat).user_metadata;
+        assert_eq!(
+            kept,
+            BTreeMap::from([("owner".to_owned(), "genomics".to_owned())])
+        );
         assert!(write_small(&op, "../escape", Bytes::new(), BTreeMap::new())
             .await
             .is_err());

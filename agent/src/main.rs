@@ -106,14 +106,12 @@ fn main() -> ExitCode {
 
 /// Logs (text or JSON) and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, traces.
 fn init_telemetry(config: &AgentConfig) -> Result<ferry_telemetry::Guard, ferry_telemetry::Error> {
-    let format = if config.log.format == "json" {
-        ferry_telemetry::LogFormat::Json
-    } else {
-        ferry_telemetry::LogFormat::Text
-    };
     ferry_telemetry::init(&ferry_telemetry::Settings {
         service: "ferry-agent",
-        format,
+        // Checked by `AgentConfig::validate`.
+        format: config
+            .log_format()
+            .unwrap_or(ferry_telemetry::LogFormat::Text),
         filter: &config.log.filter,
     })
 }

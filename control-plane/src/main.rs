@@ -20,7 +20,7 @@ use ferry_control_plane::{
 ///
 /// Traces: set OTEL_EXPORTER_OTLP_ENDPOINT (and optionally OTEL_EXPORTER_OTLP_PROTOCOL,
 /// OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER) to export spans over OTLP; see
-/// docs/observability.md.
+/// docs/operations.md#traces.
 #[derive(Debug, Parser)]
 #[command(name = "ferry-control-plane", version)]
 struct Args {

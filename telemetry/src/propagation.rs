@@ -36,6 +36,12 @@ pub fn current_traceparent() -> Option<String> {
     traceparent(&Span::current())
 }
 
+/// Whether two `traceparent` values name the same trace.
+pub fn same_trace(a: &str, b: &str) -> bool {
+    let trace_id = |traceparent: &str| traceparent.split('-').nth(1).map(str::to_owned);
+    trace_id(a).is_some() && trace_id(a) == trace_id(b)
+}
+
 /// Makes `span` a child of the remote span `traceparent` names. A missing or malformed
 /// value leaves it where it was (a root, or a child of the current span).
 pub fn set_parent(span: &Span, traceparent: Option<&str>) {
@@ -198,6 +204,16 @@ mod tests {
             let own = traceparent(&span).unwrap_or_default();
             assert_eq!(own.len(), 55, "a fresh trace: {own}");
         });
+    }
+
+    #[test]
+    fn traces_are_told_apart_by_their_trace_id() {
+        let a = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let a_child = "00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01";
+        let b = "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01";
+        assert!(same_trace(a, a_child));
+        assert!(!same_trace(a, b));
+        assert!(!same_trace("garbage", "garbage"));
     }
 
     #[test]

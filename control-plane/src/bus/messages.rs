@@ -40,10 +40,9 @@ fn to_outbox(job: &Job, command: pb::JobCommand) -> OutboxMessage {
 /// job's trace (a report being applied), else the job's own (a background re-dispatch
 /// joins the trace of the call that started the job).
 fn trace_parent(job: &Job) -> Option<String> {
-    let current = ferry_telemetry::propagation::current_traceparent();
-    let trace_id = |traceparent: &str| traceparent.split('-').nth(1).map(str::to_owned);
-    match (current, &job.trace_parent) {
-        (Some(current), Some(started)) if trace_id(&current) == trace_id(started) => Some(current),
+    use ferry_telemetry::propagation::{current_traceparent, same_trace};
+    match (current_traceparent(), &job.trace_parent) {
+        (Some(current), Some(started)) if same_trace(&current, started) => Some(current),
         (current, started) => started.clone().or(current),
     }
 }

@@ -32,12 +32,7 @@ async fn reconcile(migrations: &Migrations) -> crate::error::Result<()> {
     let now = migrations.catalogue().clock().now();
     // Whether any agent of a site is alive, looked up once per site and pass.
     let mut site_served: HashMap<SiteId, bool> = HashMap::new();
-    for state in [
-        JobState::Queued,
-        JobState::Copying,
-        JobState::Verifying,
-        JobState::Switching,
-    ] {
+    for state in JobState::ALL.into_iter().filter(|s| !s.is_terminal()) {
         for job in store.stale_jobs(state, now - STUCK_AFTER, 100).await? {
             if state != JobState::Queued {
                 // A job in progress is fine while its agent is alive.

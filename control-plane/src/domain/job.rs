@@ -41,6 +41,17 @@ impl fmt::Display for InvalidTransition {
 type Transition = Result<JobState, InvalidTransition>;
 
 impl JobState {
+    /// Every state, in the order a job goes through them.
+    pub const ALL: [JobState; 7] = [
+        JobState::Queued,
+        JobState::Copying,
+        JobState::Verifying,
+        JobState::Switching,
+        JobState::Completed,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Queued => "queued",

@@ -11,17 +11,11 @@ use ferry_telemetry::metrics::{self as m, Gauge, GaugeVec, IntGauge, IntGaugeVec
 use futures::TryStreamExt;
 use tokio::sync::Mutex;
 
-use crate::{bus::Bus, domain::agent::STALE_AFTER, store::Store};
-
-const JOB_STATES: [&str; 7] = [
-    "queued",
-    "copying",
-    "verifying",
-    "switching",
-    "completed",
-    "failed",
-    "cancelled",
-];
+use crate::{
+    bus::Bus,
+    domain::{agent::STALE_AFTER, job::JobState},
+    store::Store,
+};
 
 static JOBS: LazyLock<IntGaugeVec> =
     LazyLock::new(|| m::int_gauge_vec("ferry_jobs", "Jobs in each state.", &["state"]));
@@ -162,8 +156,8 @@ pub async fn render(store: &Store, bus: &Bus) -> String {
     match store.gauges().await {
         Ok(g) => {
             JOBS.reset();
-            for state in JOB_STATES {
-                JOBS.with_label_values(&[state]).set(0);
+            for state in JobState::ALL {
+                JOBS.with_label_values(&[state.as_str()]).set(0);
             }
             for (state, n) in &g.jobs_by_state {
                 JOBS.with_label_values(&[state]).set(gauge_value(*n));
@@ -229,7 +223,7 @@ pub async fn render(store: &Store, bus: &Bus) -> String {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the catalogue"),
     }
-    super::render()
+    m::render()
 }
 
 /// Per site, the messages in `FERRY_JOBS` under its subject: tasks waiting or being

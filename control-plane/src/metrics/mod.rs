@@ -66,6 +66,12 @@ pub static AUDIT_REFUSALS_UNRECORDED: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
+/// Always 1, labelled with the running version.
+static BUILD: LazyLock<m::IntGaugeVec> = LazyLock::new(|| {
+    let build = m::int_gauge_vec("ferry_build_info", "The running version.", &["version"]);
+    build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    build
+});
 static RPC_HANDLED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     m::int_counter_vec(
         "ferry_grpc_server_handled_total",
@@ -87,6 +93,7 @@ static RPC_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
 /// its first increase.
 pub fn init() {
     m::register_process_metrics();
+    LazyLock::force(&BUILD);
     for counter in [
         &ACCESS_EVENTS_ACCEPTED,
         &ACCESS_EVENTS_FOLDED,
@@ -116,17 +123,6 @@ pub fn rpc_finished(service: &str, method: &str, code: &str, elapsed: Duration) 
         .observe(elapsed.as_secs_f64());
 }
 
-/// The exposition, with the running version as `ferry_build_info`.
-pub fn render() -> String {
-    static BUILD: LazyLock<m::IntGaugeVec> = LazyLock::new(|| {
-        let build = m::int_gauge_vec("ferry_build_info", "The running version.", &["version"]);
-        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        build
-    });
-    LazyLock::force(&BUILD);
-    m::render()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,7 +131,7 @@ mod tests {
     fn labelled_counters_share_one_family() {
         init();
         ACCESS_EVENTS_MALFORMED.inc_by(2);
-        let text = render();
+        let text = m::render();
         assert_eq!(
             text.matches("# TYPE ferry_access_events_dropped_total counter")
                 .count(),

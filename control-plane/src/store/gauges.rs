@@ -7,7 +7,15 @@ use sea_orm::{
 };
 
 use super::{db_error, entity, Store};
-use crate::{domain::ids::SiteId, error::Result};
+use crate::{
+    domain::{
+        cost::{monthly_cost, MonthlyDemand},
+        ids::SiteId,
+        job::JobState,
+        recommendation::RecommendationState,
+    },
+    error::Result,
+};
 
 /// A job not yet ended and when anything last happened to it.
 #[derive(Clone, Debug)]
@@ -60,9 +68,6 @@ pub struct CatalogueGauges {
     pub tokens: Vec<ExpiringToken>,
 }
 
-/// States a job leaves only by ending.
-const ENDED: [&str; 3] = ["completed", "failed", "cancelled"];
-
 impl Store {
     pub async fn gauges(&self) -> Result<CatalogueGauges> {
         use entity::{agent, job, outbox, recommendation, site, token};
@@ -84,7 +89,14 @@ impl Store {
             .map(|r| (r.state, r.jobs.max(0) as u64))
             .collect();
         let running_jobs = job::Entity::find()
-            .filter(job::Column::State.is_not_in(ENDED))
+            .filter(
+                job::Column::State.is_not_in(
+                    JobState::ALL
+                        .into_iter()
+                        .filter(|s| s.is_terminal())
+                        .map(JobState::as_str),
+                ),
+            )
             .all(&self.db)
             .await
             .map_err(db_error)?
@@ -114,24 +126,31 @@ impl Store {
                 last_heartbeat_at: a.last_heartbeat_at,
             })
             .collect();
-        let site_rows = site::Entity::find().all(&self.db).await.map_err(db_error)?;
-        let ids: Vec<SiteId> = site_rows.iter().filter_map(|s| s.id.parse().ok()).collect();
+        let sites = site::Entity::find()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(super::sites::to_domain)
+            .collect::<Result<Vec<_>>>()?;
+        let ids: Vec<SiteId> = sites.iter().map(|s| s.id).collect();
         let usage = self.site_usage(&ids).await?;
-        let sites = site_rows
+        let sites = sites
             .into_iter()
             .map(|s| {
-                let stored_bytes =
-                    s.id.parse::<SiteId>()
-                        .ok()
-                        .and_then(|id| usage.get(&id))
-                        .map_or(0, |u| u.bytes);
+                let stored_bytes = usage.get(&s.id).map_or(0, |u| u.bytes);
                 SiteGauge {
-                    backend: s.uri.split_once("://").map_or("", |(b, _)| b).to_owned(),
-                    monthly_storage_cost: stored_bytes as f64 / 1e9 * s.price_storage_gb_month,
+                    id: s.id.to_string(),
+                    name: s.name.to_string(),
+                    tier: s.tier.as_str().to_owned(),
+                    backend: s.uri.scheme().as_str().to_owned(),
                     stored_bytes,
-                    id: s.id,
-                    name: s.name,
-                    tier: s.tier,
+                    // Storage alone: no demand is priced here.
+                    monthly_storage_cost: monthly_cost(
+                        &s.prices,
+                        stored_bytes,
+                        MonthlyDemand::default(),
+                    ),
                 }
             })
             .collect();
@@ -141,7 +160,7 @@ impl Store {
             .await
             .map_err(db_error)?;
         let recommendations_pending = recommendation::Entity::find()
-            .filter(recommendation::Column::State.eq("pending"))
+            .filter(recommendation::Column::State.eq(RecommendationState::Pending.as_str()))
             .count(&self.db)
             .await
             .map_err(db_error)?;

@@ -248,7 +248,7 @@ fn active(s: &Site) -> site::ActiveModel {
     }
 }
 
-fn to_domain(row: site::Model) -> Result<Site> {
+pub(super) fn to_domain(row: site::Model) -> Result<Site> {
     let bad = |what: String| corrupt("sites", &row.id, what);
     Ok(Site {
         id: row.id.parse().map_err(|e| bad(format!("id: {e}")))?,
