@@ -68,6 +68,17 @@ pub fn to_listed_object(o: ObjectInfo) -> pb::ListedObject {
     }
 }
 
+/// A source object as a sync's LIST task reports it: with its modification time and
+/// the size of the destination's object of the same key, if it has one.
+pub fn to_compared_object(o: ObjectInfo, destination_size: Option<u64>) -> pb::ListedObject {
+    pb::ListedObject {
+        modified: o.last_modified.map(ferry_proto::time::to_timestamp),
+        at_destination: destination_size.is_some(),
+        destination_size: destination_size.unwrap_or(0),
+        ..to_listed_object(o)
+    }
+}
+
 /// The uploads the control plane recorded for a task's objects, by key. An upload with
 /// an unreadable part hash is left out: it starts over rather than being trusted.
 pub fn recorded_uploads(recorded: &HashMap<String, pb::JobObject>) -> HashMap<String, UploadState> {

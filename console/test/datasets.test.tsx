@@ -5,6 +5,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { fireEvent, screen } from "@testing-library/preact";
 import { HourlyAccessSchema } from "../src/gen/ferry/v1/access_pb";
+import { ReplicaRole, ReplicaSchema, ReplicaState } from "../src/gen/ferry/v1/dataset_pb";
 import { Tier } from "../src/gen/ferry/v1/common_pb";
 import { RecommendationSchema, RecommendationState } from "../src/gen/ferry/v1/recommendation_pb";
 import { catalogue, HOUR, renderConsole, reset } from "./harness";
@@ -73,6 +74,30 @@ test("a dataset shows its replicas, its reads over 7 or 30 days and every reason
   screen.getByText("$0.45");
   screen.getByText("14.2 days");
   assert.equal(screen.queryByRole("button", { name: "Approve and migrate" }), null);
+});
+
+test("a replica kept by sync jobs shows its last sync and its lag", async () => {
+  const cp = catalogue();
+  const synced = new Date(Date.now() - (2 * 3600 + 5 * 60) * 1000);
+  cp.world.replicas.get("d-genome")!.push(
+    create(ReplicaSchema, {
+      site: "s-vault",
+      path: "mirror/genome",
+      role: ReplicaRole.SECONDARY,
+      state: ReplicaState.READY,
+      syncTime: timestampFromDate(synced),
+      lag: { seconds: BigInt(2 * 3600 + 5 * 60), nanos: 0 },
+    }),
+  );
+  renderConsole(cp, "#/datasets/genome", "viewer-secret");
+  const row = (await screen.findByText("mirror/genome")).closest("tr")!;
+  assert.match(row.textContent ?? "", /secondary/);
+  assert.match(row.textContent ?? "", /2h 5m/);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  const shown = `${synced.getFullYear()}-${pad(synced.getMonth() + 1)}-${pad(synced.getDate())} ${pad(synced.getHours())}:${pad(synced.getMinutes())}`;
+  assert.ok((row.textContent ?? "").includes(shown), `${row.textContent} shows ${shown}`);
+  const primary = screen.getByText("primary").closest("tr")!;
+  assert.doesNotMatch(primary.textContent ?? "", /\dh \d+m/, "the primary has no lag");
 });
 
 test("an operator approves a recommendation and is linked to the migration it planned", async () => {

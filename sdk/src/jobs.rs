@@ -22,6 +22,23 @@ pub struct JobFilter {
 impl Client {
     // Jobs.
 
+    /// Plans a sync of a dataset to a secondary replica at `request.destination_site`.
+    ///
+    /// Fails with [`Error::InvalidInput`] when the dataset or the destination site is
+    /// missing, and with [`Error::Protocol`] when the answer lacks the job.
+    pub async fn plan_sync(
+        &self,
+        request: pb::PlanSyncRequest,
+    ) -> Result<pb::PlanSyncResponse, Error> {
+        required("dataset id or name", &request.dataset)?;
+        required("destination site", &request.destination_site)?;
+        let answer = self.jobs().plan_sync(request).await?.into_inner();
+        if answer.job.is_none() {
+            return Err(Error::Protocol("PlanSync answered without a job".into()));
+        }
+        Ok(answer)
+    }
+
     /// Plans a migration of `request.dataset` to `request.destination_site`.
     ///
     /// With `dry_run`, nothing is planned and the answer carries only the report of what

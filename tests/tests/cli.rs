@@ -36,6 +36,17 @@ fn ferry(target: &Target, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `ferry`, which must succeed, and returns what it printed.
+fn succeed(target: &Target, args: &[&str]) -> String {
+    let out = ferry(target, args);
+    assert!(
+        out.status.success(),
+        "ferry {args:?} failed: {}",
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -48,15 +59,7 @@ fn stderr(o: &Output) -> String {
 async fn a_session_at_the_terminal() {
     let cp = ControlPlane::start().await;
     let ep = Target::admin(&cp);
-    let run = |args: &[&str]| {
-        let out = ferry(&ep, args);
-        assert!(
-            out.status.success(),
-            "ferry {args:?} failed: {}",
-            stderr(&out)
-        );
-        stdout(&out)
-    };
+    let run = |args: &[&str]| succeed(&ep, args);
 
     run(&[
         "site",
@@ -239,15 +242,7 @@ async fn a_migration_planned_and_watched_from_the_command_line() {
     let dirs = tempfile::tempdir().unwrap();
     let source = ferry_tests::dataset::mixed(11, 3 << 20);
     ferry_tests::dataset::write_tree(&dirs.path().join("a/d"), &source);
-    let run = |args: &[&str]| {
-        let out = ferry(&ep, args);
-        assert!(
-            out.status.success(),
-            "ferry {args:?} failed: {}",
-            stderr(&out)
-        );
-        stdout(&out)
-    };
+    let run = |args: &[&str]| succeed(&ep, args);
     let root = |s: &str| format!("file://{}", dirs.path().join(s).display());
     run(&["site", "create", "a", "--uri", &root("a"), "--tier", "hot"]);
     run(&["site", "create", "b", "--uri", &root("b"), "--tier", "cold"]);
@@ -327,4 +322,115 @@ async fn a_migration_planned_and_watched_from_the_command_line() {
     assert!(again.contains("created: no"), "{again}");
     let agents = run(&["agent", "list"]);
     assert!(agents.contains("alive"), "{agents}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_from_the_command_line_shows_its_figures_and_the_replica_lag() {
+    let cp = ControlPlane::start().await;
+    let ep = Target::admin(&cp);
+    let dirs = tempfile::tempdir().unwrap();
+    let source = ferry_tests::dataset::mixed(12, 64 << 10);
+    ferry_tests::dataset::write_tree(&dirs.path().join("a/d"), &source);
+    let run = |args: &[&str]| succeed(&ep, args);
+    let root = |s: &str| format!("file://{}", dirs.path().join(s).display());
+    run(&["site", "create", "a", "--uri", &root("a"), "--tier", "hot"]);
+    run(&[
+        "site",
+        "create",
+        "dr",
+        "--uri",
+        &root("dr"),
+        "--tier",
+        "cold",
+    ]);
+    run(&["dataset", "create", "d", "--site", "a", "--path", "d"]);
+    std::fs::create_dir_all(dirs.path().join("dr/d")).unwrap();
+    std::fs::write(dirs.path().join("dr/d/stray.txt"), b"only at dr").unwrap();
+    let _agent = ferry_tests::Agent::start(&cp, "a", &[]).await;
+
+    // A cap without deletions is a usage error, before anything is called.
+    let capped = ferry(
+        &ep,
+        &["job", "sync", "d", "--to", "dr", "--max-delete", "5"],
+    );
+    assert_eq!(capped.status.code(), Some(2), "{}", stderr(&capped));
+    assert!(
+        stderr(&capped).contains("--deletion delete"),
+        "{}",
+        stderr(&capped)
+    );
+
+    let sync = |args: &'static [&'static str]| {
+        let ep = ep.clone();
+        tokio::task::spawn_blocking(move || ferry(&ep, args))
+    };
+    let first = sync(&["job", "sync", "d", "--to", "dr", "--watch"])
+        .await
+        .unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let mut expected = source.clone();
+    expected.insert("stray.txt".into(), b"only at dr".to_vec());
+    assert_eq!(
+        ferry_tests::dataset::read_tree(&dirs.path().join("dr/d")),
+        expected,
+        "the extra is kept"
+    );
+    let jobs: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "job", "list", "--dataset", "d"])).unwrap();
+    let job = &jobs[0];
+    assert_eq!(job["kind"], "sync", "{job}");
+    assert_eq!(job["sync"]["deletion"], "keep", "{job}");
+    assert_eq!(job["sync"]["extras_found"], 1, "{job}");
+    let shown = run(&["job", "get", job["id"].as_str().unwrap()]);
+    assert!(shown.contains("1 found, 0 deleted"), "{shown}");
+    let extras = run(&[
+        "job",
+        "objects",
+        job["id"].as_str().unwrap(),
+        "--status",
+        "extra",
+    ]);
+    assert!(extras.contains("stray.txt"), "{extras}");
+
+    let second = sync(&[
+        "--json",
+        "job",
+        "sync",
+        "d",
+        "--to",
+        "dr",
+        "--deletion",
+        "delete",
+        "--max-delete",
+        "1",
+        "--watch",
+    ])
+    .await
+    .unwrap();
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    let planned: serde_json::Value =
+        serde_json::from_str(stdout(&second).lines().next().unwrap()).unwrap();
+    assert_eq!(planned["created"], true, "{planned}");
+    assert_eq!(planned["job"]["sync"]["max_delete"], 1, "{planned}");
+    assert_eq!(
+        ferry_tests::dataset::read_tree(&dirs.path().join("dr/d")),
+        source,
+        "the extra is deleted"
+    );
+
+    let details: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "dataset", "get", "d"])).unwrap();
+    let replica = details["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["role"] == "secondary")
+        .unwrap_or_else(|| panic!("a secondary replica: {details}"));
+    assert!(replica["sync_time"].is_string(), "{replica}");
+    assert!(
+        replica["lag"].as_str().is_some_and(|l| l.ends_with('s')),
+        "{replica}"
+    );
+    let table = run(&["dataset", "get", "d"]);
+    assert!(table.contains("SYNCED") && table.contains("LAG"), "{table}");
 }

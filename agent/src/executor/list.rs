@@ -1,10 +1,13 @@
 //! A LIST task: the source is listed through the plan's filter and cut into copy tasks,
-//! which the control plane records and dispatches to every agent of the site.
+//! which the control plane records and dispatches to every agent of the site. A sync's
+//! listing also lists the destination through the same filter first: each source object
+//! goes out with what the destination holds under its key, and the destination's
+//! objects the source does not hold follow at the end.
 
-use std::pin::pin;
+use std::{collections::HashMap, pin::pin};
 
 use ferry_proto::v1::{self as pb, progress_report::Event};
-use ferry_storage::ObjectFilter;
+use ferry_storage::{ObjectFilter, ObjectInfo};
 use futures::TryStreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -15,7 +18,9 @@ use crate::{destination, report::Reporter, wire};
 impl Executor {
     /// Lists the source through the plan's filter and reports it page by page as copy
     /// tasks of at most `task_objects` objects or `task_mib` MiB: memory does not grow
-    /// with the number of keys, and agents start copying while the listing goes on.
+    /// with the number of keys, and agents start copying while the listing goes on. A
+    /// sync's listing holds the destination's keys and sizes (those the filter takes)
+    /// in memory while it runs.
     pub(super) async fn list_into_tasks(
         &self,
         command: &pb::JobCommand,
@@ -30,41 +35,150 @@ impl Executor {
                     source,
                 }
             })?;
-        let destination_empty = destination::holds_nothing(sites.dst.op()).await;
+        let compared = command.job_kind == pb::JobKind::Sync as i32;
+        let mut at_destination = if compared {
+            Some(destination_objects(sites, &filter, cancel).await?)
+        } else {
+            None
+        };
+        let destination_empty = match &at_destination {
+            Some(objects) => objects.is_empty(),
+            None => destination::holds_nothing(sites.dst.op()).await,
+        };
+        let mut pages = Pages {
+            reporter,
+            max_objects: self.config.task_objects,
+            max_bytes: self.config.task_mib << 20,
+            destination_empty,
+            compared,
+            page: Vec::new(),
+            page_bytes: 0,
+            tasks: 0,
+        };
         let mut listing = pin!(ferry_storage::list_sizes(sites.src.op(), "", None)
             .try_filter(|o| std::future::ready(filter.accepts(o))));
-        let max_bytes = self.config.task_mib << 20;
-        let (mut page, mut page_bytes) = (Vec::new(), 0u64);
-        let (mut tasks, mut objects, mut bytes) = (0usize, 0u64, 0u64);
-        loop {
-            let next = listing.try_next().await?;
+        let (mut objects, mut bytes) = (0u64, 0u64);
+        while let Some(o) = listing.try_next().await? {
             if cancel.is_cancelled() {
                 return Err(TaskError::Cancelled);
             }
-            let end = next.is_none();
-            if let Some(o) = next {
-                objects += 1;
-                bytes += o.size;
-                page_bytes += o.size;
-                page.push(wire::to_listed_object(o));
-            }
-            let full = page.len() >= self.config.task_objects || page_bytes >= max_bytes;
-            if !page.is_empty() && (full || end) {
-                reporter
-                    .send(Event::TaskListed(pb::TaskListed {
-                        copy_task_id: format!("copy-{tasks}"),
-                        objects: std::mem::take(&mut page),
-                        destination_empty,
-                    }))
-                    .await?;
-                tasks += 1;
-                page_bytes = 0;
-            }
-            if end {
-                break;
-            }
+            objects += 1;
+            bytes += o.size;
+            let size = o.size;
+            let listed = match at_destination.as_mut() {
+                Some(held) => {
+                    let destination_size = held.remove(&o.key);
+                    wire::to_compared_object(o, destination_size)
+                }
+                None => wire::to_listed_object(o),
+            };
+            pages.add(listed, size).await?;
         }
-        info!(tasks, objects, bytes, "source listed into copy tasks");
+        pages.flush().await?;
+        let extras = at_destination.as_ref().map_or(0, HashMap::len);
+        if let Some(held) = at_destination {
+            pages.send_destination_only(held).await?;
+        }
+        info!(
+            tasks = pages.tasks,
+            objects, bytes, extras, "source listed into copy tasks"
+        );
+        Ok(())
+    }
+}
+
+/// What the destination holds, through the plan's filter: size by key. A destination
+/// that does not exist yet holds nothing.
+async fn destination_objects(
+    sites: &Sites,
+    filter: &ObjectFilter,
+    cancel: &CancellationToken,
+) -> Result<HashMap<String, u64>, TaskError> {
+    let mut held = HashMap::new();
+    let mut listing = pin!(ferry_storage::list_sizes(sites.dst.op(), "", None)
+        .try_filter(|o: &ObjectInfo| std::future::ready(filter.accepts(o))));
+    loop {
+        match listing.try_next().await {
+            Ok(Some(o)) => {
+                if cancel.is_cancelled() {
+                    return Err(TaskError::Cancelled);
+                }
+                held.insert(o.key, o.size);
+            }
+            Ok(None) => break,
+            Err(e) if e.kind == ferry_storage::ErrorKind::NotFound => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    info!(objects = held.len(), "destination listed");
+    Ok(held)
+}
+
+/// The listing's pages, each reported as a copy task.
+struct Pages<'a> {
+    reporter: &'a Reporter,
+    max_objects: usize,
+    max_bytes: u64,
+    destination_empty: bool,
+    compared: bool,
+    page: Vec<pb::ListedObject>,
+    page_bytes: u64,
+    tasks: usize,
+}
+
+impl Pages<'_> {
+    async fn add(&mut self, object: pb::ListedObject, size: u64) -> Result<(), TaskError> {
+        self.page.push(object);
+        self.page_bytes += size;
+        if self.page.len() >= self.max_objects || self.page_bytes >= self.max_bytes {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), TaskError> {
+        if self.page.is_empty() {
+            return Ok(());
+        }
+        self.reporter
+            .send(Event::TaskListed(pb::TaskListed {
+                copy_task_id: format!("copy-{}", self.tasks),
+                objects: std::mem::take(&mut self.page),
+                destination_empty: self.destination_empty,
+                compared: self.compared,
+                destination_only: Vec::new(),
+            }))
+            .await?;
+        self.tasks += 1;
+        self.page_bytes = 0;
+        Ok(())
+    }
+
+    /// The destination's objects the source does not hold, in pages with no object to
+    /// copy, after every page of the source.
+    async fn send_destination_only(&mut self, held: HashMap<String, u64>) -> Result<(), TaskError> {
+        let mut extras: Vec<pb::ListedObject> = held
+            .into_iter()
+            .map(|(key, size)| pb::ListedObject {
+                key,
+                size,
+                at_destination: true,
+                destination_size: size,
+                ..Default::default()
+            })
+            .collect();
+        extras.sort_by(|a, b| a.key.cmp(&b.key));
+        for (n, page) in extras.chunks(self.max_objects.max(1)).enumerate() {
+            self.reporter
+                .send(Event::TaskListed(pb::TaskListed {
+                    copy_task_id: format!("extras-{n}"),
+                    objects: Vec::new(),
+                    destination_empty: false,
+                    compared: true,
+                    destination_only: page.to_vec(),
+                }))
+                .await?;
+        }
         Ok(())
     }
 }

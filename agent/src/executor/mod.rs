@@ -4,12 +4,14 @@
 //!   plane records and dispatches to every agent of the site;
 //! - COPY copies a batch of objects, then verifies them;
 //! - RETIRE deletes the source once the control plane has switched;
-//! - ABORT_UPLOADS aborts the resumable uploads a job that is over left unfinished.
+//! - ABORT_UPLOADS aborts the resumable uploads a job that is over left unfinished;
+//! - DELETE deletes a sync's extras at the destination.
 //!
 //! The destination is written, never the source, until the retire task.
 
 mod cleanup;
 mod copy;
+mod delete;
 mod list;
 mod place;
 mod retire;
@@ -68,6 +70,9 @@ pub enum TaskError {
     /// Objects failed to copy; each is recorded with its reason.
     #[error("{count} object(s) could not be copied; first: {first}")]
     Copies { count: usize, first: ObjectError },
+    /// Objects could not be deleted; each is recorded with its reason.
+    #[error("{count} object(s) could not be deleted; first: {first}")]
+    Deletions { count: usize, first: ObjectError },
     /// Objects failed verification; each is recorded with its reason.
     #[error("{count} object(s) failed verification; first: {first}")]
     Verifications { count: usize, first: ObjectError },
@@ -211,6 +216,16 @@ impl Executor {
             reporter.send(Event::Started(pb::TaskStarted {})).await?;
             match pb::TaskKind::try_from(command.kind) {
                 Ok(pb::TaskKind::Retire) => retire::retire_source(&sites.src, &cancel).await,
+                Ok(pb::TaskKind::Delete) => {
+                    delete::delete_extras(
+                        command,
+                        &sites,
+                        &reporter,
+                        &cancel,
+                        self.config.concurrency,
+                    )
+                    .await
+                }
                 Ok(pb::TaskKind::List) => {
                     self.list_into_tasks(command, &sites, &reporter, &cancel)
                         .await
@@ -253,13 +268,15 @@ impl Executor {
     }
 }
 
-/// The `kind` label of a task's metrics: `list`, `copy`, `retire`, `abort_uploads`.
+/// The `kind` label of a task's metrics: `list`, `copy`, `retire`, `abort_uploads`,
+/// `delete`.
 fn task_kind(kind: i32) -> &'static str {
     match pb::TaskKind::try_from(kind) {
         Ok(pb::TaskKind::List) => "list",
         Ok(pb::TaskKind::Copy) => "copy",
         Ok(pb::TaskKind::Retire) => "retire",
         Ok(pb::TaskKind::AbortUploads) => "abort_uploads",
+        Ok(pb::TaskKind::Delete) => "delete",
         Ok(pb::TaskKind::Unspecified) | Err(_) => "unknown",
     }
 }

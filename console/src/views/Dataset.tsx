@@ -8,7 +8,7 @@ import { siteLabel, useSites } from "../catalogue";
 import { DatasetAccessChart } from "../components/DatasetAccessChart";
 import { Empty, ErrorNote, Loading } from "../components/feedback";
 import { TierBadge } from "../components/labels";
-import { enumLabel, formatBytes, formatCount, formatTime } from "../format";
+import { durationSeconds, enumLabel, formatBytes, formatCount, formatSeconds, formatTime } from "../format";
 import { ReplicaRole, ReplicaState } from "../gen/ferry/v1/dataset_pb";
 import { useLoad } from "../hooks";
 import { href } from "../router";
@@ -99,6 +99,8 @@ export function DatasetView({ name }: { name: string }) {
               <th scope="col">Role</th>
               <th scope="col">State</th>
               <th scope="col">Verified</th>
+              <th scope="col">Last sync</th>
+              <th scope="col">Lag</th>
             </tr>
           </thead>
           <tbody>
@@ -109,6 +111,8 @@ export function DatasetView({ name }: { name: string }) {
                 <td>{enumLabel(ReplicaRole, r.role)}</td>
                 <td>{enumLabel(ReplicaState, r.state)}</td>
                 <td>{formatTime(r.verifyTime)}</td>
+                <td>{formatTime(r.syncTime)}</td>
+                <td>{r.lag ? formatSeconds(durationSeconds(r.lag) ?? -1) : "—"}</td>
               </tr>
             ))}
           </tbody>

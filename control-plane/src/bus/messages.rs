@@ -91,6 +91,19 @@ pub fn dispatch_abort_uploads(job: &Job, uploads: &[(String, String)]) -> Outbox
     dispatch(job, ABORT_UPLOADS_TASK, pb::TaskKind::AbortUploads, objects)
 }
 
+/// A task that deletes a sync's extras (key, size) at the destination.
+pub fn dispatch_delete(job: &Job, task: &str, objects: &[(String, u64)]) -> OutboxMessage {
+    let objects = objects
+        .iter()
+        .map(|(key, size)| pb::ListedObject {
+            key: key.clone(),
+            size: *size,
+            ..Default::default()
+        })
+        .collect();
+    dispatch(job, task, pb::TaskKind::Delete, objects)
+}
+
 /// The task that deletes the source once the switch committed.
 pub fn dispatch_retire(job: &Job) -> OutboxMessage {
     dispatch(job, RETIRE_TASK, pb::TaskKind::Retire, Vec::new())

@@ -2,7 +2,7 @@
 //! answers in. None of them carries a credential.
 
 use chrono::{DateTime, Utc};
-use ferry_proto::v1 as pb;
+use ferry_proto::{time::from_timestamp, v1 as pb};
 use prost::Message;
 
 use super::*;
@@ -10,6 +10,7 @@ use crate::{
     domain::{
         job::{Job, JobObject, JobState, ObjectFilter},
         report::{Report, ReportEvent, LIST_TASK, RETIRE_TASK},
+        sync::{ComparedObject, JobKind},
     },
     error::{Error, Result},
 };
@@ -47,6 +48,11 @@ pub fn command(
         objects,
         destination_was_empty: false,
         dataset_id: job.dataset_id.to_string(),
+        job_kind: match job.kind {
+            JobKind::Migration => pb::JobKind::Migration,
+            JobKind::Sync(_) => pb::JobKind::Sync,
+        }
+        .into(),
     }
 }
 
@@ -73,6 +79,32 @@ pub fn dry_run_answer(payload: &[u8]) -> Result<std::result::Result<Listed, Stri
         bytes: answer.bytes,
         sample: answer.sample.into_iter().map(|o| (o.key, o.size)).collect(),
     }))
+}
+
+/// A page of a sync's listing: source objects with what the destination holds, or the
+/// destination's objects the source does not hold.
+fn compared_page(t: pb::TaskListed) -> ReportEvent {
+    let some = |s: String| (!s.is_empty()).then_some(s);
+    ReportEvent::Compared {
+        task: t.copy_task_id,
+        objects: t
+            .objects
+            .into_iter()
+            .map(|o| ComparedObject {
+                modified: o.modified.as_ref().and_then(from_timestamp),
+                destination_size: o.at_destination.then_some(o.destination_size),
+                etag: some(o.etag),
+                size: o.size,
+                key: o.key,
+            })
+            .collect(),
+        destination_only: t
+            .destination_only
+            .into_iter()
+            .map(|o| (o.key, o.size))
+            .collect(),
+        destination_empty: t.destination_empty,
+    }
 }
 
 /// Decodes a progress report. A malformed one is an error for the consumer to drop.
@@ -121,6 +153,15 @@ pub fn decode_report(payload: &[u8], now: DateTime<Utc>) -> Result<Report> {
                 || t.copy_task_id == RETIRE_TASK
             {
                 return Err(bad(format!("copy task id {:?}", t.copy_task_id)));
+            }
+            if t.compared {
+                return Ok(Report {
+                    job_id: r.job_id.parse().map_err(|e| bad(format!("job_id: {e}")))?,
+                    attempt: r.attempt,
+                    task_id: r.task_id,
+                    agent_id: r.agent_id.parse().ok(),
+                    event: compared_page(t),
+                });
             }
             ReportEvent::TaskListed {
                 task: t.copy_task_id,

@@ -49,7 +49,9 @@ pub fn dataset_to_pb(d: Dataset) -> pb::Dataset {
     }
 }
 
-pub fn replica_to_pb(r: Replica) -> pb::Replica {
+/// A replica as the API shows it at `now`: a synced replica's lag is how long ago its
+/// last verified sync listed the source.
+pub fn replica_to_pb(r: Replica, now: chrono::DateTime<chrono::Utc>) -> pb::Replica {
     pb::Replica {
         site: r.site_id.to_string(),
         path: r.path,
@@ -66,5 +68,13 @@ pub fn replica_to_pb(r: Replica) -> pb::Replica {
         .into(),
         verify_time: r.verified_at.map(to_timestamp),
         manifest: r.manifest.unwrap_or_default(),
+        sync_time: r.synced_at.map(to_timestamp),
+        lag: r.synced_at.map(|at| {
+            let lag = (now - at).max(chrono::TimeDelta::zero());
+            prost_types::Duration {
+                seconds: lag.num_seconds(),
+                nanos: lag.subsec_nanos(),
+            }
+        }),
     }
 }

@@ -14,6 +14,7 @@ use crate::{
             Job, JobObject, JobState, MultipartUpload, ObjectFilter, ObjectStatus, UploadedPart,
         },
         name::Ref,
+        sync::{Deletion, JobKind, SyncRule},
     },
     error::{Error, Result},
     service::{dry_run::DryRun, PlanRequest},
@@ -134,7 +135,61 @@ pub fn job_to_pb(j: Job) -> pb::Job {
         update_time: Some(to_timestamp(j.updated_at)),
         end_time: j.ended_at.map(to_timestamp),
         executing_site: j.executing_site_id.to_string(),
+        kind: match j.kind {
+            JobKind::Migration => pb::JobKind::Migration,
+            JobKind::Sync(_) => pb::JobKind::Sync,
+        }
+        .into(),
+        sync: j.kind.sync().map(|rule| pb::SyncSettings {
+            deletion: match rule.deletion {
+                Deletion::Keep => pb::DeletionRule::Keep,
+                Deletion::Delete => pb::DeletionRule::Delete,
+            }
+            .into(),
+            max_delete: rule.max_delete.unwrap_or(0),
+            objects_unchanged: j.sync.unchanged,
+            extras_found: j.sync.extras,
+            extras_deleted: j.sync.deleted,
+        }),
     }
+}
+
+/// A `PlanSync` request: a plan with no retirement, and the sync's deletion rule.
+pub fn plan_sync_request(req: pb::PlanSyncRequest) -> Result<(PlanRequest, SyncRule)> {
+    let deletion = match pb::DeletionRule::try_from(req.deletion) {
+        Ok(pb::DeletionRule::Unspecified | pb::DeletionRule::Keep) => Deletion::Keep,
+        Ok(pb::DeletionRule::Delete) => Deletion::Delete,
+        Err(_) => {
+            return Err(Error::invalid(
+                "deletion",
+                format!("unknown deletion rule {}", req.deletion),
+            ))
+        }
+    };
+    if deletion == Deletion::Keep && req.max_delete != 0 {
+        return Err(Error::invalid(
+            "max_delete",
+            "caps deletions, and deletion is keep: set deletion to DELETION_RULE_DELETE or \
+             leave max_delete at 0",
+        ));
+    }
+    let rule = SyncRule {
+        deletion,
+        max_delete: (req.max_delete != 0).then_some(req.max_delete),
+    };
+    let plan = plan_request(pb::PlanMigrationRequest {
+        dataset: req.dataset,
+        destination_site: req.destination_site,
+        destination_path: req.destination_path,
+        storage_class: req.storage_class,
+        verify_mode: req.verify_mode,
+        retire_source: false,
+        idempotency_key: req.idempotency_key,
+        dry_run: false,
+        filter: req.filter,
+        bandwidth_limit_bytes_per_sec: req.bandwidth_limit_bytes_per_sec,
+    })?;
+    Ok((plan, rule))
 }
 
 pub fn object_to_pb(o: JobObject) -> pb::JobObject {
@@ -148,6 +203,9 @@ pub fn object_to_pb(o: JobObject) -> pb::JobObject {
             ObjectStatus::Verified => pb::ObjectStatus::Verified,
             ObjectStatus::Skipped => pb::ObjectStatus::Skipped,
             ObjectStatus::Failed => pb::ObjectStatus::Failed,
+            ObjectStatus::Unchanged => pb::ObjectStatus::Unchanged,
+            ObjectStatus::Extra => pb::ObjectStatus::Extra,
+            ObjectStatus::Deleted => pb::ObjectStatus::Deleted,
         }
         .into(),
         source_xxh3: o.source_xxh3.unwrap_or_default(),
@@ -181,6 +239,9 @@ pub fn object_status_from_pb(value: i32) -> Option<ObjectStatus> {
         pb::ObjectStatus::Verified => ObjectStatus::Verified,
         pb::ObjectStatus::Skipped => ObjectStatus::Skipped,
         pb::ObjectStatus::Failed => ObjectStatus::Failed,
+        pb::ObjectStatus::Unchanged => ObjectStatus::Unchanged,
+        pb::ObjectStatus::Extra => ObjectStatus::Extra,
+        pb::ObjectStatus::Deleted => ObjectStatus::Deleted,
     })
 }
 

@@ -164,6 +164,9 @@ pub struct Replica {
     pub state: ReplicaState,
     pub verified_at: Option<DateTime<Utc>>,
     pub manifest: Option<String>,
+    /// When the replica's last verified sync listed the source; `None` for a replica
+    /// no sync has kept.
+    pub synced_at: Option<DateTime<Utc>>,
 }
 
 /// Filters of a dataset listing; every one set narrows it.

@@ -11,6 +11,7 @@ use ferry_storage::Scheme;
 
 use super::{
     ids::{DatasetId, JobId, SiteId},
+    sync::{JobKind, SyncFigures},
     tier::VerifyMode,
 };
 
@@ -106,6 +107,15 @@ impl JobState {
         }
     }
 
+    /// A sync ends once every object is in step and its extras are dealt with: it has
+    /// no switch.
+    pub fn complete_sync(self) -> Transition {
+        match self {
+            JobState::Copying | JobState::Verifying => Ok(JobState::Completed),
+            other => other.refuse("complete a sync"),
+        }
+    }
+
     /// Failing is only possible before the switch: afterwards the data already lives at
     /// the destination.
     pub fn fail(self) -> Transition {
@@ -188,6 +198,10 @@ pub struct Job {
     /// The W3C `traceparent` of the call that started the job: its tasks, reports and
     /// switch join that trace.
     pub trace_parent: Option<String>,
+    /// A migration, or a sync with its deletion rule.
+    pub kind: JobKind,
+    /// What a sync found besides the common counters; zero for a migration.
+    pub sync: SyncFigures,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -217,6 +231,12 @@ pub enum ObjectStatus {
     Verified,
     Skipped,
     Failed,
+    /// A sync found it as the replica's manifest recorded it: nothing to copy.
+    Unchanged,
+    /// At the destination only (a sync): kept, or about to be deleted.
+    Extra,
+    /// At the destination only, and deleted by a sync.
+    Deleted,
 }
 
 impl ObjectStatus {
@@ -228,12 +248,18 @@ impl ObjectStatus {
             ObjectStatus::Verified => "verified",
             ObjectStatus::Skipped => "skipped",
             ObjectStatus::Failed => "failed",
+            ObjectStatus::Unchanged => "unchanged",
+            ObjectStatus::Extra => "extra",
+            ObjectStatus::Deleted => "deleted",
         }
     }
 
     /// Whether the object needs no more work in this job.
     pub fn is_done(self) -> bool {
-        matches!(self, ObjectStatus::Verified | ObjectStatus::Skipped)
+        matches!(
+            self,
+            ObjectStatus::Verified | ObjectStatus::Skipped | ObjectStatus::Unchanged
+        )
     }
 }
 
@@ -247,6 +273,9 @@ impl std::str::FromStr for ObjectStatus {
             "verified" => ObjectStatus::Verified,
             "skipped" => ObjectStatus::Skipped,
             "failed" => ObjectStatus::Failed,
+            "unchanged" => ObjectStatus::Unchanged,
+            "extra" => ObjectStatus::Extra,
+            "deleted" => ObjectStatus::Deleted,
             other => return Err(format!("unknown object status '{other}'")),
         })
     }

@@ -19,6 +19,7 @@ pub mod recommendation;
 pub mod report;
 pub mod site;
 mod summary;
+pub mod sync;
 pub mod tier;
 pub mod token;
 pub mod whatif;

@@ -3,6 +3,7 @@
 use super::{
     ids::{AgentId, JobId},
     job::{JobObject, JobState, MultipartUpload},
+    sync::ComparedObject,
 };
 
 /// The task of a job that lists its source into copy tasks.
@@ -14,6 +15,8 @@ pub const COPY_TASK: &str = "copy";
 pub const ABORT_UPLOADS_TASK: &str = "abort-uploads";
 /// The task that deletes the source after the switch.
 pub const RETIRE_TASK: &str = "retire";
+/// The prefix of the tasks that delete a sync's extras at the destination.
+pub const DELETE_TASK_PREFIX: &str = "delete-";
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
@@ -46,6 +49,15 @@ pub enum ReportEvent {
         /// task so that its first run does not list the destination.
         destination_empty: bool,
     },
+    /// A page of a sync's listing, to compare with the replica's manifest: the objects
+    /// that changed become the copy task `task`.
+    Compared {
+        task: String,
+        objects: Vec<ComparedObject>,
+        /// Objects (key, size) at the destination only.
+        destination_only: Vec<(String, u64)>,
+        destination_empty: bool,
+    },
     /// A multipart upload of `key` started or stored more parts.
     Upload {
         key: String,
@@ -66,6 +78,7 @@ impl ReportEvent {
             ReportEvent::Listed { .. } => "listed",
             ReportEvent::Objects(_) => "objects",
             ReportEvent::TaskListed { .. } => "task listed",
+            ReportEvent::Compared { .. } => "task compared",
             ReportEvent::Upload { .. } => "upload",
             ReportEvent::Phase(_) => "phase",
             ReportEvent::Finished { .. } => "finished",

@@ -137,17 +137,33 @@ impl Site {
     /// the same backend, bucket and endpoint, and the same place inside the bucket
     /// (site roots and dataset paths joined), whatever the sites are called.
     pub fn same_location(&self, path: &str, other: &Site, other_path: &str) -> bool {
-        let place = |site: &Site, path: &str| {
-            [site.uri.root(), path]
-                .into_iter()
-                .filter(|p| !p.is_empty())
-                .collect::<Vec<_>>()
-                .join("/")
+        self.same_store(other) && self.place(path) == other.place(other_path)
+    }
+
+    /// Whether `path` on this site and `other_path` on `other` share objects: the same
+    /// place, or one inside the other, in the same bucket of the same backend.
+    pub fn overlaps(&self, path: &str, other: &Site, other_path: &str) -> bool {
+        let (a, b) = (self.place(path), other.place(other_path));
+        let inside = |outer: &str, inner: &str| {
+            outer.is_empty() || inner == outer || inner.starts_with(&format!("{outer}/"))
         };
+        self.same_store(other) && (inside(&a, &b) || inside(&b, &a))
+    }
+
+    fn same_store(&self, other: &Site) -> bool {
         self.uri.scheme() == other.uri.scheme()
             && self.uri.bucket() == other.uri.bucket()
             && self.options.get("endpoint") == other.options.get("endpoint")
-            && place(self, path) == place(other, other_path)
+    }
+
+    /// The site's root and `path` joined: where a dataset's objects are in the bucket.
+    fn place(&self, path: &str) -> String {
+        [self.uri.root(), path]
+            .into_iter()
+            .flat_map(|p| p.split('/'))
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join("/")
     }
 
     /// Applies a patch, validating each field; the options and credentials together
@@ -271,6 +287,29 @@ mod tests {
             created_at: now,
             updated_at: now,
         }
+    }
+
+    #[test]
+    fn a_place_inside_another_overlaps_it() {
+        let a = site("s3://bucket/prefix", Some("http://s3.local"));
+        let b = site("s3://bucket", Some("http://s3.local"));
+        let elsewhere = site("s3://bucket", Some("http://other.local"));
+        assert!(
+            a.overlaps("d", &b, "prefix"),
+            "the destination holds the source"
+        );
+        assert!(
+            b.overlaps("prefix/d/e", &a, "d"),
+            "the source holds the destination"
+        );
+        assert!(a.overlaps("d", &a, "d"));
+        assert!(!a.overlaps("d", &a, "dd"), "a longer name is not inside");
+        assert!(!a.overlaps("d", &elsewhere, "prefix/d"));
+        let root = site("file:///srv/data", None);
+        assert!(
+            root.overlaps("", &root, "x"),
+            "a site's root holds everything"
+        );
     }
 
     #[test]

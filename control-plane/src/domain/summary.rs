@@ -235,7 +235,14 @@ impl Job {
             format_args!("{}:{}", self.destination_site_id, self.destination_path),
         );
         f.add("verify", self.verify_mode.as_str());
-        f.add("retire_source", self.retire_source);
+        match self.kind.sync() {
+            None => f.add("retire_source", self.retire_source),
+            Some(rule) => {
+                f.add("kind", "sync");
+                f.add("deletion", rule.deletion.as_str());
+                f.add_opt("max_delete", Some(&rule.max_delete));
+            }
+        }
         f.finish()
     }
 

@@ -61,12 +61,13 @@ impl DatasetService for DatasetApi {
     ) -> Result<Response<pb::GetDatasetResponse>, Status> {
         let r = Ref::parse("dataset", &request.into_inner().dataset)?;
         let details = self.catalogue.dataset_details(&r).await?;
+        let now = self.catalogue.clock().now();
         Ok(Response::new(pb::GetDatasetResponse {
             dataset: Some(convert::dataset_to_pb(details.dataset)),
             replicas: details
                 .replicas
                 .into_iter()
-                .map(convert::replica_to_pb)
+                .map(|r| convert::replica_to_pb(r, now))
                 .collect(),
             effective_policy: details.effective_policy.map(convert::policy_to_pb),
         }))

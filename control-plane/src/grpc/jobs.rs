@@ -65,6 +65,18 @@ impl JobService for JobApi {
         }))
     }
 
+    async fn plan_sync(
+        &self,
+        request: Request<pb::PlanSyncRequest>,
+    ) -> Result<Response<pb::PlanSyncResponse>, Status> {
+        let (plan, rule) = convert::plan_sync_request(request.into_inner())?;
+        let (job, created) = self.migrations.plan_sync(plan, rule).await?;
+        Ok(Response::new(pb::PlanSyncResponse {
+            job: Some(job_to_pb(job)),
+            created,
+        }))
+    }
+
     async fn get_job(
         &self,
         request: Request<pb::GetJobRequest>,

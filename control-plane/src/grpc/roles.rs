@@ -74,6 +74,7 @@ pub const TABLE: &[(&str, Rule)] = &[
     ("RecommendationService/ListModels", VIEW),
     ("RecommendationService/WhatIf", VIEW),
     ("JobService/PlanMigration", OPERATE),
+    ("JobService/PlanSync", OPERATE),
     ("JobService/GetJob", VIEW_AGENT),
     ("JobService/ListJobs", VIEW),
     ("JobService/WatchJob", VIEW),

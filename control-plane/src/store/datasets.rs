@@ -69,6 +69,7 @@ impl Store {
             verified_at: Set(None),
             manifest: Set(None),
             created_at: Set(d.created_at),
+            synced_at: Set(None),
         };
         replica::Entity::insert(primary)
             .exec(&txn)
@@ -351,6 +352,7 @@ fn replica_to_domain(row: replica::Model) -> Result<Replica> {
         path: row.path,
         verified_at: row.verified_at,
         manifest: row.manifest,
+        synced_at: row.synced_at,
     })
 }
 

@@ -6,7 +6,7 @@ use sea_orm::{
     sea_query::{Expr, OnConflict},
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::{
@@ -32,6 +32,20 @@ const UNFINISHED: [ObjectStatus; 3] = [
     ObjectStatus::Copying,
     ObjectStatus::Copied,
 ];
+
+/// An object of a listing page, as its job records it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListedRecord {
+    pub key: String,
+    pub size: u64,
+    /// The source's modification time and etag as listed, where known.
+    pub modified: Option<DateTime<Utc>>,
+    pub etag: Option<String>,
+    /// A sync found it as its replica's manifest recorded it: it is recorded
+    /// `unchanged`, with the manifest's xxh3, and not copied.
+    pub unchanged: bool,
+    pub xxh3: Option<String>,
+}
 
 impl Store {
     /// Inserts or updates per-object records, reported at `at`. `attempts` of a report
@@ -100,6 +114,9 @@ impl Store {
                     operation: Set(o.operation.clone()),
                     updated_at: Set(o.updated_at),
                     task: Set(task),
+                    // Kept as listed: a conflict updates only the columns named below.
+                    source_modified: Set(None),
+                    source_etag: Set(None),
                     // Once the object is stored whole there is no upload left to resume.
                     upload: Set(match o.status {
                         ObjectStatus::Copied | ObjectStatus::Verified | ObjectStatus::Skipped => {
@@ -168,14 +185,15 @@ impl Store {
     /// Records a page of the source listing as the copy task `task` and writes the
     /// message that dispatches it, in one transaction. Objects already verified or
     /// skipped at their listed size (by an earlier attempt, or by an earlier run of this
-    /// listing) stay as they are and are left out of the task; the others become
-    /// `pending` in it, keeping an unfinished upload of the same size to resume. Returns
-    /// how many objects the task carries; with none, nothing is dispatched.
+    /// listing) stay as they are and are left out of the task; so do those a sync found
+    /// unchanged, recorded so; the others become `pending` in it, keeping an unfinished
+    /// upload of the same size to resume. Returns how many objects the task carries;
+    /// with none, nothing is dispatched.
     pub async fn record_listed_task(
         &self,
         id: JobId,
         task: &str,
-        objects: &[(String, u64)],
+        objects: &[ListedRecord],
         at: DateTime<Utc>,
         dispatch: impl FnOnce(&[(String, u64)]) -> OutboxMessage,
     ) -> Result<usize> {
@@ -185,18 +203,26 @@ impl Store {
         for keys in objects.chunks(500) {
             let rows = job_object::Entity::find()
                 .filter(job_object::Column::JobId.eq(id.to_string()))
-                .filter(job_object::Column::Key.is_in(keys.iter().map(|(k, _)| k.clone())))
+                .filter(job_object::Column::Key.is_in(keys.iter().map(|o| o.key.clone())))
                 .all(&txn)
                 .await
                 .map_err(db_error)?;
             existing.extend(rows.into_iter().map(|r| (r.key.clone(), r)));
         }
         let (mut to_copy, mut new_rows) = (Vec::new(), Vec::new());
-        let (mut added_objects, mut added_bytes) = (0i64, 0i64);
+        let (mut added_objects, mut added_bytes, mut unchanged) = (0i64, 0i64, 0i64);
         // Objects listed again are pending again: what they counted for goes.
         let mut change = Tally::default();
-        for (key, size) in objects {
-            let size_i64 = to_i64(*size);
+        for listed in objects {
+            let (key, size_i64) = (&listed.key, to_i64(listed.size));
+            let status = if listed.unchanged {
+                unchanged += 1;
+                change += Tally::of(ObjectStatus::Unchanged, size_i64);
+                ObjectStatus::Unchanged
+            } else {
+                ObjectStatus::Pending
+            };
+            let xxh3 = listed.xxh3.clone().filter(|_| listed.unchanged);
             match existing.remove(key) {
                 Some(row) => {
                     let done = row
@@ -204,6 +230,10 @@ impl Store {
                         .parse::<ObjectStatus>()
                         .is_ok_and(ObjectStatus::is_done);
                     if done && row.size == size_i64 {
+                        if listed.unchanged {
+                            unchanged -= 1;
+                            change -= Tally::of(ObjectStatus::Unchanged, size_i64);
+                        }
                         continue;
                     }
                     added_bytes += size_i64 - row.size;
@@ -213,11 +243,14 @@ impl Store {
                         job_id: Set(row.job_id),
                         key: Set(row.key),
                         size: Set(size_i64),
-                        status: Set(ObjectStatus::Pending.as_str().to_owned()),
+                        status: Set(status.as_str().to_owned()),
                         error: Set(None),
                         task: Set(Some(task.to_owned())),
                         upload: Set(upload),
                         updated_at: Set(at),
+                        source_modified: Set(listed.modified),
+                        source_etag: Set(listed.etag.clone()),
+                        source_xxh3: Set(xxh3),
                         ..Default::default()
                     }
                     .update(&txn)
@@ -231,8 +264,8 @@ impl Store {
                         job_id: Set(id.to_string()),
                         key: Set(key.clone()),
                         size: Set(size_i64),
-                        status: Set(ObjectStatus::Pending.as_str().to_owned()),
-                        source_xxh3: Set(None),
+                        status: Set(status.as_str().to_owned()),
+                        source_xxh3: Set(xxh3),
                         destination_xxh3: Set(None),
                         attempts: Set(0),
                         error: Set(None),
@@ -240,23 +273,16 @@ impl Store {
                         updated_at: Set(at),
                         task: Set(Some(task.to_owned())),
                         upload: Set(None),
+                        source_modified: Set(listed.modified),
+                        source_etag: Set(listed.etag.clone()),
                     });
                 }
             }
-            to_copy.push((key.clone(), *size));
+            if !listed.unchanged {
+                to_copy.push((key.clone(), listed.size));
+            }
         }
-        for rows in new_rows.chunks(200) {
-            job_object::Entity::insert_many(rows.to_vec())
-                .on_conflict(
-                    OnConflict::columns([job_object::Column::JobId, job_object::Column::Key])
-                        .do_nothing()
-                        .to_owned(),
-                )
-                .do_nothing()
-                .exec(&txn)
-                .await
-                .map_err(db_error)?;
-        }
+        insert_new_objects(&txn, new_rows).await?;
         job::Entity::update_many()
             .col_expr(
                 job::Column::ObjectsTotal,
@@ -265,6 +291,10 @@ impl Store {
             .col_expr(
                 job::Column::BytesTotal,
                 Expr::col(job::Column::BytesTotal).add(added_bytes),
+            )
+            .col_expr(
+                job::Column::ObjectsUnchanged,
+                Expr::col(job::Column::ObjectsUnchanged).add(unchanged),
             )
             .filter(job::Column::Id.eq(id.to_string()))
             .exec(&txn)
@@ -477,4 +507,25 @@ fn object_to_domain(row: job_object::Model) -> Result<JobObject> {
         task: row.task,
         upload,
     })
+}
+
+/// Inserts object records, 200 to a statement; a key the job already has is left as
+/// it is.
+pub(super) async fn insert_new_objects(
+    txn: &DatabaseTransaction,
+    rows: Vec<job_object::ActiveModel>,
+) -> Result<()> {
+    for chunk in rows.chunks(200) {
+        job_object::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([job_object::Column::JobId, job_object::Column::Key])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .do_nothing()
+            .exec(txn)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
 }

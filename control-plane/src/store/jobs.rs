@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     sea_query::{Expr, OnConflict},
     ActiveValue::Set,
-    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use super::{
@@ -22,6 +23,7 @@ use crate::{
         ids::{AgentId, DatasetId, JobId, SiteId},
         job::{Counters, Job, JobState, ObjectStatus},
         page::{Page, PageRequest},
+        sync::{JobKind, SyncFigures, SyncRule},
         tier::Tier,
     },
     error::{Error, Result},
@@ -76,6 +78,12 @@ impl Store {
             objects_failed: Set(0),
             bytes_total: Set(0),
             bytes_done: Set(0),
+            kind: Set(j.kind.as_str().to_owned()),
+            deletion: Set(j.kind.sync().map(|r| r.deletion.as_str().to_owned())),
+            max_delete: Set(j.kind.sync().and_then(|r| r.max_delete).map(to_i64)),
+            objects_unchanged: Set(0),
+            extras_found: Set(0),
+            extras_deleted: Set(0),
             ..active(j)
         };
         match job::Entity::insert(row).exec(&txn).await {
@@ -305,25 +313,19 @@ impl Store {
             verified_at: Set(Some(s.at)),
             manifest: Set(Some(format!("job:{}", j.id))),
             created_at: Set(s.at),
+            synced_at: Set(None),
         };
-        replica::Entity::insert(destination)
-            .on_conflict(
-                OnConflict::columns([
-                    replica::Column::DatasetId,
-                    replica::Column::SiteId,
-                    replica::Column::Path,
-                ])
-                .update_columns([
-                    replica::Column::Role,
-                    replica::Column::State,
-                    replica::Column::VerifiedAt,
-                    replica::Column::Manifest,
-                ])
-                .to_owned(),
-            )
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
+        upsert_replica(
+            &txn,
+            destination,
+            [
+                replica::Column::Role,
+                replica::Column::State,
+                replica::Column::VerifiedAt,
+                replica::Column::Manifest,
+            ],
+        )
+        .await?;
         insert_outbox(&txn, s.outbox).await?;
         txn.commit().await.map_err(db_error)?;
         Ok(true)
@@ -365,26 +367,50 @@ impl Store {
         if !update_job_row(&txn, j, read_at).await? {
             return Ok(false);
         }
-        let done = [ObjectStatus::Verified, ObjectStatus::Skipped].map(|s| s.as_str());
+        // A sync's extras already deleted stay too: the new listing cannot find them.
+        let kept = [
+            ObjectStatus::Verified,
+            ObjectStatus::Skipped,
+            ObjectStatus::Deleted,
+        ]
+        .map(|s| s.as_str());
         job_object::Entity::delete_many()
             .filter(job_object::Column::JobId.eq(j.id.to_string()))
-            .filter(job_object::Column::Status.is_not_in(done))
+            .filter(job_object::Column::Status.is_not_in(kept))
             .exec(&txn)
             .await
             .map_err(db_error)?;
+        let deleted = ObjectStatus::Deleted.as_str();
         let (objects, bytes): (i64, Option<i64>) = job_object::Entity::find()
             .select_only()
             .column_as(job_object::Column::Key.count(), "n")
             .column_as(job_object::Column::Size.sum(), "bytes")
             .filter(job_object::Column::JobId.eq(j.id.to_string()))
+            .filter(job_object::Column::Status.ne(deleted))
             .into_tuple()
             .one(&txn)
             .await
             .map_err(db_error)?
             .unwrap_or((0, None));
+        let extras_deleted = job_object::Entity::find()
+            .filter(job_object::Column::JobId.eq(j.id.to_string()))
+            .filter(job_object::Column::Status.eq(deleted))
+            .count(&txn)
+            .await
+            .map_err(db_error)?;
+        // Unchanged objects and extras not yet deleted are found again by the listing.
         job::Entity::update_many()
             .col_expr(job::Column::ObjectsTotal, Expr::value(objects))
             .col_expr(job::Column::BytesTotal, Expr::value(bytes.unwrap_or(0)))
+            .col_expr(job::Column::ObjectsUnchanged, Expr::value(0i64))
+            .col_expr(
+                job::Column::ExtrasFound,
+                Expr::value(to_i64(extras_deleted)),
+            )
+            .col_expr(
+                job::Column::ExtrasDeleted,
+                Expr::value(to_i64(extras_deleted)),
+            )
             .filter(job::Column::Id.eq(j.id.to_string()))
             .exec(&txn)
             .await
@@ -407,7 +433,7 @@ fn resource(j: &Job) -> String {
     format!("job:{}", j.id)
 }
 
-async fn update_job_row(
+pub(super) async fn update_job_row(
     txn: &DatabaseTransaction,
     j: &Job,
     read_at: DateTime<Utc>,
@@ -450,6 +476,29 @@ pub(super) async fn lock_job(txn: &DatabaseTransaction, id: JobId) -> Result<()>
         .lock_exclusive()
         .into_tuple::<String>()
         .one(txn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Inserts a replica, or updates `columns` of the one the dataset already has at that
+/// site and path.
+pub(super) async fn upsert_replica(
+    txn: &DatabaseTransaction,
+    row: replica::ActiveModel,
+    columns: impl IntoIterator<Item = replica::Column>,
+) -> Result<()> {
+    replica::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([
+                replica::Column::DatasetId,
+                replica::Column::SiteId,
+                replica::Column::Path,
+            ])
+            .update_columns(columns)
+            .to_owned(),
+        )
+        .exec(txn)
         .await
         .map_err(db_error)?;
     Ok(())
@@ -516,6 +565,23 @@ fn to_domain(row: job::Model) -> Result<Job> {
         updated_at: row.updated_at,
         ended_at: row.ended_at,
         listed: row.listed,
+        kind: kind(&row).map_err(bad)?,
+        sync: SyncFigures {
+            unchanged: to_u64(row.objects_unchanged),
+            extras: to_u64(row.extras_found),
+            deleted: to_u64(row.extras_deleted),
+        },
         trace_parent: row.trace_parent,
     })
+}
+
+fn kind(row: &job::Model) -> std::result::Result<JobKind, String> {
+    match row.kind.as_str() {
+        "migration" => Ok(JobKind::Migration),
+        "sync" => Ok(JobKind::Sync(SyncRule {
+            deletion: row.deletion.as_deref().unwrap_or("keep").parse()?,
+            max_delete: row.max_delete.map(to_u64),
+        })),
+        other => Err(format!("unknown job kind '{other}'")),
+    }
 }

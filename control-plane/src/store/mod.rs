@@ -16,6 +16,7 @@ mod outbox;
 mod policies;
 mod recommendations;
 mod sites;
+mod sync;
 mod tokens;
 
 use std::time::Duration;
@@ -27,6 +28,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 
 pub use gauges::{CatalogueGauges, SiteGauge};
+pub use job_objects::ListedRecord;
 pub use jobs::{active_job_error, JobFilter, Planned, Switch};
 pub use outbox::{OutboxMessage, PendingMessage};
 pub use sites::{CredentialsUpdate, SiteUsage};

@@ -55,6 +55,7 @@ pub async fn datasets_are_created_with_a_primary_replica(f: &mut Fixture) {
             state: ReplicaState::Ready,
             verified_at: None,
             manifest: None,
+            synced_at: None,
         }]
     );
     assert!(details.effective_policy.is_none());

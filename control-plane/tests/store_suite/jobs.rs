@@ -11,7 +11,7 @@ use ferry_control_plane::{
         tier::Tier,
     },
     service::{Migrations, PlanRequest},
-    store::{OutboxMessage, Store},
+    store::{ListedRecord, OutboxMessage, Store},
 };
 use tokio::sync::Notify;
 
@@ -41,7 +41,14 @@ fn dispatch(task: &str) -> impl FnOnce(&[(String, u64)]) -> OutboxMessage + '_ {
 
 /// Records `objects` (key, size) as copy task `task`.
 async fn list_task(store: &Store, id: JobId, task: &str, objects: &[(&str, u64)]) {
-    let objects: Vec<(String, u64)> = objects.iter().map(|(k, s)| ((*k).into(), *s)).collect();
+    let objects: Vec<ListedRecord> = objects
+        .iter()
+        .map(|(k, s)| ListedRecord {
+            key: (*k).into(),
+            size: *s,
+            ..Default::default()
+        })
+        .collect();
     store
         .record_listed_task(id, task, &objects, Utc::now(), dispatch(task))
         .await

@@ -122,6 +122,7 @@ async fn call(client: &Client, method: &str) -> Status {
             unary!(recommendations, what_if, WhatIfRequest)
         }
         "JobService/PlanMigration" => unary!(jobs, plan_migration, PlanMigrationRequest),
+        "JobService/PlanSync" => unary!(jobs, plan_sync, PlanSyncRequest),
         "JobService/GetJob" => unary!(jobs, get_job, GetJobRequest),
         "JobService/ListJobs" => unary!(jobs, list_jobs, ListJobsRequest),
         "JobService/WatchJob" => unary!(jobs, watch_job, WatchJobRequest),
@@ -181,6 +182,7 @@ const TABLE: &[(&str, Needs)] = &[
     ("RecommendationService/ListModels", Needs::Viewer),
     ("RecommendationService/WhatIf", Needs::Viewer),
     ("JobService/PlanMigration", Needs::Operator),
+    ("JobService/PlanSync", Needs::Operator),
     ("JobService/GetJob", Needs::ViewerOrAgent),
     ("JobService/ListJobs", Needs::Viewer),
     ("JobService/WatchJob", Needs::Viewer),

@@ -23,6 +23,7 @@ mod compat;
 mod durability;
 mod faults;
 mod lifecycle;
+mod sync;
 mod transfer;
 
 /// Creates a file-system site `name` at `root`.

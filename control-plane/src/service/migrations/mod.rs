@@ -4,6 +4,7 @@
 
 mod plan;
 mod progress;
+mod sync;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use crate::{
         job::{Job, JobObject, JobState, ObjectStatus},
         name::Ref,
         page::{Page, PageRequest},
+        report::DELETE_TASK_PREFIX,
     },
     error::{Error, Result},
     store::{active_job_error, JobFilter, OutboxMessage, Store},
@@ -208,7 +210,11 @@ impl Migrations {
                     .iter()
                     // Without etags: a server-side copy then HEADs each source object.
                     .map(|(task, objects)| {
-                        messages::dispatch_copy(job, task, objects, &Default::default(), false)
+                        if task.starts_with(DELETE_TASK_PREFIX) {
+                            messages::dispatch_delete(job, task, objects)
+                        } else {
+                            messages::dispatch_copy(job, task, objects, &Default::default(), false)
+                        }
                     })
                     .collect(),
             })

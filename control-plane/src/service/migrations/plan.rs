@@ -13,6 +13,7 @@ use crate::{
         job::{executing_site, Job, JobState, ObjectFilter},
         name::Ref,
         site::Site,
+        sync::{JobKind, SyncRule},
         tier::VerifyMode,
     },
     error::{Error, Result},
@@ -125,19 +126,59 @@ fn check_in_place(
     Ok(())
 }
 
+/// Refuses a sync destination that shares objects with the dataset's primary replica:
+/// the same place, or one inside the other. Its listing would take the source's
+/// objects for extras, and its deletions would reach them.
+fn check_sync_destination(
+    dataset: &Dataset,
+    source: &Site,
+    destination: &Site,
+    destination_path: &str,
+) -> Result<()> {
+    if source.overlaps(dataset.path.as_str(), destination, destination_path) {
+        return Err(Error::invalid(
+            "destination_path",
+            format!(
+                "{}:{} shares objects with the primary replica of dataset {} at {}:{}; a \
+                 sync needs a destination outside the source and not holding it",
+                destination.name,
+                destination_path,
+                dataset.name,
+                source.name,
+                dataset.path.as_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Migrations {
     /// Plans a migration. The same idempotency key returns the same job, also under
     /// concurrent calls; a different key while the dataset has an unfinished job fails.
     pub async fn plan(&self, req: PlanRequest) -> Result<(Job, bool)> {
         let span = tracing::info_span!("plan", dataset = %req.dataset);
-        self.plan_in_span(req).instrument(span).await
+        self.plan_in_span(req, JobKind::Migration)
+            .instrument(span)
+            .await
     }
 
-    async fn plan_in_span(&self, req: PlanRequest) -> Result<(Job, bool)> {
+    /// Plans a sync of the dataset to a secondary replica, by the same rules of
+    /// idempotency and one unfinished job per dataset.
+    pub async fn plan_sync(&self, req: PlanRequest, rule: SyncRule) -> Result<(Job, bool)> {
+        let span = tracing::info_span!("plan", dataset = %req.dataset, kind = "sync");
+        self.plan_in_span(req, JobKind::Sync(rule))
+            .instrument(span)
+            .await
+    }
+
+    async fn plan_in_span(&self, req: PlanRequest, kind: JobKind) -> Result<(Job, bool)> {
         crate::call::set_target(format!("dataset:{}", req.dataset));
         if let Some(key) = &req.idempotency_key {
             if let Some(existing) = self.store.find_job_by_key(key).await? {
-                return self.same_plan(existing, &req).await.map(|job| (job, false));
+                return self
+                    .same_plan(existing, &req, kind)
+                    .await
+                    .map(|job| (job, false));
             }
         }
         let dataset = self.catalogue.get_dataset(&req.dataset).await?;
@@ -150,11 +191,19 @@ impl Migrations {
             .destination_path
             .clone()
             .unwrap_or_else(|| dataset.path.clone());
-        check_destination(&req, &dataset, &source, &destination)?;
+        match kind {
+            JobKind::Migration => check_destination(&req, &dataset, &source, &destination)?,
+            JobKind::Sync(_) => {
+                check_sync_destination(&dataset, &source, &destination, destination_path.as_str())?
+            }
+        }
         if let Some(active) = self.store.has_active_job(dataset.id).await? {
             // A concurrent call with the same key may have just created it.
             if req.idempotency_key.as_deref() == Some(active.idempotency_key.as_str()) {
-                return self.same_plan(active, &req).await.map(|job| (job, false));
+                return self
+                    .same_plan(active, &req, kind)
+                    .await
+                    .map(|job| (job, false));
             }
             return Err(active_job_error(&active));
         }
@@ -194,6 +243,8 @@ impl Migrations {
             ended_at: None,
             listed: false,
             trace_parent: ferry_telemetry::propagation::current_traceparent(),
+            kind,
+            sync: Default::default(),
         };
         match self
             .store
@@ -206,19 +257,22 @@ impl Migrations {
                     dataset = %dataset.name,
                     from = %source.name,
                     to = %destination.name,
-                    "migration planned"
+                    kind = kind.as_str(),
+                    "job planned"
                 );
                 self.changed(job.id, true);
                 Ok((job, true))
             }
-            Planned::Existing(existing) => {
-                self.same_plan(existing, &req).await.map(|job| (job, false))
-            }
+            Planned::Existing(existing) => self
+                .same_plan(existing, &req, kind)
+                .await
+                .map(|job| (job, false)),
         }
     }
 
-    /// A key names one plan: reusing it for another dataset or destination is an error.
-    async fn same_plan(&self, existing: Job, req: &PlanRequest) -> Result<Job> {
+    /// A key names one plan: reusing it for another dataset, destination or kind of job
+    /// is an error.
+    async fn same_plan(&self, existing: Job, req: &PlanRequest, kind: JobKind) -> Result<Job> {
         let dataset = self.catalogue.get_dataset(&req.dataset).await?;
         let destination = self
             .catalogue
@@ -233,6 +287,16 @@ impl Migrations {
                 format!(
                     "already used by job {} for another dataset or destination",
                     existing.id
+                ),
+            ));
+        }
+        if existing.kind.as_str() != kind.as_str() {
+            return Err(Error::invalid(
+                "idempotency_key",
+                format!(
+                    "already used by job {}, a {}",
+                    existing.id,
+                    existing.kind.as_str()
                 ),
             ));
         }

@@ -15,9 +15,10 @@ use crate::{
         name::Ref,
         principal::Role,
         report::{Report, ReportEvent, COPY_TASK, LIST_TASK, RETIRE_TASK},
+        sync::JobKind,
     },
     error::{Error, Result},
-    store::{OutboxMessage, Switch},
+    store::{ListedRecord, OutboxMessage, Switch},
 };
 
 impl Migrations {
@@ -107,25 +108,43 @@ impl Migrations {
                     self.verifying_once_copied(job.id, report.attempt).await?;
                 }
             }
+            ReportEvent::Compared {
+                task,
+                objects,
+                destination_only,
+                destination_empty,
+            } => {
+                self.record_compared(&job, &task, objects, destination_only, destination_empty)
+                    .await?;
+            }
             ReportEvent::TaskListed {
                 task,
                 objects,
                 etags,
                 destination_empty,
             } => {
+                let records: Vec<ListedRecord> = objects
+                    .into_iter()
+                    .map(|(key, size)| ListedRecord {
+                        etag: etags.get(&key).cloned(),
+                        key,
+                        size,
+                        ..Default::default()
+                    })
+                    .collect();
                 let dispatched = self
                     .store
                     .record_listed_task(
                         job.id,
                         &task,
-                        &objects,
+                        &records,
                         self.catalogue.clock().now(),
                         |todo| {
                             messages::dispatch_copy(&job, &task, todo, &etags, destination_empty)
                         },
                     )
                     .await?;
-                info!(job_id = %job.id, task, listed = objects.len(), dispatched, "copy task recorded");
+                info!(job_id = %job.id, task, listed = records.len(), dispatched, "copy task recorded");
                 self.changed(job.id, dispatched > 0);
             }
             ReportEvent::Upload { key, upload } => {
@@ -222,17 +241,24 @@ impl Migrations {
                     )
                 })
                 .unwrap_or_default();
+            let outcome = match job.kind {
+                JobKind::Migration => "not switching",
+                JobKind::Sync(_) => "the replica is not in step",
+            };
             let error = format!(
-                "{} of {} objects failed{reason}; not switching",
+                "{} of {} objects failed{reason}; {outcome}",
                 c.objects_failed, c.objects_total
             );
             return self.fail(id, attempt, &error).await;
         }
         self.enter_verifying(id, attempt).await?;
-        self.switch(id, attempt).await
+        match job.kind {
+            JobKind::Migration => self.switch(id, attempt).await,
+            JobKind::Sync(rule) => self.finish_sync(id, attempt, rule).await,
+        }
     }
 
-    async fn fail(&self, id: JobId, attempt: u32, error: &str) -> Result<()> {
+    pub(super) async fn fail(&self, id: JobId, attempt: u32, error: &str) -> Result<()> {
         let uploads = self.store.recorded_uploads(id).await?;
         let job = self
             .transition(id, |j| {
@@ -248,7 +274,7 @@ impl Migrations {
                 Ok(abort_uploads(j, &uploads))
             })
             .await?;
-        warn!(job_id = %job.id, attempt, error, "migration failed; the source is untouched");
+        warn!(job_id = %job.id, attempt, error, kind = job.kind.as_str(), "job failed; the source is untouched");
         Ok(())
     }
 

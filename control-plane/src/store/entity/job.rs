@@ -40,6 +40,18 @@ pub struct Model {
     pub progressed_at: Option<DateTimeUtc>,
     /// The W3C `traceparent` of the call that started the job.
     pub trace_parent: Option<String>,
+    /// `migration` or `sync`.
+    pub kind: String,
+    /// A sync's deletion rule: `keep` or `delete`; unset for a migration.
+    pub deletion: Option<String>,
+    /// The most objects a sync may delete at the destination; unset for no cap.
+    pub max_delete: Option<i64>,
+    /// Objects a sync found unchanged since its replica's last verified sync.
+    pub objects_unchanged: i64,
+    /// Objects a sync found at the destination only.
+    pub extras_found: i64,
+    /// Of those, the ones it deleted.
+    pub extras_deleted: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

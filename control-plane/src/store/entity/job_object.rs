@@ -18,6 +18,9 @@ pub struct Model {
     pub task: Option<String>,
     /// JSON of the unfinished multipart upload.
     pub upload: Option<String>,
+    /// The source's modification time and etag as listed: a sync's manifest keeps them.
+    pub source_modified: Option<DateTimeUtc>,
+    pub source_etag: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

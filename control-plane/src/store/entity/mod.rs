@@ -14,5 +14,6 @@ pub mod policy;
 pub mod policy_placement;
 pub mod recommendation;
 pub mod replica;
+pub mod replica_object;
 pub mod site;
 pub mod token;

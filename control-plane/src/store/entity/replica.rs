@@ -14,6 +14,9 @@ pub struct Model {
     pub verified_at: Option<DateTimeUtc>,
     pub manifest: Option<String>,
     pub created_at: DateTimeUtc,
+    /// When the last verified sync listed the source: the replica holds what the
+    /// source held then.
+    pub synced_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

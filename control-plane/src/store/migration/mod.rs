@@ -14,6 +14,7 @@ mod m20261202_000008_agent_jobs;
 mod m20261204_000009_access_control;
 mod m20261205_000010_demand_models;
 mod m20261205_000011_trace_context;
+mod m20261206_000012_sync;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000009_access_control::Migration),
             Box::new(m20261205_000010_demand_models::Migration),
             Box::new(m20261205_000011_trace_context::Migration),
+            Box::new(m20261206_000012_sync::Migration),
         ]
     }
 }

@@ -212,11 +212,15 @@ async fn show_details(details: &DatasetDetails, ctx: &Context) -> Result<String,
                     display::<pb::ReplicaState>(replica.state),
                     output::timestamp(replica.verify_time.as_ref()),
                     output::or_none(&replica.manifest),
+                    output::timestamp(replica.sync_time.as_ref()),
+                    output::duration(replica.lag.as_ref()),
                 ]
             })
             .collect();
         let table = output::table(
-            &["SITE", "PATH", "ROLE", "STATE", "VERIFIED", "MANIFEST"],
+            &[
+                "SITE", "PATH", "ROLE", "STATE", "VERIFIED", "MANIFEST", "SYNCED", "LAG",
+            ],
             rows,
         );
         sections.push(format!("replicas:\n{table}"));

@@ -52,8 +52,20 @@ proto_enum!(
 proto_enum!(
     pb::ObjectStatus,
     "OBJECT_STATUS_",
-    ["pending", "copying", "copied", "verified", "skipped", "failed"]
+    [
+        "pending",
+        "copying",
+        "copied",
+        "verified",
+        "skipped",
+        "failed",
+        "unchanged",
+        "extra",
+        "deleted"
+    ]
 );
+proto_enum!(pb::JobKind, "JOB_KIND_", ["migration", "sync"]);
+proto_enum!(pb::DeletionRule, "DELETION_RULE_", ["keep", "delete"]);
 proto_enum!(
     pb::AgentState,
     "AGENT_STATE_",
@@ -113,7 +125,8 @@ pub fn parse_job_state(input: &str) -> Result<pb::JobState, String> {
     parse(input)
 }
 
-/// Parses an object status flag: pending, copying, copied, verified, skipped or failed.
+/// Parses an object status flag: pending, copying, copied, verified, skipped, failed,
+/// unchanged, extra or deleted.
 pub fn parse_object_status(input: &str) -> Result<pb::ObjectStatus, String> {
     parse(input)
 }

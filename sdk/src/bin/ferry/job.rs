@@ -1,5 +1,7 @@
 //! `ferry job`: plan migrations, follow and steer them, and inspect their objects.
 
+mod filter;
+mod sync;
 pub mod view;
 
 use std::collections::HashMap;
@@ -10,10 +12,11 @@ use tonic::Code;
 
 use crate::enums::{parse_job_state, parse_object_status, parse_verify_mode};
 use crate::json::{self, ToJson};
-use crate::parse::{parse_bytes, parse_rate};
+use crate::parse::parse_rate;
 use crate::watch::{self, Mode};
 use crate::{site, Context, Outcome};
 
+use filter::FilterArgs;
 use view::{dry_run_report, fields, jobs_table, objects_table, planned, Names};
 
 pub const WATCH_EXIT: &str = "Exit code 0 when the job completed, 1 when it failed or was \
@@ -23,6 +26,16 @@ cancelled; connection and server errors have the usual codes (see `ferry --help`
 pub enum JobCommand {
     /// Plan a migration of a dataset to another site, or report what one would move
     Plan(Box<PlanArgs>),
+    /// Plan a sync: bring a secondary replica of a dataset in step with its primary
+    ///
+    /// Copies only the objects new or changed since the replica's last verified sync
+    /// (by size, modification time and etag against the replica's manifest), verifies
+    /// them, then deals with objects found only at the destination: kept and reported
+    /// (--deletion keep, the default), or deleted (--deletion delete) unless there are
+    /// more than --max-delete, in which case nothing is deleted and the run fails. The
+    /// first sync to a site copies everything. `dataset get` shows each replica's last
+    /// sync and lag.
+    Sync(Box<sync::SyncArgs>),
     /// Show one job
     Get {
         /// The job's id
@@ -75,8 +88,8 @@ pub enum JobCommand {
     Objects {
         /// The job's id
         job: String,
-        /// Only objects in this status: pending, copying, copied, verified, skipped or
-        /// failed
+        /// Only objects in this status: pending, copying, copied, verified, skipped,
+        /// failed, or for a sync unchanged, extra or deleted
         #[arg(long, value_parser = parse_object_status, value_name = "STATUS")]
         status: Option<pb::ObjectStatus>,
     },
@@ -121,21 +134,8 @@ pub struct PlanArgs {
     /// Only report what would move and what it would cost; plan nothing
     #[arg(long, conflicts_with = "watch")]
     dry_run: bool,
-    /// Only objects below this prefix of the dataset's path
-    #[arg(long, value_name = "PREFIX")]
-    prefix: Option<String>,
-    /// Only objects whose key matches this glob; repeatable
-    #[arg(long = "include", value_name = "GLOB")]
-    include: Vec<String>,
-    /// Leave out objects whose key matches this glob; repeatable
-    #[arg(long = "exclude", value_name = "GLOB")]
-    exclude: Vec<String>,
-    /// Only objects of at least this size, e.g. 64KiB
-    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
-    min_size: Option<u64>,
-    /// Only objects of at most this size, e.g. 2GB; 0 means no limit
-    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
-    max_size: Option<u64>,
+    #[command(flatten)]
+    filter: FilterArgs,
     /// Bandwidth cap in bytes per second, e.g. 20MB; 0 or absent means none
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     bandwidth_limit: Option<u64>,
@@ -148,27 +148,7 @@ pub struct PlanArgs {
 impl PlanArgs {
     /// The request these arguments ask for; refuses a minimum size above the maximum.
     fn request(&self) -> Result<pb::PlanMigrationRequest, Error> {
-        let min_size = self.min_size.unwrap_or(0);
-        let max_size = self.max_size.unwrap_or(0);
-        if max_size > 0 && min_size > max_size {
-            return Err(Error::InvalidInput(format!(
-                "--min-size ({min_size} bytes) is above --max-size ({max_size} bytes)"
-            )));
-        }
-        let filtered = self.prefix.is_some()
-            || !self.include.is_empty()
-            || !self.exclude.is_empty()
-            || min_size > 0
-            || max_size > 0;
-        let filter = filtered.then(|| pb::ObjectFilter {
-            prefix: self.prefix.clone().unwrap_or_default(),
-            include: self.include.clone(),
-            exclude: self.exclude.clone(),
-            min_size,
-            max_size,
-            modified_before: None,
-            modified_after: None,
-        });
+        let filter = self.filter.filter()?;
         Ok(pb::PlanMigrationRequest {
             dataset: self.dataset.clone(),
             destination_site: self.to.clone(),
@@ -190,6 +170,10 @@ pub async fn run(command: JobCommand, ctx: &Context) -> Result<Outcome, Error> {
             // Arguments are checked before dialling, as elsewhere.
             let request = args.request()?;
             return plan(request, args.watch, ctx).await;
+        }
+        JobCommand::Sync(args) => {
+            let request = args.request()?;
+            return sync::plan(request, args.watch, ctx).await;
         }
         JobCommand::Watch { job } => {
             let client = ctx.client().await?;
@@ -313,7 +297,23 @@ async fn plan(
             "PlanMigration answered without a job".into(),
         ));
     };
-    let Some(job) = answer.job.as_ref().filter(|_| then_watch) else {
+    follow(
+        client,
+        answer.job.as_ref().filter(|_| then_watch),
+        text,
+        ctx,
+    )
+    .await
+}
+
+/// Prints `text` and, when `job` is given, follows it as `ferry job watch` does.
+async fn follow(
+    client: &Client,
+    job: Option<&pb::Job>,
+    text: String,
+    ctx: &Context,
+) -> Result<Outcome, Error> {
+    let Some(job) = job else {
         return Ok(Outcome::print(text));
     };
     if let Err(outcome) = watch::preface(&text) {

@@ -168,6 +168,8 @@ impl ToJson for pb::Replica {
             .field("state", enum_value::<pb::ReplicaState>(self.state))
             .field("verify_time", timestamp(self.verify_time.as_ref()))
             .field("manifest", self.manifest.as_str())
+            .field("sync_time", timestamp(self.sync_time.as_ref()))
+            .field("lag", duration(self.lag.as_ref()))
             .done()
     }
 }

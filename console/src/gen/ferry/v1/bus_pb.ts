@@ -8,7 +8,7 @@ import type { AccessEvent } from "./access_pb";
 import { file_ferry_v1_access } from "./access_pb";
 import type { VerifyMode } from "./common_pb";
 import { file_ferry_v1_common } from "./common_pb";
-import type { JobState, MultipartUpload, ObjectFilter, ObjectStatus, PlannedObject } from "./job_pb";
+import type { JobKind, JobState, MultipartUpload, ObjectFilter, ObjectStatus, PlannedObject } from "./job_pb";
 import { file_ferry_v1_job } from "./job_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ferry/v1/bus.proto.
  */
 export const file_ferry_v1_bus: GenFile = /*@__PURE__*/
-  fileDesc("ChJmZXJyeS92MS9idXMucHJvdG8SCGZlcnJ5LnYxIrkDCgpKb2JDb21tYW5kEg4KBmpvYl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEg8KB3Rhc2tfaWQYAyABKAkSIAoEa2luZBgEIAEoDjISLmZlcnJ5LnYxLlRhc2tLaW5kEhMKC3NvdXJjZV9zaXRlGAUgASgJEhMKC3NvdXJjZV9wYXRoGAYgASgJEhgKEGRlc3RpbmF0aW9uX3NpdGUYByABKAkSGAoQZGVzdGluYXRpb25fcGF0aBgIIAEoCRIVCg1zdG9yYWdlX2NsYXNzGAkgASgJEikKC3ZlcmlmeV9tb2RlGAogASgOMhQuZmVycnkudjEuVmVyaWZ5TW9kZRImCgZmaWx0ZXIYCyABKAsyFi5mZXJyeS52MS5PYmplY3RGaWx0ZXISDAoEa2V5cxgMIAMoCRIlCh1iYW5kd2lkdGhfbGltaXRfYnl0ZXNfcGVyX3NlYxgNIAEoBBInCgdvYmplY3RzGA4gAygLMhYuZmVycnkudjEuTGlzdGVkT2JqZWN0Eh0KFWRlc3RpbmF0aW9uX3dhc19lbXB0eRgPIAEoCBISCgpkYXRhc2V0X2lkGBAgASgJIkoKDExpc3RlZE9iamVjdBILCgNrZXkYASABKAkSDAoEc2l6ZRgCIAEoBBIRCgl1cGxvYWRfaWQYAyABKAkSDAoEZXRhZxgEIAEoCSK1AwoOUHJvZ3Jlc3NSZXBvcnQSDgoGam9iX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SDwoHdGFza19pZBgDIAEoCRIQCghhZ2VudF9pZBgEIAEoCRIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIoCgdzdGFydGVkGAogASgLMhUuZmVycnkudjEuVGFza1N0YXJ0ZWRIABIqCgdvYmplY3RzGAsgASgLMhcuZmVycnkudjEuT2JqZWN0UmVzdWx0c0gAEioKCGZpbmlzaGVkGAwgASgLMhYuZmVycnkudjEuVGFza0ZpbmlzaGVkSAASJwoFcGhhc2UYDSABKAsyFi5mZXJyeS52MS5QaGFzZVN0YXJ0ZWRIABIoCgZsaXN0ZWQYDiABKAsyFi5mZXJyeS52MS5Tb3VyY2VMaXN0ZWRIABIrCgt0YXNrX2xpc3RlZBgPIAEoCzIULmZlcnJ5LnYxLlRhc2tMaXN0ZWRIABIqCgZ1cGxvYWQYECABKAsyGC5mZXJyeS52MS5VcGxvYWRQcm9ncmVzc0gAQgcKBWV2ZW50ImYKClRhc2tMaXN0ZWQSFAoMY29weV90YXNrX2lkGAEgASgJEicKB29iamVjdHMYAiADKAsyFi5mZXJyeS52MS5MaXN0ZWRPYmplY3QSGQoRZGVzdGluYXRpb25fZW1wdHkYAyABKAgiSAoOVXBsb2FkUHJvZ3Jlc3MSCwoDa2V5GAEgASgJEikKBnVwbG9hZBgCIAEoCzIZLmZlcnJ5LnYxLk11bHRpcGFydFVwbG9hZCINCgtUYXNrU3RhcnRlZCIxCgxQaGFzZVN0YXJ0ZWQSIQoFc3RhdGUYASABKA4yEi5mZXJyeS52MS5Kb2JTdGF0ZSIuCgxTb3VyY2VMaXN0ZWQSDwoHb2JqZWN0cxgBIAEoBBINCgVieXRlcxgCIAEoBCI4Cg1PYmplY3RSZXN1bHRzEicKB3Jlc3VsdHMYASADKAsyFi5mZXJyeS52MS5PYmplY3RSZXN1bHQitAEKDE9iamVjdFJlc3VsdBILCgNrZXkYASABKAkSDAoEc2l6ZRgCIAEoBBImCgZzdGF0dXMYAyABKA4yFi5mZXJyeS52MS5PYmplY3RTdGF0dXMSEwoLc291cmNlX3h4aDMYBCABKAkSGAoQZGVzdGluYXRpb25feHhoMxgFIAEoCRIQCghhdHRlbXB0cxgGIAEoDRINCgVlcnJvchgHIAEoCRIRCglvcGVyYXRpb24YCCABKAkiTgoMVGFza0ZpbmlzaGVkEg8KB3N1Y2Nlc3MYASABKAgSDQoFZXJyb3IYAiABKAkSDwoHb2JqZWN0cxgDIAEoBBINCgVieXRlcxgEIAEoBCJNChBBY2Nlc3NFdmVudEJhdGNoEhIKCmRhdGFzZXRfaWQYASABKAkSJQoGZXZlbnRzGAIgAygLMhUuZmVycnkudjEuQWNjZXNzRXZlbnQiVgoORHJ5UnVuUXVlc3Rpb24SDAoEcGF0aBgBIAEoCRImCgZmaWx0ZXIYAiABKAsyFi5mZXJyeS52MS5PYmplY3RGaWx0ZXISDgoGc2FtcGxlGAMgASgNImYKDERyeVJ1bkFuc3dlchIPCgdvYmplY3RzGAEgASgEEg0KBWJ5dGVzGAIgASgEEicKBnNhbXBsZRgDIAMoCzIXLmZlcnJ5LnYxLlBsYW5uZWRPYmplY3QSDQoFZXJyb3IYBCABKAkqgAEKCFRhc2tLaW5kEhkKFVRBU0tfS0lORF9VTlNQRUNJRklFRBAAEhIKDlRBU0tfS0lORF9MSVNUEAESEgoOVEFTS19LSU5EX0NPUFkQAhIUChBUQVNLX0tJTkRfUkVUSVJFEAMSGwoXVEFTS19LSU5EX0FCT1JUX1VQTE9BRFMQBGIGcHJvdG8z", [file_ferry_v1_access, file_ferry_v1_common, file_ferry_v1_job, file_google_protobuf_timestamp]);
+  fileDesc("ChJmZXJyeS92MS9idXMucHJvdG8SCGZlcnJ5LnYxIt4DCgpKb2JDb21tYW5kEg4KBmpvYl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEg8KB3Rhc2tfaWQYAyABKAkSIAoEa2luZBgEIAEoDjISLmZlcnJ5LnYxLlRhc2tLaW5kEhMKC3NvdXJjZV9zaXRlGAUgASgJEhMKC3NvdXJjZV9wYXRoGAYgASgJEhgKEGRlc3RpbmF0aW9uX3NpdGUYByABKAkSGAoQZGVzdGluYXRpb25fcGF0aBgIIAEoCRIVCg1zdG9yYWdlX2NsYXNzGAkgASgJEikKC3ZlcmlmeV9tb2RlGAogASgOMhQuZmVycnkudjEuVmVyaWZ5TW9kZRImCgZmaWx0ZXIYCyABKAsyFi5mZXJyeS52MS5PYmplY3RGaWx0ZXISDAoEa2V5cxgMIAMoCRIlCh1iYW5kd2lkdGhfbGltaXRfYnl0ZXNfcGVyX3NlYxgNIAEoBBInCgdvYmplY3RzGA4gAygLMhYuZmVycnkudjEuTGlzdGVkT2JqZWN0Eh0KFWRlc3RpbmF0aW9uX3dhc19lbXB0eRgPIAEoCBISCgpkYXRhc2V0X2lkGBAgASgJEiMKCGpvYl9raW5kGBEgASgOMhEuZmVycnkudjEuSm9iS2luZCKqAQoMTGlzdGVkT2JqZWN0EgsKA2tleRgBIAEoCRIMCgRzaXplGAIgASgEEhEKCXVwbG9hZF9pZBgDIAEoCRIMCgRldGFnGAQgASgJEiwKCG1vZGlmaWVkGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5hdF9kZXN0aW5hdGlvbhgGIAEoCBIYChBkZXN0aW5hdGlvbl9zaXplGAcgASgEIrUDCg5Qcm9ncmVzc1JlcG9ydBIOCgZqb2JfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRIPCgd0YXNrX2lkGAMgASgJEhAKCGFnZW50X2lkGAQgASgJEigKBHRpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKB3N0YXJ0ZWQYCiABKAsyFS5mZXJyeS52MS5UYXNrU3RhcnRlZEgAEioKB29iamVjdHMYCyABKAsyFy5mZXJyeS52MS5PYmplY3RSZXN1bHRzSAASKgoIZmluaXNoZWQYDCABKAsyFi5mZXJyeS52MS5UYXNrRmluaXNoZWRIABInCgVwaGFzZRgNIAEoCzIWLmZlcnJ5LnYxLlBoYXNlU3RhcnRlZEgAEigKBmxpc3RlZBgOIAEoCzIWLmZlcnJ5LnYxLlNvdXJjZUxpc3RlZEgAEisKC3Rhc2tfbGlzdGVkGA8gASgLMhQuZmVycnkudjEuVGFza0xpc3RlZEgAEioKBnVwbG9hZBgQIAEoCzIYLmZlcnJ5LnYxLlVwbG9hZFByb2dyZXNzSABCBwoFZXZlbnQiqgEKClRhc2tMaXN0ZWQSFAoMY29weV90YXNrX2lkGAEgASgJEicKB29iamVjdHMYAiADKAsyFi5mZXJyeS52MS5MaXN0ZWRPYmplY3QSGQoRZGVzdGluYXRpb25fZW1wdHkYAyABKAgSEAoIY29tcGFyZWQYBCABKAgSMAoQZGVzdGluYXRpb25fb25seRgFIAMoCzIWLmZlcnJ5LnYxLkxpc3RlZE9iamVjdCJICg5VcGxvYWRQcm9ncmVzcxILCgNrZXkYASABKAkSKQoGdXBsb2FkGAIgASgLMhkuZmVycnkudjEuTXVsdGlwYXJ0VXBsb2FkIg0KC1Rhc2tTdGFydGVkIjEKDFBoYXNlU3RhcnRlZBIhCgVzdGF0ZRgBIAEoDjISLmZlcnJ5LnYxLkpvYlN0YXRlIi4KDFNvdXJjZUxpc3RlZBIPCgdvYmplY3RzGAEgASgEEg0KBWJ5dGVzGAIgASgEIjgKDU9iamVjdFJlc3VsdHMSJwoHcmVzdWx0cxgBIAMoCzIWLmZlcnJ5LnYxLk9iamVjdFJlc3VsdCK0AQoMT2JqZWN0UmVzdWx0EgsKA2tleRgBIAEoCRIMCgRzaXplGAIgASgEEiYKBnN0YXR1cxgDIAEoDjIWLmZlcnJ5LnYxLk9iamVjdFN0YXR1cxITCgtzb3VyY2VfeHhoMxgEIAEoCRIYChBkZXN0aW5hdGlvbl94eGgzGAUgASgJEhAKCGF0dGVtcHRzGAYgASgNEg0KBWVycm9yGAcgASgJEhEKCW9wZXJhdGlvbhgIIAEoCSJOCgxUYXNrRmluaXNoZWQSDwoHc3VjY2VzcxgBIAEoCBINCgVlcnJvchgCIAEoCRIPCgdvYmplY3RzGAMgASgEEg0KBWJ5dGVzGAQgASgEIk0KEEFjY2Vzc0V2ZW50QmF0Y2gSEgoKZGF0YXNldF9pZBgBIAEoCRIlCgZldmVudHMYAiADKAsyFS5mZXJyeS52MS5BY2Nlc3NFdmVudCJWCg5EcnlSdW5RdWVzdGlvbhIMCgRwYXRoGAEgASgJEiYKBmZpbHRlchgCIAEoCzIWLmZlcnJ5LnYxLk9iamVjdEZpbHRlchIOCgZzYW1wbGUYAyABKA0iZgoMRHJ5UnVuQW5zd2VyEg8KB29iamVjdHMYASABKAQSDQoFYnl0ZXMYAiABKAQSJwoGc2FtcGxlGAMgAygLMhcuZmVycnkudjEuUGxhbm5lZE9iamVjdBINCgVlcnJvchgEIAEoCSqWAQoIVGFza0tpbmQSGQoVVEFTS19LSU5EX1VOU1BFQ0lGSUVEEAASEgoOVEFTS19LSU5EX0xJU1QQARISCg5UQVNLX0tJTkRfQ09QWRACEhQKEFRBU0tfS0lORF9SRVRJUkUQAxIbChdUQVNLX0tJTkRfQUJPUlRfVVBMT0FEUxAEEhQKEFRBU0tfS0lORF9ERUxFVEUQBWIGcHJvdG8z", [file_ferry_v1_access, file_ferry_v1_common, file_ferry_v1_job, file_google_protobuf_timestamp]);
 
 /**
  * On `ferry.jobs.<site>`: work for the agents of a site.
@@ -117,6 +117,13 @@ export type JobCommand = Message<"ferry.v1.JobCommand"> & {
    * @generated from field: string dataset_id = 16;
    */
   datasetId: string;
+
+  /**
+   * A sync's LIST task compares the source with the destination.
+   *
+   * @generated from field: ferry.v1.JobKind job_kind = 17;
+   */
+  jobKind: JobKind;
 };
 
 /**
@@ -154,6 +161,24 @@ export type ListedObject = Message<"ferry.v1.ListedObject"> & {
    * @generated from field: string etag = 4;
    */
   etag: string;
+
+  /**
+   * In a sync's listing: the source's modification time, where the store has one, and
+   * what the destination holds under the same key.
+   *
+   * @generated from field: google.protobuf.Timestamp modified = 5;
+   */
+  modified?: Timestamp | undefined;
+
+  /**
+   * @generated from field: bool at_destination = 6;
+   */
+  atDestination: boolean;
+
+  /**
+   * @generated from field: uint64 destination_size = 7;
+   */
+  destinationSize: bigint;
 };
 
 /**
@@ -276,6 +301,20 @@ export type TaskListed = Message<"ferry.v1.TaskListed"> & {
    * @generated from field: bool destination_empty = 3;
    */
   destinationEmpty: boolean;
+
+  /**
+   * A sync's listing: `objects` carry their modification times and what the
+   * destination holds, and `destination_only` the destination's objects the source
+   * does not hold (sent after every source page, with no objects to copy).
+   *
+   * @generated from field: bool compared = 4;
+   */
+  compared: boolean;
+
+  /**
+   * @generated from field: repeated ferry.v1.ListedObject destination_only = 5;
+   */
+  destinationOnly: ListedObject[];
 };
 
 /**
@@ -603,6 +642,13 @@ export enum TaskKind {
    * @generated from enum value: TASK_KIND_ABORT_UPLOADS = 4;
    */
   ABORT_UPLOADS = 4,
+
+  /**
+   * Delete the objects listed in `objects` at the destination: a sync's extras.
+   *
+   * @generated from enum value: TASK_KIND_DELETE = 5;
+   */
+  DELETE = 5,
 }
 
 /**

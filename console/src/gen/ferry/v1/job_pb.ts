@@ -14,7 +14,51 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ferry/v1/job.proto.
  */
 export const file_ferry_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChJmZXJyeS92MS9qb2IucHJvdG8SCGZlcnJ5LnYxIs0BCgxPYmplY3RGaWx0ZXISDgoGcHJlZml4GAEgASgJEg8KB2luY2x1ZGUYAiADKAkSDwoHZXhjbHVkZRgDIAMoCRIQCghtaW5fc2l6ZRgEIAEoBBIQCghtYXhfc2l6ZRgFIAEoBBIzCg9tb2RpZmllZF9iZWZvcmUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDm1vZGlmaWVkX2FmdGVyGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLiBQoDSm9iEgoKAmlkGAEgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgCIAEoCRIPCgdkYXRhc2V0GAMgASgJEhMKC3NvdXJjZV9zaXRlGAQgASgJEhMKC3NvdXJjZV9wYXRoGAUgASgJEhgKEGRlc3RpbmF0aW9uX3NpdGUYBiABKAkSGAoQZGVzdGluYXRpb25fcGF0aBgHIAEoCRIVCg1zdG9yYWdlX2NsYXNzGAggASgJEikKC3ZlcmlmeV9tb2RlGAkgASgOMhQuZmVycnkudjEuVmVyaWZ5TW9kZRIVCg1yZXRpcmVfc291cmNlGAogASgIEiYKBmZpbHRlchgLIAEoCzIWLmZlcnJ5LnYxLk9iamVjdEZpbHRlchIhCgVzdGF0ZRgMIAEoDjISLmZlcnJ5LnYxLkpvYlN0YXRlEg8KB2F0dGVtcHQYDSABKA0SDQoFZXJyb3IYDiABKAkSFQoNb2JqZWN0c190b3RhbBgPIAEoBBIUCgxvYmplY3RzX2RvbmUYECABKAQSFgoOb2JqZWN0c19mYWlsZWQYESABKAQSEwoLYnl0ZXNfdG90YWwYEiABKAQSEgoKYnl0ZXNfZG9uZRgTIAEoBBIlCh1iYW5kd2lkdGhfbGltaXRfYnl0ZXNfcGVyX3NlYxgUIAEoBBIWCg5zb3VyY2VfcmV0aXJlZBgVIAEoCBIvCgtjcmVhdGVfdGltZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRfdGltZRgXIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYGCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5leGVjdXRpbmdfc2l0ZRgaIAEoCSKtAgoUUGxhbk1pZ3JhdGlvblJlcXVlc3QSDwoHZGF0YXNldBgBIAEoCRIYChBkZXN0aW5hdGlvbl9zaXRlGAIgASgJEhgKEGRlc3RpbmF0aW9uX3BhdGgYAyABKAkSFQoNc3RvcmFnZV9jbGFzcxgEIAEoCRIpCgt2ZXJpZnlfbW9kZRgFIAEoDjIULmZlcnJ5LnYxLlZlcmlmeU1vZGUSFQoNcmV0aXJlX3NvdXJjZRgGIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYByABKAkSDwoHZHJ5X3J1bhgIIAEoCBImCgZmaWx0ZXIYCSABKAsyFi5mZXJyeS52MS5PYmplY3RGaWx0ZXISJQodYmFuZHdpZHRoX2xpbWl0X2J5dGVzX3Blcl9zZWMYCiABKAQiKgoNUGxhbm5lZE9iamVjdBILCgNrZXkYASABKAkSDAoEc2l6ZRgCIAEoBCJvCgxEcnlSdW5SZXBvcnQSDwoHb2JqZWN0cxgBIAEoBBINCgVieXRlcxgCIAEoBBInCgZzYW1wbGUYAyADKAsyFy5mZXJyeS52MS5QbGFubmVkT2JqZWN0EhYKDmVzdGltYXRlZF9jb3N0GAQgASgBIm0KFVBsYW5NaWdyYXRpb25SZXNwb25zZRIaCgNqb2IYASABKAsyDS5mZXJyeS52MS5Kb2ISDwoHY3JlYXRlZBgCIAEoCBInCgdkcnlfcnVuGAMgASgLMhYuZmVycnkudjEuRHJ5UnVuUmVwb3J0IhwKDUdldEpvYlJlcXVlc3QSCwoDam9iGAEgASgJInoKD0xpc3RKb2JzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIPCgdkYXRhc2V0GAMgASgJEiEKBXN0YXRlGAQgASgOMhIuZmVycnkudjEuSm9iU3RhdGUSDAoEc2l0ZRgFIAEoCSJIChBMaXN0Sm9ic1Jlc3BvbnNlEhsKBGpvYnMYASADKAsyDS5mZXJyeS52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIh4KD1dhdGNoSm9iUmVxdWVzdBILCgNqb2IYASABKAkiUAoLT2JqZWN0RXJyb3ISCwoDa2V5GAEgASgJEhEKCW9wZXJhdGlvbhgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhAKCGF0dGVtcHRzGAQgASgNIpYBCgtKb2JQcm9ncmVzcxIaCgNqb2IYASABKAsyDS5mZXJyeS52MS5Kb2ISFQoNYnl0ZXNfcGVyX3NlYxgCIAEoARImCgNldGEYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoNcmVjZW50X2Vycm9ycxgEIAMoCzIVLmZlcnJ5LnYxLk9iamVjdEVycm9yIh8KEENhbmNlbEpvYlJlcXVlc3QSCwoDam9iGAEgASgJIh4KD1JldHJ5Sm9iUmVxdWVzdBILCgNqb2IYASABKAkiRgoQVXBkYXRlSm9iUmVxdWVzdBILCgNqb2IYASABKAkSJQodYmFuZHdpZHRoX2xpbWl0X2J5dGVzX3Blcl9zZWMYAiABKAQi6gEKCUpvYk9iamVjdBILCgNrZXkYASABKAkSDAoEc2l6ZRgCIAEoBBImCgZzdGF0dXMYAyABKA4yFi5mZXJyeS52MS5PYmplY3RTdGF0dXMSEwoLc291cmNlX3h4aDMYBCABKAkSGAoQZGVzdGluYXRpb25feHhoMxgFIAEoCRIQCghhdHRlbXB0cxgGIAEoDRINCgVlcnJvchgHIAEoCRIMCgR0YXNrGAggASgJEikKBnVwbG9hZBgJIAEoCzIZLmZlcnJ5LnYxLk11bHRpcGFydFVwbG9hZBIRCglvcGVyYXRpb24YCiABKAkiXgoPTXVsdGlwYXJ0VXBsb2FkEhEKCXVwbG9hZF9pZBgBIAEoCRIRCglwYXJ0X3NpemUYAiABKAQSJQoFcGFydHMYAyADKAsyFi5mZXJyeS52MS5VcGxvYWRlZFBhcnQiSAoMVXBsb2FkZWRQYXJ0Eg4KBm51bWJlchgBIAEoDRIMCgRzaXplGAIgASgEEgwKBGV0YWcYAyABKAkSDAoEeHhoMxgEIAEoCSKBAQoVTGlzdEpvYk9iamVjdHNSZXF1ZXN0EgsKA2pvYhgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRImCgZzdGF0dXMYBCABKA4yFi5mZXJyeS52MS5PYmplY3RTdGF0dXMSDAoEdGFzaxgFIAEoCSJXChZMaXN0Sm9iT2JqZWN0c1Jlc3BvbnNlEiQKB29iamVjdHMYASADKAsyEy5mZXJyeS52MS5Kb2JPYmplY3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKswBCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIUChBKT0JfU1RBVEVfUVVFVUVEEAESFQoRSk9CX1NUQVRFX0NPUFlJTkcQAhIXChNKT0JfU1RBVEVfVkVSSUZZSU5HEAMSFwoTSk9CX1NUQVRFX1NXSVRDSElORxAEEhcKE0pPQl9TVEFURV9DT01QTEVURUQQBRIUChBKT0JfU1RBVEVfRkFJTEVEEAYSFwoTSk9CX1NUQVRFX0NBTkNFTExFRBAHKs4BCgxPYmplY3RTdGF0dXMSHQoZT0JKRUNUX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFU9CSkVDVF9TVEFUVVNfUEVORElORxABEhkKFU9CSkVDVF9TVEFUVVNfQ09QWUlORxACEhgKFE9CSkVDVF9TVEFUVVNfQ09QSUVEEAMSGgoWT0JKRUNUX1NUQVRVU19WRVJJRklFRBAEEhkKFU9CSkVDVF9TVEFUVVNfU0tJUFBFRBAFEhgKFE9CSkVDVF9TVEFUVVNfRkFJTEVEEAYyjgQKCkpvYlNlcnZpY2USUAoNUGxhbk1pZ3JhdGlvbhIeLmZlcnJ5LnYxLlBsYW5NaWdyYXRpb25SZXF1ZXN0Gh8uZmVycnkudjEuUGxhbk1pZ3JhdGlvblJlc3BvbnNlEjAKBkdldEpvYhIXLmZlcnJ5LnYxLkdldEpvYlJlcXVlc3QaDS5mZXJyeS52MS5Kb2ISQQoITGlzdEpvYnMSGS5mZXJyeS52MS5MaXN0Sm9ic1JlcXVlc3QaGi5mZXJyeS52MS5MaXN0Sm9ic1Jlc3BvbnNlEj4KCFdhdGNoSm9iEhkuZmVycnkudjEuV2F0Y2hKb2JSZXF1ZXN0GhUuZmVycnkudjEuSm9iUHJvZ3Jlc3MwARI2CglDYW5jZWxKb2ISGi5mZXJyeS52MS5DYW5jZWxKb2JSZXF1ZXN0Gg0uZmVycnkudjEuSm9iEjQKCFJldHJ5Sm9iEhkuZmVycnkudjEuUmV0cnlKb2JSZXF1ZXN0Gg0uZmVycnkudjEuSm9iEjYKCVVwZGF0ZUpvYhIaLmZlcnJ5LnYxLlVwZGF0ZUpvYlJlcXVlc3QaDS5mZXJyeS52MS5Kb2ISUwoOTGlzdEpvYk9iamVjdHMSHy5mZXJyeS52MS5MaXN0Sm9iT2JqZWN0c1JlcXVlc3QaIC5mZXJyeS52MS5MaXN0Sm9iT2JqZWN0c1Jlc3BvbnNlYgZwcm90bzM", [file_ferry_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChJmZXJyeS92MS9qb2IucHJvdG8SCGZlcnJ5LnYxIpUBCgxTeW5jU2V0dGluZ3MSKAoIZGVsZXRpb24YASABKA4yFi5mZXJyeS52MS5EZWxldGlvblJ1bGUSEgoKbWF4X2RlbGV0ZRgCIAEoBBIZChFvYmplY3RzX3VuY2hhbmdlZBgDIAEoBBIUCgxleHRyYXNfZm91bmQYBCABKAQSFgoOZXh0cmFzX2RlbGV0ZWQYBSABKAQizQEKDE9iamVjdEZpbHRlchIOCgZwcmVmaXgYASABKAkSDwoHaW5jbHVkZRgCIAMoCRIPCgdleGNsdWRlGAMgAygJEhAKCG1pbl9zaXplGAQgASgEEhAKCG1heF9zaXplGAUgASgEEjMKD21vZGlmaWVkX2JlZm9yZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObW9kaWZpZWRfYWZ0ZXIYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqkGCgNKb2ISCgoCaWQYASABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAIgASgJEg8KB2RhdGFzZXQYAyABKAkSEwoLc291cmNlX3NpdGUYBCABKAkSEwoLc291cmNlX3BhdGgYBSABKAkSGAoQZGVzdGluYXRpb25fc2l0ZRgGIAEoCRIYChBkZXN0aW5hdGlvbl9wYXRoGAcgASgJEhUKDXN0b3JhZ2VfY2xhc3MYCCABKAkSKQoLdmVyaWZ5X21vZGUYCSABKA4yFC5mZXJyeS52MS5WZXJpZnlNb2RlEhUKDXJldGlyZV9zb3VyY2UYCiABKAgSJgoGZmlsdGVyGAsgASgLMhYuZmVycnkudjEuT2JqZWN0RmlsdGVyEiEKBXN0YXRlGAwgASgOMhIuZmVycnkudjEuSm9iU3RhdGUSDwoHYXR0ZW1wdBgNIAEoDRINCgVlcnJvchgOIAEoCRIVCg1vYmplY3RzX3RvdGFsGA8gASgEEhQKDG9iamVjdHNfZG9uZRgQIAEoBBIWCg5vYmplY3RzX2ZhaWxlZBgRIAEoBBITCgtieXRlc190b3RhbBgSIAEoBBISCgpieXRlc19kb25lGBMgASgEEiUKHWJhbmR3aWR0aF9saW1pdF9ieXRlc19wZXJfc2VjGBQgASgEEhYKDnNvdXJjZV9yZXRpcmVkGBUgASgIEi8KC2NyZWF0ZV90aW1lGBYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYGSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmV4ZWN1dGluZ19zaXRlGBogASgJEh8KBGtpbmQYGyABKA4yES5mZXJyeS52MS5Kb2JLaW5kEiQKBHN5bmMYHCABKAsyFi5mZXJyeS52MS5TeW5jU2V0dGluZ3MirQIKFFBsYW5NaWdyYXRpb25SZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkSGAoQZGVzdGluYXRpb25fc2l0ZRgCIAEoCRIYChBkZXN0aW5hdGlvbl9wYXRoGAMgASgJEhUKDXN0b3JhZ2VfY2xhc3MYBCABKAkSKQoLdmVyaWZ5X21vZGUYBSABKA4yFC5mZXJyeS52MS5WZXJpZnlNb2RlEhUKDXJldGlyZV9zb3VyY2UYBiABKAgSFwoPaWRlbXBvdGVuY3lfa2V5GAcgASgJEg8KB2RyeV9ydW4YCCABKAgSJgoGZmlsdGVyGAkgASgLMhYuZmVycnkudjEuT2JqZWN0RmlsdGVyEiUKHWJhbmR3aWR0aF9saW1pdF9ieXRlc19wZXJfc2VjGAogASgEIioKDVBsYW5uZWRPYmplY3QSCwoDa2V5GAEgASgJEgwKBHNpemUYAiABKAQibwoMRHJ5UnVuUmVwb3J0Eg8KB29iamVjdHMYASABKAQSDQoFYnl0ZXMYAiABKAQSJwoGc2FtcGxlGAMgAygLMhcuZmVycnkudjEuUGxhbm5lZE9iamVjdBIWCg5lc3RpbWF0ZWRfY29zdBgEIAEoASJtChVQbGFuTWlncmF0aW9uUmVzcG9uc2USGgoDam9iGAEgASgLMg0uZmVycnkudjEuSm9iEg8KB2NyZWF0ZWQYAiABKAgSJwoHZHJ5X3J1bhgDIAEoCzIWLmZlcnJ5LnYxLkRyeVJ1blJlcG9ydCK+AgoPUGxhblN5bmNSZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkSGAoQZGVzdGluYXRpb25fc2l0ZRgCIAEoCRIYChBkZXN0aW5hdGlvbl9wYXRoGAMgASgJEhUKDXN0b3JhZ2VfY2xhc3MYBCABKAkSKQoLdmVyaWZ5X21vZGUYBSABKA4yFC5mZXJyeS52MS5WZXJpZnlNb2RlEiYKBmZpbHRlchgGIAEoCzIWLmZlcnJ5LnYxLk9iamVjdEZpbHRlchIoCghkZWxldGlvbhgHIAEoDjIWLmZlcnJ5LnYxLkRlbGV0aW9uUnVsZRISCgptYXhfZGVsZXRlGAggASgEEhcKD2lkZW1wb3RlbmN5X2tleRgJIAEoCRIlCh1iYW5kd2lkdGhfbGltaXRfYnl0ZXNfcGVyX3NlYxgKIAEoBCI/ChBQbGFuU3luY1Jlc3BvbnNlEhoKA2pvYhgBIAEoCzINLmZlcnJ5LnYxLkpvYhIPCgdjcmVhdGVkGAIgASgIIhwKDUdldEpvYlJlcXVlc3QSCwoDam9iGAEgASgJInoKD0xpc3RKb2JzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIPCgdkYXRhc2V0GAMgASgJEiEKBXN0YXRlGAQgASgOMhIuZmVycnkudjEuSm9iU3RhdGUSDAoEc2l0ZRgFIAEoCSJIChBMaXN0Sm9ic1Jlc3BvbnNlEhsKBGpvYnMYASADKAsyDS5mZXJyeS52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIh4KD1dhdGNoSm9iUmVxdWVzdBILCgNqb2IYASABKAkiUAoLT2JqZWN0RXJyb3ISCwoDa2V5GAEgASgJEhEKCW9wZXJhdGlvbhgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhAKCGF0dGVtcHRzGAQgASgNIpYBCgtKb2JQcm9ncmVzcxIaCgNqb2IYASABKAsyDS5mZXJyeS52MS5Kb2ISFQoNYnl0ZXNfcGVyX3NlYxgCIAEoARImCgNldGEYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoNcmVjZW50X2Vycm9ycxgEIAMoCzIVLmZlcnJ5LnYxLk9iamVjdEVycm9yIh8KEENhbmNlbEpvYlJlcXVlc3QSCwoDam9iGAEgASgJIh4KD1JldHJ5Sm9iUmVxdWVzdBILCgNqb2IYASABKAkiRgoQVXBkYXRlSm9iUmVxdWVzdBILCgNqb2IYASABKAkSJQodYmFuZHdpZHRoX2xpbWl0X2J5dGVzX3Blcl9zZWMYAiABKAQi6gEKCUpvYk9iamVjdBILCgNrZXkYASABKAkSDAoEc2l6ZRgCIAEoBBImCgZzdGF0dXMYAyABKA4yFi5mZXJyeS52MS5PYmplY3RTdGF0dXMSEwoLc291cmNlX3h4aDMYBCABKAkSGAoQZGVzdGluYXRpb25feHhoMxgFIAEoCRIQCghhdHRlbXB0cxgGIAEoDRINCgVlcnJvchgHIAEoCRIMCgR0YXNrGAggASgJEikKBnVwbG9hZBgJIAEoCzIZLmZlcnJ5LnYxLk11bHRpcGFydFVwbG9hZBIRCglvcGVyYXRpb24YCiABKAkiXgoPTXVsdGlwYXJ0VXBsb2FkEhEKCXVwbG9hZF9pZBgBIAEoCRIRCglwYXJ0X3NpemUYAiABKAQSJQoFcGFydHMYAyADKAsyFi5mZXJyeS52MS5VcGxvYWRlZFBhcnQiSAoMVXBsb2FkZWRQYXJ0Eg4KBm51bWJlchgBIAEoDRIMCgRzaXplGAIgASgEEgwKBGV0YWcYAyABKAkSDAoEeHhoMxgEIAEoCSKBAQoVTGlzdEpvYk9iamVjdHNSZXF1ZXN0EgsKA2pvYhgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRImCgZzdGF0dXMYBCABKA4yFi5mZXJyeS52MS5PYmplY3RTdGF0dXMSDAoEdGFzaxgFIAEoCSJXChZMaXN0Sm9iT2JqZWN0c1Jlc3BvbnNlEiQKB29iamVjdHMYASADKAsyEy5mZXJyeS52MS5Kb2JPYmplY3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKswBCghKb2JTdGF0ZRIZChVKT0JfU1RBVEVfVU5TUEVDSUZJRUQQABIUChBKT0JfU1RBVEVfUVVFVUVEEAESFQoRSk9CX1NUQVRFX0NPUFlJTkcQAhIXChNKT0JfU1RBVEVfVkVSSUZZSU5HEAMSFwoTSk9CX1NUQVRFX1NXSVRDSElORxAEEhcKE0pPQl9TVEFURV9DT01QTEVURUQQBRIUChBKT0JfU1RBVEVfRkFJTEVEEAYSFwoTSk9CX1NUQVRFX0NBTkNFTExFRBAHKk4KB0pvYktpbmQSGAoUSk9CX0tJTkRfVU5TUEVDSUZJRUQQABIWChJKT0JfS0lORF9NSUdSQVRJT04QARIRCg1KT0JfS0lORF9TWU5DEAIqXwoMRGVsZXRpb25SdWxlEh0KGURFTEVUSU9OX1JVTEVfVU5TUEVDSUZJRUQQABIWChJERUxFVElPTl9SVUxFX0tFRVAQARIYChRERUxFVElPTl9SVUxFX0RFTEVURRACKp8CCgxPYmplY3RTdGF0dXMSHQoZT0JKRUNUX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFU9CSkVDVF9TVEFUVVNfUEVORElORxABEhkKFU9CSkVDVF9TVEFUVVNfQ09QWUlORxACEhgKFE9CSkVDVF9TVEFUVVNfQ09QSUVEEAMSGgoWT0JKRUNUX1NUQVRVU19WRVJJRklFRBAEEhkKFU9CSkVDVF9TVEFUVVNfU0tJUFBFRBAFEhgKFE9CSkVDVF9TVEFUVVNfRkFJTEVEEAYSGwoXT0JKRUNUX1NUQVRVU19VTkNIQU5HRUQQBxIXChNPQkpFQ1RfU1RBVFVTX0VYVFJBEAgSGQoVT0JKRUNUX1NUQVRVU19ERUxFVEVEEAky0QQKCkpvYlNlcnZpY2USUAoNUGxhbk1pZ3JhdGlvbhIeLmZlcnJ5LnYxLlBsYW5NaWdyYXRpb25SZXF1ZXN0Gh8uZmVycnkudjEuUGxhbk1pZ3JhdGlvblJlc3BvbnNlEkEKCFBsYW5TeW5jEhkuZmVycnkudjEuUGxhblN5bmNSZXF1ZXN0GhouZmVycnkudjEuUGxhblN5bmNSZXNwb25zZRIwCgZHZXRKb2ISFy5mZXJyeS52MS5HZXRKb2JSZXF1ZXN0Gg0uZmVycnkudjEuSm9iEkEKCExpc3RKb2JzEhkuZmVycnkudjEuTGlzdEpvYnNSZXF1ZXN0GhouZmVycnkudjEuTGlzdEpvYnNSZXNwb25zZRI+CghXYXRjaEpvYhIZLmZlcnJ5LnYxLldhdGNoSm9iUmVxdWVzdBoVLmZlcnJ5LnYxLkpvYlByb2dyZXNzMAESNgoJQ2FuY2VsSm9iEhouZmVycnkudjEuQ2FuY2VsSm9iUmVxdWVzdBoNLmZlcnJ5LnYxLkpvYhI0CghSZXRyeUpvYhIZLmZlcnJ5LnYxLlJldHJ5Sm9iUmVxdWVzdBoNLmZlcnJ5LnYxLkpvYhI2CglVcGRhdGVKb2ISGi5mZXJyeS52MS5VcGRhdGVKb2JSZXF1ZXN0Gg0uZmVycnkudjEuSm9iElMKDkxpc3RKb2JPYmplY3RzEh8uZmVycnkudjEuTGlzdEpvYk9iamVjdHNSZXF1ZXN0GiAuZmVycnkudjEuTGlzdEpvYk9iamVjdHNSZXNwb25zZWIGcHJvdG8z", [file_ferry_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+
+/**
+ * A sync's rule and what its run found.
+ *
+ * @generated from message ferry.v1.SyncSettings
+ */
+export type SyncSettings = Message<"ferry.v1.SyncSettings"> & {
+  /**
+   * @generated from field: ferry.v1.DeletionRule deletion = 1;
+   */
+  deletion: DeletionRule;
+
+  /**
+   * The most objects one run may delete; 0 means no cap.
+   *
+   * @generated from field: uint64 max_delete = 2;
+   */
+  maxDelete: bigint;
+
+  /**
+   * Output only: source objects found as the replica's manifest recorded them (not
+   * copied), objects found at the destination only, and those deleted.
+   *
+   * @generated from field: uint64 objects_unchanged = 3;
+   */
+  objectsUnchanged: bigint;
+
+  /**
+   * @generated from field: uint64 extras_found = 4;
+   */
+  extrasFound: bigint;
+
+  /**
+   * @generated from field: uint64 extras_deleted = 5;
+   */
+  extrasDeleted: bigint;
+};
+
+/**
+ * Describes the message ferry.v1.SyncSettings.
+ * Use `create(SyncSettingsSchema)` to create a new message.
+ */
+export const SyncSettingsSchema: GenMessage<SyncSettings> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_job, 0);
 
 /**
  * Which source objects a migration takes.
@@ -67,7 +111,7 @@ export type ObjectFilter = Message<"ferry.v1.ObjectFilter"> & {
  * Use `create(ObjectFilterSchema)` to create a new message.
  */
 export const ObjectFilterSchema: GenMessage<ObjectFilter> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 0);
+  messageDesc(file_ferry_v1_job, 1);
 
 /**
  * @generated from message ferry.v1.Job
@@ -207,6 +251,18 @@ export type Job = Message<"ferry.v1.Job"> & {
    * @generated from field: string executing_site = 26;
    */
   executingSite: string;
+
+  /**
+   * @generated from field: ferry.v1.JobKind kind = 27;
+   */
+  kind: JobKind;
+
+  /**
+   * Set for a sync.
+   *
+   * @generated from field: ferry.v1.SyncSettings sync = 28;
+   */
+  sync?: SyncSettings | undefined;
 };
 
 /**
@@ -214,7 +270,7 @@ export type Job = Message<"ferry.v1.Job"> & {
  * Use `create(JobSchema)` to create a new message.
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 1);
+  messageDesc(file_ferry_v1_job, 2);
 
 /**
  * @generated from message ferry.v1.PlanMigrationRequest
@@ -280,7 +336,7 @@ export type PlanMigrationRequest = Message<"ferry.v1.PlanMigrationRequest"> & {
  * Use `create(PlanMigrationRequestSchema)` to create a new message.
  */
 export const PlanMigrationRequestSchema: GenMessage<PlanMigrationRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 2);
+  messageDesc(file_ferry_v1_job, 3);
 
 /**
  * @generated from message ferry.v1.PlannedObject
@@ -302,7 +358,7 @@ export type PlannedObject = Message<"ferry.v1.PlannedObject"> & {
  * Use `create(PlannedObjectSchema)` to create a new message.
  */
 export const PlannedObjectSchema: GenMessage<PlannedObject> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 3);
+  messageDesc(file_ferry_v1_job, 4);
 
 /**
  * @generated from message ferry.v1.DryRunReport
@@ -336,7 +392,7 @@ export type DryRunReport = Message<"ferry.v1.DryRunReport"> & {
  * Use `create(DryRunReportSchema)` to create a new message.
  */
 export const DryRunReportSchema: GenMessage<DryRunReport> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 4);
+  messageDesc(file_ferry_v1_job, 5);
 
 /**
  * @generated from message ferry.v1.PlanMigrationResponse
@@ -367,7 +423,101 @@ export type PlanMigrationResponse = Message<"ferry.v1.PlanMigrationResponse"> & 
  * Use `create(PlanMigrationResponseSchema)` to create a new message.
  */
 export const PlanMigrationResponseSchema: GenMessage<PlanMigrationResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 5);
+  messageDesc(file_ferry_v1_job, 6);
+
+/**
+ * @generated from message ferry.v1.PlanSyncRequest
+ */
+export type PlanSyncRequest = Message<"ferry.v1.PlanSyncRequest"> & {
+  /**
+   * The dataset, by id or name: its primary replica is the source.
+   *
+   * @generated from field: string dataset = 1;
+   */
+  dataset: string;
+
+  /**
+   * @generated from field: string destination_site = 2;
+   */
+  destinationSite: string;
+
+  /**
+   * Path below the destination site's root; defaults to the dataset's path.
+   *
+   * @generated from field: string destination_path = 3;
+   */
+  destinationPath: string;
+
+  /**
+   * Defaults to the destination site's default storage class.
+   *
+   * @generated from field: string storage_class = 4;
+   */
+  storageClass: string;
+
+  /**
+   * @generated from field: ferry.v1.VerifyMode verify_mode = 5;
+   */
+  verifyMode: VerifyMode;
+
+  /**
+   * @generated from field: ferry.v1.ObjectFilter filter = 6;
+   */
+  filter?: ObjectFilter | undefined;
+
+  /**
+   * @generated from field: ferry.v1.DeletionRule deletion = 7;
+   */
+  deletion: DeletionRule;
+
+  /**
+   * With DELETION_RULE_DELETE: the most objects one run may delete; 0 means no cap.
+   *
+   * @generated from field: uint64 max_delete = 8;
+   */
+  maxDelete: bigint;
+
+  /**
+   * @generated from field: string idempotency_key = 9;
+   */
+  idempotencyKey: string;
+
+  /**
+   * @generated from field: uint64 bandwidth_limit_bytes_per_sec = 10;
+   */
+  bandwidthLimitBytesPerSec: bigint;
+};
+
+/**
+ * Describes the message ferry.v1.PlanSyncRequest.
+ * Use `create(PlanSyncRequestSchema)` to create a new message.
+ */
+export const PlanSyncRequestSchema: GenMessage<PlanSyncRequest> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_job, 7);
+
+/**
+ * @generated from message ferry.v1.PlanSyncResponse
+ */
+export type PlanSyncResponse = Message<"ferry.v1.PlanSyncResponse"> & {
+  /**
+   * @generated from field: ferry.v1.Job job = 1;
+   */
+  job?: Job | undefined;
+
+  /**
+   * False when the idempotency key returned a job planned earlier.
+   *
+   * @generated from field: bool created = 2;
+   */
+  created: boolean;
+};
+
+/**
+ * Describes the message ferry.v1.PlanSyncResponse.
+ * Use `create(PlanSyncResponseSchema)` to create a new message.
+ */
+export const PlanSyncResponseSchema: GenMessage<PlanSyncResponse> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_job, 8);
 
 /**
  * @generated from message ferry.v1.GetJobRequest
@@ -384,7 +534,7 @@ export type GetJobRequest = Message<"ferry.v1.GetJobRequest"> & {
  * Use `create(GetJobRequestSchema)` to create a new message.
  */
 export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 6);
+  messageDesc(file_ferry_v1_job, 9);
 
 /**
  * @generated from message ferry.v1.ListJobsRequest
@@ -421,7 +571,7 @@ export type ListJobsRequest = Message<"ferry.v1.ListJobsRequest"> & {
  * Use `create(ListJobsRequestSchema)` to create a new message.
  */
 export const ListJobsRequestSchema: GenMessage<ListJobsRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 7);
+  messageDesc(file_ferry_v1_job, 10);
 
 /**
  * @generated from message ferry.v1.ListJobsResponse
@@ -443,7 +593,7 @@ export type ListJobsResponse = Message<"ferry.v1.ListJobsResponse"> & {
  * Use `create(ListJobsResponseSchema)` to create a new message.
  */
 export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 8);
+  messageDesc(file_ferry_v1_job, 11);
 
 /**
  * @generated from message ferry.v1.WatchJobRequest
@@ -460,7 +610,7 @@ export type WatchJobRequest = Message<"ferry.v1.WatchJobRequest"> & {
  * Use `create(WatchJobRequestSchema)` to create a new message.
  */
 export const WatchJobRequestSchema: GenMessage<WatchJobRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 9);
+  messageDesc(file_ferry_v1_job, 12);
 
 /**
  * @generated from message ferry.v1.ObjectError
@@ -492,7 +642,7 @@ export type ObjectError = Message<"ferry.v1.ObjectError"> & {
  * Use `create(ObjectErrorSchema)` to create a new message.
  */
 export const ObjectErrorSchema: GenMessage<ObjectError> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 10);
+  messageDesc(file_ferry_v1_job, 13);
 
 /**
  * @generated from message ferry.v1.JobProgress
@@ -524,7 +674,7 @@ export type JobProgress = Message<"ferry.v1.JobProgress"> & {
  * Use `create(JobProgressSchema)` to create a new message.
  */
 export const JobProgressSchema: GenMessage<JobProgress> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 11);
+  messageDesc(file_ferry_v1_job, 14);
 
 /**
  * @generated from message ferry.v1.CancelJobRequest
@@ -541,7 +691,7 @@ export type CancelJobRequest = Message<"ferry.v1.CancelJobRequest"> & {
  * Use `create(CancelJobRequestSchema)` to create a new message.
  */
 export const CancelJobRequestSchema: GenMessage<CancelJobRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 12);
+  messageDesc(file_ferry_v1_job, 15);
 
 /**
  * @generated from message ferry.v1.RetryJobRequest
@@ -558,7 +708,7 @@ export type RetryJobRequest = Message<"ferry.v1.RetryJobRequest"> & {
  * Use `create(RetryJobRequestSchema)` to create a new message.
  */
 export const RetryJobRequestSchema: GenMessage<RetryJobRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 13);
+  messageDesc(file_ferry_v1_job, 16);
 
 /**
  * @generated from message ferry.v1.UpdateJobRequest
@@ -580,7 +730,7 @@ export type UpdateJobRequest = Message<"ferry.v1.UpdateJobRequest"> & {
  * Use `create(UpdateJobRequestSchema)` to create a new message.
  */
 export const UpdateJobRequestSchema: GenMessage<UpdateJobRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 14);
+  messageDesc(file_ferry_v1_job, 17);
 
 /**
  * @generated from message ferry.v1.JobObject
@@ -652,7 +802,7 @@ export type JobObject = Message<"ferry.v1.JobObject"> & {
  * Use `create(JobObjectSchema)` to create a new message.
  */
 export const JobObjectSchema: GenMessage<JobObject> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 15);
+  messageDesc(file_ferry_v1_job, 18);
 
 /**
  * A multipart upload in progress: its id and the parts already stored.
@@ -681,7 +831,7 @@ export type MultipartUpload = Message<"ferry.v1.MultipartUpload"> & {
  * Use `create(MultipartUploadSchema)` to create a new message.
  */
 export const MultipartUploadSchema: GenMessage<MultipartUpload> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 16);
+  messageDesc(file_ferry_v1_job, 19);
 
 /**
  * @generated from message ferry.v1.UploadedPart
@@ -715,7 +865,7 @@ export type UploadedPart = Message<"ferry.v1.UploadedPart"> & {
  * Use `create(UploadedPartSchema)` to create a new message.
  */
 export const UploadedPartSchema: GenMessage<UploadedPart> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 17);
+  messageDesc(file_ferry_v1_job, 20);
 
 /**
  * @generated from message ferry.v1.ListJobObjectsRequest
@@ -754,7 +904,7 @@ export type ListJobObjectsRequest = Message<"ferry.v1.ListJobObjectsRequest"> & 
  * Use `create(ListJobObjectsRequestSchema)` to create a new message.
  */
 export const ListJobObjectsRequestSchema: GenMessage<ListJobObjectsRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 18);
+  messageDesc(file_ferry_v1_job, 21);
 
 /**
  * @generated from message ferry.v1.ListJobObjectsResponse
@@ -776,7 +926,7 @@ export type ListJobObjectsResponse = Message<"ferry.v1.ListJobObjectsResponse"> 
  * Use `create(ListJobObjectsResponseSchema)` to create a new message.
  */
 export const ListJobObjectsResponseSchema: GenMessage<ListJobObjectsResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_job, 19);
+  messageDesc(file_ferry_v1_job, 22);
 
 /**
  * @generated from enum ferry.v1.JobState
@@ -830,6 +980,71 @@ export const JobStateSchema: GenEnum<JobState> = /*@__PURE__*/
   enumDesc(file_ferry_v1_job, 0);
 
 /**
+ * @generated from enum ferry.v1.JobKind
+ */
+export enum JobKind {
+  /**
+   * @generated from enum value: JOB_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * copy -> verify -> switch -> complete.
+   *
+   * @generated from enum value: JOB_KIND_MIGRATION = 1;
+   */
+  MIGRATION = 1,
+
+  /**
+   * copy what changed -> verify -> deal with extras -> record the replica's manifest.
+   *
+   * @generated from enum value: JOB_KIND_SYNC = 2;
+   */
+  SYNC = 2,
+}
+
+/**
+ * Describes the enum ferry.v1.JobKind.
+ */
+export const JobKindSchema: GenEnum<JobKind> = /*@__PURE__*/
+  enumDesc(file_ferry_v1_job, 1);
+
+/**
+ * What a sync does with objects at the destination that the source does not hold.
+ *
+ * @generated from enum ferry.v1.DeletionRule
+ */
+export enum DeletionRule {
+  /**
+   * Keep.
+   *
+   * @generated from enum value: DELETION_RULE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Keep them, and report them (status EXTRA).
+   *
+   * @generated from enum value: DELETION_RULE_KEEP = 1;
+   */
+  KEEP = 1,
+
+  /**
+   * Delete them once every source object is verified, unless there are more than
+   * max_delete: then nothing is deleted and the run fails.
+   *
+   * @generated from enum value: DELETION_RULE_DELETE = 2;
+   */
+  DELETE = 2,
+}
+
+/**
+ * Describes the enum ferry.v1.DeletionRule.
+ */
+export const DeletionRuleSchema: GenEnum<DeletionRule> = /*@__PURE__*/
+  enumDesc(file_ferry_v1_job, 2);
+
+/**
  * @generated from enum ferry.v1.ObjectStatus
  */
 export enum ObjectStatus {
@@ -867,13 +1082,34 @@ export enum ObjectStatus {
    * @generated from enum value: OBJECT_STATUS_FAILED = 6;
    */
   FAILED = 6,
+
+  /**
+   * A sync found it as the replica's manifest recorded it, present at the destination.
+   *
+   * @generated from enum value: OBJECT_STATUS_UNCHANGED = 7;
+   */
+  UNCHANGED = 7,
+
+  /**
+   * A sync found it at the destination only: kept, or about to be deleted.
+   *
+   * @generated from enum value: OBJECT_STATUS_EXTRA = 8;
+   */
+  EXTRA = 8,
+
+  /**
+   * A sync found it at the destination only and deleted it.
+   *
+   * @generated from enum value: OBJECT_STATUS_DELETED = 9;
+   */
+  DELETED = 9,
 }
 
 /**
  * Describes the enum ferry.v1.ObjectStatus.
  */
 export const ObjectStatusSchema: GenEnum<ObjectStatus> = /*@__PURE__*/
-  enumDesc(file_ferry_v1_job, 1);
+  enumDesc(file_ferry_v1_job, 3);
 
 /**
  * Migrations: copy -> verify -> switch -> complete, driven by agents near each site.
@@ -891,6 +1127,19 @@ export const JobService: GenService<{
     methodKind: "unary";
     input: typeof PlanMigrationRequestSchema;
     output: typeof PlanMigrationResponseSchema;
+  },
+  /**
+   * Plans a sync of a dataset to a secondary replica: only objects new or changed since
+   * the replica's last verified sync are copied; objects found at the destination only
+   * are kept or deleted by the deletion rule. The same idempotency key returns the same
+   * job. Runs are jobs: GetJob, WatchJob, ListJobObjects, CancelJob and RetryJob apply.
+   *
+   * @generated from rpc ferry.v1.JobService.PlanSync
+   */
+  planSync: {
+    methodKind: "unary";
+    input: typeof PlanSyncRequestSchema;
+    output: typeof PlanSyncResponseSchema;
   },
   /**
    * @generated from rpc ferry.v1.JobService.GetJob

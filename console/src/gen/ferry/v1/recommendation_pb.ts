@@ -8,15 +8,17 @@ import type { Tier } from "./common_pb";
 import { file_ferry_v1_common } from "./common_pb";
 import type { Job } from "./job_pb";
 import { file_ferry_v1_job } from "./job_pb";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Policy } from "./policy_pb";
+import { file_ferry_v1_policy } from "./policy_pb";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file ferry/v1/recommendation.proto.
  */
 export const file_ferry_v1_recommendation: GenFile = /*@__PURE__*/
-  fileDesc("Ch1mZXJyeS92MS9yZWNvbW1lbmRhdGlvbi5wcm90bxIIZmVycnkudjEiJwoGUmVhc29uEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCSJtCgxDb3N0RXN0aW1hdGUSGAoQbW9udGhseV9jb3N0X25vdxgBIAEoARIaChJtb250aGx5X2Nvc3RfYWZ0ZXIYAiABKAESEQoJbW92ZV9jb3N0GAMgASgBEhQKDHBheWJhY2tfZGF5cxgEIAEoASL8AgoOUmVjb21tZW5kYXRpb24SCgoCaWQYASABKAkSDwoHZGF0YXNldBgCIAEoCRIkCgxjdXJyZW50X3RpZXIYAyABKA4yDi5mZXJyeS52MS5UaWVyEhQKDGN1cnJlbnRfc2l0ZRgEIAEoCRIoChByZWNvbW1lbmRlZF90aWVyGAUgASgOMg4uZmVycnkudjEuVGllchIYChByZWNvbW1lbmRlZF9zaXRlGAYgASgJEiEKB3JlYXNvbnMYByADKAsyEC5mZXJyeS52MS5SZWFzb24SJAoEY29zdBgIIAEoCzIWLmZlcnJ5LnYxLkNvc3RFc3RpbWF0ZRIVCg1tb2RlbF92ZXJzaW9uGAkgASgJEiwKBXN0YXRlGAogASgOMh0uZmVycnkudjEuUmVjb21tZW5kYXRpb25TdGF0ZRIOCgZqb2JfaWQYCyABKAkSLwoLY3JlYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIu8BChlHZXRSZWNvbW1lbmRhdGlvbnNSZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkSDAoEc2l0ZRgCIAEoCRIcCgR0aWVyGAMgASgOMg4uZmVycnkudjEuVGllchI/CgZsYWJlbHMYBCADKAsyLy5mZXJyeS52MS5HZXRSZWNvbW1lbmRhdGlvbnNSZXF1ZXN0LkxhYmVsc0VudHJ5EhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiaAoaR2V0UmVjb21tZW5kYXRpb25zUmVzcG9uc2USMQoPcmVjb21tZW5kYXRpb25zGAEgAygLMhguZmVycnkudjEuUmVjb21tZW5kYXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlQKGkxpc3RSZWNvbW1lbmRhdGlvbnNSZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiaQobTGlzdFJlY29tbWVuZGF0aW9uc1Jlc3BvbnNlEjEKD3JlY29tbWVuZGF0aW9ucxgBIAMoCzIYLmZlcnJ5LnYxLlJlY29tbWVuZGF0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI2ChxBcHByb3ZlUmVjb21tZW5kYXRpb25SZXF1ZXN0EhYKDnJlY29tbWVuZGF0aW9uGAEgASgJIm0KHUFwcHJvdmVSZWNvbW1lbmRhdGlvblJlc3BvbnNlEjAKDnJlY29tbWVuZGF0aW9uGAEgASgLMhguZmVycnkudjEuUmVjb21tZW5kYXRpb24SGgoDam9iGAIgASgLMg0uZmVycnkudjEuSm9iIkUKG1JlamVjdFJlY29tbWVuZGF0aW9uUmVxdWVzdBIWCg5yZWNvbW1lbmRhdGlvbhgBIAEoCRIOCgZyZWFzb24YAiABKAkiJQoSVHJhaW5Nb2RlbHNSZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkirAEKCU1vZGVsSW5mbxIPCgdkYXRhc2V0GAEgASgJEg8KB3ZlcnNpb24YAiABKAkSDAoEa2luZBgDIAEoCRIWCg5iYWNrdGVzdF9lcnJvchgEIAEoARIXCg9oZXVyaXN0aWNfZXJyb3IYBSABKAESDgoGaW5fdXNlGAYgASgIEi4KCnRyYWluX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjoKE1RyYWluTW9kZWxzUmVzcG9uc2USIwoGbW9kZWxzGAEgAygLMhMuZmVycnkudjEuTW9kZWxJbmZvIiQKEUxpc3RNb2RlbHNSZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkiOQoSTGlzdE1vZGVsc1Jlc3BvbnNlEiMKBm1vZGVscxgBIAMoCzITLmZlcnJ5LnYxLk1vZGVsSW5mbyrsAQoTUmVjb21tZW5kYXRpb25TdGF0ZRIkCiBSRUNPTU1FTkRBVElPTl9TVEFURV9VTlNQRUNJRklFRBAAEiAKHFJFQ09NTUVOREFUSU9OX1NUQVRFX1BFTkRJTkcQARIhCh1SRUNPTU1FTkRBVElPTl9TVEFURV9BUFBST1ZFRBACEiEKHVJFQ09NTUVOREFUSU9OX1NUQVRFX1JFSkVDVEVEEAMSIwofUkVDT01NRU5EQVRJT05fU1RBVEVfU1VQRVJTRURFRBAEEiIKHlJFQ09NTUVOREFUSU9OX1NUQVRFX05PX0FDVElPThAFMrQEChVSZWNvbW1lbmRhdGlvblNlcnZpY2USXwoSR2V0UmVjb21tZW5kYXRpb25zEiMuZmVycnkudjEuR2V0UmVjb21tZW5kYXRpb25zUmVxdWVzdBokLmZlcnJ5LnYxLkdldFJlY29tbWVuZGF0aW9uc1Jlc3BvbnNlEmIKE0xpc3RSZWNvbW1lbmRhdGlvbnMSJC5mZXJyeS52MS5MaXN0UmVjb21tZW5kYXRpb25zUmVxdWVzdBolLmZlcnJ5LnYxLkxpc3RSZWNvbW1lbmRhdGlvbnNSZXNwb25zZRJoChVBcHByb3ZlUmVjb21tZW5kYXRpb24SJi5mZXJyeS52MS5BcHByb3ZlUmVjb21tZW5kYXRpb25SZXF1ZXN0GicuZmVycnkudjEuQXBwcm92ZVJlY29tbWVuZGF0aW9uUmVzcG9uc2USVwoUUmVqZWN0UmVjb21tZW5kYXRpb24SJS5mZXJyeS52MS5SZWplY3RSZWNvbW1lbmRhdGlvblJlcXVlc3QaGC5mZXJyeS52MS5SZWNvbW1lbmRhdGlvbhJKCgtUcmFpbk1vZGVscxIcLmZlcnJ5LnYxLlRyYWluTW9kZWxzUmVxdWVzdBodLmZlcnJ5LnYxLlRyYWluTW9kZWxzUmVzcG9uc2USRwoKTGlzdE1vZGVscxIbLmZlcnJ5LnYxLkxpc3RNb2RlbHNSZXF1ZXN0GhwuZmVycnkudjEuTGlzdE1vZGVsc1Jlc3BvbnNlYgZwcm90bzM", [file_ferry_v1_common, file_ferry_v1_job, file_google_protobuf_timestamp]);
+  fileDesc("Ch1mZXJyeS92MS9yZWNvbW1lbmRhdGlvbi5wcm90bxIIZmVycnkudjEiJwoGUmVhc29uEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCSJtCgxDb3N0RXN0aW1hdGUSGAoQbW9udGhseV9jb3N0X25vdxgBIAEoARIaChJtb250aGx5X2Nvc3RfYWZ0ZXIYAiABKAESEQoJbW92ZV9jb3N0GAMgASgBEhQKDHBheWJhY2tfZGF5cxgEIAEoASL8AgoOUmVjb21tZW5kYXRpb24SCgoCaWQYASABKAkSDwoHZGF0YXNldBgCIAEoCRIkCgxjdXJyZW50X3RpZXIYAyABKA4yDi5mZXJyeS52MS5UaWVyEhQKDGN1cnJlbnRfc2l0ZRgEIAEoCRIoChByZWNvbW1lbmRlZF90aWVyGAUgASgOMg4uZmVycnkudjEuVGllchIYChByZWNvbW1lbmRlZF9zaXRlGAYgASgJEiEKB3JlYXNvbnMYByADKAsyEC5mZXJyeS52MS5SZWFzb24SJAoEY29zdBgIIAEoCzIWLmZlcnJ5LnYxLkNvc3RFc3RpbWF0ZRIVCg1tb2RlbF92ZXJzaW9uGAkgASgJEiwKBXN0YXRlGAogASgOMh0uZmVycnkudjEuUmVjb21tZW5kYXRpb25TdGF0ZRIOCgZqb2JfaWQYCyABKAkSLwoLY3JlYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIu8BChlHZXRSZWNvbW1lbmRhdGlvbnNSZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkSDAoEc2l0ZRgCIAEoCRIcCgR0aWVyGAMgASgOMg4uZmVycnkudjEuVGllchI/CgZsYWJlbHMYBCADKAsyLy5mZXJyeS52MS5HZXRSZWNvbW1lbmRhdGlvbnNSZXF1ZXN0LkxhYmVsc0VudHJ5EhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiaAoaR2V0UmVjb21tZW5kYXRpb25zUmVzcG9uc2USMQoPcmVjb21tZW5kYXRpb25zGAEgAygLMhguZmVycnkudjEuUmVjb21tZW5kYXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlQKGkxpc3RSZWNvbW1lbmRhdGlvbnNSZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiaQobTGlzdFJlY29tbWVuZGF0aW9uc1Jlc3BvbnNlEjEKD3JlY29tbWVuZGF0aW9ucxgBIAMoCzIYLmZlcnJ5LnYxLlJlY29tbWVuZGF0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI2ChxBcHByb3ZlUmVjb21tZW5kYXRpb25SZXF1ZXN0EhYKDnJlY29tbWVuZGF0aW9uGAEgASgJIm0KHUFwcHJvdmVSZWNvbW1lbmRhdGlvblJlc3BvbnNlEjAKDnJlY29tbWVuZGF0aW9uGAEgASgLMhguZmVycnkudjEuUmVjb21tZW5kYXRpb24SGgoDam9iGAIgASgLMg0uZmVycnkudjEuSm9iIkUKG1JlamVjdFJlY29tbWVuZGF0aW9uUmVxdWVzdBIWCg5yZWNvbW1lbmRhdGlvbhgBIAEoCRIOCgZyZWFzb24YAiABKAkiJQoSVHJhaW5Nb2RlbHNSZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAki3gIKCU1vZGVsSW5mbxIPCgdkYXRhc2V0GAEgASgJEg8KB3ZlcnNpb24YAiABKAkSDAoEa2luZBgDIAEoCRIWCg5iYWNrdGVzdF9lcnJvchgEIAEoARIXCg9oZXVyaXN0aWNfZXJyb3IYBSABKAESDgoGaW5fdXNlGAYgASgIEi4KCnRyYWluX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhwKFHNlYXNvbmFsX25haXZlX2Vycm9yGAggASgBEgwKBG5vdGUYCSABKAkSDwoHcGVyaW9kcxgKIAMoDRIVCg1oaXN0b3J5X2hvdXJzGAsgASgNEhkKEWV4cGVjdGVkX3JlYWRzXzdkGAwgASgBEi0KCXBlYWtfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcGVha19yZWFkcxgOIAEoASKXAQoTVHJhaW5Nb2RlbHNSZXNwb25zZRIjCgZtb2RlbHMYASADKAsyEy5mZXJyeS52MS5Nb2RlbEluZm8SGAoQZGF0YXNldHNfdHJhaW5lZBgCIAEoDRIVCg1tb2RlbHNfaW5fdXNlGAMgASgNEioKB2VsYXBzZWQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iSwoRTGlzdE1vZGVsc1JlcXVlc3QSDwoHZGF0YXNldBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJSChJMaXN0TW9kZWxzUmVzcG9uc2USIwoGbW9kZWxzGAEgAygLMhMuZmVycnkudjEuTW9kZWxJbmZvEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSL2AgoNV2hhdElmUmVxdWVzdBIQCghkYXRhc2V0cxgBIAMoCRIzCgZsYWJlbHMYAiADKAsyIy5mZXJyeS52MS5XaGF0SWZSZXF1ZXN0LkxhYmVsc0VudHJ5Ei4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZwb2xpY3kYBSABKAkSJgoMZHJhZnRfcG9saWN5GAYgASgLMhAuZmVycnkudjEuUG9saWN5EicKBHN0ZXAYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMAoNcmV0cmFpbl9ldmVyeRgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlwKCFNpdGVDb3N0EgwKBHNpdGUYASABKAkSFAoMc3RvcmFnZV9jb3N0GAIgASgBEhYKDnJldHJpZXZhbF9jb3N0GAMgASgBEhQKDHJlcXVlc3RfY29zdBgEIAEoASLSAQoNUmVwbGF5T3V0Y29tZRIQCghzdHJhdGVneRgBIAEoCRIUCgxzdG9yYWdlX2Nvc3QYAiABKAESFgoOcmV0cmlldmFsX2Nvc3QYAyABKAESFAoMcmVxdWVzdF9jb3N0GAQgASgBEhEKCW1vdmVfY29zdBgFIAEoARISCgp0b3RhbF9jb3N0GAYgASgBEg0KBW1vdmVzGAcgASgNEhIKCnNsb3dfcmVhZHMYCCABKAQSIQoFc2l0ZXMYCSADKAsyEi5mZXJyeS52MS5TaXRlQ29zdCKIAQoOV2hhdElmUmVzcG9uc2USKQoIb3V0Y29tZXMYASADKAsyFy5mZXJyeS52MS5SZXBsYXlPdXRjb21lEhAKCGRhdGFzZXRzGAIgASgNEg0KBXJlYWRzGAMgASgEEioKB2VsYXBzZWQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24q7AEKE1JlY29tbWVuZGF0aW9uU3RhdGUSJAogUkVDT01NRU5EQVRJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIgChxSRUNPTU1FTkRBVElPTl9TVEFURV9QRU5ESU5HEAESIQodUkVDT01NRU5EQVRJT05fU1RBVEVfQVBQUk9WRUQQAhIhCh1SRUNPTU1FTkRBVElPTl9TVEFURV9SRUpFQ1RFRBADEiMKH1JFQ09NTUVOREFUSU9OX1NUQVRFX1NVUEVSU0VERUQQBBIiCh5SRUNPTU1FTkRBVElPTl9TVEFURV9OT19BQ1RJT04QBTLxBAoVUmVjb21tZW5kYXRpb25TZXJ2aWNlEl8KEkdldFJlY29tbWVuZGF0aW9ucxIjLmZlcnJ5LnYxLkdldFJlY29tbWVuZGF0aW9uc1JlcXVlc3QaJC5mZXJyeS52MS5HZXRSZWNvbW1lbmRhdGlvbnNSZXNwb25zZRJiChNMaXN0UmVjb21tZW5kYXRpb25zEiQuZmVycnkudjEuTGlzdFJlY29tbWVuZGF0aW9uc1JlcXVlc3QaJS5mZXJyeS52MS5MaXN0UmVjb21tZW5kYXRpb25zUmVzcG9uc2USaAoVQXBwcm92ZVJlY29tbWVuZGF0aW9uEiYuZmVycnkudjEuQXBwcm92ZVJlY29tbWVuZGF0aW9uUmVxdWVzdBonLmZlcnJ5LnYxLkFwcHJvdmVSZWNvbW1lbmRhdGlvblJlc3BvbnNlElcKFFJlamVjdFJlY29tbWVuZGF0aW9uEiUuZmVycnkudjEuUmVqZWN0UmVjb21tZW5kYXRpb25SZXF1ZXN0GhguZmVycnkudjEuUmVjb21tZW5kYXRpb24SSgoLVHJhaW5Nb2RlbHMSHC5mZXJyeS52MS5UcmFpbk1vZGVsc1JlcXVlc3QaHS5mZXJyeS52MS5UcmFpbk1vZGVsc1Jlc3BvbnNlEkcKCkxpc3RNb2RlbHMSGy5mZXJyeS52MS5MaXN0TW9kZWxzUmVxdWVzdBocLmZlcnJ5LnYxLkxpc3RNb2RlbHNSZXNwb25zZRI7CgZXaGF0SWYSFy5mZXJyeS52MS5XaGF0SWZSZXF1ZXN0GhguZmVycnkudjEuV2hhdElmUmVzcG9uc2ViBnByb3RvMw", [file_ferry_v1_common, file_ferry_v1_job, file_ferry_v1_policy, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message ferry.v1.Reason
@@ -350,6 +352,9 @@ export const TrainModelsRequestSchema: GenMessage<TrainModelsRequest> = /*@__PUR
   messageDesc(file_ferry_v1_recommendation, 10);
 
 /**
+ * A dataset's demand model: a forecast of its hourly reads, back-tested on the last days
+ * of its history against two baselines, and used only where it beats both.
+ *
  * @generated from message ferry.v1.ModelInfo
  */
 export type ModelInfo = Message<"ferry.v1.ModelInfo"> & {
@@ -359,30 +364,37 @@ export type ModelInfo = Message<"ferry.v1.ModelInfo"> & {
   dataset: string;
 
   /**
+   * Names the kind and the training time, e.g. "mstl+ets/1@20261205T060000.000Z";
+   * recommendations made with the model carry it as their model_version.
+   *
    * @generated from field: string version = 2;
    */
   version: string;
 
   /**
+   * "mstl+ets" (seasons detected), "ets" (no season) or "none" (nothing fitted).
+   *
    * @generated from field: string kind = 3;
    */
   kind: string;
 
   /**
-   * Mean absolute error of the forecast on held-out hours.
+   * Mean absolute error, in reads per hour, of the forecast on held-out hours.
    *
    * @generated from field: double backtest_error = 4;
    */
   backtestError: number;
 
   /**
-   * The same error for the recency heuristic; the better of the two is used.
+   * The same error for the recency heuristic (the last day's mean carried forward).
    *
    * @generated from field: double heuristic_error = 5;
    */
   heuristicError: number;
 
   /**
+   * Whether recommendations use the model.
+   *
    * @generated from field: bool in_use = 6;
    */
   inUse: boolean;
@@ -391,6 +403,53 @@ export type ModelInfo = Message<"ferry.v1.ModelInfo"> & {
    * @generated from field: google.protobuf.Timestamp train_time = 7;
    */
   trainTime?: Timestamp | undefined;
+
+  /**
+   * The same error for the seasonal-naive forecast (the same hour a week earlier).
+   *
+   * @generated from field: double seasonal_naive_error = 8;
+   */
+  seasonalNaiveError: number;
+
+  /**
+   * Why the model is or is not in use, in plain words.
+   *
+   * @generated from field: string note = 9;
+   */
+  note: string;
+
+  /**
+   * Seasonal periods detected, in hours (24: daily, 168: weekly).
+   *
+   * @generated from field: repeated uint32 periods = 10;
+   */
+  periods: number[];
+
+  /**
+   * Hours of access history the model was trained on.
+   *
+   * @generated from field: uint32 history_hours = 11;
+   */
+  historyHours: number;
+
+  /**
+   * For a model in use: reads expected over the next seven days from now.
+   *
+   * @generated from field: double expected_reads_7d = 12;
+   */
+  expectedReads7d: number;
+
+  /**
+   * For a model in use: the busiest hour ahead and its expected reads.
+   *
+   * @generated from field: google.protobuf.Timestamp peak_time = 13;
+   */
+  peakTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: double peak_reads = 14;
+   */
+  peakReads: number;
 };
 
 /**
@@ -405,9 +464,27 @@ export const ModelInfoSchema: GenMessage<ModelInfo> = /*@__PURE__*/
  */
 export type TrainModelsResponse = Message<"ferry.v1.TrainModelsResponse"> & {
   /**
+   * Each dataset's new model; empty when more than 1,000 datasets were trained (list
+   * them with ListModels).
+   *
    * @generated from field: repeated ferry.v1.ModelInfo models = 1;
    */
   models: ModelInfo[];
+
+  /**
+   * @generated from field: uint32 datasets_trained = 2;
+   */
+  datasetsTrained: number;
+
+  /**
+   * @generated from field: uint32 models_in_use = 3;
+   */
+  modelsInUse: number;
+
+  /**
+   * @generated from field: google.protobuf.Duration elapsed = 4;
+   */
+  elapsed?: Duration | undefined;
 };
 
 /**
@@ -422,9 +499,21 @@ export const TrainModelsResponseSchema: GenMessage<TrainModelsResponse> = /*@__P
  */
 export type ListModelsRequest = Message<"ferry.v1.ListModelsRequest"> & {
   /**
+   * One dataset's kept versions, newest first; or, when empty, every dataset's latest.
+   *
    * @generated from field: string dataset = 1;
    */
   dataset: string;
+
+  /**
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
 };
 
 /**
@@ -442,6 +531,11 @@ export type ListModelsResponse = Message<"ferry.v1.ListModelsResponse"> & {
    * @generated from field: repeated ferry.v1.ModelInfo models = 1;
    */
   models: ModelInfo[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -450,6 +544,204 @@ export type ListModelsResponse = Message<"ferry.v1.ListModelsResponse"> & {
  */
 export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
   messageDesc(file_ferry_v1_recommendation, 14);
+
+/**
+ * @generated from message ferry.v1.WhatIfRequest
+ */
+export type WhatIfRequest = Message<"ferry.v1.WhatIfRequest"> & {
+  /**
+   * The datasets to replay, by id or name; when empty, every dataset carrying all of
+   * `labels` (every dataset when both are empty).
+   *
+   * @generated from field: repeated string datasets = 1;
+   */
+  datasets: string[];
+
+  /**
+   * @generated from field: map<string, string> labels = 2;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * The range replayed: whole hours, in the past.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 3;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 4;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * The policy replayed: an existing one (id or name), or a draft; with neither, each
+   * dataset's governing policy (or the defaults).
+   *
+   * @generated from field: string policy = 5;
+   */
+  policy: string;
+
+  /**
+   * @generated from field: ferry.v1.Policy draft_policy = 6;
+   */
+  draftPolicy?: Policy | undefined;
+
+  /**
+   * How often placement is decided during the replay (default and minimum 1h).
+   *
+   * @generated from field: google.protobuf.Duration step = 7;
+   */
+  step?: Duration | undefined;
+
+  /**
+   * How often Ferry's demand models are retrained during the replay (default 24h).
+   *
+   * @generated from field: google.protobuf.Duration retrain_every = 8;
+   */
+  retrainEvery?: Duration | undefined;
+};
+
+/**
+ * Describes the message ferry.v1.WhatIfRequest.
+ * Use `create(WhatIfRequestSchema)` to create a new message.
+ */
+export const WhatIfRequestSchema: GenMessage<WhatIfRequest> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_recommendation, 15);
+
+/**
+ * What one site cost under a strategy.
+ *
+ * @generated from message ferry.v1.SiteCost
+ */
+export type SiteCost = Message<"ferry.v1.SiteCost"> & {
+  /**
+   * @generated from field: string site = 1;
+   */
+  site: string;
+
+  /**
+   * @generated from field: double storage_cost = 2;
+   */
+  storageCost: number;
+
+  /**
+   * @generated from field: double retrieval_cost = 3;
+   */
+  retrievalCost: number;
+
+  /**
+   * @generated from field: double request_cost = 4;
+   */
+  requestCost: number;
+};
+
+/**
+ * Describes the message ferry.v1.SiteCost.
+ * Use `create(SiteCostSchema)` to create a new message.
+ */
+export const SiteCostSchema: GenMessage<SiteCost> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_recommendation, 16);
+
+/**
+ * What a placement strategy did over the replayed range, in dollars at each site's
+ * price list.
+ *
+ * @generated from message ferry.v1.ReplayOutcome
+ */
+export type ReplayOutcome = Message<"ferry.v1.ReplayOutcome"> & {
+  /**
+   * "actual" (what happened), "ferry" (the policy with demand forecasts), "recency"
+   * (the same rules without forecasts) or "intelligent_tiering" (30 days without
+   * access to warm, 90 to cold, back to hot on access).
+   *
+   * @generated from field: string strategy = 1;
+   */
+  strategy: string;
+
+  /**
+   * @generated from field: double storage_cost = 2;
+   */
+  storageCost: number;
+
+  /**
+   * @generated from field: double retrieval_cost = 3;
+   */
+  retrievalCost: number;
+
+  /**
+   * @generated from field: double request_cost = 4;
+   */
+  requestCost: number;
+
+  /**
+   * One-time costs of the moves: egress, retrieval, requests, early deletion.
+   *
+   * @generated from field: double move_cost = 5;
+   */
+  moveCost: number;
+
+  /**
+   * @generated from field: double total_cost = 6;
+   */
+  totalCost: number;
+
+  /**
+   * @generated from field: uint32 moves = 7;
+   */
+  moves: number;
+
+  /**
+   * Reads served from a site slower than the dataset's latency objective.
+   *
+   * @generated from field: uint64 slow_reads = 8;
+   */
+  slowReads: bigint;
+
+  /**
+   * @generated from field: repeated ferry.v1.SiteCost sites = 9;
+   */
+  sites: SiteCost[];
+};
+
+/**
+ * Describes the message ferry.v1.ReplayOutcome.
+ * Use `create(ReplayOutcomeSchema)` to create a new message.
+ */
+export const ReplayOutcomeSchema: GenMessage<ReplayOutcome> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_recommendation, 17);
+
+/**
+ * @generated from message ferry.v1.WhatIfResponse
+ */
+export type WhatIfResponse = Message<"ferry.v1.WhatIfResponse"> & {
+  /**
+   * @generated from field: repeated ferry.v1.ReplayOutcome outcomes = 1;
+   */
+  outcomes: ReplayOutcome[];
+
+  /**
+   * @generated from field: uint32 datasets = 2;
+   */
+  datasets: number;
+
+  /**
+   * @generated from field: uint64 reads = 3;
+   */
+  reads: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Duration elapsed = 4;
+   */
+  elapsed?: Duration | undefined;
+};
+
+/**
+ * Describes the message ferry.v1.WhatIfResponse.
+ * Use `create(WhatIfResponseSchema)` to create a new message.
+ */
+export const WhatIfResponseSchema: GenMessage<WhatIfResponse> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_recommendation, 18);
 
 /**
  * @generated from enum ferry.v1.RecommendationState
@@ -558,6 +850,18 @@ export const RecommendationService: GenService<{
     methodKind: "unary";
     input: typeof ListModelsRequestSchema;
     output: typeof ListModelsResponseSchema;
+  },
+  /**
+   * Replays the recorded access history of datasets over a time range under a policy,
+   * and prices what Ferry's placement, the recency rule and an Intelligent-Tiering-style
+   * rule would have done, next to what actually happened. Nothing is recorded.
+   *
+   * @generated from rpc ferry.v1.RecommendationService.WhatIf
+   */
+  whatIf: {
+    methodKind: "unary";
+    input: typeof WhatIfRequestSchema;
+    output: typeof WhatIfResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_ferry_v1_recommendation, 0);

@@ -90,7 +90,29 @@ pub fn fields(job: &pb::Job, names: &Names) -> Fields {
         .add("started", output::timestamp(job.start_time.as_ref()))
         .add("updated", output::timestamp(job.update_time.as_ref()))
         .add("ended", output::timestamp(job.end_time.as_ref()));
+    if let Some(sync) = &job.sync {
+        fields
+            .add("kind", "sync")
+            .add("deletion", deletion(sync))
+            .add("unchanged", sync.objects_unchanged.to_string())
+            .add(
+                "extras",
+                format!(
+                    "{} found, {} deleted",
+                    sync.extras_found, sync.extras_deleted
+                ),
+            );
+    }
     fields
+}
+
+/// A sync's deletion rule in words.
+fn deletion(sync: &pb::SyncSettings) -> String {
+    match (pb::DeletionRule::try_from(sync.deletion), sync.max_delete) {
+        (Ok(pb::DeletionRule::Delete), 0) => "delete extras".to_owned(),
+        (Ok(pb::DeletionRule::Delete), cap) => format!("delete extras, at most {cap} per run"),
+        _ => "keep extras".to_owned(),
+    }
 }
 
 /// `site:path`, or the site alone when the path is empty.

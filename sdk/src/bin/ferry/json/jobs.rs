@@ -55,6 +55,20 @@ impl ToJson for pb::Job {
             .field("start_time", timestamp(self.start_time.as_ref()))
             .field("update_time", timestamp(self.update_time.as_ref()))
             .field("end_time", timestamp(self.end_time.as_ref()))
+            .field("kind", enum_value::<pb::JobKind>(self.kind))
+            .field("sync", self.sync.as_ref().map(ToJson::to_json))
+            .done()
+    }
+}
+
+impl ToJson for pb::SyncSettings {
+    fn to_json(&self) -> Value {
+        Object::new()
+            .field("deletion", enum_value::<pb::DeletionRule>(self.deletion))
+            .field("max_delete", self.max_delete)
+            .field("objects_unchanged", self.objects_unchanged)
+            .field("extras_found", self.extras_found)
+            .field("extras_deleted", self.extras_deleted)
             .done()
     }
 }
@@ -132,6 +146,15 @@ impl ToJson for pb::PlanMigrationResponse {
     }
 }
 
+impl ToJson for pb::PlanSyncResponse {
+    fn to_json(&self) -> Value {
+        Object::new()
+            .field("job", self.job.as_ref().map(ToJson::to_json))
+            .field("created", self.created)
+            .done()
+    }
+}
+
 impl ToJson for pb::Agent {
     fn to_json(&self) -> Value {
         Object::new()
@@ -198,6 +221,14 @@ mod tests {
             start_time: ts(1_700_000_060),
             update_time: None,
             end_time: None,
+            kind: pb::JobKind::Sync.into(),
+            sync: Some(pb::SyncSettings {
+                deletion: pb::DeletionRule::Delete.into(),
+                max_delete: 10,
+                objects_unchanged: 28,
+                extras_found: 3,
+                extras_deleted: 0,
+            }),
         };
         let expected = json!({
             "id": "0193a",
@@ -233,7 +264,15 @@ mod tests {
             "create_time": "2023-11-14T22:13:20Z",
             "start_time": "2023-11-14T22:14:20Z",
             "update_time": null,
-            "end_time": null
+            "end_time": null,
+            "kind": "sync",
+            "sync": {
+                "deletion": "delete",
+                "max_delete": 10,
+                "objects_unchanged": 28,
+                "extras_found": 3,
+                "extras_deleted": 0
+            }
         });
         assert_eq!(job.to_json(), expected);
     }

@@ -1,0 +1,158 @@
+//! The steps a sync adds to a job's lifecycle: its listing compared with the replica's
+//! manifest (only what changed is copied), its deletion step within the cap, and its
+//! end, which records the replica and its new manifest in one transaction.
+
+use tracing::{info, Instrument};
+
+use super::{Migrations, JOB_UPDATE_ATTEMPTS};
+use crate::{
+    bus::messages,
+    domain::{
+        ids::JobId,
+        job::Job,
+        report::DELETE_TASK_PREFIX,
+        sync::{ComparedObject, Deletion, SyncRule},
+    },
+    error::{Error, Result},
+    store::ListedRecord,
+};
+
+/// Extras per delete task, at most.
+const DELETE_TASK_OBJECTS: usize = 1000;
+
+impl Migrations {
+    /// Records a page of a sync's listing: objects the replica's manifest shows
+    /// unchanged, and still present at the destination, are recorded `unchanged`; the
+    /// others become the copy task `task`. Objects found at the destination only are
+    /// recorded as extras.
+    pub(super) async fn record_compared(
+        &self,
+        job: &Job,
+        task: &str,
+        objects: Vec<ComparedObject>,
+        destination_only: Vec<(String, u64)>,
+        destination_empty: bool,
+    ) -> Result<()> {
+        let now = self.catalogue.clock().now();
+        if !destination_only.is_empty() {
+            self.store
+                .record_extras(job.id, &destination_only, now)
+                .await?;
+            info!(job_id = %job.id, extras = destination_only.len(), "extras recorded");
+        }
+        if objects.is_empty() {
+            self.changed(job.id, false);
+            return Ok(());
+        }
+        let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+        let manifest = self.store.manifest_entries(job, &keys).await?;
+        let etags = objects
+            .iter()
+            .filter_map(|o| Some((o.key.clone(), o.etag.clone()?)))
+            .collect();
+        let records: Vec<ListedRecord> = objects
+            .into_iter()
+            .map(|o| {
+                let recorded = manifest.get(&o.key).filter(|e| o.unchanged_since(e));
+                ListedRecord {
+                    unchanged: recorded.is_some(),
+                    xxh3: recorded.and_then(|e| e.xxh3.clone()),
+                    key: o.key,
+                    size: o.size,
+                    modified: o.modified,
+                    etag: o.etag,
+                }
+            })
+            .collect();
+        let unchanged = records.iter().filter(|r| r.unchanged).count();
+        let dispatched = self
+            .store
+            .record_listed_task(job.id, task, &records, now, |todo| {
+                messages::dispatch_copy(job, task, todo, &etags, destination_empty)
+            })
+            .await?;
+        info!(
+            job_id = %job.id,
+            task,
+            listed = records.len(),
+            unchanged,
+            dispatched,
+            "sync page compared"
+        );
+        self.changed(job.id, dispatched > 0);
+        Ok(())
+    }
+
+    /// Once every source object is in step: the deletion step when the rule deletes
+    /// and there are extras (refused whole beyond the cap, before anything is
+    /// deleted), else the end of the sync.
+    pub(super) async fn finish_sync(&self, id: JobId, attempt: u32, rule: SyncRule) -> Result<()> {
+        if rule.deletion == Deletion::Delete {
+            let extras = self.store.extras(id).await?;
+            if !extras.is_empty() {
+                if let Err(over) = rule.check_deletions(extras.len() as u64) {
+                    return self.fail(id, attempt, &over.to_string()).await;
+                }
+                let job = self.get(id).await?;
+                if job.attempt != attempt || job.state.is_terminal() {
+                    return Ok(());
+                }
+                let tasks: Vec<(String, Vec<(String, u64)>)> = extras
+                    .chunks(DELETE_TASK_OBJECTS)
+                    .enumerate()
+                    .map(|(n, chunk)| (format!("{DELETE_TASK_PREFIX}{n}"), chunk.to_vec()))
+                    .collect();
+                let outbox: Vec<_> = tasks
+                    .iter()
+                    .map(|(task, objects)| messages::dispatch_delete(&job, task, objects))
+                    .collect();
+                self.store.schedule_deletions(id, &tasks, &outbox).await?;
+                info!(job_id = %id, extras = extras.len(), tasks = tasks.len(), "deleting extras");
+                self.changed(id, true);
+                return Ok(());
+            }
+        }
+        let span = tracing::info_span!("record_replica", job_id = %id, attempt);
+        self.commit_sync(id, attempt).instrument(span).await
+    }
+
+    /// The sync's end: completed, with the replica recorded as holding what the
+    /// source held when the job started listing it, and the run's objects as its
+    /// manifest.
+    async fn commit_sync(&self, id: JobId, attempt: u32) -> Result<()> {
+        for _ in 0..JOB_UPDATE_ATTEMPTS {
+            let mut job = self.get(id).await?;
+            if job.attempt != attempt || job.state.is_terminal() {
+                return Ok(());
+            }
+            let read_at = job.updated_at;
+            let now = self.catalogue.clock().next_update(read_at);
+            job.state = job
+                .state
+                .complete_sync()
+                .map_err(|e| Error::FailedPrecondition(e.to_string()))?;
+            job.updated_at = now;
+            job.ended_at = Some(now);
+            // Listing began after the job started: the replica holds at least what
+            // the source held then.
+            let synced_at = job.started_at.unwrap_or(job.created_at);
+            if self
+                .store
+                .commit_sync(&job, read_at, now, synced_at)
+                .await?
+            {
+                info!(
+                    job_id = %id,
+                    dataset_id = %job.dataset_id,
+                    objects = job.counters.objects_total,
+                    "sync completed: the replica is in step"
+                );
+                self.changed(id, false);
+                return Ok(());
+            }
+        }
+        Err(Error::Conflict(format!(
+            "job {id} is being changed concurrently; retry"
+        )))
+    }
+}
