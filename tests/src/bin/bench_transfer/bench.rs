@@ -11,6 +11,7 @@ pub(crate) struct Bench {
 }
 
 impl Bench {
+    /// A migration of `dataset` to site `to`, timed from the plan to its end.
     pub(crate) async fn ferry(
         &self,
         agent: &Agent,
@@ -19,6 +20,56 @@ impl Bench {
         verify: pb::VerifyMode,
         source: &[PathBuf],
     ) -> anyhow::Result<Run> {
+        let plan = async {
+            self.client
+                .plan_migration(pb::PlanMigrationRequest {
+                    dataset: dataset.into(),
+                    destination_site: to.into(),
+                    verify_mode: verify.into(),
+                    idempotency_key: format!("bench-{dataset}-{to}"),
+                    ..Default::default()
+                })
+                .await?
+                .job
+                .context("a planned job")
+        };
+        let (run, _) = self.timed(agent, dataset, source, plan).await?;
+        Ok(run)
+    }
+
+    /// A sync of `dataset` to site `to` (quick verification), timed from the plan to
+    /// its end; the completed job comes back with its figures.
+    pub(crate) async fn ferry_sync(
+        &self,
+        agent: &Agent,
+        dataset: &str,
+        to: &str,
+        source: &[PathBuf],
+    ) -> anyhow::Result<(Run, pb::Job)> {
+        let plan = async {
+            self.client
+                .plan_sync(pb::PlanSyncRequest {
+                    dataset: dataset.into(),
+                    destination_site: to.into(),
+                    verify_mode: pb::VerifyMode::Quick.into(),
+                    ..Default::default()
+                })
+                .await?
+                .job
+                .context("a planned job")
+        };
+        self.timed(agent, dataset, source, plan).await
+    }
+
+    /// Runs the job `plan` plans, with `source` settled first, and measures it and the
+    /// agent that runs it; fails unless the job completed.
+    async fn timed(
+        &self,
+        agent: &Agent,
+        dataset: &str,
+        source: &[PathBuf],
+        plan: impl std::future::Future<Output = anyhow::Result<pb::Job>>,
+    ) -> anyhow::Result<(Run, pb::Job)> {
         let pid = agent.pid().context("the agent is not running")?;
         settle(source)?;
         reset_peak_rss(pid);
@@ -26,18 +77,7 @@ impl Bench {
         let server_before = server_cpu();
         let steal_before = machine_steal();
         let started = Instant::now();
-        let job = self
-            .client
-            .plan_migration(pb::PlanMigrationRequest {
-                dataset: dataset.into(),
-                destination_site: to.into(),
-                verify_mode: verify.into(),
-                idempotency_key: format!("bench-{dataset}-{to}"),
-                ..Default::default()
-            })
-            .await?
-            .job
-            .context("a planned job")?;
+        let job = plan.await?;
         let done = loop {
             let j = self.client.get_job(&job.id).await?;
             if matches!(
@@ -57,17 +97,31 @@ impl Bench {
             );
         }
         let (cpu_after, peak_rss_kib) = proc_usage(pid).context("reading the agent's usage")?;
-        Ok(Run {
+        let run = Run {
             seconds,
             cpu_seconds: cpu_after - cpu_before,
             peak_rss_kib,
             server_cpu_seconds: server_cpu() - server_before,
             steal_seconds: machine_steal() - steal_before,
-        })
+        };
+        Ok((run, done))
     }
 
+    /// `rclone copy from to`, timed and measured.
     pub(crate) fn rclone(
         &self,
+        from: &str,
+        to: &str,
+        extra: &[&str],
+        source: &[PathBuf],
+    ) -> anyhow::Result<Run> {
+        self.rclone_verb("copy", from, to, extra, source)
+    }
+
+    /// `rclone <verb> from to` (`copy`, `sync`), timed and measured.
+    pub(crate) fn rclone_verb(
+        &self,
+        verb: &str,
         from: &str,
         to: &str,
         extra: &[&str],
@@ -78,7 +132,7 @@ impl Bench {
         let steal_before = machine_steal();
         let started = Instant::now();
         let mut command = Command::new("rclone");
-        command.args(["copy", from, to]).args(extra);
+        command.args([verb, from, to]).args(extra);
         // FERRY_BENCH_RCLONE_LOG=FILE keeps rclone's debug log, to see what it did.
         if let Some(log) = std::env::var_os("FERRY_BENCH_RCLONE_LOG") {
             command.arg("-vv").arg("--log-file").arg(log);
@@ -118,7 +172,7 @@ impl Bench {
             if let Some(mut e) = child.stderr.take() {
                 let _ = std::io::Read::read_to_string(&mut e, &mut err);
             }
-            bail!("rclone copy {from} {to} failed: {err}");
+            bail!("rclone {verb} {from} {to} failed: {err}");
         }
         Ok(Run {
             seconds,

@@ -139,12 +139,17 @@ pub(crate) fn generate(dir: &Path, files: usize, size: usize, seed: u64) -> anyh
     std::fs::create_dir_all(dir)?;
     for i in 0..files {
         // 1,000 files per directory, as a real tree would spread them.
-        let sub = dir.join(format!("d{:03}", i / 1000));
-        std::fs::create_dir_all(&sub)?;
-        std::fs::write(
-            sub.join(format!("f{i:06}.bin")),
-            bytes(seed + i as u64, size),
-        )?;
+        let path = dir.join(generated_key(i));
+        if i % 1000 == 0 {
+            std::fs::create_dir_all(path.parent().context("a generated key has a parent")?)?;
+        }
+        std::fs::write(path, bytes(seed + i as u64, size))?;
     }
     Ok(())
+}
+
+/// The key of the `i`th generated file: 1,000 files per directory, as a real tree
+/// would spread them.
+pub(crate) fn generated_key(i: usize) -> String {
+    format!("d{:03}/f{i:06}.bin", i / 1000)
 }

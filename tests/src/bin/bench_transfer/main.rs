@@ -219,6 +219,8 @@ async fn main() -> anyhow::Result<()> {
     let mut w3 = Results::new(args.w1_files, w1_bytes);
     let w4_files = args.w4_files.unwrap_or(0);
     let mut w4 = Results::new(w4_files, (w4_files * W4_SIZE) as u64);
+    let w4_changed = changed_keys(w4_files).len();
+    let mut w4_incremental = Results::new(w4_changed, (w4_changed * W4_SIZE) as u64);
     let measured: anyhow::Result<()> = async {
         for round in 1..=args.rounds {
             println!("round {round}");
@@ -276,6 +278,16 @@ async fn main() -> anyhow::Result<()> {
                 bench
                     .w4_round(round, &local_agent, &w4_out, rclone, &mut w4)
                     .await?;
+                bench
+                    .w4_incremental_round(
+                        round,
+                        w4_files,
+                        &local_agent,
+                        &w4_out,
+                        rclone,
+                        &mut w4_incremental,
+                    )
+                    .await?;
             }
             empty_buckets(bench.s3.root(), &BUCKETS, round)?;
         }
@@ -332,6 +344,10 @@ async fn main() -> anyhow::Result<()> {
         w4.summary(&format!("W4 ({w4_files} × 4 KiB, file → file, first copy)"));
         w4.ratio("W4 ferry quick", "W4 rclone default");
         w4.ratio("W4 ferry quick", "W4 cp -r");
+        w4_incremental.summary(&format!(
+            "W4 incremental ({w4_changed} of {w4_files} files changed, file → file)"
+        ));
+        w4_incremental.ratio("W4 incremental ferry sync", "W4 incremental rclone sync");
     }
 
     println!();
@@ -412,6 +428,12 @@ async fn main() -> anyhow::Result<()> {
             w4.speedup("W4 ferry quick", "W4 rclone default"),
             "×",
             |x| x >= 1.0,
+        );
+        target(
+            "W4 incremental ≥ 2× rclone sync",
+            w4_incremental.speedup("W4 incremental ferry sync", "W4 incremental rclone sync"),
+            "×",
+            |x| x >= 2.0,
         );
     }
     Ok(())

@@ -1,6 +1,8 @@
-//! W4: many 4 KiB files from one directory tree to another (`file://` → `file://`), the
-//! first copy: Ferry (quick verification) against `rclone copy` and `cp -r`, which is
-//! the floor, each into a fresh directory, interleaved round by round.
+//! W4: many 4 KiB files from one directory tree to another (`file://` → `file://`).
+//! The first copy: Ferry (quick verification) against `rclone copy` and `cp -r`, which
+//! is the floor, each into a fresh directory. The incremental run: once a copy is in
+//! step, 1% of the source files change, and Ferry's sync job copies them against
+//! `rclone sync`. Interleaved round by round.
 
 use super::*;
 
@@ -27,15 +29,7 @@ impl Bench {
             let run = match who {
                 "ferry quick" => {
                     let name = format!("w4-{round}");
-                    link_tree(&generated, &self.src.join(&name))?;
-                    self.client
-                        .create_dataset(pb::Dataset {
-                            name: name.clone(),
-                            site: "local".into(),
-                            path: name.clone(),
-                            ..Default::default()
-                        })
-                        .await?;
+                    self.linked_dataset(&name).await?;
                     self.ferry(
                         agent,
                         &name,
@@ -60,6 +54,118 @@ impl Bench {
         std::fs::create_dir_all(out)?;
         Ok(())
     }
+}
+
+impl Bench {
+    /// One round of W4's incremental run: for each contender, a tree linked from
+    /// `gen/w4` and a copy in step with it (Ferry's first sync; `cp -a`, which keeps the
+    /// modification times rclone compares), then every hundredth file of the tree
+    /// rewritten, then the timed run that brings the copy in step again.
+    pub(crate) async fn w4_incremental_round(
+        &self,
+        round: usize,
+        files: usize,
+        agent: &Agent,
+        out: &Path,
+        rclone: bool,
+        results: &mut Results,
+    ) -> anyhow::Result<()> {
+        let generated = self.gen.join("w4");
+        let changed = changed_keys(files);
+        let mut contenders = vec!["ferry sync"];
+        if rclone {
+            contenders.push("rclone sync");
+        }
+        for who in in_turn(contenders, round) {
+            let run = match who {
+                "ferry sync" => {
+                    let name = format!("w4s-{round}");
+                    let tree = self.linked_dataset(&name).await?;
+                    let source = [tree.clone()];
+                    self.ferry_sync(agent, &name, W4_SITE, &source).await?;
+                    rewrite(&tree, &changed)?;
+                    let (run, job) = self.ferry_sync(agent, &name, W4_SITE, &source).await?;
+                    let unchanged = job.sync.map_or(0, |s| s.objects_unchanged);
+                    let copied = job.objects_total - unchanged;
+                    if copied != changed.len() as u64 {
+                        bail!(
+                            "the incremental sync copied {copied} objects, not the {} changed",
+                            changed.len()
+                        );
+                    }
+                    run
+                }
+                _ => {
+                    let tree = self.src.join(format!("w4r-{round}"));
+                    let copy = out.join(format!("rclone-sync-{round}"));
+                    link_tree(&generated, &tree)?;
+                    copy_tree_keeping_times(&generated, &copy)?;
+                    rewrite(&tree, &changed)?;
+                    self.rclone_verb(
+                        "sync",
+                        &tree.display().to_string(),
+                        &copy.display().to_string(),
+                        &[],
+                        std::slice::from_ref(&tree),
+                    )?
+                }
+            };
+            results.add(&format!("W4 incremental {who}"), round, run);
+        }
+        std::fs::remove_dir_all(out)?;
+        std::fs::create_dir_all(out)?;
+        Ok(())
+    }
+}
+
+impl Bench {
+    /// Dataset `name` on site `local`, its tree (returned) linked from `gen/w4`.
+    async fn linked_dataset(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let tree = self.src.join(name);
+        link_tree(&self.gen.join("w4"), &tree)?;
+        self.client
+            .create_dataset(pb::Dataset {
+                name: name.into(),
+                site: "local".into(),
+                path: name.into(),
+                ..Default::default()
+            })
+            .await?;
+        Ok(tree)
+    }
+}
+
+/// Every hundredth of `files` generated keys: the 1% an incremental run finds changed.
+pub(crate) fn changed_keys(files: usize) -> Vec<String> {
+    (0..files).step_by(100).map(generated_key).collect()
+}
+
+/// Rewrites `keys` below `tree` with other bytes of the same size, through a new file
+/// renamed over the old: the tree's files are hard links to the generated ones, which
+/// must stay as they are.
+fn rewrite(tree: &Path, keys: &[String]) -> anyhow::Result<()> {
+    for key in keys {
+        let path = tree.join(key);
+        let flipped: Vec<u8> = std::fs::read(&path)?.iter().map(|b| !b).collect();
+        let fresh = path.with_extension("new");
+        std::fs::write(&fresh, flipped)?;
+        std::fs::rename(&fresh, &path)?;
+    }
+    Ok(())
+}
+
+/// `cp -a from to`: a copy whose files keep their modification times.
+fn copy_tree_keeping_times(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .context("running cp -a")?;
+    if !status.success() {
+        bail!("cp -a {} {} failed: {status}", from.display(), to.display());
+    }
+    Ok(())
 }
 
 /// The W4 destination site, a directory of its own.
