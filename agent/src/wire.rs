@@ -61,6 +61,7 @@ pub fn listed_object(o: &pb::ListedObject) -> ObjectInfo {
 /// A listed object as a LIST task reports it.
 pub fn to_listed_object(o: ObjectInfo) -> pb::ListedObject {
     pb::ListedObject {
+        modified: o.last_modified.map(ferry_proto::time::to_timestamp),
         key: o.key,
         size: o.size,
         etag: o.etag.unwrap_or_default(),
@@ -68,11 +69,10 @@ pub fn to_listed_object(o: ObjectInfo) -> pb::ListedObject {
     }
 }
 
-/// A source object as a sync's LIST task reports it: with its modification time and
-/// the size of the destination's object of the same key, if it has one.
+/// A source object as a sync's LIST task reports it: with the size of the
+/// destination's object of the same key, if it has one.
 pub fn to_compared_object(o: ObjectInfo, destination_size: Option<u64>) -> pb::ListedObject {
     pb::ListedObject {
-        modified: o.last_modified.map(ferry_proto::time::to_timestamp),
         at_destination: destination_size.is_some(),
         destination_size: destination_size.unwrap_or(0),
         ..to_listed_object(o)

@@ -43,10 +43,14 @@ impl Executor {
         };
         let destination_empty = match &at_destination {
             Some(objects) => objects.is_empty(),
+            // The first listing's copies are there: no need to look.
+            None if command.final_pass => false,
             None => destination::holds_nothing(sites.dst.op()).await,
         };
         let mut pages = Pages {
             reporter,
+            // A migration's final pass names its tasks apart from the first listing's.
+            prefix: if command.final_pass { "final" } else { "copy" },
             max_objects: self.config.task_objects,
             max_bytes: self.config.task_mib << 20,
             destination_empty,
@@ -117,6 +121,7 @@ async fn destination_objects(
 /// The listing's pages, each reported as a copy task.
 struct Pages<'a> {
     reporter: &'a Reporter,
+    prefix: &'static str,
     max_objects: usize,
     max_bytes: u64,
     destination_empty: bool,
@@ -142,7 +147,7 @@ impl Pages<'_> {
         }
         self.reporter
             .send(Event::TaskListed(pb::TaskListed {
-                copy_task_id: format!("copy-{}", self.tasks),
+                copy_task_id: format!("{}-{}", self.prefix, self.tasks),
                 objects: std::mem::take(&mut self.page),
                 destination_empty: self.destination_empty,
                 compared: self.compared,

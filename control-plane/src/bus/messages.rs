@@ -48,8 +48,16 @@ fn trace_parent(job: &Job) -> Option<String> {
 }
 
 /// The task that lists a job's source into copy tasks: the first of every attempt.
+/// A migration's final pass lists again under its own message id, so JetStream does not
+/// take it for a repeat of the first.
 pub fn dispatch_list(job: &Job) -> OutboxMessage {
-    dispatch(job, LIST_TASK, pb::TaskKind::List, Vec::new())
+    let mut command = command(job, LIST_TASK, pb::TaskKind::List, Vec::new());
+    command.final_pass = job.final_pass;
+    let mut message = to_outbox(job, command);
+    if job.final_pass {
+        message.message_id.push_str(".final");
+    }
+    message
 }
 
 /// A copy task: these objects (key, size) are copied and verified by whichever agent

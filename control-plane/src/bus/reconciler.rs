@@ -179,6 +179,7 @@ mod tests {
                 task: "t1".into(),
                 objects: vec![("a".into(), 1), ("b".into(), 1)],
                 etags: Default::default(),
+                modified: Default::default(),
                 destination_empty: true,
             };
             self.report(job.id, LIST_TASK, listed).await;
@@ -219,6 +220,7 @@ mod tests {
                 updated_at: self.clock.now(),
                 task: None,
                 upload: None,
+                source_changed: false,
             };
             self.report(job_id, "t1", ReportEvent::Objects(vec![object]))
                 .await;

@@ -53,6 +53,8 @@ pub fn command(
             JobKind::Sync(_) => pb::JobKind::Sync,
         }
         .into(),
+        // Set on the final pass's listing only (see `dispatch_list`).
+        final_pass: false,
     }
 }
 
@@ -143,6 +145,7 @@ pub fn decode_report(payload: &[u8], now: DateTime<Utc>) -> Result<Report> {
                         updated_at: now,
                         task: None,
                         upload: None,
+                        source_changed: false,
                     })
                 })
                 .collect::<Result<Vec<_>>>()?,
@@ -170,6 +173,11 @@ pub fn decode_report(payload: &[u8], now: DateTime<Utc>) -> Result<Report> {
                     .iter()
                     .filter(|o| !o.etag.is_empty())
                     .map(|o| (o.key.clone(), o.etag.clone()))
+                    .collect(),
+                modified: t
+                    .objects
+                    .iter()
+                    .filter_map(|o| Some((o.key.clone(), from_timestamp(o.modified.as_ref()?)?)))
                     .collect(),
                 objects: t.objects.into_iter().map(|o| (o.key, o.size)).collect(),
                 destination_empty: t.destination_empty,

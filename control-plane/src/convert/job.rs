@@ -151,6 +151,8 @@ pub fn job_to_pb(j: Job) -> pb::Job {
             extras_found: j.sync.extras,
             extras_deleted: j.sync.deleted,
         }),
+        final_pass: j.final_pass,
+        source_changes: j.source_changes,
     }
 }
 
@@ -215,6 +217,7 @@ pub fn object_to_pb(o: JobObject) -> pb::JobObject {
         task: o.task.unwrap_or_default(),
         upload: o.upload.as_ref().map(upload_to_pb),
         operation: o.operation.unwrap_or_default(),
+        source_changed: o.source_changed,
     }
 }
 

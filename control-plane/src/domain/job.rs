@@ -202,6 +202,11 @@ pub struct Job {
     pub kind: JobKind,
     /// What a sync found besides the common counters; zero for a migration.
     pub sync: SyncFigures,
+    /// A migration's final listing of the source, once every object is verified and
+    /// before the switch, began: what changed meanwhile is copied before switching.
+    pub final_pass: bool,
+    /// Objects found changed at the source after they were copied, and copied again.
+    pub source_changes: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -297,6 +302,23 @@ pub struct JobObject {
     pub task: Option<String>,
     /// An unfinished multipart upload of the object, to resume.
     pub upload: Option<MultipartUpload>,
+    /// The source changed after the object was copied; it was copied again.
+    pub source_changed: bool,
+}
+
+impl Job {
+    /// Whether the job rewrites the objects where they are (a storage-class change):
+    /// its source and destination are one.
+    pub fn in_place(&self) -> bool {
+        self.source_site_id == self.destination_site_id && self.source_path == self.destination_path
+    }
+
+    /// Whether the job lists its source once more before switching: a migration that
+    /// has not yet, unless it rewrites the objects in place (its own copies would look
+    /// like changes).
+    pub fn needs_final_pass(&self) -> bool {
+        self.kind == JobKind::Migration && !self.final_pass && !self.in_place()
+    }
 }
 
 /// A multipart upload in progress at an S3 destination: its id and the parts stored.

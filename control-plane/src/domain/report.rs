@@ -45,6 +45,9 @@ pub enum ReportEvent {
         /// The source's etags by key, where its store lists them: passed on to the
         /// copy task so that a server-side copy needs no HEAD.
         etags: std::collections::HashMap<String, String>,
+        /// The source's modification times by key, where its store lists them: a
+        /// later listing (the final pass, a retry) copies again what changed since.
+        modified: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>,
         /// The destination held nothing when the listing began: passed on to the copy
         /// task so that its first run does not list the destination.
         destination_empty: bool,

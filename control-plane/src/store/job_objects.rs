@@ -117,6 +117,7 @@ impl Store {
                     // Kept as listed: a conflict updates only the columns named below.
                     source_modified: Set(None),
                     source_etag: Set(None),
+                    source_changed: Set(false),
                     // Once the object is stored whole there is no upload left to resume.
                     upload: Set(match o.status {
                         ObjectStatus::Copied | ObjectStatus::Verified | ObjectStatus::Skipped => {
@@ -211,6 +212,7 @@ impl Store {
         }
         let (mut to_copy, mut new_rows) = (Vec::new(), Vec::new());
         let (mut added_objects, mut added_bytes, mut unchanged) = (0i64, 0i64, 0i64);
+        let mut source_changes = 0i64;
         // Objects listed again are pending again: what they counted for goes.
         let mut change = Tally::default();
         for listed in objects {
@@ -229,13 +231,23 @@ impl Store {
                         .status
                         .parse::<ObjectStatus>()
                         .is_ok_and(ObjectStatus::is_done);
-                    if done && row.size == size_i64 {
+                    let same_source = row.size == size_i64
+                        // Times to the microsecond the catalogue keeps.
+                        && same_source(
+                            row.source_modified.map(|t| t.timestamp_micros()),
+                            listed.modified.map(|t| t.timestamp_micros()),
+                        )
+                        && same_source(row.source_etag.as_deref(), listed.etag.as_deref());
+                    if done && same_source {
                         if listed.unchanged {
                             unchanged -= 1;
                             change -= Tally::of(ObjectStatus::Unchanged, size_i64);
                         }
                         continue;
                     }
+                    // Copied already, and the source is no longer what was copied.
+                    let changed = done && !same_source;
+                    source_changes += i64::from(changed);
                     added_bytes += size_i64 - row.size;
                     change -= Tally::of_row(&row);
                     let upload = row.upload.clone().filter(|_| row.size == size_i64);
@@ -251,6 +263,7 @@ impl Store {
                         source_modified: Set(listed.modified),
                         source_etag: Set(listed.etag.clone()),
                         source_xxh3: Set(xxh3),
+                        source_changed: Set(row.source_changed || changed),
                         ..Default::default()
                     }
                     .update(&txn)
@@ -275,6 +288,7 @@ impl Store {
                         upload: Set(None),
                         source_modified: Set(listed.modified),
                         source_etag: Set(listed.etag.clone()),
+                        source_changed: Set(false),
                     });
                 }
             }
@@ -295,6 +309,10 @@ impl Store {
             .col_expr(
                 job::Column::ObjectsUnchanged,
                 Expr::col(job::Column::ObjectsUnchanged).add(unchanged),
+            )
+            .col_expr(
+                job::Column::SourceChanges,
+                Expr::col(job::Column::SourceChanges).add(source_changes),
             )
             .filter(job::Column::Id.eq(id.to_string()))
             .exec(&txn)
@@ -506,7 +524,17 @@ fn object_to_domain(row: job_object::Model) -> Result<JobObject> {
         updated_at: row.updated_at,
         task: row.task,
         upload,
+        source_changed: row.source_changed,
     })
+}
+
+/// Whether the source, as listed now, is what was recorded when the object was listed
+/// before: equal where both are known.
+fn same_source<T: PartialEq>(recorded: Option<T>, listed: Option<T>) -> bool {
+    match (recorded, listed) {
+        (Some(r), Some(l)) => r == l,
+        _ => true,
+    }
 }
 
 /// Inserts object records, 200 to a statement; a key the job already has is left as

@@ -84,6 +84,8 @@ impl Store {
             objects_unchanged: Set(0),
             extras_found: Set(0),
             extras_deleted: Set(0),
+            final_pass: Set(false),
+            source_changes: Set(0),
             ..active(j)
         };
         match job::Entity::insert(row).exec(&txn).await {
@@ -516,6 +518,7 @@ fn active(j: &Job) -> job::ActiveModel {
         updated_at: Set(j.updated_at),
         ended_at: Set(j.ended_at),
         listed: Set(j.listed),
+        final_pass: Set(j.final_pass),
         trace_parent: Set(j.trace_parent.clone()),
         ..Default::default()
     }
@@ -571,6 +574,8 @@ fn to_domain(row: job::Model) -> Result<Job> {
             extras: to_u64(row.extras_found),
             deleted: to_u64(row.extras_deleted),
         },
+        final_pass: row.final_pass,
+        source_changes: to_u64(row.source_changes),
         trace_parent: row.trace_parent,
     })
 }

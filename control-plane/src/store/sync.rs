@@ -107,6 +107,7 @@ impl Store {
                     upload: Set(None),
                     source_modified: Set(None),
                     source_etag: Set(None),
+                    source_changed: Set(false),
                 })
                 .collect();
             added += rows.len() as i64;

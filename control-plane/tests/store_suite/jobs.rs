@@ -68,6 +68,7 @@ fn report(key: &str, size: u64, status: ObjectStatus) -> JobObject {
         updated_at: Utc::now(),
         task: None,
         upload: None,
+        source_changed: false,
     }
 }
 

@@ -22,6 +22,7 @@ mod bandwidth;
 mod compat;
 mod durability;
 mod faults;
+mod final_pass;
 mod lifecycle;
 mod sync;
 mod transfer;

@@ -214,7 +214,8 @@ async fn an_empty_destination_is_listed_once_before_the_copy_and_once_per_task_a
     files.holds_the_source().await;
     // Five tasks of four. The listing task finds the destination empty, so no copy task
     // lists it before copying; each lists its range once to verify. Before, each task
-    // also listed it first, to find objects to resume or skip: ten listings.
+    // also listed it first, to find objects to resume or skip: ten listings. The final
+    // pass lists the source only.
     assert!(
         (5..=6).contains(&listed),
         "{listed} ListObjects requests for 5 tasks on an empty destination"

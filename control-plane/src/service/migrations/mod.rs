@@ -172,6 +172,7 @@ impl Migrations {
             job.error = None;
             job.ended_at = None;
             job.listed = false;
+            job.final_pass = false;
             Ok(vec![messages::dispatch_list(job)])
         };
         self.transition_committing(id, retry, Commit::Retry)

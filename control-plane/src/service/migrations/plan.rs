@@ -245,6 +245,8 @@ impl Migrations {
             trace_parent: ferry_telemetry::propagation::current_traceparent(),
             kind,
             sync: Default::default(),
+            final_pass: false,
+            source_changes: 0,
         };
         match self
             .store

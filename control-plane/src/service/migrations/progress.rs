@@ -121,12 +121,14 @@ impl Migrations {
                 task,
                 objects,
                 etags,
+                modified,
                 destination_empty,
             } => {
                 let records: Vec<ListedRecord> = objects
                     .into_iter()
                     .map(|(key, size)| ListedRecord {
                         etag: etags.get(&key).cloned(),
+                        modified: modified.get(&key).copied(),
                         key,
                         size,
                         ..Default::default()
@@ -253,9 +255,31 @@ impl Migrations {
         }
         self.enter_verifying(id, attempt).await?;
         match job.kind {
+            JobKind::Migration if job.needs_final_pass() => {
+                self.start_final_pass(id, attempt).await
+            }
             JobKind::Migration => self.switch(id, attempt).await,
             JobKind::Sync(rule) => self.finish_sync(id, attempt, rule).await,
         }
+    }
+
+    /// Every object is verified, but the source may have changed since it was listed:
+    /// it is listed once more, and what is new or changed (size, time, etag) becomes
+    /// copy tasks `final-<n>`; the switch follows when those are verified too.
+    async fn start_final_pass(&self, id: JobId, attempt: u32) -> Result<()> {
+        let job = self
+            .transition(id, |j| {
+                if j.attempt != attempt || j.final_pass || j.state.is_terminal() {
+                    return Ok(Vec::new());
+                }
+                j.final_pass = true;
+                j.listed = false;
+                Ok(vec![messages::dispatch_list(j)])
+            })
+            .await?;
+        info!(job_id = %id, attempt, "final pass: listing the source again before the switch");
+        self.changed(job.id, true);
+        Ok(())
     }
 
     pub(super) async fn fail(&self, id: JobId, attempt: u32, error: &str) -> Result<()> {

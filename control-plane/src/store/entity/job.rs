@@ -52,6 +52,10 @@ pub struct Model {
     pub extras_found: i64,
     /// Of those, the ones it deleted.
     pub extras_deleted: i64,
+    /// A migration's final pass before the switch began.
+    pub final_pass: bool,
+    /// Objects found changed at the source after they were copied, and copied again.
+    pub source_changes: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

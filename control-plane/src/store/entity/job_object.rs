@@ -21,6 +21,8 @@ pub struct Model {
     /// The source's modification time and etag as listed: a sync's manifest keeps them.
     pub source_modified: Option<DateTimeUtc>,
     pub source_etag: Option<String>,
+    /// The source changed after this object was copied.
+    pub source_changed: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

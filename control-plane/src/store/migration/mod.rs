@@ -15,6 +15,7 @@ mod m20261204_000009_access_control;
 mod m20261205_000010_demand_models;
 mod m20261205_000011_trace_context;
 mod m20261206_000012_sync;
+mod m20261206_000013_final_pass;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000010_demand_models::Migration),
             Box::new(m20261205_000011_trace_context::Migration),
             Box::new(m20261206_000012_sync::Migration),
+            Box::new(m20261206_000013_final_pass::Migration),
         ]
     }
 }

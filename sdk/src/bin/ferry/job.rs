@@ -96,7 +96,9 @@ pub enum JobCommand {
     /// Export a job's per-object report as JSON lines, one object per line, page by page
     ///
     /// Each line: {"key", "size", "status", "source_xxh3", "destination_xxh3",
-    /// "attempts", "error"}; the error is the last failure's reason.
+    /// "attempts", "operation", "error", "source_changed"}; the error is the last
+    /// failure's reason, and source_changed says the source changed after the object
+    /// was copied (it was copied again).
     Report {
         /// The job's id
         job: String,

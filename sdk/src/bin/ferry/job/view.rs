@@ -90,6 +90,20 @@ pub fn fields(job: &pb::Job, names: &Names) -> Fields {
         .add("started", output::timestamp(job.start_time.as_ref()))
         .add("updated", output::timestamp(job.update_time.as_ref()))
         .add("ended", output::timestamp(job.end_time.as_ref()));
+    if job.final_pass || job.source_changes > 0 {
+        fields.add(
+            "source changes",
+            format!(
+                "{} (copied again{})",
+                job.source_changes,
+                if job.final_pass {
+                    "; final pass before the switch"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
     if let Some(sync) = &job.sync {
         fields
             .add("kind", "sync")

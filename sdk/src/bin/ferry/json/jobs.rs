@@ -57,6 +57,8 @@ impl ToJson for pb::Job {
             .field("end_time", timestamp(self.end_time.as_ref()))
             .field("kind", enum_value::<pb::JobKind>(self.kind))
             .field("sync", self.sync.as_ref().map(ToJson::to_json))
+            .field("final_pass", self.final_pass)
+            .field("source_changes", self.source_changes)
             .done()
     }
 }
@@ -112,6 +114,7 @@ impl ToJson for pb::JobObject {
             .field("attempts", self.attempts)
             .field("operation", self.operation.as_str())
             .field("error", self.error.as_str())
+            .field("source_changed", self.source_changed)
             .done()
     }
 }
@@ -229,6 +232,8 @@ mod tests {
                 extras_found: 3,
                 extras_deleted: 0,
             }),
+            final_pass: true,
+            source_changes: 2,
         };
         let expected = json!({
             "id": "0193a",
@@ -272,7 +277,9 @@ mod tests {
                 "objects_unchanged": 28,
                 "extras_found": 3,
                 "extras_deleted": 0
-            }
+            },
+            "final_pass": true,
+            "source_changes": 2
         });
         assert_eq!(job.to_json(), expected);
     }
@@ -340,7 +347,8 @@ mod tests {
             "destination_xxh3": "",
             "attempts": 3,
             "operation": "copy",
-            "error": "copy: temporary (Transport): copying server-side to s3://b/raw/a.bam: connection reset"
+            "error": "copy: temporary (Transport): copying server-side to s3://b/raw/a.bam: connection reset",
+            "source_changed": false
         });
         assert_eq!(object.to_json(), expected);
     }
