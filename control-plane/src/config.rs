@@ -151,6 +151,8 @@ impl Default for AgentsConfig {
 pub struct AutopilotConfig {
     /// How often policies with auto-migrate on act on their recommendations.
     pub interval_secs: u64,
+    /// How often sync schedules are checked for due runs.
+    pub schedules_interval_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -235,7 +237,10 @@ impl Default for Config {
                 password_file: None,
             },
             agents: AgentsConfig::default(),
-            autopilot: AutopilotConfig { interval_secs: 60 },
+            autopilot: AutopilotConfig {
+                interval_secs: 60,
+                schedules_interval_secs: 10,
+            },
             training: TrainingConfig {
                 interval_secs: 86_400,
             },
@@ -354,6 +359,9 @@ impl Config {
         self.nats.credentials()?;
         if self.agents.dry_run_timeout_secs == 0 {
             return Err("agents.dry_run_timeout_secs: must be at least 1".into());
+        }
+        if self.autopilot.schedules_interval_secs == 0 {
+            return Err("autopilot.schedules_interval_secs: must be at least 1".into());
         }
         if self.autopilot.interval_secs == 0 {
             return Err("autopilot.interval_secs: must be at least 1".into());

@@ -16,8 +16,8 @@ use crate::{
     config::Config,
     grpc,
     service::{
-        AccessEvents, Agents, Catalogue, DryRuns, Migrations, Recommendations, Sessions, Tokens,
-        Training, WhatIf,
+        AccessEvents, Agents, Catalogue, DryRuns, Migrations, Recommendations, Schedules, Sessions,
+        Tokens, Training, WhatIf,
     },
     store::Store,
     tls::ServerTls,
@@ -81,6 +81,11 @@ pub async fn serve(
         recommendations.clone(),
         Duration::from_secs(config.autopilot.interval_secs),
     ));
+    let schedules = Schedules::new(catalogue.clone(), migrations.clone());
+    let scheduled_syncs = tokio::spawn(crate::service::schedules::run(
+        schedules.clone(),
+        Duration::from_secs(config.autopilot.schedules_interval_secs),
+    ));
     let training = Training::new(catalogue.clone());
     let scheduled_training = tokio::spawn(crate::service::training::run(
         training.clone(),
@@ -140,6 +145,7 @@ pub async fn serve(
         training,
         whatif,
         tokens,
+        schedules,
     })
     .into_axum_router()
     .route("/metrics", axum::routing::get(metrics))
@@ -207,6 +213,7 @@ pub async fn serve(
         task.abort();
     }
     autopilot.abort();
+    scheduled_syncs.abort();
     scheduled_training.abort();
     store.close().await;
     info!("stopped");

@@ -17,6 +17,8 @@ pub struct JobFilter {
     pub state: Option<pb::JobState>,
     /// A site (id or name) the job reads from or writes to.
     pub site: Option<String>,
+    /// The sync schedule (id or name) that planned the job: its runs.
+    pub schedule: Option<String>,
 }
 
 impl Client {
@@ -84,6 +86,7 @@ impl Client {
         let dataset = filter.dataset.clone().unwrap_or_default();
         let state = filter.state.map_or(0, i32::from);
         let site = filter.site.clone().unwrap_or_default();
+        let schedule = filter.schedule.clone().unwrap_or_default();
         collect_pages(|page_token| {
             let mut stub = self.jobs();
             let request = pb::ListJobsRequest {
@@ -92,6 +95,7 @@ impl Client {
                 dataset: dataset.clone(),
                 state,
                 site: site.clone(),
+                schedule: schedule.clone(),
             };
             async move {
                 let page = stub.list_jobs(request).await?.into_inner();
@@ -99,6 +103,48 @@ impl Client {
             }
         })
         .await
+    }
+
+    /// Schedules `schedule.sync` at the times its cron expression names.
+    pub async fn create_sync_schedule(
+        &self,
+        schedule: pb::SyncSchedule,
+    ) -> Result<pb::SyncSchedule, Error> {
+        required("schedule name", &schedule.name)?;
+        required("cron expression", &schedule.cron)?;
+        let request = pb::CreateSyncScheduleRequest {
+            schedule: Some(schedule),
+        };
+        Ok(self
+            .jobs()
+            .create_sync_schedule(request)
+            .await?
+            .into_inner())
+    }
+
+    /// Every sync schedule, or a dataset's (id or name).
+    pub async fn list_sync_schedules(
+        &self,
+        dataset: Option<&str>,
+    ) -> Result<Vec<pb::SyncSchedule>, Error> {
+        let request = pb::ListSyncSchedulesRequest {
+            dataset: dataset.unwrap_or_default().to_owned(),
+        };
+        Ok(self
+            .jobs()
+            .list_sync_schedules(request)
+            .await?
+            .into_inner()
+            .schedules)
+    }
+
+    /// Deletes a sync schedule (id or name); its runs stay.
+    pub async fn delete_sync_schedule(&self, schedule: &str) -> Result<(), Error> {
+        let schedule = required("schedule id or name", schedule)?;
+        self.jobs()
+            .delete_sync_schedule(pb::DeleteSyncScheduleRequest { schedule })
+            .await?;
+        Ok(())
     }
 
     /// Follows a job: the stream yields its progress now, then once per change, and ends

@@ -45,6 +45,12 @@ impl EmbeddedControlPlane {
             training: ferry_control_plane::config::TrainingConfig {
                 interval_secs: 100 * 365 * 86_400,
             },
+            // Sync schedules are checked every second, so a test that moves the clock
+            // past a due time sees its run soon.
+            autopilot: ferry_control_plane::config::AutopilotConfig {
+                schedules_interval_secs: 1,
+                ..Config::default().autopilot
+            },
             ..Config::default()
         };
         config.validate().expect("a valid embedded configuration");
@@ -77,6 +83,37 @@ impl EmbeddedControlPlane {
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts an agent for `site` (which must exist) with a token bound to it and its
+    /// own NATS user, and waits until it is ready.
+    pub async fn agent(&self, site: &str) -> crate::Agent {
+        let client = self.client().await;
+        let site_id = client
+            .get_site(site)
+            .await
+            .unwrap_or_else(|e| panic!("site {site}: {e}"))
+            .id;
+        let token = client
+            .create_token(
+                &format!("agent-{site}"),
+                ferry_sdk::pb::Role::Agent,
+                Some(site),
+                None,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("an agent token for {site}: {e}"))
+            .secret;
+        let access = self._nats.access();
+        let (user, password) = access.agent_user(&site_id).await;
+        let env = [
+            ("FERRY_AGENT_TOKEN", token.as_str()),
+            ("FERRY_AGENT_NATS_USER", user.as_str()),
+            ("FERRY_AGENT_NATS_PASSWORD", password.as_str()),
+        ];
+        let mut agent = crate::Agent::spawn(&self.endpoint(), &access, site, &env);
+        agent.wait_ready().await;
+        agent
     }
 
     /// The admin token the control plane wrote on start, for the `ferry` CLI.

@@ -36,6 +36,32 @@ fn ferry(target: &Target, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// File-system sites `a` (hot) and `dr` (cold) below `root`, and dataset `d` at `a:d`,
+/// created with the CLI.
+fn hot_dataset_and_dr(target: &Target, root: &std::path::Path) {
+    let uri = |s: &str| format!("file://{}", root.join(s).display());
+    succeed(
+        target,
+        &["site", "create", "a", "--uri", &uri("a"), "--tier", "hot"],
+    );
+    succeed(
+        target,
+        &[
+            "site",
+            "create",
+            "dr",
+            "--uri",
+            &uri("dr"),
+            "--tier",
+            "cold",
+        ],
+    );
+    succeed(
+        target,
+        &["dataset", "create", "d", "--site", "a", "--path", "d"],
+    );
+}
+
 /// Runs `ferry`, which must succeed, and returns what it printed.
 fn succeed(target: &Target, args: &[&str]) -> String {
     let out = ferry(target, args);
@@ -332,18 +358,7 @@ async fn a_sync_from_the_command_line_shows_its_figures_and_the_replica_lag() {
     let source = ferry_tests::dataset::mixed(12, 64 << 10);
     ferry_tests::dataset::write_tree(&dirs.path().join("a/d"), &source);
     let run = |args: &[&str]| succeed(&ep, args);
-    let root = |s: &str| format!("file://{}", dirs.path().join(s).display());
-    run(&["site", "create", "a", "--uri", &root("a"), "--tier", "hot"]);
-    run(&[
-        "site",
-        "create",
-        "dr",
-        "--uri",
-        &root("dr"),
-        "--tier",
-        "cold",
-    ]);
-    run(&["dataset", "create", "d", "--site", "a", "--path", "d"]);
+    hot_dataset_and_dr(&ep, dirs.path());
     std::fs::create_dir_all(dirs.path().join("dr/d")).unwrap();
     std::fs::write(dirs.path().join("dr/d/stray.txt"), b"only at dr").unwrap();
     let _agent = ferry_tests::Agent::start(&cp, "a", &[]).await;
@@ -433,4 +448,52 @@ async fn a_sync_from_the_command_line_shows_its_figures_and_the_replica_lag() {
     );
     let table = run(&["dataset", "get", "d"]);
     assert!(table.contains("SYNCED") && table.contains("LAG"), "{table}");
+}
+
+#[tokio::test]
+async fn a_sync_schedule_is_created_listed_and_deleted_from_the_command_line() {
+    let cp = ControlPlane::start().await;
+    let ep = Target::admin(&cp);
+    let dirs = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| succeed(&ep, args);
+    hot_dataset_and_dr(&ep, dirs.path());
+
+    let bad = ferry(
+        &ep,
+        &[
+            "schedule", "create", "s", "--cron", "0 2 * *", "d", "--to", "dr",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("schedule.cron"), "{}", stderr(&bad));
+
+    let created = run(&[
+        "schedule",
+        "create",
+        "nightly",
+        "--cron",
+        "30 2 * * *",
+        "--time-zone",
+        "Europe/Paris",
+        "d",
+        "--to",
+        "dr",
+        "--deletion",
+        "delete",
+        "--max-delete",
+        "10",
+    ]);
+    assert!(
+        created.contains("nightly") && created.contains("30 2 * * * (Europe/Paris)"),
+        "{created}"
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "schedule", "list", "--dataset", "d"])).unwrap();
+    assert_eq!(listed[0]["name"], "nightly", "{listed}");
+    assert_eq!(listed[0]["deletion"], "delete", "{listed}");
+    assert_eq!(listed[0]["max_delete"], 10, "{listed}");
+    assert!(listed[0]["next_run_time"].is_string(), "{listed}");
+    assert_eq!(run(&["schedule", "runs", "nightly"]), "no jobs\n");
+    run(&["schedule", "delete", "nightly"]);
+    assert_eq!(run(&["schedule", "list"]), "no schedules\n");
 }

@@ -58,6 +58,7 @@ pub fn plan_request(req: pb::PlanMigrationRequest) -> Result<PlanRequest> {
         filter: filter(req.filter.unwrap_or_default())?,
         bandwidth_limit: (req.bandwidth_limit_bytes_per_sec != 0)
             .then_some(req.bandwidth_limit_bytes_per_sec),
+        schedule: None,
     })
 }
 
@@ -153,6 +154,7 @@ pub fn job_to_pb(j: Job) -> pb::Job {
         }),
         final_pass: j.final_pass,
         source_changes: j.source_changes,
+        schedule: j.schedule_id.map(|s| s.to_string()).unwrap_or_default(),
     }
 }
 

@@ -11,6 +11,7 @@ mod dataset;
 mod job;
 mod policy;
 mod recommendation;
+mod schedule;
 mod site;
 mod whatif;
 
@@ -19,8 +20,8 @@ use std::{collections::BTreeMap, time::Duration};
 use ferry_proto::{time::from_duration, v1 as pb};
 
 pub use self::{
-    admin::*, agent::*, bus::*, dataset::*, job::*, policy::*, recommendation::*, site::*,
-    whatif::*,
+    admin::*, agent::*, bus::*, dataset::*, job::*, policy::*, recommendation::*, schedule::*,
+    site::*, whatif::*,
 };
 use crate::{
     domain::{

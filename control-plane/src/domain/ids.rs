@@ -55,6 +55,10 @@ id_type!(
     JobId
 );
 id_type!(
+    /// Identifies a sync schedule.
+    ScheduleId
+);
+id_type!(
     /// Identifies a registered agent.
     AgentId
 );

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use ferry_storage::Scheme;
 
 use super::{
-    ids::{DatasetId, JobId, SiteId},
+    ids::{DatasetId, JobId, ScheduleId, SiteId},
     sync::{JobKind, SyncFigures},
     tier::VerifyMode,
 };
@@ -207,6 +207,8 @@ pub struct Job {
     pub final_pass: bool,
     /// Objects found changed at the source after they were copied, and copied again.
     pub source_changes: u64,
+    /// The sync schedule that planned the job, if one did.
+    pub schedule_id: Option<ScheduleId>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -17,6 +17,7 @@ pub mod policy;
 pub mod principal;
 pub mod recommendation;
 pub mod report;
+pub mod schedule;
 pub mod site;
 mod summary;
 pub mod sync;

@@ -16,7 +16,7 @@ use crate::{
     },
     domain::{job::Job, name::Ref, page::PageRequest},
     error::{Error, Result},
-    service::{DryRuns, Migrations},
+    service::{DryRuns, Migrations, Schedules},
 };
 
 /// How long `WatchJob` waits for a change before re-reading the job anyway.
@@ -25,13 +25,15 @@ const WATCH_POLL: Duration = Duration::from_secs(1);
 pub struct JobApi {
     migrations: Migrations,
     dry_runs: DryRuns,
+    schedules: Schedules,
 }
 
 impl JobApi {
-    pub fn new(migrations: Migrations, dry_runs: DryRuns) -> Self {
+    pub fn new(migrations: Migrations, dry_runs: DryRuns, schedules: Schedules) -> Self {
         JobApi {
             migrations,
             dry_runs,
+            schedules,
         }
     }
 }
@@ -101,9 +103,18 @@ impl JobService for JobApi {
             .then(|| Ref::parse("site", &req.site))
             .transpose()?;
         let state = job_state("state", req.state)?;
+        let schedule = (!req.schedule.is_empty())
+            .then(|| Ref::parse("schedule", &req.schedule))
+            .transpose()?;
         let jobs = self
             .migrations
-            .list(dataset.as_ref(), state, site.as_ref(), &page)
+            .list(
+                dataset.as_ref(),
+                state,
+                site.as_ref(),
+                schedule.as_ref(),
+                &page,
+            )
             .await?;
         Ok(Response::new(pb::ListJobsResponse {
             jobs: jobs.items.into_iter().map(job_to_pb).collect(),
@@ -149,6 +160,38 @@ impl JobService for JobApi {
         Ok(Response::new(job_to_pb(
             self.migrations.set_bandwidth_limit(id, limit).await?,
         )))
+    }
+
+    async fn create_sync_schedule(
+        &self,
+        request: Request<pb::CreateSyncScheduleRequest>,
+    ) -> Result<Response<pb::SyncSchedule>, Status> {
+        let (name, sync, when) = convert::schedule_request(request.into_inner())?;
+        let schedule = self.schedules.create(&name, sync, when).await?;
+        Ok(Response::new(convert::schedule_to_pb(&schedule)))
+    }
+
+    async fn list_sync_schedules(
+        &self,
+        request: Request<pb::ListSyncSchedulesRequest>,
+    ) -> Result<Response<pb::ListSyncSchedulesResponse>, Status> {
+        let req = request.into_inner();
+        let dataset = (!req.dataset.is_empty())
+            .then(|| Ref::parse("dataset", &req.dataset))
+            .transpose()?;
+        let schedules = self.schedules.list(dataset.as_ref()).await?;
+        Ok(Response::new(pb::ListSyncSchedulesResponse {
+            schedules: schedules.iter().map(convert::schedule_to_pb).collect(),
+        }))
+    }
+
+    async fn delete_sync_schedule(
+        &self,
+        request: Request<pb::DeleteSyncScheduleRequest>,
+    ) -> Result<Response<pb::DeleteSyncScheduleResponse>, Status> {
+        let schedule = Ref::parse("schedule", &request.into_inner().schedule)?;
+        self.schedules.delete(&schedule).await?;
+        Ok(Response::new(pb::DeleteSyncScheduleResponse {}))
     }
 
     async fn list_job_objects(

@@ -31,7 +31,8 @@ use tonic::service::Routes;
 
 use self::limits::{size_limited, ACCESS_EVENTS_LIMIT, REQUEST_LIMIT};
 use crate::service::{
-    AccessEvents, Agents, Catalogue, DryRuns, Migrations, Recommendations, Tokens, Training, WhatIf,
+    AccessEvents, Agents, Catalogue, DryRuns, Migrations, Recommendations, Schedules, Tokens,
+    Training, WhatIf,
 };
 
 /// The use cases the `ferry.v1` services call.
@@ -45,6 +46,7 @@ pub struct UseCases {
     pub training: Training,
     pub whatif: WhatIf,
     pub tokens: Tokens,
+    pub schedules: Schedules,
 }
 
 /// Every `ferry.v1` service, ready to be served, each with its request size limit.
@@ -59,6 +61,7 @@ pub fn routes(uses: UseCases) -> Routes {
         training,
         whatif,
         tokens,
+        schedules,
     } = uses;
     let sites = SiteServiceServer::new(sites::SiteApi::new(catalogue.clone()));
     let datasets = DatasetServiceServer::new(datasets::DatasetApi::new(catalogue.clone()));
@@ -67,7 +70,7 @@ pub fn routes(uses: UseCases) -> Routes {
     let recommendations = RecommendationServiceServer::new(
         recommendations::RecommendationApi::new(recommendations, training, whatif),
     );
-    let jobs = JobServiceServer::new(jobs::JobApi::new(migrations, dry_runs));
+    let jobs = JobServiceServer::new(jobs::JobApi::new(migrations, dry_runs, schedules));
     let agents = AgentServiceServer::new(agents::AgentApi::new(agents));
     let admin = AdminServiceServer::new(admin::AdminApi::new(tokens));
     Routes::new(size_limited!(sites, REQUEST_LIMIT))

@@ -12,8 +12,10 @@ use sea_orm::{
 use super::{
     audit::record,
     corrupt, db_error,
-    entity::{dataset, dataset_label, replica},
-    is_unique_violation, to_i64, to_u64, Store,
+    entity::{dataset, dataset_label, replica, sync_schedule},
+    is_unique_violation,
+    sync::forget_manifest,
+    to_i64, to_u64, Store,
 };
 use crate::{
     domain::{
@@ -208,6 +210,12 @@ impl Store {
         let id = d.id.to_string();
         dataset_label::Entity::delete_many()
             .filter(dataset_label::Column::DatasetId.eq(id.clone()))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        forget_manifest(&txn, d.id, None).await?;
+        sync_schedule::Entity::delete_many()
+            .filter(sync_schedule::Column::DatasetId.eq(id.clone()))
             .exec(&txn)
             .await
             .map_err(db_error)?;

@@ -5,23 +5,22 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     sea_query::{Expr, OnConflict},
     ActiveValue::Set,
-    ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::{
     audit::record,
     corrupt, db_error,
-    entity::{dataset, job, job_object, replica},
+    entity::{dataset, job, replica},
     is_unique_violation,
-    job_counters::refresh_counters,
     outbox::{insert_outbox, OutboxMessage},
+    sync::forget_manifest,
     to_i64, to_u64, Store,
 };
 use crate::{
     domain::{
-        ids::{AgentId, DatasetId, JobId, SiteId},
-        job::{Counters, Job, JobState, ObjectStatus},
+        ids::{AgentId, DatasetId, JobId, ScheduleId, SiteId},
+        job::{Counters, Job, JobState},
         page::{Page, PageRequest},
         sync::{JobKind, SyncFigures, SyncRule},
         tier::Tier,
@@ -43,6 +42,8 @@ pub struct JobFilter {
     pub state: Option<JobState>,
     /// Jobs whose source or destination is this site.
     pub site: Option<SiteId>,
+    /// The runs of this sync schedule.
+    pub schedule: Option<ScheduleId>,
 }
 
 /// The switch: the destination becomes the dataset's primary replica.
@@ -86,6 +87,7 @@ impl Store {
             extras_deleted: Set(0),
             final_pass: Set(false),
             source_changes: Set(0),
+            schedule_id: Set(j.schedule_id.map(|s| s.to_string())),
             ..active(j)
         };
         match job::Entity::insert(row).exec(&txn).await {
@@ -137,6 +139,9 @@ impl Store {
         }
         if let Some(state) = filter.state {
             query = query.filter(job::Column::State.eq(state.as_str()));
+        }
+        if let Some(schedule) = filter.schedule {
+            query = query.filter(job::Column::ScheduleId.eq(schedule.to_string()));
         }
         if let Some(site) = filter.site {
             query = query.filter(
@@ -317,6 +322,13 @@ impl Store {
             created_at: Set(s.at),
             synced_at: Set(None),
         };
+        // The new primary is no replica a sync keeps any more.
+        forget_manifest(
+            &txn,
+            j.dataset_id,
+            Some((j.destination_site_id, j.destination_path.as_str())),
+        )
+        .await?;
         upsert_replica(
             &txn,
             destination,
@@ -347,82 +359,10 @@ impl Store {
             .exec(&txn)
             .await
             .map_err(db_error)?;
-        txn.commit().await.map_err(db_error)?;
-        Ok(true)
-    }
-}
-
-impl Store {
-    /// Commits a retry: the job's new attempt and its listing dispatch, and forgets the
-    /// objects the ended attempt left unfinished, in one transaction. The new listing
-    /// records again whatever of them is still at the source; one that has left it
-    /// would otherwise stay unfinished and keep the job from ever settling. Nothing
-    /// resumable is lost: the uploads of an ended job are aborted. Verified and skipped
-    /// objects stay, and are not copied again.
-    pub async fn commit_retry(
-        &self,
-        j: &Job,
-        read_at: DateTime<Utc>,
-        outbox: &[OutboxMessage],
-    ) -> Result<bool> {
-        let txn = self.begin_write().await?;
-        if !update_job_row(&txn, j, read_at).await? {
-            return Ok(false);
-        }
-        // A sync's extras already deleted stay too: the new listing cannot find them.
-        let kept = [
-            ObjectStatus::Verified,
-            ObjectStatus::Skipped,
-            ObjectStatus::Deleted,
-        ]
-        .map(|s| s.as_str());
-        job_object::Entity::delete_many()
-            .filter(job_object::Column::JobId.eq(j.id.to_string()))
-            .filter(job_object::Column::Status.is_not_in(kept))
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
-        let deleted = ObjectStatus::Deleted.as_str();
-        let (objects, bytes): (i64, Option<i64>) = job_object::Entity::find()
-            .select_only()
-            .column_as(job_object::Column::Key.count(), "n")
-            .column_as(job_object::Column::Size.sum(), "bytes")
-            .filter(job_object::Column::JobId.eq(j.id.to_string()))
-            .filter(job_object::Column::Status.ne(deleted))
-            .into_tuple()
-            .one(&txn)
-            .await
-            .map_err(db_error)?
-            .unwrap_or((0, None));
-        let extras_deleted = job_object::Entity::find()
-            .filter(job_object::Column::JobId.eq(j.id.to_string()))
-            .filter(job_object::Column::Status.eq(deleted))
-            .count(&txn)
-            .await
-            .map_err(db_error)?;
-        // Unchanged objects and extras not yet deleted are found again by the listing.
-        job::Entity::update_many()
-            .col_expr(job::Column::ObjectsTotal, Expr::value(objects))
-            .col_expr(job::Column::BytesTotal, Expr::value(bytes.unwrap_or(0)))
-            .col_expr(job::Column::ObjectsUnchanged, Expr::value(0i64))
-            .col_expr(
-                job::Column::ExtrasFound,
-                Expr::value(to_i64(extras_deleted)),
-            )
-            .col_expr(
-                job::Column::ExtrasDeleted,
-                Expr::value(to_i64(extras_deleted)),
-            )
-            .filter(job::Column::Id.eq(j.id.to_string()))
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
-        refresh_counters(&txn, j.id).await?;
-        insert_outbox(&txn, outbox).await?;
-        record(
+        forget_manifest(
             &txn,
-            resource(j),
-            format!("retried: now {}", j.describe_state()),
+            j.dataset_id,
+            Some((j.source_site_id, j.source_path.as_str())),
         )
         .await?;
         txn.commit().await.map_err(db_error)?;
@@ -431,7 +371,7 @@ impl Store {
 }
 
 /// How the audit log names a job.
-fn resource(j: &Job) -> String {
+pub(super) fn resource(j: &Job) -> String {
     format!("job:{}", j.id)
 }
 
@@ -576,6 +516,12 @@ fn to_domain(row: job::Model) -> Result<Job> {
         },
         final_pass: row.final_pass,
         source_changes: to_u64(row.source_changes),
+        schedule_id: row
+            .schedule_id
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: uuid::Error| bad(format!("schedule_id: {e}")))?,
         trace_parent: row.trace_parent,
     })
 }

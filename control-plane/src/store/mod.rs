@@ -15,6 +15,8 @@ mod migration;
 mod outbox;
 mod policies;
 mod recommendations;
+mod retries;
+mod schedules;
 mod sites;
 mod sync;
 mod tokens;

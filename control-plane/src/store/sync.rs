@@ -21,7 +21,7 @@ use super::{
 };
 use crate::{
     domain::{
-        ids::JobId,
+        ids::{DatasetId, JobId, SiteId},
         job::{Job, ObjectStatus},
         sync::ManifestEntry,
     },
@@ -272,4 +272,23 @@ impl Store {
         txn.commit().await.map_err(db_error)?;
         Ok(true)
     }
+}
+
+/// Forgets the manifest of a dataset's replica at `site` and `path`, or of all its
+/// replicas: the replica is gone, or no longer one a sync keeps. (SQLite does not
+/// enforce the foreign key that would cascade it.)
+pub(super) async fn forget_manifest(
+    db: &impl ConnectionTrait,
+    dataset: DatasetId,
+    replica: Option<(SiteId, &str)>,
+) -> Result<()> {
+    let mut delete = replica_object::Entity::delete_many()
+        .filter(replica_object::Column::DatasetId.eq(dataset.to_string()));
+    if let Some((site, path)) = replica {
+        delete = delete
+            .filter(replica_object::Column::SiteId.eq(site.to_string()))
+            .filter(replica_object::Column::Path.eq(path));
+    }
+    delete.exec(db).await.map_err(db_error)?;
+    Ok(())
 }

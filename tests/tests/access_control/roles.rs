@@ -123,6 +123,15 @@ async fn call(client: &Client, method: &str) -> Status {
         }
         "JobService/PlanMigration" => unary!(jobs, plan_migration, PlanMigrationRequest),
         "JobService/PlanSync" => unary!(jobs, plan_sync, PlanSyncRequest),
+        "JobService/CreateSyncSchedule" => {
+            unary!(jobs, create_sync_schedule, CreateSyncScheduleRequest)
+        }
+        "JobService/ListSyncSchedules" => {
+            unary!(jobs, list_sync_schedules, ListSyncSchedulesRequest)
+        }
+        "JobService/DeleteSyncSchedule" => {
+            unary!(jobs, delete_sync_schedule, DeleteSyncScheduleRequest)
+        }
         "JobService/GetJob" => unary!(jobs, get_job, GetJobRequest),
         "JobService/ListJobs" => unary!(jobs, list_jobs, ListJobsRequest),
         "JobService/WatchJob" => unary!(jobs, watch_job, WatchJobRequest),
@@ -183,6 +192,9 @@ const TABLE: &[(&str, Needs)] = &[
     ("RecommendationService/WhatIf", Needs::Viewer),
     ("JobService/PlanMigration", Needs::Operator),
     ("JobService/PlanSync", Needs::Operator),
+    ("JobService/CreateSyncSchedule", Needs::Operator),
+    ("JobService/ListSyncSchedules", Needs::Viewer),
+    ("JobService/DeleteSyncSchedule", Needs::Operator),
     ("JobService/GetJob", Needs::ViewerOrAgent),
     ("JobService/ListJobs", Needs::Viewer),
     ("JobService/WatchJob", Needs::Viewer),

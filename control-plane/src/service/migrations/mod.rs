@@ -17,7 +17,7 @@ use super::Catalogue;
 use crate::{
     bus::messages,
     domain::{
-        ids::{DatasetId, JobId, SiteId},
+        ids::{DatasetId, JobId, ScheduleId, SiteId},
         job::{Job, JobObject, JobState, ObjectStatus},
         name::Ref,
         page::{Page, PageRequest},
@@ -96,8 +96,21 @@ impl Migrations {
         dataset: Option<&Ref<DatasetId>>,
         state: Option<JobState>,
         site: Option<&Ref<SiteId>>,
+        schedule: Option<&Ref<ScheduleId>>,
         page: &PageRequest,
     ) -> Result<Page<Job>> {
+        let schedule = match schedule {
+            Some(r) => Some(
+                self.store
+                    .find_schedule(r)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::invalid("schedule", format!("schedule {r} does not exist"))
+                    })?
+                    .id,
+            ),
+            None => None,
+        };
         let dataset = match dataset {
             Some(r) => Some(
                 self.store
@@ -117,6 +130,7 @@ impl Migrations {
                     dataset,
                     state,
                     site,
+                    schedule,
                 },
                 page,
             )

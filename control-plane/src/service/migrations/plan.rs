@@ -9,7 +9,7 @@ use crate::{
     bus::messages,
     domain::{
         dataset::{Dataset, DatasetPath},
-        ids::{DatasetId, JobId, SiteId},
+        ids::{DatasetId, JobId, ScheduleId, SiteId},
         job::{executing_site, Job, JobState, ObjectFilter},
         name::Ref,
         site::Site,
@@ -32,6 +32,8 @@ pub struct PlanRequest {
     pub idempotency_key: Option<String>,
     pub filter: ObjectFilter,
     pub bandwidth_limit: Option<u64>,
+    /// The sync schedule planning this run, if one is.
+    pub schedule: Option<ScheduleId>,
 }
 
 impl PlanRequest {
@@ -48,6 +50,7 @@ impl PlanRequest {
             idempotency_key: None,
             filter: ObjectFilter::default(),
             bandwidth_limit: None,
+            schedule: None,
         }
     }
 }
@@ -247,6 +250,7 @@ impl Migrations {
             sync: Default::default(),
             final_pass: false,
             source_changes: 0,
+            schedule_id: req.schedule,
         };
         match self
             .store

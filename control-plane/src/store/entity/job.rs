@@ -56,6 +56,8 @@ pub struct Model {
     pub final_pass: bool,
     /// Objects found changed at the source after they were copied, and copied again.
     pub source_changes: i64,
+    /// The sync schedule that planned the job, if one did.
+    pub schedule_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,4 +16,5 @@ pub mod recommendation;
 pub mod replica;
 pub mod replica_object;
 pub mod site;
+pub mod sync_schedule;
 pub mod token;

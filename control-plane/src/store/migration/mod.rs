@@ -16,6 +16,7 @@ mod m20261205_000010_demand_models;
 mod m20261205_000011_trace_context;
 mod m20261206_000012_sync;
 mod m20261206_000013_final_pass;
+mod m20261206_000014_sync_schedules;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000011_trace_context::Migration),
             Box::new(m20261206_000012_sync::Migration),
             Box::new(m20261206_000013_final_pass::Migration),
+            Box::new(m20261206_000014_sync_schedules::Migration),
         ]
     }
 }

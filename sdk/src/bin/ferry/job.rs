@@ -1,7 +1,7 @@
 //! `ferry job`: plan migrations, follow and steer them, and inspect their objects.
 
 mod filter;
-mod sync;
+pub mod sync;
 pub mod view;
 
 use std::collections::HashMap;
@@ -53,6 +53,9 @@ pub enum JobCommand {
         /// Only jobs reading from or writing to this site (id or name)
         #[arg(long)]
         site: Option<String>,
+        /// Only the runs of this sync schedule (id or name): its history
+        #[arg(long)]
+        schedule: Option<String>,
     },
     /// Follow a job until it ends, with a progress bar on a terminal
     ///
@@ -189,12 +192,14 @@ pub async fn run(command: JobCommand, ctx: &Context) -> Result<Outcome, Error> {
             dataset,
             state,
             site,
+            schedule,
         } => {
             let client = ctx.client().await?;
             let filter = JobFilter {
                 dataset,
                 state,
                 site,
+                schedule,
             };
             list(&client.list_jobs(&filter).await?, client, ctx).await?
         }
@@ -365,7 +370,7 @@ async fn show(job: &pb::Job, client: &Client, ctx: &Context) -> Result<String, E
     Ok(fields(job, &names).render())
 }
 
-async fn list(jobs: &[pb::Job], client: &Client, ctx: &Context) -> Result<String, Error> {
+pub async fn list(jobs: &[pb::Job], client: &Client, ctx: &Context) -> Result<String, Error> {
     if ctx.json() {
         return Ok(json::render(&json::array(jobs)));
     }
@@ -472,7 +477,7 @@ mod tests {
     fn other_commands_parse_their_filters() {
         assert!(matches!(
             parse(&["list", "--state", "failed", "--site", "archive"]),
-            Ok(JobCommand::List { state: Some(pb::JobState::Failed), site: Some(s), dataset: None }) if s == "archive"
+            Ok(JobCommand::List { state: Some(pb::JobState::Failed), site: Some(s), dataset: None, schedule: None }) if s == "archive"
         ));
         assert!(parse(&["list", "--state", "done"]).is_err());
         assert!(matches!(

@@ -68,7 +68,7 @@ fn string_map(map: &HashMap<String, String>) -> Value {
     Value::Object(sorted)
 }
 
-fn timestamp(value: Option<&prost_types::Timestamp>) -> Value {
+pub(crate) fn timestamp(value: Option<&prost_types::Timestamp>) -> Value {
     let Some(ts) = value else {
         return Value::Null;
     };

@@ -15,6 +15,7 @@ mod parse;
 mod policy;
 mod progress;
 mod recommend;
+mod schedule;
 mod site;
 mod token;
 mod watch;
@@ -176,6 +177,9 @@ enum Command {
     /// Migration jobs: copy a dataset to another site, verify it and switch over
     #[command(subcommand)]
     Job(job::JobCommand),
+    /// Sync schedules: syncs planned at the times a cron expression names
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
     /// Agents: the workers near each site that move the bytes
     #[command(subcommand)]
     Agent(agent::AgentCommand),
@@ -319,6 +323,7 @@ fn main() -> ExitCode {
                 Command::WhatIf(args) => whatif::run(args, &context).await.map(Outcome::print),
                 Command::Model(command) => model::run(command, &context).await.map(Outcome::print),
                 Command::Job(command) => job::run(command, &context).await,
+                Command::Schedule(command) => schedule::run(command, &context).await,
                 Command::Agent(command) => agent::run(command, &context).await.map(Outcome::print),
                 Command::Events(command) => {
                     events::run(command, &context).await.map(Outcome::print)

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ferry/v1/job.proto.
  */
 export const file_ferry_v1_job: GenFile = /*@__PURE__*/
-  fileDesc("ChJmZXJyeS92MS9qb2IucHJvdG8SCGZlcnJ5LnYxIpUBCgxTeW5jU2V0dGluZ3MSKAoIZGVsZXRpb24YASABKA4yFi5mZXJyeS52MS5EZWxldGlvblJ1bGUSEgoKbWF4X2RlbGV0ZRgCIAEoBBIZChFvYmplY3RzX3VuY2hhbmdlZBgDIAEoBBIUCgxleHRyYXNfZm91bmQYBCABKAQSFgoOZXh0cmFzX2RlbGV0ZWQYBSABKAQizQEKDE9iamVjdEZpbHRlchIOCgZwcmVmaXgYASABKAkSDwoHaW5jbHVkZRgCIAMoCRIPCgdleGNsdWRlGAMgAygJEhAKCG1pbl9zaXplGAQgASgEEhAKCG1heF9zaXplGAUgASgEEjMKD21vZGlmaWVkX2JlZm9yZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObW9kaWZpZWRfYWZ0ZXIYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItUGCgNKb2ISCgoCaWQYASABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAIgASgJEg8KB2RhdGFzZXQYAyABKAkSEwoLc291cmNlX3NpdGUYBCABKAkSEwoLc291cmNlX3BhdGgYBSABKAkSGAoQZGVzdGluYXRpb25fc2l0ZRgGIAEoCRIYChBkZXN0aW5hdGlvbl9wYXRoGAcgASgJEhUKDXN0b3JhZ2VfY2xhc3MYCCABKAkSKQoLdmVyaWZ5X21vZGUYCSABKA4yFC5mZXJyeS52MS5WZXJpZnlNb2RlEhUKDXJldGlyZV9zb3VyY2UYCiABKAgSJgoGZmlsdGVyGAsgASgLMhYuZmVycnkudjEuT2JqZWN0RmlsdGVyEiEKBXN0YXRlGAwgASgOMhIuZmVycnkudjEuSm9iU3RhdGUSDwoHYXR0ZW1wdBgNIAEoDRINCgVlcnJvchgOIAEoCRIVCg1vYmplY3RzX3RvdGFsGA8gASgEEhQKDG9iamVjdHNfZG9uZRgQIAEoBBIWCg5vYmplY3RzX2ZhaWxlZBgRIAEoBBITCgtieXRlc190b3RhbBgSIAEoBBISCgpieXRlc19kb25lGBMgASgEEiUKHWJhbmR3aWR0aF9saW1pdF9ieXRlc19wZXJfc2VjGBQgASgEEhYKDnNvdXJjZV9yZXRpcmVkGBUgASgIEi8KC2NyZWF0ZV90aW1lGBYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYGSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmV4ZWN1dGluZ19zaXRlGBogASgJEh8KBGtpbmQYGyABKA4yES5mZXJyeS52MS5Kb2JLaW5kEiQKBHN5bmMYHCABKAsyFi5mZXJyeS52MS5TeW5jU2V0dGluZ3MSEgoKZmluYWxfcGFzcxgdIAEoCBIWCg5zb3VyY2VfY2hhbmdlcxgeIAEoBCKtAgoUUGxhbk1pZ3JhdGlvblJlcXVlc3QSDwoHZGF0YXNldBgBIAEoCRIYChBkZXN0aW5hdGlvbl9zaXRlGAIgASgJEhgKEGRlc3RpbmF0aW9uX3BhdGgYAyABKAkSFQoNc3RvcmFnZV9jbGFzcxgEIAEoCRIpCgt2ZXJpZnlfbW9kZRgFIAEoDjIULmZlcnJ5LnYxLlZlcmlmeU1vZGUSFQoNcmV0aXJlX3NvdXJjZRgGIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYByABKAkSDwoHZHJ5X3J1bhgIIAEoCBImCgZmaWx0ZXIYCSABKAsyFi5mZXJyeS52MS5PYmplY3RGaWx0ZXISJQodYmFuZHdpZHRoX2xpbWl0X2J5dGVzX3Blcl9zZWMYCiABKAQiKgoNUGxhbm5lZE9iamVjdBILCgNrZXkYASABKAkSDAoEc2l6ZRgCIAEoBCJvCgxEcnlSdW5SZXBvcnQSDwoHb2JqZWN0cxgBIAEoBBINCgVieXRlcxgCIAEoBBInCgZzYW1wbGUYAyADKAsyFy5mZXJyeS52MS5QbGFubmVkT2JqZWN0EhYKDmVzdGltYXRlZF9jb3N0GAQgASgBIm0KFVBsYW5NaWdyYXRpb25SZXNwb25zZRIaCgNqb2IYASABKAsyDS5mZXJyeS52MS5Kb2ISDwoHY3JlYXRlZBgCIAEoCBInCgdkcnlfcnVuGAMgASgLMhYuZmVycnkudjEuRHJ5UnVuUmVwb3J0Ir4CCg9QbGFuU3luY1JlcXVlc3QSDwoHZGF0YXNldBgBIAEoCRIYChBkZXN0aW5hdGlvbl9zaXRlGAIgASgJEhgKEGRlc3RpbmF0aW9uX3BhdGgYAyABKAkSFQoNc3RvcmFnZV9jbGFzcxgEIAEoCRIpCgt2ZXJpZnlfbW9kZRgFIAEoDjIULmZlcnJ5LnYxLlZlcmlmeU1vZGUSJgoGZmlsdGVyGAYgASgLMhYuZmVycnkudjEuT2JqZWN0RmlsdGVyEigKCGRlbGV0aW9uGAcgASgOMhYuZmVycnkudjEuRGVsZXRpb25SdWxlEhIKCm1heF9kZWxldGUYCCABKAQSFwoPaWRlbXBvdGVuY3lfa2V5GAkgASgJEiUKHWJhbmR3aWR0aF9saW1pdF9ieXRlc19wZXJfc2VjGAogASgEIj8KEFBsYW5TeW5jUmVzcG9uc2USGgoDam9iGAEgASgLMg0uZmVycnkudjEuSm9iEg8KB2NyZWF0ZWQYAiABKAgiHAoNR2V0Sm9iUmVxdWVzdBILCgNqb2IYASABKAkiegoPTGlzdEpvYnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEg8KB2RhdGFzZXQYAyABKAkSIQoFc3RhdGUYBCABKA4yEi5mZXJyeS52MS5Kb2JTdGF0ZRIMCgRzaXRlGAUgASgJIkgKEExpc3RKb2JzUmVzcG9uc2USGwoEam9icxgBIAMoCzINLmZlcnJ5LnYxLkpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiHgoPV2F0Y2hKb2JSZXF1ZXN0EgsKA2pvYhgBIAEoCSJQCgtPYmplY3RFcnJvchILCgNrZXkYASABKAkSEQoJb3BlcmF0aW9uGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSEAoIYXR0ZW1wdHMYBCABKA0ilgEKC0pvYlByb2dyZXNzEhoKA2pvYhgBIAEoCzINLmZlcnJ5LnYxLkpvYhIVCg1ieXRlc19wZXJfc2VjGAIgASgBEiYKA2V0YRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIsCg1yZWNlbnRfZXJyb3JzGAQgAygLMhUuZmVycnkudjEuT2JqZWN0RXJyb3IiHwoQQ2FuY2VsSm9iUmVxdWVzdBILCgNqb2IYASABKAkiHgoPUmV0cnlKb2JSZXF1ZXN0EgsKA2pvYhgBIAEoCSJGChBVcGRhdGVKb2JSZXF1ZXN0EgsKA2pvYhgBIAEoCRIlCh1iYW5kd2lkdGhfbGltaXRfYnl0ZXNfcGVyX3NlYxgCIAEoBCKCAgoJSm9iT2JqZWN0EgsKA2tleRgBIAEoCRIMCgRzaXplGAIgASgEEiYKBnN0YXR1cxgDIAEoDjIWLmZlcnJ5LnYxLk9iamVjdFN0YXR1cxITCgtzb3VyY2VfeHhoMxgEIAEoCRIYChBkZXN0aW5hdGlvbl94eGgzGAUgASgJEhAKCGF0dGVtcHRzGAYgASgNEg0KBWVycm9yGAcgASgJEgwKBHRhc2sYCCABKAkSKQoGdXBsb2FkGAkgASgLMhkuZmVycnkudjEuTXVsdGlwYXJ0VXBsb2FkEhEKCW9wZXJhdGlvbhgKIAEoCRIWCg5zb3VyY2VfY2hhbmdlZBgLIAEoCCJeCg9NdWx0aXBhcnRVcGxvYWQSEQoJdXBsb2FkX2lkGAEgASgJEhEKCXBhcnRfc2l6ZRgCIAEoBBIlCgVwYXJ0cxgDIAMoCzIWLmZlcnJ5LnYxLlVwbG9hZGVkUGFydCJICgxVcGxvYWRlZFBhcnQSDgoGbnVtYmVyGAEgASgNEgwKBHNpemUYAiABKAQSDAoEZXRhZxgDIAEoCRIMCgR4eGgzGAQgASgJIoEBChVMaXN0Sm9iT2JqZWN0c1JlcXVlc3QSCwoDam9iGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEiYKBnN0YXR1cxgEIAEoDjIWLmZlcnJ5LnYxLk9iamVjdFN0YXR1cxIMCgR0YXNrGAUgASgJIlcKFkxpc3RKb2JPYmplY3RzUmVzcG9uc2USJAoHb2JqZWN0cxgBIAMoCzITLmZlcnJ5LnYxLkpvYk9iamVjdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqzAEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhQKEEpPQl9TVEFURV9RVUVVRUQQARIVChFKT0JfU1RBVEVfQ09QWUlORxACEhcKE0pPQl9TVEFURV9WRVJJRllJTkcQAxIXChNKT0JfU1RBVEVfU1dJVENISU5HEAQSFwoTSk9CX1NUQVRFX0NPTVBMRVRFRBAFEhQKEEpPQl9TVEFURV9GQUlMRUQQBhIXChNKT0JfU1RBVEVfQ0FOQ0VMTEVEEAcqTgoHSm9iS2luZBIYChRKT0JfS0lORF9VTlNQRUNJRklFRBAAEhYKEkpPQl9LSU5EX01JR1JBVElPThABEhEKDUpPQl9LSU5EX1NZTkMQAipfCgxEZWxldGlvblJ1bGUSHQoZREVMRVRJT05fUlVMRV9VTlNQRUNJRklFRBAAEhYKEkRFTEVUSU9OX1JVTEVfS0VFUBABEhgKFERFTEVUSU9OX1JVTEVfREVMRVRFEAIqnwIKDE9iamVjdFN0YXR1cxIdChlPQkpFQ1RfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVT0JKRUNUX1NUQVRVU19QRU5ESU5HEAESGQoVT0JKRUNUX1NUQVRVU19DT1BZSU5HEAISGAoUT0JKRUNUX1NUQVRVU19DT1BJRUQQAxIaChZPQkpFQ1RfU1RBVFVTX1ZFUklGSUVEEAQSGQoVT0JKRUNUX1NUQVRVU19TS0lQUEVEEAUSGAoUT0JKRUNUX1NUQVRVU19GQUlMRUQQBhIbChdPQkpFQ1RfU1RBVFVTX1VOQ0hBTkdFRBAHEhcKE09CSkVDVF9TVEFUVVNfRVhUUkEQCBIZChVPQkpFQ1RfU1RBVFVTX0RFTEVURUQQCTLRBAoKSm9iU2VydmljZRJQCg1QbGFuTWlncmF0aW9uEh4uZmVycnkudjEuUGxhbk1pZ3JhdGlvblJlcXVlc3QaHy5mZXJyeS52MS5QbGFuTWlncmF0aW9uUmVzcG9uc2USQQoIUGxhblN5bmMSGS5mZXJyeS52MS5QbGFuU3luY1JlcXVlc3QaGi5mZXJyeS52MS5QbGFuU3luY1Jlc3BvbnNlEjAKBkdldEpvYhIXLmZlcnJ5LnYxLkdldEpvYlJlcXVlc3QaDS5mZXJyeS52MS5Kb2ISQQoITGlzdEpvYnMSGS5mZXJyeS52MS5MaXN0Sm9ic1JlcXVlc3QaGi5mZXJyeS52MS5MaXN0Sm9ic1Jlc3BvbnNlEj4KCFdhdGNoSm9iEhkuZmVycnkudjEuV2F0Y2hKb2JSZXF1ZXN0GhUuZmVycnkudjEuSm9iUHJvZ3Jlc3MwARI2CglDYW5jZWxKb2ISGi5mZXJyeS52MS5DYW5jZWxKb2JSZXF1ZXN0Gg0uZmVycnkudjEuSm9iEjQKCFJldHJ5Sm9iEhkuZmVycnkudjEuUmV0cnlKb2JSZXF1ZXN0Gg0uZmVycnkudjEuSm9iEjYKCVVwZGF0ZUpvYhIaLmZlcnJ5LnYxLlVwZGF0ZUpvYlJlcXVlc3QaDS5mZXJyeS52MS5Kb2ISUwoOTGlzdEpvYk9iamVjdHMSHy5mZXJyeS52MS5MaXN0Sm9iT2JqZWN0c1JlcXVlc3QaIC5mZXJyeS52MS5MaXN0Sm9iT2JqZWN0c1Jlc3BvbnNlYgZwcm90bzM", [file_ferry_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChJmZXJyeS92MS9qb2IucHJvdG8SCGZlcnJ5LnYxIpUBCgxTeW5jU2V0dGluZ3MSKAoIZGVsZXRpb24YASABKA4yFi5mZXJyeS52MS5EZWxldGlvblJ1bGUSEgoKbWF4X2RlbGV0ZRgCIAEoBBIZChFvYmplY3RzX3VuY2hhbmdlZBgDIAEoBBIUCgxleHRyYXNfZm91bmQYBCABKAQSFgoOZXh0cmFzX2RlbGV0ZWQYBSABKAQizQEKDE9iamVjdEZpbHRlchIOCgZwcmVmaXgYASABKAkSDwoHaW5jbHVkZRgCIAMoCRIPCgdleGNsdWRlGAMgAygJEhAKCG1pbl9zaXplGAQgASgEEhAKCG1heF9zaXplGAUgASgEEjMKD21vZGlmaWVkX2JlZm9yZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObW9kaWZpZWRfYWZ0ZXIYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIucGCgNKb2ISCgoCaWQYASABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAIgASgJEg8KB2RhdGFzZXQYAyABKAkSEwoLc291cmNlX3NpdGUYBCABKAkSEwoLc291cmNlX3BhdGgYBSABKAkSGAoQZGVzdGluYXRpb25fc2l0ZRgGIAEoCRIYChBkZXN0aW5hdGlvbl9wYXRoGAcgASgJEhUKDXN0b3JhZ2VfY2xhc3MYCCABKAkSKQoLdmVyaWZ5X21vZGUYCSABKA4yFC5mZXJyeS52MS5WZXJpZnlNb2RlEhUKDXJldGlyZV9zb3VyY2UYCiABKAgSJgoGZmlsdGVyGAsgASgLMhYuZmVycnkudjEuT2JqZWN0RmlsdGVyEiEKBXN0YXRlGAwgASgOMhIuZmVycnkudjEuSm9iU3RhdGUSDwoHYXR0ZW1wdBgNIAEoDRINCgVlcnJvchgOIAEoCRIVCg1vYmplY3RzX3RvdGFsGA8gASgEEhQKDG9iamVjdHNfZG9uZRgQIAEoBBIWCg5vYmplY3RzX2ZhaWxlZBgRIAEoBBITCgtieXRlc190b3RhbBgSIAEoBBISCgpieXRlc19kb25lGBMgASgEEiUKHWJhbmR3aWR0aF9saW1pdF9ieXRlc19wZXJfc2VjGBQgASgEEhYKDnNvdXJjZV9yZXRpcmVkGBUgASgIEi8KC2NyZWF0ZV90aW1lGBYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgYIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYGSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmV4ZWN1dGluZ19zaXRlGBogASgJEh8KBGtpbmQYGyABKA4yES5mZXJyeS52MS5Kb2JLaW5kEiQKBHN5bmMYHCABKAsyFi5mZXJyeS52MS5TeW5jU2V0dGluZ3MSEgoKZmluYWxfcGFzcxgdIAEoCBIWCg5zb3VyY2VfY2hhbmdlcxgeIAEoBBIQCghzY2hlZHVsZRgfIAEoCSKtAgoUUGxhbk1pZ3JhdGlvblJlcXVlc3QSDwoHZGF0YXNldBgBIAEoCRIYChBkZXN0aW5hdGlvbl9zaXRlGAIgASgJEhgKEGRlc3RpbmF0aW9uX3BhdGgYAyABKAkSFQoNc3RvcmFnZV9jbGFzcxgEIAEoCRIpCgt2ZXJpZnlfbW9kZRgFIAEoDjIULmZlcnJ5LnYxLlZlcmlmeU1vZGUSFQoNcmV0aXJlX3NvdXJjZRgGIAEoCBIXCg9pZGVtcG90ZW5jeV9rZXkYByABKAkSDwoHZHJ5X3J1bhgIIAEoCBImCgZmaWx0ZXIYCSABKAsyFi5mZXJyeS52MS5PYmplY3RGaWx0ZXISJQodYmFuZHdpZHRoX2xpbWl0X2J5dGVzX3Blcl9zZWMYCiABKAQiKgoNUGxhbm5lZE9iamVjdBILCgNrZXkYASABKAkSDAoEc2l6ZRgCIAEoBCJvCgxEcnlSdW5SZXBvcnQSDwoHb2JqZWN0cxgBIAEoBBINCgVieXRlcxgCIAEoBBInCgZzYW1wbGUYAyADKAsyFy5mZXJyeS52MS5QbGFubmVkT2JqZWN0EhYKDmVzdGltYXRlZF9jb3N0GAQgASgBIm0KFVBsYW5NaWdyYXRpb25SZXNwb25zZRIaCgNqb2IYASABKAsyDS5mZXJyeS52MS5Kb2ISDwoHY3JlYXRlZBgCIAEoCBInCgdkcnlfcnVuGAMgASgLMhYuZmVycnkudjEuRHJ5UnVuUmVwb3J0Ir4CCg9QbGFuU3luY1JlcXVlc3QSDwoHZGF0YXNldBgBIAEoCRIYChBkZXN0aW5hdGlvbl9zaXRlGAIgASgJEhgKEGRlc3RpbmF0aW9uX3BhdGgYAyABKAkSFQoNc3RvcmFnZV9jbGFzcxgEIAEoCRIpCgt2ZXJpZnlfbW9kZRgFIAEoDjIULmZlcnJ5LnYxLlZlcmlmeU1vZGUSJgoGZmlsdGVyGAYgASgLMhYuZmVycnkudjEuT2JqZWN0RmlsdGVyEigKCGRlbGV0aW9uGAcgASgOMhYuZmVycnkudjEuRGVsZXRpb25SdWxlEhIKCm1heF9kZWxldGUYCCABKAQSFwoPaWRlbXBvdGVuY3lfa2V5GAkgASgJEiUKHWJhbmR3aWR0aF9saW1pdF9ieXRlc19wZXJfc2VjGAogASgEIj8KEFBsYW5TeW5jUmVzcG9uc2USGgoDam9iGAEgASgLMg0uZmVycnkudjEuSm9iEg8KB2NyZWF0ZWQYAiABKAgiHAoNR2V0Sm9iUmVxdWVzdBILCgNqb2IYASABKAkijAEKD0xpc3RKb2JzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIPCgdkYXRhc2V0GAMgASgJEiEKBXN0YXRlGAQgASgOMhIuZmVycnkudjEuSm9iU3RhdGUSDAoEc2l0ZRgFIAEoCRIQCghzY2hlZHVsZRgGIAEoCSJIChBMaXN0Sm9ic1Jlc3BvbnNlEhsKBGpvYnMYASADKAsyDS5mZXJyeS52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIh4KD1dhdGNoSm9iUmVxdWVzdBILCgNqb2IYASABKAkiUAoLT2JqZWN0RXJyb3ISCwoDa2V5GAEgASgJEhEKCW9wZXJhdGlvbhgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhAKCGF0dGVtcHRzGAQgASgNIpYBCgtKb2JQcm9ncmVzcxIaCgNqb2IYASABKAsyDS5mZXJyeS52MS5Kb2ISFQoNYnl0ZXNfcGVyX3NlYxgCIAEoARImCgNldGEYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoNcmVjZW50X2Vycm9ycxgEIAMoCzIVLmZlcnJ5LnYxLk9iamVjdEVycm9yIh8KEENhbmNlbEpvYlJlcXVlc3QSCwoDam9iGAEgASgJIh4KD1JldHJ5Sm9iUmVxdWVzdBILCgNqb2IYASABKAkiRgoQVXBkYXRlSm9iUmVxdWVzdBILCgNqb2IYASABKAkSJQodYmFuZHdpZHRoX2xpbWl0X2J5dGVzX3Blcl9zZWMYAiABKAQiggIKCUpvYk9iamVjdBILCgNrZXkYASABKAkSDAoEc2l6ZRgCIAEoBBImCgZzdGF0dXMYAyABKA4yFi5mZXJyeS52MS5PYmplY3RTdGF0dXMSEwoLc291cmNlX3h4aDMYBCABKAkSGAoQZGVzdGluYXRpb25feHhoMxgFIAEoCRIQCghhdHRlbXB0cxgGIAEoDRINCgVlcnJvchgHIAEoCRIMCgR0YXNrGAggASgJEikKBnVwbG9hZBgJIAEoCzIZLmZlcnJ5LnYxLk11bHRpcGFydFVwbG9hZBIRCglvcGVyYXRpb24YCiABKAkSFgoOc291cmNlX2NoYW5nZWQYCyABKAgiXgoPTXVsdGlwYXJ0VXBsb2FkEhEKCXVwbG9hZF9pZBgBIAEoCRIRCglwYXJ0X3NpemUYAiABKAQSJQoFcGFydHMYAyADKAsyFi5mZXJyeS52MS5VcGxvYWRlZFBhcnQiSAoMVXBsb2FkZWRQYXJ0Eg4KBm51bWJlchgBIAEoDRIMCgRzaXplGAIgASgEEgwKBGV0YWcYAyABKAkSDAoEeHhoMxgEIAEoCSKBAQoVTGlzdEpvYk9iamVjdHNSZXF1ZXN0EgsKA2pvYhgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRImCgZzdGF0dXMYBCABKA4yFi5mZXJyeS52MS5PYmplY3RTdGF0dXMSDAoEdGFzaxgFIAEoCSJXChZMaXN0Sm9iT2JqZWN0c1Jlc3BvbnNlEiQKB29iamVjdHMYASADKAsyEy5mZXJyeS52MS5Kb2JPYmplY3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpsCCgxTeW5jU2NoZWR1bGUSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRInCgRzeW5jGAMgASgLMhkuZmVycnkudjEuUGxhblN5bmNSZXF1ZXN0EgwKBGNyb24YBCABKAkSEQoJdGltZV96b25lGAUgASgJEjEKDW5leHRfcnVuX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGxhc3Rfam9iGAcgASgJEgwKBHJ1bnMYCCABKAQSDwoHc2tpcHBlZBgJIAEoBBISCgpsYXN0X2Vycm9yGAogASgJEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJFChlDcmVhdGVTeW5jU2NoZWR1bGVSZXF1ZXN0EigKCHNjaGVkdWxlGAEgASgLMhYuZmVycnkudjEuU3luY1NjaGVkdWxlIisKGExpc3RTeW5jU2NoZWR1bGVzUmVxdWVzdBIPCgdkYXRhc2V0GAEgASgJIkYKGUxpc3RTeW5jU2NoZWR1bGVzUmVzcG9uc2USKQoJc2NoZWR1bGVzGAEgAygLMhYuZmVycnkudjEuU3luY1NjaGVkdWxlIi0KGURlbGV0ZVN5bmNTY2hlZHVsZVJlcXVlc3QSEAoIc2NoZWR1bGUYASABKAkiHAoaRGVsZXRlU3luY1NjaGVkdWxlUmVzcG9uc2UqzAEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhQKEEpPQl9TVEFURV9RVUVVRUQQARIVChFKT0JfU1RBVEVfQ09QWUlORxACEhcKE0pPQl9TVEFURV9WRVJJRllJTkcQAxIXChNKT0JfU1RBVEVfU1dJVENISU5HEAQSFwoTSk9CX1NUQVRFX0NPTVBMRVRFRBAFEhQKEEpPQl9TVEFURV9GQUlMRUQQBhIXChNKT0JfU1RBVEVfQ0FOQ0VMTEVEEAcqTgoHSm9iS2luZBIYChRKT0JfS0lORF9VTlNQRUNJRklFRBAAEhYKEkpPQl9LSU5EX01JR1JBVElPThABEhEKDUpPQl9LSU5EX1NZTkMQAipfCgxEZWxldGlvblJ1bGUSHQoZREVMRVRJT05fUlVMRV9VTlNQRUNJRklFRBAAEhYKEkRFTEVUSU9OX1JVTEVfS0VFUBABEhgKFERFTEVUSU9OX1JVTEVfREVMRVRFEAIqnwIKDE9iamVjdFN0YXR1cxIdChlPQkpFQ1RfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVT0JKRUNUX1NUQVRVU19QRU5ESU5HEAESGQoVT0JKRUNUX1NUQVRVU19DT1BZSU5HEAISGAoUT0JKRUNUX1NUQVRVU19DT1BJRUQQAxIaChZPQkpFQ1RfU1RBVFVTX1ZFUklGSUVEEAQSGQoVT0JKRUNUX1NUQVRVU19TS0lQUEVEEAUSGAoUT0JKRUNUX1NUQVRVU19GQUlMRUQQBhIbChdPQkpFQ1RfU1RBVFVTX1VOQ0hBTkdFRBAHEhcKE09CSkVDVF9TVEFUVVNfRVhUUkEQCBIZChVPQkpFQ1RfU1RBVFVTX0RFTEVURUQQCTLjBgoKSm9iU2VydmljZRJQCg1QbGFuTWlncmF0aW9uEh4uZmVycnkudjEuUGxhbk1pZ3JhdGlvblJlcXVlc3QaHy5mZXJyeS52MS5QbGFuTWlncmF0aW9uUmVzcG9uc2USQQoIUGxhblN5bmMSGS5mZXJyeS52MS5QbGFuU3luY1JlcXVlc3QaGi5mZXJyeS52MS5QbGFuU3luY1Jlc3BvbnNlEjAKBkdldEpvYhIXLmZlcnJ5LnYxLkdldEpvYlJlcXVlc3QaDS5mZXJyeS52MS5Kb2ISQQoITGlzdEpvYnMSGS5mZXJyeS52MS5MaXN0Sm9ic1JlcXVlc3QaGi5mZXJyeS52MS5MaXN0Sm9ic1Jlc3BvbnNlEj4KCFdhdGNoSm9iEhkuZmVycnkudjEuV2F0Y2hKb2JSZXF1ZXN0GhUuZmVycnkudjEuSm9iUHJvZ3Jlc3MwARI2CglDYW5jZWxKb2ISGi5mZXJyeS52MS5DYW5jZWxKb2JSZXF1ZXN0Gg0uZmVycnkudjEuSm9iEjQKCFJldHJ5Sm9iEhkuZmVycnkudjEuUmV0cnlKb2JSZXF1ZXN0Gg0uZmVycnkudjEuSm9iEjYKCVVwZGF0ZUpvYhIaLmZlcnJ5LnYxLlVwZGF0ZUpvYlJlcXVlc3QaDS5mZXJyeS52MS5Kb2ISUwoOTGlzdEpvYk9iamVjdHMSHy5mZXJyeS52MS5MaXN0Sm9iT2JqZWN0c1JlcXVlc3QaIC5mZXJyeS52MS5MaXN0Sm9iT2JqZWN0c1Jlc3BvbnNlElEKEkNyZWF0ZVN5bmNTY2hlZHVsZRIjLmZlcnJ5LnYxLkNyZWF0ZVN5bmNTY2hlZHVsZVJlcXVlc3QaFi5mZXJyeS52MS5TeW5jU2NoZWR1bGUSXAoRTGlzdFN5bmNTY2hlZHVsZXMSIi5mZXJyeS52MS5MaXN0U3luY1NjaGVkdWxlc1JlcXVlc3QaIy5mZXJyeS52MS5MaXN0U3luY1NjaGVkdWxlc1Jlc3BvbnNlEl8KEkRlbGV0ZVN5bmNTY2hlZHVsZRIjLmZlcnJ5LnYxLkRlbGV0ZVN5bmNTY2hlZHVsZVJlcXVlc3QaJC5mZXJyeS52MS5EZWxldGVTeW5jU2NoZWR1bGVSZXNwb25zZWIGcHJvdG8z", [file_ferry_v1_common, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A sync's rule and what its run found.
@@ -280,6 +280,13 @@ export type Job = Message<"ferry.v1.Job"> & {
    * @generated from field: uint64 source_changes = 30;
    */
   sourceChanges: bigint;
+
+  /**
+   * The sync schedule that planned this run, if one did.
+   *
+   * @generated from field: string schedule = 31;
+   */
+  schedule: string;
 };
 
 /**
@@ -581,6 +588,13 @@ export type ListJobsRequest = Message<"ferry.v1.ListJobsRequest"> & {
    * @generated from field: string site = 5;
    */
   site: string;
+
+  /**
+   * Only the runs of this sync schedule (id or name).
+   *
+   * @generated from field: string schedule = 6;
+   */
+  schedule: string;
 };
 
 /**
@@ -953,6 +967,178 @@ export const ListJobObjectsResponseSchema: GenMessage<ListJobObjectsResponse> = 
   messageDesc(file_ferry_v1_job, 22);
 
 /**
+ * @generated from message ferry.v1.SyncSchedule
+ */
+export type SyncSchedule = Message<"ferry.v1.SyncSchedule"> & {
+  /**
+   * Output only.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Unique: letters, digits, `-`, `_` and `.`.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The sync each run plans (its idempotency key is set per run). Output: the dataset
+   * and destination site by id.
+   *
+   * @generated from field: ferry.v1.PlanSyncRequest sync = 3;
+   */
+  sync?: PlanSyncRequest | undefined;
+
+  /**
+   * Five fields: minute, hour, day of month, month, day of week (`0 2 * * *`: 02:00
+   * every day), with lists, ranges, steps and names.
+   *
+   * @generated from field: string cron = 4;
+   */
+  cron: string;
+
+  /**
+   * IANA time zone the cron fields are read in (`Europe/Paris`); default `UTC`.
+   *
+   * @generated from field: string time_zone = 5;
+   */
+  timeZone: string;
+
+  /**
+   * Output only: when the next run is due.
+   *
+   * @generated from field: google.protobuf.Timestamp next_run_time = 6;
+   */
+  nextRunTime?: Timestamp | undefined;
+
+  /**
+   * Output only: the last run planned, and how many were planned and skipped (the
+   * previous run still going).
+   *
+   * @generated from field: string last_job = 7;
+   */
+  lastJob: string;
+
+  /**
+   * @generated from field: uint64 runs = 8;
+   */
+  runs: bigint;
+
+  /**
+   * @generated from field: uint64 skipped = 9;
+   */
+  skipped: bigint;
+
+  /**
+   * Output only: why the last due time planned nothing, if it did not (the dataset
+   * gone, another job of the dataset running); empty after a run is planned.
+   *
+   * @generated from field: string last_error = 10;
+   */
+  lastError: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 11;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message ferry.v1.SyncSchedule.
+ * Use `create(SyncScheduleSchema)` to create a new message.
+ */
+export const SyncScheduleSchema: GenMessage<SyncSchedule> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_job, 23);
+
+/**
+ * @generated from message ferry.v1.CreateSyncScheduleRequest
+ */
+export type CreateSyncScheduleRequest = Message<"ferry.v1.CreateSyncScheduleRequest"> & {
+  /**
+   * @generated from field: ferry.v1.SyncSchedule schedule = 1;
+   */
+  schedule?: SyncSchedule | undefined;
+};
+
+/**
+ * Describes the message ferry.v1.CreateSyncScheduleRequest.
+ * Use `create(CreateSyncScheduleRequestSchema)` to create a new message.
+ */
+export const CreateSyncScheduleRequestSchema: GenMessage<CreateSyncScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_job, 24);
+
+/**
+ * @generated from message ferry.v1.ListSyncSchedulesRequest
+ */
+export type ListSyncSchedulesRequest = Message<"ferry.v1.ListSyncSchedulesRequest"> & {
+  /**
+   * Only the schedules of this dataset (id or name).
+   *
+   * @generated from field: string dataset = 1;
+   */
+  dataset: string;
+};
+
+/**
+ * Describes the message ferry.v1.ListSyncSchedulesRequest.
+ * Use `create(ListSyncSchedulesRequestSchema)` to create a new message.
+ */
+export const ListSyncSchedulesRequestSchema: GenMessage<ListSyncSchedulesRequest> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_job, 25);
+
+/**
+ * @generated from message ferry.v1.ListSyncSchedulesResponse
+ */
+export type ListSyncSchedulesResponse = Message<"ferry.v1.ListSyncSchedulesResponse"> & {
+  /**
+   * @generated from field: repeated ferry.v1.SyncSchedule schedules = 1;
+   */
+  schedules: SyncSchedule[];
+};
+
+/**
+ * Describes the message ferry.v1.ListSyncSchedulesResponse.
+ * Use `create(ListSyncSchedulesResponseSchema)` to create a new message.
+ */
+export const ListSyncSchedulesResponseSchema: GenMessage<ListSyncSchedulesResponse> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_job, 26);
+
+/**
+ * @generated from message ferry.v1.DeleteSyncScheduleRequest
+ */
+export type DeleteSyncScheduleRequest = Message<"ferry.v1.DeleteSyncScheduleRequest"> & {
+  /**
+   * Id or name.
+   *
+   * @generated from field: string schedule = 1;
+   */
+  schedule: string;
+};
+
+/**
+ * Describes the message ferry.v1.DeleteSyncScheduleRequest.
+ * Use `create(DeleteSyncScheduleRequestSchema)` to create a new message.
+ */
+export const DeleteSyncScheduleRequestSchema: GenMessage<DeleteSyncScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_job, 27);
+
+/**
+ * @generated from message ferry.v1.DeleteSyncScheduleResponse
+ */
+export type DeleteSyncScheduleResponse = Message<"ferry.v1.DeleteSyncScheduleResponse"> & {
+};
+
+/**
+ * Describes the message ferry.v1.DeleteSyncScheduleResponse.
+ * Use `create(DeleteSyncScheduleResponseSchema)` to create a new message.
+ */
+export const DeleteSyncScheduleResponseSchema: GenMessage<DeleteSyncScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_job, 28);
+
+/**
  * @generated from enum ferry.v1.JobState
  */
 export enum JobState {
@@ -1226,6 +1412,38 @@ export const JobService: GenService<{
     methodKind: "unary";
     input: typeof ListJobObjectsRequestSchema;
     output: typeof ListJobObjectsResponseSchema;
+  },
+  /**
+   * Schedules a sync: at each time its cron expression names, in its time zone, the
+   * control plane plans the sync. A run never starts while the schedule's previous run
+   * is unfinished (that time is skipped and counted); times missed while the control
+   * plane was down are coalesced into one run. Its runs are jobs: ListJobs with
+   * `schedule` lists them with their figures.
+   *
+   * @generated from rpc ferry.v1.JobService.CreateSyncSchedule
+   */
+  createSyncSchedule: {
+    methodKind: "unary";
+    input: typeof CreateSyncScheduleRequestSchema;
+    output: typeof SyncScheduleSchema;
+  },
+  /**
+   * @generated from rpc ferry.v1.JobService.ListSyncSchedules
+   */
+  listSyncSchedules: {
+    methodKind: "unary";
+    input: typeof ListSyncSchedulesRequestSchema;
+    output: typeof ListSyncSchedulesResponseSchema;
+  },
+  /**
+   * Deletes a schedule; its runs, finished or not, stay.
+   *
+   * @generated from rpc ferry.v1.JobService.DeleteSyncSchedule
+   */
+  deleteSyncSchedule: {
+    methodKind: "unary";
+    input: typeof DeleteSyncScheduleRequestSchema;
+    output: typeof DeleteSyncScheduleResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_ferry_v1_job, 0);

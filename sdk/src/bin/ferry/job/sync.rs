@@ -14,6 +14,20 @@ use crate::{Context, Outcome};
 #[derive(Debug, Args)]
 #[command(after_help = WATCH_EXIT)]
 pub struct SyncArgs {
+    #[command(flatten)]
+    spec: SyncSpec,
+    /// Idempotency key: planning again with the same key returns the same job
+    #[arg(long = "key", value_name = "IDEMPOTENCY_KEY")]
+    key: Option<String>,
+    /// Follow the job once planned, as `ferry job watch` does (with --json, the plan's
+    /// answer is the first line)
+    #[arg(long)]
+    pub watch: bool,
+}
+
+/// What a sync does, for `job sync` and `schedule create`.
+#[derive(Debug, Args)]
+pub struct SyncSpec {
     /// The dataset to sync (id or name); its primary replica is the source
     dataset: String,
     /// The site of the replica to keep in step (id or name)
@@ -36,23 +50,26 @@ pub struct SyncArgs {
     /// more deletes nothing and fails
     #[arg(long, value_name = "N")]
     max_delete: Option<u64>,
-    /// Idempotency key: planning again with the same key returns the same job
-    #[arg(long = "key", value_name = "IDEMPOTENCY_KEY")]
-    key: Option<String>,
     #[command(flatten)]
     filter: FilterArgs,
     /// Bandwidth cap in bytes per second, e.g. 20MB; 0 or absent means none
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     bandwidth_limit: Option<u64>,
-    /// Follow the job once planned, as `ferry job watch` does (with --json, the plan's
-    /// answer is the first line)
-    #[arg(long)]
-    pub watch: bool,
 }
 
 impl SyncArgs {
-    /// The request these arguments ask for; refuses a cap on deletions that are not
-    /// asked for.
+    /// The request these arguments ask for.
+    pub fn request(&self) -> Result<pb::PlanSyncRequest, Error> {
+        Ok(pb::PlanSyncRequest {
+            idempotency_key: self.key.clone().unwrap_or_default(),
+            ..self.spec.request()?
+        })
+    }
+}
+
+impl SyncSpec {
+    /// The request these arguments ask for, without an idempotency key; refuses a cap
+    /// on deletions that are not asked for.
     pub fn request(&self) -> Result<pb::PlanSyncRequest, Error> {
         if self.max_delete.is_some() && self.deletion != pb::DeletionRule::Delete {
             return Err(Error::InvalidInput(
@@ -68,7 +85,7 @@ impl SyncArgs {
             filter: self.filter.filter()?,
             deletion: self.deletion.into(),
             max_delete: self.max_delete.unwrap_or(0),
-            idempotency_key: self.key.clone().unwrap_or_default(),
+            idempotency_key: String::new(),
             bandwidth_limit_bytes_per_sec: self.bandwidth_limit.unwrap_or(0),
         })
     }

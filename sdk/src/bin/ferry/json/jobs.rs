@@ -59,6 +59,7 @@ impl ToJson for pb::Job {
             .field("sync", self.sync.as_ref().map(ToJson::to_json))
             .field("final_pass", self.final_pass)
             .field("source_changes", self.source_changes)
+            .field("schedule", self.schedule.as_str())
             .done()
     }
 }
@@ -234,6 +235,7 @@ mod tests {
             }),
             final_pass: true,
             source_changes: 2,
+            schedule: "0193b".into(),
         };
         let expected = json!({
             "id": "0193a",
@@ -279,7 +281,8 @@ mod tests {
                 "extras_deleted": 0
             },
             "final_pass": true,
-            "source_changes": 2
+            "source_changes": 2,
+            "schedule": "0193b"
         });
         assert_eq!(job.to_json(), expected);
     }

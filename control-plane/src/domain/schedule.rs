@@ -1,0 +1,163 @@
+//! Sync schedules: a cron expression read in a time zone, and the sync each due time
+//! plans. At most one run of a schedule is unfinished at a time; times missed while
+//! nothing checked (the control plane down) are coalesced into one run.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+
+use super::{
+    ids::{JobId, ScheduleId},
+    name::Name,
+};
+use crate::error::{Error, Result};
+
+/// When a schedule is due: a five-field cron expression in an IANA time zone.
+#[derive(Clone, Debug)]
+pub struct When {
+    cron: Cron,
+    pattern: String,
+    zone: Tz,
+}
+
+impl When {
+    /// Parses `cron` (field `cron`) and `time_zone` (field `time_zone`; empty means
+    /// UTC). Only the five standard fields are taken: a schedule has no seconds.
+    pub fn parse(cron: &str, time_zone: &str) -> Result<When> {
+        let pattern = cron.trim();
+        let fields = pattern.split_whitespace().count();
+        if fields != 5 {
+            return Err(Error::invalid(
+                "cron",
+                format!(
+                    "expected five fields (minute hour day-of-month month day-of-week, e.g. \
+                     `0 2 * * *`), got {fields} in {pattern:?}"
+                ),
+            ));
+        }
+        let parsed = Cron::from_str(pattern)
+            .map_err(|e| Error::invalid("cron", format!("{pattern:?}: {e}")))?;
+        let zone_name = match time_zone.trim() {
+            "" => "UTC",
+            name => name,
+        };
+        let zone = Tz::from_str(zone_name).map_err(|_| {
+            Error::invalid(
+                "time_zone",
+                format!("unknown time zone {zone_name:?}; use an IANA name such as Europe/Paris"),
+            )
+        })?;
+        let when = When {
+            cron: parsed,
+            pattern: pattern.to_owned(),
+            zone,
+        };
+        if when.next_after(Utc::now()).is_none() {
+            return Err(Error::invalid("cron", format!("{pattern:?} never matches")));
+        }
+        Ok(when)
+    }
+
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    pub fn time_zone(&self) -> &str {
+        self.zone.name()
+    }
+
+    /// The first due time strictly after `t`.
+    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron
+            .find_next_occurrence(&t.with_timezone(&self.zone), false)
+            .ok()
+            .map(|next| next.with_timezone(&Utc))
+    }
+}
+
+/// A schedule as the catalogue keeps it. `sync` is the encoded `PlanSyncRequest` each
+/// run plans, with the dataset and destination site by id.
+#[derive(Clone, Debug)]
+pub struct SyncSchedule {
+    pub id: ScheduleId,
+    pub name: Name,
+    pub dataset_id: super::ids::DatasetId,
+    pub sync: Vec<u8>,
+    pub when: When,
+    pub next_run_at: DateTime<Utc>,
+    pub last_job: Option<JobId>,
+    pub runs: u64,
+    pub skipped: u64,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a due time did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A run was planned.
+    Planned(JobId),
+    /// The previous run is unfinished: no run this time.
+    Skipped,
+    /// Planning failed; the reason.
+    Failed(String),
+}
+
+impl SyncSchedule {
+    /// The idempotency key of the run due at `due`: planning it twice (two control
+    /// planes, a retry after a crash) gives one job.
+    pub fn run_key(&self, due: DateTime<Utc>) -> String {
+        format!("schedule:{}:{}", self.id, due.timestamp())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    }
+
+    #[test]
+    fn due_times_are_read_in_the_schedules_time_zone() {
+        let nightly = When::parse("30 2 * * *", "Europe/Paris").unwrap();
+        // 02:30 in Paris is 01:30 UTC in winter and 00:30 UTC in summer.
+        assert_eq!(
+            nightly.next_after(at(2026, 12, 5, 12, 0)),
+            Some(at(2026, 12, 6, 1, 30))
+        );
+        assert_eq!(
+            nightly.next_after(at(2026, 7, 5, 12, 0)),
+            Some(at(2026, 7, 6, 0, 30))
+        );
+        let utc = When::parse("*/15 * * * *", "").unwrap();
+        assert_eq!(utc.time_zone(), "UTC");
+        assert_eq!(
+            utc.next_after(at(2026, 12, 5, 10, 15)),
+            Some(at(2026, 12, 5, 10, 30))
+        );
+    }
+
+    #[test]
+    fn bad_expressions_and_zones_name_their_field() {
+        for (cron, zone, field) in [
+            ("0 2 * *", "UTC", "cron"),
+            ("* * * * * *", "UTC", "cron"),
+            ("61 2 * * *", "UTC", "cron"),
+            ("0 2 * * nope", "UTC", "cron"),
+            ("0 2 * * *", "Mars/Olympus", "time_zone"),
+        ] {
+            match When::parse(cron, zone) {
+                Err(Error::InvalidArgument { field: f, .. }) => {
+                    assert_eq!(f, field, "{cron:?} {zone:?}")
+                }
+                other => panic!("{cron:?} {zone:?}: {other:?}"),
+            }
+        }
+    }
+}
