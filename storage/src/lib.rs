@@ -17,6 +17,7 @@ mod error;
 mod filter;
 pub mod gcs;
 mod list;
+mod list_fs;
 mod settings;
 mod store;
 mod uri;

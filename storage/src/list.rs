@@ -7,7 +7,10 @@ use chrono::{DateTime, Utc};
 use futures::{stream, Stream, StreamExt, TryStreamExt};
 use opendal::{Metadata, Operator};
 
-use crate::error::{ObjectError, Operation};
+use crate::{
+    error::{ObjectError, Operation},
+    list_fs,
+};
 
 /// Objects stat'ed concurrently while listing, when the listing lacks their metadata.
 const LIST_STAT_CONCURRENCY: usize = 16;
@@ -82,6 +85,9 @@ fn list_objects(
     under: String,
     start_after: Option<String>,
 ) -> impl Stream<Item = Result<ObjectInfo, ObjectError>> + Send + 'static {
+    if list_fs::is_fs(op) {
+        return futures::future::Either::Left(list_fs::list_fs(op, &under));
+    }
     let capability = op.info().capability();
     let may_have_content_type = with_metadata && capability.write_with_content_type;
     let may_have_user_metadata = with_metadata && capability.write_with_user_metadata;
@@ -90,7 +96,7 @@ fn list_objects(
     let entries_op = op.clone();
     let stat_op = op.clone();
 
-    stream::once(async move {
+    let listed = stream::once(async move {
         let mut lister = lister_op
             .lister_with(&under)
             .recursive(true)
@@ -133,5 +139,6 @@ fn list_objects(
         }
     })
     .buffered(LIST_STAT_CONCURRENCY)
-    .try_filter_map(|info| std::future::ready(Ok(info)))
+    .try_filter_map(|info| std::future::ready(Ok(info)));
+    futures::future::Either::Right(listed)
 }
