@@ -85,7 +85,9 @@ fn list_objects(
     under: String,
     start_after: Option<String>,
 ) -> impl Stream<Item = Result<ObjectInfo, ObjectError>> + Send + 'static {
-    if list_fs::is_fs(op) {
+    // Keys, sizes and times only: a file system's user metadata (in extended
+    // attributes) needs OpenDAL's stat.
+    if !with_metadata && list_fs::is_fs(op) {
         return futures::future::Either::Left(list_fs::list_fs(op, &under));
     }
     let capability = op.info().capability();

@@ -2,7 +2,8 @@
 //! the blocking pool twice for every entry (type, then metadata), which costs more than
 //! the system calls on trees of many small files. One blocking task walks the tree
 //! instead and hands the objects over a page at a time, with what OpenDAL's listing
-//! gives: key relative to the root, size and modification time.
+//! gives: key relative to the root, size and modification time. Listings that want
+//! user metadata (kept in extended attributes) still go through OpenDAL.
 
 use std::{
     io,
