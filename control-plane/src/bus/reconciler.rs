@@ -95,6 +95,7 @@ mod tests {
             name::{Name, Ref},
             report::{Report, ReportEvent, LIST_TASK},
             site::{Credentials, NewSite, Prices},
+            sync::ComparedObject,
             tier::Tier,
         },
         service::{migrations::PlanRequest, Catalogue},
@@ -175,11 +176,16 @@ mod tests {
                 .await
                 .unwrap();
             self.report(job.id, LIST_TASK, ReportEvent::Started).await;
+            let object = |key: &str| ComparedObject {
+                key: key.into(),
+                size: 1,
+                modified: None,
+                etag: None,
+                destination_size: None,
+            };
             let listed = ReportEvent::TaskListed {
                 task: "t1".into(),
-                objects: vec![("a".into(), 1), ("b".into(), 1)],
-                etags: Default::default(),
-                modified: Default::default(),
+                objects: vec![object("a"), object("b")],
                 destination_empty: true,
             };
             self.report(job.id, LIST_TASK, listed).await;

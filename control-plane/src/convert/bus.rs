@@ -83,23 +83,24 @@ pub fn dry_run_answer(payload: &[u8]) -> Result<std::result::Result<Listed, Stri
     }))
 }
 
+/// A source object as a listing reports it: what the destination holds under its key is
+/// known in a sync's listing only.
+fn listed_object(o: pb::ListedObject) -> ComparedObject {
+    ComparedObject {
+        modified: o.modified.as_ref().and_then(from_timestamp),
+        destination_size: o.at_destination.then_some(o.destination_size),
+        etag: (!o.etag.is_empty()).then_some(o.etag),
+        size: o.size,
+        key: o.key,
+    }
+}
+
 /// A page of a sync's listing: source objects with what the destination holds, or the
 /// destination's objects the source does not hold.
 fn compared_page(t: pb::TaskListed) -> ReportEvent {
-    let some = |s: String| (!s.is_empty()).then_some(s);
     ReportEvent::Compared {
         task: t.copy_task_id,
-        objects: t
-            .objects
-            .into_iter()
-            .map(|o| ComparedObject {
-                modified: o.modified.as_ref().and_then(from_timestamp),
-                destination_size: o.at_destination.then_some(o.destination_size),
-                etag: some(o.etag),
-                size: o.size,
-                key: o.key,
-            })
-            .collect(),
+        objects: t.objects.into_iter().map(listed_object).collect(),
         destination_only: t
             .destination_only
             .into_iter()
@@ -168,18 +169,7 @@ pub fn decode_report(payload: &[u8], now: DateTime<Utc>) -> Result<Report> {
             }
             ReportEvent::TaskListed {
                 task: t.copy_task_id,
-                etags: t
-                    .objects
-                    .iter()
-                    .filter(|o| !o.etag.is_empty())
-                    .map(|o| (o.key.clone(), o.etag.clone()))
-                    .collect(),
-                modified: t
-                    .objects
-                    .iter()
-                    .filter_map(|o| Some((o.key.clone(), from_timestamp(o.modified.as_ref()?)?)))
-                    .collect(),
-                objects: t.objects.into_iter().map(|o| (o.key, o.size)).collect(),
+                objects: t.objects.into_iter().map(listed_object).collect(),
                 destination_empty: t.destination_empty,
             }
         }

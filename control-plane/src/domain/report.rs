@@ -40,14 +40,11 @@ pub enum ReportEvent {
     /// A page of the listing, to record and dispatch as the copy task `task`.
     TaskListed {
         task: String,
-        /// Key and size of each object.
-        objects: Vec<(String, u64)>,
-        /// The source's etags by key, where its store lists them: passed on to the
-        /// copy task so that a server-side copy needs no HEAD.
-        etags: std::collections::HashMap<String, String>,
-        /// The source's modification times by key, where its store lists them: a
-        /// later listing (the final pass, a retry) copies again what changed since.
-        modified: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>,
+        /// Each object with its etag and modification time where its store lists them:
+        /// the etag goes to the copy task, so that a server-side copy needs no HEAD,
+        /// and a later listing (the final pass, a retry) copies again what changed.
+        /// What the destination holds is not known (`destination_size` is `None`).
+        objects: Vec<ComparedObject>,
         /// The destination held nothing when the listing began: passed on to the copy
         /// task so that its first run does not list the destination.
         destination_empty: bool,

@@ -22,6 +22,7 @@ use crate::{
         ids::JobId,
         job::{JobObject, MultipartUpload, ObjectStatus},
         page::{Page, PageRequest},
+        sync::ComparedObject,
     },
     error::{Error, Result},
 };
@@ -45,6 +46,20 @@ pub struct ListedRecord {
     /// `unchanged`, with the manifest's xxh3, and not copied.
     pub unchanged: bool,
     pub xxh3: Option<String>,
+}
+
+impl From<ComparedObject> for ListedRecord {
+    /// A listed object as it is recorded before any comparison with a manifest.
+    fn from(o: ComparedObject) -> Self {
+        ListedRecord {
+            key: o.key,
+            size: o.size,
+            modified: o.modified,
+            etag: o.etag,
+            unchanged: false,
+            xxh3: None,
+        }
+    }
 }
 
 impl Store {

@@ -120,34 +120,14 @@ impl Migrations {
             ReportEvent::TaskListed {
                 task,
                 objects,
-                etags,
-                modified,
                 destination_empty,
             } => {
-                let records: Vec<ListedRecord> = objects
-                    .into_iter()
-                    .map(|(key, size)| ListedRecord {
-                        etag: etags.get(&key).cloned(),
-                        modified: modified.get(&key).copied(),
-                        key,
-                        size,
-                        ..Default::default()
-                    })
-                    .collect();
+                let records: Vec<ListedRecord> =
+                    objects.into_iter().map(ListedRecord::from).collect();
                 let dispatched = self
-                    .store
-                    .record_listed_task(
-                        job.id,
-                        &task,
-                        &records,
-                        self.catalogue.clock().now(),
-                        |todo| {
-                            messages::dispatch_copy(&job, &task, todo, &etags, destination_empty)
-                        },
-                    )
+                    .record_page(&job, &task, &records, destination_empty)
                     .await?;
                 info!(job_id = %job.id, task, listed = records.len(), dispatched, "copy task recorded");
-                self.changed(job.id, dispatched > 0);
             }
             ReportEvent::Upload { key, upload } => {
                 let now = self.catalogue.clock().now();

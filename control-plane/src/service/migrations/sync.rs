@@ -46,10 +46,6 @@ impl Migrations {
         }
         let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
         let manifest = self.store.manifest_entries(job, &keys).await?;
-        let etags = objects
-            .iter()
-            .filter_map(|o| Some((o.key.clone(), o.etag.clone()?)))
-            .collect();
         let records: Vec<ListedRecord> = objects
             .into_iter()
             .map(|o| {
@@ -57,19 +53,13 @@ impl Migrations {
                 ListedRecord {
                     unchanged: recorded.is_some(),
                     xxh3: recorded.and_then(|e| e.xxh3.clone()),
-                    key: o.key,
-                    size: o.size,
-                    modified: o.modified,
-                    etag: o.etag,
+                    ..ListedRecord::from(o)
                 }
             })
             .collect();
         let unchanged = records.iter().filter(|r| r.unchanged).count();
         let dispatched = self
-            .store
-            .record_listed_task(job.id, task, &records, now, |todo| {
-                messages::dispatch_copy(job, task, todo, &etags, destination_empty)
-            })
+            .record_page(job, task, &records, destination_empty)
             .await?;
         info!(
             job_id = %job.id,
@@ -79,8 +69,31 @@ impl Migrations {
             dispatched,
             "sync page compared"
         );
-        self.changed(job.id, dispatched > 0);
         Ok(())
+    }
+
+    /// Records a listing page as the copy task `task` and dispatches what it leaves
+    /// to copy, with the source's etags as listed; returns how many objects that is.
+    pub(super) async fn record_page(
+        &self,
+        job: &Job,
+        task: &str,
+        records: &[ListedRecord],
+        destination_empty: bool,
+    ) -> Result<usize> {
+        let etags = records
+            .iter()
+            .filter_map(|r| Some((r.key.clone(), r.etag.clone()?)))
+            .collect();
+        let now = self.catalogue.clock().now();
+        let dispatched = self
+            .store
+            .record_listed_task(job.id, task, records, now, |todo| {
+                messages::dispatch_copy(job, task, todo, &etags, destination_empty)
+            })
+            .await?;
+        self.changed(job.id, dispatched > 0);
+        Ok(dispatched)
     }
 
     /// Once every source object is in step: the deletion step when the rule deletes
