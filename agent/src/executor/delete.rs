@@ -2,7 +2,7 @@
 //! every source object is verified there and the control plane checked the count
 //! against the sync's cap. Only the destination is touched.
 
-use ferry_proto::v1::{self as pb, progress_report::Event};
+use ferry_proto::v1 as pb;
 use ferry_storage::{ObjectError, ObjectInfo};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -42,7 +42,11 @@ pub(super) async fn delete_extras(
     });
     let mut deletions =
         futures::stream::iter(deletions.collect::<Vec<_>>()).buffer_unordered(concurrency.max(1));
-    let (mut batch, mut failures, mut deleted) = (Vec::new(), Vec::<ObjectError>::new(), 0usize);
+    let (mut batch, mut failures, mut deleted) = (
+        Vec::<pb::ObjectResult>::new(),
+        Vec::<ObjectError>::new(),
+        0usize,
+    );
     while let Some((info, outcome)) = deletions.next().await {
         if cancel.is_cancelled() {
             return Err(TaskError::Cancelled);
@@ -60,10 +64,10 @@ pub(super) async fn delete_extras(
         };
         batch.push(report.into());
         if batch.len() >= RESULTS_PER_REPORT {
-            send(reporter, &mut batch).await?;
+            reporter.objects(std::mem::take(&mut batch)).await?;
         }
     }
-    send(reporter, &mut batch).await?;
+    reporter.objects(batch).await?;
     info!(
         deleted,
         failed = failures.len(),
@@ -74,15 +78,4 @@ pub(super) async fn delete_extras(
         Some(first) => Err(TaskError::Deletions { count, first }),
         None => Ok(()),
     }
-}
-
-async fn send(reporter: &Reporter, batch: &mut Vec<pb::ObjectResult>) -> Result<(), TaskError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let results = std::mem::take(batch);
-    reporter
-        .send(Event::Objects(pb::ObjectResults { results }))
-        .await?;
-    Ok(())
 }
