@@ -137,22 +137,43 @@ impl ControlPlane {
     }
 
     /// Reports this agent alive and the jobs it runs copy tasks of; answers, for each
-    /// of them, how many live agents (this one included) run tasks of it.
+    /// of them, how many live agents (this one included) run tasks of it, and which
+    /// continuous syncs' directories the agents of this site watch.
     pub async fn heartbeat(
         &self,
         stopping: bool,
         jobs: Vec<String>,
-    ) -> Result<HashMap<String, u32>, Status> {
+    ) -> Result<(HashMap<String, u32>, Vec<pb::Watch>), Status> {
         let request = self.authorized(pb::HeartbeatRequest {
             agent_id: self.agent_id.clone(),
             stopping,
             jobs,
         })?;
-        Ok(AgentServiceClient::new(self.channel.clone())
+        let answer = AgentServiceClient::new(self.channel.clone())
             .heartbeat(request)
             .await?
-            .into_inner()
-            .job_agents)
+            .into_inner();
+        Ok((answer.job_agents, answer.watches))
+    }
+
+    /// Reports keys a continuous sync's watcher saw change, or that it may have
+    /// missed some (`rescan`).
+    pub async fn report_changes(
+        &self,
+        schedule: &str,
+        keys: Vec<String>,
+        rescan: bool,
+    ) -> Result<(), Status> {
+        let request = self.authorized(pb::ReportChangesRequest {
+            agent_id: self.agent_id.clone(),
+            schedule: schedule.to_owned(),
+            keys,
+            rescan,
+        })?;
+        AgentServiceClient::new(self.channel.clone())
+            .report_changes(request)
+            .await?;
+        Ok(())
     }
 
     /// The source and destination of a job this agent holds; credentials come only

@@ -29,6 +29,7 @@ pub mod parts;
 pub mod report;
 pub mod s3;
 pub mod transfer;
+pub mod watch;
 pub mod wire;
 
 pub use transfer::{

@@ -11,6 +11,7 @@ use ferry_agent::{
     control::{ControlPlane, SiteShare},
     dry_run,
     executor::Executor,
+    watch::Watches,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -196,8 +197,10 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     ));
     // Ends only when the control plane refuses this agent's token: revoked, expired, or
     // bound to another site. The agent then stops rather than run on without a voice.
+    let watches = Arc::new(Watches::new(control.clone()));
     let mut heartbeats = {
         let executor = executor.clone();
+        let watches = watches.clone();
         let interval = control.heartbeat_interval();
         tokio::spawn(async move {
             // While a job with a bandwidth limit runs here, its agents must learn soon
@@ -213,7 +216,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
                 }
                 last = Some(tokio::time::Instant::now());
                 match executor.heartbeat(false).await {
-                    Ok(_) => {}
+                    Ok(wanted) => watches.reconcile(&wanted),
                     Err(e) if refused(&e) => return e.message().to_owned(),
                     Err(e) => warn!(error = %e.message(), "heartbeat failed"),
                 }
@@ -249,6 +252,7 @@ async fn run(config: AgentConfig) -> anyhow::Result<()> {
     }
     dry_runs.abort();
     heartbeats.abort();
+    watches.stop();
     if let Some(server) = metrics_server {
         server.abort();
     }

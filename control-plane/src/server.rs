@@ -86,6 +86,7 @@ pub async fn serve(
         schedules.clone(),
         Duration::from_secs(config.autopilot.schedules_interval_secs),
     ));
+    let continuous_syncs = tokio::spawn(crate::service::schedules::run_changes(schedules.clone()));
     let training = Training::new(catalogue.clone());
     let scheduled_training = tokio::spawn(crate::service::training::run(
         training.clone(),
@@ -214,6 +215,7 @@ pub async fn serve(
     }
     autopilot.abort();
     scheduled_syncs.abort();
+    continuous_syncs.abort();
     scheduled_training.abort();
     store.close().await;
     info!("stopped");

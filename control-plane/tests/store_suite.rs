@@ -29,6 +29,8 @@ mod jobs;
 mod models;
 #[path = "store_suite/policies.rs"]
 mod policies;
+#[path = "store_suite/schedules.rs"]
+mod schedules;
 #[path = "store_suite/sites.rs"]
 mod sites;
 
@@ -92,4 +94,5 @@ store_test_suite!(
     jobs::concurrent_reports_count_each_object_once,
     audit::a_change_and_its_record_land_together_or_not_at_all,
     models::models_keep_versions_and_the_latest_forecast,
+    schedules::reported_changes_wait_until_a_run_takes_them,
 );

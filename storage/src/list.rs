@@ -79,6 +79,22 @@ pub fn list_sizes(
     list_objects(op, false, under.to_owned(), start_after.map(str::to_owned))
 }
 
+/// What a listing would say of `key` alone ([`list_sizes`]'s fields), or `None` when no
+/// object is there: a key that was never written or is gone, or a directory.
+pub async fn stat_sizes(op: &Operator, key: &str) -> Result<Option<ObjectInfo>, ObjectError> {
+    if list_fs::is_fs(op) {
+        return list_fs::stat_fs(op, key).await;
+    }
+    match op.stat(key).await {
+        Ok(metadata) if metadata.is_file() && !key.ends_with('/') => {
+            Ok(Some(ObjectInfo::from_metadata(key.to_owned(), &metadata)))
+        }
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ObjectError::from_opendal(op, key, Operation::Stat, e)),
+    }
+}
+
 fn list_objects(
     op: &Operator,
     with_metadata: bool,

@@ -66,7 +66,15 @@ fn walk(root: &Path, start: PathBuf, pages: &mpsc::Sender<Vec<Walked>>) {
     while let Some(dir) = dirs.pop() {
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            // Gone, or a key that names no directory (a continuous sync looking below it).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                continue
+            }
             Err(e) => {
                 page.push(Err((key_of(root, &dir), e)));
                 continue;
@@ -110,14 +118,20 @@ fn object(
         return None;
     }
     // A link is followed to what it names; a link to a directory is not walked.
+    file(key, path).transpose()
+}
+
+/// The file at `path` as the object `key`: `None` when nothing is there or it is not a
+/// file (a link is followed to what it names).
+fn file(key: String, path: &Path) -> Result<Option<ObjectInfo>, (String, io::Error)> {
     let metadata = match std::fs::metadata(path) {
         Ok(m) if m.is_file() => m,
-        Ok(_) => return None,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-        Err(e) => return Some(Err((key, e))),
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err((key, e)),
     };
     let last_modified = metadata.modified().ok().map(DateTime::<Utc>::from);
-    Some(Ok(ObjectInfo {
+    Ok(Some(ObjectInfo {
         key,
         size: metadata.len(),
         content_type: None,
@@ -125,6 +139,24 @@ fn object(
         last_modified,
         etag: None,
     }))
+}
+
+/// The object `key` of the file-system operator `op`, as [`list_fs`] would list it.
+pub(crate) async fn stat_fs(op: &Operator, key: &str) -> Result<Option<ObjectInfo>, ObjectError> {
+    let path = PathBuf::from(op.info().root()).join(key);
+    let owned = key.to_owned();
+    let found = tokio::task::spawn_blocking(move || file(owned, &path))
+        .await
+        .map_err(|e| {
+            ObjectError::from_opendal(
+                op,
+                key,
+                Operation::Stat,
+                opendal::Error::new(opendal::ErrorKind::Unexpected, "stat task failed")
+                    .set_source(e),
+            )
+        })?;
+    found.map_err(|(key, e)| ObjectError::from_opendal(op, &key, Operation::Stat, io_error(e)))
 }
 
 /// `path` relative to `root`, with `/` separators, as OpenDAL names keys.

@@ -493,7 +493,24 @@ async fn a_sync_schedule_is_created_listed_and_deleted_from_the_command_line() {
     assert_eq!(listed[0]["deletion"], "delete", "{listed}");
     assert_eq!(listed[0]["max_delete"], 10, "{listed}");
     assert!(listed[0]["next_run_time"].is_string(), "{listed}");
+    assert_eq!(listed[0]["continuous"], false, "{listed}");
     assert_eq!(run(&["schedule", "runs", "nightly"]), "no jobs\n");
+    let live = run(&[
+        "schedule",
+        "create",
+        "live",
+        "--continuous",
+        "--cron",
+        "0 3 * * *",
+        "d",
+        "--to",
+        "dr",
+    ]);
+    assert!(
+        live.contains("CONTINUOUS") && live.contains("yes (0 pending)"),
+        "{live}"
+    );
     run(&["schedule", "delete", "nightly"]);
+    run(&["schedule", "delete", "live"]);
     assert_eq!(run(&["schedule", "list"]), "no schedules\n");
 }

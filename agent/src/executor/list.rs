@@ -2,9 +2,14 @@
 //! which the control plane records and dispatches to every agent of the site. A sync's
 //! listing also lists the destination through the same filter first: each source object
 //! goes out with what the destination holds under its key, and the destination's
-//! objects the source does not hold follow at the end.
+//! objects the source does not hold follow at the end. A continuous sync's run of
+//! changes names its keys: only those are looked up at both ends (and, for a key that
+//! is no file, what lies below it), instead of listing either.
 
-use std::{collections::HashMap, pin::pin};
+use std::{
+    collections::{BTreeMap, HashMap},
+    pin::pin,
+};
 
 use ferry_proto::v1::{self as pb, progress_report::Event};
 use ferry_storage::{ObjectFilter, ObjectInfo};
@@ -36,6 +41,11 @@ impl Executor {
                 }
             })?;
         let compared = command.job_kind == pb::JobKind::Sync as i32;
+        if compared && !command.keys.is_empty() {
+            return self
+                .list_changes(command, sites, &filter, reporter, cancel)
+                .await;
+        }
         let mut at_destination = if compared {
             Some(destination_objects(sites, &filter, cancel).await?)
         } else {
@@ -89,6 +99,93 @@ impl Executor {
         );
         Ok(())
     }
+}
+
+impl Executor {
+    /// A continuous sync's run of changes: each named key is looked up at both ends
+    /// (what lies below it too, when it is no file there: a directory created, moved
+    /// or removed), and reported as a sync's listing of those objects alone.
+    async fn list_changes(
+        &self,
+        command: &pb::JobCommand,
+        sites: &Sites,
+        filter: &ObjectFilter,
+        reporter: &Reporter,
+        cancel: &CancellationToken,
+    ) -> Result<(), TaskError> {
+        let source = objects_at(sites.src.op(), &command.keys, filter, cancel).await?;
+        let mut held: HashMap<String, u64> =
+            objects_at(sites.dst.op(), &command.keys, filter, cancel)
+                .await?
+                .into_iter()
+                .map(|(key, o)| (key, o.size))
+                .collect();
+        let mut pages = Pages {
+            reporter,
+            prefix: "copy",
+            max_objects: self.config.task_objects,
+            max_bytes: self.config.task_mib << 20,
+            // Only the named keys were looked at: the rest of the destination is unknown.
+            destination_empty: false,
+            compared: true,
+            page: Vec::new(),
+            page_bytes: 0,
+            tasks: 0,
+        };
+        let (objects, mut bytes) = (source.len(), 0u64);
+        for (key, o) in source {
+            let size = o.size;
+            bytes += size;
+            let destination_size = held.remove(&key);
+            pages
+                .add(wire::to_compared_object(o, destination_size), size)
+                .await?;
+        }
+        pages.flush().await?;
+        let extras = held.len();
+        pages.send_destination_only(held).await?;
+        info!(
+            keys = command.keys.len(),
+            objects, bytes, extras, "changed keys looked up"
+        );
+        Ok(())
+    }
+}
+
+/// The objects at `keys` through the filter, by key: the object named by each key, or
+/// when there is none, every object below it.
+async fn objects_at(
+    op: &opendal::Operator,
+    keys: &[String],
+    filter: &ObjectFilter,
+    cancel: &CancellationToken,
+) -> Result<BTreeMap<String, ObjectInfo>, TaskError> {
+    let mut found = BTreeMap::new();
+    for key in keys {
+        if cancel.is_cancelled() {
+            return Err(TaskError::Cancelled);
+        }
+        if let Some(o) = ferry_storage::stat_sizes(op, key).await? {
+            if filter.accepts(&o) {
+                found.insert(o.key.clone(), o);
+            }
+            continue;
+        }
+        let under = format!("{}/", key.trim_end_matches('/'));
+        let mut below = pin!(ferry_storage::list_sizes(op, &under, None)
+            .try_filter(|o: &ObjectInfo| std::future::ready(filter.accepts(o))));
+        loop {
+            match below.try_next().await {
+                Ok(Some(o)) => {
+                    found.insert(o.key.clone(), o);
+                }
+                Ok(None) => break,
+                Err(e) if e.kind == ferry_storage::ErrorKind::NotFound => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// What the destination holds, through the plan's filter: size by key. A destination

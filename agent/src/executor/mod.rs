@@ -129,9 +129,10 @@ impl Executor {
 
     /// Tells the control plane this agent is alive and which jobs it runs copy tasks
     /// of, and takes from the answer how many agents share each job's limit.
-    pub async fn heartbeat(&self, stopping: bool) -> Result<(), tonic::Status> {
+    /// Heartbeats; answers the continuous syncs this site's agents watch.
+    pub async fn heartbeat(&self, stopping: bool) -> Result<Vec<pb::Watch>, tonic::Status> {
         let jobs = self.job_bandwidths.jobs();
-        let agents = self.control.heartbeat(stopping, jobs).await?;
+        let (agents, watches) = self.control.heartbeat(stopping, jobs).await?;
         for change in self.job_bandwidths.set_agents(&agents) {
             info!(
                 job_id = %change.job,
@@ -141,7 +142,7 @@ impl Executor {
                 "job bandwidth shared among its agents"
             );
         }
-        Ok(())
+        Ok(watches)
     }
 
     /// Whether a job with a bandwidth limit has a copy task running here.

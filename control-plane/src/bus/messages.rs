@@ -53,6 +53,7 @@ fn trace_parent(job: &Job) -> Option<String> {
 pub fn dispatch_list(job: &Job) -> OutboxMessage {
     let mut command = command(job, LIST_TASK, pb::TaskKind::List, Vec::new());
     command.final_pass = job.final_pass;
+    command.keys = job.sync_keys.clone().unwrap_or_default();
     let mut message = to_outbox(job, command);
     if job.final_pass {
         message.message_id.push_str(".final");

@@ -12,6 +12,40 @@ pub fn agent_id(s: &str) -> Result<AgentId> {
         .map_err(|_| Error::invalid("agent_id", format!("'{s}' is not an agent id")))
 }
 
+/// The most keys one `ReportChanges` call carries.
+const MAX_REPORTED_KEYS: usize = 1000;
+/// The longest key a watcher reports, in bytes (S3's limit).
+const MAX_KEY_BYTES: usize = 1024;
+
+/// Keys a watcher reported: relative paths below the dataset's directory, with no
+/// empty, `.` or `..` segment, at most [`MAX_REPORTED_KEYS`] of them.
+pub fn check_changed_keys(keys: &[String]) -> Result<()> {
+    if keys.len() > MAX_REPORTED_KEYS {
+        return Err(Error::invalid(
+            "keys",
+            format!("{} keys; at most {MAX_REPORTED_KEYS} per call", keys.len()),
+        ));
+    }
+    for (i, key) in keys.iter().enumerate() {
+        let bad = key.is_empty()
+            || key.len() > MAX_KEY_BYTES
+            || key.contains('\0')
+            || key
+                .split('/')
+                .any(|segment| segment.is_empty() || segment == "." || segment == "..");
+        if bad {
+            return Err(Error::invalid(
+                format!("keys[{i}]"),
+                format!(
+                    "{key:?} is not a key below the dataset: a relative path of at most \
+                     {MAX_KEY_BYTES} bytes without empty, `.` or `..` segments"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn agent_to_pb(
     a: crate::domain::agent::Agent,
     now: chrono::DateTime<chrono::Utc>,

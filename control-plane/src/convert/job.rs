@@ -59,6 +59,7 @@ pub fn plan_request(req: pb::PlanMigrationRequest) -> Result<PlanRequest> {
         bandwidth_limit: (req.bandwidth_limit_bytes_per_sec != 0)
             .then_some(req.bandwidth_limit_bytes_per_sec),
         schedule: None,
+        sync_keys: None,
     })
 }
 
@@ -151,6 +152,7 @@ pub fn job_to_pb(j: Job) -> pb::Job {
             objects_unchanged: j.sync.unchanged,
             extras_found: j.sync.extras,
             extras_deleted: j.sync.deleted,
+            changed_keys: j.sync_keys.as_ref().map_or(0, |k| k.len() as u64),
         }),
         final_pass: j.final_pass,
         source_changes: j.source_changes,

@@ -8,10 +8,11 @@ use crate::{
     error::{Error, Result},
 };
 
-/// A `CreateSyncScheduleRequest`: its name, the sync to plan, and when (checked).
+/// A `CreateSyncScheduleRequest`: its name, the sync to plan, when (checked), and
+/// whether it also runs as files change.
 pub fn schedule_request(
     req: pb::CreateSyncScheduleRequest,
-) -> Result<(String, pb::PlanSyncRequest, When)> {
+) -> Result<(String, pb::PlanSyncRequest, When, bool)> {
     let schedule = req
         .schedule
         .ok_or_else(|| Error::invalid("schedule", "is required"))?;
@@ -20,7 +21,7 @@ pub fn schedule_request(
         .ok_or_else(|| Error::invalid("schedule.sync", "is required: the sync each run plans"))?;
     let when =
         When::parse(&schedule.cron, &schedule.time_zone).map_err(|e| e.within("schedule"))?;
-    Ok((schedule.name, sync, when))
+    Ok((schedule.name, sync, when, schedule.continuous))
 }
 
 pub fn schedule_to_pb(s: &SyncSchedule) -> pb::SyncSchedule {
@@ -37,5 +38,7 @@ pub fn schedule_to_pb(s: &SyncSchedule) -> pb::SyncSchedule {
         skipped: s.skipped,
         last_error: s.last_error.clone().unwrap_or_default(),
         create_time: Some(to_timestamp(s.created_at)),
+        continuous: s.continuous,
+        pending_changes: s.pending_changes,
     }
 }

@@ -209,6 +209,9 @@ pub struct Job {
     pub source_changes: u64,
     /// The sync schedule that planned the job, if one did.
     pub schedule_id: Option<ScheduleId>,
+    /// A continuous sync's run of reported changes: the keys it checks at both ends
+    /// instead of listing them. `None`: the run lists everything.
+    pub sync_keys: Option<Vec<String>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -92,6 +92,41 @@ pub struct SyncSchedule {
     pub skipped: u64,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Also synced as its watchers report changes, between its due times.
+    pub continuous: bool,
+    /// Keys reported changed that no run has taken yet.
+    pub pending_changes: u64,
+}
+
+/// The key under which a watcher's report that it may have missed changes is kept.
+pub const RESCAN_KEY: &str = "";
+/// The most keys a run of a continuous sync's changes checks one by one; with more, it
+/// lists everything instead.
+pub const MAX_CHANGED_KEYS: u64 = 1000;
+/// The most bytes of keys such a run carries (they travel in its list task's message).
+const MAX_CHANGED_KEY_BYTES: usize = 256 << 10;
+
+/// The changes waiting for a continuous sync's next run: the distinct keys reported
+/// (at most one more than [`MAX_CHANGED_KEYS`]) and the last report they cover.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Changes {
+    pub up_to: i64,
+    keys: Vec<String>,
+}
+
+impl Changes {
+    pub fn new(up_to: i64, keys: Vec<String>) -> Self {
+        Changes { up_to, keys }
+    }
+
+    /// The keys the run checks, or `None` when it must list everything instead: a
+    /// watcher may have missed changes, or there are too many keys to check one by one.
+    pub fn keys(&self) -> Option<&[String]> {
+        let bytes: usize = self.keys.iter().map(String::len).sum();
+        let rescan = self.keys.iter().any(|k| k == RESCAN_KEY);
+        (!rescan && self.keys.len() as u64 <= MAX_CHANGED_KEYS && bytes <= MAX_CHANGED_KEY_BYTES)
+            .then_some(self.keys.as_slice())
+    }
 }
 
 /// What a due time did.
@@ -110,6 +145,11 @@ impl SyncSchedule {
     /// planes, a retry after a crash) gives one job.
     pub fn run_key(&self, due: DateTime<Utc>) -> String {
         format!("schedule:{}:{}", self.id, due.timestamp())
+    }
+
+    /// The idempotency key of the run of the changes reported up to row `up_to`.
+    pub fn changes_key(&self, up_to: i64) -> String {
+        format!("schedule:{}:changes:{up_to}", self.id)
     }
 }
 
@@ -140,6 +180,27 @@ mod tests {
         assert_eq!(
             utc.next_after(at(2026, 12, 5, 10, 15)),
             Some(at(2026, 12, 5, 10, 30))
+        );
+    }
+
+    #[test]
+    fn a_run_of_changes_lists_everything_after_a_rescan_or_beyond_the_limits() {
+        let keys = |n: usize| (0..n).map(|i| format!("k{i}")).collect::<Vec<_>>();
+        assert_eq!(Changes::new(7, keys(3)).keys(), Some(&keys(3)[..]));
+        let limit = MAX_CHANGED_KEYS as usize;
+        assert_eq!(
+            Changes::new(7, keys(limit)).keys().map(<[_]>::len),
+            Some(limit)
+        );
+        assert_eq!(Changes::new(7, keys(limit + 1)).keys(), None);
+        let mut rescan = keys(2);
+        rescan.push(RESCAN_KEY.to_owned());
+        assert_eq!(Changes::new(7, rescan).keys(), None);
+        let long = vec!["x".repeat(1000); 300];
+        assert_eq!(
+            Changes::new(7, long).keys(),
+            None,
+            "more than 256 KiB of keys"
         );
     }
 

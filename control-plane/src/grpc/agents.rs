@@ -6,9 +6,10 @@ use tonic::{Request, Response, Status};
 
 use super::caller::caller;
 use crate::{
+    convert::check_changed_keys,
     convert::{access_to_pb, agent_id, agent_to_pb, job_id},
     domain::{agent::HEARTBEAT_INTERVAL, dataset::DatasetPath, ids::JobId, name::Ref},
-    error::Result,
+    error::{Error, Result},
     service::{Agents, RegisterRequest},
 };
 
@@ -57,16 +58,50 @@ impl AgentService for AgentApi {
             .iter()
             .map(|j| job_id("jobs", j))
             .collect::<Result<Vec<JobId>>>()?;
-        let agents = self
+        let answer = self
             .agents
             .heartbeat(&caller, agent_id(&req.agent_id)?, req.stopping, &jobs)
             .await?;
         Ok(Response::new(pb::HeartbeatResponse {
-            job_agents: agents
+            job_agents: answer
+                .job_agents
                 .into_iter()
                 .map(|(job, count)| (job.to_string(), count))
                 .collect(),
+            watches: answer
+                .watches
+                .into_iter()
+                .map(|(schedule, path)| pb::Watch {
+                    schedule: schedule.to_string(),
+                    path,
+                })
+                .collect(),
         }))
+    }
+
+    async fn report_changes(
+        &self,
+        request: Request<pb::ReportChangesRequest>,
+    ) -> Result<Response<pb::ReportChangesResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let schedule = req.schedule.parse().map_err(|_| {
+            Error::invalid(
+                "schedule",
+                format!("'{}' is not a schedule id", req.schedule),
+            )
+        })?;
+        check_changed_keys(&req.keys)?;
+        self.agents
+            .report_changes(
+                &caller,
+                agent_id(&req.agent_id)?,
+                schedule,
+                &req.keys,
+                req.rescan,
+            )
+            .await?;
+        Ok(Response::new(pb::ReportChangesResponse {}))
     }
 
     async fn list_agents(

@@ -166,8 +166,8 @@ impl JobService for JobApi {
         &self,
         request: Request<pb::CreateSyncScheduleRequest>,
     ) -> Result<Response<pb::SyncSchedule>, Status> {
-        let (name, sync, when) = convert::schedule_request(request.into_inner())?;
-        let schedule = self.schedules.create(&name, sync, when).await?;
+        let (name, sync, when, continuous) = convert::schedule_request(request.into_inner())?;
+        let schedule = self.schedules.create(&name, sync, when, continuous).await?;
         Ok(Response::new(convert::schedule_to_pb(&schedule)))
     }
 

@@ -90,6 +90,7 @@ pub const TABLE: &[(&str, Rule)] = &[
     ("AgentService/ListAgents", VIEW_AGENT),
     ("AgentService/GetJobAccess", AGENT),
     ("AgentService/GetSiteAccess", AGENT),
+    ("AgentService/ReportChanges", AGENT),
     ("AdminService/CreateToken", ADMINISTER),
     ("AdminService/ListTokens", ADMIN_READ),
     ("AdminService/RevokeToken", ADMINISTER),

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use tracing::info;
+use tracing::{debug, info};
 
 use super::Catalogue;
 use crate::{
@@ -15,7 +15,7 @@ use crate::{
     domain::{
         agent::{agents_per_job, Agent},
         dataset::DatasetPath,
-        ids::{AgentId, JobId, SiteId},
+        ids::{AgentId, JobId, ScheduleId, SiteId},
         name::Ref,
         principal::Principal,
         site::{Credentials, Site},
@@ -23,6 +23,15 @@ use crate::{
     error::{Error, Result},
     store::Store,
 };
+
+/// A heartbeat's answer: for each job the agent named, how many live agents of its site
+/// run tasks of it; and the continuous syncs (schedule, dataset path) whose datasets
+/// lie on its site.
+#[derive(Debug)]
+pub struct Heartbeat {
+    pub job_agents: HashMap<JobId, u32>,
+    pub watches: Vec<(ScheduleId, String)>,
+}
 
 /// What an agent needs to reach one side of a job.
 pub struct SiteAccess {
@@ -119,22 +128,74 @@ impl Agents {
 
     /// Records that the agent is alive and which jobs it runs copy tasks of; answers,
     /// for each of those jobs, how many live agents of its site (this one included) run
-    /// tasks of it, so that they split the job's bandwidth limit.
+    /// tasks of it, so that they split the job's bandwidth limit; and, to an agent not
+    /// stopping, the continuous syncs of its site's datasets, whose directories it
+    /// watches.
     pub async fn heartbeat(
         &self,
         caller: &Principal,
         id: AgentId,
         stopping: bool,
         jobs: &[JobId],
-    ) -> Result<HashMap<JobId, u32>> {
+    ) -> Result<Heartbeat> {
         let agent = self.agent_of(caller, id).await?;
         let now = self.catalogue.clock().now();
         self.store.heartbeat(id, now, stopping, jobs).await?;
+        let watches = if stopping {
+            Vec::new()
+        } else {
+            self.store.watches_at(agent.site_id).await?
+        };
         if jobs.is_empty() {
-            return Ok(HashMap::new());
+            return Ok(Heartbeat {
+                job_agents: HashMap::new(),
+                watches,
+            });
         }
         let agents = self.store.list_agents(Some(agent.site_id)).await?;
-        Ok(agents_per_job(&agents, jobs, now))
+        Ok(Heartbeat {
+            job_agents: agents_per_job(&agents, jobs, now),
+            watches,
+        })
+    }
+
+    /// Records keys that a watcher of the agent saw change below the directory of a
+    /// continuous sync's dataset, or (`rescan`) that it may have missed changes. Only
+    /// an agent of the dataset's site may report them.
+    pub async fn report_changes(
+        &self,
+        caller: &Principal,
+        id: AgentId,
+        schedule: ScheduleId,
+        keys: &[String],
+        rescan: bool,
+    ) -> Result<()> {
+        call::set_target(format!("schedule:{schedule}"));
+        let agent = self.agent_of(caller, id).await?;
+        let schedule = self
+            .store
+            .find_schedule(&Ref::Id(schedule))
+            .await?
+            .ok_or_else(|| Error::not_found("schedule", schedule))?;
+        let dataset = self
+            .catalogue
+            .get_dataset(&Ref::Id(schedule.dataset_id))
+            .await?;
+        if dataset.site_id != agent.site_id {
+            return Err(Error::PermissionDenied(format!(
+                "agent {id} does not serve the site of dataset {}, which schedule {} syncs",
+                dataset.name, schedule.name
+            )));
+        }
+        if !schedule.continuous {
+            return Err(Error::FailedPrecondition(format!(
+                "schedule {} is not continuous: it takes no changes",
+                schedule.name
+            )));
+        }
+        self.store.record_changes(schedule.id, keys, rescan).await?;
+        debug!(agent_id = %id, schedule = %schedule.name, keys = keys.len(), rescan, "changes reported");
+        Ok(())
     }
 
     /// The agents of one site or all; an agent token sees its own site's only.

@@ -3,10 +3,16 @@
 //! so a schedule never overlaps itself; due times missed while the control plane was
 //! down are coalesced into the one run of the first check after it; each run's
 //! idempotency key names its due time, so a due time plans at most one job.
+//!
+//! A continuous schedule also runs as its watchers report changes (`watches`): once its
+//! previous run ended, the keys reported meanwhile make one run that checks them alone,
+//! or that lists everything when a watcher may have missed changes, there are too many
+//! keys, or the replica was never synced in full.
 
 use std::time::Duration;
 
 use ferry_proto::v1 as pb;
+use ferry_storage::Scheme;
 use prost::Message;
 use tracing::{info, warn};
 
@@ -18,7 +24,7 @@ use crate::{
         ids::{DatasetId, ScheduleId},
         name::{Name, Ref},
         principal::Principal,
-        schedule::{Outcome, SyncSchedule, When},
+        schedule::{Outcome, SyncSchedule, When, MAX_CHANGED_KEYS},
     },
     error::{Error, Result},
 };
@@ -44,6 +50,7 @@ impl Schedules {
         name: &str,
         mut sync: pb::PlanSyncRequest,
         when: When,
+        continuous: bool,
     ) -> Result<SyncSchedule> {
         let name = Name::parse("schedule.name", name)?;
         crate::call::set_target(format!("schedule:{name}"));
@@ -70,6 +77,19 @@ impl Schedules {
             .catalogue
             .referenced_site("schedule.sync.destination_site", &plan.destination_site)
             .await?;
+        if continuous {
+            let site = self.catalogue.get_site(&Ref::Id(dataset.site_id)).await?;
+            if site.uri.scheme() != Scheme::File {
+                return Err(Error::invalid(
+                    "schedule.continuous",
+                    format!(
+                        "dataset {} is on site {} ({}), not a file:// site: only a file \
+                         system's changes can be watched; schedule full runs instead",
+                        dataset.name, site.name, site.uri
+                    ),
+                ));
+            }
+        }
         sync.dataset = dataset.id.to_string();
         sync.destination_site = destination.id.to_string();
         let now = self.catalogue.clock().now();
@@ -88,6 +108,8 @@ impl Schedules {
             skipped: 0,
             last_error: None,
             created_at: now,
+            continuous,
+            pending_changes: 0,
         };
         self.catalogue.store().insert_schedule(&schedule).await?;
         info!(
@@ -96,6 +118,7 @@ impl Schedules {
             cron = schedule.when.pattern(),
             time_zone = schedule.when.time_zone(),
             next_run_at = %schedule.next_run_at,
+            continuous,
             "sync schedule created"
         );
         Ok(schedule)
@@ -166,30 +189,121 @@ impl Schedules {
         schedule: &SyncSchedule,
         due: chrono::DateTime<chrono::Utc>,
     ) -> Result<Outcome> {
-        if let Some(last) = schedule.last_job {
-            match self.migrations.get(last).await {
-                Ok(job) if !job.state.is_terminal() => return Ok(Outcome::Skipped),
-                Ok(_) | Err(Error::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
+        if self.previous_unfinished(schedule).await? {
+            return Ok(Outcome::Skipped);
         }
+        self.plan(schedule, schedule.run_key(due), None).await
+    }
+
+    /// Whether the schedule's last run has yet to end.
+    async fn previous_unfinished(&self, schedule: &SyncSchedule) -> Result<bool> {
+        let Some(last) = schedule.last_job else {
+            return Ok(false);
+        };
+        match self.migrations.get(last).await {
+            Ok(job) => Ok(!job.state.is_terminal()),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Plans a run of the schedule's sync under `key`: of `keys` alone, or of
+    /// everything.
+    async fn plan(
+        &self,
+        schedule: &SyncSchedule,
+        key: String,
+        keys: Option<Vec<String>>,
+    ) -> Result<Outcome> {
         let mut request = pb::PlanSyncRequest::decode(schedule.sync.as_slice()).map_err(|e| {
             Error::Internal(format!(
                 "schedule {}: stored sync unreadable: {e}",
                 schedule.id
             ))
         })?;
-        request.idempotency_key = schedule.run_key(due);
+        request.idempotency_key = key;
         let (mut plan, rule) = match convert::plan_sync_request(request) {
             Ok(converted) => converted,
             Err(e) => return Ok(Outcome::Failed(e.to_string())),
         };
         plan.schedule = Some(schedule.id);
+        plan.sync_keys = keys;
         match self.migrations.plan_sync(plan, rule).await {
             Ok((job, _)) => Ok(Outcome::Planned(job.id)),
             Err(e @ (Error::Internal(_) | Error::Unavailable(_))) => Err(e),
             Err(e) => Ok(Outcome::Failed(e.to_string())),
         }
+    }
+
+    /// Plans a run for each continuous schedule that reported changes wait for, once
+    /// its previous run ended: of the changed keys alone, or of everything when a
+    /// watcher may have missed changes, there are too many keys, or the replica has no
+    /// full sync yet to build on.
+    pub async fn run_changes(&self) -> Result<usize> {
+        let store = self.catalogue.store();
+        let mut planned = 0;
+        for id in store.schedules_with_changes().await? {
+            let Some(schedule) = store.find_schedule(&Ref::Id(id)).await? else {
+                continue;
+            };
+            if !schedule.continuous || self.previous_unfinished(&schedule).await? {
+                continue;
+            }
+            let Some(changes) = store.pending_changes(id, MAX_CHANGED_KEYS).await? else {
+                continue;
+            };
+            let mut keys = changes.keys().map(<[String]>::to_vec);
+            if keys.is_some() && !self.replica_synced(&schedule).await? {
+                keys = None;
+            }
+            let checked = keys.as_ref().map_or(0, Vec::len);
+            match self
+                .plan(&schedule, schedule.changes_key(changes.up_to), keys)
+                .await?
+            {
+                Outcome::Planned(job) => {
+                    store.record_changes_planned(id, changes.up_to, job).await?;
+                    planned += 1;
+                    info!(
+                        schedule = %schedule.name,
+                        job_id = %job,
+                        keys = checked,
+                        full = checked == 0,
+                        "continuous sync planned for reported changes"
+                    );
+                }
+                Outcome::Failed(reason) => {
+                    // The changes wait for the next check; the reason is told once.
+                    if schedule.last_error.as_deref() != Some(reason.as_str()) {
+                        warn!(schedule = %schedule.name, reason, "continuous sync not planned; the changes wait");
+                        store.set_schedule_error(id, &reason).await?;
+                    }
+                }
+                Outcome::Skipped => {}
+            }
+        }
+        Ok(planned)
+    }
+
+    /// Whether the replica the schedule keeps has a completed sync: a run of changed
+    /// keys alone builds on one.
+    async fn replica_synced(&self, schedule: &SyncSchedule) -> Result<bool> {
+        let request = pb::PlanSyncRequest::decode(schedule.sync.as_slice())
+            .map_err(|e| Error::Internal(format!("schedule {}: {e}", schedule.id)))?;
+        let dataset = self
+            .catalogue
+            .get_dataset(&Ref::Id(schedule.dataset_id))
+            .await?;
+        let path = match request.destination_path.as_str() {
+            "" => dataset.path.as_str().to_owned(),
+            path => path.to_owned(),
+        };
+        let replicas = self.catalogue.store().replicas(dataset.id).await?;
+        Ok(replicas.iter().any(|r| {
+            r.site_id.to_string() == request.destination_site
+                && r.path == path
+                && r.synced_at.is_some()
+        }))
     }
 }
 
@@ -209,3 +323,25 @@ pub async fn run(schedules: Schedules, interval: Duration) {
         }
     }
 }
+
+/// Checks every [`CHANGES_INTERVAL`] for changes continuous syncs' watchers reported,
+/// as the system: a continuous sync's lag is its watchers' settling time, this, and
+/// the run itself.
+pub async fn run_changes(schedules: Schedules) {
+    let mut tick = tokio::time::interval(CHANGES_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let call = Call::new(
+            Principal::system("scheduler"),
+            "scheduler",
+            schedules.catalogue.clock().now(),
+        );
+        if let Err(e) = call.scope(schedules.run_changes()).await {
+            warn!(error = %e, "checking continuous syncs' changes failed");
+        }
+    }
+}
+
+/// How often reported changes are looked for.
+const CHANGES_INTERVAL: Duration = Duration::from_secs(1);

@@ -15,6 +15,7 @@ use super::{
     entity::{dataset, dataset_label, replica, sync_schedule},
     is_unique_violation,
     sync::forget_manifest,
+    sync_changes::forget_changes,
     to_i64, to_u64, Store,
 };
 use crate::{
@@ -214,6 +215,7 @@ impl Store {
             .await
             .map_err(db_error)?;
         forget_manifest(&txn, d.id, None).await?;
+        forget_changes(&txn, Some(d.id), None).await?;
         sync_schedule::Entity::delete_many()
             .filter(sync_schedule::Column::DatasetId.eq(id.clone()))
             .exec(&txn)

@@ -88,6 +88,10 @@ impl Store {
             final_pass: Set(false),
             source_changes: Set(0),
             schedule_id: Set(j.schedule_id.map(|s| s.to_string())),
+            sync_keys: Set(j
+                .sync_keys
+                .as_ref()
+                .map(|keys| serde_json::to_string(keys).unwrap_or_else(|_| "[]".into()))),
             ..active(j)
         };
         match job::Entity::insert(row).exec(&txn).await {
@@ -522,6 +526,12 @@ fn to_domain(row: job::Model) -> Result<Job> {
             .map(str::parse)
             .transpose()
             .map_err(|e: uuid::Error| bad(format!("schedule_id: {e}")))?,
+        sync_keys: row
+            .sync_keys
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| bad(format!("sync_keys: {e}")))?,
         trace_parent: row.trace_parent,
     })
 }

@@ -19,6 +19,7 @@ mod retries;
 mod schedules;
 mod sites;
 mod sync;
+mod sync_changes;
 mod tokens;
 
 use std::time::Duration;

@@ -8,7 +8,8 @@ use sea_orm::{
 };
 
 use super::{
-    audit::record, corrupt, db_error, entity::sync_schedule, is_unique_violation, to_u64, Store,
+    audit::record, corrupt, db_error, entity::sync_schedule, is_unique_violation,
+    sync_changes::forget_changes, to_u64, Store,
 };
 use crate::{
     domain::{
@@ -35,6 +36,7 @@ impl Store {
             skipped: Set(0),
             last_error: Set(None),
             created_at: Set(s.created_at),
+            continuous: Set(s.continuous),
         };
         sync_schedule::Entity::insert(row)
             .exec(&txn)
@@ -49,7 +51,12 @@ impl Store {
         record(
             &txn,
             format!("schedule:{}", s.name),
-            format!("created: `{}` in {}", s.when.pattern(), s.when.time_zone()),
+            format!(
+                "created: `{}` in {}{}",
+                s.when.pattern(),
+                s.when.time_zone(),
+                if s.continuous { ", continuous" } else { "" }
+            ),
         )
         .await?;
         txn.commit().await.map_err(db_error)
@@ -62,12 +69,19 @@ impl Store {
                 sync_schedule::Entity::find().filter(sync_schedule::Column::Name.eq(name.as_str()))
             }
         };
-        query
+        let Some(mut schedule) = query
             .one(&self.db)
             .await
             .map_err(db_error)?
             .map(to_domain)
-            .transpose()
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        if schedule.continuous {
+            schedule.pending_changes = self.count_pending_changes(schedule.id).await?;
+        }
+        Ok(Some(schedule))
     }
 
     /// Every schedule, or a dataset's, by name.
@@ -76,17 +90,36 @@ impl Store {
         if let Some(dataset) = dataset {
             query = query.filter(sync_schedule::Column::DatasetId.eq(dataset.to_string()));
         }
-        query
+        let mut schedules = query
             .all(&self.db)
             .await
             .map_err(db_error)?
             .into_iter()
             .map(to_domain)
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        for s in schedules.iter_mut().filter(|s| s.continuous) {
+            s.pending_changes = self.count_pending_changes(s.id).await?;
+        }
+        Ok(schedules)
+    }
+
+    /// Records why a run of the schedule could not be planned.
+    pub async fn set_schedule_error(&self, id: ScheduleId, reason: &str) -> Result<()> {
+        sync_schedule::Entity::update_many()
+            .col_expr(
+                sync_schedule::Column::LastError,
+                Expr::value(Some(reason.to_owned())),
+            )
+            .filter(sync_schedule::Column::Id.eq(id.to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(())
     }
 
     pub async fn delete_schedule(&self, s: &SyncSchedule) -> Result<()> {
         let txn = self.begin_write().await?;
+        forget_changes(&txn, None, Some(s.id)).await?;
         sync_schedule::Entity::delete_by_id(s.id.to_string())
             .exec(&txn)
             .await
@@ -177,5 +210,7 @@ fn to_domain(row: sync_schedule::Model) -> Result<SyncSchedule> {
         skipped: to_u64(row.skipped),
         last_error: row.last_error,
         created_at: row.created_at,
+        continuous: row.continuous,
+        pending_changes: 0,
     })
 }

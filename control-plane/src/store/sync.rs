@@ -175,7 +175,8 @@ impl Store {
 
     /// A sync's end, in one transaction: the job's new state and figures, the replica
     /// recorded (secondary, ready, verified at `at`, holding what the source held at
-    /// `synced_at`), and its manifest replaced by the run's objects that are in step.
+    /// `synced_at`), and its manifest replaced by the run's objects that are in step
+    /// (for a run of a continuous sync's changes, the entries of its keys only).
     /// False when the job changed meanwhile.
     pub async fn commit_sync(
         &self,
@@ -228,13 +229,27 @@ impl Store {
             ],
         )
         .await?;
-        replica_object::Entity::delete_many()
+        // A run of a continuous sync's changes checked its keys alone: their entries
+        // are replaced, the others stand. A full run replaces the whole manifest.
+        let replaced = replica_object::Entity::delete_many()
             .filter(replica_object::Column::DatasetId.eq(dataset.clone()))
             .filter(replica_object::Column::SiteId.eq(site.clone()))
-            .filter(replica_object::Column::Path.eq(path.clone()))
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
+            .filter(replica_object::Column::Path.eq(path.clone()));
+        match &j.sync_keys {
+            Some(keys) => {
+                for chunk in keys.chunks(500) {
+                    replaced
+                        .clone()
+                        .filter(replica_object::Column::Key.is_in(chunk.iter().cloned()))
+                        .exec(&txn)
+                        .await
+                        .map_err(db_error)?;
+                }
+            }
+            None => {
+                replaced.exec(&txn).await.map_err(db_error)?;
+            }
+        }
         let in_step = Query::select()
             .expr(Expr::val(dataset))
             .expr(Expr::val(site))

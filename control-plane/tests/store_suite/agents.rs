@@ -40,6 +40,7 @@ async fn heartbeat(
         .heartbeat(&caller(), agent.id, stopping, jobs)
         .await
         .unwrap()
+        .job_agents
 }
 
 pub async fn heartbeats_record_the_jobs_each_agent_runs(f: &mut Fixture) {

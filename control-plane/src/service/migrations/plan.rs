@@ -34,6 +34,8 @@ pub struct PlanRequest {
     pub bandwidth_limit: Option<u64>,
     /// The sync schedule planning this run, if one is.
     pub schedule: Option<ScheduleId>,
+    /// A continuous sync's run of reported changes: check only these keys.
+    pub sync_keys: Option<Vec<String>>,
 }
 
 impl PlanRequest {
@@ -51,6 +53,7 @@ impl PlanRequest {
             filter: ObjectFilter::default(),
             bandwidth_limit: None,
             schedule: None,
+            sync_keys: None,
         }
     }
 }
@@ -251,6 +254,7 @@ impl Migrations {
             final_pass: false,
             source_changes: 0,
             schedule_id: req.schedule,
+            sync_keys: req.sync_keys.clone(),
         };
         match self
             .store

@@ -58,6 +58,8 @@ pub struct Model {
     pub source_changes: i64,
     /// The sync schedule that planned the job, if one did.
     pub schedule_id: Option<String>,
+    /// A continuous sync's run of reported changes: the keys it checks (a JSON array).
+    pub sync_keys: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

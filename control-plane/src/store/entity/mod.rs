@@ -16,5 +16,6 @@ pub mod recommendation;
 pub mod replica;
 pub mod replica_object;
 pub mod site;
+pub mod sync_change;
 pub mod sync_schedule;
 pub mod token;

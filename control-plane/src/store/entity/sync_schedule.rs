@@ -19,6 +19,8 @@ pub struct Model {
     pub skipped: i64,
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
+    /// Also synced as its watchers report changes.
+    pub continuous: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

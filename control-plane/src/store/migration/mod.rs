@@ -17,6 +17,7 @@ mod m20261205_000011_trace_context;
 mod m20261206_000012_sync;
 mod m20261206_000013_final_pass;
 mod m20261206_000014_sync_schedules;
+mod m20261207_000015_sync_changes;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000012_sync::Migration),
             Box::new(m20261206_000013_final_pass::Migration),
             Box::new(m20261206_000014_sync_schedules::Migration),
+            Box::new(m20261207_000015_sync_changes::Migration),
         ]
     }
 }

@@ -16,6 +16,11 @@ pub enum ScheduleCommand {
     /// is skipped and counted. Times missed while the control plane was down make one
     /// run at its next check. Each run is a sync job (`ferry job sync` explains what
     /// it does); `ferry schedule runs NAME` lists them.
+    ///
+    /// With --continuous the sync also runs as files change: the agents of the
+    /// dataset's site (a file:// site) watch its directory, and each batch of settled
+    /// changes runs as a sync of those keys alone, seconds after the writes. The cron
+    /// runs still list everything, catching what a watcher can miss.
     Create(Box<CreateArgs>),
     /// List sync schedules with their next run, runs and skipped times
     List {
@@ -47,6 +52,9 @@ pub struct CreateArgs {
     /// IANA time zone the cron fields are read in, e.g. Europe/Paris
     #[arg(long, value_name = "ZONE", default_value = "UTC")]
     time_zone: String,
+    /// Also sync as files change, between the cron's full runs (file:// datasets)
+    #[arg(long)]
+    continuous: bool,
     #[command(flatten)]
     sync: SyncSpec,
 }
@@ -58,6 +66,7 @@ pub async fn run(command: ScheduleCommand, ctx: &Context) -> Result<Outcome, Err
                 name: args.name.clone(),
                 cron: args.cron.clone(),
                 time_zone: args.time_zone.clone(),
+                continuous: args.continuous,
                 sync: Some(args.sync.request()?),
                 ..Default::default()
             };
@@ -120,6 +129,11 @@ async fn render(schedules: &[pb::SyncSchedule], ctx: &Context) -> Result<String,
                     .unwrap_or_else(|| sync.dataset.clone()),
                 site::name_of(&sites, &sync.destination_site),
                 format!("{} ({})", s.cron, s.time_zone),
+                if s.continuous {
+                    format!("yes ({} pending)", s.pending_changes)
+                } else {
+                    "no".to_owned()
+                },
                 output::timestamp(s.next_run_time.as_ref()),
                 s.runs.to_string(),
                 s.skipped.to_string(),
@@ -133,6 +147,7 @@ async fn render(schedules: &[pb::SyncSchedule], ctx: &Context) -> Result<String,
             "DATASET",
             "TO",
             "CRON",
+            "CONTINUOUS",
             "NEXT RUN",
             "RUNS",
             "SKIPPED",
@@ -155,6 +170,8 @@ impl ToJson for pb::SyncSchedule {
             "max_delete": sync.max_delete,
             "cron": self.cron,
             "time_zone": self.time_zone,
+            "continuous": self.continuous,
+            "pending_changes": self.pending_changes,
             "next_run_time": json::timestamp(self.next_run_time.as_ref()),
             "last_job": self.last_job,
             "runs": self.runs,

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ferry/v1/agent.proto.
  */
 export const file_ferry_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChRmZXJyeS92MS9hZ2VudC5wcm90bxIIZmVycnkudjEi+AEKBUFnZW50EgoKAmlkGAEgASgJEgwKBHNpdGUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIQCghob3N0bmFtZRgEIAEoCRIjCgVzdGF0ZRgFIAEoDjIULmZlcnJ5LnYxLkFnZW50U3RhdGUSEwoLY29uY3VycmVuY3kYBiABKA0SNwoTbGFzdF9oZWFydGJlYXRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNcmVnaXN0ZXJfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEam9icxgJIAMoCSJuChRSZWdpc3RlckFnZW50UmVxdWVzdBIMCgRzaXRlGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSEAoIaG9zdG5hbWUYAyABKAkSEwoLY29uY3VycmVuY3kYBCABKA0SEAoIYWdlbnRfaWQYBSABKAkiewoVUmVnaXN0ZXJBZ2VudFJlc3BvbnNlEh4KBWFnZW50GAEgASgLMg8uZmVycnkudjEuQWdlbnQSNQoSaGVhcnRiZWF0X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uSgQIAhADUgV0b2tlbiJEChBIZWFydGJlYXRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEhAKCHN0b3BwaW5nGAIgASgIEgwKBGpvYnMYAyADKAkihQEKEUhlYXJ0YmVhdFJlc3BvbnNlEj4KCmpvYl9hZ2VudHMYASADKAsyKi5mZXJyeS52MS5IZWFydGJlYXRSZXNwb25zZS5Kb2JBZ2VudHNFbnRyeRowCg5Kb2JBZ2VudHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKA06AjgBIiEKEUxpc3RBZ2VudHNSZXF1ZXN0EgwKBHNpdGUYASABKAkiNQoSTGlzdEFnZW50c1Jlc3BvbnNlEh8KBmFnZW50cxgBIAMoCzIPLmZlcnJ5LnYxLkFnZW50IokCCgpTaXRlQWNjZXNzEgwKBHNpdGUYASABKAkSCwoDdXJpGAIgASgJEjIKB29wdGlvbnMYAyADKAsyIS5mZXJyeS52MS5TaXRlQWNjZXNzLk9wdGlvbnNFbnRyeRI6CgtjcmVkZW50aWFscxgEIAMoCzIlLmZlcnJ5LnYxLlNpdGVBY2Nlc3MuQ3JlZGVudGlhbHNFbnRyeRIMCgRwYXRoGAUgASgJGi4KDE9wdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjIKEENyZWRlbnRpYWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJWChNHZXRKb2JBY2Nlc3NSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEgsKA2pvYhgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEg8KB2NsZWFudXAYBCABKAgiZwoUR2V0Sm9iQWNjZXNzUmVzcG9uc2USJAoGc291cmNlGAEgASgLMhQuZmVycnkudjEuU2l0ZUFjY2VzcxIpCgtkZXN0aW5hdGlvbhgCIAEoCzIULmZlcnJ5LnYxLlNpdGVBY2Nlc3MiNgoUR2V0U2l0ZUFjY2Vzc1JlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkSDAoEcGF0aBgCIAEoCSI7ChVHZXRTaXRlQWNjZXNzUmVzcG9uc2USIgoEc2l0ZRgBIAEoCzIULmZlcnJ5LnYxLlNpdGVBY2Nlc3MqcAoKQWdlbnRTdGF0ZRIbChdBR0VOVF9TVEFURV9VTlNQRUNJRklFRBAAEhUKEUFHRU5UX1NUQVRFX0FMSVZFEAESFQoRQUdFTlRfU1RBVEVfU1RBTEUQAhIXChNBR0VOVF9TVEFURV9TVE9QUEVEEAMykAMKDEFnZW50U2VydmljZRJQCg1SZWdpc3RlckFnZW50Eh4uZmVycnkudjEuUmVnaXN0ZXJBZ2VudFJlcXVlc3QaHy5mZXJyeS52MS5SZWdpc3RlckFnZW50UmVzcG9uc2USRAoJSGVhcnRiZWF0EhouZmVycnkudjEuSGVhcnRiZWF0UmVxdWVzdBobLmZlcnJ5LnYxLkhlYXJ0YmVhdFJlc3BvbnNlEkcKCkxpc3RBZ2VudHMSGy5mZXJyeS52MS5MaXN0QWdlbnRzUmVxdWVzdBocLmZlcnJ5LnYxLkxpc3RBZ2VudHNSZXNwb25zZRJNCgxHZXRKb2JBY2Nlc3MSHS5mZXJyeS52MS5HZXRKb2JBY2Nlc3NSZXF1ZXN0Gh4uZmVycnkudjEuR2V0Sm9iQWNjZXNzUmVzcG9uc2USUAoNR2V0U2l0ZUFjY2VzcxIeLmZlcnJ5LnYxLkdldFNpdGVBY2Nlc3NSZXF1ZXN0Gh8uZmVycnkudjEuR2V0U2l0ZUFjY2Vzc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChRmZXJyeS92MS9hZ2VudC5wcm90bxIIZmVycnkudjEi+AEKBUFnZW50EgoKAmlkGAEgASgJEgwKBHNpdGUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIQCghob3N0bmFtZRgEIAEoCRIjCgVzdGF0ZRgFIAEoDjIULmZlcnJ5LnYxLkFnZW50U3RhdGUSEwoLY29uY3VycmVuY3kYBiABKA0SNwoTbGFzdF9oZWFydGJlYXRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNcmVnaXN0ZXJfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEam9icxgJIAMoCSJuChRSZWdpc3RlckFnZW50UmVxdWVzdBIMCgRzaXRlGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSEAoIaG9zdG5hbWUYAyABKAkSEwoLY29uY3VycmVuY3kYBCABKA0SEAoIYWdlbnRfaWQYBSABKAkiewoVUmVnaXN0ZXJBZ2VudFJlc3BvbnNlEh4KBWFnZW50GAEgASgLMg8uZmVycnkudjEuQWdlbnQSNQoSaGVhcnRiZWF0X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uSgQIAhADUgV0b2tlbiJEChBIZWFydGJlYXRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEhAKCHN0b3BwaW5nGAIgASgIEgwKBGpvYnMYAyADKAkipwEKEUhlYXJ0YmVhdFJlc3BvbnNlEj4KCmpvYl9hZ2VudHMYASADKAsyKi5mZXJyeS52MS5IZWFydGJlYXRSZXNwb25zZS5Kb2JBZ2VudHNFbnRyeRIgCgd3YXRjaGVzGAIgAygLMg8uZmVycnkudjEuV2F0Y2gaMAoOSm9iQWdlbnRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgNOgI4ASInCgVXYXRjaBIQCghzY2hlZHVsZRgBIAEoCRIMCgRwYXRoGAIgASgJIlgKFFJlcG9ydENoYW5nZXNSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEhAKCHNjaGVkdWxlGAIgASgJEgwKBGtleXMYAyADKAkSDgoGcmVzY2FuGAQgASgIIhcKFVJlcG9ydENoYW5nZXNSZXNwb25zZSIhChFMaXN0QWdlbnRzUmVxdWVzdBIMCgRzaXRlGAEgASgJIjUKEkxpc3RBZ2VudHNSZXNwb25zZRIfCgZhZ2VudHMYASADKAsyDy5mZXJyeS52MS5BZ2VudCKJAgoKU2l0ZUFjY2VzcxIMCgRzaXRlGAEgASgJEgsKA3VyaRgCIAEoCRIyCgdvcHRpb25zGAMgAygLMiEuZmVycnkudjEuU2l0ZUFjY2Vzcy5PcHRpb25zRW50cnkSOgoLY3JlZGVudGlhbHMYBCADKAsyJS5mZXJyeS52MS5TaXRlQWNjZXNzLkNyZWRlbnRpYWxzRW50cnkSDAoEcGF0aBgFIAEoCRouCgxPcHRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARoyChBDcmVkZW50aWFsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiVgoTR2V0Sm9iQWNjZXNzUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRILCgNqb2IYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRIPCgdjbGVhbnVwGAQgASgIImcKFEdldEpvYkFjY2Vzc1Jlc3BvbnNlEiQKBnNvdXJjZRgBIAEoCzIULmZlcnJ5LnYxLlNpdGVBY2Nlc3MSKQoLZGVzdGluYXRpb24YAiABKAsyFC5mZXJyeS52MS5TaXRlQWNjZXNzIjYKFEdldFNpdGVBY2Nlc3NSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEgwKBHBhdGgYAiABKAkiOwoVR2V0U2l0ZUFjY2Vzc1Jlc3BvbnNlEiIKBHNpdGUYASABKAsyFC5mZXJyeS52MS5TaXRlQWNjZXNzKnAKCkFnZW50U3RhdGUSGwoXQUdFTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIVChFBR0VOVF9TVEFURV9BTElWRRABEhUKEUFHRU5UX1NUQVRFX1NUQUxFEAISFwoTQUdFTlRfU1RBVEVfU1RPUFBFRBADMuIDCgxBZ2VudFNlcnZpY2USUAoNUmVnaXN0ZXJBZ2VudBIeLmZlcnJ5LnYxLlJlZ2lzdGVyQWdlbnRSZXF1ZXN0Gh8uZmVycnkudjEuUmVnaXN0ZXJBZ2VudFJlc3BvbnNlEkQKCUhlYXJ0YmVhdBIaLmZlcnJ5LnYxLkhlYXJ0YmVhdFJlcXVlc3QaGy5mZXJyeS52MS5IZWFydGJlYXRSZXNwb25zZRJHCgpMaXN0QWdlbnRzEhsuZmVycnkudjEuTGlzdEFnZW50c1JlcXVlc3QaHC5mZXJyeS52MS5MaXN0QWdlbnRzUmVzcG9uc2USTQoMR2V0Sm9iQWNjZXNzEh0uZmVycnkudjEuR2V0Sm9iQWNjZXNzUmVxdWVzdBoeLmZlcnJ5LnYxLkdldEpvYkFjY2Vzc1Jlc3BvbnNlElAKDUdldFNpdGVBY2Nlc3MSHi5mZXJyeS52MS5HZXRTaXRlQWNjZXNzUmVxdWVzdBofLmZlcnJ5LnYxLkdldFNpdGVBY2Nlc3NSZXNwb25zZRJQCg1SZXBvcnRDaGFuZ2VzEh4uZmVycnkudjEuUmVwb3J0Q2hhbmdlc1JlcXVlc3QaHy5mZXJyeS52MS5SZXBvcnRDaGFuZ2VzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message ferry.v1.Agent
@@ -176,6 +176,14 @@ export type HeartbeatResponse = Message<"ferry.v1.HeartbeatResponse"> & {
    * @generated from field: map<string, uint32> job_agents = 1;
    */
   jobAgents: { [key: string]: number };
+
+  /**
+   * The continuous syncs whose dataset lies on the agent's site (a file:// site): the
+   * directories it watches for changes, reported with ReportChanges.
+   *
+   * @generated from field: repeated ferry.v1.Watch watches = 2;
+   */
+  watches: Watch[];
 };
 
 /**
@@ -184,6 +192,86 @@ export type HeartbeatResponse = Message<"ferry.v1.HeartbeatResponse"> & {
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
   messageDesc(file_ferry_v1_agent, 4);
+
+/**
+ * A directory a continuous sync watches.
+ *
+ * @generated from message ferry.v1.Watch
+ */
+export type Watch = Message<"ferry.v1.Watch"> & {
+  /**
+   * The sync schedule's id, to report changes under.
+   *
+   * @generated from field: string schedule = 1;
+   */
+  schedule: string;
+
+  /**
+   * The dataset's path below the site's root (the site's access: GetSiteAccess).
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+};
+
+/**
+ * Describes the message ferry.v1.Watch.
+ * Use `create(WatchSchema)` to create a new message.
+ */
+export const WatchSchema: GenMessage<Watch> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_agent, 5);
+
+/**
+ * @generated from message ferry.v1.ReportChangesRequest
+ */
+export type ReportChangesRequest = Message<"ferry.v1.ReportChangesRequest"> & {
+  /**
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * The schedule's id, as the Watch named it.
+   *
+   * @generated from field: string schedule = 2;
+   */
+  schedule: string;
+
+  /**
+   * Keys below the watched directory, relative to it, that changed (written, created,
+   * removed, renamed); at most 1000 per call.
+   *
+   * @generated from field: repeated string keys = 3;
+   */
+  keys: string[];
+
+  /**
+   * The watcher may have missed changes: the next run lists everything.
+   *
+   * @generated from field: bool rescan = 4;
+   */
+  rescan: boolean;
+};
+
+/**
+ * Describes the message ferry.v1.ReportChangesRequest.
+ * Use `create(ReportChangesRequestSchema)` to create a new message.
+ */
+export const ReportChangesRequestSchema: GenMessage<ReportChangesRequest> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_agent, 6);
+
+/**
+ * @generated from message ferry.v1.ReportChangesResponse
+ */
+export type ReportChangesResponse = Message<"ferry.v1.ReportChangesResponse"> & {
+};
+
+/**
+ * Describes the message ferry.v1.ReportChangesResponse.
+ * Use `create(ReportChangesResponseSchema)` to create a new message.
+ */
+export const ReportChangesResponseSchema: GenMessage<ReportChangesResponse> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_agent, 7);
 
 /**
  * @generated from message ferry.v1.ListAgentsRequest
@@ -200,7 +288,7 @@ export type ListAgentsRequest = Message<"ferry.v1.ListAgentsRequest"> & {
  * Use `create(ListAgentsRequestSchema)` to create a new message.
  */
 export const ListAgentsRequestSchema: GenMessage<ListAgentsRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_agent, 5);
+  messageDesc(file_ferry_v1_agent, 8);
 
 /**
  * @generated from message ferry.v1.ListAgentsResponse
@@ -217,7 +305,7 @@ export type ListAgentsResponse = Message<"ferry.v1.ListAgentsResponse"> & {
  * Use `create(ListAgentsResponseSchema)` to create a new message.
  */
 export const ListAgentsResponseSchema: GenMessage<ListAgentsResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_agent, 6);
+  messageDesc(file_ferry_v1_agent, 9);
 
 /**
  * @generated from message ferry.v1.SiteAccess
@@ -254,7 +342,7 @@ export type SiteAccess = Message<"ferry.v1.SiteAccess"> & {
  * Use `create(SiteAccessSchema)` to create a new message.
  */
 export const SiteAccessSchema: GenMessage<SiteAccess> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_agent, 7);
+  messageDesc(file_ferry_v1_agent, 10);
 
 /**
  * @generated from message ferry.v1.GetJobAccessRequest
@@ -289,7 +377,7 @@ export type GetJobAccessRequest = Message<"ferry.v1.GetJobAccessRequest"> & {
  * Use `create(GetJobAccessRequestSchema)` to create a new message.
  */
 export const GetJobAccessRequestSchema: GenMessage<GetJobAccessRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_agent, 8);
+  messageDesc(file_ferry_v1_agent, 11);
 
 /**
  * @generated from message ferry.v1.GetJobAccessResponse
@@ -311,7 +399,7 @@ export type GetJobAccessResponse = Message<"ferry.v1.GetJobAccessResponse"> & {
  * Use `create(GetJobAccessResponseSchema)` to create a new message.
  */
 export const GetJobAccessResponseSchema: GenMessage<GetJobAccessResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_agent, 9);
+  messageDesc(file_ferry_v1_agent, 12);
 
 /**
  * @generated from message ferry.v1.GetSiteAccessRequest
@@ -335,7 +423,7 @@ export type GetSiteAccessRequest = Message<"ferry.v1.GetSiteAccessRequest"> & {
  * Use `create(GetSiteAccessRequestSchema)` to create a new message.
  */
 export const GetSiteAccessRequestSchema: GenMessage<GetSiteAccessRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_agent, 10);
+  messageDesc(file_ferry_v1_agent, 13);
 
 /**
  * @generated from message ferry.v1.GetSiteAccessResponse
@@ -352,7 +440,7 @@ export type GetSiteAccessResponse = Message<"ferry.v1.GetSiteAccessResponse"> & 
  * Use `create(GetSiteAccessResponseSchema)` to create a new message.
  */
 export const GetSiteAccessResponseSchema: GenMessage<GetSiteAccessResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_agent, 11);
+  messageDesc(file_ferry_v1_agent, 14);
 
 /**
  * @generated from enum ferry.v1.AgentState
@@ -440,6 +528,18 @@ export const AgentService: GenService<{
     methodKind: "unary";
     input: typeof GetSiteAccessRequestSchema;
     output: typeof GetSiteAccessResponseSchema;
+  },
+  /**
+   * Keys a watcher of a continuous sync saw change at the calling agent's site, once
+   * they settled; or that it may have missed changes (it started, its event queue
+   * overflowed) and the next run must list everything.
+   *
+   * @generated from rpc ferry.v1.AgentService.ReportChanges
+   */
+  reportChanges: {
+    methodKind: "unary";
+    input: typeof ReportChangesRequestSchema;
+    output: typeof ReportChangesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_ferry_v1_agent, 0);

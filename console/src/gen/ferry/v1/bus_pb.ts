@@ -84,7 +84,8 @@ export type JobCommand = Message<"ferry.v1.JobCommand"> & {
   filter?: ObjectFilter | undefined;
 
   /**
-   * Unused: a COPY task names its objects, with their sizes, in `objects`.
+   * For a sync's LIST task: check only these keys (a continuous sync's changes) at
+   * both ends instead of listing them. A COPY task names its objects in `objects`.
    *
    * @generated from field: repeated string keys = 12;
    */

@@ -108,6 +108,13 @@ pub fn fields(job: &pb::Job, names: &Names) -> Fields {
         fields
             .add("kind", "sync")
             .add("deletion", deletion(sync))
+            .add(
+                "checked",
+                match sync.changed_keys {
+                    0 => "every object (a full listing)".to_owned(),
+                    n => format!("{n} changed key(s) a watcher reported"),
+                },
+            )
             .add("unchanged", sync.objects_unchanged.to_string())
             .add(
                 "extras",

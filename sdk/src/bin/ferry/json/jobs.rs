@@ -72,6 +72,7 @@ impl ToJson for pb::SyncSettings {
             .field("objects_unchanged", self.objects_unchanged)
             .field("extras_found", self.extras_found)
             .field("extras_deleted", self.extras_deleted)
+            .field("changed_keys", self.changed_keys)
             .done()
     }
 }
@@ -232,6 +233,7 @@ mod tests {
                 objects_unchanged: 28,
                 extras_found: 3,
                 extras_deleted: 0,
+                changed_keys: 7,
             }),
             final_pass: true,
             source_changes: 2,
@@ -278,7 +280,8 @@ mod tests {
                 "max_delete": 10,
                 "objects_unchanged": 28,
                 "extras_found": 3,
-                "extras_deleted": 0
+                "extras_deleted": 0,
+                "changed_keys": 7
             },
             "final_pass": true,
             "source_changes": 2,

@@ -1,0 +1,454 @@
+//! Continuous syncs' watchers. Each heartbeat's answer names the continuous syncs whose
+//! datasets lie on this agent's site; for each, a watcher follows the dataset's
+//! directory through the file system's notifications (inotify on Linux, through the
+//! `notify` crate) and reports the keys that changed once they settle: no event for
+//! [`SETTLE`], or [`MAX_WAIT`] after the first for a file written without pause. The
+//! control plane runs a sync of those keys alone.
+//!
+//! A watcher cannot see what happened while it was not watching, nor what its event
+//! queue dropped: it then reports a rescan (when it starts, when the queue overflowed,
+//! when its reports could not be delivered for long), and the next run lists
+//! everything. Keys are reported as paths, files or directories alike: the run looks
+//! below a key that is no file at either end.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use ferry_proto::v1 as pb;
+use ferry_storage::Store;
+use notify::{
+    event::{AccessKind, AccessMode},
+    Event, EventKind, RecursiveMode, Watcher,
+};
+use tokio::{sync::mpsc, time::Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::control::ControlPlane;
+
+/// A key is reported once no event touched it for this long.
+const SETTLE: Duration = Duration::from_secs(1);
+/// ... or this long after its first event, however busy it stays.
+const MAX_WAIT: Duration = Duration::from_secs(10);
+/// How often settled keys are looked for.
+const TICK: Duration = Duration::from_millis(250);
+/// Keys per report (the control plane's limit).
+const REPORT_KEYS: usize = 1000;
+/// Events queued between the notification thread and the watcher; beyond, they are
+/// dropped and a rescan reported.
+const EVENT_QUEUE: usize = 16_384;
+/// Keys held for reports the control plane did not take; beyond, they are dropped and
+/// a rescan reported instead.
+const MAX_HELD_KEYS: usize = 100_000;
+/// How long a watcher waits before trying again to watch a directory it could not.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// The watchers this agent runs, by schedule id.
+pub struct Watches {
+    control: Arc<ControlPlane>,
+    running: Mutex<HashMap<String, Running>>,
+}
+
+struct Running {
+    path: String,
+    stop: CancellationToken,
+}
+
+impl Watches {
+    pub fn new(control: Arc<ControlPlane>) -> Self {
+        Watches {
+            control,
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts a watcher for each watch a heartbeat named that none runs for yet (or
+    /// whose dataset moved), and stops those it no longer names.
+    pub fn reconcile(&self, wanted: &[pb::Watch]) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.retain(|schedule, r| {
+            let keep = wanted
+                .iter()
+                .any(|w| &w.schedule == schedule && w.path == r.path);
+            if !keep {
+                info!(schedule, path = %r.path, "continuous sync no longer watched here");
+                r.stop.cancel();
+            }
+            keep
+        });
+        for w in wanted {
+            if running.contains_key(&w.schedule) {
+                continue;
+            }
+            let stop = CancellationToken::new();
+            let span = info_span!("watch", schedule = %w.schedule, path = %w.path);
+            tokio::spawn(
+                watch(
+                    self.control.clone(),
+                    w.schedule.clone(),
+                    w.path.clone(),
+                    stop.clone(),
+                )
+                .instrument(span),
+            );
+            running.insert(
+                w.schedule.clone(),
+                Running {
+                    path: w.path.clone(),
+                    stop,
+                },
+            );
+        }
+    }
+
+    /// Stops every watcher.
+    pub fn stop(&self) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, r) in running.drain() {
+            r.stop.cancel();
+        }
+    }
+}
+
+/// Watches the dataset at `path` of this agent's site for `schedule` until `stop`.
+async fn watch(
+    control: Arc<ControlPlane>,
+    schedule: String,
+    path: String,
+    stop: CancellationToken,
+) {
+    let Some(dir) = local_directory(&control, &path, &stop).await else {
+        return;
+    };
+    loop {
+        let (events, queue) = mpsc::channel(EVENT_QUEUE);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        match start_watcher(&dir, events, overflowed.clone()) {
+            Ok(watcher) => {
+                info!(dir = %dir.display(), "watching for changes");
+                let mut reporter = Reporter::new(control.clone(), schedule.clone());
+                follow(&dir, queue, &overflowed, &mut reporter, &stop).await;
+                drop(watcher);
+                // What is settled by now still goes out; the rest the next start's
+                // rescan covers.
+                reporter.flush_all().await;
+                return;
+            }
+            Err(e) => {
+                warn!(dir = %dir.display(), error = %e, "cannot watch the dataset's directory; trying again");
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY) => {}
+                    () = stop.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+/// The local directory of the dataset at `path`, from the site's access: `None` when
+/// the site is not a file system (nothing to watch) or `stop` came first.
+async fn local_directory(
+    control: &ControlPlane,
+    path: &str,
+    stop: &CancellationToken,
+) -> Option<PathBuf> {
+    loop {
+        let found: Result<(), String> = match control.site_access(path).await {
+            Ok(access) => match Store::open(&access) {
+                Ok(store) if store.op().info().scheme() == "fs" => {
+                    return Some(PathBuf::from(store.op().info().root()));
+                }
+                Ok(_) => Err(format!("{} is not a file system", access.uri)),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.message().to_owned()),
+        };
+        if let Err(reason) = found {
+            warn!(
+                reason,
+                "cannot resolve the dataset's directory; trying again"
+            );
+        }
+        tokio::select! {
+            () = tokio::time::sleep(RETRY) => {}
+            () = stop.cancelled() => return None,
+        }
+    }
+}
+
+/// A recursive watcher of `dir` whose events go to `events`; a full queue drops them
+/// and sets `overflowed`.
+fn start_watcher(
+    dir: &Path,
+    events: mpsc::Sender<Event>,
+    overflowed: Arc<AtomicBool>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
+        let delivered = match event {
+            Ok(event) => events.try_send(event).is_ok(),
+            // An error of the watch itself (a queue overflow reported by the kernel, a
+            // directory that could not be watched): what it hid must be listed.
+            Err(_) => false,
+        };
+        if !delivered {
+            overflowed.store(true, Ordering::Relaxed);
+        }
+    })?;
+    watcher.watch(dir, RecursiveMode::Recursive)?;
+    Ok(watcher)
+}
+
+/// Gathers events into settling keys and reports them, until `stop`.
+async fn follow(
+    dir: &Path,
+    mut queue: mpsc::Receiver<Event>,
+    overflowed: &AtomicBool,
+    reporter: &mut Reporter,
+    stop: &CancellationToken,
+) {
+    // Changes made before the watch began are unknown: the first run lists everything.
+    reporter.rescan = true;
+    let mut tick = tokio::time::interval(TICK);
+    loop {
+        tokio::select! {
+            event = queue.recv() => match event {
+                Some(event) => {
+                    let now = Instant::now();
+                    match keys_of(dir, &event) {
+                        Some(keys) => keys.into_iter().for_each(|k| reporter.settling.touch(k, now)),
+                        None => reporter.rescan = true,
+                    }
+                }
+                None => return,
+            },
+            _ = tick.tick() => {
+                if overflowed.swap(false, Ordering::Relaxed) {
+                    warn!("events were lost; the next run lists everything");
+                    reporter.rescan = true;
+                }
+                reporter.flush(Instant::now()).await;
+            }
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// The keys an event names below `dir`, or `None` when it calls for a rescan. Reads
+/// that change nothing name none.
+fn keys_of(dir: &Path, event: &Event) -> Option<Vec<String>> {
+    if event.need_rescan() {
+        return None;
+    }
+    match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
+        EventKind::Access(_) => return Some(Vec::new()),
+        _ => {}
+    }
+    let mut keys = Vec::with_capacity(event.paths.len());
+    for path in &event.paths {
+        let Ok(relative) = path.strip_prefix(dir) else {
+            continue;
+        };
+        let key = relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        if key.is_empty() {
+            // The watched directory itself (removed, moved): only a listing can tell.
+            return None;
+        }
+        keys.push(key);
+    }
+    Some(keys)
+}
+
+/// Keys touched by events, until they settle.
+#[derive(Debug, Default)]
+struct Settling {
+    /// First and last event of each key.
+    keys: HashMap<String, (Instant, Instant)>,
+}
+
+impl Settling {
+    fn touch(&mut self, key: String, now: Instant) {
+        self.keys
+            .entry(key)
+            .and_modify(|(_, last)| *last = now)
+            .or_insert((now, now));
+    }
+
+    /// Takes the keys settled at `now`, in key order.
+    fn take_settled(&mut self, now: Instant) -> Vec<String> {
+        let mut settled: Vec<String> = self
+            .keys
+            .iter()
+            .filter(|(_, (first, last))| now - *last >= SETTLE || now - *first >= MAX_WAIT)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &settled {
+            self.keys.remove(key);
+        }
+        settled.sort();
+        settled
+    }
+
+    /// Takes every key, settled or not.
+    fn take_all(&mut self) -> Vec<String> {
+        let mut all: Vec<String> = self.keys.drain().map(|(k, _)| k).collect();
+        all.sort();
+        all
+    }
+}
+
+/// Reports a watcher's settled keys, holding those the control plane did not take.
+struct Reporter {
+    control: Arc<ControlPlane>,
+    schedule: String,
+    settling: Settling,
+    rescan: bool,
+    held: Vec<String>,
+    /// No report before this, after one failed.
+    backoff_until: Option<Instant>,
+    failures: u32,
+}
+
+impl Reporter {
+    fn new(control: Arc<ControlPlane>, schedule: String) -> Self {
+        Reporter {
+            control,
+            schedule,
+            settling: Settling::default(),
+            rescan: false,
+            held: Vec::new(),
+            backoff_until: None,
+            failures: 0,
+        }
+    }
+
+    async fn flush(&mut self, now: Instant) {
+        let settled = self.settling.take_settled(now);
+        self.hold(settled);
+        if self.backoff_until.is_some_and(|until| now < until) {
+            return;
+        }
+        self.send().await;
+    }
+
+    async fn flush_all(&mut self) {
+        let all = self.settling.take_all();
+        self.hold(all);
+        self.send().await;
+    }
+
+    fn hold(&mut self, keys: Vec<String>) {
+        self.held.extend(keys);
+        if self.held.len() > MAX_HELD_KEYS {
+            warn!(
+                keys = self.held.len(),
+                "too many changes held back; the next run lists everything instead"
+            );
+            self.held.clear();
+            self.rescan = true;
+        }
+    }
+
+    /// Sends the held keys and any rescan, a report of at most [`REPORT_KEYS`] keys at
+    /// a time; on a failure keeps what was not sent and backs off.
+    async fn send(&mut self) {
+        while self.rescan || !self.held.is_empty() {
+            let n = self.held.len().min(REPORT_KEYS);
+            let keys: Vec<String> = self.held[..n].to_vec();
+            match self
+                .control
+                .report_changes(&self.schedule, keys, self.rescan)
+                .await
+            {
+                Ok(()) => {
+                    debug!(keys = n, rescan = self.rescan, "changes reported");
+                    self.held.drain(..n);
+                    self.rescan = false;
+                    self.failures = 0;
+                    self.backoff_until = None;
+                }
+                Err(e) => {
+                    self.failures += 1;
+                    let wait = Duration::from_millis(500 << self.failures.min(6));
+                    warn!(error = %e.message(), retry_ms = wait.as_millis() as u64, "reporting changes failed; keeping them");
+                    self.backoff_until = Some(Instant::now() + wait);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{CreateKind, ModifyKind, RemoveKind};
+
+    use super::*;
+
+    fn event(kind: EventKind, paths: &[&str]) -> Event {
+        let mut e = Event::new(kind);
+        e.paths = paths.iter().map(PathBuf::from).collect();
+        e
+    }
+
+    #[test]
+    fn events_name_keys_relative_to_the_watched_directory() {
+        let dir = Path::new("/data/genome");
+        let created = event(
+            EventKind::Create(CreateKind::File),
+            &["/data/genome/runs/a.bam", "/elsewhere/x"],
+        );
+        assert_eq!(keys_of(dir, &created), Some(vec!["runs/a.bam".to_owned()]));
+        let written = event(
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            &["/data/genome/b"],
+        );
+        assert_eq!(keys_of(dir, &written), Some(vec!["b".to_owned()]));
+        let read = event(
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            &["/data/genome/b"],
+        );
+        assert_eq!(keys_of(dir, &read), Some(vec![]));
+        let removed = event(EventKind::Remove(RemoveKind::Any), &["/data/genome"]);
+        assert_eq!(keys_of(dir, &removed), None, "the directory itself went");
+        let lost =
+            event(EventKind::Modify(ModifyKind::Any), &[]).set_flag(notify::event::Flag::Rescan);
+        assert_eq!(keys_of(dir, &lost), None);
+    }
+
+    #[test]
+    fn keys_settle_after_a_quiet_second_or_ten_busy_ones() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut settling = Settling::default();
+        settling.touch("quiet".into(), at(0));
+        settling.touch("busy".into(), at(0));
+        assert!(settling.take_settled(at(900)).is_empty());
+        // "busy" is written every half second from then on.
+        for t in (500..=9_500).step_by(500) {
+            settling.touch("busy".into(), at(t));
+            let settled = settling.take_settled(at(t));
+            if t >= 1_000 {
+                assert!(!settled.contains(&"busy".to_owned()), "{t} ms");
+            }
+            if t == 1_000 {
+                assert_eq!(settled, ["quiet"]);
+            }
+        }
+        settling.touch("busy".into(), at(10_000));
+        assert_eq!(settling.take_settled(at(10_000)), ["busy"]);
+        settling.touch("late".into(), at(10_100));
+        assert_eq!(settling.take_all(), ["late"]);
+    }
+}
