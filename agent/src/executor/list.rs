@@ -99,9 +99,7 @@ impl Executor {
         );
         Ok(())
     }
-}
 
-impl Executor {
     /// A continuous sync's run of changes: each named key is looked up at both ends
     /// (what lies below it too, when it is no file there: a directory created, moved
     /// or removed), and reported as a sync's listing of those objects alone.
@@ -172,18 +170,10 @@ async fn objects_at(
             continue;
         }
         let under = format!("{}/", key.trim_end_matches('/'));
-        let mut below = pin!(ferry_storage::list_sizes(op, &under, None)
-            .try_filter(|o: &ObjectInfo| std::future::ready(filter.accepts(o))));
-        loop {
-            match below.try_next().await {
-                Ok(Some(o)) => {
-                    found.insert(o.key.clone(), o);
-                }
-                Ok(None) => break,
-                Err(e) if e.kind == ferry_storage::ErrorKind::NotFound => break,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        each_below(op, &under, filter, cancel, |o| {
+            found.insert(o.key.clone(), o);
+        })
+        .await?;
     }
     Ok(found)
 }
@@ -196,7 +186,24 @@ async fn destination_objects(
     cancel: &CancellationToken,
 ) -> Result<HashMap<String, u64>, TaskError> {
     let mut held = HashMap::new();
-    let mut listing = pin!(ferry_storage::list_sizes(sites.dst.op(), "", None)
+    each_below(sites.dst.op(), "", filter, cancel, |o| {
+        held.insert(o.key, o.size);
+    })
+    .await?;
+    info!(objects = held.len(), "destination listed");
+    Ok(held)
+}
+
+/// Hands `each` every object below `under` (`""`, or a directory ending in `/`) that
+/// the filter takes; a directory that does not exist holds nothing.
+async fn each_below(
+    op: &opendal::Operator,
+    under: &str,
+    filter: &ObjectFilter,
+    cancel: &CancellationToken,
+    mut each: impl FnMut(ObjectInfo),
+) -> Result<(), TaskError> {
+    let mut listing = pin!(ferry_storage::list_sizes(op, under, None)
         .try_filter(|o: &ObjectInfo| std::future::ready(filter.accepts(o))));
     loop {
         match listing.try_next().await {
@@ -204,15 +211,13 @@ async fn destination_objects(
                 if cancel.is_cancelled() {
                     return Err(TaskError::Cancelled);
                 }
-                held.insert(o.key, o.size);
+                each(o);
             }
-            Ok(None) => break,
-            Err(e) if e.kind == ferry_storage::ErrorKind::NotFound => break,
+            Ok(None) => return Ok(()),
+            Err(e) if e.kind == ferry_storage::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e.into()),
         }
     }
-    info!(objects = held.len(), "destination listed");
-    Ok(held)
 }
 
 /// The listing's pages, each reported as a copy task.

@@ -128,8 +128,8 @@ impl Executor {
     }
 
     /// Tells the control plane this agent is alive and which jobs it runs copy tasks
-    /// of, and takes from the answer how many agents share each job's limit.
-    /// Heartbeats; answers the continuous syncs this site's agents watch.
+    /// of, and takes from the answer how many agents share each job's limit; returns
+    /// the continuous syncs this site's agents watch.
     pub async fn heartbeat(&self, stopping: bool) -> Result<Vec<pb::Watch>, tonic::Status> {
         let jobs = self.job_bandwidths.jobs();
         let (agents, watches) = self.control.heartbeat(stopping, jobs).await?;

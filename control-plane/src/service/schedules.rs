@@ -215,12 +215,7 @@ impl Schedules {
         key: String,
         keys: Option<Vec<String>>,
     ) -> Result<Outcome> {
-        let mut request = pb::PlanSyncRequest::decode(schedule.sync.as_slice()).map_err(|e| {
-            Error::Internal(format!(
-                "schedule {}: stored sync unreadable: {e}",
-                schedule.id
-            ))
-        })?;
+        let mut request = stored_sync(schedule)?;
         request.idempotency_key = key;
         let (mut plan, rule) = match convert::plan_sync_request(request) {
             Ok(converted) => converted,
@@ -288,8 +283,7 @@ impl Schedules {
     /// Whether the replica the schedule keeps has a completed sync: a run of changed
     /// keys alone builds on one.
     async fn replica_synced(&self, schedule: &SyncSchedule) -> Result<bool> {
-        let request = pb::PlanSyncRequest::decode(schedule.sync.as_slice())
-            .map_err(|e| Error::Internal(format!("schedule {}: {e}", schedule.id)))?;
+        let request = stored_sync(schedule)?;
         let dataset = self
             .catalogue
             .get_dataset(&Ref::Id(schedule.dataset_id))
@@ -305,6 +299,16 @@ impl Schedules {
                 && r.synced_at.is_some()
         }))
     }
+}
+
+/// The sync the schedule plans, as stored.
+fn stored_sync(schedule: &SyncSchedule) -> Result<pb::PlanSyncRequest> {
+    pb::PlanSyncRequest::decode(schedule.sync.as_slice()).map_err(|e| {
+        Error::Internal(format!(
+            "schedule {}: stored sync unreadable: {e}",
+            schedule.id
+        ))
+    })
 }
 
 /// Checks the schedules every `interval`, on the catalogue's clock, as the system.

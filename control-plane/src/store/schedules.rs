@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     sea_query::Expr, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    UpdateMany,
 };
 
 use super::{
@@ -13,7 +14,7 @@ use super::{
 };
 use crate::{
     domain::{
-        ids::{DatasetId, ScheduleId},
+        ids::{DatasetId, JobId, ScheduleId},
         name::{Name, Ref},
         schedule::{Outcome, SyncSchedule, When},
     },
@@ -153,19 +154,7 @@ impl Store {
         let mut update = sync_schedule::Entity::update_many()
             .col_expr(sync_schedule::Column::NextRunAt, Expr::value(next));
         update = match outcome {
-            Outcome::Planned(job) => update
-                .col_expr(
-                    sync_schedule::Column::LastJobId,
-                    Expr::value(job.to_string()),
-                )
-                .col_expr(
-                    sync_schedule::Column::Runs,
-                    Expr::col(sync_schedule::Column::Runs).add(1),
-                )
-                .col_expr(
-                    sync_schedule::Column::LastError,
-                    Expr::value(Option::<String>::None),
-                ),
+            Outcome::Planned(job) => run_planned(update, *job),
             Outcome::Skipped => update.col_expr(
                 sync_schedule::Column::Skipped,
                 Expr::col(sync_schedule::Column::Skipped).add(1),
@@ -183,6 +172,27 @@ impl Store {
             .map_err(db_error)?;
         Ok(done.rows_affected == 1)
     }
+}
+
+/// `update`, also recording that the schedule planned `job`: its last run, one more
+/// run, and no error.
+pub(super) fn run_planned(
+    update: UpdateMany<sync_schedule::Entity>,
+    job: JobId,
+) -> UpdateMany<sync_schedule::Entity> {
+    update
+        .col_expr(
+            sync_schedule::Column::LastJobId,
+            Expr::value(job.to_string()),
+        )
+        .col_expr(
+            sync_schedule::Column::Runs,
+            Expr::col(sync_schedule::Column::Runs).add(1),
+        )
+        .col_expr(
+            sync_schedule::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
 }
 
 fn to_domain(row: sync_schedule::Model) -> Result<SyncSchedule> {

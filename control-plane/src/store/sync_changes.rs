@@ -6,15 +6,14 @@
 use std::collections::BTreeSet;
 
 use sea_orm::{
-    sea_query::{Expr, Query},
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    sea_query::Query, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::{
     db_error,
     entity::{dataset, sync_change, sync_schedule},
+    schedules::run_planned,
     Store,
 };
 use crate::{
@@ -135,19 +134,7 @@ impl Store {
             .exec(&txn)
             .await
             .map_err(db_error)?;
-        sync_schedule::Entity::update_many()
-            .col_expr(
-                sync_schedule::Column::LastJobId,
-                Expr::value(job.to_string()),
-            )
-            .col_expr(
-                sync_schedule::Column::Runs,
-                Expr::col(sync_schedule::Column::Runs).add(1),
-            )
-            .col_expr(
-                sync_schedule::Column::LastError,
-                Expr::value(Option::<String>::None),
-            )
+        run_planned(sync_schedule::Entity::update_many(), job)
             .filter(sync_schedule::Column::Id.eq(schedule.to_string()))
             .exec(&txn)
             .await
