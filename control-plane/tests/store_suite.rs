@@ -84,6 +84,7 @@ store_test_suite!(
     policies::effective_policy_is_the_highest_priority_match,
     policies::invalid_policies_are_refused,
     policies::policy_updates_persist_and_deletes_remove,
+    policies::a_policy_cron_due_time_is_claimed_once,
     consistency::site_delete_is_refused_while_referenced,
     consistency::stale_site_write_is_refused,
     consistency::concurrent_site_updates_all_land,

@@ -19,6 +19,8 @@ pub struct JobFilter {
     pub site: Option<String>,
     /// The sync schedule (id or name) that planned the job: its runs.
     pub schedule: Option<String>,
+    /// The policy (id or name) whose autopilot started the migration.
+    pub policy: Option<String>,
 }
 
 impl Client {
@@ -87,6 +89,7 @@ impl Client {
         let state = filter.state.map_or(0, i32::from);
         let site = filter.site.clone().unwrap_or_default();
         let schedule = filter.schedule.clone().unwrap_or_default();
+        let policy = filter.policy.clone().unwrap_or_default();
         collect_pages(|page_token| {
             let mut stub = self.jobs();
             let request = pb::ListJobsRequest {
@@ -96,6 +99,7 @@ impl Client {
                 state,
                 site: site.clone(),
                 schedule: schedule.clone(),
+                policy: policy.clone(),
             };
             async move {
                 let page = stub.list_jobs(request).await?.into_inner();

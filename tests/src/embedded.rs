@@ -45,11 +45,11 @@ impl EmbeddedControlPlane {
             training: ferry_control_plane::config::TrainingConfig {
                 interval_secs: 100 * 365 * 86_400,
             },
-            // Sync schedules are checked every second, so a test that moves the clock
-            // past a due time sees its run soon.
+            // Sync schedules and the autopilot's policies are checked every second, so
+            // a test that moves the clock past a due time sees its run soon.
             autopilot: ferry_control_plane::config::AutopilotConfig {
                 schedules_interval_secs: 1,
-                ..Config::default().autopilot
+                interval_secs: 1,
             },
             ..Config::default()
         };

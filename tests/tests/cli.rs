@@ -514,3 +514,59 @@ async fn a_sync_schedule_is_created_listed_and_deleted_from_the_command_line() {
     run(&["schedule", "delete", "live"]);
     assert_eq!(run(&["schedule", "list"]), "no schedules\n");
 }
+
+#[tokio::test]
+async fn a_policy_cron_is_set_shown_and_cleared_from_the_command_line() {
+    let cp = ControlPlane::start().await;
+    let ep = Target::admin(&cp);
+    let dirs = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| succeed(&ep, args);
+    hot_dataset_and_dr(&ep, dirs.path());
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "policy",
+            "create",
+            "nightly",
+            "--selector",
+            "team=ops",
+            "--place",
+            "cold=dr",
+            "--auto-migrate",
+        ];
+        args.extend_from_slice(extra);
+        ferry(&ep, &args)
+    };
+    let both = create(&["--cron", "0 2 * * *", "--window", "22:00-06:00"]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+    assert!(stderr(&both).contains("cron"), "{}", stderr(&both));
+    let zone_alone = create(&["--time-zone", "Europe/Paris"]);
+    assert!(!zone_alone.status.success());
+    assert!(
+        stderr(&zone_alone).contains("--cron"),
+        "{}",
+        stderr(&zone_alone)
+    );
+
+    let created = create(&["--cron", "0 3 * * *", "--time-zone", "Europe/Paris"]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let shown = run(&["policy", "get", "nightly"]);
+    assert!(
+        shown.contains("0 3 * * * (Europe/Paris), next ") && shown.contains("0 runs, 0 skipped"),
+        "{shown}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "policy", "get", "nightly"])).unwrap();
+    assert_eq!(json["cron"], "0 3 * * *", "{json}");
+    assert_eq!(json["time_zone"], "Europe/Paris", "{json}");
+    assert!(json["next_run_time"].is_string(), "{json}");
+    assert_eq!(run(&["policy", "runs", "nightly"]), "no jobs\n");
+
+    run(&["policy", "update", "nightly", "--cron", "none"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "policy", "get", "nightly"])).unwrap();
+    assert_eq!(
+        (json["cron"].as_str(), json["time_zone"].as_str()),
+        (Some(""), Some(""))
+    );
+    assert!(json["next_run_time"].is_null(), "{json}");
+}

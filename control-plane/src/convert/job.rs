@@ -60,6 +60,7 @@ pub fn plan_request(req: pb::PlanMigrationRequest) -> Result<PlanRequest> {
             .then_some(req.bandwidth_limit_bytes_per_sec),
         schedule: None,
         sync_keys: None,
+        policy: None,
     })
 }
 
@@ -157,6 +158,7 @@ pub fn job_to_pb(j: Job) -> pb::Job {
         final_pass: j.final_pass,
         source_changes: j.source_changes,
         schedule: j.schedule_id.map(|s| s.to_string()).unwrap_or_default(),
+        policy: j.policy_id.map(|p| p.to_string()).unwrap_or_default(),
     }
 }
 

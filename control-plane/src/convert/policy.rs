@@ -12,6 +12,7 @@ use crate::{
     domain::{
         name::Ref,
         policy::{Policy, PolicyPatch, ScheduleWindow},
+        schedule::When,
     },
     error::{Error, Result},
 };
@@ -33,6 +34,8 @@ pub const POLICY_MUTABLE_FIELDS: &[&str] = &[
     "schedule_window",
     "bandwidth_limit_bytes_per_sec",
     "max_concurrent_migrations",
+    "cron",
+    "time_zone",
 ];
 
 /// Policy fields a request sets: every field on create (`mask` is `None`), only the
@@ -114,11 +117,25 @@ pub fn policy_fields(p: &pb::Policy, mask: Option<&[String]>) -> Result<PolicyPa
     if wants("max_concurrent_migrations") {
         patch.max_concurrent_migrations = Some(nonzero(p.max_concurrent_migrations));
     }
+    // The expression is read in its zone: naming either sets both.
+    if wants("cron") || wants("time_zone") {
+        patch.cron = Some(match (p.cron.trim(), p.time_zone.trim()) {
+            ("", "") => None,
+            ("", _) => {
+                return Err(Error::invalid(
+                    field("time_zone"),
+                    "is the zone a cron is read in; set policy.cron too",
+                ))
+            }
+            (cron, zone) => Some(When::parse(cron, zone).map_err(|e| e.within("policy"))?),
+        });
+    }
     Ok(patch)
 }
 
 pub fn policy_to_pb(p: Policy) -> pb::Policy {
     let s = p.spec;
+    let runs = p.runs;
     pb::Policy {
         id: p.id.to_string(),
         name: p.name.to_string(),
@@ -149,6 +166,20 @@ pub fn policy_to_pb(p: Policy) -> pb::Policy {
         max_concurrent_migrations: s.max_concurrent_migrations.unwrap_or(0),
         create_time: Some(to_timestamp(p.created_at)),
         update_time: Some(to_timestamp(p.updated_at)),
+        cron: s
+            .cron
+            .as_ref()
+            .map(|c| c.pattern().to_owned())
+            .unwrap_or_default(),
+        time_zone: s
+            .cron
+            .as_ref()
+            .map(|c| c.time_zone().to_owned())
+            .unwrap_or_default(),
+        next_run_time: runs.next_run_at.map(to_timestamp),
+        runs: runs.runs,
+        skipped_runs: runs.skipped,
+        last_error: runs.last_error.unwrap_or_default(),
     }
 }
 
@@ -169,5 +200,35 @@ mod tests {
         let mask = vec!["hot_after".to_string()];
         let err = policy_fields(&p, Some(&mask)).unwrap_err().to_string();
         assert_eq!(err, "policy.hot_after: required when in update_mask");
+    }
+
+    #[test]
+    fn a_cron_is_read_in_its_zone_and_a_zone_needs_a_cron() {
+        let mut p = pb::Policy {
+            cron: "0 3 * * *".into(),
+            time_zone: "Europe/Paris".into(),
+            ..Default::default()
+        };
+        let mask = vec!["time_zone".to_string()];
+        let cron = policy_fields(&p, Some(&mask))
+            .unwrap()
+            .cron
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (cron.pattern(), cron.time_zone()),
+            ("0 3 * * *", "Europe/Paris")
+        );
+        p.time_zone = "Mars/Olympus".into();
+        let err = policy_fields(&p, None).unwrap_err().to_string();
+        assert!(
+            err.starts_with("policy.time_zone: unknown time zone"),
+            "{err}"
+        );
+        p.cron = String::new();
+        let err = policy_fields(&p, None).unwrap_err().to_string();
+        assert!(err.starts_with("policy.time_zone: is the zone"), "{err}");
+        p.time_zone = String::new();
+        assert_eq!(policy_fields(&p, Some(&mask)).unwrap().cron, Some(None));
     }
 }

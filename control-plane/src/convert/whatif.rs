@@ -21,15 +21,15 @@ pub fn whatif_request(r: pb::WhatIfRequest) -> Result<WhatIfRequest> {
             ))
         }
         (false, None) => PolicyChoice::Existing(Ref::parse("policy", &r.policy)?),
-        (true, Some(draft)) => {
-            PolicyChoice::Draft(policy_fields(&draft, None).map_err(|e| match e {
+        (true, Some(draft)) => PolicyChoice::Draft(Box::new(policy_fields(&draft, None).map_err(
+            |e| match e {
                 Error::InvalidArgument { field, reason } => Error::InvalidArgument {
                     field: format!("draft_{field}"),
                     reason,
                 },
                 other => other,
-            })?)
-        }
+            },
+        )?)),
         (true, None) => PolicyChoice::Governing,
     };
     Ok(WhatIfRequest {

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use ferry_storage::Scheme;
 
 use super::{
-    ids::{DatasetId, JobId, ScheduleId, SiteId},
+    ids::{DatasetId, JobId, PolicyId, ScheduleId, SiteId},
     sync::{JobKind, SyncFigures},
     tier::VerifyMode,
 };
@@ -209,6 +209,8 @@ pub struct Job {
     pub source_changes: u64,
     /// The sync schedule that planned the job, if one did.
     pub schedule_id: Option<ScheduleId>,
+    /// The policy whose autopilot started the migration, if one did.
+    pub policy_id: Option<PolicyId>,
     /// A continuous sync's run of reported changes: the keys it checks at both ends
     /// instead of listing them. `None`: the run lists everything.
     pub sync_keys: Option<Vec<String>>,

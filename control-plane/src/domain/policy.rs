@@ -9,6 +9,7 @@ use super::{
     ids::{PolicyId, SiteId},
     labels::Labels,
     name::{Name, Ref},
+    schedule::When,
     tier::{Tier, VerifyMode},
 };
 use crate::error::{Error, Result};
@@ -23,6 +24,30 @@ pub struct Policy {
     pub spec: PolicySpec,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Where its cron stands; all empty without one.
+    pub runs: PolicyRuns,
+}
+
+/// The state of a policy's cron: its next due time (while automatic migrations are on)
+/// and what its due times did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PolicyRuns {
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// Due times that ran.
+    pub runs: u64,
+    /// Due times skipped because a migration the policy started was unfinished.
+    pub skipped: u64,
+    /// Why the last due time that ran failed to start migrations, if it did.
+    pub last_error: Option<String>,
+}
+
+/// What a policy's due time does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DueRun {
+    /// Nothing the policy started is unfinished: the run starts migrations.
+    Run,
+    /// A migration the policy started is unfinished: no run this time.
+    Skip,
 }
 
 /// Everything about a policy but its identity.
@@ -44,6 +69,8 @@ pub struct PolicySpec {
     pub bandwidth_limit: Option<u64>,
     /// `None` means the default of one migration at a time.
     pub max_concurrent_migrations: Option<u32>,
+    /// Automatic migrations start only at these due times; exclusive with the window.
+    pub cron: Option<When>,
 }
 
 impl Default for PolicySpec {
@@ -64,6 +91,7 @@ impl Default for PolicySpec {
             schedule_window: None,
             bandwidth_limit: None,
             max_concurrent_migrations: None,
+            cron: None,
         }
     }
 }
@@ -87,6 +115,7 @@ pub struct PolicyPatch {
     pub schedule_window: Option<Option<ScheduleWindow>>,
     pub bandwidth_limit: Option<Option<u64>>,
     pub max_concurrent_migrations: Option<Option<u32>>,
+    pub cron: Option<Option<When>>,
 }
 
 impl PolicySpec {
@@ -123,7 +152,8 @@ impl PolicySpec {
             verify_mode,
             schedule_window,
             bandwidth_limit,
-            max_concurrent_migrations
+            max_concurrent_migrations,
+            cron
         );
         if let Some(placements) = placements {
             self.placements = placements;
@@ -184,6 +214,13 @@ impl PolicySpec {
                 ));
             }
         }
+        if self.cron.is_some() && self.schedule_window.is_some() {
+            return Err(Error::invalid(
+                "cron",
+                "a policy's automatic migrations follow either a schedule_window or a cron, \
+                 not both; clear one of them",
+            ));
+        }
         if let Some(limit) = self.bandwidth_limit {
             if limit > i64::MAX as u64 {
                 return Err(Error::invalid(
@@ -193,6 +230,14 @@ impl PolicySpec {
             }
         }
         Ok(())
+    }
+
+    /// The first due time of the cron after `now`, while automatic migrations are on.
+    pub fn next_run_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron
+            .as_ref()
+            .filter(|_| self.auto_migrate)
+            .and_then(|cron| cron.next_after(now))
     }
 
     /// The tier that the recency rule assigns to data last read `age` ago.
@@ -342,6 +387,25 @@ mod tests {
     }
 
     #[test]
+    fn a_cron_excludes_a_window_and_is_due_only_with_auto_migrate() {
+        let mut s = spec();
+        let nightly = When::parse("0 3 * * *", "Europe/Paris").unwrap();
+        let now = Utc::now();
+        s.cron = Some(nightly.clone());
+        assert_eq!(s.next_run_after(now), None, "auto-migrate is off");
+        s.auto_migrate = true;
+        assert_eq!(s.next_run_after(now), nightly.next_after(now));
+        s.schedule_window = Some(ScheduleWindow::parse("22:00", "06:00").unwrap());
+        match s.validate() {
+            Err(Error::InvalidArgument { field, reason }) => {
+                assert_eq!(field, "cron");
+                assert!(reason.contains("not both"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn windows_may_span_midnight() {
         let w = ScheduleWindow::parse("22:00", "06:00").unwrap();
         assert!(w.contains(23 * 60));
@@ -380,6 +444,7 @@ mod tests {
             },
             created_at: now,
             updated_at: now,
+            runs: PolicyRuns::default(),
         };
         let policies = vec![
             policy("low", 1, selector("team", "a")),

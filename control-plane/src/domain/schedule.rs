@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 
@@ -68,12 +68,26 @@ impl When {
         self.zone.name()
     }
 
-    /// The first due time strictly after `t`.
+    /// The first due time strictly after `t`, in whole seconds (the search would keep
+    /// `t`'s fraction of a second).
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
-            .find_next_occurrence(&t.with_timezone(&self.zone), false)
+            .find_next_occurrence(&t.trunc_subsecs(0).with_timezone(&self.zone), false)
             .ok()
             .map(|next| next.with_timezone(&Utc))
+    }
+}
+
+/// Two schedules are equal when they name the same times in the same zone.
+impl PartialEq for When {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern == other.pattern && self.zone == other.zone
+    }
+}
+
+impl std::fmt::Display for When {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` in {}", self.pattern, self.zone.name())
     }
 }
 
@@ -174,6 +188,12 @@ mod tests {
         assert_eq!(
             nightly.next_after(at(2026, 7, 5, 12, 0)),
             Some(at(2026, 7, 6, 0, 30))
+        );
+        let after = at(2026, 12, 5, 12, 0) + chrono::TimeDelta::milliseconds(732);
+        assert_eq!(
+            nightly.next_after(after),
+            Some(at(2026, 12, 6, 1, 30)),
+            "due times fall on whole seconds"
         );
         let utc = When::parse("*/15 * * * *", "").unwrap();
         assert_eq!(utc.time_zone(), "UTC");

@@ -167,6 +167,9 @@ impl Policy {
             .collect();
         f.add("placements", map(&placements));
         f.add("auto_migrate", s.auto_migrate);
+        if let Some(cron) = &s.cron {
+            f.add("cron", cron);
+        }
         f.add("retire_source", s.retire_source);
         f.finish()
     }
@@ -212,6 +215,7 @@ impl PolicyPatch {
             f.add("verify_mode", v.as_str());
         }
         f.add_opt("schedule_window", self.schedule_window.as_ref());
+        f.add_opt("cron", self.cron.as_ref());
         f.add_opt("bandwidth_limit", self.bandwidth_limit.as_ref());
         f.add_opt(
             "max_concurrent_migrations",

@@ -106,6 +106,9 @@ impl JobService for JobApi {
         let schedule = (!req.schedule.is_empty())
             .then(|| Ref::parse("schedule", &req.schedule))
             .transpose()?;
+        let policy = (!req.policy.is_empty())
+            .then(|| Ref::parse("policy", &req.policy))
+            .transpose()?;
         let jobs = self
             .migrations
             .list(
@@ -113,6 +116,7 @@ impl JobService for JobApi {
                 state,
                 site.as_ref(),
                 schedule.as_ref(),
+                policy.as_ref(),
                 &page,
             )
             .await?;

@@ -9,7 +9,7 @@ use crate::{
         ids::{DatasetId, PolicyId, SiteId},
         name::{Name, Ref},
         page::{Page, PageRequest},
-        policy::{Policy, PolicyPatch, PolicySpec},
+        policy::{Policy, PolicyPatch, PolicyRuns, PolicySpec},
         tier::Tier,
     },
     error::{Error, Result},
@@ -26,6 +26,10 @@ impl Catalogue {
         let policy = Policy {
             id: PolicyId::new(),
             name,
+            runs: PolicyRuns {
+                next_run_at: spec.next_run_after(now),
+                ..PolicyRuns::default()
+            },
             spec,
             created_at: now,
             updated_at: now,
@@ -77,11 +81,19 @@ impl Catalogue {
         for _ in 0..UPDATE_ATTEMPTS {
             let mut policy = self.get_policy(r).await?;
             let read_at = policy.updated_at;
+            let before = policy.spec.clone();
             policy.spec.apply(patch, placements.clone())?;
             policy.updated_at = self.clock().next_update(read_at);
+            // A new cron, or automatic migrations turned on or off, starts counting
+            // due times from now: none missed while off runs on turning it on.
+            let rescheduled =
+                before.cron != policy.spec.cron || before.auto_migrate != policy.spec.auto_migrate;
+            if rescheduled {
+                policy.runs.next_run_at = policy.spec.next_run_after(self.clock().now());
+            }
             if self
                 .store
-                .update_policy(&policy, read_at, &patch.describe())
+                .update_policy(&policy, read_at, &patch.describe(), rescheduled)
                 .await?
             {
                 info!(policy = %policy.name, policy_id = %policy.id, "policy updated");

@@ -10,7 +10,7 @@ use crate::{
         access::hour_of,
         cost::MonthlyDemand,
         dataset::{Dataset, DatasetFilter},
-        ids::RecommendationId,
+        ids::{PolicyId, RecommendationId},
         name::Ref,
         page::{Page, PageRequest},
         placement::{recommend, Inputs, TransferRates, MODEL_VERSION},
@@ -207,6 +207,16 @@ impl Recommendations {
         &self,
         id: RecommendationId,
     ) -> Result<(Recommendation, crate::domain::job::Job)> {
+        self.approve_for(id, None).await
+    }
+
+    /// Approves as [`Self::approve`] does; the job is tagged with `policy`, the policy
+    /// whose autopilot approved it, if one did.
+    pub async fn approve_for(
+        &self,
+        id: RecommendationId,
+        policy: Option<PolicyId>,
+    ) -> Result<(Recommendation, crate::domain::job::Job)> {
         crate::call::set_target(format!("recommendation:{id}"));
         let rec = self.get(id).await?;
         if !matches!(
@@ -220,14 +230,15 @@ impl Recommendations {
         }
         let dataset = self.catalogue.get_dataset(&Ref::Id(rec.dataset_id)).await?;
         let policies = self.catalogue.store().all_policies().await?;
-        let policy = effective_policy(&policies, &dataset.labels).map(|p| p.spec.clone());
+        let spec = effective_policy(&policies, &dataset.labels).map(|p| p.spec.clone());
         let (job, _) = self
             .migrations
             .plan(PlanRequest {
-                verify_mode: policy.as_ref().map(|p| p.verify_mode),
-                retire_source: policy.as_ref().is_some_and(|p| p.retire_source),
+                verify_mode: spec.as_ref().map(|p| p.verify_mode),
+                retire_source: spec.as_ref().is_some_and(|p| p.retire_source),
                 idempotency_key: Some(format!("recommendation:{id}")),
-                bandwidth_limit: policy.as_ref().and_then(|p| p.bandwidth_limit),
+                bandwidth_limit: spec.as_ref().and_then(|p| p.bandwidth_limit),
+                policy,
                 ..PlanRequest::new(Ref::Id(rec.dataset_id), Ref::Id(rec.recommended_site_id))
             })
             .await?;

@@ -33,7 +33,7 @@ pub enum PolicyChoice {
     /// Each dataset's governing policy, or the defaults.
     Governing,
     Existing(Ref<PolicyId>),
-    Draft(PolicyPatch),
+    Draft(Box<PolicyPatch>),
 }
 
 pub struct WhatIfRequest {

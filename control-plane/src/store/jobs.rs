@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     domain::{
-        ids::{AgentId, DatasetId, JobId, ScheduleId, SiteId},
+        ids::{AgentId, DatasetId, JobId, PolicyId, ScheduleId, SiteId},
         job::{Counters, Job, JobState},
         page::{Page, PageRequest},
         sync::{JobKind, SyncFigures, SyncRule},
@@ -35,6 +35,9 @@ pub enum Planned {
     Existing(Job),
 }
 
+/// The states of a job that has ended, as stored.
+pub(super) const ENDED_STATES: [&str; 3] = ["completed", "failed", "cancelled"];
+
 /// Filters of a job listing.
 #[derive(Clone, Debug, Default)]
 pub struct JobFilter {
@@ -44,6 +47,8 @@ pub struct JobFilter {
     pub site: Option<SiteId>,
     /// The runs of this sync schedule.
     pub schedule: Option<ScheduleId>,
+    /// The migrations this policy's autopilot started.
+    pub policy: Option<PolicyId>,
 }
 
 /// The switch: the destination becomes the dataset's primary replica.
@@ -88,6 +93,7 @@ impl Store {
             final_pass: Set(false),
             source_changes: Set(0),
             schedule_id: Set(j.schedule_id.map(|s| s.to_string())),
+            policy_id: Set(j.policy_id.map(|p| p.to_string())),
             sync_keys: Set(j
                 .sync_keys
                 .as_ref()
@@ -147,6 +153,9 @@ impl Store {
         if let Some(schedule) = filter.schedule {
             query = query.filter(job::Column::ScheduleId.eq(schedule.to_string()));
         }
+        if let Some(policy) = filter.policy {
+            query = query.filter(job::Column::PolicyId.eq(policy.to_string()));
+        }
         if let Some(site) = filter.site {
             query = query.filter(
                 sea_orm::Condition::any()
@@ -197,7 +206,7 @@ impl Store {
     pub async fn has_active_job(&self, dataset: DatasetId) -> Result<Option<Job>> {
         let row = job::Entity::find()
             .filter(job::Column::DatasetId.eq(dataset.to_string()))
-            .filter(job::Column::State.is_not_in(["completed", "failed", "cancelled"]))
+            .filter(job::Column::State.is_not_in(ENDED_STATES))
             .one(&self.db)
             .await
             .map_err(db_error)?;
@@ -526,6 +535,12 @@ fn to_domain(row: job::Model) -> Result<Job> {
             .map(str::parse)
             .transpose()
             .map_err(|e: uuid::Error| bad(format!("schedule_id: {e}")))?,
+        policy_id: row
+            .policy_id
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: uuid::Error| bad(format!("policy_id: {e}")))?,
         sync_keys: row
             .sync_keys
             .as_deref()

@@ -14,6 +14,7 @@ mod jobs;
 mod migration;
 mod outbox;
 mod policies;
+mod policy_runs;
 mod recommendations;
 mod retries;
 mod schedules;

@@ -12,7 +12,7 @@ use super::{
     audit::record,
     corrupt, db_error,
     entity::{policy, policy_placement},
-    is_foreign_key_violation, is_unique_violation, json_map, parse_json_map, to_i64, Store,
+    is_foreign_key_violation, is_unique_violation, json_map, parse_json_map, to_i64, to_u64, Store,
 };
 use crate::{
     domain::{
@@ -20,7 +20,8 @@ use crate::{
         labels::Labels,
         name::{Name, Ref},
         page::{Page, PageRequest},
-        policy::{Policy, PolicySpec, ScheduleWindow},
+        policy::{Policy, PolicyRuns, PolicySpec, ScheduleWindow},
+        schedule::When,
         tier::Tier,
     },
     error::{Error, Result},
@@ -33,6 +34,10 @@ impl Store {
             id: Set(p.id.to_string()),
             name: Set(p.name.to_string()),
             created_at: Set(p.created_at),
+            next_run_at: Set(p.runs.next_run_at),
+            runs: Set(0),
+            skipped: Set(0),
+            last_error: Set(None),
             ..active(p)
         };
         policy::Entity::insert(row).exec(&txn).await.map_err(|e| {
@@ -112,16 +117,24 @@ impl Store {
     }
 
     /// Writes a modified policy (and replaces its placements) if nobody changed it since
-    /// it was read at `read_at`, recording `change`. Returns false when it lost that race.
+    /// it was read at `read_at`, recording `change`; with `rescheduled` (its cron or
+    /// automatic migrations changed), also its next due time. Returns false when it lost
+    /// that race.
     pub async fn update_policy(
         &self,
         p: &Policy,
         read_at: DateTime<Utc>,
         change: &str,
+        rescheduled: bool,
     ) -> Result<bool> {
         let txn = self.begin_write().await?;
+        let mut row = active(p);
+        if rescheduled {
+            // Otherwise left alone: the autopilot moves it without touching updated_at.
+            row.next_run_at = Set(p.runs.next_run_at);
+        }
         let result = policy::Entity::update_many()
-            .set(active(p))
+            .set(row)
             .filter(policy::Column::Id.eq(p.id.to_string()))
             .filter(policy::Column::UpdatedAt.eq(read_at))
             .exec(&txn)
@@ -234,6 +247,8 @@ fn active(p: &Policy) -> policy::ActiveModel {
         window_end: Set(s.schedule_window.map(|w| i32::from(w.end_minute))),
         bandwidth_limit: Set(s.bandwidth_limit.map(to_i64)),
         max_concurrent_migrations: Set(s.max_concurrent_migrations.map(i64::from)),
+        cron: Set(s.cron.as_ref().map(|c| c.pattern().to_owned())),
+        time_zone: Set(s.cron.as_ref().map(|c| c.time_zone().to_owned())),
         updated_at: Set(p.updated_at),
         ..Default::default()
     }
@@ -289,6 +304,12 @@ fn to_domain(row: policy::Model, placements: Vec<policy_placement::Model>) -> Re
             .map(u32::try_from)
             .transpose()
             .map_err(|e| bad(format!("max_concurrent_migrations: {e}")))?,
+        cron: row
+            .cron
+            .as_deref()
+            .map(|cron| When::parse(cron, row.time_zone.as_deref().unwrap_or_default()))
+            .transpose()
+            .map_err(|e| bad(format!("cron: {e}")))?,
     };
     Ok(Policy {
         id: row.id.parse().map_err(|e| bad(format!("id: {e}")))?,
@@ -296,6 +317,12 @@ fn to_domain(row: policy::Model, placements: Vec<policy_placement::Model>) -> Re
         spec,
         created_at: row.created_at,
         updated_at: row.updated_at,
+        runs: PolicyRuns {
+            next_run_at: row.next_run_at,
+            runs: to_u64(row.runs),
+            skipped: to_u64(row.skipped),
+            last_error: row.last_error,
+        },
     })
 }
 

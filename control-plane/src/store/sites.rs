@@ -167,7 +167,7 @@ impl Store {
                     .add(job::Column::SourceSiteId.eq(id.clone()))
                     .add(job::Column::DestinationSiteId.eq(id.clone())),
             )
-            .filter(job::Column::State.is_not_in(["completed", "failed", "cancelled"]))
+            .filter(job::Column::State.is_not_in(super::jobs::ENDED_STATES))
             .limit(5)
             .into_tuple()
             .all(&txn)

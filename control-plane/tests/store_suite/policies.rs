@@ -6,7 +6,8 @@ use std::{collections::BTreeMap, time::Duration};
 use ferry_control_plane::domain::{
     name::Ref,
     page::PageRequest,
-    policy::{PolicyPatch, ScheduleWindow},
+    policy::{DueRun, PolicyPatch, PolicyRuns, ScheduleWindow},
+    schedule::When,
     tier::{Tier, VerifyMode},
 };
 
@@ -275,4 +276,94 @@ pub async fn policy_updates_persist_and_deletes_remove(f: &mut Fixture) {
     not_found(c.delete_policy(&by_name("genomics")).await);
     let page = c.list_policies(None, &first_page()).await.unwrap();
     assert!(page.items.is_empty());
+}
+
+pub async fn a_policy_cron_due_time_is_claimed_once(f: &mut Fixture) {
+    let c = &f.catalogue;
+    create_site(c, "fast", "file:///srv/fast", Tier::Hot).await;
+    create_site(c, "deep", "file:///srv/deep", Tier::Cold).await;
+    let nightly = When::parse("0 3 * * *", "Europe/Paris").unwrap();
+    let both = PolicyPatch {
+        cron: Some(Some(nightly.clone())),
+        ..genomics_policy()
+    };
+    invalid_argument(c.create_policy(name("genomics"), &both).await, "cron");
+    let scheduled = PolicyPatch {
+        schedule_window: Some(None),
+        ..both
+    };
+    let created = c.create_policy(name("genomics"), &scheduled).await.unwrap();
+    let due = created.runs.next_run_at.expect("a next due time");
+    assert_eq!(Some(due), nightly.next_after(created.created_at));
+    assert_eq!(created.spec.cron.as_ref(), Some(&nightly));
+
+    // The first check of a due time claims it; a second check of it claims nothing.
+    let store = f.store().clone();
+    let next = nightly.next_after(due);
+    assert!(store
+        .claim_policy_due(created.id, due, next, DueRun::Run)
+        .await
+        .unwrap());
+    assert!(!store
+        .claim_policy_due(created.id, due, next, DueRun::Run)
+        .await
+        .unwrap());
+    assert!(store
+        .claim_policy_due(created.id, next.unwrap(), None, DueRun::Skip)
+        .await
+        .unwrap());
+    store
+        .set_policy_error(created.id, Some("site deep is gone"))
+        .await
+        .unwrap();
+    let read = c.get_policy(&Ref::Id(created.id)).await.unwrap();
+    assert_eq!(
+        read.runs,
+        PolicyRuns {
+            next_run_at: None,
+            runs: 1,
+            skipped: 1,
+            last_error: Some("site deep is gone".to_owned()),
+        }
+    );
+    assert!(!store.policy_has_unfinished_jobs(created.id).await.unwrap());
+
+    // An update that leaves the cron alone leaves its due time alone.
+    let unrelated = PolicyPatch {
+        priority: Some(3),
+        ..PolicyPatch::default()
+    };
+    let updated = c
+        .update_policy(&by_name("genomics"), &unrelated)
+        .await
+        .unwrap();
+    assert_eq!(updated.runs, read.runs);
+    // Automatic migrations off: no due time; on again: due from now.
+    let off = PolicyPatch {
+        auto_migrate: Some(false),
+        ..PolicyPatch::default()
+    };
+    let paused = c.update_policy(&by_name("genomics"), &off).await.unwrap();
+    assert_eq!(paused.runs.next_run_at, None);
+    assert_eq!(paused.spec.cron.as_ref(), Some(&nightly), "the cron stays");
+    let on = PolicyPatch {
+        auto_migrate: Some(true),
+        ..PolicyPatch::default()
+    };
+    let resumed = c.update_policy(&by_name("genomics"), &on).await.unwrap();
+    assert_eq!(
+        resumed.runs.next_run_at,
+        nightly.next_after(resumed.updated_at)
+    );
+    assert_eq!(c.get_policy(&Ref::Id(created.id)).await.unwrap(), resumed);
+    // Cleared: no cron, no due time.
+    let cleared = PolicyPatch {
+        cron: Some(None),
+        ..PolicyPatch::default()
+    };
+    let cleared = c
+        .update_policy(&by_name("genomics"), &cleared)
+        .await
+        .unwrap();
+    assert_eq!((cleared.spec.cron, cleared.runs.next_run_at), (None, None));
 }

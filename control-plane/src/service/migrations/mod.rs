@@ -17,7 +17,7 @@ use super::Catalogue;
 use crate::{
     bus::messages,
     domain::{
-        ids::{DatasetId, JobId, ScheduleId, SiteId},
+        ids::{DatasetId, JobId, PolicyId, ScheduleId, SiteId},
         job::{Job, JobObject, JobState, ObjectStatus},
         name::Ref,
         page::{Page, PageRequest},
@@ -97,8 +97,19 @@ impl Migrations {
         state: Option<JobState>,
         site: Option<&Ref<SiteId>>,
         schedule: Option<&Ref<ScheduleId>>,
+        policy: Option<&Ref<PolicyId>>,
         page: &PageRequest,
     ) -> Result<Page<Job>> {
+        let policy = match policy {
+            Some(r) => Some(
+                self.store
+                    .find_policy(r)
+                    .await?
+                    .ok_or_else(|| Error::invalid("policy", format!("policy {r} does not exist")))?
+                    .id,
+            ),
+            None => None,
+        };
         let schedule = match schedule {
             Some(r) => Some(
                 self.store
@@ -131,6 +142,7 @@ impl Migrations {
                     state,
                     site,
                     schedule,
+                    policy,
                 },
                 page,
             )

@@ -9,7 +9,7 @@ use crate::{
     bus::messages,
     domain::{
         dataset::{Dataset, DatasetPath},
-        ids::{DatasetId, JobId, ScheduleId, SiteId},
+        ids::{DatasetId, JobId, PolicyId, ScheduleId, SiteId},
         job::{executing_site, Job, JobState, ObjectFilter},
         name::Ref,
         site::Site,
@@ -36,6 +36,8 @@ pub struct PlanRequest {
     pub schedule: Option<ScheduleId>,
     /// A continuous sync's run of reported changes: check only these keys.
     pub sync_keys: Option<Vec<String>>,
+    /// The policy whose autopilot plans this migration, if one does.
+    pub policy: Option<PolicyId>,
 }
 
 impl PlanRequest {
@@ -54,6 +56,7 @@ impl PlanRequest {
             bandwidth_limit: None,
             schedule: None,
             sync_keys: None,
+            policy: None,
         }
     }
 }
@@ -254,6 +257,7 @@ impl Migrations {
             final_pass: false,
             source_changes: 0,
             schedule_id: req.schedule,
+            policy_id: req.policy,
             sync_keys: req.sync_keys.clone(),
         };
         match self

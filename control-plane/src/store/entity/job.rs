@@ -60,6 +60,8 @@ pub struct Model {
     pub schedule_id: Option<String>,
     /// A continuous sync's run of reported changes: the keys it checks (a JSON array).
     pub sync_keys: Option<String>,
+    /// The policy whose autopilot started the migration.
+    pub policy_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -26,6 +26,14 @@ pub struct Model {
     pub max_concurrent_migrations: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The cron expression automatic migrations run at, and its IANA time zone.
+    pub cron: Option<String>,
+    pub time_zone: Option<String>,
+    /// The cron's next due time, while automatic migrations are on.
+    pub next_run_at: Option<DateTimeUtc>,
+    pub runs: i64,
+    pub skipped: i64,
+    pub last_error: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -18,6 +18,7 @@ mod m20261206_000012_sync;
 mod m20261206_000013_final_pass;
 mod m20261206_000014_sync_schedules;
 mod m20261207_000015_sync_changes;
+mod m20261208_000016_policy_cron;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000013_final_pass::Migration),
             Box::new(m20261206_000014_sync_schedules::Migration),
             Box::new(m20261207_000015_sync_changes::Migration),
+            Box::new(m20261208_000016_policy_cron::Migration),
         ]
     }
 }

@@ -56,6 +56,9 @@ pub enum JobCommand {
         /// Only the runs of this sync schedule (id or name): its history
         #[arg(long)]
         schedule: Option<String>,
+        /// Only the migrations this policy's autopilot started (id or name)
+        #[arg(long)]
+        policy: Option<String>,
     },
     /// Follow a job until it ends, with a progress bar on a terminal
     ///
@@ -193,6 +196,7 @@ pub async fn run(command: JobCommand, ctx: &Context) -> Result<Outcome, Error> {
             state,
             site,
             schedule,
+            policy,
         } => {
             let client = ctx.client().await?;
             let filter = JobFilter {
@@ -200,6 +204,7 @@ pub async fn run(command: JobCommand, ctx: &Context) -> Result<Outcome, Error> {
                 state,
                 site,
                 schedule,
+                policy,
             };
             list(&client.list_jobs(&filter).await?, client, ctx).await?
         }
@@ -477,7 +482,7 @@ mod tests {
     fn other_commands_parse_their_filters() {
         assert!(matches!(
             parse(&["list", "--state", "failed", "--site", "archive"]),
-            Ok(JobCommand::List { state: Some(pb::JobState::Failed), site: Some(s), dataset: None, schedule: None }) if s == "archive"
+            Ok(JobCommand::List { state: Some(pb::JobState::Failed), site: Some(s), dataset: None, schedule: None, policy: None }) if s == "archive"
         ));
         assert!(parse(&["list", "--state", "done"]).is_err());
         assert!(matches!(

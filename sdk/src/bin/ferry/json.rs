@@ -234,6 +234,12 @@ impl ToJson for pb::Policy {
                 self.bandwidth_limit_bytes_per_sec,
             )
             .field("max_concurrent_migrations", self.max_concurrent_migrations)
+            .field("cron", self.cron.as_str())
+            .field("time_zone", self.time_zone.as_str())
+            .field("next_run_time", timestamp(self.next_run_time.as_ref()))
+            .field("runs", self.runs)
+            .field("skipped_runs", self.skipped_runs)
+            .field("last_error", self.last_error.as_str())
             .field("create_time", timestamp(self.create_time.as_ref()))
             .field("update_time", timestamp(self.update_time.as_ref()))
             .done()

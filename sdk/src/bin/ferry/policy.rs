@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use ferry_sdk::time::to_duration;
-use ferry_sdk::{pb, Error};
+use ferry_sdk::{pb, Error, JobFilter};
 
 use crate::dataset::latency_slo;
 use crate::duration::parse_duration;
@@ -57,6 +57,12 @@ pub enum PolicyCommand {
     },
     /// Remove a policy
     Delete {
+        /// The policy's id or name
+        policy: String,
+    },
+    /// The migrations the policy's autopilot started, newest first, with their state
+    /// and figures
+    Runs {
         /// The policy's id or name
         policy: String,
     },
@@ -116,6 +122,17 @@ pub struct PolicySpec {
     /// Daily UTC window for automatic migrations, e.g. 22:00-06:00; "any" for no limit
     #[arg(long, value_name = "HH:MM-HH:MM", value_parser = parse_window)]
     window: Option<Window>,
+    /// Start automatic migrations only at these times, instead of whenever a
+    /// recommendation is pending: five fields (minute hour day-of-month month
+    /// day-of-week), e.g. "0 2 * * *" for 02:00 every day; "none" to clear. Each time
+    /// starts up to --max-concurrent migrations, and is skipped while one the policy
+    /// started is unfinished; times missed while the control plane was down make one
+    /// run. Exclusive with --window
+    #[arg(long, value_name = "EXPR")]
+    cron: Option<String>,
+    /// IANA time zone the cron fields are read in, e.g. Europe/Paris (default UTC)
+    #[arg(long, value_name = "ZONE", requires = "cron")]
+    time_zone: Option<String>,
     /// Per-migration bandwidth cap in bytes per second (e.g. 50MB); 0 means unlimited
     #[arg(long, value_name = "BYTES_PER_SEC", value_parser = parse_bytes)]
     bandwidth_limit: Option<u64>,
@@ -184,6 +201,14 @@ impl PolicySpec {
             policy.max_concurrent_migrations = max;
             mask.push("max_concurrent_migrations");
         }
+        if let Some(cron) = &self.cron {
+            // The server reads the expression and its zone together.
+            if cron != "none" {
+                policy.cron = cron.clone();
+                policy.time_zone = self.time_zone.clone().unwrap_or_default();
+            }
+            mask.extend(["cron", "time_zone"]);
+        }
         mask
     }
 }
@@ -247,6 +272,14 @@ pub async fn run(command: PolicyCommand, ctx: &Context) -> Result<String, Error>
                 format!("deleted policy {policy}")
             })
         }
+        PolicyCommand::Runs { policy } => {
+            let client = ctx.client().await?;
+            let filter = JobFilter {
+                policy: Some(policy),
+                ..Default::default()
+            };
+            crate::job::list(&client.list_jobs(&filter).await?, client, ctx).await
+        }
     }
 }
 
@@ -280,6 +313,7 @@ pub fn fields(policy: &pb::Policy, sites: &HashMap<String, String>) -> Fields {
         .add("retire source", output::yes_no(policy.retire_source))
         .add("verify", verify_mode(policy.verify_mode))
         .add("window", window(policy.schedule_window.as_ref()))
+        .add("cron", cron(policy))
         .add(
             "bandwidth limit",
             output::bandwidth(policy.bandwidth_limit_bytes_per_sec),
@@ -319,6 +353,25 @@ fn cost_target(dollars: f64) -> String {
     } else {
         format!("{} per month", output::dollars(dollars))
     }
+}
+
+/// The cron with its zone, next due time and what its due times did.
+fn cron(policy: &pb::Policy) -> String {
+    if policy.cron.is_empty() {
+        return output::NONE.to_owned();
+    }
+    let mut text = format!("{} ({})", policy.cron, policy.time_zone);
+    if policy.next_run_time.is_some() {
+        text += &format!(
+            ", next {}",
+            output::timestamp(policy.next_run_time.as_ref())
+        );
+    }
+    text += &format!(", {} runs, {} skipped", policy.runs, policy.skipped_runs);
+    if !policy.last_error.is_empty() {
+        text += &format!(", last error: {}", policy.last_error);
+    }
+    text
 }
 
 fn window(window: Option<&pb::ScheduleWindow>) -> String {

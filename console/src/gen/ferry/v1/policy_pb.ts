@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ferry/v1/policy.proto.
  */
 export const file_ferry_v1_policy: GenFile = /*@__PURE__*/
-  fileDesc("ChVmZXJyeS92MS9wb2xpY3kucHJvdG8SCGZlcnJ5LnYxItQFCgZQb2xpY3kSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIwCghzZWxlY3RvchgEIAMoCzIeLmZlcnJ5LnYxLlBvbGljeS5TZWxlY3RvckVudHJ5EhAKCHByaW9yaXR5GAUgASgFEiwKCWhvdF9hZnRlchgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgp3YXJtX2FmdGVyGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEisKCnBsYWNlbWVudHMYCCADKAsyFy5mZXJyeS52MS5UaWVyUGxhY2VtZW50EhYKDmxhdGVuY3lfc2xvX21zGAkgASgNEhsKE21vbnRobHlfY29zdF90YXJnZXQYCiABKAESMAoNbWluX3Jlc2lkZW5jeRgLIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxhdXRvX21pZ3JhdGUYDCABKAgSFQoNcmV0aXJlX3NvdXJjZRgNIAEoCBIpCgt2ZXJpZnlfbW9kZRgOIAEoDjIULmZlcnJ5LnYxLlZlcmlmeU1vZGUSMQoPc2NoZWR1bGVfd2luZG93GA8gASgLMhguZmVycnkudjEuU2NoZWR1bGVXaW5kb3cSJQodYmFuZHdpZHRoX2xpbWl0X2J5dGVzX3Blcl9zZWMYECABKAQSIQoZbWF4X2NvbmN1cnJlbnRfbWlncmF0aW9ucxgRIAEoDRIvCgtjcmVhdGVfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi8KDVNlbGVjdG9yRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI7Cg1UaWVyUGxhY2VtZW50EhwKBHRpZXIYASABKA4yDi5mZXJyeS52MS5UaWVyEgwKBHNpdGUYAiABKAkiLAoOU2NoZWR1bGVXaW5kb3cSDQoFc3RhcnQYASABKAkSCwoDZW5kGAIgASgJIjcKE0NyZWF0ZVBvbGljeVJlcXVlc3QSIAoGcG9saWN5GAEgASgLMhAuZmVycnkudjEuUG9saWN5IiIKEEdldFBvbGljeVJlcXVlc3QSDgoGcG9saWN5GAEgASgJIk0KE0xpc3RQb2xpY2llc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDwoHZGF0YXNldBgDIAEoCSJTChRMaXN0UG9saWNpZXNSZXNwb25zZRIiCghwb2xpY2llcxgBIAMoCzIQLmZlcnJ5LnYxLlBvbGljeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaAoTVXBkYXRlUG9saWN5UmVxdWVzdBIgCgZwb2xpY3kYASABKAsyEC5mZXJyeS52MS5Qb2xpY3kSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIiUKE0RlbGV0ZVBvbGljeVJlcXVlc3QSDgoGcG9saWN5GAEgASgJIhYKFERlbGV0ZVBvbGljeVJlc3BvbnNlMuoCCg1Qb2xpY3lTZXJ2aWNlEj8KDENyZWF0ZVBvbGljeRIdLmZlcnJ5LnYxLkNyZWF0ZVBvbGljeVJlcXVlc3QaEC5mZXJyeS52MS5Qb2xpY3kSOQoJR2V0UG9saWN5EhouZmVycnkudjEuR2V0UG9saWN5UmVxdWVzdBoQLmZlcnJ5LnYxLlBvbGljeRJNCgxMaXN0UG9saWNpZXMSHS5mZXJyeS52MS5MaXN0UG9saWNpZXNSZXF1ZXN0Gh4uZmVycnkudjEuTGlzdFBvbGljaWVzUmVzcG9uc2USPwoMVXBkYXRlUG9saWN5Eh0uZmVycnkudjEuVXBkYXRlUG9saWN5UmVxdWVzdBoQLmZlcnJ5LnYxLlBvbGljeRJNCgxEZWxldGVQb2xpY3kSHS5mZXJyeS52MS5EZWxldGVQb2xpY3lSZXF1ZXN0Gh4uZmVycnkudjEuRGVsZXRlUG9saWN5UmVzcG9uc2ViBnByb3RvMw", [file_ferry_v1_common, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("ChVmZXJyeS92MS9wb2xpY3kucHJvdG8SCGZlcnJ5LnYxIuAGCgZQb2xpY3kSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIwCghzZWxlY3RvchgEIAMoCzIeLmZlcnJ5LnYxLlBvbGljeS5TZWxlY3RvckVudHJ5EhAKCHByaW9yaXR5GAUgASgFEiwKCWhvdF9hZnRlchgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgp3YXJtX2FmdGVyGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEisKCnBsYWNlbWVudHMYCCADKAsyFy5mZXJyeS52MS5UaWVyUGxhY2VtZW50EhYKDmxhdGVuY3lfc2xvX21zGAkgASgNEhsKE21vbnRobHlfY29zdF90YXJnZXQYCiABKAESMAoNbWluX3Jlc2lkZW5jeRgLIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxhdXRvX21pZ3JhdGUYDCABKAgSFQoNcmV0aXJlX3NvdXJjZRgNIAEoCBIpCgt2ZXJpZnlfbW9kZRgOIAEoDjIULmZlcnJ5LnYxLlZlcmlmeU1vZGUSMQoPc2NoZWR1bGVfd2luZG93GA8gASgLMhguZmVycnkudjEuU2NoZWR1bGVXaW5kb3cSJQodYmFuZHdpZHRoX2xpbWl0X2J5dGVzX3Blcl9zZWMYECABKAQSIQoZbWF4X2NvbmN1cnJlbnRfbWlncmF0aW9ucxgRIAEoDRIvCgtjcmVhdGVfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGNyb24YFCABKAkSEQoJdGltZV96b25lGBUgASgJEjEKDW5leHRfcnVuX3RpbWUYFiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHJ1bnMYFyABKAQSFAoMc2tpcHBlZF9ydW5zGBggASgEEhIKCmxhc3RfZXJyb3IYGSABKAkaLwoNU2VsZWN0b3JFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjsKDVRpZXJQbGFjZW1lbnQSHAoEdGllchgBIAEoDjIOLmZlcnJ5LnYxLlRpZXISDAoEc2l0ZRgCIAEoCSIsCg5TY2hlZHVsZVdpbmRvdxINCgVzdGFydBgBIAEoCRILCgNlbmQYAiABKAkiNwoTQ3JlYXRlUG9saWN5UmVxdWVzdBIgCgZwb2xpY3kYASABKAsyEC5mZXJyeS52MS5Qb2xpY3kiIgoQR2V0UG9saWN5UmVxdWVzdBIOCgZwb2xpY3kYASABKAkiTQoTTGlzdFBvbGljaWVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIPCgdkYXRhc2V0GAMgASgJIlMKFExpc3RQb2xpY2llc1Jlc3BvbnNlEiIKCHBvbGljaWVzGAEgAygLMhAuZmVycnkudjEuUG9saWN5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJoChNVcGRhdGVQb2xpY3lSZXF1ZXN0EiAKBnBvbGljeRgBIAEoCzIQLmZlcnJ5LnYxLlBvbGljeRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siJQoTRGVsZXRlUG9saWN5UmVxdWVzdBIOCgZwb2xpY3kYASABKAkiFgoURGVsZXRlUG9saWN5UmVzcG9uc2Uy6gIKDVBvbGljeVNlcnZpY2USPwoMQ3JlYXRlUG9saWN5Eh0uZmVycnkudjEuQ3JlYXRlUG9saWN5UmVxdWVzdBoQLmZlcnJ5LnYxLlBvbGljeRI5CglHZXRQb2xpY3kSGi5mZXJyeS52MS5HZXRQb2xpY3lSZXF1ZXN0GhAuZmVycnkudjEuUG9saWN5Ek0KDExpc3RQb2xpY2llcxIdLmZlcnJ5LnYxLkxpc3RQb2xpY2llc1JlcXVlc3QaHi5mZXJyeS52MS5MaXN0UG9saWNpZXNSZXNwb25zZRI/CgxVcGRhdGVQb2xpY3kSHS5mZXJyeS52MS5VcGRhdGVQb2xpY3lSZXF1ZXN0GhAuZmVycnkudjEuUG9saWN5Ek0KDERlbGV0ZVBvbGljeRIdLmZlcnJ5LnYxLkRlbGV0ZVBvbGljeVJlcXVlc3QaHi5mZXJyeS52MS5EZWxldGVQb2xpY3lSZXNwb25zZWIGcHJvdG8z", [file_ferry_v1_common, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message ferry.v1.Policy
@@ -113,6 +113,7 @@ export type Policy = Message<"ferry.v1.Policy"> & {
 
   /**
    * Automatic migrations start only inside this daily window; unset means any time.
+   * Exclusive with cron.
    *
    * @generated from field: ferry.v1.ScheduleWindow schedule_window = 15;
    */
@@ -141,6 +142,53 @@ export type Policy = Message<"ferry.v1.Policy"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 19;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * Automatic migrations start only at the due times of this five-field cron
+   * expression (minute hour day-of-month month day-of-week), read in time_zone, instead
+   * of whenever a recommendation is pending. Each due time is one run: it starts up to
+   * max_concurrent_migrations migrations, and is skipped while a migration the policy
+   * started is unfinished; due times missed while the control plane was down make one
+   * run. Empty means no cron. Exclusive with schedule_window. An update mask naming
+   * either cron or time_zone sets both.
+   *
+   * @generated from field: string cron = 20;
+   */
+  cron: string;
+
+  /**
+   * The IANA time zone the cron is read in, e.g. Europe/Paris; empty means UTC.
+   *
+   * @generated from field: string time_zone = 21;
+   */
+  timeZone: string;
+
+  /**
+   * Output: the next due time of cron; unset without a cron or with auto_migrate off.
+   *
+   * @generated from field: google.protobuf.Timestamp next_run_time = 22;
+   */
+  nextRunTime?: Timestamp | undefined;
+
+  /**
+   * Output: due times of cron that ran, and that were skipped because a migration the
+   * policy started was unfinished. ListJobs with `policy` lists the migrations started.
+   *
+   * @generated from field: uint64 runs = 23;
+   */
+  runs: bigint;
+
+  /**
+   * @generated from field: uint64 skipped_runs = 24;
+   */
+  skippedRuns: bigint;
+
+  /**
+   * Output: why the last due time failed to start migrations, if it did.
+   *
+   * @generated from field: string last_error = 25;
+   */
+  lastError: string;
 };
 
 /**

@@ -60,6 +60,7 @@ impl ToJson for pb::Job {
             .field("final_pass", self.final_pass)
             .field("source_changes", self.source_changes)
             .field("schedule", self.schedule.as_str())
+            .field("policy", self.policy.as_str())
             .done()
     }
 }
@@ -238,6 +239,7 @@ mod tests {
             final_pass: true,
             source_changes: 2,
             schedule: "0193b".into(),
+            policy: "0193c".into(),
         };
         let expected = json!({
             "id": "0193a",
@@ -285,7 +287,8 @@ mod tests {
             },
             "final_pass": true,
             "source_changes": 2,
-            "schedule": "0193b"
+            "schedule": "0193b",
+            "policy": "0193c"
         });
         assert_eq!(job.to_json(), expected);
     }
