@@ -1,6 +1,7 @@
 //! A DELETE task: a sync deletes the objects it found at the destination only, once
 //! every source object is verified there and the control plane checked the count
-//! against the sync's cap. Only the destination is touched.
+//! against the sync's cap; a migration, the copies it made of objects its final pass
+//! found deleted at the source. Only the destination is touched.
 
 use ferry_proto::v1 as pb;
 use ferry_storage::{ObjectError, ObjectInfo};

@@ -46,15 +46,16 @@ impl Executor {
                 .list_changes(command, sites, &filter, reporter, cancel)
                 .await;
         }
-        let mut at_destination = if compared {
+        // A migration's final pass also lists the destination: what the source no
+        // longer holds of it was deleted there during the copy (the control plane
+        // knows which of those objects the migration wrote).
+        let mut at_destination = if compared || command.final_pass {
             Some(destination_objects(sites, &filter, cancel).await?)
         } else {
             None
         };
         let destination_empty = match &at_destination {
             Some(objects) => objects.is_empty(),
-            // The first listing's copies are there: no need to look.
-            None if command.final_pass => false,
             None => destination::holds_nothing(sites.dst.op()).await,
         };
         let mut pages = Pages {
@@ -79,12 +80,11 @@ impl Executor {
             objects += 1;
             bytes += o.size;
             let size = o.size;
-            let listed = match at_destination.as_mut() {
-                Some(held) => {
-                    let destination_size = held.remove(&o.key);
-                    wire::to_compared_object(o, destination_size)
-                }
-                None => wire::to_listed_object(o),
+            let destination_size = at_destination.as_mut().and_then(|held| held.remove(&o.key));
+            let listed = if compared {
+                wire::to_compared_object(o, destination_size)
+            } else {
+                wire::to_listed_object(o)
             };
             pages.add(listed, size).await?;
         }

@@ -263,7 +263,13 @@ impl Store {
                     // Copied already, and the source is no longer what was copied.
                     let changed = done && !same_source;
                     source_changes += i64::from(changed);
-                    added_bytes += size_i64 - row.size;
+                    if row.status == ObjectStatus::Extra.as_str() {
+                        // Deleted at the source once (out of the totals), and back.
+                        added_objects += 1;
+                        added_bytes += size_i64;
+                    } else {
+                        added_bytes += size_i64 - row.size;
+                    }
                     change -= Tally::of_row(&row);
                     let upload = row.upload.clone().filter(|_| row.size == size_i64);
                     job_object::ActiveModel {

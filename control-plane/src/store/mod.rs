@@ -22,6 +22,7 @@ mod sites;
 mod sync;
 mod sync_changes;
 mod tokens;
+mod vanished;
 
 use std::time::Duration;
 

@@ -16,7 +16,10 @@ use super::{
     to_i64, Store,
 };
 use crate::{
-    domain::job::{Job, ObjectStatus},
+    domain::{
+        job::{Job, ObjectStatus},
+        sync::JobKind,
+    },
     error::Result,
 };
 
@@ -38,15 +41,19 @@ impl Store {
             return Ok(false);
         }
         // A sync's extras already deleted stay too: the new listing cannot find them.
-        let kept = [
+        // So do a migration's copies of objects deleted at the source that wait for
+        // their deletion: its final pass would take them for the destination's own.
+        let mut kept = vec![
             ObjectStatus::Verified,
             ObjectStatus::Skipped,
             ObjectStatus::Deleted,
-        ]
-        .map(|s| s.as_str());
+        ];
+        if j.kind == JobKind::Migration {
+            kept.push(ObjectStatus::Extra);
+        }
         job_object::Entity::delete_many()
             .filter(job_object::Column::JobId.eq(j.id.to_string()))
-            .filter(job_object::Column::Status.is_not_in(kept))
+            .filter(job_object::Column::Status.is_not_in(kept.iter().map(|s| s.as_str())))
             .exec(&txn)
             .await
             .map_err(db_error)?;
@@ -56,7 +63,7 @@ impl Store {
             .column_as(job_object::Column::Key.count(), "n")
             .column_as(job_object::Column::Size.sum(), "bytes")
             .filter(job_object::Column::JobId.eq(j.id.to_string()))
-            .filter(job_object::Column::Status.ne(deleted))
+            .filter(job_object::Column::Status.is_not_in([deleted, ObjectStatus::Extra.as_str()]))
             .into_tuple()
             .one(&txn)
             .await

@@ -113,10 +113,14 @@ impl Migrations {
                 objects,
                 destination_only,
                 destination_empty,
-            } => {
-                self.record_compared(&job, &task, objects, destination_only, destination_empty)
-                    .await?;
-            }
+            } => match job.kind {
+                // A migration's final pass: what its destination holds beyond the source.
+                JobKind::Migration => self.record_vanished(&job, destination_only).await?,
+                JobKind::Sync(_) => {
+                    self.record_compared(&job, &task, objects, destination_only, destination_empty)
+                        .await?
+                }
+            },
             ReportEvent::TaskListed {
                 task,
                 objects,
@@ -238,7 +242,15 @@ impl Migrations {
             JobKind::Migration if job.needs_final_pass() => {
                 self.start_final_pass(id, attempt).await
             }
-            JobKind::Migration => self.switch(id, attempt).await,
+            JobKind::Migration => {
+                // Copies of objects the final pass found deleted at the source go first.
+                let vanished = self.store.extras(id).await?;
+                if vanished.is_empty() {
+                    self.switch(id, attempt).await
+                } else {
+                    self.delete_extras(id, attempt, &vanished).await
+                }
+            }
             JobKind::Sync(rule) => self.finish_sync(id, attempt, rule).await,
         }
     }

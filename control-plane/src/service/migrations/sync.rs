@@ -1,6 +1,8 @@
 //! The steps a sync adds to a job's lifecycle: its listing compared with the replica's
 //! manifest (only what changed is copied), its deletion step within the cap, and its
-//! end, which records the replica and its new manifest in one transaction.
+//! end, which records the replica and its new manifest in one transaction. A
+//! migration's final pass borrows the deletion step for the objects it copied that
+//! were deleted at the source meanwhile.
 
 use tracing::{info, Instrument};
 
@@ -106,27 +108,57 @@ impl Migrations {
                 if let Err(over) = rule.check_deletions(extras.len() as u64) {
                     return self.fail(id, attempt, &over.to_string()).await;
                 }
-                let job = self.get(id).await?;
-                if job.attempt != attempt || job.state.is_terminal() {
-                    return Ok(());
-                }
-                let tasks: Vec<(String, Vec<(String, u64)>)> = extras
-                    .chunks(DELETE_TASK_OBJECTS)
-                    .enumerate()
-                    .map(|(n, chunk)| (format!("{DELETE_TASK_PREFIX}{n}"), chunk.to_vec()))
-                    .collect();
-                let outbox: Vec<_> = tasks
-                    .iter()
-                    .map(|(task, objects)| messages::dispatch_delete(&job, task, objects))
-                    .collect();
-                self.store.schedule_deletions(id, &tasks, &outbox).await?;
-                info!(job_id = %id, extras = extras.len(), tasks = tasks.len(), "deleting extras");
-                self.changed(id, true);
-                return Ok(());
+                return self.delete_extras(id, attempt, &extras).await;
             }
         }
         let span = tracing::info_span!("record_replica", job_id = %id, attempt);
         self.commit_sync(id, attempt).instrument(span).await
+    }
+
+    /// The deletion step: `extras` (key, size), at the destination only, become delete
+    /// tasks; the job settles again once they are done.
+    pub(super) async fn delete_extras(
+        &self,
+        id: JobId,
+        attempt: u32,
+        extras: &[(String, u64)],
+    ) -> Result<()> {
+        let job = self.get(id).await?;
+        if job.attempt != attempt || job.state.is_terminal() {
+            return Ok(());
+        }
+        let tasks: Vec<(String, Vec<(String, u64)>)> = extras
+            .chunks(DELETE_TASK_OBJECTS)
+            .enumerate()
+            .map(|(n, chunk)| (format!("{DELETE_TASK_PREFIX}{n}"), chunk.to_vec()))
+            .collect();
+        let outbox: Vec<_> = tasks
+            .iter()
+            .map(|(task, objects)| messages::dispatch_delete(&job, task, objects))
+            .collect();
+        self.store.schedule_deletions(id, &tasks, &outbox).await?;
+        info!(job_id = %id, extras = extras.len(), tasks = tasks.len(), kind = job.kind.as_str(), "deleting extras at the destination");
+        self.changed(id, true);
+        Ok(())
+    }
+
+    /// Records what a migration's final pass found at the destination only: those of
+    /// the objects it copied were deleted at the source during the copy, and are
+    /// deleted at the destination before the switch, so the new primary does not bring
+    /// them back. Objects the destination held before the migration stay.
+    pub(super) async fn record_vanished(
+        &self,
+        job: &Job,
+        destination_only: Vec<(String, u64)>,
+    ) -> Result<()> {
+        let keys: Vec<String> = destination_only.into_iter().map(|(key, _)| key).collect();
+        let now = self.catalogue.clock().now();
+        let vanished = self.store.record_vanished(job.id, &keys, now).await?;
+        if vanished > 0 {
+            info!(job_id = %job.id, vanished, "objects deleted at the source during the copy; deleting their copies before the switch");
+        }
+        self.changed(job.id, false);
+        Ok(())
     }
 
     /// The sync's end: completed, with the replica recorded as holding what the
