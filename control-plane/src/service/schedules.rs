@@ -238,7 +238,7 @@ impl Schedules {
         let store = self.catalogue.store();
         let mut planned = 0;
         for id in store.schedules_with_changes().await? {
-            let Some(schedule) = store.find_schedule(&Ref::Id(id)).await? else {
+            let Some(schedule) = store.find_schedule_uncounted(&Ref::Id(id)).await? else {
                 continue;
             };
             if !schedule.continuous || self.previous_unfinished(&schedule).await? {

@@ -64,25 +64,33 @@ impl Store {
     }
 
     pub async fn find_schedule(&self, r: &Ref<ScheduleId>) -> Result<Option<SyncSchedule>> {
-        let query = match r {
-            Ref::Id(id) => sync_schedule::Entity::find_by_id(id.to_string()),
-            Ref::Name(name) => {
-                sync_schedule::Entity::find().filter(sync_schedule::Column::Name.eq(name.as_str()))
-            }
-        };
-        let Some(mut schedule) = query
-            .one(&self.db)
-            .await
-            .map_err(db_error)?
-            .map(to_domain)
-            .transpose()?
-        else {
+        let Some(mut schedule) = self.find_schedule_uncounted(r).await? else {
             return Ok(None);
         };
         if schedule.continuous {
             schedule.pending_changes = self.count_pending_changes(schedule.id).await?;
         }
         Ok(Some(schedule))
+    }
+
+    /// A schedule without the count of its pending changes (left 0): for the checks
+    /// that read those changes themselves.
+    pub async fn find_schedule_uncounted(
+        &self,
+        r: &Ref<ScheduleId>,
+    ) -> Result<Option<SyncSchedule>> {
+        let query = match r {
+            Ref::Id(id) => sync_schedule::Entity::find_by_id(id.to_string()),
+            Ref::Name(name) => {
+                sync_schedule::Entity::find().filter(sync_schedule::Column::Name.eq(name.as_str()))
+            }
+        };
+        query
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .map(to_domain)
+            .transpose()
     }
 
     /// Every schedule, or a dataset's, by name.
