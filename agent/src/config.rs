@@ -125,6 +125,9 @@ pub struct LogConfig {
 pub struct Faults {
     /// Sleep this long between the copy phase and the verify phase.
     pub pause_before_verify_ms: u64,
+    /// With a pause before verifying: end it as soon as this file exists, so that a
+    /// test can act between the phases however slow the machine is.
+    pub verify_gate: Option<PathBuf>,
     /// Sleep this long after each copied object.
     pub pause_after_object_ms: u64,
     /// Sleep this long after each part of a multipart upload is journalled.

@@ -166,7 +166,15 @@ impl Executor {
         // object does not leave the others of the task unverified.
         let pause = Duration::from_millis(self.config.faults.pause_before_verify_ms);
         if !pause.is_zero() {
-            tokio::time::sleep(pause).await;
+            let until = tokio::time::Instant::now() + pause;
+            match &self.config.faults.verify_gate {
+                Some(gate) => {
+                    while !gate.exists() && tokio::time::Instant::now() < until {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                None => tokio::time::sleep_until(until).await,
+            }
         }
         task.verify(copied, cancel, results, &mut failed).await?;
         failed.into_result()

@@ -121,8 +121,13 @@ async fn an_object_written_over_before_a_quick_verify_is_told_by_its_etag_and_co
         .zip(60..)
         .map(|((key, size), seed)| (key.to_string(), ferry_tests::dataset::bytes(seed, *size)))
         .collect();
+    // The agent verifies once the test has written over the copies (the gate opens),
+    // however slow the machine.
+    let gate_dir = tempfile::tempdir().unwrap();
+    let gate = gate_dir.path().join("verify");
     let mut settings = STREAMED_UP_TO_16_MIB.to_vec();
-    settings.push(("FERRY_AGENT_FAULTS__PAUSE_BEFORE_VERIFY_MS", "3000"));
+    settings.push(("FERRY_AGENT_FAULTS__PAUSE_BEFORE_VERIFY_MS", "60000"));
+    settings.push(("FERRY_AGENT_FAULTS__VERIFY_GATE", gate.to_str().unwrap()));
     let files = FilesToBucket::start(source, "logs", "overwritten", &settings).await;
     // Quick verification confirms copies with one listing, and on S3 that listing
     // carries each object's etag.
@@ -139,6 +144,7 @@ async fn an_object_written_over_before_a_quick_verify_is_told_by_its_etag_and_co
     // sizes over three of them: sizes alone cannot tell.
     let overwritten = ["whole.bin", "streamed.bin", "parts.bin"];
     write_over(&files, &overwritten).await;
+    std::fs::write(&gate, b"").unwrap();
 
     files.completes(&job).await;
     // Each repair went the way its first copy did: the two smaller ones in one request
