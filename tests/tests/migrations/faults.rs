@@ -69,10 +69,14 @@ async fn a_flipped_destination_byte_is_detected_and_repaired() {
     let client = cp.client().await;
     let source = mixed(5, 1 << 20);
     let dirs = two_local_sites(&client, &source).await;
+    let gate = dirs.path().join("verify");
     let _agent = Agent::start(
         &cp,
         "a",
-        &[("FERRY_AGENT_FAULTS__PAUSE_BEFORE_VERIFY_MS", "3000")],
+        &[
+            ("FERRY_AGENT_FAULTS__PAUSE_BEFORE_VERIFY_MS", "60000"),
+            ("FERRY_AGENT_FAULTS__VERIFY_GATE", gate.to_str().unwrap()),
+        ],
     )
     .await;
     let job = plan(&client, "data", "b", pb::VerifyMode::Full, "bitrot").await;
@@ -88,6 +92,7 @@ async fn a_flipped_destination_byte_is_detected_and_repaired() {
     let mut bytes = std::fs::read(&victim).unwrap();
     bytes[12345] ^= 0x01;
     std::fs::write(&victim, &bytes).unwrap();
+    std::fs::write(&gate, b"").unwrap();
 
     let done = wait_for_end(&client, &job.id, TIMEOUT).await;
     assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
@@ -198,7 +203,12 @@ async fn a_copy_written_over_while_its_agent_was_down_is_read_back_and_copied_ag
             )
         })
         .collect();
-    let pause = [("FERRY_AGENT_FAULTS__PAUSE_BEFORE_VERIFY_MS", "3000")];
+    let gate_dir = tempfile::tempdir().unwrap();
+    let gate = gate_dir.path().join("verify");
+    let pause = [
+        ("FERRY_AGENT_FAULTS__PAUSE_BEFORE_VERIFY_MS", "60000"),
+        ("FERRY_AGENT_FAULTS__VERIFY_GATE", gate.to_str().unwrap()),
+    ];
     let mut files = FilesToBucket::start(source, "logs", "resumed", &pause).await;
     files.s3.list_etags();
 
@@ -207,6 +217,7 @@ async fn a_copy_written_over_while_its_agent_was_down_is_read_back_and_copied_ag
     // is down, another writer puts an object of the same size over one of them.
     files.agent.kill();
     write_over(&files, &["obj-1.bin"]).await;
+    std::fs::write(&gate, b"").unwrap();
     files.agent.restart().await;
 
     files.completes(&job).await;
