@@ -93,6 +93,7 @@ store_test_suite!(
     agents::heartbeats_record_the_jobs_each_agent_runs,
     jobs::job_counters_follow_object_reports,
     jobs::concurrent_reports_count_each_object_once,
+    jobs::objects_deleted_at_the_source_leave_the_totals_and_wait_for_deletion,
     audit::a_change_and_its_record_land_together_or_not_at_all,
     models::models_keep_versions_and_the_latest_forecast,
     schedules::reported_changes_wait_until_a_run_takes_them,

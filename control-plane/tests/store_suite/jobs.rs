@@ -189,3 +189,47 @@ pub async fn concurrent_reports_count_each_object_once(f: &mut Fixture) {
     }
     assert_eq!(counted(&store, id).await, (OBJECTS, 0, OBJECTS * 10));
 }
+
+pub async fn objects_deleted_at_the_source_leave_the_totals_and_wait_for_deletion(f: &mut Fixture) {
+    use ObjectStatus::*;
+    let store = f.store().clone();
+    let id = queued_job(f).await;
+    list_task(&store, id, "copy-0", &[("a", 100), ("b", 200), ("c", 300)]).await;
+    let batch = [
+        report("a", 100, Verified),
+        report("b", 200, Skipped),
+        report("c", 300, Copied),
+    ];
+    store
+        .upsert_job_objects(id, &batch, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(counted(&store, id).await, (2, 0, 600));
+
+    // The final pass finds a, b and c at the destination only, and `own` too, which
+    // the migration never wrote: only what it wrote and finished is recorded.
+    let keys = ["a", "b", "c", "own"].map(String::from);
+    let vanished = store.record_vanished(id, &keys, Utc::now()).await.unwrap();
+    assert_eq!(vanished, 2);
+    assert_eq!(
+        counted(&store, id).await,
+        (0, 0, 300),
+        "c's copy is done bytes"
+    );
+    let c = store.job_counters(id).await.unwrap();
+    assert_eq!((c.objects_total, c.bytes_total), (1, 300));
+    let mut extras = store.extras(id).await.unwrap();
+    extras.sort();
+    assert_eq!(extras, [("a".to_owned(), 100), ("b".to_owned(), 200)]);
+    assert_eq!(
+        store.record_vanished(id, &keys, Utc::now()).await.unwrap(),
+        0,
+        "recorded once"
+    );
+
+    // `b` is back at the source by the next listing: counted again, to copy.
+    list_task(&store, id, "final-0", &[("b", 200)]).await;
+    let c = store.job_counters(id).await.unwrap();
+    assert_eq!((c.objects_total, c.bytes_total), (2, 500));
+    assert_eq!(store.extras(id).await.unwrap(), [("a".to_owned(), 100)]);
+}
