@@ -250,6 +250,18 @@ async fn changes_are_taken_only_from_an_agent_of_the_datasets_site() {
         })
         .await
         .unwrap();
+    // A sync of the dataset's `reads/` only: the watcher reports the whole directory.
+    let mut reads_only = pb::SyncSchedule {
+        name: "genome-reads".into(),
+        ..live_schedule("genome")
+    };
+    if let Some(sync) = reads_only.sync.as_mut() {
+        sync.filter = Some(pb::ObjectFilter {
+            prefix: "reads/".into(),
+            ..Default::default()
+        });
+    }
+    let reads_only = admin.create_sync_schedule(reads_only).await.unwrap();
 
     // An agent of each site, registered with a token bound to it.
     let agent_of = |site: &'static str| {
@@ -287,20 +299,20 @@ async fn changes_are_taken_only_from_an_agent_of_the_datasets_site() {
         agent_id: agent_id.into(),
         ..Default::default()
     };
-    let watches = fast
+    let mut watches = fast
         .agents()
         .heartbeat(heartbeat(&fast_id))
         .await
         .unwrap()
         .into_inner()
         .watches;
-    assert_eq!(
-        watches,
-        [pb::Watch {
-            schedule: schedule.id.clone(),
-            path: "genome".into()
-        }]
-    );
+    watches.sort_by(|a, b| a.schedule.cmp(&b.schedule));
+    let mut expected = [&schedule, &reads_only].map(|s| pb::Watch {
+        schedule: s.id.clone(),
+        path: "genome".into(),
+    });
+    expected.sort_by(|a, b| a.schedule.cmp(&b.schedule));
+    assert_eq!(watches, expected);
     let none = dr.agents().heartbeat(heartbeat(&dr_id)).await.unwrap();
     assert!(none.into_inner().watches.is_empty());
 
@@ -358,6 +370,40 @@ async fn changes_are_taken_only_from_an_agent_of_the_datasets_site() {
     let live = listed.iter().find(|s| s.name == "genome-live").unwrap();
     assert_eq!(live.pending_changes, 0, "taken by the run: {live:#?}");
     assert_eq!(live.last_job, planned.id);
+
+    // Churn outside `reads/` is dropped without a run. (A run could not be planned
+    // anyway while the one above is unfinished: the changes would wait, with the
+    // reason as the schedule's last error.)
+    fast.agents()
+        .report_changes(report(&fast_id, &reads_only.id, &["tmp/1", "re", "readsX"]))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let listed = admin.list_sync_schedules(Some("genome")).await.unwrap();
+        let reads = listed.iter().find(|s| s.name == "genome-reads").unwrap();
+        if reads.pending_changes == 0 {
+            assert_eq!(
+                (reads.runs, reads.last_error.as_str()),
+                (0, ""),
+                "{reads:#?}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never dropped: {reads:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reads_runs = admin
+        .list_jobs(&ferry_sdk::JobFilter {
+            schedule: Some("genome-reads".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(reads_runs.is_empty(), "{reads_runs:#?}");
 
     // A continuous sync needs a file system to watch.
     admin

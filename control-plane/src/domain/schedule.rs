@@ -133,6 +133,19 @@ impl Changes {
         Changes { up_to, keys }
     }
 
+    /// The keys the run checks that could hold objects below the sync's `prefix` (a
+    /// watcher reports whatever changes in the dataset's directory), or `None` when it
+    /// must list everything instead. Empty: nothing the sync takes changed.
+    pub fn keys_under(&self, prefix: &str) -> Option<Vec<String>> {
+        let keys = self.keys()?;
+        Some(
+            keys.iter()
+                .filter(|k| may_hold(prefix, k))
+                .cloned()
+                .collect(),
+        )
+    }
+
     /// The keys the run checks, or `None` when it must list everything instead: a
     /// watcher may have missed changes, or there are too many keys to check one by one.
     pub fn keys(&self) -> Option<&[String]> {
@@ -141,6 +154,12 @@ impl Changes {
         (!rescan && self.keys.len() as u64 <= MAX_CHANGED_KEYS && bytes <= MAX_CHANGED_KEY_BYTES)
             .then_some(self.keys.as_slice())
     }
+}
+
+/// Whether the object `key`, or one below the directory `key`, can start with
+/// `prefix` (a filter's prefix is a plain string prefix of the key).
+fn may_hold(prefix: &str, key: &str) -> bool {
+    key.starts_with(prefix) || prefix.starts_with(&format!("{key}/"))
 }
 
 /// What a due time did.
@@ -216,6 +235,22 @@ mod tests {
         let mut rescan = keys(2);
         rescan.push(RESCAN_KEY.to_owned());
         assert_eq!(Changes::new(7, rescan).keys(), None);
+        let reported = ["reads/a.bam", "reads", "re", "tmp/x", "readsX/y"].map(String::from);
+        assert_eq!(
+            Changes::new(7, reported.to_vec()).keys_under("reads/"),
+            Some(vec!["reads/a.bam".to_owned(), "reads".to_owned()]),
+            "a key under the prefix, or a directory above it"
+        );
+        assert_eq!(
+            Changes::new(7, vec!["tmp/x".to_owned()]).keys_under("reads/"),
+            Some(Vec::new())
+        );
+        assert_eq!(
+            Changes::new(7, reported.to_vec())
+                .keys_under("")
+                .map(|k| k.len()),
+            Some(reported.len())
+        );
         let long = vec!["x".repeat(1000); 300];
         assert_eq!(
             Changes::new(7, long).keys(),

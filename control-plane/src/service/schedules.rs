@@ -247,7 +247,16 @@ impl Schedules {
             let Some(changes) = store.pending_changes(id, MAX_CHANGED_KEYS).await? else {
                 continue;
             };
-            let mut keys = changes.keys().map(<[String]>::to_vec);
+            let prefix = stored_sync(&schedule)?
+                .filter
+                .map(|f| f.prefix)
+                .unwrap_or_default();
+            let mut keys = changes.keys_under(prefix.trim_start_matches('/'));
+            if keys.as_ref().is_some_and(Vec::is_empty) {
+                // Churn outside what the sync takes: no run.
+                store.drop_changes(id, changes.up_to).await?;
+                continue;
+            }
             if keys.is_some() && !self.replica_synced(&schedule).await? {
                 keys = None;
             }

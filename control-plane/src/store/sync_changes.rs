@@ -128,18 +128,19 @@ impl Store {
         job: JobId,
     ) -> Result<()> {
         let txn = self.begin_write().await?;
-        sync_change::Entity::delete_many()
-            .filter(sync_change::Column::ScheduleId.eq(schedule.to_string()))
-            .filter(sync_change::Column::Id.lte(up_to))
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
+        forget_changes_up_to(&txn, schedule, up_to).await?;
         run_planned(sync_schedule::Entity::update_many(), job)
             .filter(sync_schedule::Column::Id.eq(schedule.to_string()))
             .exec(&txn)
             .await
             .map_err(db_error)?;
         txn.commit().await.map_err(db_error)
+    }
+
+    /// Drops `schedule`'s changes up to row `up_to` without a run: none of them can
+    /// touch what the sync takes.
+    pub async fn drop_changes(&self, schedule: ScheduleId, up_to: i64) -> Result<()> {
+        forget_changes_up_to(&self.db, schedule, up_to).await
     }
 
     /// The continuous schedules of the datasets at `site`, with each dataset's path:
@@ -173,6 +174,20 @@ impl Store {
 /// Forgets the changes waiting for a schedule, or for every schedule of a dataset:
 /// they are being deleted. (SQLite does not enforce the foreign key that would cascade
 /// it.)
+async fn forget_changes_up_to(
+    db: &impl ConnectionTrait,
+    schedule: ScheduleId,
+    up_to: i64,
+) -> Result<()> {
+    sync_change::Entity::delete_many()
+        .filter(sync_change::Column::ScheduleId.eq(schedule.to_string()))
+        .filter(sync_change::Column::Id.lte(up_to))
+        .exec(db)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
 pub(super) async fn forget_changes(
     db: &impl ConnectionTrait,
     dataset: Option<DatasetId>,
