@@ -10,6 +10,7 @@ pub mod clients;
 pub mod control_plane;
 pub mod dataset;
 pub mod embedded;
+pub mod garage;
 pub mod gcs;
 pub mod http;
 pub mod nats;

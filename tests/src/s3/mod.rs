@@ -185,22 +185,14 @@ impl S3Server {
         bucket: &str,
         tier: ferry_proto::v1::Tier,
     ) -> (ferry_proto::v1::Site, HashMap<String, String>) {
-        let site = ferry_proto::v1::Site {
-            name: name.into(),
-            uri: format!("s3://{bucket}/ferry"),
-            tier: tier.into(),
-            options: HashMap::from([
-                ("endpoint".to_owned(), self.endpoint()),
-                ("region".to_owned(), REGION.to_owned()),
-                ("force_path_style".to_owned(), "true".to_owned()),
-            ]),
-            ..Default::default()
-        };
-        let credentials = HashMap::from([
-            ("access_key_id".to_owned(), ACCESS_KEY.to_owned()),
-            ("secret_access_key".to_owned(), SECRET_KEY.to_owned()),
-        ]);
-        (site, credentials)
+        path_style_site(
+            name,
+            bucket,
+            tier,
+            &self.endpoint(),
+            REGION,
+            (ACCESS_KEY, SECRET_KEY),
+        )
     }
 
     /// `http://127.0.0.1:PORT`, the endpoint for path-style requests.
@@ -333,4 +325,33 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     out
+}
+
+/// A Ferry site named `name` on `bucket` (below the `ferry/` prefix) of the S3 server
+/// at `endpoint`, addressed path-style, and the credentials (key id, secret) that open
+/// it.
+pub fn path_style_site(
+    name: &str,
+    bucket: &str,
+    tier: ferry_proto::v1::Tier,
+    endpoint: &str,
+    region: &str,
+    (access_key, secret_key): (&str, &str),
+) -> (ferry_proto::v1::Site, HashMap<String, String>) {
+    let site = ferry_proto::v1::Site {
+        name: name.into(),
+        uri: format!("s3://{bucket}/ferry"),
+        tier: tier.into(),
+        options: HashMap::from([
+            ("endpoint".to_owned(), endpoint.to_owned()),
+            ("region".to_owned(), region.to_owned()),
+            ("force_path_style".to_owned(), "true".to_owned()),
+        ]),
+        ..Default::default()
+    };
+    let credentials = HashMap::from([
+        ("access_key_id".to_owned(), access_key.to_owned()),
+        ("secret_access_key".to_owned(), secret_key.to_owned()),
+    ]);
+    (site, credentials)
 }

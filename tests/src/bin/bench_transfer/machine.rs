@@ -14,9 +14,9 @@ pub(crate) fn machine_steal() -> f64 {
         .map_or(0.0, |ticks| ticks / 100.0)
 }
 
-/// This process's CPU seconds, the S3 server's, exited threads included.
-pub(crate) fn server_cpu() -> f64 {
-    proc_usage(std::process::id()).map_or(0.0, |(cpu, _)| cpu)
+/// The S3 server's CPU seconds so far (exited threads included); none without one.
+pub(crate) fn server_cpu(server: Option<&Server>) -> f64 {
+    server.map_or(0.0, Server::cpu_seconds)
 }
 
 /// A process's CPU seconds (user + system) and peak RSS, from /proc.
@@ -36,10 +36,10 @@ pub(crate) fn proc_usage(pid: u32) -> Option<(f64, u64)> {
 }
 
 /// Puts every run on the same footing: the files of its source (the workload's files;
-/// for W3 the source bucket's files on the server's disk, with the metadata files s3s-fs
-/// keeps beside the buckets) are read into the page cache, then the dirty pages are
-/// written out, so that no run pays for the writeback of what an earlier one wrote (the
-/// large workloads leave gigabytes behind).
+/// for W3 the source bucket's files on the server's disk, [`Server::stored`]) are read
+/// into the page cache, then the dirty pages are written out, so that no run pays for
+/// the writeback of what an earlier one wrote (the large workloads leave gigabytes
+/// behind).
 ///
 /// The read matters because rclone drops from the page cache what it has read
 /// (`posix_fadvise(POSIX_FADV_DONTNEED)` in its local backend), and this machine's host

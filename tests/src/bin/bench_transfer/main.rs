@@ -1,9 +1,11 @@
-//! Transfer benchmark: Ferry against rclone on the same workloads, the same in-process
-//! S3 server (s3s-fs) and the same machine, interleaved round by round.
+//! Transfer benchmark: Ferry against rclone on the same workloads, the same S3 server
+//! (the in-process s3s-fs, Garage as a separate process, or both) and the same machine,
+//! interleaved round by round.
 //!
 //!     cargo build --release --bins
 //!     target/release/ferry-bench-transfer [--rounds 3] [--w1-files 5000] [--w2-files 8]
 //!         [--w2-mib 128] [--skip-w2 | --only-w2] [--no-rclone] [--agent-concurrency N]
+//!         [--server s3s-fs|garage|both]
 //!
 //! Workloads: W1 many 64 KiB files, `file://` → `s3://`; W2 a few large files,
 //! `file://` → `s3://`; W3 the W1 set `s3://` → `s3://` on the same endpoint. Ferry runs
@@ -13,12 +15,15 @@
 //! Ferry also runs quick with one request up to 200 MiB, as rclone sends them.
 //! Each run prints wall time, objects/s, MB/s, CPU seconds and peak RSS of the process
 //! doing the transfer (the agent; rclone itself), sampled from /proc, and the CPU
-//! seconds the S3 server (this process) spent on it; medians and ratios follow.
+//! seconds the S3 server spent on it; medians and ratios follow, per server and, with
+//! `--server both`, side by side.
 
 mod bench;
 mod contenders;
 mod machine;
+mod report;
 mod results;
+mod server;
 mod w4;
 
 use std::{
@@ -35,15 +40,17 @@ use ferry_tests::{
     control_plane::Options, dataset::bytes, s3::S3Server, Agent, ControlPlane, NatsServer,
 };
 
-use self::{bench::*, contenders::*, machine::*, results::*, w4::*};
+use self::{bench::*, contenders::*, machine::*, report::*, results::*, server::*, w4::*};
 
-/// Ferry against rclone on the same workloads, the same in-process S3 server (s3s-fs)
-/// and the same machine, interleaved round by round.
+/// Ferry against rclone on the same workloads, the same S3 server and the same machine,
+/// interleaved round by round.
 ///
 /// Workloads: W1 many 64 KiB files, file:// → s3://; W2 a few large files, file:// →
 /// s3://; W3 the W1 set s3:// → s3:// on the same endpoint; W4 (with --w4-files) many
-/// 4 KiB files file:// → file://, against rclone and cp -r. Build the binaries in the
-/// same profile first (`cargo build --release --bins`). FERRY_BENCH_RCLONE_LOG=FILE
+/// 4 KiB files file:// → file://, against rclone and cp -r. W1 to W3 run on s3s-fs
+/// (in this process), on Garage (a separate process, installed with `cargo install
+/// garage@2.5.0 --locked --root ~/.cache/ferry/tools/garage`) or on both. Build the
+/// binaries in the same profile first (`cargo build --release --bins`). FERRY_BENCH_RCLONE_LOG=FILE
 /// keeps rclone's debug log; FERRY_BENCH_LOG_DIR=DIR keeps the agents' and the control
 /// plane's logs.
 #[derive(clap::Parser)]
@@ -80,6 +87,9 @@ struct Args {
     /// `FERRY_AGENT_CONCURRENCY` for the agents; their default when unset.
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     agent_concurrency: Option<usize>,
+    /// The S3 server W1 to W3 run against
+    #[arg(long, value_enum, default_value_t = ServerChoice::S3sFs)]
+    server: ServerChoice,
 }
 
 /// A count given on the command line; 0 counts as 1.
@@ -130,6 +140,11 @@ async fn main() -> anyhow::Result<()> {
     } else {
         (args.skip_w2, args.only_w2)
     };
+    // The servers first: a missing Garage fails before minutes of generating.
+    let mut servers = Vec::new();
+    for &kind in args.server.kinds() {
+        servers.push(Server::start(kind).await?);
+    }
     if let Some(files) = args.w4_files {
         println!("generating W4 ({files} × 4 KiB)…");
         generate(&gen.join("w4"), files, W4_SIZE, 2_000_000)?;
@@ -143,10 +158,6 @@ async fn main() -> anyhow::Result<()> {
         generate(&gen.join("w2"), args.w2_files, w2_size, 1_000_000)?;
     }
 
-    let s3 = S3Server::start().await;
-    for bucket in BUCKETS {
-        s3.create_bucket(bucket).await;
-    }
     let nats = NatsServer::start().await;
     let cp = ControlPlane::start_with(Options {
         nats: Some(nats.access()),
@@ -181,10 +192,6 @@ async fn main() -> anyhow::Result<()> {
             HashMap::new(),
         )
         .await?;
-    for (name, bucket) in [("s3", "bench"), ("s3-copy", "bench-copy")] {
-        let (site, credentials) = s3.site(name, bucket, pb::Tier::Cold);
-        client.create_site(site, credentials).await?;
-    }
     let concurrency = args.agent_concurrency.map(|c| c.to_string());
     // FERRY_BENCH_LOG_DIR=DIR keeps the agents' and the control plane's logs there, the
     // agents' at level info, to see where a run spends its time.
@@ -194,18 +201,36 @@ async fn main() -> anyhow::Result<()> {
     if let Some(c) = &concurrency {
         agent_env.push(("FERRY_AGENT_CONCURRENCY", c));
     }
+    // Per server: sites `s3` and `s3-copy` on s3s-fs (their names before there was a
+    // second server), `garage` and `garage-copy` on Garage, and the first one's agent.
+    let mut endpoints = Vec::new();
+    for server in servers {
+        let site = match server.prefix() {
+            "" => "s3".to_owned(),
+            prefix => prefix.trim_end_matches('-').to_owned(),
+        };
+        let copy_site = format!("{site}-copy");
+        for (name, bucket) in [(&site, "bench"), (&copy_site, "bench-copy")] {
+            let (site, credentials) = server.site(name, bucket, pb::Tier::Cold);
+            client.create_site(site, credentials).await?;
+        }
+        let agent = Agent::start(&cp, &site, &agent_env).await;
+        endpoints.push(Endpoint {
+            server,
+            site,
+            copy_site,
+            agent,
+            w1: Results::new(args.w1_files, w1_bytes),
+            w2: Results::new(args.w2_files, w2_bytes),
+            w3: Results::new(args.w1_files, w1_bytes),
+        });
+    }
     let local_agent = Agent::start(&cp, "local", &agent_env).await;
-    let s3_agent = Agent::start(&cp, "s3", &agent_env).await;
     let mut cutoff_env = agent_env.clone();
     cutoff_env.push(("FERRY_AGENT_MULTIPART_THRESHOLD_MIB", "200"));
     let cutoff_agent = Agent::start(&cp, CUTOFF_SITE, &cutoff_env).await;
     let file_agents = HashMap::from([("local", &local_agent), (CUTOFF_SITE, &cutoff_agent)]);
-    let bench = Bench {
-        client,
-        s3,
-        gen,
-        src,
-    };
+    let bench = Bench { client, gen, src };
 
     // What rclone runs each workload with; nothing without rclone.
     let (w1_rclone, w2_rclone, w3_rclone): (&[RcloneVariant], &[RcloneVariant], &[RcloneVariant]) =
@@ -214,9 +239,6 @@ async fn main() -> anyhow::Result<()> {
         } else {
             (&[], &[], &[])
         };
-    let mut w1 = Results::new(args.w1_files, w1_bytes);
-    let mut w2 = Results::new(args.w2_files, w2_bytes);
-    let mut w3 = Results::new(args.w1_files, w1_bytes);
     let w4_files = args.w4_files.unwrap_or(0);
     let mut w4 = Results::new(w4_files, (w4_files * W4_SIZE) as u64);
     let w4_changed = changed_keys(w4_files).len();
@@ -224,55 +246,30 @@ async fn main() -> anyhow::Result<()> {
     let measured: anyhow::Result<()> = async {
         for round in 1..=args.rounds {
             println!("round {round}");
-            if !skip_w1 {
-                // W1: many small files to S3.
-                bench
-                    .files_to_s3(
-                        "w1",
-                        round,
-                        &file_agents,
-                        contenders(&MODES, w1_rclone),
-                        &mut w1,
-                    )
-                    .await?;
-                // W3: the W1 set, bucket to bucket on one endpoint.
-                for contender in in_turn(contenders(&MODES, w3_rclone), round) {
-                    match contender {
-                        Contender::Ferry(FerryVariant {
-                            name: mode, verify, ..
-                        }) => {
-                            let name = format!("w1-{mode}-{round}");
-                            let source =
-                                in_bucket(bench.s3.root(), &format!("bench/ferry/{name}"))?;
-                            let run = bench
-                                .ferry(&s3_agent, &name, "s3-copy", verify, &source)
-                                .await?;
-                            w3.add(&format!("W3 ferry {mode}"), round, run);
-                        }
-                        Contender::Rclone(variant, flags) => {
-                            let from = format!("bench/ferry/w1-quick-{round}");
-                            let run = bench.rclone(
-                                &format!("bench:{from}"),
-                                &format!("bench:rclone/w3-{round}"),
-                                flags,
-                                &in_bucket(bench.s3.root(), &from)?,
-                            )?;
-                            w3.add(&format!("W3 rclone {variant}"), round, run);
-                        }
-                    }
+            // Each server in turn, so that both see the same hour of the machine.
+            for on in &mut endpoints {
+                if !skip_w1 || !skip_w2 {
+                    println!(" on {}", on.server.name());
                 }
-            }
-            // W2: a few large files to S3.
-            if !skip_w2 {
-                bench
-                    .files_to_s3(
-                        "w2",
-                        round,
-                        &file_agents,
-                        contenders(&W2_MODES, w2_rclone),
-                        &mut w2,
-                    )
-                    .await?;
+                if !skip_w1 {
+                    // W1: many small files to S3.
+                    let w1_contenders = contenders(&MODES, w1_rclone);
+                    bench
+                        .files_to_s3(on, "w1", round, &file_agents, w1_contenders)
+                        .await?;
+                    // W3: the W1 set, bucket to bucket on one endpoint.
+                    bench
+                        .w3_round(on, round, contenders(&MODES, w3_rclone))
+                        .await?;
+                }
+                // W2: a few large files to S3.
+                if !skip_w2 {
+                    let w2_contenders = contenders(&W2_MODES, w2_rclone);
+                    bench
+                        .files_to_s3(on, "w2", round, &file_agents, w2_contenders)
+                        .await?;
+                }
+                on.server.empty_buckets(round)?;
             }
             if args.w4_files.is_some() {
                 bench
@@ -289,7 +286,6 @@ async fn main() -> anyhow::Result<()> {
                     )
                     .await?;
             }
-            empty_buckets(bench.s3.root(), &BUCKETS, round)?;
         }
 
         Ok(())
@@ -298,7 +294,12 @@ async fn main() -> anyhow::Result<()> {
     if let Some(dir) = &log_dir {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("agent-local.log"), local_agent.log())?;
-        std::fs::write(dir.join("agent-s3.log"), s3_agent.log())?;
+        for on in &endpoints {
+            std::fs::write(dir.join(format!("agent-{}.log", on.site)), on.agent.log())?;
+            if let Server::Garage(_) = on.server {
+                std::fs::write(dir.join("garage.log"), on.server.log())?;
+            }
+        }
         std::fs::write(dir.join("agent-local-200.log"), cutoff_agent.log())?;
         std::fs::write(dir.join("control-plane.log"), cp.log())?;
     }
@@ -309,38 +310,29 @@ async fn main() -> anyhow::Result<()> {
         for line in tail.iter().rev() {
             eprintln!("  {line}");
         }
+        for on in &endpoints {
+            let log = on.server.log();
+            if !log.is_empty() {
+                let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                eprintln!("{} log, last lines:", on.server.name());
+                for line in tail.iter().rev() {
+                    eprintln!("  {line}");
+                }
+            }
+        }
         return Err(e);
     }
 
-    println!();
-    if !skip_w1 {
-        w1.summary(&format!("W1 ({} × 64 KiB, file → s3)", args.w1_files));
-        w1.ratio("W1 ferry quick", "W1 rclone default");
-        w1.ratio("W1 ferry quick", "W1 rclone --transfers 32");
-        w1.ratio("W1 ferry quick", "W1 ferry full");
-    }
-    if !skip_w2 {
-        w2.summary(&format!(
-            "W2 ({} × {} MiB, file → s3)",
-            args.w2_files, args.w2_mib
-        ));
-        w2.ratio("W2 ferry quick", "W2 rclone default");
-        w2.ratio("W2 ferry quick", "W2 rclone --transfers 32");
-        w2.ratio("W2 ferry quick", "W2 rclone multipart 8 MiB");
-        w2.ratio("W2 ferry quick", "W2 ferry full");
-        w2.ratio("W2 ferry quick-200", "W2 rclone default");
-        w2.ratio("W2 ferry quick-200", "W2 rclone --transfers 32");
-    }
-    if !skip_w1 {
-        w3.summary(&format!(
-            "W3 ({} × 64 KiB, s3 → s3, one endpoint)",
-            args.w1_files
-        ));
-        w3.ratio("W3 ferry quick", "W3 rclone server-side");
-        w3.ratio("W3 ferry quick", "W3 ferry full");
-    }
-
+    let shape = Shape {
+        w1_files: args.w1_files,
+        w2_files: args.w2_files,
+        w2_mib: args.w2_mib,
+        skip_w1,
+        skip_w2,
+    };
+    report(&endpoints, &shape);
     if args.w4_files.is_some() {
+        println!();
         w4.summary(&format!("W4 ({w4_files} × 4 KiB, file → file, first copy)"));
         w4.ratio("W4 ferry quick", "W4 rclone default");
         w4.ratio("W4 ferry quick", "W4 cp -r");
@@ -348,93 +340,22 @@ async fn main() -> anyhow::Result<()> {
             "W4 incremental ({w4_changed} of {w4_files} files changed, file → file)"
         ));
         w4_incremental.ratio("W4 incremental ferry sync", "W4 incremental rclone sync");
-    }
-
-    println!();
-    println!("targets, on this run's medians (set for a release build and the default workloads):");
-    if !skip_w1 {
-        let vs_default = w1.speedup("W1 ferry quick", "W1 rclone default");
-        target("W1 quick ≥ 1.5× rclone default", vs_default, "×", |x| {
-            x >= 1.5
-        });
-        let vs_32 = w1.speedup("W1 ferry quick", "W1 rclone --transfers 32");
-        target(
-            "W1 quick ≥ 1.2× rclone --transfers 32",
-            vs_32,
-            "×",
-            |x| x >= 1.2,
-        );
-    }
-    if !skip_w2 {
-        // Against the faster of rclone's two variants: the smaller of the speed-ups.
-        let vs_faster = |ferry: &str| {
-            ["W2 rclone default", "W2 rclone --transfers 32"]
-                .iter()
-                .filter_map(|r| w2.speedup(ferry, r))
-                .reduce(f64::min)
-        };
-        target(
-            "W2 quick ≥ 1.2× the faster rclone variant",
-            vs_faster("W2 ferry quick"),
-            "×",
-            |x| x >= 1.2,
-        );
-        target(
-            "  the same, one request up to 200 MiB as rclone",
-            vs_faster("W2 ferry quick-200"),
-            "×",
-            |x| x >= 1.2,
-        );
-    }
-    if !skip_w1 {
-        let vs_server_side = w3.speedup("W3 ferry quick", "W3 rclone server-side");
-        target(
-            "W3 quick faster than rclone server-side",
-            vs_server_side,
-            "×",
-            |x| x > 1.0,
-        );
-    }
-    for (name, results, skipped) in [
-        ("W1", &w1, skip_w1),
-        ("W2", &w2, skip_w2),
-        ("W3", &w3, skip_w1),
-    ] {
-        if !skipped {
-            let full_time = results.speedup(
-                &format!("{name} ferry quick"),
-                &format!("{name} ferry full"),
-            );
-            target(
-                &format!("{name} full ≤ 1.6× the time of quick"),
-                full_time,
-                "×",
-                |x| x <= 1.6,
-            );
-        }
-    }
-    if !skip_w2 {
-        let peak = ["W2 ferry quick", "W2 ferry full", "W2 ferry quick-200"]
-            .iter()
-            .filter_map(|who| w2.peak_rss_mib(who))
-            .reduce(f64::max);
-        target("agent peak RSS on W2 < 256 MiB", peak, " MiB", |x| {
-            x < 256.0
-        });
-    }
-    if args.w4_files.is_some() {
-        target(
+        println!();
+        println!("W4 targets, on this run's medians:");
+        Judged::new(
             "W4 first copy at least as fast as rclone",
             w4.speedup("W4 ferry quick", "W4 rclone default"),
             "×",
             |x| x >= 1.0,
-        );
-        target(
+        )
+        .print();
+        Judged::new(
             "W4 incremental ≥ 2× rclone sync",
             w4_incremental.speedup("W4 incremental ferry sync", "W4 incremental rclone sync"),
             "×",
             |x| x >= 2.0,
-        );
+        )
+        .print();
     }
     Ok(())
 }

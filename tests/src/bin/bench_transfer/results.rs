@@ -8,8 +8,7 @@ pub(crate) struct Run {
     pub(crate) seconds: f64,
     pub(crate) cpu_seconds: f64,
     pub(crate) peak_rss_kib: u64,
-    /// CPU seconds of this process, which is the S3 server (its other work, polling
-    /// the job or waiting for rclone, is a few milliseconds).
+    /// CPU seconds of the S3 server ([`Server::cpu_seconds`]); none on W4.
     pub(crate) server_cpu_seconds: f64,
     /// CPU seconds the host took from this machine while the run went on (`steal` in
     /// /proc/stat, both cores): the host's own load, which slows every process here.
@@ -80,6 +79,17 @@ impl Results {
         }
     }
 
+    /// `who`'s median seconds, MB/s and server CPU seconds, for the side-by-side table.
+    pub(crate) fn median_cell(&self, who: &str) -> Option<String> {
+        let runs = self.runs.get(who)?;
+        let s = median(runs.iter().map(|r| r.seconds).collect());
+        let server = median(runs.iter().map(|r| r.server_cpu_seconds).collect());
+        Some(format!(
+            "{s:>6.2} s {:>6.1} MB/s {server:>5.2} server cpu s",
+            self.bytes as f64 / 1e6 / s
+        ))
+    }
+
     /// How many times faster `a` is than `b`, by median time.
     pub(crate) fn speedup(&self, a: &str, b: &str) -> Option<f64> {
         Some(self.median_seconds(b)? / self.median_seconds(a)?)
@@ -100,13 +110,4 @@ impl Results {
 /// The highest peak RSS of `runs`, in KiB.
 pub(crate) fn peak_rss_kib(runs: &[Run]) -> Option<u64> {
     runs.iter().map(|r| r.peak_rss_kib).max()
-}
-
-/// One of the targets, judged on this run's medians; nothing when its runs did
-/// not happen (rclone missing, or the workload left out).
-pub(crate) fn target(what: &str, reached: Option<f64>, unit: &str, met: impl Fn(f64) -> bool) {
-    if let Some(x) = reached {
-        let verdict = if met(x) { "met" } else { "NOT met" };
-        println!("  {what:<50} {x:>7.2}{unit:<5} {verdict}");
-    }
 }

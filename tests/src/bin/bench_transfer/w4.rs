@@ -36,11 +36,13 @@ impl Bench {
                         W4_SITE,
                         pb::VerifyMode::Quick,
                         std::slice::from_ref(&generated),
+                        None,
                     )
                     .await?
                 }
                 "cp -r" => copy_tree(&generated, &out.join(format!("cp-{round}")))?,
                 _ => self.rclone(
+                    None,
                     &generated.display().to_string(),
                     &out.join(format!("rclone-{round}")).display().to_string(),
                     &[],
@@ -102,6 +104,7 @@ impl Bench {
                     copy_tree_keeping_times(&generated, &copy)?;
                     rewrite(&tree, &changed)?;
                     self.rclone_verb(
+                        None,
                         "sync",
                         &tree.display().to_string(),
                         &copy.display().to_string(),
