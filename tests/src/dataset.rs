@@ -171,3 +171,23 @@ pub async fn file_sites(client: &ferry_sdk::Client, root: &Path, sites: &[(&str,
             .unwrap_or_else(|e| panic!("creating site {name}: {e}"));
     }
 }
+
+/// File-system sites `fast` (hot) and `dr` (cold) below `root`, and dataset `genome`
+/// at `fast:genome`: the setting of the sync tests.
+pub async fn genome_on_fast_and_dr(client: &ferry_sdk::Client, root: &Path) {
+    file_sites(
+        client,
+        root,
+        &[("fast", pb::Tier::Hot), ("dr", pb::Tier::Cold)],
+    )
+    .await;
+    client
+        .create_dataset(pb::Dataset {
+            name: "genome".into(),
+            site: "fast".into(),
+            path: "genome".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("creating dataset genome: {e}"));
+}

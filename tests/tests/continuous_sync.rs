@@ -17,7 +17,7 @@ use ferry_proto::v1 as pb;
 use ferry_sdk::{Client, JobFilter};
 use ferry_tests::{
     control_plane::Options,
-    dataset::{bytes, file_sites, read_tree, wait_for_end, write_tree},
+    dataset::{bytes, genome_on_fast_and_dr, read_tree, wait_for_end, write_tree},
     postgres::TestDatabase,
     Agent, ControlPlane,
 };
@@ -26,24 +26,6 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a change may take to reach the replica: the watcher's settling second,
 /// the control plane's one-second check, and the run.
 const WITHIN: Duration = Duration::from_secs(20);
-
-async fn sites_and_dataset(client: &Client, root: &Path) {
-    file_sites(
-        client,
-        root,
-        &[("fast", pb::Tier::Hot), ("dr", pb::Tier::Cold)],
-    )
-    .await;
-    client
-        .create_dataset(pb::Dataset {
-            name: "genome".into(),
-            site: "fast".into(),
-            path: "genome".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-}
 
 fn live_schedule(dataset: &str) -> pb::SyncSchedule {
     pb::SyncSchedule {
@@ -147,7 +129,7 @@ async fn changes_reach_the_replica(cp: ControlPlane) {
         .map(|i| (format!("day/{i}.dat"), bytes(70 + i, 3000 + i as usize)))
         .collect();
     write_tree(&source_dir, &source);
-    sites_and_dataset(&client, dirs.path()).await;
+    genome_on_fast_and_dr(&client, dirs.path()).await;
     let created = client
         .create_sync_schedule(live_schedule("genome"))
         .await
@@ -237,7 +219,7 @@ async fn changes_are_taken_only_from_an_agent_of_the_datasets_site() {
     let cp = ControlPlane::start().await;
     let admin = cp.client().await;
     let dirs = tempfile::tempdir().unwrap();
-    sites_and_dataset(&admin, dirs.path()).await;
+    genome_on_fast_and_dr(&admin, dirs.path()).await;
     let schedule = admin
         .create_sync_schedule(live_schedule("genome"))
         .await

@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use ferry_proto::{time::from_timestamp, v1 as pb};
 use ferry_sdk::{Client, JobFilter};
 use ferry_tests::{
-    dataset::{file_sites, read_tree, wait_for_end, write_tree},
+    dataset::{genome_on_fast_and_dr, read_tree, wait_for_end, write_tree},
     embedded::EmbeddedControlPlane,
 };
 
@@ -54,26 +54,6 @@ async fn until(client: &Client, what: &str, check: impl Fn(&pb::SyncSchedule) ->
     }
 }
 
-/// File-system sites `fast` and `dr` below `root`, and dataset `genome` at
-/// `fast:genome`.
-async fn fast_and_dr(client: &Client, root: &std::path::Path) {
-    file_sites(
-        client,
-        root,
-        &[("fast", pb::Tier::Hot), ("dr", pb::Tier::Cold)],
-    )
-    .await;
-    client
-        .create_dataset(pb::Dataset {
-            name: "genome".into(),
-            site: "fast".into(),
-            path: "genome".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-}
-
 fn next_run(s: &pb::SyncSchedule) -> DateTime<Utc> {
     from_timestamp(s.next_run_time.as_ref().unwrap()).unwrap()
 }
@@ -90,7 +70,7 @@ async fn a_scheduled_sync_runs_at_its_time_never_overlaps_and_coalesces_missed_t
         })
         .collect();
     write_tree(&dirs.path().join("fast/genome"), &source);
-    fast_and_dr(&client, dirs.path()).await;
+    genome_on_fast_and_dr(&client, dirs.path()).await;
 
     // 02:30 in Paris, every day: 01:30 UTC in December.
     let created = client
@@ -165,7 +145,7 @@ async fn a_schedule_that_cannot_run_is_refused_naming_the_field() {
     let cp = EmbeddedControlPlane::start(utc(5, 10, 2)).await;
     let client = cp.client().await;
     let dirs = tempfile::tempdir().unwrap();
-    fast_and_dr(&client, dirs.path()).await;
+    genome_on_fast_and_dr(&client, dirs.path()).await;
     let request = |cron: &str, zone: &str, dataset: &str, max_delete: u64| pb::SyncSchedule {
         name: "s".into(),
         cron: cron.into(),

@@ -18,12 +18,10 @@ use tracing::{info, warn};
 
 use super::{Catalogue, Recommendations};
 use crate::{
-    call::Call,
     domain::{
         dataset::DatasetFilter,
         page::{PageRequest, MAX_PAGE_SIZE},
         policy::{effective_policy, DueRun, Policy},
-        principal::Principal,
         recommendation::RecommendationState,
     },
     error::{Error, Result},
@@ -31,20 +29,12 @@ use crate::{
 };
 
 pub async fn run(catalogue: Catalogue, recommendations: Recommendations, interval: Duration) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        // What the autopilot changes is recorded in the audit log as its own.
-        let call = Call::new(
-            Principal::system("autopilot"),
-            "autopilot",
-            catalogue.clock().now(),
-        );
-        if let Err(e) = call.scope(round(&catalogue, &recommendations)).await {
-            warn!(error = %e, "autopilot round failed");
-        }
-    }
+    // What the autopilot changes is recorded in the audit log as its own.
+    let clock = catalogue.clock().clone();
+    super::every(interval, "autopilot", clock, "autopilot round", || {
+        round(&catalogue, &recommendations)
+    })
+    .await
 }
 
 async fn round(catalogue: &Catalogue, recommendations: &Recommendations) -> Result<()> {

@@ -30,7 +30,14 @@ pub use tokens::{TokenRequest, Tokens};
 pub use training::Training;
 pub use whatif::WhatIf;
 
-use crate::{clock::SharedClock, error::Error, store::Store, vault::Vault};
+use crate::{
+    call::Call,
+    clock::SharedClock,
+    domain::principal::Principal,
+    error::{Error, Result},
+    store::Store,
+    vault::Vault,
+};
 
 /// How often a read-modify-write is tried before it gives up with `Conflict`. Every
 /// lost race means another writer's update landed in between, so this many attempts
@@ -68,4 +75,29 @@ fn conflict(kind: &str, name: impl std::fmt::Display) -> Error {
     Error::Conflict(format!(
         "{kind} {name} is being changed concurrently; retry"
     ))
+}
+
+/// Runs `check` every `interval`, for ever, each time as one call of the system
+/// principal `actor` at `clock`'s time (what it changes is audited as the actor's). A
+/// failure is logged, as `what` failing, and the next tick tries again; ticks missed
+/// while a check ran are not made up.
+pub(crate) async fn every<T, F, Fut>(
+    interval: std::time::Duration,
+    actor: &'static str,
+    clock: SharedClock,
+    what: &'static str,
+    mut check: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let call = Call::new(Principal::system(actor), actor, clock.now());
+        if let Err(e) = call.scope(check()).await {
+            tracing::warn!(error = %e, "{what} failed");
+        }
+    }
 }

@@ -18,12 +18,10 @@ use tracing::{info, warn};
 
 use super::{Catalogue, Migrations};
 use crate::{
-    call::Call,
     convert,
     domain::{
         ids::{DatasetId, ScheduleId},
         name::{Name, Ref},
-        principal::Principal,
         schedule::{Outcome, SyncSchedule, When, MAX_CHANGED_KEYS},
     },
     error::{Error, Result},
@@ -322,38 +320,30 @@ fn stored_sync(schedule: &SyncSchedule) -> Result<pb::PlanSyncRequest> {
 
 /// Checks the schedules every `interval`, on the catalogue's clock, as the system.
 pub async fn run(schedules: Schedules, interval: Duration) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let call = Call::new(
-            Principal::system("scheduler"),
-            "scheduler",
-            schedules.catalogue.clock().now(),
-        );
-        if let Err(e) = call.scope(schedules.run_due()).await {
-            warn!(error = %e, "checking sync schedules failed");
-        }
-    }
+    let clock = schedules.catalogue.clock().clone();
+    super::every(
+        interval,
+        "scheduler",
+        clock,
+        "checking sync schedules",
+        || schedules.run_due(),
+    )
+    .await
 }
 
 /// Checks every [`CHANGES_INTERVAL`] for changes continuous syncs' watchers reported,
 /// as the system: a continuous sync's lag is its watchers' settling time, this, and
 /// the run itself.
 pub async fn run_changes(schedules: Schedules) {
-    let mut tick = tokio::time::interval(CHANGES_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let call = Call::new(
-            Principal::system("scheduler"),
-            "scheduler",
-            schedules.catalogue.clock().now(),
-        );
-        if let Err(e) = call.scope(schedules.run_changes()).await {
-            warn!(error = %e, "checking continuous syncs' changes failed");
-        }
-    }
+    let clock = schedules.catalogue.clock().clone();
+    super::every(
+        CHANGES_INTERVAL,
+        "scheduler",
+        clock,
+        "checking continuous syncs' changes",
+        || schedules.run_changes(),
+    )
+    .await
 }
 
 /// How often reported changes are looked for.
