@@ -201,6 +201,29 @@ impl ControlPlane {
         Ok((convert(response.source)?, convert(response.destination)?))
     }
 
+    /// The manifest of the replica the sync job `job` brings in step, as its last
+    /// verified sync recorded it: streamed, a batch at a time.
+    pub async fn sync_manifest(
+        &self,
+        job: &str,
+        attempt: u32,
+    ) -> Result<Vec<pb::ManifestObject>, Status> {
+        let request = self.authorized(pb::ReadSyncManifestRequest {
+            agent_id: self.agent_id.clone(),
+            job: job.to_owned(),
+            attempt,
+        })?;
+        let mut stream = AgentServiceClient::new(self.channel.clone())
+            .read_sync_manifest(request)
+            .await?
+            .into_inner();
+        let mut objects = Vec::new();
+        while let Some(batch) = stream.message().await? {
+            objects.extend(batch.objects);
+        }
+        Ok(objects)
+    }
+
     /// This agent's own site, at dataset `path`: for a dry run, which lists a dataset
     /// the control plane cannot see. Credentials come only this way, never over NATS.
     pub async fn site_access(&self, path: &str) -> Result<SiteAccess, Status> {

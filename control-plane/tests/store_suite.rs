@@ -33,6 +33,8 @@ mod policies;
 mod schedules;
 #[path = "store_suite/sites.rs"]
 mod sites;
+#[path = "store_suite/sync.rs"]
+mod sync;
 
 /// Generates `sqlite::<test>` and `postgres::<test>` for each `module::test` listed, in
 /// the manner of quickwit's `metastore_test_suite!`. A test is an
@@ -97,4 +99,5 @@ store_test_suite!(
     audit::a_change_and_its_record_land_together_or_not_at_all,
     models::models_keep_versions_and_the_latest_forecast,
     schedules::reported_changes_wait_until_a_run_takes_them,
+    sync::a_manifest_keeps_the_entries_a_run_found_unchanged,
 );

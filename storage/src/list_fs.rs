@@ -82,7 +82,7 @@ fn walk(root: &Path, start: PathBuf, pages: &mpsc::Sender<Vec<Walked>>) {
         };
         for entry in entries {
             let found = match entry {
-                Ok(entry) => object(root, &entry.path(), entry.file_type(), &mut dirs),
+                Ok(entry) => object(root, &entry, &mut dirs),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => Some(Err((key_of(root, &dir), e))),
             };
@@ -100,25 +100,29 @@ fn walk(root: &Path, start: PathBuf, pages: &mpsc::Sender<Vec<Walked>>) {
     }
 }
 
-/// The object at `path`, or the directory to walk next (pushed onto `dirs`).
-fn object(
-    root: &Path,
-    path: &Path,
-    file_type: io::Result<std::fs::FileType>,
-    dirs: &mut Vec<PathBuf>,
-) -> Option<Walked> {
-    let key = key_of(root, path);
-    let file_type = match file_type {
+/// The object at `entry`, or the directory to walk next (pushed onto `dirs`).
+fn object(root: &Path, entry: &std::fs::DirEntry, dirs: &mut Vec<PathBuf>) -> Option<Walked> {
+    let path = entry.path();
+    let key = key_of(root, &path);
+    let file_type = match entry.file_type() {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
         Err(e) => return Some(Err((key, e))),
     };
     if file_type.is_dir() {
-        dirs.push(path.to_owned());
+        dirs.push(path);
         return None;
     }
+    if file_type.is_file() {
+        // Stated relative to the directory being read: no walk of the whole path.
+        return match entry.metadata() {
+            Ok(metadata) => Some(Ok(info(key, &metadata))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => Some(Err((key, e))),
+        };
+    }
     // A link is followed to what it names; a link to a directory is not walked.
-    file(key, path).transpose()
+    file(key, &path).transpose()
 }
 
 /// The file at `path` as the object `key`: `None` when nothing is there or it is not a
@@ -130,15 +134,19 @@ fn file(key: String, path: &Path) -> Result<Option<ObjectInfo>, (String, io::Err
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err((key, e)),
     };
-    let last_modified = metadata.modified().ok().map(DateTime::<Utc>::from);
-    Ok(Some(ObjectInfo {
+    Ok(Some(info(key, &metadata)))
+}
+
+/// What a listing says of the file `key` with `metadata`.
+fn info(key: String, metadata: &std::fs::Metadata) -> ObjectInfo {
+    ObjectInfo {
         key,
         size: metadata.len(),
         content_type: None,
         user_metadata: Default::default(),
-        last_modified,
+        last_modified: metadata.modified().ok().map(DateTime::<Utc>::from),
         etag: None,
-    }))
+    }
 }
 
 /// The object `key` of the file-system operator `op`, as [`list_fs`] would list it.

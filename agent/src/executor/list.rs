@@ -2,9 +2,11 @@
 //! which the control plane records and dispatches to every agent of the site. A sync's
 //! listing also lists the destination through the same filter first: each source object
 //! goes out with what the destination holds under its key, and the destination's
-//! objects the source does not hold follow at the end. A continuous sync's run of
-//! changes names its keys: only those are looked up at both ends (and, for a key that
-//! is no file, what lies below it), instead of listing either.
+//! objects the source does not hold follow at the end. Its source objects are compared
+//! with the replica's manifest, read from the control plane meanwhile: those unchanged
+//! are counted, not sent. A continuous sync's run of changes names its keys: only those
+//! are looked up at both ends (and, for a key that is no file, what lies below it),
+//! instead of listing either.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -17,7 +19,7 @@ use futures::TryStreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::{sites::Sites, Executor, TaskError};
+use super::{manifest::Manifest, sites::Sites, Executor, TaskError};
 use crate::{destination, report::Reporter, wire};
 
 impl Executor {
@@ -48,16 +50,31 @@ impl Executor {
         }
         // A migration's final pass also lists the destination: what the source no
         // longer holds of it was deleted there during the copy (the control plane
-        // knows which of those objects the migration wrote).
-        let mut at_destination = if compared || command.final_pass {
-            Some(destination_objects(sites, &filter, cancel).await?)
+        // knows which of those objects the migration wrote). A sync's listing is
+        // compared with the replica's manifest too, read meanwhile.
+        let (mut at_destination, mut manifest) = if compared {
+            let (held, manifest) = tokio::join!(
+                destination_objects(sites, &filter, cancel),
+                self.control.sync_manifest(&command.job_id, command.attempt),
+            );
+            let manifest = manifest.map_err(|status| TaskError::Control {
+                what: "for the replica's manifest",
+                message: status.message().to_owned(),
+            })?;
+            (Some(held?), Some(Manifest::new(manifest)))
+        } else if command.final_pass {
+            (
+                Some(destination_objects(sites, &filter, cancel).await?),
+                None,
+            )
         } else {
-            None
+            (None, None)
         };
         let destination_empty = match &at_destination {
             Some(objects) => objects.is_empty(),
             None => destination::holds_nothing(sites.dst.op()).await,
         };
+        let recorded = manifest.as_ref().map_or(0, Manifest::len);
         let mut pages = Pages {
             reporter,
             // A migration's final pass names its tasks apart from the first listing's.
@@ -73,6 +90,7 @@ impl Executor {
         let mut listing = pin!(ferry_storage::list_sizes(sites.src.op(), "", None)
             .try_filter(|o| std::future::ready(filter.accepts(o))));
         let (mut objects, mut bytes) = (0u64, 0u64);
+        let (mut unchanged, mut unchanged_bytes) = (0u64, 0u64);
         while let Some(o) = listing.try_next().await? {
             if cancel.is_cancelled() {
                 return Err(TaskError::Cancelled);
@@ -81,6 +99,13 @@ impl Executor {
             bytes += o.size;
             let size = o.size;
             let destination_size = at_destination.as_mut().and_then(|held| held.remove(&o.key));
+            if let Some(manifest) = manifest.as_mut() {
+                if manifest.unchanged(&o, destination_size) {
+                    unchanged += 1;
+                    unchanged_bytes += size;
+                    continue;
+                }
+            }
             let listed = if compared {
                 wire::to_compared_object(o, destination_size)
             } else {
@@ -91,11 +116,21 @@ impl Executor {
         pages.flush().await?;
         let extras = at_destination.as_ref().map_or(0, HashMap::len);
         if let Some(held) = at_destination {
+            let gone = manifest.map_or_else(Vec::new, |m| m.gone_from_both(&held));
             pages.send_destination_only(held).await?;
+            pages.send_manifest_only(gone).await?;
+        }
+        if compared {
+            reporter
+                .send(Event::ManifestCompared(pb::ManifestCompared {
+                    unchanged_objects: unchanged,
+                    unchanged_bytes,
+                }))
+                .await?;
         }
         info!(
             tasks = pages.tasks,
-            objects, bytes, extras, "source listed into copy tasks"
+            objects, bytes, extras, recorded, unchanged, "source listed into copy tasks"
         );
         Ok(())
     }
@@ -254,6 +289,7 @@ impl Pages<'_> {
                 destination_empty: self.destination_empty,
                 compared: self.compared,
                 destination_only: Vec::new(),
+                manifest_only: Vec::new(),
             }))
             .await?;
         self.tasks += 1;
@@ -283,6 +319,25 @@ impl Pages<'_> {
                     destination_empty: false,
                     compared: true,
                     destination_only: page.to_vec(),
+                    manifest_only: Vec::new(),
+                }))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The keys the replica's manifest records that neither side holds any more, in
+    /// pages of their own, for the control plane to forget.
+    async fn send_manifest_only(&mut self, keys: Vec<String>) -> Result<(), TaskError> {
+        for (n, page) in keys.chunks(self.max_objects.max(1)).enumerate() {
+            self.reporter
+                .send(Event::TaskListed(pb::TaskListed {
+                    copy_task_id: format!("forgotten-{n}"),
+                    objects: Vec::new(),
+                    destination_empty: false,
+                    compared: true,
+                    destination_only: Vec::new(),
+                    manifest_only: page.to_vec(),
                 }))
                 .await?;
         }

@@ -13,6 +13,7 @@ mod cleanup;
 mod copy;
 mod delete;
 mod list;
+mod manifest;
 mod place;
 mod retire;
 mod sites;

@@ -3,7 +3,7 @@
 use ferry_proto::{time::to_timestamp, v1 as pb};
 
 use crate::{
-    domain::{agent::Liveness, ids::AgentId},
+    domain::{agent::Liveness, ids::AgentId, sync::ManifestEntry},
     error::{Error, Result},
 };
 
@@ -65,5 +65,15 @@ pub fn agent_to_pb(
         last_heartbeat_time: Some(to_timestamp(a.last_heartbeat_at)),
         register_time: Some(to_timestamp(a.registered_at)),
         jobs: a.jobs.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// A replica's manifest entry, as an agent compares a listing with it.
+pub fn manifest_object_to_pb((key, entry): (String, ManifestEntry)) -> pb::ManifestObject {
+    pb::ManifestObject {
+        key,
+        size: entry.size,
+        modified: entry.modified.map(to_timestamp),
+        etag: entry.etag.unwrap_or_default(),
     }
 }

@@ -106,6 +106,7 @@ fn compared_page(t: pb::TaskListed) -> ReportEvent {
             .into_iter()
             .map(|o| (o.key, o.size))
             .collect(),
+        manifest_only: t.manifest_only,
         destination_empty: t.destination_empty,
     }
 }
@@ -173,6 +174,10 @@ pub fn decode_report(payload: &[u8], now: DateTime<Utc>) -> Result<Report> {
                 destination_empty: t.destination_empty,
             }
         }
+        pb::progress_report::Event::ManifestCompared(m) => ReportEvent::ManifestCompared {
+            unchanged_objects: m.unchanged_objects,
+            unchanged_bytes: m.unchanged_bytes,
+        },
         pb::progress_report::Event::Upload(u) => ReportEvent::Upload {
             upload: upload_from_pb(
                 u.upload

@@ -56,7 +56,15 @@ pub enum ReportEvent {
         objects: Vec<ComparedObject>,
         /// Objects (key, size) at the destination only.
         destination_only: Vec<(String, u64)>,
+        /// Keys the replica's manifest records that neither side holds any more.
+        manifest_only: Vec<String>,
         destination_empty: bool,
+    },
+    /// The end of a sync's listing that the agent compared with the replica's
+    /// manifest: the source objects it found unchanged, and did not report one by one.
+    ManifestCompared {
+        unchanged_objects: u64,
+        unchanged_bytes: u64,
     },
     /// A multipart upload of `key` started or stored more parts.
     Upload {
@@ -79,6 +87,7 @@ impl ReportEvent {
             ReportEvent::Objects(_) => "objects",
             ReportEvent::TaskListed { .. } => "task listed",
             ReportEvent::Compared { .. } => "task compared",
+            ReportEvent::ManifestCompared { .. } => "manifest compared",
             ReportEvent::Upload { .. } => "upload",
             ReportEvent::Phase(_) => "phase",
             ReportEvent::Finished { .. } => "finished",

@@ -2,16 +2,27 @@ use ferry_proto::{
     time::to_duration,
     v1::{self as pb, agent_service_server::AgentService},
 };
+use std::pin::Pin;
+
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::caller::caller;
 use crate::{
     convert::check_changed_keys,
-    convert::{access_to_pb, agent_id, agent_to_pb, job_id},
+    convert::{access_to_pb, agent_id, agent_to_pb, job_id, manifest_object_to_pb},
     domain::{agent::HEARTBEAT_INTERVAL, dataset::DatasetPath, ids::JobId, name::Ref},
     error::{Error, Result},
     service::{Agents, RegisterRequest},
 };
+
+/// Manifest entries per message of `ReadSyncManifest` (about 100 bytes each).
+const MANIFEST_BATCH: u64 = 5000;
+
+type ManifestStream =
+    Pin<Box<dyn Stream<Item = Result<pb::ReadSyncManifestResponse, Status>> + Send>>;
 
 pub struct AgentApi {
     agents: Agents,
@@ -25,6 +36,51 @@ impl AgentApi {
 
 #[tonic::async_trait]
 impl AgentService for AgentApi {
+    type ReadSyncManifestStream = ManifestStream;
+
+    async fn read_sync_manifest(
+        &self,
+        request: Request<pb::ReadSyncManifestRequest>,
+    ) -> Result<Response<Self::ReadSyncManifestStream>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let job = self
+            .agents
+            .manifest_job(
+                &caller,
+                agent_id(&req.agent_id)?,
+                job_id("job", &req.job)?,
+                req.attempt,
+            )
+            .await?;
+        let (tx, rx) = mpsc::channel(2);
+        let agents = self.agents.clone();
+        // One page of the manifest is read while the agent takes the previous one.
+        tokio::spawn(async move {
+            let mut after: Option<String> = None;
+            loop {
+                let page = match agents
+                    .manifest_page(&job, after.as_deref(), MANIFEST_BATCH)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        return;
+                    }
+                };
+                let last = page.len() < MANIFEST_BATCH as usize;
+                after = page.last().map(|(key, _)| key.clone());
+                let objects = page.into_iter().map(manifest_object_to_pb).collect();
+                let batch = pb::ReadSyncManifestResponse { objects };
+                if tx.send(Ok(batch)).await.is_err() || last {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
     async fn register_agent(
         &self,
         request: Request<pb::RegisterAgentRequest>,

@@ -91,6 +91,7 @@ pub const TABLE: &[(&str, Rule)] = &[
     ("AgentService/GetJobAccess", AGENT),
     ("AgentService/GetSiteAccess", AGENT),
     ("AgentService/ReportChanges", AGENT),
+    ("AgentService/ReadSyncManifest", AGENT),
     ("AdminService/CreateToken", ADMINISTER),
     ("AdminService/ListTokens", ADMIN_READ),
     ("AdminService/RevokeToken", ADMINISTER),

@@ -16,9 +16,11 @@ use crate::{
         agent::{agents_per_job, Agent},
         dataset::DatasetPath,
         ids::{AgentId, JobId, ScheduleId, SiteId},
+        job::Job,
         name::Ref,
         principal::Principal,
         site::{Credentials, Site},
+        sync::ManifestEntry,
     },
     error::{Error, Result},
     store::Store,
@@ -226,6 +228,34 @@ impl Agents {
         attempt: u32,
         cleanup: bool,
     ) -> Result<(SiteAccess, SiteAccess)> {
+        let (agent, job) = self.held_job(caller, id, job_id, attempt, cleanup).await?;
+        self.store.set_job_holder(job_id, attempt, agent.id).await?;
+        let access = |site_id: SiteId, path: String| async move {
+            let site = self.catalogue.get_site(&Ref::Id(site_id)).await?;
+            let credentials = self.catalogue.site_credentials(site.id).await?;
+            Ok::<_, Error>(SiteAccess {
+                site,
+                credentials,
+                path,
+            })
+        };
+        let source = access(job.source_site_id, job.source_path.clone()).await?;
+        let destination = access(job.destination_site_id, job.destination_path.clone()).await?;
+        info!(agent_id = %id, job_id = %job_id, attempt, "job access handed to its agent");
+        Ok((source, destination))
+    }
+
+    /// The job `job_id` at `attempt`, for an agent of its executing site; refused to
+    /// any other agent before anything about the job's state is told, and once the
+    /// attempt is over (or, without `cleanup`, the job ended).
+    async fn held_job(
+        &self,
+        caller: &Principal,
+        id: AgentId,
+        job_id: JobId,
+        attempt: u32,
+        cleanup: bool,
+    ) -> Result<(Agent, Job)> {
         call::set_target(format!("job:{job_id}"));
         let agent = self.agent_of(caller, id).await?;
         let job = self
@@ -251,20 +281,37 @@ impl Agents {
                 job.state
             )));
         }
-        self.store.set_job_holder(job_id, attempt, agent.id).await?;
-        let access = |site_id: SiteId, path: String| async move {
-            let site = self.catalogue.get_site(&Ref::Id(site_id)).await?;
-            let credentials = self.catalogue.site_credentials(site.id).await?;
-            Ok::<_, Error>(SiteAccess {
-                site,
-                credentials,
-                path,
-            })
-        };
-        let source = access(job.source_site_id, job.source_path.clone()).await?;
-        let destination = access(job.destination_site_id, job.destination_path.clone()).await?;
-        info!(agent_id = %id, job_id = %job_id, attempt, "job access handed to its agent");
-        Ok((source, destination))
+        Ok((agent, job))
+    }
+
+    /// The sync job whose replica's manifest an agent of its site asks for, to compare
+    /// the source's listing with it: refused as `job_access` refuses, and for a job
+    /// that is not a sync.
+    pub async fn manifest_job(
+        &self,
+        caller: &Principal,
+        id: AgentId,
+        job_id: JobId,
+        attempt: u32,
+    ) -> Result<Job> {
+        let (_, job) = self.held_job(caller, id, job_id, attempt, false).await?;
+        if job.kind.sync().is_none() {
+            return Err(Error::FailedPrecondition(format!(
+                "job {job_id} is a migration: only a sync keeps a manifest"
+            )));
+        }
+        Ok(job)
+    }
+
+    /// Up to `limit` entries of the manifest of the replica `job` syncs, after key
+    /// `after`, in key order.
+    pub async fn manifest_page(
+        &self,
+        job: &Job,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<(String, ManifestEntry)>> {
+        self.store.manifest_page(job, after, limit).await
     }
 
     /// The agent's own site at dataset `path`, for a dry run the control plane asked

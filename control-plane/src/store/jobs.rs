@@ -88,6 +88,8 @@ impl Store {
             deletion: Set(j.kind.sync().map(|r| r.deletion.as_str().to_owned())),
             max_delete: Set(j.kind.sync().and_then(|r| r.max_delete).map(to_i64)),
             objects_unchanged: Set(0),
+            manifest_unchanged: Set(0),
+            manifest_unchanged_bytes: Set(0),
             extras_found: Set(0),
             extras_deleted: Set(0),
             final_pass: Set(false),

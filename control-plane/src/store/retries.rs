@@ -80,6 +80,8 @@ impl Store {
             .col_expr(job::Column::ObjectsTotal, Expr::value(objects))
             .col_expr(job::Column::BytesTotal, Expr::value(bytes.unwrap_or(0)))
             .col_expr(job::Column::ObjectsUnchanged, Expr::value(0i64))
+            .col_expr(job::Column::ManifestUnchanged, Expr::value(0i64))
+            .col_expr(job::Column::ManifestUnchangedBytes, Expr::value(0i64))
             .col_expr(
                 job::Column::ExtrasFound,
                 Expr::value(to_i64(extras_deleted)),

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     sea_query::{Expr, Query},
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use super::{
@@ -46,9 +47,7 @@ impl Store {
         let mut entries = HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(500) {
             let rows = replica_object::Entity::find()
-                .filter(replica_object::Column::DatasetId.eq(job.dataset_id.to_string()))
-                .filter(replica_object::Column::SiteId.eq(job.destination_site_id.to_string()))
-                .filter(replica_object::Column::Path.eq(job.destination_path.clone()))
+                .filter(replica_of(job))
                 .filter(replica_object::Column::Key.is_in(chunk.iter().copied()))
                 .all(&self.db)
                 .await
@@ -66,6 +65,90 @@ impl Store {
             }));
         }
         Ok(entries)
+    }
+
+    /// One page of the manifest of the sync job's replica, in key order: up to `limit`
+    /// entries (key and entry) after the key `after`.
+    pub async fn manifest_page(
+        &self,
+        job: &Job,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<(String, ManifestEntry)>> {
+        let mut query = replica_object::Entity::find()
+            .filter(replica_of(job))
+            .order_by_asc(replica_object::Column::Key)
+            .limit(limit);
+        if let Some(after) = after {
+            query = query.filter(replica_object::Column::Key.gt(after));
+        }
+        let rows = query.all(&self.db).await.map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let entry = ManifestEntry {
+                    size: to_u64(r.size),
+                    modified: r.modified,
+                    etag: r.etag,
+                    xxh3: r.xxh3,
+                };
+                (r.key, entry)
+            })
+            .collect())
+    }
+
+    /// Forgets the manifest entries of the sync job's replica for `keys`: objects a
+    /// listing found at neither side any more. The replica does not hold them, so no
+    /// later run can wrongly take one for unchanged.
+    pub async fn forget_manifest_keys(&self, job: &Job, keys: &[String]) -> Result<()> {
+        for chunk in keys.chunks(500) {
+            replica_object::Entity::delete_many()
+                .filter(replica_of(job))
+                .filter(replica_object::Column::Key.is_in(chunk.iter().cloned()))
+                .exec(&self.db)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
+    }
+
+    /// Sets how many source objects (and bytes) the agent found unchanged against the
+    /// replica's manifest, in one transaction: the job's totals, done counters and
+    /// unchanged figure move by the difference from what was last set, so a report
+    /// applied twice counts once.
+    pub async fn set_manifest_unchanged(
+        &self,
+        id: JobId,
+        objects: u64,
+        bytes: u64,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let txn = self.begin_write().await?;
+        lock_job(&txn, id).await?;
+        let row = job::Entity::find_by_id(id.to_string())
+            .one(&txn)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| crate::error::Error::not_found("job", id))?;
+        let objects = to_i64(objects) - row.manifest_unchanged;
+        let bytes = to_i64(bytes) - row.manifest_unchanged_bytes;
+        add_to_job(
+            &txn,
+            id,
+            &[
+                (job::Column::ManifestUnchanged, objects),
+                (job::Column::ManifestUnchangedBytes, bytes),
+                (job::Column::ObjectsUnchanged, objects),
+                (job::Column::ObjectsTotal, objects),
+                (job::Column::ObjectsDone, objects),
+                (job::Column::BytesTotal, bytes),
+                (job::Column::BytesDone, bytes),
+            ],
+            at,
+        )
+        .await?;
+        txn.commit().await.map_err(db_error)?;
+        Ok(())
     }
 
     /// Records objects (key, size) a sync found at the destination only as `extra`;
@@ -113,16 +196,7 @@ impl Store {
             added += rows.len() as i64;
             insert_new_objects(&txn, rows).await?;
         }
-        job::Entity::update_many()
-            .col_expr(
-                job::Column::ExtrasFound,
-                Expr::col(job::Column::ExtrasFound).add(added),
-            )
-            .col_expr(job::Column::ProgressedAt, Expr::value(at))
-            .filter(job::Column::Id.eq(id.to_string()))
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
+        add_to_job(&txn, id, &[(job::Column::ExtrasFound, added)], at).await?;
         txn.commit().await.map_err(db_error)?;
         Ok(())
     }
@@ -229,12 +303,12 @@ impl Store {
             ],
         )
         .await?;
-        // A run of a continuous sync's changes checked its keys alone: their entries
-        // are replaced, the others stand. A full run replaces the whole manifest.
-        let replaced = replica_object::Entity::delete_many()
-            .filter(replica_object::Column::DatasetId.eq(dataset.clone()))
-            .filter(replica_object::Column::SiteId.eq(site.clone()))
-            .filter(replica_object::Column::Path.eq(path.clone()));
+        // Only the keys the run recorded are replaced: a run of a continuous sync's
+        // changes checked its keys alone, and a full run recorded only what was not
+        // found unchanged (the agent compared the rest with this manifest, and counted
+        // it), so every other entry stands. Keys neither side holds any more were
+        // forgotten as the listing found them.
+        let replaced = replica_object::Entity::delete_many().filter(replica_of(j));
         match &j.sync_keys {
             Some(keys) => {
                 for chunk in keys.chunks(500) {
@@ -247,7 +321,16 @@ impl Store {
                 }
             }
             None => {
-                replaced.exec(&txn).await.map_err(db_error)?;
+                let recorded = Query::select()
+                    .column(job_object::Column::Key)
+                    .from(job_object::Entity)
+                    .and_where(job_object::Column::JobId.eq(j.id.to_string()))
+                    .to_owned();
+                replaced
+                    .filter(replica_object::Column::Key.in_subquery(recorded))
+                    .exec(&txn)
+                    .await
+                    .map_err(db_error)?;
             }
         }
         let in_step = Query::select()
@@ -287,6 +370,34 @@ impl Store {
         txn.commit().await.map_err(db_error)?;
         Ok(true)
     }
+}
+
+/// Adds to the job's counters `columns` (column, amount), as progress made at `at`.
+async fn add_to_job(
+    txn: &impl ConnectionTrait,
+    id: JobId,
+    columns: &[(job::Column, i64)],
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let mut update = job::Entity::update_many();
+    for &(col, by) in columns {
+        update = update.col_expr(col, Expr::col(col).add(by));
+    }
+    update
+        .col_expr(job::Column::ProgressedAt, Expr::value(at))
+        .filter(job::Column::Id.eq(id.to_string()))
+        .exec(txn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// The manifest entries of the replica the sync job `job` keeps in step.
+fn replica_of(job: &Job) -> Condition {
+    Condition::all()
+        .add(replica_object::Column::DatasetId.eq(job.dataset_id.to_string()))
+        .add(replica_object::Column::SiteId.eq(job.destination_site_id.to_string()))
+        .add(replica_object::Column::Path.eq(job.destination_path.clone()))
 }
 
 /// Forgets the manifest of a dataset's replica at `site` and `path`, or of all its

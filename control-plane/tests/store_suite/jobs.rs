@@ -30,7 +30,7 @@ async fn queued_job(f: &Fixture) -> JobId {
     job.id
 }
 
-fn dispatch(task: &str) -> impl FnOnce(&[(String, u64)]) -> OutboxMessage + '_ {
+pub(crate) fn dispatch(task: &str) -> impl FnOnce(&[(String, u64)]) -> OutboxMessage + '_ {
     move |_| OutboxMessage {
         subject: "ferry.test.dispatch".into(),
         message_id: format!("dispatch-{task}"),
@@ -40,7 +40,7 @@ fn dispatch(task: &str) -> impl FnOnce(&[(String, u64)]) -> OutboxMessage + '_ {
 }
 
 /// Records `objects` (key, size) as copy task `task`.
-async fn list_task(store: &Store, id: JobId, task: &str, objects: &[(&str, u64)]) {
+pub(crate) async fn list_task(store: &Store, id: JobId, task: &str, objects: &[(&str, u64)]) {
     let objects: Vec<ListedRecord> = objects
         .iter()
         .map(|(k, s)| ListedRecord {

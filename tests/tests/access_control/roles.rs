@@ -145,6 +145,9 @@ async fn call(client: &Client, method: &str) -> Status {
         "AgentService/GetJobAccess" => unary!(agents, get_job_access, GetJobAccessRequest),
         "AgentService/GetSiteAccess" => unary!(agents, get_site_access, GetSiteAccessRequest),
         "AgentService/ReportChanges" => unary!(agents, report_changes, ReportChangesRequest),
+        "AgentService/ReadSyncManifest" => {
+            unary!(agents, read_sync_manifest, ReadSyncManifestRequest)
+        }
         "AdminService/CreateToken" => unary!(admin, create_token, CreateTokenRequest),
         "AdminService/ListTokens" => unary!(admin, list_tokens, ListTokensRequest),
         "AdminService/RevokeToken" => unary!(admin, revoke_token, RevokeTokenRequest),
@@ -209,6 +212,7 @@ const TABLE: &[(&str, Needs)] = &[
     ("AgentService/GetJobAccess", Needs::Agent),
     ("AgentService/GetSiteAccess", Needs::Agent),
     ("AgentService/ReportChanges", Needs::Agent),
+    ("AgentService/ReadSyncManifest", Needs::Agent),
     ("AdminService/CreateToken", Needs::Admin),
     ("AdminService/ListTokens", Needs::Admin),
     ("AdminService/RevokeToken", Needs::Admin),

@@ -79,9 +79,10 @@ async fn a_sync_over_postgresql_keeps_its_manifest_the_same_way() {
     syncs_in_turn(cp).await;
 }
 
-/// Five runs in turn: the first copies everything, the second nothing; after changes
+/// Six runs in turn: the first copies everything, the second nothing; after changes
 /// at both ends the third copies exactly what changed and keeps the extras, the fourth
-/// is refused by the cap, and the fifth deletes them.
+/// is refused by the cap, and the fifth deletes them; the sixth repairs what was
+/// changed at the destination behind Ferry's back.
 async fn syncs_in_turn(cp: ControlPlane) {
     let client = cp.client().await;
     let dirs = tempfile::tempdir().unwrap();
@@ -211,6 +212,29 @@ async fn syncs_in_turn(cp: ControlPlane) {
         source,
         "the source is never written"
     );
+
+    // The manifest is not trusted for the destination: a replica file deleted and
+    // one truncated behind Ferry's back are copied again. One deleted at both sides
+    // is neither copied nor an extra.
+    let (lost, truncated, both) = ("new/one.txt", "a/b/c/deep.dat", "new/two.txt");
+    fs::remove_file(replica_dir.join(lost)).unwrap();
+    fs::write(replica_dir.join(truncated), b"cut").unwrap();
+    fs::remove_file(replica_dir.join(both)).unwrap();
+    fs::remove_file(source_dir.join(both)).unwrap();
+    source.remove(both);
+    let repaired = sync(&client, pb::DeletionRule::Delete, 2).await.unwrap();
+    assert_eq!(
+        repaired.state,
+        pb::JobState::Completed as i32,
+        "{repaired:#?}"
+    );
+    assert_eq!(
+        keys_in(&client, &repaired, pb::ObjectStatus::Verified).await,
+        vec![truncated.to_owned(), lost.to_owned()]
+    );
+    assert_eq!(figures(&repaired), (source.len() as u64 - 2, 0, 0));
+    assert_eq!(repaired.objects_total, source.len() as u64);
+    assert_eq!(read_tree(&replica_dir), source);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

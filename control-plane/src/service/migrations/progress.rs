@@ -5,7 +5,7 @@
 
 use tracing::{info, warn, Instrument};
 
-use super::{Migrations, JOB_UPDATE_ATTEMPTS};
+use super::{sync::ComparedPage, Migrations, JOB_UPDATE_ATTEMPTS};
 use crate::{
     bus::messages,
     domain::{
@@ -112,15 +112,33 @@ impl Migrations {
                 task,
                 objects,
                 destination_only,
+                manifest_only,
                 destination_empty,
             } => match job.kind {
                 // A migration's final pass: what its destination holds beyond the source.
                 JobKind::Migration => self.record_vanished(&job, destination_only).await?,
                 JobKind::Sync(_) => {
-                    self.record_compared(&job, &task, objects, destination_only, destination_empty)
-                        .await?
+                    let page = ComparedPage {
+                        task,
+                        objects,
+                        destination_only,
+                        manifest_only,
+                        destination_empty,
+                    };
+                    self.record_compared(&job, page).await?
                 }
             },
+            ReportEvent::ManifestCompared {
+                unchanged_objects,
+                unchanged_bytes,
+            } => {
+                let now = self.catalogue.clock().now();
+                self.store
+                    .set_manifest_unchanged(job.id, unchanged_objects, unchanged_bytes, now)
+                    .await?;
+                info!(job_id = %job.id, unchanged_objects, unchanged_bytes, "objects unchanged since the replica's manifest counted");
+                self.changed(job.id, false);
+            }
             ReportEvent::TaskListed {
                 task,
                 objects,

@@ -22,19 +22,41 @@ use crate::{
 /// Extras per delete task, at most.
 const DELETE_TASK_OBJECTS: usize = 1000;
 
+/// A page of a sync's listing, as its agent compared it.
+pub(super) struct ComparedPage {
+    /// The copy task the page's objects to copy become.
+    pub task: String,
+    /// Source objects, with what the destination holds under their keys.
+    pub objects: Vec<ComparedObject>,
+    /// Objects (key, size) at the destination only.
+    pub destination_only: Vec<(String, u64)>,
+    /// Keys the replica's manifest records that neither side holds any more.
+    pub manifest_only: Vec<String>,
+    pub destination_empty: bool,
+}
+
 impl Migrations {
     /// Records a page of a sync's listing: objects the replica's manifest shows
     /// unchanged, and still present at the destination, are recorded `unchanged`; the
     /// others become the copy task `task`. Objects found at the destination only are
-    /// recorded as extras.
-    pub(super) async fn record_compared(
-        &self,
-        job: &Job,
-        task: &str,
-        objects: Vec<ComparedObject>,
-        destination_only: Vec<(String, u64)>,
-        destination_empty: bool,
-    ) -> Result<()> {
+    /// recorded as extras; keys found at neither side leave the manifest.
+    ///
+    /// The agent compares a full listing with the manifest itself and sends only what
+    /// changed (the unchanged objects come as one count at the end), so this second
+    /// look is cheap; a run of a continuous sync's changes is compared here alone.
+    pub(super) async fn record_compared(&self, job: &Job, page: ComparedPage) -> Result<()> {
+        let ComparedPage {
+            task,
+            objects,
+            destination_only,
+            manifest_only,
+            destination_empty,
+        } = page;
+        let task = task.as_str();
+        if !manifest_only.is_empty() {
+            self.store.forget_manifest_keys(job, &manifest_only).await?;
+            info!(job_id = %job.id, forgotten = manifest_only.len(), "manifest entries of objects gone from both sides forgotten");
+        }
         let now = self.catalogue.clock().now();
         if !destination_only.is_empty() {
             self.store

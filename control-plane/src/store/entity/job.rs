@@ -48,6 +48,11 @@ pub struct Model {
     pub max_delete: Option<i64>,
     /// Objects a sync found unchanged since its replica's last verified sync.
     pub objects_unchanged: i64,
+    /// Of those, the ones the agent found unchanged against the manifest and reported
+    /// as a count (included in `objects_unchanged`, the totals and the done counters),
+    /// and their bytes.
+    pub manifest_unchanged: i64,
+    pub manifest_unchanged_bytes: i64,
     /// Objects a sync found at the destination only.
     pub extras_found: i64,
     /// Of those, the ones it deleted.

@@ -19,6 +19,7 @@ mod m20261206_000013_final_pass;
 mod m20261206_000014_sync_schedules;
 mod m20261207_000015_sync_changes;
 mod m20261208_000016_policy_cron;
+mod m20261209_000017_manifest_compare;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000014_sync_schedules::Migration),
             Box::new(m20261207_000015_sync_changes::Migration),
             Box::new(m20261208_000016_policy_cron::Migration),
+            Box::new(m20261209_000017_manifest_compare::Migration),
         ]
     }
 }

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ferry/v1/agent.proto.
  */
 export const file_ferry_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChRmZXJyeS92MS9hZ2VudC5wcm90bxIIZmVycnkudjEi+AEKBUFnZW50EgoKAmlkGAEgASgJEgwKBHNpdGUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIQCghob3N0bmFtZRgEIAEoCRIjCgVzdGF0ZRgFIAEoDjIULmZlcnJ5LnYxLkFnZW50U3RhdGUSEwoLY29uY3VycmVuY3kYBiABKA0SNwoTbGFzdF9oZWFydGJlYXRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNcmVnaXN0ZXJfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEam9icxgJIAMoCSJuChRSZWdpc3RlckFnZW50UmVxdWVzdBIMCgRzaXRlGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSEAoIaG9zdG5hbWUYAyABKAkSEwoLY29uY3VycmVuY3kYBCABKA0SEAoIYWdlbnRfaWQYBSABKAkiewoVUmVnaXN0ZXJBZ2VudFJlc3BvbnNlEh4KBWFnZW50GAEgASgLMg8uZmVycnkudjEuQWdlbnQSNQoSaGVhcnRiZWF0X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uSgQIAhADUgV0b2tlbiJEChBIZWFydGJlYXRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEhAKCHN0b3BwaW5nGAIgASgIEgwKBGpvYnMYAyADKAkipwEKEUhlYXJ0YmVhdFJlc3BvbnNlEj4KCmpvYl9hZ2VudHMYASADKAsyKi5mZXJyeS52MS5IZWFydGJlYXRSZXNwb25zZS5Kb2JBZ2VudHNFbnRyeRIgCgd3YXRjaGVzGAIgAygLMg8uZmVycnkudjEuV2F0Y2gaMAoOSm9iQWdlbnRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgNOgI4ASInCgVXYXRjaBIQCghzY2hlZHVsZRgBIAEoCRIMCgRwYXRoGAIgASgJIlgKFFJlcG9ydENoYW5nZXNSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEhAKCHNjaGVkdWxlGAIgASgJEgwKBGtleXMYAyADKAkSDgoGcmVzY2FuGAQgASgIIhcKFVJlcG9ydENoYW5nZXNSZXNwb25zZSIhChFMaXN0QWdlbnRzUmVxdWVzdBIMCgRzaXRlGAEgASgJIjUKEkxpc3RBZ2VudHNSZXNwb25zZRIfCgZhZ2VudHMYASADKAsyDy5mZXJyeS52MS5BZ2VudCKJAgoKU2l0ZUFjY2VzcxIMCgRzaXRlGAEgASgJEgsKA3VyaRgCIAEoCRIyCgdvcHRpb25zGAMgAygLMiEuZmVycnkudjEuU2l0ZUFjY2Vzcy5PcHRpb25zRW50cnkSOgoLY3JlZGVudGlhbHMYBCADKAsyJS5mZXJyeS52MS5TaXRlQWNjZXNzLkNyZWRlbnRpYWxzRW50cnkSDAoEcGF0aBgFIAEoCRouCgxPcHRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARoyChBDcmVkZW50aWFsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiVgoTR2V0Sm9iQWNjZXNzUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRILCgNqb2IYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRIPCgdjbGVhbnVwGAQgASgIImcKFEdldEpvYkFjY2Vzc1Jlc3BvbnNlEiQKBnNvdXJjZRgBIAEoCzIULmZlcnJ5LnYxLlNpdGVBY2Nlc3MSKQoLZGVzdGluYXRpb24YAiABKAsyFC5mZXJyeS52MS5TaXRlQWNjZXNzIjYKFEdldFNpdGVBY2Nlc3NSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEgwKBHBhdGgYAiABKAkiOwoVR2V0U2l0ZUFjY2Vzc1Jlc3BvbnNlEiIKBHNpdGUYASABKAsyFC5mZXJyeS52MS5TaXRlQWNjZXNzKnAKCkFnZW50U3RhdGUSGwoXQUdFTlRfU1RBVEVfVU5TUEVDSUZJRUQQABIVChFBR0VOVF9TVEFURV9BTElWRRABEhUKEUFHRU5UX1NUQVRFX1NUQUxFEAISFwoTQUdFTlRfU1RBVEVfU1RPUFBFRBADMuIDCgxBZ2VudFNlcnZpY2USUAoNUmVnaXN0ZXJBZ2VudBIeLmZlcnJ5LnYxLlJlZ2lzdGVyQWdlbnRSZXF1ZXN0Gh8uZmVycnkudjEuUmVnaXN0ZXJBZ2VudFJlc3BvbnNlEkQKCUhlYXJ0YmVhdBIaLmZlcnJ5LnYxLkhlYXJ0YmVhdFJlcXVlc3QaGy5mZXJyeS52MS5IZWFydGJlYXRSZXNwb25zZRJHCgpMaXN0QWdlbnRzEhsuZmVycnkudjEuTGlzdEFnZW50c1JlcXVlc3QaHC5mZXJyeS52MS5MaXN0QWdlbnRzUmVzcG9uc2USTQoMR2V0Sm9iQWNjZXNzEh0uZmVycnkudjEuR2V0Sm9iQWNjZXNzUmVxdWVzdBoeLmZlcnJ5LnYxLkdldEpvYkFjY2Vzc1Jlc3BvbnNlElAKDUdldFNpdGVBY2Nlc3MSHi5mZXJyeS52MS5HZXRTaXRlQWNjZXNzUmVxdWVzdBofLmZlcnJ5LnYxLkdldFNpdGVBY2Nlc3NSZXNwb25zZRJQCg1SZXBvcnRDaGFuZ2VzEh4uZmVycnkudjEuUmVwb3J0Q2hhbmdlc1JlcXVlc3QaHy5mZXJyeS52MS5SZXBvcnRDaGFuZ2VzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChRmZXJyeS92MS9hZ2VudC5wcm90bxIIZmVycnkudjEi+AEKBUFnZW50EgoKAmlkGAEgASgJEgwKBHNpdGUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIQCghob3N0bmFtZRgEIAEoCRIjCgVzdGF0ZRgFIAEoDjIULmZlcnJ5LnYxLkFnZW50U3RhdGUSEwoLY29uY3VycmVuY3kYBiABKA0SNwoTbGFzdF9oZWFydGJlYXRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNcmVnaXN0ZXJfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEam9icxgJIAMoCSJuChRSZWdpc3RlckFnZW50UmVxdWVzdBIMCgRzaXRlGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSEAoIaG9zdG5hbWUYAyABKAkSEwoLY29uY3VycmVuY3kYBCABKA0SEAoIYWdlbnRfaWQYBSABKAkiewoVUmVnaXN0ZXJBZ2VudFJlc3BvbnNlEh4KBWFnZW50GAEgASgLMg8uZmVycnkudjEuQWdlbnQSNQoSaGVhcnRiZWF0X2ludGVydmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uSgQIAhADUgV0b2tlbiJEChBIZWFydGJlYXRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEhAKCHN0b3BwaW5nGAIgASgIEgwKBGpvYnMYAyADKAkipwEKEUhlYXJ0YmVhdFJlc3BvbnNlEj4KCmpvYl9hZ2VudHMYASADKAsyKi5mZXJyeS52MS5IZWFydGJlYXRSZXNwb25zZS5Kb2JBZ2VudHNFbnRyeRIgCgd3YXRjaGVzGAIgAygLMg8uZmVycnkudjEuV2F0Y2gaMAoOSm9iQWdlbnRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgNOgI4ASInCgVXYXRjaBIQCghzY2hlZHVsZRgBIAEoCRIMCgRwYXRoGAIgASgJIlgKFFJlcG9ydENoYW5nZXNSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEhAKCHNjaGVkdWxlGAIgASgJEgwKBGtleXMYAyADKAkSDgoGcmVzY2FuGAQgASgIIhcKFVJlcG9ydENoYW5nZXNSZXNwb25zZSIhChFMaXN0QWdlbnRzUmVxdWVzdBIMCgRzaXRlGAEgASgJIjUKEkxpc3RBZ2VudHNSZXNwb25zZRIfCgZhZ2VudHMYASADKAsyDy5mZXJyeS52MS5BZ2VudCKJAgoKU2l0ZUFjY2VzcxIMCgRzaXRlGAEgASgJEgsKA3VyaRgCIAEoCRIyCgdvcHRpb25zGAMgAygLMiEuZmVycnkudjEuU2l0ZUFjY2Vzcy5PcHRpb25zRW50cnkSOgoLY3JlZGVudGlhbHMYBCADKAsyJS5mZXJyeS52MS5TaXRlQWNjZXNzLkNyZWRlbnRpYWxzRW50cnkSDAoEcGF0aBgFIAEoCRouCgxPcHRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARoyChBDcmVkZW50aWFsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiVgoTR2V0Sm9iQWNjZXNzUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRILCgNqb2IYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRIPCgdjbGVhbnVwGAQgASgIImcKFEdldEpvYkFjY2Vzc1Jlc3BvbnNlEiQKBnNvdXJjZRgBIAEoCzIULmZlcnJ5LnYxLlNpdGVBY2Nlc3MSKQoLZGVzdGluYXRpb24YAiABKAsyFC5mZXJyeS52MS5TaXRlQWNjZXNzIkkKF1JlYWRTeW5jTWFuaWZlc3RSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEgsKA2pvYhgCIAEoCRIPCgdhdHRlbXB0GAMgASgNIkUKGFJlYWRTeW5jTWFuaWZlc3RSZXNwb25zZRIpCgdvYmplY3RzGAEgAygLMhguZmVycnkudjEuTWFuaWZlc3RPYmplY3QiZwoOTWFuaWZlc3RPYmplY3QSCwoDa2V5GAEgASgJEgwKBHNpemUYAiABKAQSLAoIbW9kaWZpZWQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYBCABKAkiNgoUR2V0U2l0ZUFjY2Vzc1JlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkSDAoEcGF0aBgCIAEoCSI7ChVHZXRTaXRlQWNjZXNzUmVzcG9uc2USIgoEc2l0ZRgBIAEoCzIULmZlcnJ5LnYxLlNpdGVBY2Nlc3MqcAoKQWdlbnRTdGF0ZRIbChdBR0VOVF9TVEFURV9VTlNQRUNJRklFRBAAEhUKEUFHRU5UX1NUQVRFX0FMSVZFEAESFQoRQUdFTlRfU1RBVEVfU1RBTEUQAhIXChNBR0VOVF9TVEFURV9TVE9QUEVEEAMyvwQKDEFnZW50U2VydmljZRJQCg1SZWdpc3RlckFnZW50Eh4uZmVycnkudjEuUmVnaXN0ZXJBZ2VudFJlcXVlc3QaHy5mZXJyeS52MS5SZWdpc3RlckFnZW50UmVzcG9uc2USRAoJSGVhcnRiZWF0EhouZmVycnkudjEuSGVhcnRiZWF0UmVxdWVzdBobLmZlcnJ5LnYxLkhlYXJ0YmVhdFJlc3BvbnNlEkcKCkxpc3RBZ2VudHMSGy5mZXJyeS52MS5MaXN0QWdlbnRzUmVxdWVzdBocLmZlcnJ5LnYxLkxpc3RBZ2VudHNSZXNwb25zZRJNCgxHZXRKb2JBY2Nlc3MSHS5mZXJyeS52MS5HZXRKb2JBY2Nlc3NSZXF1ZXN0Gh4uZmVycnkudjEuR2V0Sm9iQWNjZXNzUmVzcG9uc2USUAoNR2V0U2l0ZUFjY2VzcxIeLmZlcnJ5LnYxLkdldFNpdGVBY2Nlc3NSZXF1ZXN0Gh8uZmVycnkudjEuR2V0U2l0ZUFjY2Vzc1Jlc3BvbnNlElAKDVJlcG9ydENoYW5nZXMSHi5mZXJyeS52MS5SZXBvcnRDaGFuZ2VzUmVxdWVzdBofLmZlcnJ5LnYxLlJlcG9ydENoYW5nZXNSZXNwb25zZRJbChBSZWFkU3luY01hbmlmZXN0EiEuZmVycnkudjEuUmVhZFN5bmNNYW5pZmVzdFJlcXVlc3QaIi5mZXJyeS52MS5SZWFkU3luY01hbmlmZXN0UmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message ferry.v1.Agent
@@ -402,6 +402,86 @@ export const GetJobAccessResponseSchema: GenMessage<GetJobAccessResponse> = /*@_
   messageDesc(file_ferry_v1_agent, 12);
 
 /**
+ * @generated from message ferry.v1.ReadSyncManifestRequest
+ */
+export type ReadSyncManifestRequest = Message<"ferry.v1.ReadSyncManifestRequest"> & {
+  /**
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * @generated from field: string job = 2;
+   */
+  job: string;
+
+  /**
+   * @generated from field: uint32 attempt = 3;
+   */
+  attempt: number;
+};
+
+/**
+ * Describes the message ferry.v1.ReadSyncManifestRequest.
+ * Use `create(ReadSyncManifestRequestSchema)` to create a new message.
+ */
+export const ReadSyncManifestRequestSchema: GenMessage<ReadSyncManifestRequest> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_agent, 13);
+
+/**
+ * One batch of a replica's manifest entries.
+ *
+ * @generated from message ferry.v1.ReadSyncManifestResponse
+ */
+export type ReadSyncManifestResponse = Message<"ferry.v1.ReadSyncManifestResponse"> & {
+  /**
+   * @generated from field: repeated ferry.v1.ManifestObject objects = 1;
+   */
+  objects: ManifestObject[];
+};
+
+/**
+ * Describes the message ferry.v1.ReadSyncManifestResponse.
+ * Use `create(ReadSyncManifestResponseSchema)` to create a new message.
+ */
+export const ReadSyncManifestResponseSchema: GenMessage<ReadSyncManifestResponse> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_agent, 14);
+
+/**
+ * An object as a replica's last verified sync recorded its source.
+ *
+ * @generated from message ferry.v1.ManifestObject
+ */
+export type ManifestObject = Message<"ferry.v1.ManifestObject"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * @generated from field: uint64 size = 2;
+   */
+  size: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp modified = 3;
+   */
+  modified?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string etag = 4;
+   */
+  etag: string;
+};
+
+/**
+ * Describes the message ferry.v1.ManifestObject.
+ * Use `create(ManifestObjectSchema)` to create a new message.
+ */
+export const ManifestObjectSchema: GenMessage<ManifestObject> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_agent, 15);
+
+/**
  * @generated from message ferry.v1.GetSiteAccessRequest
  */
 export type GetSiteAccessRequest = Message<"ferry.v1.GetSiteAccessRequest"> & {
@@ -423,7 +503,7 @@ export type GetSiteAccessRequest = Message<"ferry.v1.GetSiteAccessRequest"> & {
  * Use `create(GetSiteAccessRequestSchema)` to create a new message.
  */
 export const GetSiteAccessRequestSchema: GenMessage<GetSiteAccessRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_agent, 13);
+  messageDesc(file_ferry_v1_agent, 16);
 
 /**
  * @generated from message ferry.v1.GetSiteAccessResponse
@@ -440,7 +520,7 @@ export type GetSiteAccessResponse = Message<"ferry.v1.GetSiteAccessResponse"> & 
  * Use `create(GetSiteAccessResponseSchema)` to create a new message.
  */
 export const GetSiteAccessResponseSchema: GenMessage<GetSiteAccessResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_agent, 14);
+  messageDesc(file_ferry_v1_agent, 17);
 
 /**
  * @generated from enum ferry.v1.AgentState
@@ -540,6 +620,18 @@ export const AgentService: GenService<{
     methodKind: "unary";
     input: typeof ReportChangesRequestSchema;
     output: typeof ReportChangesResponseSchema;
+  },
+  /**
+   * The manifest of the replica a sync job the calling agent holds brings in step: each
+   * object as the replica's last verified sync recorded it, in key order. The agent
+   * compares the source's listing with it and reports only what changed.
+   *
+   * @generated from rpc ferry.v1.AgentService.ReadSyncManifest
+   */
+  readSyncManifest: {
+    methodKind: "server_streaming";
+    input: typeof ReadSyncManifestRequestSchema;
+    output: typeof ReadSyncManifestResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_ferry_v1_agent, 0);

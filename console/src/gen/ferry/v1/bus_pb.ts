@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ferry/v1/bus.proto.
  */
 export const file_ferry_v1_bus: GenFile = /*@__PURE__*/
-  fileDesc("ChJmZXJyeS92MS9idXMucHJvdG8SCGZlcnJ5LnYxIvIDCgpKb2JDb21tYW5kEg4KBmpvYl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEg8KB3Rhc2tfaWQYAyABKAkSIAoEa2luZBgEIAEoDjISLmZlcnJ5LnYxLlRhc2tLaW5kEhMKC3NvdXJjZV9zaXRlGAUgASgJEhMKC3NvdXJjZV9wYXRoGAYgASgJEhgKEGRlc3RpbmF0aW9uX3NpdGUYByABKAkSGAoQZGVzdGluYXRpb25fcGF0aBgIIAEoCRIVCg1zdG9yYWdlX2NsYXNzGAkgASgJEikKC3ZlcmlmeV9tb2RlGAogASgOMhQuZmVycnkudjEuVmVyaWZ5TW9kZRImCgZmaWx0ZXIYCyABKAsyFi5mZXJyeS52MS5PYmplY3RGaWx0ZXISDAoEa2V5cxgMIAMoCRIlCh1iYW5kd2lkdGhfbGltaXRfYnl0ZXNfcGVyX3NlYxgNIAEoBBInCgdvYmplY3RzGA4gAygLMhYuZmVycnkudjEuTGlzdGVkT2JqZWN0Eh0KFWRlc3RpbmF0aW9uX3dhc19lbXB0eRgPIAEoCBISCgpkYXRhc2V0X2lkGBAgASgJEiMKCGpvYl9raW5kGBEgASgOMhEuZmVycnkudjEuSm9iS2luZBISCgpmaW5hbF9wYXNzGBIgASgIIqoBCgxMaXN0ZWRPYmplY3QSCwoDa2V5GAEgASgJEgwKBHNpemUYAiABKAQSEQoJdXBsb2FkX2lkGAMgASgJEgwKBGV0YWcYBCABKAkSLAoIbW9kaWZpZWQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmF0X2Rlc3RpbmF0aW9uGAYgASgIEhgKEGRlc3RpbmF0aW9uX3NpemUYByABKAQitQMKDlByb2dyZXNzUmVwb3J0Eg4KBmpvYl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEg8KB3Rhc2tfaWQYAyABKAkSEAoIYWdlbnRfaWQYBCABKAkSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKAoHc3RhcnRlZBgKIAEoCzIVLmZlcnJ5LnYxLlRhc2tTdGFydGVkSAASKgoHb2JqZWN0cxgLIAEoCzIXLmZlcnJ5LnYxLk9iamVjdFJlc3VsdHNIABIqCghmaW5pc2hlZBgMIAEoCzIWLmZlcnJ5LnYxLlRhc2tGaW5pc2hlZEgAEicKBXBoYXNlGA0gASgLMhYuZmVycnkudjEuUGhhc2VTdGFydGVkSAASKAoGbGlzdGVkGA4gASgLMhYuZmVycnkudjEuU291cmNlTGlzdGVkSAASKwoLdGFza19saXN0ZWQYDyABKAsyFC5mZXJyeS52MS5UYXNrTGlzdGVkSAASKgoGdXBsb2FkGBAgASgLMhguZmVycnkudjEuVXBsb2FkUHJvZ3Jlc3NIAEIHCgVldmVudCKqAQoKVGFza0xpc3RlZBIUCgxjb3B5X3Rhc2tfaWQYASABKAkSJwoHb2JqZWN0cxgCIAMoCzIWLmZlcnJ5LnYxLkxpc3RlZE9iamVjdBIZChFkZXN0aW5hdGlvbl9lbXB0eRgDIAEoCBIQCghjb21wYXJlZBgEIAEoCBIwChBkZXN0aW5hdGlvbl9vbmx5GAUgAygLMhYuZmVycnkudjEuTGlzdGVkT2JqZWN0IkgKDlVwbG9hZFByb2dyZXNzEgsKA2tleRgBIAEoCRIpCgZ1cGxvYWQYAiABKAsyGS5mZXJyeS52MS5NdWx0aXBhcnRVcGxvYWQiDQoLVGFza1N0YXJ0ZWQiMQoMUGhhc2VTdGFydGVkEiEKBXN0YXRlGAEgASgOMhIuZmVycnkudjEuSm9iU3RhdGUiLgoMU291cmNlTGlzdGVkEg8KB29iamVjdHMYASABKAQSDQoFYnl0ZXMYAiABKAQiOAoNT2JqZWN0UmVzdWx0cxInCgdyZXN1bHRzGAEgAygLMhYuZmVycnkudjEuT2JqZWN0UmVzdWx0IrQBCgxPYmplY3RSZXN1bHQSCwoDa2V5GAEgASgJEgwKBHNpemUYAiABKAQSJgoGc3RhdHVzGAMgASgOMhYuZmVycnkudjEuT2JqZWN0U3RhdHVzEhMKC3NvdXJjZV94eGgzGAQgASgJEhgKEGRlc3RpbmF0aW9uX3h4aDMYBSABKAkSEAoIYXR0ZW1wdHMYBiABKA0SDQoFZXJyb3IYByABKAkSEQoJb3BlcmF0aW9uGAggASgJIk4KDFRhc2tGaW5pc2hlZBIPCgdzdWNjZXNzGAEgASgIEg0KBWVycm9yGAIgASgJEg8KB29iamVjdHMYAyABKAQSDQoFYnl0ZXMYBCABKAQiTQoQQWNjZXNzRXZlbnRCYXRjaBISCgpkYXRhc2V0X2lkGAEgASgJEiUKBmV2ZW50cxgCIAMoCzIVLmZlcnJ5LnYxLkFjY2Vzc0V2ZW50IlYKDkRyeVJ1blF1ZXN0aW9uEgwKBHBhdGgYASABKAkSJgoGZmlsdGVyGAIgASgLMhYuZmVycnkudjEuT2JqZWN0RmlsdGVyEg4KBnNhbXBsZRgDIAEoDSJmCgxEcnlSdW5BbnN3ZXISDwoHb2JqZWN0cxgBIAEoBBINCgVieXRlcxgCIAEoBBInCgZzYW1wbGUYAyADKAsyFy5mZXJyeS52MS5QbGFubmVkT2JqZWN0Eg0KBWVycm9yGAQgASgJKpYBCghUYXNrS2luZBIZChVUQVNLX0tJTkRfVU5TUEVDSUZJRUQQABISCg5UQVNLX0tJTkRfTElTVBABEhIKDlRBU0tfS0lORF9DT1BZEAISFAoQVEFTS19LSU5EX1JFVElSRRADEhsKF1RBU0tfS0lORF9BQk9SVF9VUExPQURTEAQSFAoQVEFTS19LSU5EX0RFTEVURRAFYgZwcm90bzM", [file_ferry_v1_access, file_ferry_v1_common, file_ferry_v1_job, file_google_protobuf_timestamp]);
+  fileDesc("ChJmZXJyeS92MS9idXMucHJvdG8SCGZlcnJ5LnYxIvIDCgpKb2JDb21tYW5kEg4KBmpvYl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEg8KB3Rhc2tfaWQYAyABKAkSIAoEa2luZBgEIAEoDjISLmZlcnJ5LnYxLlRhc2tLaW5kEhMKC3NvdXJjZV9zaXRlGAUgASgJEhMKC3NvdXJjZV9wYXRoGAYgASgJEhgKEGRlc3RpbmF0aW9uX3NpdGUYByABKAkSGAoQZGVzdGluYXRpb25fcGF0aBgIIAEoCRIVCg1zdG9yYWdlX2NsYXNzGAkgASgJEikKC3ZlcmlmeV9tb2RlGAogASgOMhQuZmVycnkudjEuVmVyaWZ5TW9kZRImCgZmaWx0ZXIYCyABKAsyFi5mZXJyeS52MS5PYmplY3RGaWx0ZXISDAoEa2V5cxgMIAMoCRIlCh1iYW5kd2lkdGhfbGltaXRfYnl0ZXNfcGVyX3NlYxgNIAEoBBInCgdvYmplY3RzGA4gAygLMhYuZmVycnkudjEuTGlzdGVkT2JqZWN0Eh0KFWRlc3RpbmF0aW9uX3dhc19lbXB0eRgPIAEoCBISCgpkYXRhc2V0X2lkGBAgASgJEiMKCGpvYl9raW5kGBEgASgOMhEuZmVycnkudjEuSm9iS2luZBISCgpmaW5hbF9wYXNzGBIgASgIIqoBCgxMaXN0ZWRPYmplY3QSCwoDa2V5GAEgASgJEgwKBHNpemUYAiABKAQSEQoJdXBsb2FkX2lkGAMgASgJEgwKBGV0YWcYBCABKAkSLAoIbW9kaWZpZWQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmF0X2Rlc3RpbmF0aW9uGAYgASgIEhgKEGRlc3RpbmF0aW9uX3NpemUYByABKAQi7gMKDlByb2dyZXNzUmVwb3J0Eg4KBmpvYl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEg8KB3Rhc2tfaWQYAyABKAkSEAoIYWdlbnRfaWQYBCABKAkSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKAoHc3RhcnRlZBgKIAEoCzIVLmZlcnJ5LnYxLlRhc2tTdGFydGVkSAASKgoHb2JqZWN0cxgLIAEoCzIXLmZlcnJ5LnYxLk9iamVjdFJlc3VsdHNIABIqCghmaW5pc2hlZBgMIAEoCzIWLmZlcnJ5LnYxLlRhc2tGaW5pc2hlZEgAEicKBXBoYXNlGA0gASgLMhYuZmVycnkudjEuUGhhc2VTdGFydGVkSAASKAoGbGlzdGVkGA4gASgLMhYuZmVycnkudjEuU291cmNlTGlzdGVkSAASKwoLdGFza19saXN0ZWQYDyABKAsyFC5mZXJyeS52MS5UYXNrTGlzdGVkSAASKgoGdXBsb2FkGBAgASgLMhguZmVycnkudjEuVXBsb2FkUHJvZ3Jlc3NIABI3ChFtYW5pZmVzdF9jb21wYXJlZBgRIAEoCzIaLmZlcnJ5LnYxLk1hbmlmZXN0Q29tcGFyZWRIAEIHCgVldmVudCLBAQoKVGFza0xpc3RlZBIUCgxjb3B5X3Rhc2tfaWQYASABKAkSJwoHb2JqZWN0cxgCIAMoCzIWLmZlcnJ5LnYxLkxpc3RlZE9iamVjdBIZChFkZXN0aW5hdGlvbl9lbXB0eRgDIAEoCBIQCghjb21wYXJlZBgEIAEoCBIwChBkZXN0aW5hdGlvbl9vbmx5GAUgAygLMhYuZmVycnkudjEuTGlzdGVkT2JqZWN0EhUKDW1hbmlmZXN0X29ubHkYBiADKAkiRgoQTWFuaWZlc3RDb21wYXJlZBIZChF1bmNoYW5nZWRfb2JqZWN0cxgBIAEoBBIXCg91bmNoYW5nZWRfYnl0ZXMYAiABKAQiSAoOVXBsb2FkUHJvZ3Jlc3MSCwoDa2V5GAEgASgJEikKBnVwbG9hZBgCIAEoCzIZLmZlcnJ5LnYxLk11bHRpcGFydFVwbG9hZCINCgtUYXNrU3RhcnRlZCIxCgxQaGFzZVN0YXJ0ZWQSIQoFc3RhdGUYASABKA4yEi5mZXJyeS52MS5Kb2JTdGF0ZSIuCgxTb3VyY2VMaXN0ZWQSDwoHb2JqZWN0cxgBIAEoBBINCgVieXRlcxgCIAEoBCI4Cg1PYmplY3RSZXN1bHRzEicKB3Jlc3VsdHMYASADKAsyFi5mZXJyeS52MS5PYmplY3RSZXN1bHQitAEKDE9iamVjdFJlc3VsdBILCgNrZXkYASABKAkSDAoEc2l6ZRgCIAEoBBImCgZzdGF0dXMYAyABKA4yFi5mZXJyeS52MS5PYmplY3RTdGF0dXMSEwoLc291cmNlX3h4aDMYBCABKAkSGAoQZGVzdGluYXRpb25feHhoMxgFIAEoCRIQCghhdHRlbXB0cxgGIAEoDRINCgVlcnJvchgHIAEoCRIRCglvcGVyYXRpb24YCCABKAkiTgoMVGFza0ZpbmlzaGVkEg8KB3N1Y2Nlc3MYASABKAgSDQoFZXJyb3IYAiABKAkSDwoHb2JqZWN0cxgDIAEoBBINCgVieXRlcxgEIAEoBCJNChBBY2Nlc3NFdmVudEJhdGNoEhIKCmRhdGFzZXRfaWQYASABKAkSJQoGZXZlbnRzGAIgAygLMhUuZmVycnkudjEuQWNjZXNzRXZlbnQiVgoORHJ5UnVuUXVlc3Rpb24SDAoEcGF0aBgBIAEoCRImCgZmaWx0ZXIYAiABKAsyFi5mZXJyeS52MS5PYmplY3RGaWx0ZXISDgoGc2FtcGxlGAMgASgNImYKDERyeVJ1bkFuc3dlchIPCgdvYmplY3RzGAEgASgEEg0KBWJ5dGVzGAIgASgEEicKBnNhbXBsZRgDIAMoCzIXLmZlcnJ5LnYxLlBsYW5uZWRPYmplY3QSDQoFZXJyb3IYBCABKAkqlgEKCFRhc2tLaW5kEhkKFVRBU0tfS0lORF9VTlNQRUNJRklFRBAAEhIKDlRBU0tfS0lORF9MSVNUEAESEgoOVEFTS19LSU5EX0NPUFkQAhIUChBUQVNLX0tJTkRfUkVUSVJFEAMSGwoXVEFTS19LSU5EX0FCT1JUX1VQTE9BRFMQBBIUChBUQVNLX0tJTkRfREVMRVRFEAViBnByb3RvMw", [file_ferry_v1_access, file_ferry_v1_common, file_ferry_v1_job, file_google_protobuf_timestamp]);
 
 /**
  * On `ferry.jobs.<site>`: work for the agents of a site.
@@ -279,6 +279,12 @@ export type ProgressReport = Message<"ferry.v1.ProgressReport"> & {
      */
     value: UploadProgress;
     case: "upload";
+  } | {
+    /**
+     * @generated from field: ferry.v1.ManifestCompared manifest_compared = 17;
+     */
+    value: ManifestCompared;
+    case: "manifestCompared";
   } | { case: undefined; value?: undefined };
 };
 
@@ -328,6 +334,15 @@ export type TaskListed = Message<"ferry.v1.TaskListed"> & {
    * @generated from field: repeated ferry.v1.ListedObject destination_only = 5;
    */
   destinationOnly: ListedObject[];
+
+  /**
+   * A sync's listing compared with the replica's manifest on the agent: keys the
+   * manifest records that neither side holds any more (through the filter); the
+   * control plane forgets them.
+   *
+   * @generated from field: repeated string manifest_only = 6;
+   */
+  manifestOnly: string[];
 };
 
 /**
@@ -336,6 +351,33 @@ export type TaskListed = Message<"ferry.v1.TaskListed"> & {
  */
 export const TaskListedSchema: GenMessage<TaskListed> = /*@__PURE__*/
   messageDesc(file_ferry_v1_bus, 3);
+
+/**
+ * The end of a sync's listing compared with the replica's manifest on the agent: the
+ * source objects it found unchanged and still at the destination, which it did not
+ * report one by one. Sent once, after every page; a figure, not an increment, so that
+ * a report delivered twice counts once.
+ *
+ * @generated from message ferry.v1.ManifestCompared
+ */
+export type ManifestCompared = Message<"ferry.v1.ManifestCompared"> & {
+  /**
+   * @generated from field: uint64 unchanged_objects = 1;
+   */
+  unchangedObjects: bigint;
+
+  /**
+   * @generated from field: uint64 unchanged_bytes = 2;
+   */
+  unchangedBytes: bigint;
+};
+
+/**
+ * Describes the message ferry.v1.ManifestCompared.
+ * Use `create(ManifestComparedSchema)` to create a new message.
+ */
+export const ManifestComparedSchema: GenMessage<ManifestCompared> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_bus, 4);
 
 /**
  * A multipart upload started or gained parts. Journalled before the agent goes on, so
@@ -360,7 +402,7 @@ export type UploadProgress = Message<"ferry.v1.UploadProgress"> & {
  * Use `create(UploadProgressSchema)` to create a new message.
  */
 export const UploadProgressSchema: GenMessage<UploadProgress> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_bus, 4);
+  messageDesc(file_ferry_v1_bus, 5);
 
 /**
  * @generated from message ferry.v1.TaskStarted
@@ -373,7 +415,7 @@ export type TaskStarted = Message<"ferry.v1.TaskStarted"> & {
  * Use `create(TaskStartedSchema)` to create a new message.
  */
 export const TaskStartedSchema: GenMessage<TaskStarted> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_bus, 5);
+  messageDesc(file_ferry_v1_bus, 6);
 
 /**
  * The job entered a new phase (verifying, after every object was copied).
@@ -392,7 +434,7 @@ export type PhaseStarted = Message<"ferry.v1.PhaseStarted"> & {
  * Use `create(PhaseStartedSchema)` to create a new message.
  */
 export const PhaseStartedSchema: GenMessage<PhaseStarted> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_bus, 6);
+  messageDesc(file_ferry_v1_bus, 7);
 
 /**
  * The source was listed: what the job will move.
@@ -416,7 +458,7 @@ export type SourceListed = Message<"ferry.v1.SourceListed"> & {
  * Use `create(SourceListedSchema)` to create a new message.
  */
 export const SourceListedSchema: GenMessage<SourceListed> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_bus, 7);
+  messageDesc(file_ferry_v1_bus, 8);
 
 /**
  * Results of several objects, batched to keep the progress stream small.
@@ -435,7 +477,7 @@ export type ObjectResults = Message<"ferry.v1.ObjectResults"> & {
  * Use `create(ObjectResultsSchema)` to create a new message.
  */
 export const ObjectResultsSchema: GenMessage<ObjectResults> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_bus, 8);
+  messageDesc(file_ferry_v1_bus, 9);
 
 /**
  * @generated from message ferry.v1.ObjectResult
@@ -487,7 +529,7 @@ export type ObjectResult = Message<"ferry.v1.ObjectResult"> & {
  * Use `create(ObjectResultSchema)` to create a new message.
  */
 export const ObjectResultSchema: GenMessage<ObjectResult> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_bus, 9);
+  messageDesc(file_ferry_v1_bus, 10);
 
 /**
  * @generated from message ferry.v1.TaskFinished
@@ -519,7 +561,7 @@ export type TaskFinished = Message<"ferry.v1.TaskFinished"> & {
  * Use `create(TaskFinishedSchema)` to create a new message.
  */
 export const TaskFinishedSchema: GenMessage<TaskFinished> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_bus, 10);
+  messageDesc(file_ferry_v1_bus, 11);
 
 /**
  * On `ferry.events.access.<dataset>`: validated access events of one dataset, in the
@@ -546,7 +588,7 @@ export type AccessEventBatch = Message<"ferry.v1.AccessEventBatch"> & {
  * Use `create(AccessEventBatchSchema)` to create a new message.
  */
 export const AccessEventBatchSchema: GenMessage<AccessEventBatch> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_bus, 11);
+  messageDesc(file_ferry_v1_bus, 12);
 
 /**
  * On `ferry.dryrun.<site>`, by NATS request and reply (not JetStream): what a plan's
@@ -581,7 +623,7 @@ export type DryRunQuestion = Message<"ferry.v1.DryRunQuestion"> & {
  * Use `create(DryRunQuestionSchema)` to create a new message.
  */
 export const DryRunQuestionSchema: GenMessage<DryRunQuestion> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_bus, 12);
+  messageDesc(file_ferry_v1_bus, 13);
 
 /**
  * @generated from message ferry.v1.DryRunAnswer
@@ -617,7 +659,7 @@ export type DryRunAnswer = Message<"ferry.v1.DryRunAnswer"> & {
  * Use `create(DryRunAnswerSchema)` to create a new message.
  */
 export const DryRunAnswerSchema: GenMessage<DryRunAnswer> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_bus, 13);
+  messageDesc(file_ferry_v1_bus, 14);
 
 /**
  * @generated from enum ferry.v1.TaskKind
