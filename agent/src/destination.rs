@@ -17,11 +17,11 @@ pub(crate) struct Listed {
     pub etag: Option<String>,
 }
 
-/// The objects at the destination, by key, among the task's keys. Only the deepest
-/// directory holding all of them is listed, and where the destination lists in key
-/// order from a given key (S3), only the task's key range within it. A destination
-/// that cannot be listed (not created yet, say) holds nothing as far as skipping goes:
-/// everything is copied.
+/// The objects at the destination, by key, among the task's keys. A file system is
+/// asked for each key; elsewhere only the deepest directory holding all of them is
+/// listed, and where the destination lists in key order from a given key (S3), only
+/// the task's key range within it. A destination that cannot be listed (not created
+/// yet, say) holds nothing as far as skipping goes: everything is copied.
 pub(crate) async fn listing(
     dst: &opendal::Operator,
     objects: &[ObjectInfo],
@@ -32,6 +32,25 @@ pub(crate) async fn listing(
     ) else {
         return HashMap::new();
     };
+    let keys = objects.iter().map(|o| o.key.clone()).collect();
+    if let Some(found) = ferry_storage::stat_local(dst, keys).await {
+        return match found {
+            Ok(found) => found
+                .into_iter()
+                .map(|o| {
+                    let listed = Listed {
+                        size: o.size,
+                        etag: o.etag,
+                    };
+                    (o.key, listed)
+                })
+                .collect(),
+            Err(e) => {
+                info!(reason = %e, "destination not looked up; copying every object");
+                HashMap::new()
+            }
+        };
+    }
     let wanted: std::collections::HashSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
     let mut sizes = HashMap::new();
     // `start_after` is exclusive: where the listing honours it, the first key is looked

@@ -95,6 +95,20 @@ pub async fn stat_sizes(op: &Operator, key: &str) -> Result<Option<ObjectInfo>, 
     }
 }
 
+/// What a listing would say of each of `keys` that names an object, where the store
+/// is a file system: looked up in one blocking task, which never costs more than
+/// walking the directories that hold them. `None` on other stores, where a listing of
+/// the keys' range costs less than a request per key.
+pub async fn stat_local(
+    op: &Operator,
+    keys: Vec<String>,
+) -> Option<Result<Vec<ObjectInfo>, ObjectError>> {
+    if !list_fs::is_fs(op) {
+        return None;
+    }
+    Some(list_fs::stat_fs_many(op, keys).await)
+}
+
 fn list_objects(
     op: &Operator,
     with_metadata: bool,

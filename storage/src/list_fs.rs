@@ -131,7 +131,15 @@ fn file(key: String, path: &Path) -> Result<Option<ObjectInfo>, (String, io::Err
     let metadata = match std::fs::metadata(path) {
         Ok(m) if m.is_file() => m,
         Ok(_) => return Ok(None),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // Nothing there, or a file where the key has a directory.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(None)
+        }
         Err(e) => return Err((key, e)),
     };
     Ok(Some(info(key, &metadata)))
@@ -164,6 +172,32 @@ pub(crate) async fn stat_fs(op: &Operator, key: &str) -> Result<Option<ObjectInf
                     .set_source(e),
             )
         })?;
+    found.map_err(|(key, e)| ObjectError::from_opendal(op, &key, Operation::Stat, io_error(e)))
+}
+
+/// What [`stat_fs`] says of each of `keys`, in one blocking task: the objects found.
+pub(crate) async fn stat_fs_many(
+    op: &Operator,
+    keys: Vec<String>,
+) -> Result<Vec<ObjectInfo>, ObjectError> {
+    let root = PathBuf::from(op.info().root());
+    let found = tokio::task::spawn_blocking(move || {
+        let mut found = Vec::new();
+        for key in keys {
+            let path = root.join(&key);
+            found.extend(file(key, &path)?);
+        }
+        Ok(found)
+    })
+    .await
+    .map_err(|e| {
+        ObjectError::from_opendal(
+            op,
+            "",
+            Operation::Stat,
+            opendal::Error::new(opendal::ErrorKind::Unexpected, "stat task failed").set_source(e),
+        )
+    })?;
     found.map_err(|(key, e)| ObjectError::from_opendal(op, &key, Operation::Stat, io_error(e)))
 }
 

@@ -15,7 +15,7 @@ use std::{
 
 use ferry_proto::v1::{self as pb, progress_report::Event};
 use ferry_storage::{ObjectFilter, ObjectInfo};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -52,11 +52,27 @@ impl Executor {
         // longer holds of it was deleted there during the copy (the control plane
         // knows which of those objects the migration wrote). A sync's listing is
         // compared with the replica's manifest too, read meanwhile.
+        // A sync lists its source ahead, within bounds, while the destination and the
+        // manifest are read: both sides at once.
+        let source = ferry_storage::list_sizes(sites.src.op(), "", None);
+        let source = if compared {
+            futures::future::Either::Left(read_ahead(source, SOURCE_AHEAD))
+        } else {
+            futures::future::Either::Right(source)
+        };
         let (mut at_destination, mut manifest) = if compared {
-            let (held, manifest) = tokio::join!(
-                destination_objects(sites, &filter, cancel),
-                self.control.sync_manifest(&command.job_id, command.attempt),
-            );
+            let manifest = async {
+                let manifest = self
+                    .control
+                    .sync_manifest(&command.job_id, command.attempt)
+                    .await;
+                if let Ok(entries) = &manifest {
+                    info!(entries = entries.len(), "replica's manifest read");
+                }
+                manifest
+            };
+            let (held, manifest) =
+                tokio::join!(destination_objects(sites, &filter, cancel), manifest);
             let manifest = manifest.map_err(|status| TaskError::Control {
                 what: "for the replica's manifest",
                 message: status.message().to_owned(),
@@ -87,8 +103,7 @@ impl Executor {
             page_bytes: 0,
             tasks: 0,
         };
-        let mut listing = pin!(ferry_storage::list_sizes(sites.src.op(), "", None)
-            .try_filter(|o| std::future::ready(filter.accepts(o))));
+        let mut listing = pin!(source.try_filter(|o| std::future::ready(filter.accepts(o))));
         let (mut objects, mut bytes) = (0u64, 0u64);
         let (mut unchanged, mut unchanged_bytes) = (0u64, 0u64);
         while let Some(o) = listing.try_next().await? {
@@ -183,6 +198,30 @@ impl Executor {
         );
         Ok(())
     }
+}
+
+/// Source objects a sync's listing reads ahead while it reads the destination and the
+/// manifest: about 10 MB at most.
+const SOURCE_AHEAD: usize = 100_000;
+
+/// `stream`, driven by a task of its own up to `ahead` items before its reader.
+fn read_ahead<T: Send + 'static>(
+    stream: impl futures::Stream<Item = T> + Send + 'static,
+    ahead: usize,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    let (tx, rx) = tokio::sync::mpsc::channel(ahead);
+    tokio::spawn(async move {
+        let mut stream = pin!(stream);
+        while let Some(item) = stream.next().await {
+            // The reader is gone: the task ended.
+            if tx.send(item).await.is_err() {
+                return;
+            }
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
 }
 
 /// The objects at `keys` through the filter, by key: the object named by each key, or

@@ -75,24 +75,40 @@ impl Store {
         after: Option<&str>,
         limit: u64,
     ) -> Result<Vec<(String, ManifestEntry)>> {
+        // Tuples, not models: a page is read at every sync run, whole datasets at once.
         let mut query = replica_object::Entity::find()
+            .select_only()
+            .columns([
+                replica_object::Column::Key,
+                replica_object::Column::Size,
+                replica_object::Column::Modified,
+                replica_object::Column::Etag,
+                replica_object::Column::Xxh3,
+            ])
             .filter(replica_of(job))
             .order_by_asc(replica_object::Column::Key)
             .limit(limit);
         if let Some(after) = after {
             query = query.filter(replica_object::Column::Key.gt(after));
         }
-        let rows = query.all(&self.db).await.map_err(db_error)?;
+        type Row = (
+            String,
+            i64,
+            Option<DateTime<Utc>>,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = query.into_tuple().all(&self.db).await.map_err(db_error)?;
         Ok(rows
             .into_iter()
-            .map(|r| {
+            .map(|(key, size, modified, etag, xxh3)| {
                 let entry = ManifestEntry {
-                    size: to_u64(r.size),
-                    modified: r.modified,
-                    etag: r.etag,
-                    xxh3: r.xxh3,
+                    size: to_u64(size),
+                    modified,
+                    etag,
+                    xxh3,
                 };
-                (r.key, entry)
+                (key, entry)
             })
             .collect())
     }
