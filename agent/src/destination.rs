@@ -17,6 +17,17 @@ pub(crate) struct Listed {
     pub etag: Option<String>,
 }
 
+impl Listed {
+    /// A listed object's key, and what the listing says of it.
+    fn by_key(o: ObjectInfo) -> (String, Listed) {
+        let listed = Listed {
+            size: o.size,
+            etag: o.etag,
+        };
+        (o.key, listed)
+    }
+}
+
 /// The objects at the destination, by key, among the task's keys. A file system is
 /// asked for each key; elsewhere only the deepest directory holding all of them is
 /// listed, and where the destination lists in key order from a given key (S3), only
@@ -32,19 +43,10 @@ pub(crate) async fn listing(
     ) else {
         return HashMap::new();
     };
-    let keys = objects.iter().map(|o| o.key.clone()).collect();
+    let keys = objects.iter().map(|o| o.key.as_str());
     if let Some(found) = ferry_storage::stat_local(dst, keys).await {
         return match found {
-            Ok(found) => found
-                .into_iter()
-                .map(|o| {
-                    let listed = Listed {
-                        size: o.size,
-                        etag: o.etag,
-                    };
-                    (o.key, listed)
-                })
-                .collect(),
+            Ok(found) => found.into_iter().map(Listed::by_key).collect(),
             Err(e) => {
                 info!(reason = %e, "destination not looked up; copying every object");
                 HashMap::new()
@@ -78,13 +80,8 @@ pub(crate) async fn listing(
                     break;
                 }
                 if wanted.contains(o.key.as_str()) {
-                    sizes.insert(
-                        o.key,
-                        Listed {
-                            size: o.size,
-                            etag: o.etag,
-                        },
-                    );
+                    let (key, listed) = Listed::by_key(o);
+                    sizes.insert(key, listed);
                 }
             }
             Ok(None) => break,

@@ -99,13 +99,14 @@ pub async fn stat_sizes(op: &Operator, key: &str) -> Result<Option<ObjectInfo>, 
 /// is a file system: looked up in one blocking task, which never costs more than
 /// walking the directories that hold them. `None` on other stores, where a listing of
 /// the keys' range costs less than a request per key.
-pub async fn stat_local(
+pub async fn stat_local<'a>(
     op: &Operator,
-    keys: Vec<String>,
+    keys: impl IntoIterator<Item = &'a str>,
 ) -> Option<Result<Vec<ObjectInfo>, ObjectError>> {
     if !list_fs::is_fs(op) {
         return None;
     }
+    let keys = keys.into_iter().map(str::to_owned).collect();
     Some(list_fs::stat_fs_many(op, keys).await)
 }
 

@@ -159,26 +159,23 @@ fn info(key: String, metadata: &std::fs::Metadata) -> ObjectInfo {
 
 /// The object `key` of the file-system operator `op`, as [`list_fs`] would list it.
 pub(crate) async fn stat_fs(op: &Operator, key: &str) -> Result<Option<ObjectInfo>, ObjectError> {
-    let path = PathBuf::from(op.info().root()).join(key);
-    let owned = key.to_owned();
-    let found = tokio::task::spawn_blocking(move || file(owned, &path))
-        .await
-        .map_err(|e| {
-            ObjectError::from_opendal(
-                op,
-                key,
-                Operation::Stat,
-                opendal::Error::new(opendal::ErrorKind::Unexpected, "stat task failed")
-                    .set_source(e),
-            )
-        })?;
-    found.map_err(|(key, e)| ObjectError::from_opendal(op, &key, Operation::Stat, io_error(e)))
+    Ok(stat_keys(op, vec![key.to_owned()], key).await?.pop())
 }
 
 /// What [`stat_fs`] says of each of `keys`, in one blocking task: the objects found.
 pub(crate) async fn stat_fs_many(
     op: &Operator,
     keys: Vec<String>,
+) -> Result<Vec<ObjectInfo>, ObjectError> {
+    stat_keys(op, keys, "").await
+}
+
+/// The objects among `keys`, looked up in one blocking task; `named` is the key a
+/// failure of that task is reported against.
+async fn stat_keys(
+    op: &Operator,
+    keys: Vec<String>,
+    named: &str,
 ) -> Result<Vec<ObjectInfo>, ObjectError> {
     let root = PathBuf::from(op.info().root());
     let found = tokio::task::spawn_blocking(move || {
@@ -193,7 +190,7 @@ pub(crate) async fn stat_fs_many(
     .map_err(|e| {
         ObjectError::from_opendal(
             op,
-            "",
+            named,
             Operation::Stat,
             opendal::Error::new(opendal::ErrorKind::Unexpected, "stat task failed").set_source(e),
         )

@@ -17,7 +17,7 @@ use ferry_proto::v1::{self as pb, progress_report::Event};
 use ferry_storage::{ObjectFilter, ObjectInfo};
 use futures::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, Instrument};
 
 use super::{manifest::Manifest, sites::Sites, Executor, TaskError};
 use crate::{destination, report::Reporter, wire};
@@ -51,9 +51,8 @@ impl Executor {
         // A migration's final pass also lists the destination: what the source no
         // longer holds of it was deleted there during the copy (the control plane
         // knows which of those objects the migration wrote). A sync's listing is
-        // compared with the replica's manifest too, read meanwhile.
-        // A sync lists its source ahead, within bounds, while the destination and the
-        // manifest are read: both sides at once.
+        // compared with the replica's manifest too, read meanwhile; its source is
+        // listed ahead, within bounds, at the same time, so both sides are read at once.
         let source = ferry_storage::list_sizes(sites.src.op(), "", None);
         let source = if compared {
             futures::future::Either::Left(read_ahead(source, SOURCE_AHEAD))
@@ -210,7 +209,7 @@ fn read_ahead<T: Send + 'static>(
     ahead: usize,
 ) -> impl futures::Stream<Item = T> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel(ahead);
-    tokio::spawn(async move {
+    let drive = async move {
         let mut stream = pin!(stream);
         while let Some(item) = stream.next().await {
             // The reader is gone: the task ended.
@@ -218,7 +217,9 @@ fn read_ahead<T: Send + 'static>(
                 return;
             }
         }
-    });
+    };
+    // In the task's span, which carries the job id.
+    tokio::spawn(drive.in_current_span());
     futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     })
