@@ -11,6 +11,7 @@ mod gauges;
 mod job_counters;
 mod job_objects;
 mod jobs;
+mod manifest_page;
 mod migration;
 mod outbox;
 mod policies;

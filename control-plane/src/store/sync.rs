@@ -8,8 +8,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     sea_query::{Expr, Query},
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
 };
 
 use super::{
@@ -65,52 +64,6 @@ impl Store {
             }));
         }
         Ok(entries)
-    }
-
-    /// One page of the manifest of the sync job's replica, in key order: up to `limit`
-    /// entries (key and entry) after the key `after`.
-    pub async fn manifest_page(
-        &self,
-        job: &Job,
-        after: Option<&str>,
-        limit: u64,
-    ) -> Result<Vec<(String, ManifestEntry)>> {
-        // Tuples, not models: a page is read at every sync run, whole datasets at once.
-        let mut query = replica_object::Entity::find()
-            .select_only()
-            .columns([
-                replica_object::Column::Key,
-                replica_object::Column::Size,
-                replica_object::Column::Modified,
-                replica_object::Column::Etag,
-                replica_object::Column::Xxh3,
-            ])
-            .filter(replica_of(job))
-            .order_by_asc(replica_object::Column::Key)
-            .limit(limit);
-        if let Some(after) = after {
-            query = query.filter(replica_object::Column::Key.gt(after));
-        }
-        type Row = (
-            String,
-            i64,
-            Option<DateTime<Utc>>,
-            Option<String>,
-            Option<String>,
-        );
-        let rows: Vec<Row> = query.into_tuple().all(&self.db).await.map_err(db_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|(key, size, modified, etag, xxh3)| {
-                let entry = ManifestEntry {
-                    size: to_u64(size),
-                    modified,
-                    etag,
-                    xxh3,
-                };
-                (key, entry)
-            })
-            .collect())
     }
 
     /// Forgets the manifest entries of the sync job's replica for `keys`: objects a
@@ -409,7 +362,7 @@ async fn add_to_job(
 }
 
 /// The manifest entries of the replica the sync job `job` keeps in step.
-fn replica_of(job: &Job) -> Condition {
+pub(super) fn replica_of(job: &Job) -> Condition {
     Condition::all()
         .add(replica_object::Column::DatasetId.eq(job.dataset_id.to_string()))
         .add(replica_object::Column::SiteId.eq(job.destination_site_id.to_string()))
