@@ -8,7 +8,7 @@ use tracing::info;
 
 use ferry_storage::{list_sizes, ObjectInfo};
 
-use crate::transfer;
+use crate::{local_file, transfer};
 
 /// An object as a destination listing shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,10 +125,7 @@ pub(crate) async fn same_content(
     dst: &opendal::Operator,
     key: &str,
 ) -> Option<u128> {
-    match tokio::join!(
-        transfer::hash_object(src, key),
-        transfer::hash_object(dst, key)
-    ) {
+    match tokio::join!(content_hash(src, key), content_hash(dst, key)) {
         (Ok((src_size, src_xxh3)), Ok((dst_size, dst_xxh3)))
             if src_size == dst_size && src_xxh3 == dst_xxh3 =>
         {
@@ -138,9 +135,58 @@ pub(crate) async fn same_content(
     }
 }
 
+/// The size and xxh3-128 of `key` at `op`. A small local file is read whole in one
+/// blocking call, as a copy reads it: through OpenDAL its stat, open, read and second
+/// stat would each be a hand-off to the blocking pool, and a sync's changed small files
+/// are compared at both ends before they are copied.
+async fn content_hash(
+    op: &opendal::Operator,
+    key: &str,
+) -> Result<(u64, u128), ferry_storage::ObjectError> {
+    if local_file::is_local(op) {
+        let max = transfer::DEFAULT_CHUNK_SIZE as u64;
+        if let Some(file) = local_file::read_small(op, key, max).await? {
+            return Ok((file.bytes.len() as u64, file.xxh3));
+        }
+    }
+    transfer::hash_object(op, key).await
+}
+
 #[cfg(test)]
 mod tests {
-    use super::enclosing_dir;
+    use opendal::{services, Operator};
+    use xxhash_rust::xxh3::xxh3_128;
+
+    use super::{enclosing_dir, same_content};
+    use crate::transfer::DEFAULT_CHUNK_SIZE;
+
+    fn site(dir: &std::path::Path) -> Operator {
+        Operator::new(services::Fs::default().root(&dir.display().to_string())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn local_files_are_the_same_only_when_their_bytes_are() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (src, dst) = (site(a.path()), site(b.path()));
+        // A small file, read whole; one above a chunk, streamed.
+        let small = b"four KiB, or near enough".to_vec();
+        let large: Vec<u8> = (0..DEFAULT_CHUNK_SIZE + 1).map(|i| i as u8).collect();
+        for (key, bytes) in [("small", &small), ("large", &large)] {
+            std::fs::write(a.path().join(key), bytes).unwrap();
+            std::fs::write(b.path().join(key), bytes).unwrap();
+            assert_eq!(
+                same_content(&src, &dst, key).await,
+                Some(xxh3_128(bytes)),
+                "{key}"
+            );
+            // The same size, one byte different.
+            let mut changed = bytes.clone();
+            changed[0] ^= 1;
+            std::fs::write(b.path().join(key), &changed).unwrap();
+            assert_eq!(same_content(&src, &dst, key).await, None, "{key}");
+        }
+        assert_eq!(same_content(&src, &dst, "missing").await, None);
+    }
 
     #[test]
     fn the_enclosing_directory_holds_every_key_of_the_range() {
