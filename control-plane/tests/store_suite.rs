@@ -100,4 +100,5 @@ store_test_suite!(
     models::models_keep_versions_and_the_latest_forecast,
     schedules::reported_changes_wait_until_a_run_takes_them,
     sync::a_manifest_keeps_the_entries_a_run_found_unchanged,
+    sync::a_manifest_gives_back_keys_times_and_etags_as_recorded,
 );

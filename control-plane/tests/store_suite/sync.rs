@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use ferry_control_plane::{
     domain::{
         ids::JobId,
@@ -14,13 +14,13 @@ use ferry_control_plane::{
         tier::Tier,
     },
     service::{Migrations, PlanRequest},
-    store::Store,
+    store::{ListedRecord, Store},
 };
 use tokio::sync::Notify;
 
 use crate::{
     fixture::{by_name, create_dataset, create_site, new_dataset, Fixture},
-    jobs::list_task,
+    jobs::{dispatch, list_task},
 };
 
 async fn plan_sync(migrations: &Migrations) -> JobId {
@@ -38,6 +38,11 @@ async fn plan_sync(migrations: &Migrations) -> JobId {
 /// Records `objects` (key, size) as copy task `task`, then reports them verified.
 async fn copied(store: &Store, id: JobId, task: &str, objects: &[(&str, u64)]) {
     list_task(store, id, task, objects).await;
+    verified(store, id, objects).await;
+}
+
+/// Reports `objects` (key, size), recorded already, verified.
+async fn verified(store: &Store, id: JobId, objects: &[(&str, u64)]) {
     let verified: Vec<JobObject> = objects
         .iter()
         .map(|(key, size)| JobObject {
@@ -74,25 +79,41 @@ async fn commit(store: &Store, id: JobId) {
         .unwrap());
 }
 
-/// The replica's manifest: (key, size, xxh3) in key order, read two entries a page.
-async fn manifest(store: &Store, id: JobId) -> Vec<(String, u64, Option<String>)> {
+/// The replica's manifest in key order, read `per_page` entries a page.
+async fn manifest_entries(store: &Store, id: JobId, per_page: u64) -> Vec<(String, ManifestEntry)> {
     let job = store.find_job(id).await.unwrap().unwrap();
     let mut entries = Vec::new();
     let mut after: Option<String> = None;
     loop {
         let page = store
-            .manifest_page(&job, after.as_deref(), 2)
+            .manifest_page(&job, after.as_deref(), per_page)
             .await
             .unwrap();
         let Some((last, _)) = page.last() else {
             return entries;
         };
         after = Some(last.clone());
-        entries.extend(
-            page.into_iter()
-                .map(|(key, ManifestEntry { size, xxh3, .. })| (key, size, xxh3)),
-        );
+        entries.extend(page);
     }
+}
+
+/// The replica's manifest: (key, size, xxh3) in key order, read two entries a page.
+async fn manifest(store: &Store, id: JobId) -> Vec<(String, u64, Option<String>)> {
+    manifest_entries(store, id, 2)
+        .await
+        .into_iter()
+        .map(|(key, ManifestEntry { size, xxh3, .. })| (key, size, xxh3))
+        .collect()
+}
+
+/// Sites `src` and `dst` and dataset `d` on `src`: what a sync from `d` to `dst` needs.
+async fn sites_and_dataset(f: &Fixture) -> (Migrations, Store) {
+    create_site(&f.catalogue, "src", "s3://src", Tier::Hot).await;
+    create_site(&f.catalogue, "dst", "s3://dst", Tier::Cold).await;
+    create_dataset(&f.catalogue, new_dataset("d", "src", "d", &[])).await;
+    let migrations = Migrations::new(f.catalogue.clone(), Arc::new(Notify::new()));
+    let store = f.store().clone();
+    (migrations, store)
 }
 
 fn entry(key: &str, size: u64) -> (String, u64, Option<String>) {
@@ -100,11 +121,7 @@ fn entry(key: &str, size: u64) -> (String, u64, Option<String>) {
 }
 
 pub async fn a_manifest_keeps_the_entries_a_run_found_unchanged(f: &mut Fixture) {
-    create_site(&f.catalogue, "src", "s3://src", Tier::Hot).await;
-    create_site(&f.catalogue, "dst", "s3://dst", Tier::Cold).await;
-    create_dataset(&f.catalogue, new_dataset("d", "src", "d", &[])).await;
-    let migrations = Migrations::new(f.catalogue.clone(), Arc::new(Notify::new()));
-    let store = f.store().clone();
+    let (migrations, store) = sites_and_dataset(f).await;
 
     // The first run records every object.
     let first = plan_sync(&migrations).await;
@@ -168,4 +185,53 @@ pub async fn a_manifest_keeps_the_entries_a_run_found_unchanged(f: &mut Fixture)
         (c.objects_total, c.objects_done, c.bytes_total),
         (1, 1, 100)
     );
+}
+
+pub async fn a_manifest_gives_back_keys_times_and_etags_as_recorded(f: &mut Fixture) {
+    let (migrations, store) = sites_and_dataset(f).await;
+    let id = plan_sync(&migrations).await;
+    // Keys a JSON page must escape, times to the microsecond, with and without etags.
+    let at = |micros: i64| DateTime::from_timestamp_micros(micros);
+    let listed = [
+        (
+            "a \"quoted\" \\ key",
+            1,
+            at(1_796_590_192_123_456),
+            Some("\"etag-1\""),
+        ),
+        ("b/é/日本", 2, at(1_796_590_192_000_001), None),
+        ("c\ttab\nnewline", 3, None, Some("etag-3")),
+        ("d", 4, at(0), None),
+    ];
+    let records: Vec<ListedRecord> = listed
+        .iter()
+        .map(|(key, size, modified, etag)| ListedRecord {
+            key: (*key).into(),
+            size: *size,
+            modified: *modified,
+            etag: etag.map(str::to_owned),
+            ..Default::default()
+        })
+        .collect();
+    store
+        .record_listed_task(id, "copy-0", &records, Utc::now(), dispatch("copy-0"))
+        .await
+        .unwrap();
+    let keys: Vec<(&str, u64)> = listed.iter().map(|(k, s, _, _)| (*k, *s)).collect();
+    verified(&store, id, &keys).await;
+    commit(&store, id).await;
+
+    let expected: Vec<(String, ManifestEntry)> = listed
+        .iter()
+        .map(|(key, size, modified, etag)| {
+            let entry = ManifestEntry {
+                size: *size,
+                modified: *modified,
+                etag: etag.map(str::to_owned),
+                xxh3: Some(format!("xxh3-{key}-{size}")),
+            };
+            ((*key).to_owned(), entry)
+        })
+        .collect();
+    assert_eq!(manifest_entries(&store, id, 3).await, expected);
 }
