@@ -8,7 +8,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement,
+    QueryTrait, Statement,
 };
 use tracing::warn;
 
@@ -22,12 +22,19 @@ use crate::{
 /// (text, on SQLite), etag and xxh3.
 type Row<T> = (String, i64, Option<T>, Option<String>, Option<String>);
 
-/// A page of a manifest as a JSON array of rows, in key order. SQLite applies the
-/// aggregate's own ORDER BY (3.44 and later), so the order does not rest on the
-/// subquery's.
-const SQLITE_PAGE: &str = "SELECT json_group_array(json_array(key, size, modified, etag, xxh3) \
-     ORDER BY key) FROM (SELECT key, size, modified, etag, xxh3 FROM replica_objects \
-     WHERE dataset_id = ? AND site_id = ? AND path = ? AND key > ? ORDER BY key LIMIT ?)";
+/// The query `page` (rows in key order) as one row: a JSON array of its rows. SQLite
+/// applies the aggregate's own ORDER BY (3.44 and later), so the order does not rest
+/// on the subquery's.
+fn sqlite_page_as_json(page: Statement) -> Statement {
+    Statement {
+        sql: format!(
+            "SELECT json_group_array(json_array(key, size, modified, etag, xxh3) ORDER BY key) \
+             FROM ({})",
+            page.sql
+        ),
+        ..page
+    }
+}
 
 impl Store {
     /// One page of the manifest of the sync job's replica, in key order: up to `limit`
@@ -38,9 +45,6 @@ impl Store {
         after: Option<&str>,
         limit: u64,
     ) -> Result<Vec<(String, ManifestEntry)>> {
-        if self.db.get_database_backend() == DbBackend::Sqlite {
-            return self.manifest_page_as_json(job, after, limit).await;
-        }
         let mut query = replica_object::Entity::find()
             .select_only()
             .columns([
@@ -56,29 +60,20 @@ impl Store {
         if let Some(after) = after {
             query = query.filter(replica_object::Column::Key.gt(after));
         }
+        if self.db.get_database_backend() == DbBackend::Sqlite {
+            let page = sqlite_page_as_json(query.build(DbBackend::Sqlite));
+            return self.manifest_page_as_json(page).await;
+        }
         let rows: Vec<Row<DateTime<Utc>>> =
             query.into_tuple().all(&self.db).await.map_err(db_error)?;
         Ok(rows.into_iter().map(entry).collect())
     }
 
+    /// The entries of a page read by [`sqlite_page_as_json`].
     async fn manifest_page_as_json(
         &self,
-        job: &Job,
-        after: Option<&str>,
-        limit: u64,
+        statement: Statement,
     ) -> Result<Vec<(String, ManifestEntry)>> {
-        let statement = Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            SQLITE_PAGE,
-            [
-                job.dataset_id.to_string().into(),
-                job.destination_site_id.to_string().into(),
-                job.destination_path.clone().into(),
-                // Keys are never empty: every key sorts after "".
-                after.unwrap_or_default().into(),
-                i64::try_from(limit).unwrap_or(i64::MAX).into(),
-            ],
-        );
         let row = self
             .db
             .query_one(statement)
