@@ -22,6 +22,7 @@ pub mod executor;
 pub mod gcs_upload;
 pub mod job_watch;
 pub mod journal;
+mod local_copy;
 mod local_file;
 mod local_write;
 pub mod metrics;

@@ -82,7 +82,7 @@ pub(crate) async fn read_small(
     max: u64,
 ) -> Result<Option<SmallFile>, ObjectError> {
     let path = path(op, key)?;
-    let read = tokio::task::spawn_blocking(move || read_blocking(&path, max))
+    let read = tokio::task::spawn_blocking(move || read_blocking(&path, max, true))
         .await
         .map_err(|e| ObjectError::at(op, key, Operation::Read, ErrorKind::Temporary, "Join", e))?;
     read.map_err(|e| match e {
@@ -92,13 +92,21 @@ pub(crate) async fn read_small(
     })
 }
 
-enum LocalError {
+/// Why a file could not be read whole.
+pub(crate) enum LocalError {
     Io(Operation, std::io::Error),
     Directory,
     Changed(String),
 }
 
-fn read_blocking(path: &Path, max: u64) -> Result<Option<SmallFile>, LocalError> {
+/// [`read_small`]'s work, on the calling thread: the file at `path` read whole if it is
+/// a regular file of at most `max` bytes, with its `user.*` extended attributes when
+/// `with_metadata` is set (else none).
+pub(crate) fn read_blocking(
+    path: &Path,
+    max: u64,
+    with_metadata: bool,
+) -> Result<Option<SmallFile>, LocalError> {
     let mut file = File::open(path).map_err(|e| LocalError::Io(Operation::Stat, e))?;
     let before = file
         .metadata()
@@ -109,7 +117,11 @@ fn read_blocking(path: &Path, max: u64) -> Result<Option<SmallFile>, LocalError>
     if !before.is_file() || before.len() > max {
         return Ok(None);
     }
-    let user_metadata = user_metadata(&file).map_err(|e| LocalError::Io(Operation::Stat, e))?;
+    let user_metadata = if with_metadata {
+        user_metadata(&file).map_err(|e| LocalError::Io(Operation::Stat, e))?
+    } else {
+        BTreeMap::new()
+    };
     let size = before.len();
     // One byte more than the stat said is asked for, so that a file that grew since is
     // caught here rather than copied short.

@@ -33,15 +33,22 @@ pub(crate) async fn write_small(
         .map_err(|e| io_error(op, key, Operation::Write, &e))
 }
 
-fn write_blocking(
+/// [`write_small`]'s work, on the calling thread. The directories above `path` are
+/// created only when the file cannot be: most files land where others already are.
+pub(crate) fn write_blocking(
     path: &Path,
     bytes: &[u8],
     user_metadata: &BTreeMap<String, String>,
 ) -> std::io::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut file = File::create(path)?;
+    let mut file = match File::create(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            File::create(path)?
+        }
+        created => created?,
+    };
     file.write_all(bytes)?;
     for (name, value) in user_metadata {
         file.set_xattr(format!("user.{name}"), value.as_bytes())?;

@@ -21,8 +21,13 @@ pub struct ReportError {
 
 /// Result batches a [`ResultQueue`] holds before `flush` waits for the broker.
 const QUEUED_BATCHES: usize = 8;
-/// Object results sent per report, at most.
-const REPORT_BATCH: usize = 64;
+/// Object results sent per report, at most. Each report costs the control plane one
+/// transaction and a local destination one `syncfs`, whatever its size: on many small
+/// files, batches of 64 kept the control plane seconds behind the copies.
+const REPORT_BATCH: usize = 512;
+/// Encoded bytes of the results sent per report, at most: far below the broker's
+/// 1 MiB message limit, even for results that carry long error messages.
+const REPORT_BYTES: usize = 256 << 10;
 /// Results are sent at least this often, so progress and resume points stay fresh.
 const REPORT_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -116,8 +121,9 @@ pub struct ResultQueue {
     batches: mpsc::Sender<Vec<pb::ObjectResult>>,
     publisher: JoinHandle<Result<(), ReportError>>,
     job: String,
-    /// Results added since the last batch was queued.
+    /// Results added since the last batch was queued, and their encoded size.
     batch: Vec<pb::ObjectResult>,
+    batch_bytes: usize,
     last_queued: Instant,
 }
 
@@ -154,15 +160,21 @@ impl ResultQueue {
             batches,
             publisher,
             batch: Vec::new(),
+            batch_bytes: 0,
             last_queued: Instant::now(),
         }
     }
 
     /// Adds one object's result. The batch is queued once it holds [`REPORT_BATCH`]
-    /// results or [`REPORT_INTERVAL`] has passed since the last one was.
+    /// results or [`REPORT_BYTES`], or [`REPORT_INTERVAL`] has passed since the last
+    /// one was.
     pub async fn add(&mut self, result: pb::ObjectResult) -> Result<(), ReportError> {
+        self.batch_bytes += result.encoded_len();
         self.batch.push(result);
-        if self.batch.len() >= REPORT_BATCH || self.last_queued.elapsed() >= REPORT_INTERVAL {
+        if self.batch.len() >= REPORT_BATCH
+            || self.batch_bytes >= REPORT_BYTES
+            || self.last_queued.elapsed() >= REPORT_INTERVAL
+        {
             self.flush().await?;
         }
         Ok(())
@@ -173,6 +185,7 @@ impl ResultQueue {
     /// why).
     pub async fn flush(&mut self) -> Result<(), ReportError> {
         let results = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
         self.last_queued = Instant::now();
         if results.is_empty() || self.batches.send(results).await.is_ok() {
             return Ok(());

@@ -2,15 +2,18 @@
 //! then verified. Every object's result is reported as it comes, and all of them are
 //! stored before the task's end is.
 
+mod batch;
+
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use ferry_proto::v1 as pb;
 use ferry_storage::{ObjectError, ObjectInfo};
-use futures::StreamExt;
+use futures::{future::Either, FutureExt, StreamExt};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
+use self::batch::Unit;
 use super::{
     cleanup,
     place::{place, CopyFailure, Placed},
@@ -23,6 +26,7 @@ use crate::{
     budget::MemoryBudget,
     destination,
     journal::TaskJournal,
+    local_copy::LocalCopy,
     metrics,
     report::{Reporter, ResultQueue},
     s3::ServerCopyOptions,
@@ -147,6 +151,7 @@ impl Executor {
             mode,
             budget: &self.budget,
             slots: &self.object_slots,
+            batch_slots: &self.batch_slots,
             concurrency: self.config.concurrency,
             // A full verification reads each object back as soon as its copy is done,
             // in the copy's slot: the reads overlap the other objects' copies instead
@@ -155,6 +160,18 @@ impl Executor {
             verify_at_once: mode == VerifyMode::Full
                 && self.config.faults.pause_before_verify_ms == 0,
             pause_after_object: Duration::from_millis(self.config.faults.pause_after_object_ms),
+            batch: None,
+        };
+        // A batch checks its files as it writes them, in either mode, unless a fault
+        // injection holds verification back.
+        let task = CopyTask {
+            batch: batch::batching(
+                sites,
+                &task.options,
+                mode,
+                self.config.faults.pause_before_verify_ms == 0,
+            ),
+            ..task
         };
 
         let mut failed = Failed::default();
@@ -247,6 +264,10 @@ impl Failed {
     }
 }
 
+/// One object's copy: the object, how it was placed, and its verification when it was
+/// verified at once.
+type PlacedObject = (ObjectInfo, Result<Placed, CopyFailure>, Option<Verified>);
+
 /// What every object of one copy task shares.
 struct CopyTask<'a> {
     sites: &'a Sites,
@@ -259,11 +280,15 @@ struct CopyTask<'a> {
     budget: &'a MemoryBudget,
     /// Objects in flight across every task this agent runs.
     slots: &'a Semaphore,
+    /// Batches in flight across every task this agent runs.
+    batch_slots: &'a Semaphore,
     concurrency: usize,
     /// Each copy is verified in its own slot as soon as it is done.
     verify_at_once: bool,
     /// Fault injection: a pause after each object's result.
     pause_after_object: Duration,
+    /// Small files between local file systems, copied a batch at a time.
+    batch: Option<LocalCopy>,
 }
 
 impl CopyTask<'_> {
@@ -278,52 +303,23 @@ impl CopyTask<'_> {
         failed: &mut Failed,
     ) -> Result<Vec<Work>, TaskError> {
         let mut copied = Vec::new();
-        let mut placed = futures::stream::iter(
-            todo.into_iter()
-                .map(|info| self.place_in_slot(info, present)),
-        )
+        let units = batch::units(todo, self.batch.as_ref());
+        let mut placed = futures::stream::iter(units.into_iter().map(|unit| match unit {
+            Unit::One(info) => Either::Left(self.place_in_slot(info, present).map(|p| vec![p])),
+            Unit::Batch(files) => Either::Right(self.place_batch(files, present)),
+        }))
         .buffer_unordered(self.concurrency);
         loop {
             let next = tokio::select! {
                 _ = cancel.task.cancelled() => None,
                 next = placed.next() => next,
             };
-            let Some((info, outcome, verified)) = next else {
+            let Some(unit) = next else {
                 break;
             };
-            let report = match (outcome, verified) {
-                (Ok(Placed::AlreadyThere(xxh3)), _) => {
-                    ObjectReport::new(&info, pb::ObjectStatus::Skipped)
-                        .hashes(Some(xxh3), Some(xxh3))
-                        .into()
-                }
-                // Verified at once: its one result says so. Should the agent stop before
-                // reporting it, the next run finds the same bytes at both ends and
-                // records the object skipped, without writing it again.
-                (Ok(Placed::Copied(_, _, attempts)), Some(verified)) => {
-                    verify::verification_report(verified, attempts, &mut failed.verifications)
-                }
-                (Ok(Placed::Copied(proof, size, attempts)), None) => {
-                    let info = ObjectInfo { size, ..info };
-                    let report = ObjectReport::new(&info, pb::ObjectStatus::Copied)
-                        .hashes(proof.source_xxh3(), None)
-                        .attempts(attempts)
-                        .into();
-                    copied.push(Work { info, proof });
-                    report
-                }
-                (Err((e, attempts)), _) => {
-                    let report = ObjectReport::new(&info, pb::ObjectStatus::Failed)
-                        .attempts(attempts)
-                        .failed(&e)
-                        .into();
-                    failed.copies.push(e);
-                    report
-                }
-            };
-            results.add(report).await?;
-            if !self.pause_after_object.is_zero() {
-                tokio::time::sleep(self.pause_after_object).await;
+            for placed in unit {
+                self.report_placed(placed, &mut copied, results, failed)
+                    .await?;
             }
         }
         drop(placed);
@@ -337,13 +333,58 @@ impl CopyTask<'_> {
         Ok(copied)
     }
 
+    /// Reports one object's copy; a copy still to verify joins `copied`.
+    async fn report_placed(
+        &self,
+        (info, outcome, verified): PlacedObject,
+        copied: &mut Vec<Work>,
+        results: &mut ResultQueue,
+        failed: &mut Failed,
+    ) -> Result<(), TaskError> {
+        let report = match (outcome, verified) {
+            (Ok(Placed::AlreadyThere(xxh3)), _) => {
+                ObjectReport::new(&info, pb::ObjectStatus::Skipped)
+                    .hashes(Some(xxh3), Some(xxh3))
+                    .into()
+            }
+            // Verified at once: its one result says so. Should the agent stop before
+            // reporting it, the next run finds the same bytes at both ends and
+            // records the object skipped, without writing it again.
+            (Ok(Placed::Copied(_, _, attempts)), Some(verified)) => {
+                verify::verification_report(verified, attempts, &mut failed.verifications)
+            }
+            (Ok(Placed::Copied(proof, size, attempts)), None) => {
+                let info = ObjectInfo { size, ..info };
+                let report = ObjectReport::new(&info, pb::ObjectStatus::Copied)
+                    .hashes(proof.source_xxh3(), None)
+                    .attempts(attempts)
+                    .into();
+                copied.push(Work { info, proof });
+                report
+            }
+            (Err((e, attempts)), _) => {
+                let report = ObjectReport::new(&info, pb::ObjectStatus::Failed)
+                    .attempts(attempts)
+                    .failed(&e)
+                    .into();
+                failed.copies.push(e);
+                report
+            }
+        };
+        results.add(report).await?;
+        if !self.pause_after_object.is_zero() {
+            tokio::time::sleep(self.pause_after_object).await;
+        }
+        Ok(())
+    }
+
     /// Copies one object in one of the agent's object slots, with the room it needs
     /// reserved, and verifies it there at once when the task does.
     async fn place_in_slot(
         &self,
         info: ObjectInfo,
         present: &HashMap<String, destination::Listed>,
-    ) -> (ObjectInfo, Result<Placed, CopyFailure>, Option<Verified>) {
+    ) -> PlacedObject {
         let span = tracing::info_span!("copy_object", key = %info.key, bytes = info.size);
         async {
             let _held = self.slot_and_room(info.size).await;

@@ -97,6 +97,10 @@ pub struct Executor {
     budget: Arc<MemoryBudget>,
     /// Objects in flight across every task this agent runs (`concurrency`).
     object_slots: Arc<Semaphore>,
+    /// Batches of small local files copied at once across every task: one per core.
+    /// A batch keeps its thread busy from start to end, and more of them than cores
+    /// only contend for the locks of the directories they write into.
+    batch_slots: Arc<Semaphore>,
 }
 
 impl Executor {
@@ -108,6 +112,8 @@ impl Executor {
     ) -> Self {
         let budget = Arc::new(MemoryBudget::new(config.memory_budget_mib << 20));
         let object_slots = Arc::new(Semaphore::new(config.concurrency));
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let batch_slots = Arc::new(Semaphore::new(cores.min(config.concurrency)));
         let job_bandwidths = Arc::<JobBandwidths>::default();
         let fetch: FetchJob = {
             let control = control.clone();
@@ -125,6 +131,7 @@ impl Executor {
             job_bandwidths,
             budget,
             object_slots,
+            batch_slots,
         }
     }
 

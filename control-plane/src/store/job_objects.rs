@@ -95,7 +95,9 @@ impl Store {
             }
         }
         let mut change = Tally::default();
-        for chunk in latest.chunks(100) {
+        // An agent reports up to 512 results at once: one read and one upsert for all of
+        // them (16 values a row, well within SQLite's and PostgreSQL's bind limits).
+        for chunk in latest.chunks(512) {
             let existing: std::collections::HashMap<String, job_object::Model> =
                 job_object::Entity::find()
                     .filter(job_object::Column::JobId.eq(id.to_string()))
