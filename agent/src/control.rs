@@ -202,12 +202,13 @@ impl ControlPlane {
     }
 
     /// The manifest of the replica the sync job `job` brings in step, as its last
-    /// verified sync recorded it: streamed, a batch at a time.
+    /// verified sync recorded it: streamed, each batch handed to `each` as it comes.
     pub async fn sync_manifest(
         &self,
         job: &str,
         attempt: u32,
-    ) -> Result<Vec<pb::ManifestObject>, Status> {
+        mut each: impl FnMut(Vec<pb::ManifestObject>),
+    ) -> Result<(), Status> {
         let request = self.authorized(pb::ReadSyncManifestRequest {
             agent_id: self.agent_id.clone(),
             job: job.to_owned(),
@@ -217,11 +218,10 @@ impl ControlPlane {
             .read_sync_manifest(request)
             .await?
             .into_inner();
-        let mut objects = Vec::new();
         while let Some(batch) = stream.message().await? {
-            objects.extend(batch.objects);
+            each(batch.objects);
         }
-        Ok(objects)
+        Ok(())
     }
 
     /// This agent's own site, at dataset `path`: for a dry run, which lists a dataset

@@ -59,11 +59,17 @@ pub(crate) fn list_fs(
 /// An object found, or the key and error of what could not be read.
 type Walked = Result<ObjectInfo, (String, io::Error)>;
 
-/// Walks the tree depth first, sending pages until the reader goes away.
+/// Walks the tree depth first, sending pages until the reader goes away. Each
+/// directory is walked with its key prefix (`""` at the root, else ending in `/`), so
+/// an entry's key is that prefix and its name: no path is taken apart per entry.
 fn walk(root: &Path, start: PathBuf, pages: &mpsc::Sender<Vec<Walked>>) {
     let mut page = Vec::with_capacity(PAGE);
-    let mut dirs = vec![start];
-    while let Some(dir) = dirs.pop() {
+    let prefix = match key_of(root, &start) {
+        key if key.is_empty() => key,
+        key => key + "/",
+    };
+    let mut dirs = vec![(start, prefix)];
+    while let Some((dir, prefix)) = dirs.pop() {
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             // Gone, or a key that names no directory (a continuous sync looking below it).
@@ -76,15 +82,15 @@ fn walk(root: &Path, start: PathBuf, pages: &mpsc::Sender<Vec<Walked>>) {
                 continue
             }
             Err(e) => {
-                page.push(Err((key_of(root, &dir), e)));
+                page.push(Err((prefix.trim_end_matches('/').to_owned(), e)));
                 continue;
             }
         };
         for entry in entries {
             let found = match entry {
-                Ok(entry) => object(root, &entry, &mut dirs),
+                Ok(entry) => object(&dir, &prefix, &entry, &mut dirs),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(e) => Some(Err((key_of(root, &dir), e))),
+                Err(e) => Some(Err((prefix.trim_end_matches('/').to_owned(), e))),
             };
             page.extend(found);
             if page.len() >= PAGE {
@@ -100,17 +106,26 @@ fn walk(root: &Path, start: PathBuf, pages: &mpsc::Sender<Vec<Walked>>) {
     }
 }
 
-/// The object at `entry`, or the directory to walk next (pushed onto `dirs`).
-fn object(root: &Path, entry: &std::fs::DirEntry, dirs: &mut Vec<PathBuf>) -> Option<Walked> {
-    let path = entry.path();
-    let key = key_of(root, &path);
+/// The object at `entry` of `dir`, whose keys begin with `prefix`, or the directory to
+/// walk next (pushed onto `dirs`).
+fn object(
+    dir: &Path,
+    prefix: &str,
+    entry: &std::fs::DirEntry,
+    dirs: &mut Vec<(PathBuf, String)>,
+) -> Option<Walked> {
+    let name = entry.file_name();
+    let name_str = name.to_string_lossy();
+    let mut key = String::with_capacity(prefix.len() + name_str.len() + 1);
+    key.push_str(prefix);
+    key.push_str(&name_str);
     let file_type = match entry.file_type() {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
         Err(e) => return Some(Err((key, e))),
     };
     if file_type.is_dir() {
-        dirs.push(path);
+        dirs.push((dir.join(&name), key + "/"));
         return None;
     }
     if file_type.is_file() {
@@ -122,7 +137,7 @@ fn object(root: &Path, entry: &std::fs::DirEntry, dirs: &mut Vec<PathBuf>) -> Op
         };
     }
     // A link is followed to what it names; a link to a directory is not walked.
-    file(key, &path).transpose()
+    file(key, &dir.join(&name)).transpose()
 }
 
 /// The file at `path` as the object `key`: `None` when nothing is there or it is not a

@@ -8,10 +8,7 @@
 //! are looked up at both ends (and, for a key that is no file, what lies below it),
 //! instead of listing either.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    pin::pin,
-};
+use std::{collections::BTreeMap, pin::pin};
 
 use ferry_proto::v1::{self as pb, progress_report::Event};
 use ferry_storage::{ObjectFilter, ObjectInfo};
@@ -19,7 +16,11 @@ use futures::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, Instrument};
 
-use super::{manifest::Manifest, sites::Sites, Executor, TaskError};
+use super::{
+    manifest::{KeyMap, Manifest},
+    sites::Sites,
+    Executor, TaskError,
+};
 use crate::{destination, report::Reporter, wire};
 
 impl Executor {
@@ -61,14 +62,14 @@ impl Executor {
         };
         let (mut at_destination, mut manifest) = if compared {
             let manifest = async {
-                let manifest = self
-                    .control
-                    .sync_manifest(&command.job_id, command.attempt)
-                    .await;
-                if let Ok(entries) = &manifest {
-                    info!(entries = entries.len(), "replica's manifest read");
-                }
-                manifest
+                let mut manifest = Manifest::default();
+                self.control
+                    .sync_manifest(&command.job_id, command.attempt, |batch| {
+                        manifest.extend(batch)
+                    })
+                    .await?;
+                info!(entries = manifest.len(), "replica's manifest read");
+                Ok::<_, tonic::Status>(manifest)
             };
             let (held, manifest) =
                 tokio::join!(destination_objects(sites, &filter, cancel), manifest);
@@ -76,7 +77,7 @@ impl Executor {
                 what: "for the replica's manifest",
                 message: status.message().to_owned(),
             })?;
-            (Some(held?), Some(Manifest::new(manifest)))
+            (Some(held?), Some(manifest))
         } else if command.final_pass {
             (
                 Some(destination_objects(sites, &filter, cancel).await?),
@@ -128,7 +129,7 @@ impl Executor {
             pages.add(listed, size).await?;
         }
         pages.flush().await?;
-        let extras = at_destination.as_ref().map_or(0, HashMap::len);
+        let extras = at_destination.as_ref().map_or(0, KeyMap::len);
         if let Some(held) = at_destination {
             let gone = manifest.map_or_else(Vec::new, |m| m.gone_from_both(&held));
             pages.send_destination_only(held).await?;
@@ -161,12 +162,11 @@ impl Executor {
         cancel: &CancellationToken,
     ) -> Result<(), TaskError> {
         let source = objects_at(sites.src.op(), &command.keys, filter, cancel).await?;
-        let mut held: HashMap<String, u64> =
-            objects_at(sites.dst.op(), &command.keys, filter, cancel)
-                .await?
-                .into_iter()
-                .map(|(key, o)| (key, o.size))
-                .collect();
+        let mut held: KeyMap<u64> = objects_at(sites.dst.op(), &command.keys, filter, cancel)
+            .await?
+            .into_iter()
+            .map(|(key, o)| (key, o.size))
+            .collect();
         let mut pages = Pages {
             reporter,
             prefix: "copy",
@@ -202,18 +202,21 @@ impl Executor {
 /// Source objects a sync's listing reads ahead while it reads the destination and the
 /// manifest: about 10 MB at most.
 const SOURCE_AHEAD: usize = 100_000;
+/// Objects handed from the read-ahead task to its reader at once: one hand-off per
+/// page of a listing rather than per object.
+const AHEAD_CHUNK: usize = 1000;
 
-/// `stream`, driven by a task of its own up to `ahead` items before its reader.
+/// `stream`, driven by a task of its own up to about `ahead` items before its reader.
 fn read_ahead<T: Send + 'static>(
     stream: impl futures::Stream<Item = T> + Send + 'static,
     ahead: usize,
 ) -> impl futures::Stream<Item = T> + Send + 'static {
-    let (tx, rx) = tokio::sync::mpsc::channel(ahead);
+    let (tx, rx) = tokio::sync::mpsc::channel(ahead.div_ceil(AHEAD_CHUNK).max(1));
     let drive = async move {
-        let mut stream = pin!(stream);
-        while let Some(item) = stream.next().await {
+        let mut chunks = pin!(stream.ready_chunks(AHEAD_CHUNK));
+        while let Some(chunk) = chunks.next().await {
             // The reader is gone: the task ended.
-            if tx.send(item).await.is_err() {
+            if tx.send(chunk).await.is_err() {
                 return;
             }
         }
@@ -221,8 +224,11 @@ fn read_ahead<T: Send + 'static>(
     // In the task's span, which carries the job id.
     tokio::spawn(drive.in_current_span());
     futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+        rx.recv()
+            .await
+            .map(|chunk| (futures::stream::iter(chunk), rx))
     })
+    .flatten()
 }
 
 /// The objects at `keys` through the filter, by key: the object named by each key, or
@@ -259,8 +265,8 @@ async fn destination_objects(
     sites: &Sites,
     filter: &ObjectFilter,
     cancel: &CancellationToken,
-) -> Result<HashMap<String, u64>, TaskError> {
-    let mut held = HashMap::new();
+) -> Result<KeyMap<u64>, TaskError> {
+    let mut held = KeyMap::default();
     each_below(sites.dst.op(), "", filter, cancel, |o| {
         held.insert(o.key, o.size);
     })
@@ -339,7 +345,7 @@ impl Pages<'_> {
 
     /// The destination's objects the source does not hold, in pages with no object to
     /// copy, after every page of the source.
-    async fn send_destination_only(&mut self, held: HashMap<String, u64>) -> Result<(), TaskError> {
+    async fn send_destination_only(&mut self, held: KeyMap<u64>) -> Result<(), TaskError> {
         let mut extras: Vec<pb::ListedObject> = held
             .into_iter()
             .map(|(key, size)| pb::ListedObject {
