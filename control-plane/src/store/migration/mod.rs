@@ -20,6 +20,7 @@ mod m20261206_000014_sync_schedules;
 mod m20261207_000015_sync_changes;
 mod m20261208_000016_policy_cron;
 mod m20261209_000017_manifest_compare;
+mod m20261210_000018_task_key_index;
 
 pub struct Migrator;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000015_sync_changes::Migration),
             Box::new(m20261208_000016_policy_cron::Migration),
             Box::new(m20261209_000017_manifest_compare::Migration),
+            Box::new(m20261210_000018_task_key_index::Migration),
         ]
     }
 }
