@@ -130,13 +130,19 @@ fn task_span(command: &pb::JobCommand) -> tracing::Span {
 /// acknowledges it or hands it back for redelivery.
 async fn handle(
     message: jetstream::Message,
-    command: pb::JobCommand,
+    mut command: pb::JobCommand,
     ack_wait: Duration,
     executor: Arc<Executor>,
     shutdown: CancellationToken,
     _slot: OwnedSemaphorePermit,
 ) {
     info!("task received");
+    // A first dispatch delivered again was taken, at least in part, by an agent before:
+    // what it reported is the control plane's to say.
+    let delivered = message.info().map_or(i64::MAX, |info| info.delivered);
+    if delivered != 1 {
+        command.first_dispatch = false;
+    }
     let cancel = shutdown.child_token();
     let keepalive = {
         let message_ack = message.clone();

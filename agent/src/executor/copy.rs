@@ -93,14 +93,20 @@ impl Executor {
         bandwidth: Arc<Bandwidth>,
         results: &mut ResultQueue,
     ) -> Result<(), TaskError> {
-        let recorded = self
-            .control
-            .task_objects(&command.job_id, &command.task_id)
-            .await
-            .map_err(|status| TaskError::Control {
-                what: "for the task's objects",
-                message: status.message().to_owned(),
-            })?;
+        // What earlier runs of the task reported, to resume from. A first dispatch
+        // received first has none, and the control plane is not asked: on a job of
+        // many small tasks, agents waited on its answers more than they copied.
+        let recorded = if command.first_dispatch {
+            HashMap::new()
+        } else {
+            self.control
+                .task_objects(&command.job_id, &command.task_id)
+                .await
+                .map_err(|status| TaskError::Control {
+                    what: "for the task's objects",
+                    message: status.message().to_owned(),
+                })?
+        };
         let objects: Vec<ObjectInfo> = command.objects.iter().map(wire::listed_object).collect();
         // What the destination already holds, by key and size, listed once: it decides
         // both resumption and, for an object of the same size not recorded, whether to

@@ -71,6 +71,7 @@ pub fn dispatch_copy(
     objects: &[(String, u64)],
     etags: &HashMap<String, String>,
     destination_was_empty: bool,
+    first_dispatch: bool,
 ) -> OutboxMessage {
     let objects = objects
         .iter()
@@ -83,6 +84,7 @@ pub fn dispatch_copy(
         .collect();
     let mut command = command(job, task, pb::TaskKind::Copy, objects);
     command.destination_was_empty = destination_was_empty;
+    command.first_dispatch = first_dispatch;
     to_outbox(job, command)
 }
 

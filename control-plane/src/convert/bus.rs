@@ -55,6 +55,8 @@ pub fn command(
         .into(),
         // Set on the final pass's listing only (see `dispatch_list`).
         final_pass: false,
+        // Set on a copy task's first dispatch only (see `dispatch_copy`).
+        first_dispatch: false,
     }
 }
 

@@ -205,15 +205,17 @@ impl Store {
     /// skipped at their listed size (by an earlier attempt, or by an earlier run of this
     /// listing) stay as they are and are left out of the task; so do those a sync found
     /// unchanged, recorded so; the others become `pending` in it, keeping an unfinished
-    /// upload of the same size to resume. Returns how many objects the task carries;
-    /// with none, nothing is dispatched.
+    /// upload of the same size to resume. `dispatch` gets the objects to copy and
+    /// whether none of them was recorded before (the task's first dispatch, of which
+    /// nothing can have been reported). Returns how many objects the task carries; with
+    /// none, nothing is dispatched.
     pub async fn record_listed_task(
         &self,
         id: JobId,
         task: &str,
         objects: &[ListedRecord],
         at: DateTime<Utc>,
-        dispatch: impl FnOnce(&[(String, u64)]) -> OutboxMessage,
+        dispatch: impl FnOnce(&[(String, u64)], bool) -> OutboxMessage,
     ) -> Result<usize> {
         let txn = self.begin_write().await?;
         lock_job(&txn, id).await?;
@@ -228,6 +230,9 @@ impl Store {
             existing.extend(rows.into_iter().map(|r| (r.key.clone(), r)));
         }
         let (mut to_copy, mut new_rows) = (Vec::new(), Vec::new());
+        // Objects to copy that were recorded before: they may have been dispatched,
+        // and reported, already.
+        let mut recorded_before = false;
         let (mut added_objects, mut added_bytes, mut unchanged) = (0i64, 0i64, 0i64);
         let mut source_changes = 0i64;
         // Objects listed again are pending again: what they counted for goes.
@@ -273,6 +278,7 @@ impl Store {
                         added_bytes += size_i64 - row.size;
                     }
                     change -= Tally::of_row(&row);
+                    recorded_before |= !listed.unchanged;
                     let upload = row.upload.clone().filter(|_| row.size == size_i64);
                     job_object::ActiveModel {
                         job_id: Set(row.job_id),
@@ -343,7 +349,7 @@ impl Store {
             .map_err(db_error)?;
         update_counters(&txn, id, change, Some(at)).await?;
         if !to_copy.is_empty() {
-            insert_outbox(&txn, &[dispatch(&to_copy)]).await?;
+            insert_outbox(&txn, &[dispatch(&to_copy, !recorded_before)]).await?;
         }
         txn.commit().await.map_err(db_error)?;
         Ok(to_copy.len())

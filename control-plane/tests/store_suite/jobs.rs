@@ -30,8 +30,8 @@ async fn queued_job(f: &Fixture) -> JobId {
     job.id
 }
 
-pub(crate) fn dispatch(task: &str) -> impl FnOnce(&[(String, u64)]) -> OutboxMessage + '_ {
-    move |_| OutboxMessage {
+pub(crate) fn dispatch(task: &str) -> impl FnOnce(&[(String, u64)], bool) -> OutboxMessage + '_ {
+    move |_, _| OutboxMessage {
         subject: "ferry.test.dispatch".into(),
         message_id: format!("dispatch-{task}"),
         payload: Vec::new(),
@@ -232,4 +232,59 @@ pub async fn objects_deleted_at_the_source_leave_the_totals_and_wait_for_deletio
     let c = store.job_counters(id).await.unwrap();
     assert_eq!((c.objects_total, c.bytes_total), (2, 500));
     assert_eq!(store.extras(id).await.unwrap(), [("a".to_owned(), 100)]);
+}
+
+/// Records `objects` (key, size) as copy task `task`: what it dispatched, and whether
+/// the store called it the task's first dispatch.
+async fn dispatched(
+    store: &Store,
+    id: JobId,
+    task: &str,
+    objects: &[(&str, u64)],
+) -> (Vec<(String, u64)>, bool) {
+    let records: Vec<ListedRecord> = objects
+        .iter()
+        .map(|(k, s)| ListedRecord {
+            key: (*k).into(),
+            size: *s,
+            ..Default::default()
+        })
+        .collect();
+    let seen = std::sync::Mutex::new(None);
+    store
+        .record_listed_task(id, task, &records, Utc::now(), |todo, first| {
+            *seen.lock().unwrap() = Some((todo.to_vec(), first));
+            dispatch(task)(todo, first)
+        })
+        .await
+        .unwrap();
+    seen.into_inner().unwrap().unwrap_or_default()
+}
+
+pub async fn a_task_is_a_first_dispatch_only_when_none_of_its_objects_was_recorded(
+    f: &mut Fixture,
+) {
+    let store = f.store().clone();
+    let id = queued_job(f).await;
+    let (todo, first) = dispatched(&store, id, "copy-0", &[("a", 1), ("b", 2)]).await;
+    assert_eq!(todo, [("a".to_owned(), 1), ("b".to_owned(), 2)]);
+    assert!(first, "nothing of the task was recorded before");
+
+    // A new page of new keys is a first dispatch too.
+    let (_, first) = dispatched(&store, id, "copy-1", &[("c", 3)]).await;
+    assert!(first);
+
+    // `a` verified; `b` listed again at another size, beside a new key: `b` may have
+    // been reported under its first dispatch, so this one is not a first.
+    store
+        .upsert_job_objects(id, &[report("a", 1, ObjectStatus::Verified)], Utc::now())
+        .await
+        .unwrap();
+    let (todo, first) = dispatched(&store, id, "final-0", &[("a", 1), ("b", 5), ("d", 4)]).await;
+    assert_eq!(
+        todo,
+        [("b".to_owned(), 5), ("d".to_owned(), 4)],
+        "a is done"
+    );
+    assert!(!first, "b was recorded before");
 }

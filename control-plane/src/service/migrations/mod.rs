@@ -240,7 +240,14 @@ impl Migrations {
                         if task.starts_with(DELETE_TASK_PREFIX) {
                             messages::dispatch_delete(job, task, objects)
                         } else {
-                            messages::dispatch_copy(job, task, objects, &Default::default(), false)
+                            messages::dispatch_copy(
+                                job,
+                                task,
+                                objects,
+                                &Default::default(),
+                                false,
+                                false,
+                            )
                         }
                     })
                     .collect(),

@@ -112,8 +112,8 @@ impl Migrations {
         let now = self.catalogue.clock().now();
         let dispatched = self
             .store
-            .record_listed_task(job.id, task, records, now, |todo| {
-                messages::dispatch_copy(job, task, todo, &etags, destination_empty)
+            .record_listed_task(job.id, task, records, now, |todo, first| {
+                messages::dispatch_copy(job, task, todo, &etags, destination_empty, first)
             })
             .await?;
         self.changed(job.id, dispatched > 0);
