@@ -11,6 +11,7 @@
 //!   with resumable sessions; [`parts`] is what both share.
 //! - [`wire`] holds every conversion to and from the `ferry.v1` messages.
 
+pub mod access_cache;
 pub mod bandwidth;
 pub mod budget;
 pub mod config;

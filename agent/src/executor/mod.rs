@@ -19,7 +19,7 @@ mod retire;
 mod sites;
 mod verify;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use async_nats::jetstream;
 use ferry_proto::v1::{self as pb, progress_report::Event};
@@ -30,6 +30,7 @@ use tracing::info;
 
 use self::{copy::Cancel, sites::Sites};
 use crate::{
+    access_cache::{AccessCache, JobAccess},
     bandwidth::{Bandwidth, JobBandwidths},
     budget::MemoryBudget,
     config::AgentConfig,
@@ -101,6 +102,8 @@ pub struct Executor {
     /// A batch keeps its thread busy from start to end, and more of them than cores
     /// only contend for the locks of the directories they write into.
     batch_slots: Arc<Semaphore>,
+    /// The access of the jobs this agent ran tasks of lately.
+    access: Arc<AccessCache>,
 }
 
 impl Executor {
@@ -132,6 +135,7 @@ impl Executor {
             budget,
             object_slots,
             batch_slots,
+            access: Arc::default(),
         }
     }
 
@@ -173,6 +177,28 @@ impl Executor {
         outcome
     }
 
+    /// The job's source and destination: as the control plane handed them for one of
+    /// the attempt's tasks lately, else asked for. A cleanup after the job ended is
+    /// always asked for: the control plane allows it on terms of its own.
+    async fn job_access(
+        &self,
+        command: &pb::JobCommand,
+        cleanup: bool,
+    ) -> Result<JobAccess, tonic::Status> {
+        let (job, attempt) = (command.job_id.as_str(), command.attempt);
+        if !cleanup {
+            if let Some(access) = self.access.get(job, attempt, Instant::now()) {
+                return Ok(access);
+            }
+        }
+        let access = self.control.job_access(job, attempt, cleanup).await?;
+        if !cleanup {
+            self.access
+                .put(job, attempt, access.clone(), Instant::now());
+        }
+        Ok(access)
+    }
+
     /// [`Executor::run`]; `failed` tells a task that ran to its end but failed.
     async fn run_timed(
         &self,
@@ -181,11 +207,7 @@ impl Executor {
         failed: &mut bool,
     ) -> Outcome {
         let cleanup = command.kind == pb::TaskKind::AbortUploads as i32;
-        let (source, destination) = match self
-            .control
-            .job_access(&command.job_id, command.attempt, cleanup)
-            .await
-        {
+        let (source, destination) = match self.job_access(command, cleanup).await {
             Ok(access) => access,
             Err(status) => {
                 return match status.code() {
