@@ -52,7 +52,7 @@ use self::{bench::*, contenders::*, machine::*, report::*, results::*, server::*
 /// garage@2.5.0 --locked --root ~/.cache/ferry/tools/garage`) or on both. Build the
 /// binaries in the same profile first (`cargo build --release --bins`). FERRY_BENCH_RCLONE_LOG=FILE
 /// keeps rclone's debug log; FERRY_BENCH_LOG_DIR=DIR keeps the agents' and the control
-/// plane's logs.
+/// plane's logs (the control plane's at info level, else warnings only).
 #[derive(clap::Parser)]
 #[command(name = "ferry-bench-transfer")]
 struct Args {
@@ -159,9 +159,14 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let nats = NatsServer::start().await;
+    // Warnings only, unless its log is kept: then what it did, and when.
+    let cp_log = match std::env::var_os("FERRY_BENCH_LOG_DIR") {
+        Some(_) => "info",
+        None => "warn",
+    };
     let cp = ControlPlane::start_with(Options {
         nats: Some(nats.access()),
-        extra_env: vec![("FERRY_LOG__FILTER".into(), "warn".into())],
+        extra_env: vec![("FERRY_LOG__FILTER".into(), cp_log.into())],
         ..Default::default()
     })
     .await;
