@@ -36,6 +36,8 @@ pub(crate) enum Check {
 #[derive(Clone, Debug)]
 pub(crate) struct Wanted {
     pub key: String,
+    /// Its size as listed, for its span.
+    pub size: u64,
     /// The destination holds a file of the source's listed size under this key: it is
     /// compared first and written only if its bytes differ.
     pub compare: bool,
@@ -72,15 +74,22 @@ pub(crate) struct LocalCopy {
 impl LocalCopy {
     /// Copies `wanted` in order, in one call on Tokio's blocking pool; one [`Done`] per
     /// file, in the same order. Should the call itself fail, every file is declined.
+    /// Each file has its `copy_object` span (and `verify_object`, for its check) below
+    /// the caller's, as a file copied on its own has.
     pub async fn run(&self, wanted: Vec<Wanted>) -> Vec<Done> {
         let files = wanted.len();
         let copy = self.clone();
-        tokio::task::spawn_blocking(move || wanted.iter().map(|w| copy.one(w)).collect())
-            .await
-            .unwrap_or_else(|_| vec![Done::Declined; files])
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            span.in_scope(|| wanted.iter().map(|w| copy.one(w)).collect())
+        })
+        .await
+        .unwrap_or_else(|_| vec![Done::Declined; files])
     }
 
     fn one(&self, wanted: &Wanted) -> Done {
+        let _span =
+            tracing::info_span!("copy_object", key = %wanted.key, bytes = wanted.size).entered();
         let (Ok(src), Ok(dst)) = (
             local_file::path(self.src.op(), &wanted.key),
             local_file::path(self.dst.op(), &wanted.key),
@@ -106,6 +115,9 @@ impl LocalCopy {
         if write_blocking(&dst, &file.bytes, &attributes.user_metadata).is_err() {
             return Done::Declined;
         }
+        let _check = (self.check != Check::Later).then(|| {
+            tracing::info_span!("verify_object", key = %wanted.key, bytes = size).entered()
+        });
         let checked = match self.check {
             Check::Later => None,
             Check::Quick => std::fs::metadata(&dst)
@@ -148,6 +160,7 @@ mod tests {
     fn wanted(key: &str, compare: bool) -> Wanted {
         Wanted {
             key: key.to_owned(),
+            size: 0,
             compare,
         }
     }

@@ -139,8 +139,12 @@ async fn a_migration_is_one_trace_from_the_cli_to_each_object() {
             "each task is its dispatch's child"
         );
     }
+    // Small local files are copied in batches, each object still in a span of its own.
+    for batch in named(&trace, "copy_batch") {
+        assert_eq!(parent(&trace, batch).map(|p| p.name.as_str()), Some("task"));
+    }
     for (phase, parents) in [
-        ("copy_object", &["task"][..]),
+        ("copy_object", &["task", "copy_batch"][..]),
         ("verify_object", &["task", "copy_object"][..]),
     ] {
         let mut keys: Vec<&str> = named(&trace, phase)

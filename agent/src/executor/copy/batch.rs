@@ -116,6 +116,7 @@ impl CopyTask<'_> {
                     .iter()
                     .map(|f| Wanted {
                         key: f.key.clone(),
+                        size: f.size,
                         compare: present.get(&f.key).map(|l| l.size) == Some(f.size),
                     })
                     .collect();
