@@ -137,19 +137,27 @@ impl Executor {
         } else {
             VerifyMode::Quick
         };
+        let options = CopyOptions {
+            bandwidth: vec![bandwidth, self.site_bandwidth.clone()],
+            part_budget: Some(self.budget.clone()),
+            task_started: Some(std::time::SystemTime::now()),
+            multipart_threshold: self.config.multipart_threshold_mib.map(|mib| mib << 20),
+            ..self.budget.copy_options(
+                (self.config.part_size_mib << 20) as usize,
+                transfer::DEFAULT_CONCURRENCY,
+            )
+        };
+        // Unless a fault injection holds verification back, a full verification reads
+        // each object back as soon as its copy is done, in the copy's slot: the reads
+        // overlap the other objects' copies instead of waiting for the slowest copy of
+        // the task. A quick one checks the whole task with one listing afterwards. A
+        // batch of small local files checks its files as it writes them, in either mode.
+        let check_at_once = self.config.faults.pause_before_verify_ms == 0;
         let task = CopyTask {
             sites,
             journal: &journal,
-            options: CopyOptions {
-                bandwidth: vec![bandwidth, self.site_bandwidth.clone()],
-                part_budget: Some(self.budget.clone()),
-                task_started: Some(std::time::SystemTime::now()),
-                multipart_threshold: self.config.multipart_threshold_mib.map(|mib| mib << 20),
-                ..self.budget.copy_options(
-                    (self.config.part_size_mib << 20) as usize,
-                    transfer::DEFAULT_CONCURRENCY,
-                )
-            },
+            batch: batch::batching(sites, &options, mode, check_at_once),
+            options,
             server: ServerCopyOptions {
                 storage_class: sites.dst_s3.as_ref().and_then(|d| d.storage_class.clone()),
                 ..ServerCopyOptions::default()
@@ -159,25 +167,8 @@ impl Executor {
             slots: &self.object_slots,
             batch_slots: &self.batch_slots,
             concurrency: self.config.concurrency,
-            // A full verification reads each object back as soon as its copy is done,
-            // in the copy's slot: the reads overlap the other objects' copies instead
-            // of waiting for the slowest copy of the task. A quick one checks the whole
-            // task with one listing afterwards.
-            verify_at_once: mode == VerifyMode::Full
-                && self.config.faults.pause_before_verify_ms == 0,
+            verify_at_once: mode == VerifyMode::Full && check_at_once,
             pause_after_object: Duration::from_millis(self.config.faults.pause_after_object_ms),
-            batch: None,
-        };
-        // A batch checks its files as it writes them, in either mode, unless a fault
-        // injection holds verification back.
-        let task = CopyTask {
-            batch: batch::batching(
-                sites,
-                &task.options,
-                mode,
-                self.config.faults.pause_before_verify_ms == 0,
-            ),
-            ..task
         };
 
         let mut failed = Failed::default();
@@ -294,7 +285,7 @@ struct CopyTask<'a> {
     /// Fault injection: a pause after each object's result.
     pause_after_object: Duration,
     /// Small files between local file systems, copied a batch at a time.
-    batch: Option<LocalCopy>,
+    batch: Option<Arc<LocalCopy>>,
 }
 
 impl CopyTask<'_> {
@@ -312,7 +303,7 @@ impl CopyTask<'_> {
         let units = batch::units(todo, self.batch.as_ref());
         let mut placed = futures::stream::iter(units.into_iter().map(|unit| match unit {
             Unit::One(info) => Either::Left(self.place_in_slot(info, present).map(|p| vec![p])),
-            Unit::Batch(files) => Either::Right(self.place_batch(files, present)),
+            Unit::Batch(copy, files) => Either::Right(self.place_batch(copy, files, present)),
         }))
         .buffer_unordered(self.concurrency);
         loop {

@@ -2,7 +2,7 @@
 //! copied, compared and checked in one blocking call (see `local_copy`); the rest of
 //! the task's objects go one by one.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use ferry_storage::ObjectInfo;
 use tracing::Instrument;
@@ -28,10 +28,11 @@ const BATCH_FILES: usize = 64;
 /// better copied side by side.
 const BATCH_BYTES: u64 = 2 << 20;
 
-/// What a copy task copies together.
+/// What a copy task copies together: one object, or a batch of small files and the
+/// copy that takes them.
 pub(super) enum Unit {
     One(ObjectInfo),
-    Batch(Vec<ObjectInfo>),
+    Batch(Arc<LocalCopy>, Vec<ObjectInfo>),
 }
 
 /// How a task batches its small files, when both its ends are local file systems.
@@ -40,7 +41,7 @@ pub(super) fn batching(
     options: &crate::transfer::CopyOptions,
     mode: VerifyMode,
     check_at_once: bool,
-) -> Option<LocalCopy> {
+) -> Option<Arc<LocalCopy>> {
     let local = local_file::is_local(sites.src.op()) && local_file::is_local(sites.dst.op());
     if !local || sites.in_place {
         return None;
@@ -50,18 +51,18 @@ pub(super) fn batching(
         (true, VerifyMode::Quick) => Check::Quick,
         (true, VerifyMode::Full) => Check::Full,
     };
-    Some(LocalCopy {
+    Some(Arc::new(LocalCopy {
         src: sites.src.clone(),
         dst: sites.dst.clone(),
         options: options.clone(),
         max: SMALL_FILE.min(options.chunk_size as u64),
         check,
-    })
+    }))
 }
 
 /// `todo` cut into what is copied together: runs of small files in batches of at most
 /// [`BATCH_FILES`] files and [`BATCH_BYTES`] bytes, the rest one by one.
-pub(super) fn units(todo: Vec<ObjectInfo>, batch: Option<&LocalCopy>) -> Vec<Unit> {
+pub(super) fn units(todo: Vec<ObjectInfo>, batch: Option<&Arc<LocalCopy>>) -> Vec<Unit> {
     let Some(batch) = batch else {
         return todo.into_iter().map(Unit::One).collect();
     };
@@ -73,14 +74,14 @@ pub(super) fn units(todo: Vec<ObjectInfo>, batch: Option<&LocalCopy>) -> Vec<Uni
             continue;
         }
         if files.len() == BATCH_FILES || bytes + info.size > BATCH_BYTES {
-            units.push(Unit::Batch(std::mem::take(&mut files)));
+            units.push(Unit::Batch(batch.clone(), std::mem::take(&mut files)));
             bytes = 0;
         }
         bytes += info.size;
         files.push(info);
     }
     if !files.is_empty() {
-        units.push(Unit::Batch(files));
+        units.push(Unit::Batch(batch.clone(), files));
     }
     units
 }
@@ -92,16 +93,10 @@ impl CopyTask<'_> {
     /// once when the batch checked it.
     pub(super) async fn place_batch(
         &self,
+        copy: Arc<LocalCopy>,
         files: Vec<ObjectInfo>,
         present: &HashMap<String, destination::Listed>,
     ) -> Vec<PlacedObject> {
-        let Some(copy) = &self.batch else {
-            let mut placed = Vec::with_capacity(files.len());
-            for info in files {
-                placed.push(self.place_in_slot(info, present).await);
-            }
-            return placed;
-        };
         let bytes: u64 = files.iter().map(|f| f.size).sum();
         let largest = files.iter().map(|f| f.size).max().unwrap_or(0);
         let first = files.first().map(|f| f.key.clone()).unwrap_or_default();
@@ -176,7 +171,7 @@ mod tests {
             .iter()
             .map(|u| match u {
                 Unit::One(_) => 0,
-                Unit::Batch(files) => files.len(),
+                Unit::Batch(_, files) => files.len(),
             })
             .collect()
     }
@@ -191,13 +186,13 @@ mod tests {
             path: String::new(),
         })
         .unwrap();
-        let copy = LocalCopy {
+        let copy = Arc::new(LocalCopy {
             src: store.clone(),
             dst: store,
             options: Default::default(),
             max: SMALL_FILE,
             check: Check::Quick,
-        };
+        });
         let mut todo: Vec<ObjectInfo> = (0..BATCH_FILES + 1)
             .map(|n| info(&format!("s{n}"), 4096))
             .collect();
@@ -211,7 +206,7 @@ mod tests {
             .iter()
             .flat_map(|u| match u {
                 Unit::One(info) => std::slice::from_ref(info),
-                Unit::Batch(files) => files.as_slice(),
+                Unit::Batch(_, files) => files.as_slice(),
             })
             .map(|i| i.key.as_str())
             .collect();
