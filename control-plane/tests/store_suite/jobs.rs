@@ -41,18 +41,7 @@ pub(crate) fn dispatch(task: &str) -> impl FnOnce(&[(String, u64)], bool) -> Out
 
 /// Records `objects` (key, size) as copy task `task`.
 pub(crate) async fn list_task(store: &Store, id: JobId, task: &str, objects: &[(&str, u64)]) {
-    let objects: Vec<ListedRecord> = objects
-        .iter()
-        .map(|(k, s)| ListedRecord {
-            key: (*k).into(),
-            size: *s,
-            ..Default::default()
-        })
-        .collect();
-    store
-        .record_listed_task(id, task, &objects, Utc::now(), dispatch(task))
-        .await
-        .unwrap();
+    dispatched(store, id, task, objects).await;
 }
 
 fn report(key: &str, size: u64, status: ObjectStatus) -> JobObject {
