@@ -97,6 +97,7 @@ store_test_suite!(
     jobs::concurrent_reports_count_each_object_once,
     jobs::objects_deleted_at_the_source_leave_the_totals_and_wait_for_deletion,
     jobs::a_task_is_a_first_dispatch_only_when_none_of_its_objects_was_recorded,
+    jobs::a_migrations_manifest_holds_the_objects_it_copied_as_listed,
     audit::a_change_and_its_record_land_together_or_not_at_all,
     models::models_keep_versions_and_the_latest_forecast,
     schedules::reported_changes_wait_until_a_run_takes_them,

@@ -4,9 +4,10 @@
 //! goes out with what the destination holds under its key, and the destination's
 //! objects the source does not hold follow at the end. Its source objects are compared
 //! with the replica's manifest, read from the control plane meanwhile: those unchanged
-//! are counted, not sent. A continuous sync's run of changes names its keys: only those
-//! are looked up at both ends (and, for a key that is no file, what lies below it),
-//! instead of listing either.
+//! are counted, not sent; a migration's final pass compares its listing the same way
+//! with the objects the migration copied. A continuous sync's run of changes names its
+//! keys: only those are looked up at both ends (and, for a key that is no file, what
+//! lies below it), instead of listing either.
 
 use std::{collections::BTreeMap, pin::pin};
 
@@ -14,7 +15,7 @@ use ferry_proto::v1::{self as pb, progress_report::Event};
 use ferry_storage::{ObjectFilter, ObjectInfo};
 use futures::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, Instrument};
+use tracing::{info, warn, Instrument};
 
 use super::{
     manifest::{KeyMap, Manifest},
@@ -52,37 +53,22 @@ impl Executor {
         // A migration's final pass also lists the destination: what the source no
         // longer holds of it was deleted there during the copy (the control plane
         // knows which of those objects the migration wrote). A sync's listing is
-        // compared with the replica's manifest too, read meanwhile; its source is
-        // listed ahead, within bounds, at the same time, so both sides are read at once.
+        // compared with the replica's manifest, a final pass's with what the migration
+        // copied, read meanwhile; the source is listed ahead, within bounds, at the
+        // same time, so both sides are read at once.
+        let compares = compared || command.final_pass;
         let source = ferry_storage::list_sizes(sites.src.op(), "", None);
-        let source = if compared {
+        let source = if compares {
             futures::future::Either::Left(read_ahead(source, SOURCE_AHEAD))
         } else {
             futures::future::Either::Right(source)
         };
-        let (mut at_destination, mut manifest) = if compared {
-            let manifest = async {
-                let mut manifest = Manifest::default();
-                self.control
-                    .sync_manifest(&command.job_id, command.attempt, |batch| {
-                        manifest.extend(batch)
-                    })
-                    .await?;
-                info!(entries = manifest.len(), "replica's manifest read");
-                Ok::<_, tonic::Status>(manifest)
-            };
-            let (held, manifest) =
-                tokio::join!(destination_objects(sites, &filter, cancel), manifest);
-            let manifest = manifest.map_err(|status| TaskError::Control {
-                what: "for the replica's manifest",
-                message: status.message().to_owned(),
-            })?;
-            (Some(held?), Some(manifest))
-        } else if command.final_pass {
-            (
-                Some(destination_objects(sites, &filter, cancel).await?),
-                None,
-            )
+        let (mut at_destination, mut manifest) = if compares {
+            let (held, manifest) = tokio::join!(
+                destination_objects(sites, &filter, cancel),
+                self.read_manifest(command)
+            );
+            (Some(held?), manifest?)
         } else {
             (None, None)
         };
@@ -131,7 +117,12 @@ impl Executor {
         pages.flush().await?;
         let extras = at_destination.as_ref().map_or(0, KeyMap::len);
         if let Some(held) = at_destination {
-            let gone = manifest.map_or_else(Vec::new, |m| m.gone_from_both(&held));
+            // A sync forgets what neither side holds any more; a migration keeps its
+            // record of what it copied.
+            let gone = match manifest {
+                Some(m) if compared => m.gone_from_both(&held),
+                _ => Vec::new(),
+            };
             pages.send_destination_only(held).await?;
             pages.send_manifest_only(gone).await?;
         }
@@ -148,6 +139,43 @@ impl Executor {
             objects, bytes, extras, recorded, unchanged, "source listed into copy tasks"
         );
         Ok(())
+    }
+
+    /// The manifest the listing is compared with: the replica's for a sync, what the
+    /// migration copied for its final pass. A control plane that keeps none for a
+    /// migration (an older one) leaves the final pass to send every object, as it
+    /// judges them all anyway.
+    async fn read_manifest(&self, command: &pb::JobCommand) -> Result<Option<Manifest>, TaskError> {
+        let mut manifest = Manifest::default();
+        let read = self
+            .control
+            .sync_manifest(&command.job_id, command.attempt, |batch| {
+                manifest.extend(batch)
+            })
+            .await;
+        match read {
+            Ok(()) => {
+                info!(entries = manifest.len(), "manifest read");
+                Ok(Some(manifest))
+            }
+            Err(status)
+                if command.final_pass
+                    && matches!(
+                        status.code(),
+                        tonic::Code::FailedPrecondition | tonic::Code::Unimplemented
+                    ) =>
+            {
+                warn!(
+                    error = status.message(),
+                    "no manifest for the final pass; every object goes to the control plane"
+                );
+                Ok(None)
+            }
+            Err(status) => Err(TaskError::Control {
+                what: "for the job's manifest",
+                message: status.message().to_owned(),
+            }),
+        }
     }
 
     /// A continuous sync's run of changes: each named key is looked up at both ends

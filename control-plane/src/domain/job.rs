@@ -266,12 +266,16 @@ impl ObjectStatus {
         }
     }
 
+    /// The statuses of an object that needs no more work in its job.
+    pub const DONE: [ObjectStatus; 3] = [
+        ObjectStatus::Verified,
+        ObjectStatus::Skipped,
+        ObjectStatus::Unchanged,
+    ];
+
     /// Whether the object needs no more work in this job.
     pub fn is_done(self) -> bool {
-        matches!(
-            self,
-            ObjectStatus::Verified | ObjectStatus::Skipped | ObjectStatus::Unchanged
-        )
+        Self::DONE.contains(&self)
     }
 }
 

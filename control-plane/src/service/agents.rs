@@ -284,9 +284,10 @@ impl Agents {
         Ok((agent, job))
     }
 
-    /// The sync job whose replica's manifest an agent of its site asks for, to compare
-    /// the source's listing with it: refused as `job_access` refuses, and for a job
-    /// that is not a sync.
+    /// The job whose manifest an agent of its site asks for, to compare the source's
+    /// listing with it: a sync (its replica's manifest) or a migration in its final
+    /// pass (what it has copied so far). Refused as `job_access` refuses, and for a
+    /// migration before its final pass.
     pub async fn manifest_job(
         &self,
         caller: &Principal,
@@ -295,16 +296,18 @@ impl Agents {
         attempt: u32,
     ) -> Result<Job> {
         let (_, job) = self.held_job(caller, id, job_id, attempt, false).await?;
-        if job.kind.sync().is_none() {
+        if job.kind.sync().is_none() && !job.final_pass {
             return Err(Error::FailedPrecondition(format!(
-                "job {job_id} is a migration: only a sync keeps a manifest"
+                "job {job_id} is a migration before its final pass: only a sync, or a \
+                 migration's final pass, reads a manifest"
             )));
         }
         Ok(job)
     }
 
-    /// Up to `limit` entries of the manifest of the replica `job` syncs, after key
-    /// `after`, in key order.
+    /// Up to `limit` entries of `job`'s manifest, after key `after`, in key order: the
+    /// replica's manifest for a sync; for a migration's final pass, the objects it has
+    /// copied and verified, as their source was listed.
     pub async fn manifest_page(
         &self,
         job: &Job,

@@ -1,5 +1,6 @@
 //! Reading a replica's manifest a page at a time, as every sync run does for the agent
-//! that compares its listing with it (whole datasets at once). On SQLite a page comes
+//! that compares its listing with it (whole datasets at once), and a migration's
+//! copied objects the same way for its final pass. On SQLite a page comes
 //! back as one row holding a JSON array: sqlx's SQLite driver hands every row from its
 //! worker thread to the caller over a channel, and on a manifest of 100,000 objects
 //! those hand-offs cost about four times the query itself. PostgreSQL's driver has no
@@ -12,9 +13,17 @@ use sea_orm::{
 };
 use tracing::warn;
 
-use super::{db_error, entity::replica_object, sync::replica_of, to_u64, Store};
+use super::{
+    db_error,
+    entity::{job_object, replica_object},
+    sync::replica_of,
+    to_u64, Store,
+};
 use crate::{
-    domain::{job::Job, sync::ManifestEntry},
+    domain::{
+        job::{Job, ObjectStatus},
+        sync::{JobKind, ManifestEntry},
+    },
     error::{Error, Result},
 };
 
@@ -37,14 +46,17 @@ fn sqlite_page_as_json(page: Statement) -> Statement {
 }
 
 impl Store {
-    /// One page of the manifest of the sync job's replica, in key order: up to `limit`
-    /// entries (key and entry) after the key `after`.
+    /// One page of the sync job's replica's manifest (a migration's: what it copied),
+    /// in key order: up to `limit` entries (key and entry) after the key `after`.
     pub async fn manifest_page(
         &self,
         job: &Job,
         after: Option<&str>,
         limit: u64,
     ) -> Result<Vec<(String, ManifestEntry)>> {
+        if job.kind == JobKind::Migration {
+            return self.copied_page(job, after, limit).await;
+        }
         let mut query = replica_object::Entity::find()
             .select_only()
             .columns([
@@ -59,6 +71,41 @@ impl Store {
             .limit(limit);
         if let Some(after) = after {
             query = query.filter(replica_object::Column::Key.gt(after));
+        }
+        if self.db.get_database_backend() == DbBackend::Sqlite {
+            let page = sqlite_page_as_json(query.build(DbBackend::Sqlite));
+            return self.manifest_page_as_json(page).await;
+        }
+        let rows: Vec<Row<DateTime<Utc>>> =
+            query.into_tuple().all(&self.db).await.map_err(db_error)?;
+        Ok(rows.into_iter().map(entry).collect())
+    }
+
+    /// One page of what the migration `job` has copied, for its final pass to compare
+    /// the source's listing with: its objects done (verified, or found in place), in
+    /// key order, each as its source was listed when copied. The control plane still
+    /// judges whatever the agent sends; this only spares it the pages of objects
+    /// nobody touched.
+    async fn copied_page(
+        &self,
+        job: &Job,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<(String, ManifestEntry)>> {
+        let done = ObjectStatus::DONE.map(ObjectStatus::as_str);
+        let mut query = job_object::Entity::find()
+            .select_only()
+            .column(job_object::Column::Key)
+            .column(job_object::Column::Size)
+            .column_as(job_object::Column::SourceModified, "modified")
+            .column_as(job_object::Column::SourceEtag, "etag")
+            .column_as(job_object::Column::SourceXxh3, "xxh3")
+            .filter(job_object::Column::JobId.eq(job.id.to_string()))
+            .filter(job_object::Column::Status.is_in(done))
+            .order_by_asc(job_object::Column::Key)
+            .limit(limit);
+        if let Some(after) = after {
+            query = query.filter(job_object::Column::Key.gt(after));
         }
         if self.db.get_database_backend() == DbBackend::Sqlite {
             let page = sqlite_page_as_json(query.build(DbBackend::Sqlite));

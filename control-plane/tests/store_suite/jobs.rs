@@ -39,6 +39,27 @@ pub(crate) fn dispatch(task: &str) -> impl FnOnce(&[(String, u64)], bool) -> Out
     }
 }
 
+/// An object as a listing found it: key, size, modification time and etag.
+pub(crate) type Listed<'a> = (&'a str, u64, Option<chrono::DateTime<Utc>>, Option<&'a str>);
+
+/// Records `listed` as copy task `task`.
+pub(crate) async fn list_as(store: &Store, id: JobId, task: &str, listed: &[Listed<'_>]) {
+    let records: Vec<ListedRecord> = listed
+        .iter()
+        .map(|(key, size, modified, etag)| ListedRecord {
+            key: (*key).into(),
+            size: *size,
+            modified: *modified,
+            etag: etag.map(str::to_owned),
+            ..Default::default()
+        })
+        .collect();
+    store
+        .record_listed_task(id, task, &records, Utc::now(), dispatch(task))
+        .await
+        .unwrap();
+}
+
 /// Records `objects` (key, size) as copy task `task`.
 pub(crate) async fn list_task(store: &Store, id: JobId, task: &str, objects: &[(&str, u64)]) {
     dispatched(store, id, task, objects).await;
@@ -276,4 +297,54 @@ pub async fn a_task_is_a_first_dispatch_only_when_none_of_its_objects_was_record
         "a is done"
     );
     assert!(!first, "b was recorded before");
+}
+
+pub async fn a_migrations_manifest_holds_the_objects_it_copied_as_listed(f: &mut Fixture) {
+    let store = f.store().clone();
+    let id = queued_job(f).await;
+    let at = |micros: i64| chrono::DateTime::from_timestamp_micros(micros);
+    let listed = [
+        ("a", 1, at(1_796_590_192_123_456), Some("etag-a")),
+        ("b", 2, at(1_796_590_192_000_001), None),
+        ("c", 3, None, Some("etag-c")),
+        ("d", 4, None, None),
+        ("e", 5, at(7), None),
+    ];
+    list_as(&store, id, "copy-0", &listed).await;
+    // `a` and `c` verified, `e` found in place; `b` failed and `d` still pending.
+    let reports = [
+        report("a", 1, ObjectStatus::Verified),
+        report("b", 2, ObjectStatus::Failed),
+        report("c", 3, ObjectStatus::Verified),
+        report("e", 5, ObjectStatus::Skipped),
+    ];
+    store
+        .upsert_job_objects(id, &reports, Utc::now())
+        .await
+        .unwrap();
+
+    let job = store.find_job(id).await.unwrap().unwrap();
+    let mut entries = Vec::new();
+    let mut after: Option<String> = None;
+    // A page at a time, one entry a page.
+    while let Some((key, entry)) = store
+        .manifest_page(&job, after.as_deref(), 1)
+        .await
+        .unwrap()
+        .pop()
+    {
+        after = Some(key.clone());
+        entries.push((key, entry.size, entry.modified, entry.etag));
+    }
+    let expected: Vec<_> = listed
+        .iter()
+        .filter(|(key, ..)| ["a", "c", "e"].contains(key))
+        .map(|(key, size, modified, etag)| {
+            ((*key).to_owned(), *size, *modified, etag.map(str::to_owned))
+        })
+        .collect();
+    assert_eq!(
+        entries, expected,
+        "only what is done, each as its source was listed, in key order"
+    );
 }

@@ -14,13 +14,13 @@ use ferry_control_plane::{
         tier::Tier,
     },
     service::{Migrations, PlanRequest},
-    store::{ListedRecord, Store},
+    store::Store,
 };
 use tokio::sync::Notify;
 
 use crate::{
     fixture::{by_name, create_dataset, create_site, new_dataset, Fixture},
-    jobs::{dispatch, list_task},
+    jobs::{list_as, list_task},
 };
 
 async fn plan_sync(migrations: &Migrations) -> JobId {
@@ -203,20 +203,7 @@ pub async fn a_manifest_gives_back_keys_times_and_etags_as_recorded(f: &mut Fixt
         ("c\ttab\nnewline", 3, None, Some("etag-3")),
         ("d", 4, at(0), None),
     ];
-    let records: Vec<ListedRecord> = listed
-        .iter()
-        .map(|(key, size, modified, etag)| ListedRecord {
-            key: (*key).into(),
-            size: *size,
-            modified: *modified,
-            etag: etag.map(str::to_owned),
-            ..Default::default()
-        })
-        .collect();
-    store
-        .record_listed_task(id, "copy-0", &records, Utc::now(), dispatch("copy-0"))
-        .await
-        .unwrap();
+    list_as(&store, id, "copy-0", &listed).await;
     let keys: Vec<(&str, u64)> = listed.iter().map(|(k, s, _, _)| (*k, *s)).collect();
     verified(&store, id, &keys).await;
     commit(&store, id).await;
