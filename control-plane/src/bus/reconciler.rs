@@ -260,7 +260,10 @@ mod tests {
             for m in store.unpublished(1000).await.unwrap() {
                 let command = pb::JobCommand::decode(m.message.payload.as_slice()).unwrap();
                 tasks.push(command.task_id);
-                store.mark_published(m.id, self.clock.now()).await.unwrap();
+                store
+                    .mark_published(&[m.id], self.clock.now())
+                    .await
+                    .unwrap();
             }
             tasks
         }

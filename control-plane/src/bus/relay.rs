@@ -1,7 +1,8 @@
 //! The outbox relay: publishes what transactions wrote to the outbox, in order, awaiting
-//! each publish ack before marking the row published. A crash between the commit and
-//! the publish only delays the message; a crash between the publish and the mark
-//! repeats it with the same `Nats-Msg-Id`, which JetStream drops.
+//! each publish ack before marking the rows published, a batch at a time. A crash
+//! between the commit and the publish only delays the message; a crash between the
+//! publish and the mark repeats the batch's messages with the same `Nats-Msg-Id`s,
+//! which JetStream drops.
 
 use std::{sync::Arc, time::Duration};
 
@@ -62,8 +63,15 @@ pub async fn run(store: Store, bus: Bus, wakeup: Arc<Notify>) {
     }
 }
 
+/// Publishes a batch of pending messages in order, each awaiting JetStream's ack, then
+/// marks those published in one statement. One write a batch rather than one a
+/// message: on SQLite each write waits for the lock, and while reports are applied back
+/// to back the progress consumer holds it almost always, so a relay writing after every
+/// message held the agents' next tasks back for seconds.
 async fn publish_pending(store: &Store, bus: &Bus) -> crate::error::Result<usize> {
     let pending = store.unpublished(BATCH).await?;
+    let mut published = Vec::with_capacity(pending.len());
+    let mut failed = None;
     for p in &pending {
         // A child of the span that wrote the message; the agent's task is its child.
         let span = tracing::info_span!(
@@ -72,19 +80,31 @@ async fn publish_pending(store: &Store, bus: &Bus) -> crate::error::Result<usize
             message_id = %p.message.message_id,
         );
         ferry_telemetry::propagation::set_parent(&span, p.message.trace_parent.as_deref());
-        async {
-            bus.publish(
+        let publish = bus
+            .publish(
                 &p.message.subject,
                 &p.message.message_id,
                 p.message.payload.clone(),
             )
-            .await?;
-            store.mark_published(p.id, clock::system_now()).await?;
-            debug!("published");
-            Ok::<_, crate::error::Error>(())
+            .instrument(span.clone())
+            .await;
+        match publish {
+            Ok(()) => {
+                span.in_scope(|| debug!("published"));
+                published.push(p.id);
+            }
+            // The rest waits for the next round, in order.
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
         }
-        .instrument(span)
-        .await?;
     }
-    Ok(pending.len())
+    store
+        .mark_published(&published, clock::system_now())
+        .await?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(pending.len()),
+    }
 }

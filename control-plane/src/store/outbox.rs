@@ -80,13 +80,17 @@ impl Store {
             .collect())
     }
 
-    pub async fn mark_published(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+    /// Marks the messages `ids` (at most a relay batch: one statement) published.
+    pub async fn mark_published(&self, ids: &[i64], at: DateTime<Utc>) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         outbox::Entity::update_many()
             .col_expr(
                 outbox::Column::PublishedAt,
                 sea_orm::sea_query::Expr::value(at),
             )
-            .filter(outbox::Column::Id.eq(id))
+            .filter(outbox::Column::Id.is_in(ids.iter().copied()))
             .exec(&self.db)
             .await
             .map_err(db_error)?;
