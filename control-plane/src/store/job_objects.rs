@@ -15,6 +15,7 @@ use super::{
     job_counters::{update_counters, Tally},
     jobs::lock_job,
     outbox::{insert_outbox, OutboxMessage},
+    recorded::recorded,
     to_i64, to_u64, Store,
 };
 use crate::{
@@ -98,20 +99,11 @@ impl Store {
         // An agent reports up to 512 results at once: one read and one upsert for all of
         // them (16 values a row, well within SQLite's and PostgreSQL's bind limits).
         for chunk in latest.chunks(512) {
-            let existing: std::collections::HashMap<String, job_object::Model> =
-                job_object::Entity::find()
-                    .filter(job_object::Column::JobId.eq(id.to_string()))
-                    .filter(job_object::Column::Key.is_in(chunk.iter().map(|o| o.key.clone())))
-                    .all(&txn)
-                    .await
-                    .map_err(db_error)?
-                    .into_iter()
-                    .map(|row| (row.key.clone(), row))
-                    .collect();
+            let existing = recorded(&txn, id, chunk.iter().map(|o| o.key.clone())).await?;
             for o in chunk {
                 change += Tally::of(o.status, to_i64(o.size));
                 if let Some(row) = existing.get(&o.key) {
-                    change -= Tally::of_row(row);
+                    change -= Tally::of_stored(&row.status, row.size);
                 }
             }
             let rows = chunk.iter().map(|o| {

@@ -1,10 +1,8 @@
 //! Reading a replica's manifest a page at a time, as every sync run does for the agent
 //! that compares its listing with it (whole datasets at once), and a migration's
-//! copied objects the same way for its final pass. On SQLite a page comes
-//! back as one row holding a JSON array: sqlx's SQLite driver hands every row from its
-//! worker thread to the caller over a channel, and on a manifest of 100,000 objects
-//! those hand-offs cost about four times the query itself. PostgreSQL's driver has no
-//! such hand-off and reads the page as rows.
+//! copied objects the same way for its final pass. On SQLite a page comes back as one
+//! row holding a JSON array (see `json_rows`); on a manifest of 100,000 objects the
+//! driver's hand-off of each row cost about four times the query itself.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::{
@@ -16,6 +14,7 @@ use tracing::warn;
 use super::{
     db_error,
     entity::{job_object, replica_object},
+    json_rows,
     sync::replica_of,
     to_u64, Store,
 };
@@ -24,26 +23,15 @@ use crate::{
         job::{Job, ObjectStatus},
         sync::{JobKind, ManifestEntry},
     },
-    error::{Error, Result},
+    error::Result,
 };
 
 /// One manifest entry as the database returns it: key, size, modification time
 /// (text, on SQLite), etag and xxh3.
 type Row<T> = (String, i64, Option<T>, Option<String>, Option<String>);
 
-/// The query `page` (rows in key order) as one row: a JSON array of its rows. SQLite
-/// applies the aggregate's own ORDER BY (3.44 and later), so the order does not rest
-/// on the subquery's.
-fn sqlite_page_as_json(page: Statement) -> Statement {
-    Statement {
-        sql: format!(
-            "SELECT json_group_array(json_array(key, size, modified, etag, xxh3) ORDER BY key) \
-             FROM ({})",
-            page.sql
-        ),
-        ..page
-    }
-}
+/// The columns of a manifest page, in [`Row`]'s order.
+const COLUMNS: [&str; 5] = ["key", "size", "modified", "etag", "xxh3"];
 
 impl Store {
     /// One page of the sync job's replica's manifest (a migration's: what it copied),
@@ -73,7 +61,7 @@ impl Store {
             query = query.filter(replica_object::Column::Key.gt(after));
         }
         if self.db.get_database_backend() == DbBackend::Sqlite {
-            let page = sqlite_page_as_json(query.build(DbBackend::Sqlite));
+            let page = json_rows::as_json(query.build(DbBackend::Sqlite), &COLUMNS, Some("key"));
             return self.manifest_page_as_json(page).await;
         }
         let rows: Vec<Row<DateTime<Utc>>> =
@@ -108,7 +96,7 @@ impl Store {
             query = query.filter(job_object::Column::Key.gt(after));
         }
         if self.db.get_database_backend() == DbBackend::Sqlite {
-            let page = sqlite_page_as_json(query.build(DbBackend::Sqlite));
+            let page = json_rows::as_json(query.build(DbBackend::Sqlite), &COLUMNS, Some("key"));
             return self.manifest_page_as_json(page).await;
         }
         let rows: Vec<Row<DateTime<Utc>>> =
@@ -116,20 +104,12 @@ impl Store {
         Ok(rows.into_iter().map(entry).collect())
     }
 
-    /// The entries of a page read by [`sqlite_page_as_json`].
+    /// The entries of a page read as JSON (see `json_rows`).
     async fn manifest_page_as_json(
         &self,
         statement: Statement,
     ) -> Result<Vec<(String, ManifestEntry)>> {
-        let row = self
-            .db
-            .query_one(statement)
-            .await
-            .map_err(db_error)?
-            .ok_or_else(|| Error::Internal("manifest page query returned no row".into()))?;
-        let page: String = row.try_get_by_index(0).map_err(db_error)?;
-        let rows: Vec<Row<String>> = serde_json::from_str(&page)
-            .map_err(|e| Error::Internal(format!("manifest page unreadable: {e}")))?;
+        let rows: Vec<Row<String>> = json_rows::read_json(&self.db, statement).await?;
         Ok(rows
             .into_iter()
             .map(|(key, size, modified, etag, xxh3)| {
