@@ -123,13 +123,7 @@ pub(crate) fn read_blocking(
         BTreeMap::new()
     };
     let size = before.len();
-    // One byte more than the stat said is asked for, so that a file that grew since is
-    // caught here rather than copied short.
-    let mut bytes = Vec::with_capacity(size as usize + 1);
-    (&mut file)
-        .take(size + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| LocalError::Io(Operation::Read, e))?;
+    let bytes = read_size(&mut file, size).map_err(|e| LocalError::Io(Operation::Read, e))?;
     if bytes.len() as u64 != size {
         return Err(LocalError::Changed(format!(
             "read {} bytes where it had {size}",
@@ -149,6 +143,36 @@ pub(crate) fn read_blocking(
         bytes: Bytes::from(bytes),
         user_metadata,
     }))
+}
+
+/// Reads `file`, of `size` bytes by its stat, into memory, with one byte more room
+/// than that: a file that grew since shows as `size + 1` bytes, one that shrank as
+/// fewer. Reads stop at `size` bytes without asking again for the end of the file
+/// (a read of a regular file returns less than asked only at its end, and the caller's
+/// second stat catches a file that grew after it): one `read` for a small file rather
+/// than two.
+fn read_size(file: &mut File, size: u64) -> std::io::Result<Vec<u8>> {
+    let room = usize::try_from(size)
+        .ok()
+        .and_then(|n| n.checked_add(1))
+        .ok_or_else(|| std::io::Error::other("file too large to read into memory"))?;
+    let mut bytes = vec![0u8; room];
+    let mut filled = 0;
+    while filled < room {
+        match file.read(&mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                if filled == room - 1 {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(filled);
+    Ok(bytes)
 }
 
 fn same_version(before: &Metadata, after: &Metadata) -> bool {
@@ -283,5 +307,23 @@ mod tests {
         let after = std::fs::metadata(&path).unwrap();
         assert!(same_version(&before, &before));
         assert!(!same_version(&before, &after));
+    }
+
+    #[test]
+    fn a_read_shows_a_file_that_grew_or_shrank_since_its_stat() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        for (written, stated, read) in [
+            (4096, 4096, 4096),
+            (5, 4, 5),
+            (3, 4, 3),
+            (0, 0, 0),
+            (1, 0, 1),
+        ] {
+            std::fs::write(&path, vec![1u8; written]).unwrap();
+            let mut file = File::open(&path).unwrap();
+            let bytes = read_size(&mut file, stated as u64).unwrap();
+            assert_eq!(bytes, vec![1u8; read], "{written} bytes, stated {stated}");
+        }
     }
 }
