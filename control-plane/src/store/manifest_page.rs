@@ -7,7 +7,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Statement,
+    QueryTrait, Select,
 };
 use tracing::warn;
 
@@ -60,13 +60,7 @@ impl Store {
         if let Some(after) = after {
             query = query.filter(replica_object::Column::Key.gt(after));
         }
-        if self.db.get_database_backend() == DbBackend::Sqlite {
-            let page = json_rows::as_json(query.build(DbBackend::Sqlite), &COLUMNS, Some("key"));
-            return self.manifest_page_as_json(page).await;
-        }
-        let rows: Vec<Row<DateTime<Utc>>> =
-            query.into_tuple().all(&self.db).await.map_err(db_error)?;
-        Ok(rows.into_iter().map(entry).collect())
+        self.read_page(query).await
     }
 
     /// One page of what the migration `job` has copied, for its final pass to compare
@@ -95,21 +89,22 @@ impl Store {
         if let Some(after) = after {
             query = query.filter(job_object::Column::Key.gt(after));
         }
-        if self.db.get_database_backend() == DbBackend::Sqlite {
-            let page = json_rows::as_json(query.build(DbBackend::Sqlite), &COLUMNS, Some("key"));
-            return self.manifest_page_as_json(page).await;
-        }
-        let rows: Vec<Row<DateTime<Utc>>> =
-            query.into_tuple().all(&self.db).await.map_err(db_error)?;
-        Ok(rows.into_iter().map(entry).collect())
+        self.read_page(query).await
     }
 
-    /// The entries of a page read as JSON (see `json_rows`).
-    async fn manifest_page_as_json(
+    /// The entries `query` selects, as [`COLUMNS`] in key order: on SQLite as one row of
+    /// JSON (see `json_rows`), whose times are text; on PostgreSQL as rows.
+    async fn read_page<E: EntityTrait>(
         &self,
-        statement: Statement,
+        query: Select<E>,
     ) -> Result<Vec<(String, ManifestEntry)>> {
-        let rows: Vec<Row<String>> = json_rows::read_json(&self.db, statement).await?;
+        if self.db.get_database_backend() != DbBackend::Sqlite {
+            let rows: Vec<Row<DateTime<Utc>>> =
+                query.into_tuple().all(&self.db).await.map_err(db_error)?;
+            return Ok(rows.into_iter().map(entry).collect());
+        }
+        let page = json_rows::as_json(query.build(DbBackend::Sqlite), &COLUMNS, Some("key"));
+        let rows: Vec<Row<String>> = json_rows::read_json(&self.db, page).await?;
         Ok(rows
             .into_iter()
             .map(|(key, size, modified, etag, xxh3)| {
