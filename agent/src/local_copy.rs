@@ -12,6 +12,8 @@
 //! its retries and its error reports. Nothing is flushed to disk here; the task syncs
 //! the destination's file system before it reports the results (see `local_write`).
 
+use std::sync::Arc;
+
 use ferry_storage::{Attributes, Store};
 
 use crate::{
@@ -76,12 +78,11 @@ impl LocalCopy {
     /// file, in the same order. Should the call itself fail, every file is declined.
     /// Each file has its `copy_object` span (and `verify_object`, for its check) below
     /// the caller's, as a file copied on its own has.
-    pub async fn run(&self, wanted: Vec<Wanted>) -> Vec<Done> {
+    pub async fn run(self: Arc<Self>, wanted: Vec<Wanted>) -> Vec<Done> {
         let files = wanted.len();
-        let copy = self.clone();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
-            span.in_scope(|| wanted.iter().map(|w| copy.one(w)).collect())
+            span.in_scope(|| wanted.iter().map(|w| self.one(w)).collect())
         })
         .await
         .unwrap_or_else(|_| vec![Done::Declined; files])
@@ -186,7 +187,7 @@ mod tests {
             max: 64,
             check,
         };
-        let done = copy(Check::Quick)
+        let done = Arc::new(copy(Check::Quick))
             .run(vec![
                 wanted("new/deep/one.bin", false),
                 wanted("same.bin", true),
@@ -228,7 +229,9 @@ mod tests {
 
         // A full check reads the copy back; a later one leaves it to the verify phase.
         write(a.path(), "full.bin", b"full");
-        let full = copy(Check::Full).run(vec![wanted("full.bin", false)]).await;
+        let full = Arc::new(copy(Check::Full))
+            .run(vec![wanted("full.bin", false)])
+            .await;
         let hash = xxh3_128(b"full");
         assert_eq!(
             full,
@@ -238,7 +241,7 @@ mod tests {
                 checked: Some(Some(hash))
             }]
         );
-        let later = copy(Check::Later)
+        let later = Arc::new(copy(Check::Later))
             .run(vec![wanted("full.bin", false)])
             .await;
         assert_eq!(
@@ -267,14 +270,18 @@ mod tests {
             max: 64,
             check: Check::Quick,
         };
-        copy.run(vec![wanted("tagged.bin", false)]).await;
+        Arc::new(copy.clone())
+            .run(vec![wanted("tagged.bin", false)])
+            .await;
         let kept = ferry_storage::Attributes::of(&copy.dst.op().stat("tagged.bin").await.unwrap())
             .user_metadata;
         assert_eq!(kept, BTreeMap::from([("owner".into(), "ops".into())]));
 
         copy.options.preserve_metadata = false;
         std::fs::remove_file(b.path().join("tagged.bin")).unwrap();
-        copy.run(vec![wanted("tagged.bin", false)]).await;
+        Arc::new(copy.clone())
+            .run(vec![wanted("tagged.bin", false)])
+            .await;
         assert_eq!(
             xattr::get(b.path().join("tagged.bin"), "user.owner").unwrap(),
             None

@@ -56,14 +56,14 @@ impl Executor {
         // compared with the replica's manifest, a final pass's with what the migration
         // copied, read meanwhile; the source is listed ahead, within bounds, at the
         // same time, so both sides are read at once.
-        let compares = compared || command.final_pass;
+        let reads_manifest = compared || command.final_pass;
         let source = ferry_storage::list_sizes(sites.src.op(), "", None);
-        let source = if compares {
+        let source = if reads_manifest {
             futures::future::Either::Left(read_ahead(source, SOURCE_AHEAD))
         } else {
             futures::future::Either::Right(source)
         };
-        let (mut at_destination, mut manifest) = if compares {
+        let (mut at_destination, mut manifest) = if reads_manifest {
             let (held, manifest) = tokio::join!(
                 destination_objects(sites, &filter, cancel),
                 self.read_manifest(command)
