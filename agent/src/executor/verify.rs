@@ -205,7 +205,8 @@ fn differs(found: (u64, Option<&str>), expected: (u64, Option<&str>)) -> String 
 }
 
 /// Checks a server-side copy: in quick mode by size and etag (the service computed
-/// both), in full mode by reading and hashing both ends.
+/// both), in full mode by reading and hashing the destination, and the source as well
+/// unless the destination's bytes match the MD5 the source's etag states.
 async fn verify_server_copy(
     sites: &Sites,
     info: &ObjectInfo,
@@ -228,22 +229,48 @@ async fn verify_server_copy(
                 )))
             }
         }
-        VerifyMode::Full => {
-            let (source, destination) = tokio::join!(
-                transfer::hash_streamed(sites.src.op(), &info.key),
-                transfer::hash_streamed(sites.dst.op(), &info.key)
-            );
-            let ((src_size, src_xxh3), (dst_size, dst_xxh3)) = (source?, destination?);
-            if src_size == dst_size && src_xxh3 == dst_xxh3 {
-                Ok(Ok((Some(src_xxh3), Some(dst_xxh3))))
-            } else {
-                Ok(Err(format!(
-                    "found {}, expected {}",
-                    transfer::xxh3_hex(dst_xxh3),
-                    transfer::xxh3_hex(src_xxh3)
-                )))
+        VerifyMode::Full => verify_server_copy_in_full(sites, info, copied).await,
+    }
+}
+
+/// Reads a server-side copy back. Every request of the copy was conditional on the
+/// source's etag, so the version copied is the one that etag names; where it states the
+/// MD5 of that version's bytes (an object written in one request), destination bytes
+/// with that MD5 are those bytes, and the source need not be read: its xxh3 is the
+/// destination's. Otherwise (a multipart source, an etag that is no MD5, a destination
+/// that differs) the source is read and hashed too, and the two xxh3 decide.
+async fn verify_server_copy_in_full(
+    sites: &Sites,
+    info: &ObjectInfo,
+    copied: &ServerCopied,
+) -> Result<Result<Hashes, String>, ObjectError> {
+    let (src, dst) = (sites.src.op(), sites.dst.op());
+    let source_md5 = copied.source_etag.as_deref().and_then(transfer::etag_md5);
+    let (source, destination) = match source_md5 {
+        Some(source_md5) => {
+            let (size, xxh3, md5) = transfer::hash_streamed_md5(dst, &info.key).await?;
+            if size == copied.size && md5 == source_md5 {
+                return Ok(Ok((Some(xxh3), Some(xxh3))));
             }
+            (transfer::hash_streamed(src, &info.key).await?, (size, xxh3))
         }
+        None => {
+            let (source, destination) = tokio::join!(
+                transfer::hash_streamed(src, &info.key),
+                transfer::hash_streamed(dst, &info.key)
+            );
+            (source?, destination?)
+        }
+    };
+    let ((src_size, src_xxh3), (dst_size, dst_xxh3)) = (source, destination);
+    if src_size == dst_size && src_xxh3 == dst_xxh3 {
+        Ok(Ok((Some(src_xxh3), Some(dst_xxh3))))
+    } else {
+        Ok(Err(format!(
+            "found {}, expected {}",
+            transfer::xxh3_hex(dst_xxh3),
+            transfer::xxh3_hex(src_xxh3)
+        )))
     }
 }
 

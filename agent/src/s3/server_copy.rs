@@ -63,6 +63,9 @@ pub struct ServerCopied {
     /// The destination's etag as S3 returns it (quotes included). A part-by-part copy
     /// has a multipart etag, which differs from the source's single-request one.
     pub etag: Option<String>,
+    /// The source's etag every request of the copy was conditional on: the version
+    /// copied. `None` when the source had none to give (the copy was unconditional).
+    pub source_etag: Option<String>,
 }
 
 /// One `UploadPartCopy` range: bytes `first..=last` of the source.
@@ -98,9 +101,14 @@ impl S3Dataset {
         // a listing without etags (some S3-compatible services) leaves the copy
         // unconditional, and verification compares the size copied with the listing's.
         if let Some((size, etag)) = listed.filter(|(size, _)| *size <= limit) {
+            let source_etag = etag.map(str::to_owned);
             let etag = self.copy_whole(source, key, size, etag, options).await?;
             tracing::debug!(key, from = %source.url(key), to = %self.url(key), size, "copied server-side");
-            return Ok(ServerCopied { size, etag });
+            return Ok(ServerCopied {
+                size,
+                etag,
+                source_etag,
+            });
         }
         let head = source.head_object(key).await?;
         let size = content_length(source, key, &head)?;
@@ -121,7 +129,11 @@ impl S3Dataset {
             parts,
             "copied server-side"
         );
-        Ok(ServerCopied { size, etag })
+        Ok(ServerCopied {
+            size,
+            etag,
+            source_etag: head.e_tag().map(str::to_owned),
+        })
     }
 
     /// The `x-amz-copy-source` value naming object `key` of this dataset.

@@ -17,9 +17,9 @@ use xxhash_rust::xxh3::Xxh3;
 pub(crate) use self::read::{
     ensure_unchanged, pinned_reader, read_failure, stat_file, ObjectBytes,
 };
-pub(crate) use self::verify::{etags_agree, keeps_etags};
+pub(crate) use self::verify::{etag_md5, etags_agree, keeps_etags};
 pub use self::{
-    read::{hash_object, hash_streamed},
+    read::{hash_object, hash_streamed, hash_streamed_md5},
     verify::{
         delete_object, parse_xxh3_hex, verify_object, xxh3_hex, InvalidXxh3, Verified, VerifyMode,
     },

@@ -3,6 +3,7 @@
 
 use ferry_storage::{ObjectError, Operation};
 use futures::TryStreamExt;
+use md5::{Digest, Md5};
 use opendal::{Buffer, Metadata, Operator};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -44,6 +45,34 @@ pub async fn hash_object(op: &Operator, key: &str) -> Result<(u64, u128), Object
 /// both, so the stats [`hash_object`] adds to notice a change would add requests and
 /// nothing else.
 pub async fn hash_streamed(op: &Operator, key: &str) -> Result<(u64, u128), ObjectError> {
+    let mut hasher = Xxh3::new();
+    let size = read_streamed(op, key, |chunk| hasher.update(chunk)).await?;
+    Ok((size, hasher.digest128()))
+}
+
+/// As [`hash_streamed`], with the MD5 of the bytes as well: the etag S3 gives an object
+/// written in one request, which full verification of a server-side copy checks the
+/// destination against instead of reading the source too.
+pub async fn hash_streamed_md5(
+    op: &Operator,
+    key: &str,
+) -> Result<(u64, u128, [u8; 16]), ObjectError> {
+    let (mut xxh3, mut md5) = (Xxh3::new(), Md5::new());
+    let size = read_streamed(op, key, |chunk| {
+        xxh3.update(chunk);
+        md5.update(chunk);
+    })
+    .await?;
+    Ok((size, xxh3.digest128(), md5.finalize().into()))
+}
+
+/// Reads `key` in one streamed request, handing `each` its bytes in order; returns
+/// how many it read.
+async fn read_streamed(
+    op: &Operator,
+    key: &str,
+    mut each: impl FnMut(&[u8]),
+) -> Result<u64, ObjectError> {
     let failure = |e| ObjectError::from_opendal(op, key, Operation::Read, e);
     let mut stream = op
         .reader(key)
@@ -52,14 +81,14 @@ pub async fn hash_streamed(op: &Operator, key: &str) -> Result<(u64, u128), Obje
         .into_stream(..)
         .await
         .map_err(failure)?;
-    let (mut hasher, mut size) = (Xxh3::new(), 0u64);
+    let mut size = 0u64;
     while let Some(buffer) = stream.try_next().await.map_err(failure)? {
         for chunk in buffer {
-            hasher.update(&chunk);
+            each(&chunk);
             size += chunk.len() as u64;
         }
     }
-    Ok((size, hasher.digest128()))
+    Ok(size)
 }
 
 /// The bytes of one object, exactly as many as its stat said, in order. Reads are
@@ -204,5 +233,25 @@ mod tests {
             hasher.update(chunk);
         }
         assert_eq!(hasher.digest128(), xxhash_rust::xxh3::xxh3_128(&data));
+    }
+
+    #[tokio::test]
+    async fn an_object_read_back_gives_its_size_xxh3_and_md5() {
+        let dir = tempfile::tempdir().expect("test setup");
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.path().join("o.bin"), &data).expect("test setup");
+        std::fs::write(dir.path().join("empty"), b"").expect("test setup");
+        let builder = opendal::services::Fs::default().root(&dir.path().display().to_string());
+        let op = Operator::new(builder).expect("test setup");
+        let (size, xxh3, md5) = hash_streamed_md5(&op, "o.bin").await.expect("read");
+        assert_eq!(size, 100_000);
+        assert_eq!(xxh3, xxhash_rust::xxh3::xxh3_128(&data));
+        assert_eq!(md5, <[u8; 16]>::from(Md5::digest(&data)));
+        // MD5's published digest of nothing: what S3 gives an empty object as etag.
+        let (_, _, empty) = hash_streamed_md5(&op, "empty").await.expect("read");
+        assert_eq!(
+            super::super::etag_md5("\"d41d8cd98f00b204e9800998ecf8427e\""),
+            Some(empty)
+        );
     }
 }

@@ -97,6 +97,24 @@ pub(crate) fn etags_agree(expected: Option<&str>, found: Option<&str>) -> bool {
     }
 }
 
+/// The MD5 an etag states: S3 names an object written in one request (unencrypted, or
+/// encrypted with S3's own keys) by the MD5 of its bytes, 32 hex digits in quotes.
+/// `None` for any other form: a multipart upload's (`…-N`), a weak tag, or a service's
+/// own kind. An etag of 32 hex digits that is not an MD5 (some services, objects
+/// encrypted with the customer's keys) only fails to match, never matches falsely.
+pub(crate) fn etag_md5(etag: &str) -> Option<[u8; 16]> {
+    let hex = etag.strip_prefix('"')?.strip_suffix('"')?;
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut md5 = [0u8; 16];
+    for (byte, pair) in md5.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(md5)
+}
+
 /// An xxh3-128 digest as 32 lowercase hex digits, the form Ferry stores and reports.
 pub fn xxh3_hex(digest: u128) -> String {
     format!("{digest:032x}")
@@ -155,6 +173,24 @@ mod tests {
             " 0000000000000000000000000000001",
         ] {
             assert!(parse_xxh3_hex(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn an_etag_states_an_md5_only_in_the_form_of_a_single_request_upload() {
+        let md5 = etag_md5("\"9b2cf535f27731c974343645a3985328\"").expect("an MD5 etag");
+        assert_eq!(md5[0], 0x9b);
+        assert_eq!(md5[15], 0x28);
+        for other in [
+            "9b2cf535f27731c974343645a3985328",
+            "W/\"9b2cf535f27731c974343645a3985328\"",
+            "\"9b2cf535f27731c974343645a3985328-2\"",
+            "\"9b2cf535f27731c974343645a398532\"",
+            "\"9b2cf535f27731c974343645a398532g\"",
+            "\"+b2cf535f27731c974343645a3985328\"",
+            "\"\"",
+        ] {
+            assert_eq!(etag_md5(other), None, "{other}");
         }
     }
 

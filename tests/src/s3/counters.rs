@@ -55,6 +55,8 @@ pub(super) struct Counters {
     pub(super) lists: Arc<AtomicUsize>,
     /// `CopyObject` calls, in the order they came.
     pub(super) copies: Arc<std::sync::Mutex<Vec<ServerCopy>>>,
+    /// `GetObject` calls by bucket, so a test can tell which end a client read.
+    pub(super) gets: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 /// Counts one request as in flight until it is answered or abandoned.
@@ -89,6 +91,16 @@ impl Counters {
         }
         if req.method() == http::Method::GET && !names_object && !path.is_empty() {
             self.lists.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+        if req.method() == http::Method::GET && names_object && !has("uploadId") {
+            let bucket = path.split('/').next().unwrap_or_default();
+            *self
+                .gets
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(bucket.to_owned())
+                .or_default() += 1;
             return;
         }
         let header = |name: &str| {

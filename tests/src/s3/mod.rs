@@ -162,6 +162,17 @@ impl S3Server {
         self.counters.lists.load(Ordering::SeqCst)
     }
 
+    /// `GetObject` requests received so far for objects of `bucket` (path-style).
+    pub fn object_reads(&self, bucket: &str) -> usize {
+        self.counters
+            .gets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(bucket)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The `CopyObject` requests received so far.
     pub fn server_copies(&self) -> Vec<ServerCopy> {
         self.counters

@@ -41,13 +41,7 @@ impl Files {
     }
 
     async fn completes(&self, job: &pb::Job) {
-        let done = wait_for_end(&self.client, &job.id, TIMEOUT).await;
-        assert_eq!(
-            done.state,
-            pb::JobState::Completed as i32,
-            "{done:#?}\n{}",
-            self.agent.log()
-        );
+        assert_completed(&self.client, job, &self.agent).await;
     }
 
     /// What the destination's own client read back below `prefix` is the source,

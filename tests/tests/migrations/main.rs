@@ -24,6 +24,7 @@ mod durability;
 mod faults;
 mod final_pass;
 mod lifecycle;
+mod server_side;
 mod sync;
 mod transfer;
 
@@ -251,13 +252,7 @@ impl FilesToBucket {
 
     /// Waits for `job` to end and checks that it completed.
     async fn completes(&self, job: &pb::Job) {
-        let done = wait_for_end(&self.client, &job.id, TIMEOUT).await;
-        assert_eq!(
-            done.state,
-            pb::JobState::Completed as i32,
-            "{done:#?}\n{}",
-            self.agent.log()
-        );
+        assert_completed(&self.client, job, &self.agent).await;
     }
 
     /// Checks, with an independent client, that the bucket holds the source's bytes.
@@ -333,6 +328,17 @@ async fn fill_bucket(s3: &S3Server, bucket: &str, path: &str, objects: &BTreeMap
             .await
             .expect("putting a source object");
     }
+}
+
+/// Waits for `job` to end and checks that it completed; the agent's log says why not.
+async fn assert_completed(client: &Client, job: &pb::Job, agent: &Agent) {
+    let done = wait_for_end(client, &job.id, TIMEOUT).await;
+    assert_eq!(
+        done.state,
+        pb::JobState::Completed as i32,
+        "{done:#?}\n{}",
+        agent.log()
+    );
 }
 
 /// Two file-system sites and a dataset of `objects` on the first; returns the temp dir.
