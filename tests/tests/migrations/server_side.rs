@@ -67,12 +67,19 @@ async fn without_etags_a_full_verification_reads_both_ends_of_a_server_side_copy
 }
 
 /// Migrates a bucket's dataset to another bucket of the same server, full verify, and
-/// checks which ends were read back (the destination's copies once each; the source
-/// only when its listing gave no etags) and the xxh3s recorded for each object.
+/// checks which ends were read back (the destination's copies once each, with no HEAD;
+/// the source only when its listing gave no etags) and the xxh3s recorded for each
+/// object.
 async fn server_side_copy_verified_in_full(seed: u64, list_etags: bool) {
     let buckets = TwoBuckets::start(seed, list_etags).await;
     let (client, s3, source) = (&buckets.client, &buckets.s3, &buckets.source);
+    let heads = s3.heads();
     let job = buckets.migrate(pb::VerifyMode::Full).await;
+    assert_eq!(
+        s3.heads() - heads,
+        0,
+        "no object looked at with a HEAD of its own"
+    );
     let (source_reads, copy_reads) = (
         s3.object_reads("hot-bucket"),
         s3.object_reads("cold-bucket"),
