@@ -104,15 +104,7 @@ pub(crate) fn etags_agree(expected: Option<&str>, found: Option<&str>) -> bool {
 /// encrypted with the customer's keys) only fails to match, never matches falsely.
 pub(crate) fn etag_md5(etag: &str) -> Option<[u8; 16]> {
     let hex = etag.strip_prefix('"')?.strip_suffix('"')?;
-    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut md5 = [0u8; 16];
-    for (byte, pair) in md5.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
-        let pair = std::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(pair, 16).ok()?;
-    }
-    Some(md5)
+    hex_128(hex).map(u128::to_be_bytes)
 }
 
 /// An xxh3-128 digest as 32 lowercase hex digits, the form Ferry stores and reports.
@@ -129,13 +121,18 @@ pub struct InvalidXxh3 {
 
 /// Parses the form [`xxh3_hex`] writes (upper-case digits are accepted too).
 pub fn parse_xxh3_hex(input: &str) -> Result<u128, InvalidXxh3> {
-    let invalid = || InvalidXxh3 {
+    hex_128(input).ok_or_else(|| InvalidXxh3 {
         input: input.to_owned(),
-    };
+    })
+}
+
+/// A 128-bit digest written as exactly 32 hex digits (no sign, either case), its first
+/// digits the most significant.
+fn hex_128(input: &str) -> Option<u128> {
     if input.len() != 32 || !input.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(invalid());
+        return None;
     }
-    u128::from_str_radix(input, 16).map_err(|_| invalid())
+    u128::from_str_radix(input, 16).ok()
 }
 
 #[cfg(test)]
