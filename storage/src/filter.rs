@@ -58,6 +58,14 @@ impl ObjectFilter {
         })
     }
 
+    /// Whether the filter could take an object at `key`, judged by the prefix and the
+    /// globs alone: its size and times are not known yet (a file being written).
+    pub fn may_take_key(&self, key: &str) -> bool {
+        key.starts_with(&self.prefix)
+            && self.include.as_ref().is_none_or(|g| g.is_match(key))
+            && !self.exclude.as_ref().is_some_and(|g| g.is_match(key))
+    }
+
     /// Whether the filter takes `o`. An object without a modification time cannot be
     /// shown to qualify for a filter on modification times, so it is left out.
     pub fn accepts(&self, o: &ObjectInfo) -> bool {
@@ -69,9 +77,7 @@ impl ObjectFilter {
                 (Some(_), None) => false,
             }
         };
-        o.key.starts_with(&self.prefix)
-            && self.include.as_ref().is_none_or(|g| g.is_match(&o.key))
-            && !self.exclude.as_ref().is_some_and(|g| g.is_match(&o.key))
+        self.may_take_key(&o.key)
             && o.size >= self.min_size
             && self.max_size.is_none_or(|max| o.size <= max)
             && modified(|m, b| m < b, &self.modified_before)
@@ -129,6 +135,11 @@ mod tests {
         assert!(ObjectFilter::new(&FilterSpec::default())
             .unwrap()
             .accepts(&object("anything", 0)));
+        // By key alone, sizes aside.
+        assert!(f.may_take_key("reads/x.fastq"));
+        assert!(!f.may_take_key("reads/x.txt"));
+        assert!(!f.may_take_key("reads/tmp/x.fastq"));
+        assert!(!f.may_take_key("other/x.fastq"));
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! and a real agent watching a real directory through inotify: the first
 //! run lists everything, then files written, rewritten, deleted and a directory moved
 //! in reach the replica within seconds through runs of those keys alone, and a full
-//! run afterwards finds the replica's manifest in step. The replica is read back with
-//! std::fs.
+//! run afterwards finds the replica's manifest in step; files the sync's filter leaves
+//! out start no run. The replica is read back with std::fs.
 
 #![allow(clippy::unwrap_used)]
 
@@ -215,6 +215,52 @@ async fn changes_reach_the_replica(cp: ControlPlane) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_the_syncs_filter_leaves_out_start_no_run() {
+    let cp = ControlPlane::start().await;
+    let client = cp.client().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let source_dir = dirs.path().join("fast/genome");
+    let replica_dir = dirs.path().join("dr/genome");
+    let mut source = BTreeMap::from([("day/0.dat".to_owned(), bytes(70, 3000))]);
+    write_tree(&source_dir, &source);
+    genome_on_fast_and_dr(&client, dirs.path()).await;
+    let mut schedule = live_schedule("genome");
+    if let Some(sync) = schedule.sync.as_mut() {
+        sync.filter = Some(pb::ObjectFilter {
+            exclude: vec!["**/*.swp".into()],
+            ..Default::default()
+        });
+    }
+    client.create_sync_schedule(schedule).await.unwrap();
+    let _agent = Agent::start(&cp, "fast", &[]).await;
+    until_in_step(&client, &replica_dir, &source).await;
+    assert_eq!(runs(&client).await.len(), 1);
+
+    // An editor's swap file, written and left for longer than a change takes to settle
+    // and be planned: the watcher leaves it out, so it starts no run.
+    let swap = source_dir.join("day/.0.dat.swp");
+    std::fs::write(&swap, b"draft").unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(runs(&client).await.len(), 1, "{:#?}", runs(&client).await);
+    // Then a file the sync takes is written and the swap file removed together.
+    let added = bytes(90, 4000);
+    std::fs::write(source_dir.join("day/new.dat"), &added).unwrap();
+    std::fs::remove_file(&swap).unwrap();
+    source.insert("day/new.dat".into(), added);
+    until_in_step(&client, &replica_dir, &source).await;
+
+    let all = runs(&client).await;
+    assert_eq!(all.len(), 2, "one run, of the new file alone: {all:#?}");
+    assert_eq!(all[1].sync.unwrap().changed_keys, 1, "{:#?}", all[1]);
+    assert_eq!(
+        keys_in(&client, &all[1..], pb::ObjectStatus::Verified).await,
+        BTreeSet::from(["day/new.dat".to_owned()])
+    );
+    let listed = client.list_sync_schedules(Some("genome")).await.unwrap();
+    assert_eq!(listed[0].pending_changes, 0, "{listed:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_are_taken_only_from_an_agent_of_the_datasets_site() {
     let cp = ControlPlane::start().await;
     let admin = cp.client().await;
@@ -232,7 +278,7 @@ async fn changes_are_taken_only_from_an_agent_of_the_datasets_site() {
         })
         .await
         .unwrap();
-    // A sync of the dataset's `reads/` only: the watcher reports the whole directory.
+    // A sync of the dataset's `reads/` only.
     let mut reads_only = pb::SyncSchedule {
         name: "genome-reads".into(),
         ..live_schedule("genome")
@@ -289,9 +335,11 @@ async fn changes_are_taken_only_from_an_agent_of_the_datasets_site() {
         .into_inner()
         .watches;
     watches.sort_by(|a, b| a.schedule.cmp(&b.schedule));
+    // With each sync's filter, whose prefix and globs the watcher applies to files.
     let mut expected = [&schedule, &reads_only].map(|s| pb::Watch {
         schedule: s.id.clone(),
         path: "genome".into(),
+        filter: s.sync.as_ref().and_then(|sync| sync.filter.clone()),
     });
     expected.sort_by(|a, b| a.schedule.cmp(&b.schedule));
     assert_eq!(watches, expected);

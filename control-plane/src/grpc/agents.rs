@@ -127,9 +127,10 @@ impl AgentService for AgentApi {
             watches: answer
                 .watches
                 .into_iter()
-                .map(|(schedule, path)| pb::Watch {
-                    schedule: schedule.to_string(),
-                    path,
+                .map(|w| pb::Watch {
+                    schedule: w.schedule.to_string(),
+                    path: w.path,
+                    filter: w.filter,
                 })
                 .collect(),
         }))

@@ -7,9 +7,10 @@
 
 use std::collections::HashMap;
 
-use tracing::{debug, info};
+use ferry_proto::v1 as pb;
+use tracing::{debug, info, warn};
 
-use super::Catalogue;
+use super::{schedules::decode_stored_sync, Catalogue};
 use crate::{
     call,
     domain::{
@@ -27,12 +28,21 @@ use crate::{
 };
 
 /// A heartbeat's answer: for each job the agent named, how many live agents of its site
-/// run tasks of it; and the continuous syncs (schedule, dataset path) whose datasets
-/// lie on its site.
+/// run tasks of it; and the continuous syncs whose datasets lie on its site.
 #[derive(Debug)]
 pub struct Heartbeat {
     pub job_agents: HashMap<JobId, u32>,
-    pub watches: Vec<(ScheduleId, String)>,
+    pub watches: Vec<Watch>,
+}
+
+/// A continuous sync as its site's agents watch it.
+#[derive(Debug)]
+pub struct Watch {
+    pub schedule: ScheduleId,
+    /// The dataset's path below the site's root.
+    pub path: String,
+    /// The sync's filter, whose prefix and globs the watcher applies to files.
+    pub filter: Option<pb::ObjectFilter>,
 }
 
 /// What an agent needs to reach one side of a job.
@@ -146,7 +156,24 @@ impl Agents {
         let watches = if stopping {
             Vec::new()
         } else {
-            self.store.watches_at(agent.site_id).await?
+            self.store
+                .watches_at(agent.site_id)
+                .await?
+                .into_iter()
+                .map(|(schedule, path, sync)| {
+                    // An unreadable sync fails its runs, not the site's heartbeats:
+                    // its watchers then report every change.
+                    let filter = decode_stored_sync(schedule, &sync)
+                        .inspect_err(|e| warn!(%schedule, error = %e, "watching unfiltered"))
+                        .ok()
+                        .and_then(|sync| sync.filter);
+                    Watch {
+                        schedule,
+                        path,
+                        filter,
+                    }
+                })
+                .collect()
         };
         if jobs.is_empty() {
             return Ok(Heartbeat {

@@ -310,12 +310,13 @@ impl Schedules {
 
 /// The sync the schedule plans, as stored.
 fn stored_sync(schedule: &SyncSchedule) -> Result<pb::PlanSyncRequest> {
-    pb::PlanSyncRequest::decode(schedule.sync.as_slice()).map_err(|e| {
-        Error::Internal(format!(
-            "schedule {}: stored sync unreadable: {e}",
-            schedule.id
-        ))
-    })
+    decode_stored_sync(schedule.id, &schedule.sync)
+}
+
+/// The sync a schedule stores (`sync_schedule.sync`), as planned by each of its runs.
+pub(super) fn decode_stored_sync(schedule: ScheduleId, sync: &[u8]) -> Result<pb::PlanSyncRequest> {
+    pb::PlanSyncRequest::decode(sync)
+        .map_err(|e| Error::Internal(format!("schedule {schedule}: stored sync unreadable: {e}")))
 }
 
 /// Checks the schedules every `interval`, on the catalogue's clock, as the system.

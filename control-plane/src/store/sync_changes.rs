@@ -143,13 +143,14 @@ impl Store {
         forget_changes_up_to(&self.db, schedule, up_to).await
     }
 
-    /// The continuous schedules of the datasets at `site`, with each dataset's path:
-    /// what the site's agents watch.
-    pub async fn watches_at(&self, site: SiteId) -> Result<Vec<(ScheduleId, String)>> {
-        let rows: Vec<(String, String)> = sync_schedule::Entity::find()
+    /// The continuous schedules of the datasets at `site`, with each dataset's path
+    /// and the schedule's stored sync (its filter): what the site's agents watch.
+    pub async fn watches_at(&self, site: SiteId) -> Result<Vec<(ScheduleId, String, Vec<u8>)>> {
+        let rows: Vec<(String, String, Vec<u8>)> = sync_schedule::Entity::find()
             .select_only()
             .column(sync_schedule::Column::Id)
             .column(dataset::Column::Path)
+            .column(sync_schedule::Column::Sync)
             .join(
                 sea_orm::JoinType::InnerJoin,
                 sync_schedule::Entity::belongs_to(dataset::Entity)
@@ -166,7 +167,7 @@ impl Store {
             .map_err(db_error)?;
         Ok(rows
             .into_iter()
-            .filter_map(|(id, path)| Some((id.parse().ok()?, path)))
+            .filter_map(|(id, path, sync)| Some((id.parse().ok()?, path, sync)))
             .collect())
     }
 }

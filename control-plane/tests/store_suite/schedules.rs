@@ -77,10 +77,11 @@ pub async fn reported_changes_wait_until_a_run_takes_them(f: &mut Fixture) {
     assert_eq!(store.count_pending_changes(live.id).await.unwrap(), 2);
     assert_eq!(store.schedules_with_changes().await.unwrap(), [live.id]);
 
-    // The agents of the dataset's site watch its directory; the other site's none.
+    // The agents of the dataset's site watch its directory, under the schedule's
+    // stored sync (its filter); the other site's none.
     assert_eq!(
         store.watches_at(fast.id).await.unwrap(),
-        [(live.id, "genome".to_owned())]
+        [(live.id, "genome".to_owned(), live.sync.clone())]
     );
     let dr = f.catalogue.get_site(&Ref::Name(name("dr"))).await.unwrap();
     assert!(store.watches_at(dr.id).await.unwrap().is_empty());

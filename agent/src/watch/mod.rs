@@ -9,7 +9,9 @@
 //! queue dropped: it then reports a rescan (when it starts, when the queue overflowed,
 //! when its reports could not be delivered for long), and the next run lists
 //! everything. Keys are reported as paths, files or directories alike: the run looks
-//! below a key that is no file at either end.
+//! below a key that is no file at either end. A file the sync's filter does not take
+//! by its prefix and globs is left out (a `*.csv` sync's editors' swap files start no
+//! run); a directory, or a path whose kind cannot be told, is always reported.
 
 use std::{
     collections::HashMap,
@@ -22,21 +24,17 @@ use std::{
 };
 
 use ferry_proto::v1 as pb;
-use ferry_storage::Store;
-use notify::{
-    event::{AccessKind, AccessMode},
-    Event, EventKind, RecursiveMode, Watcher,
-};
+use ferry_storage::{ObjectFilter, Store};
+use notify::{Event, RecursiveMode, Watcher};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
+use self::changes::{key_filter, keys_of, names_a_file, worth_reporting, Settled, Settling};
 use crate::control::ControlPlane;
 
-/// A key is reported once no event touched it for this long.
-const SETTLE: Duration = Duration::from_secs(1);
-/// ... or this long after its first event, however busy it stays.
-const MAX_WAIT: Duration = Duration::from_secs(10);
+mod changes;
+
 /// How often settled keys are looked for.
 const TICK: Duration = Duration::from_millis(250);
 /// Keys per report (the control plane's limit).
@@ -58,6 +56,7 @@ pub struct Watches {
 
 struct Running {
     path: String,
+    filter: Option<pb::ObjectFilter>,
     stop: CancellationToken,
 }
 
@@ -70,13 +69,13 @@ impl Watches {
     }
 
     /// Starts a watcher for each watch a heartbeat named that none runs for yet (or
-    /// whose dataset moved), and stops those it no longer names.
+    /// whose dataset or filter changed), and stops those it no longer names.
     pub fn reconcile(&self, wanted: &[pb::Watch]) {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         running.retain(|schedule, r| {
             let keep = wanted
                 .iter()
-                .any(|w| &w.schedule == schedule && w.path == r.path);
+                .any(|w| &w.schedule == schedule && w.path == r.path && w.filter == r.filter);
             if !keep {
                 info!(schedule, path = %r.path, "continuous sync no longer watched here");
                 r.stop.cancel();
@@ -94,6 +93,7 @@ impl Watches {
                     self.control.clone(),
                     w.schedule.clone(),
                     w.path.clone(),
+                    key_filter(w.filter.as_ref()),
                     stop.clone(),
                 )
                 .instrument(span),
@@ -102,6 +102,7 @@ impl Watches {
                 w.schedule.clone(),
                 Running {
                     path: w.path.clone(),
+                    filter: w.filter.clone(),
                     stop,
                 },
             );
@@ -117,11 +118,13 @@ impl Watches {
     }
 }
 
-/// Watches the dataset at `path` of this agent's site for `schedule` until `stop`.
+/// Watches the dataset at `path` of this agent's site for `schedule` until `stop`,
+/// leaving out the files `filter` does not take.
 async fn watch(
     control: Arc<ControlPlane>,
     schedule: String,
     path: String,
+    filter: Option<Arc<ObjectFilter>>,
     stop: CancellationToken,
 ) {
     let Some(dir) = local_directory(&control, &path, &stop).await else {
@@ -133,7 +136,12 @@ async fn watch(
         match start_watcher(&dir, events, overflowed.clone()) {
             Ok(watcher) => {
                 info!(dir = %dir.display(), "watching for changes");
-                let mut reporter = Reporter::new(control.clone(), schedule.clone());
+                let mut reporter = Reporter::new(
+                    control.clone(),
+                    schedule.clone(),
+                    dir.clone(),
+                    filter.clone(),
+                );
                 follow(&dir, queue, &overflowed, &mut reporter, &stop).await;
                 drop(watcher);
                 // What is settled by now still goes out; the rest the next start's
@@ -222,7 +230,10 @@ async fn follow(
                 Some(event) => {
                     let now = Instant::now();
                     match keys_of(dir, &event) {
-                        Some(keys) => keys.into_iter().for_each(|k| reporter.settling.touch(k, now)),
+                        Some(keys) => {
+                            let file = names_a_file(&event.kind);
+                            keys.into_iter().for_each(|k| reporter.settling.touch(k, file, now));
+                        }
                         None => reporter.rescan = true,
                     }
                 }
@@ -240,78 +251,13 @@ async fn follow(
     }
 }
 
-/// The keys an event names below `dir`, or `None` when it calls for a rescan. Reads
-/// that change nothing name none.
-fn keys_of(dir: &Path, event: &Event) -> Option<Vec<String>> {
-    if event.need_rescan() {
-        return None;
-    }
-    match event.kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
-        EventKind::Access(_) => return Some(Vec::new()),
-        _ => {}
-    }
-    let mut keys = Vec::with_capacity(event.paths.len());
-    for path in &event.paths {
-        let Ok(relative) = path.strip_prefix(dir) else {
-            continue;
-        };
-        let key = relative
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
-        if key.is_empty() {
-            // The watched directory itself (removed, moved): only a listing can tell.
-            return None;
-        }
-        keys.push(key);
-    }
-    Some(keys)
-}
-
-/// Keys touched by events, until they settle.
-#[derive(Debug, Default)]
-struct Settling {
-    /// First and last event of each key.
-    keys: HashMap<String, (Instant, Instant)>,
-}
-
-impl Settling {
-    fn touch(&mut self, key: String, now: Instant) {
-        self.keys
-            .entry(key)
-            .and_modify(|(_, last)| *last = now)
-            .or_insert((now, now));
-    }
-
-    /// Takes the keys settled at `now`, in key order.
-    fn take_settled(&mut self, now: Instant) -> Vec<String> {
-        let mut settled: Vec<String> = self
-            .keys
-            .iter()
-            .filter(|(_, (first, last))| now - *last >= SETTLE || now - *first >= MAX_WAIT)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in &settled {
-            self.keys.remove(key);
-        }
-        settled.sort();
-        settled
-    }
-
-    /// Takes every key, settled or not.
-    fn take_all(&mut self) -> Vec<String> {
-        let mut all: Vec<String> = self.keys.drain().map(|(k, _)| k).collect();
-        all.sort();
-        all
-    }
-}
-
 /// Reports a watcher's settled keys, holding those the control plane did not take.
 struct Reporter {
     control: Arc<ControlPlane>,
     schedule: String,
+    /// The watched directory, and the sync's filter, whose files alone are reported.
+    dir: PathBuf,
+    filter: Option<Arc<ObjectFilter>>,
     settling: Settling,
     rescan: bool,
     held: Vec<String>,
@@ -321,10 +267,17 @@ struct Reporter {
 }
 
 impl Reporter {
-    fn new(control: Arc<ControlPlane>, schedule: String) -> Self {
+    fn new(
+        control: Arc<ControlPlane>,
+        schedule: String,
+        dir: PathBuf,
+        filter: Option<Arc<ObjectFilter>>,
+    ) -> Self {
         Reporter {
             control,
             schedule,
+            dir,
+            filter,
             settling: Settling::default(),
             rescan: false,
             held: Vec::new(),
@@ -335,7 +288,7 @@ impl Reporter {
 
     async fn flush(&mut self, now: Instant) {
         let settled = self.settling.take_settled(now);
-        self.hold(settled);
+        self.hold_worth_reporting(settled).await;
         if self.backoff_until.is_some_and(|until| now < until) {
             return;
         }
@@ -344,8 +297,17 @@ impl Reporter {
 
     async fn flush_all(&mut self) {
         let all = self.settling.take_all();
-        self.hold(all);
+        self.hold_worth_reporting(all).await;
         self.send().await;
+    }
+
+    /// Holds those of `settled` worth a run; if they could not be judged, a rescan
+    /// instead.
+    async fn hold_worth_reporting(&mut self, settled: Vec<Settled>) {
+        match worth_reporting(&self.dir, self.filter.as_ref(), settled).await {
+            Some(keys) => self.hold(keys),
+            None => self.rescan = true,
+        }
     }
 
     fn hold(&mut self, keys: Vec<String>) {
@@ -387,68 +349,5 @@ impl Reporter {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use notify::event::{CreateKind, ModifyKind, RemoveKind};
-
-    use super::*;
-
-    fn event(kind: EventKind, paths: &[&str]) -> Event {
-        let mut e = Event::new(kind);
-        e.paths = paths.iter().map(PathBuf::from).collect();
-        e
-    }
-
-    #[test]
-    fn events_name_keys_relative_to_the_watched_directory() {
-        let dir = Path::new("/data/genome");
-        let created = event(
-            EventKind::Create(CreateKind::File),
-            &["/data/genome/runs/a.bam", "/elsewhere/x"],
-        );
-        assert_eq!(keys_of(dir, &created), Some(vec!["runs/a.bam".to_owned()]));
-        let written = event(
-            EventKind::Access(AccessKind::Close(AccessMode::Write)),
-            &["/data/genome/b"],
-        );
-        assert_eq!(keys_of(dir, &written), Some(vec!["b".to_owned()]));
-        let read = event(
-            EventKind::Access(AccessKind::Close(AccessMode::Read)),
-            &["/data/genome/b"],
-        );
-        assert_eq!(keys_of(dir, &read), Some(vec![]));
-        let removed = event(EventKind::Remove(RemoveKind::Any), &["/data/genome"]);
-        assert_eq!(keys_of(dir, &removed), None, "the directory itself went");
-        let lost =
-            event(EventKind::Modify(ModifyKind::Any), &[]).set_flag(notify::event::Flag::Rescan);
-        assert_eq!(keys_of(dir, &lost), None);
-    }
-
-    #[test]
-    fn keys_settle_after_a_quiet_second_or_ten_busy_ones() {
-        let start = Instant::now();
-        let at = |ms: u64| start + Duration::from_millis(ms);
-        let mut settling = Settling::default();
-        settling.touch("quiet".into(), at(0));
-        settling.touch("busy".into(), at(0));
-        assert!(settling.take_settled(at(900)).is_empty());
-        // "busy" is written every half second from then on.
-        for t in (500..=9_500).step_by(500) {
-            settling.touch("busy".into(), at(t));
-            let settled = settling.take_settled(at(t));
-            if t >= 1_000 {
-                assert!(!settled.contains(&"busy".to_owned()), "{t} ms");
-            }
-            if t == 1_000 {
-                assert_eq!(settled, ["quiet"]);
-            }
-        }
-        settling.touch("busy".into(), at(10_000));
-        assert_eq!(settling.take_settled(at(10_000)), ["busy"]);
-        settling.touch("late".into(), at(10_100));
-        assert_eq!(settling.take_all(), ["late"]);
     }
 }
