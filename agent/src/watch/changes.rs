@@ -22,8 +22,8 @@ pub(super) const MAX_WAIT: Duration = Duration::from_secs(10);
 /// The sync's filter compiled, or `None` to report every change: with no filter, or
 /// one that does not compile (the control plane checks it when the schedule is made).
 pub(super) fn key_filter(filter: Option<&pb::ObjectFilter>) -> Option<Arc<ObjectFilter>> {
-    filter?;
-    match ObjectFilter::new(&filter_spec(filter)) {
+    let filter = filter?;
+    match ObjectFilter::new(&filter_spec(Some(filter))) {
         Ok(f) => Some(Arc::new(f)),
         Err(e) => {
             warn!(error = %e, "the sync's filter does not compile; reporting every change");
@@ -247,35 +247,24 @@ mod tests {
     #[test]
     fn events_tell_files_from_directories_where_they_can() {
         use notify::event::{DataChange, RenameMode};
-        assert_eq!(
-            names_a_file(&EventKind::Create(CreateKind::File)),
-            Some(true)
-        );
-        assert_eq!(
-            names_a_file(&EventKind::Remove(RemoveKind::File)),
-            Some(true)
-        );
-        assert_eq!(
-            names_a_file(&EventKind::Modify(ModifyKind::Data(DataChange::Any))),
-            Some(true)
-        );
-        assert_eq!(
-            names_a_file(&EventKind::Access(AccessKind::Close(AccessMode::Write))),
-            Some(true)
-        );
-        assert_eq!(
-            names_a_file(&EventKind::Create(CreateKind::Folder)),
-            Some(false)
-        );
-        assert_eq!(
-            names_a_file(&EventKind::Remove(RemoveKind::Folder)),
-            Some(false)
-        );
-        assert_eq!(
-            names_a_file(&EventKind::Modify(ModifyKind::Name(RenameMode::To))),
-            None
-        );
-        assert_eq!(names_a_file(&EventKind::Any), None);
+        for (kind, said) in [
+            (EventKind::Create(CreateKind::File), Some(true)),
+            (EventKind::Remove(RemoveKind::File), Some(true)),
+            (
+                EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+                Some(true),
+            ),
+            (
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                Some(true),
+            ),
+            (EventKind::Create(CreateKind::Folder), Some(false)),
+            (EventKind::Remove(RemoveKind::Folder), Some(false)),
+            (EventKind::Modify(ModifyKind::Name(RenameMode::To)), None),
+            (EventKind::Any, None),
+        ] {
+            assert_eq!(names_a_file(&kind), said, "{kind:?}");
+        }
     }
 
     #[tokio::test]

@@ -56,7 +56,6 @@ pub struct Watches {
 
 struct Running {
     path: String,
-    filter: Option<pb::ObjectFilter>,
     stop: CancellationToken,
 }
 
@@ -69,13 +68,14 @@ impl Watches {
     }
 
     /// Starts a watcher for each watch a heartbeat named that none runs for yet (or
-    /// whose dataset or filter changed), and stops those it no longer names.
+    /// whose dataset moved), and stops those it no longer names. A schedule's sync,
+    /// its filter included, is fixed when the schedule is created.
     pub fn reconcile(&self, wanted: &[pb::Watch]) {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         running.retain(|schedule, r| {
             let keep = wanted
                 .iter()
-                .any(|w| &w.schedule == schedule && w.path == r.path && w.filter == r.filter);
+                .any(|w| &w.schedule == schedule && w.path == r.path);
             if !keep {
                 info!(schedule, path = %r.path, "continuous sync no longer watched here");
                 r.stop.cancel();
@@ -102,7 +102,6 @@ impl Watches {
                 w.schedule.clone(),
                 Running {
                     path: w.path.clone(),
-                    filter: w.filter.clone(),
                     stop,
                 },
             );
