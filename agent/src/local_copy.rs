@@ -14,11 +14,10 @@
 
 use std::sync::Arc;
 
-use ferry_storage::{Attributes, Store};
+use ferry_storage::{fs_write, Attributes, Store};
 
 use crate::{
     local_file::{self, read_blocking},
-    local_write::write_blocking,
     transfer::CopyOptions,
 };
 
@@ -113,7 +112,8 @@ impl LocalCopy {
             user_metadata: file.user_metadata,
         };
         let (attributes, _) = self.options.attributes(source, &self.dst);
-        if write_blocking(&dst, &file.bytes, &attributes.user_metadata).is_err() {
+        let tag = self.dst.write_tag();
+        if fs_write::write_file(&dst, tag, &file.bytes, &attributes.user_metadata).is_err() {
             return Done::Declined;
         }
         let _check = (self.check != Check::Later).then(|| {

@@ -11,7 +11,7 @@ use std::{
     fs::{File, Metadata},
     io::Read,
     os::unix::fs::MetadataExt,
-    path::{Component, Path, PathBuf},
+    path::{Path, PathBuf},
 };
 
 use bytes::Bytes;
@@ -34,24 +34,7 @@ pub(crate) fn is_local(op: &Operator) -> bool {
 /// The file behind `key` below the operator's root. As OpenDAL's fs service does, a key
 /// that would leave the root (a `..` segment, an absolute path) is refused.
 pub(crate) fn path(op: &Operator, key: &str) -> Result<PathBuf, ObjectError> {
-    let relative = key.trim_end_matches('/');
-    let escapes = Path::new(relative).components().any(|c| {
-        matches!(
-            c,
-            Component::ParentDir | Component::RootDir | Component::Prefix(_)
-        )
-    });
-    if escapes {
-        return Err(ObjectError::at(
-            op,
-            key,
-            Operation::Stat,
-            ErrorKind::NotFound,
-            "OutsideDataset",
-            "the key leads outside the dataset's directory",
-        ));
-    }
-    Ok(Path::new(&*op.info().root()).join(relative))
+    ferry_storage::fs_write::file_path(op, key, Operation::Stat)
 }
 
 /// A file read whole.
@@ -209,21 +192,7 @@ fn user_metadata(file: &File) -> std::io::Result<BTreeMap<String, String>> {
     Ok(metadata)
 }
 
-/// A local file operation's failure, classified and worded as the store's would be:
-/// missing and unreadable files are permanent, anything else may pass.
-pub(crate) fn io_error(
-    op: &Operator,
-    key: &str,
-    operation: Operation,
-    e: &std::io::Error,
-) -> ObjectError {
-    let kind = match e.kind() {
-        std::io::ErrorKind::NotFound => ErrorKind::NotFound,
-        std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
-        _ => ErrorKind::Temporary,
-    };
-    ObjectError::at(op, key, operation, kind, format!("{:?}", e.kind()), e)
-}
+pub(crate) use ferry_storage::fs_write::io_error;
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,7 @@
 
 mod error;
 mod filter;
+pub mod fs_write;
 pub mod gcs;
 mod list;
 mod list_fs;

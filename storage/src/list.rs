@@ -122,6 +122,8 @@ fn list_objects(
         return futures::future::Either::Left(list_fs::list_fs(op, &under));
     }
     let capability = op.info().capability();
+    // A file system's temporary files of writes in progress are no objects.
+    let is_fs = list_fs::is_fs(op);
     let may_have_content_type = with_metadata && capability.write_with_content_type;
     let may_have_user_metadata = with_metadata && capability.write_with_user_metadata;
     let start_after = start_after.filter(|_| capability.list_with_start_after);
@@ -146,8 +148,10 @@ fn list_objects(
         lister.map_err(move |e| ObjectError::from_opendal(&op, "", Operation::List, e))
     })
     .try_flatten()
-    .try_filter(|entry| {
-        std::future::ready(!entry.metadata().is_dir() && !entry.path().ends_with('/'))
+    .try_filter(move |entry| {
+        let path = entry.path();
+        let partial = is_fs && crate::fs_write::is_partial(path);
+        std::future::ready(!entry.metadata().is_dir() && !path.ends_with('/') && !partial)
     })
     .map(move |entry| {
         let op = stat_op.clone();

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     error::{ObjectError, Operation},
+    fs_write,
     list::ObjectInfo,
 };
 
@@ -128,6 +129,10 @@ fn object(
         dirs.push((dir.join(&name), key + "/"));
         return None;
     }
+    if fs_write::is_partial(&name_str) {
+        // A write in progress (or one killed), not an object of the dataset.
+        return None;
+    }
     if file_type.is_file() {
         // Stated relative to the directory being read: no walk of the whole path.
         return match entry.metadata() {
@@ -195,7 +200,7 @@ async fn stat_keys(
     let root = PathBuf::from(op.info().root());
     let found = tokio::task::spawn_blocking(move || {
         let mut found = Vec::new();
-        for key in keys {
+        for key in keys.into_iter().filter(|key| !fs_write::is_partial(key)) {
             let path = root.join(&key);
             found.extend(file(key, &path)?);
         }
@@ -297,6 +302,30 @@ mod tests {
         let mut with_link = expected.clone();
         with_link.insert("link.bin".into(), 2);
         assert_eq!(listed(&op, "").await, with_link);
+    }
+
+    #[tokio::test]
+    async fn writes_in_progress_are_no_objects_of_any_listing() {
+        let dir = tempfile::tempdir().expect("test setup");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("d")).expect("test setup");
+        std::fs::write(root.join("d/f.bin"), b"12").expect("test setup");
+        let partial = fs_write::partial_path(&root.join("d/g.bin"), "job");
+        std::fs::write(&partial, b"half").expect("test setup");
+        let op = fs_operator(root);
+        let only = BTreeMap::from([("d/f.bin".to_owned(), 2)]);
+        assert_eq!(listed(&op, "").await, only);
+        let with_metadata: BTreeMap<String, u64> = crate::list(&op)
+            .map_ok(|o| (o.key, o.size))
+            .try_collect()
+            .await
+            .expect("test setup");
+        assert_eq!(with_metadata, only, "nor through OpenDAL's listing");
+        let key = format!(
+            "d/{}",
+            partial.file_name().expect("a name").to_string_lossy()
+        );
+        assert!(stat_fs(&op, &key).await.expect("a stat").is_none());
     }
 
     #[tokio::test]

@@ -54,6 +54,10 @@ pub struct Store {
     storage_class: Option<String>,
     /// Temporary failures retried on this store, counted by the retry layer.
     retries: Arc<AtomicU64>,
+    /// What names the temporary files this store's writes to a file system go through
+    /// (see [`crate::fs_write`]): unique to the store unless [`Store::writing_for`]
+    /// sets it.
+    write_tag: Arc<str>,
 }
 
 impl Store {
@@ -130,7 +134,21 @@ impl Store {
             dataset,
             storage_class,
             retries,
+            write_tag: unique_tag().into(),
         })
+    }
+
+    /// The same store, naming the temporary files of its writes to a file system after
+    /// `scope` (a job's id): an attempt that follows one killed mid-write writes over
+    /// and renames the temporary file that attempt left.
+    pub fn writing_for(mut self, scope: &str) -> Store {
+        self.write_tag = scope.into();
+        self
+    }
+
+    /// What names the temporary files of this store's writes to a file system.
+    pub fn write_tag(&self) -> &str {
+        &self.write_tag
     }
 
     /// The operator, rooted at the dataset.
@@ -280,6 +298,19 @@ fn azblob_operator(az: &AzblobSite, root: &str) -> opendal::Result<Operator> {
         builder = builder.skip_signature();
     }
     Operator::new(builder)
+}
+
+/// A tag no other store of any process is likely to have.
+fn unique_tag() -> String {
+    use std::hash::BuildHasher;
+    static OPENED: AtomicU64 = AtomicU64::new(0);
+    let opened = OPENED.fetch_add(1, Ordering::Relaxed);
+    let nonce = std::collections::hash_map::RandomState::new().hash_one((
+        std::process::id(),
+        opened,
+        std::time::SystemTime::now(),
+    ));
+    format!("{nonce:016x}")
 }
 
 /// Bounds every remote call in time and retries the temporary failures (timeouts, 5xx,

@@ -1,7 +1,8 @@
 //! Writing objects, whole or streamed in chunks, the way each backend takes them:
-//! through OpenDAL (S3 multipart uploads, Azure block lists, file writes) and, for GCS
-//! objects larger than one chunk, through a resumable upload session, which real GCS
-//! and its emulators both implement.
+//! through OpenDAL (S3 multipart uploads, Azure block lists), through a temporary file
+//! renamed into place on a file system ([`crate::fs_write`]) and, for GCS objects
+//! larger than one chunk, through a resumable upload session, which real GCS and its
+//! emulators both implement.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -10,6 +11,7 @@ use opendal::{Buffer, Metadata};
 
 use crate::{
     error::{ErrorKind, ObjectError, Operation},
+    fs_write::FileWriter,
     gcs::{GcsUploads, Progress, CHUNK_ALIGN},
     Scheme, Store,
 };
@@ -90,6 +92,13 @@ impl Store {
         let bytes = bytes.into();
         let size = bytes.len() as u64;
         let (attributes, _) = self.keepable(attributes.clone());
+        if self.scheme() == Scheme::File {
+            let mut writer =
+                FileWriter::open(self.op(), key, self.write_tag(), attributes.user_metadata)
+                    .await?;
+            writer.write(bytes).await?;
+            return writer.close().await;
+        }
         let mut write = self.op().write_with(key, bytes);
         if let Some(content_type) = &attributes.content_type {
             write = write.content_type(content_type);
@@ -109,7 +118,8 @@ impl Store {
     /// A writer for `key` that takes the object in pieces, holding about
     /// `chunk * concurrency` bytes: chunks of `chunk` bytes go out `concurrency` at a
     /// time where the backend allows it (S3 parts, Azure blocks), one at a time to a
-    /// GCS session. Nothing is stored until [`ObjectWriter::close`] succeeds.
+    /// GCS session, in order to a file system's temporary file. Nothing is stored until
+    /// [`ObjectWriter::close`] succeeds.
     pub async fn writer(
         &self,
         key: &str,
@@ -118,6 +128,12 @@ impl Store {
         concurrency: usize,
     ) -> Result<ObjectWriter, ObjectError> {
         let (attributes, _) = self.keepable(attributes.clone());
+        if self.scheme() == Scheme::File {
+            let writer =
+                FileWriter::open(self.op(), key, self.write_tag(), attributes.user_metadata)
+                    .await?;
+            return Ok(ObjectWriter::File(Box::new(writer)));
+        }
         if let Some(uploads) = self.gcs_uploads() {
             return Ok(ObjectWriter::Gcs(Box::new(GcsWriter {
                 store: self.clone(),
@@ -172,6 +188,8 @@ pub enum ObjectWriter {
         size: u64,
     },
     Gcs(Box<GcsWriter>),
+    /// A file, through its temporary file (see [`crate::fs_write`]).
+    File(Box<FileWriter>),
 }
 
 impl ObjectWriter {
@@ -190,6 +208,7 @@ impl ObjectWriter {
                     .map_err(|e| ObjectError::from_opendal(op, key, Operation::Write, e))
             }
             ObjectWriter::Gcs(gcs) => gcs.write(buffer).await,
+            ObjectWriter::File(file) => file.write(buffer).await,
         }
     }
 
@@ -212,10 +231,12 @@ impl ObjectWriter {
                 })
             }
             ObjectWriter::Gcs(gcs) => gcs.close().await,
+            ObjectWriter::File(file) => file.close().await,
         }
     }
 
-    /// Drops what was sent (an unfinished multipart upload or session). Best effort: a
+    /// Drops what was sent (an unfinished multipart upload or session, a temporary
+    /// file). Best effort: a
     /// failed abort leaves it to the bucket's lifecycle rules, and is logged.
     pub async fn abort(&mut self) {
         let failed = match self {
@@ -227,6 +248,10 @@ impl ObjectWriter {
                 .err()
                 .map(|e| ObjectError::from_opendal(op, key, Operation::Write, e)),
             ObjectWriter::Gcs(gcs) => gcs.abort().await.err(),
+            ObjectWriter::File(file) => {
+                file.abort();
+                None
+            }
         };
         if let Some(e) = failed {
             tracing::warn!(error = %e, "aborting an unfinished write failed");

@@ -220,7 +220,12 @@ impl Executor {
         };
         // The plan's storage class applies to what this job writes, on the services that
         // have one.
-        let sites = Sites::open(&source, &destination, &command.storage_class);
+        let sites = Sites::open(
+            &source,
+            &destination,
+            &command.storage_class,
+            &command.job_id,
+        );
         if cleanup {
             return match sites {
                 Ok(sites) => cleanup::abort_recorded_uploads(command, &sites).await,

@@ -20,22 +20,25 @@ pub(super) struct Sites {
 
 impl Sites {
     /// Opens both ends; what the job writes gets `storage_class` (empty: the
-    /// destination's default) where the destination has classes.
+    /// destination's default) where the destination has classes, and goes to a file
+    /// system through temporary files named after the job, which every attempt of it
+    /// shares.
     pub fn open(
         source: &SiteAccess,
         destination: &SiteAccess,
         storage_class: &str,
+        job: &str,
     ) -> Result<Self, TaskError> {
         let src = Store::open(source).map_err(|source| TaskError::Site {
             side: "source",
             source,
         })?;
-        let dst = Store::open_with_class(destination, Some(storage_class)).map_err(|source| {
-            TaskError::Site {
+        let dst = Store::open_with_class(destination, Some(storage_class))
+            .map_err(|source| TaskError::Site {
                 side: "destination",
                 source,
-            }
-        })?;
+            })?
+            .writing_for(job);
         Ok(Sites {
             src_s3: S3Dataset::for_store(&src),
             dst_s3: S3Dataset::for_store(&dst),

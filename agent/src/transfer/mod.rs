@@ -210,8 +210,7 @@ async fn write_whole(
     // To a local file system without a flush to disk per file: the task syncs the
     // destination once before it reports a batch of results (see `local_write`).
     let etag = if local_file::is_local(dst.op()) {
-        crate::local_write::write_small(dst.op(), key, file.bytes, attributes.user_metadata)
-            .await?;
+        crate::local_write::write_small(dst, key, file.bytes, attributes.user_metadata).await?;
         None
     } else {
         dst.write(key, file.bytes, &attributes).await?.etag

@@ -4,7 +4,7 @@
 use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
 
 use ferry_proto::v1 as pb;
-use ferry_storage::ObjectFilter;
+use ferry_storage::{fs_write, ObjectFilter};
 use notify::{
     event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind},
     Event, EventKind,
@@ -56,6 +56,10 @@ pub(super) fn keys_of(dir: &Path, event: &Event) -> Option<Vec<String>> {
         if key.is_empty() {
             // The watched directory itself (removed, moved): only a listing can tell.
             return None;
+        }
+        if fs_write::is_partial(&key) {
+            // A write in progress: its rename into place names the file.
+            continue;
         }
         keys.push(key);
     }
@@ -207,6 +211,18 @@ mod tests {
             &["/data/genome/b"],
         );
         assert_eq!(keys_of(dir, &read), Some(vec![]));
+        let renamed_into_place = event(
+            EventKind::Modify(ModifyKind::Name(notify::event::RenameMode::Both)),
+            &[
+                "/data/genome/runs/.c.bam.00000000000000ff.ferry-partial",
+                "/data/genome/runs/c.bam",
+            ],
+        );
+        assert_eq!(
+            keys_of(dir, &renamed_into_place),
+            Some(vec!["runs/c.bam".to_owned()]),
+            "a write's temporary file is no key"
+        );
         let removed = event(EventKind::Remove(RemoveKind::Any), &["/data/genome"]);
         assert_eq!(keys_of(dir, &removed), None, "the directory itself went");
         let lost =

@@ -284,3 +284,91 @@ async fn a_sync_that_cannot_be_planned_is_refused_naming_the_field() {
         .unwrap()
         .is_empty());
 }
+
+/// The hidden temporary files of writes to a file system below `dir`.
+fn partials(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.') && name.ends_with(".ferry-partial"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_file_being_replaced_stays_whole_even_when_the_agent_dies() {
+    const SIZE: usize = 24 << 20;
+    let cp = ControlPlane::start().await;
+    let client = cp.client().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let source_dir = dirs.path().join("fast/projects/genome");
+    let replica_dir = dirs.path().join("dr/projects/genome");
+    let old = ferry_tests::dataset::bytes(1, SIZE);
+    let new = ferry_tests::dataset::bytes(2, SIZE);
+    write_tree(
+        &source_dir,
+        &BTreeMap::from([("big.bin".to_owned(), old.clone())]),
+    );
+    fs_site(&client, "fast", &dirs.path().join("fast"), pb::Tier::Hot).await;
+    fs_site(&client, "dr", &dirs.path().join("dr"), pb::Tier::Cold).await;
+    dataset(&client, "genome", "fast", "projects/genome").await;
+    let mut agent = Agent::start(&cp, "fast", &[]).await;
+    let first = sync(&client, pb::DeletionRule::Keep, 0).await.unwrap();
+    assert_eq!(first.state, pb::JobState::Completed as i32, "{first:#?}");
+    assert_eq!(fs::read(replica_dir.join("big.bin")).unwrap(), old);
+
+    // The source changes; the sync that replaces the replica's copy runs at 8 MB/s, so
+    // for about three seconds, while a reader reads the replica's file over and over.
+    fs::write(source_dir.join("big.bin"), &new).unwrap();
+    let reading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let reader = {
+        let (reading, path) = (reading.clone(), replica_dir.join("big.bin"));
+        let (old, new) = (old.clone(), new.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0;
+            while reading.load(std::sync::atomic::Ordering::Relaxed) {
+                let read = fs::read(&path).unwrap();
+                assert!(
+                    read == old || read == new,
+                    "a reader found {} bytes that are neither version",
+                    read.len()
+                );
+                reads += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            reads
+        })
+    };
+    let job = client
+        .plan_sync(pb::PlanSyncRequest {
+            dataset: "genome".into(),
+            destination_site: "dr".into(),
+            bandwidth_limit_bytes_per_sec: 8_000_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+
+    // Killed mid-copy, the agent leaves its temporary file and the old copy whole.
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while partials(&replica_dir).is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no copy began");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    agent.kill();
+    assert_eq!(fs::read(replica_dir.join("big.bin")).unwrap(), old);
+    assert_eq!(partials(&replica_dir).len(), 1, "the killed write's file");
+
+    // The next attempt writes over that file and renames it into place.
+    agent.restart().await;
+    let done = wait_for_end(&client, &job.id, TIMEOUT).await;
+    reading.store(false, std::sync::atomic::Ordering::Relaxed);
+    let reads = reader.join().expect("every read found one version whole");
+    assert_eq!(done.state, pb::JobState::Completed as i32, "{done:#?}");
+    assert_eq!(fs::read(replica_dir.join("big.bin")).unwrap(), new);
+    assert_eq!(partials(&replica_dir), Vec::<String>::new());
+    assert_eq!(figures(&done), (0, 0, 0), "{done:#?}");
+    assert!(reads > 10, "the replica was read {reads} times");
+}
