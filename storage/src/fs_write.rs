@@ -104,6 +104,22 @@ pub fn write_file(
     written
 }
 
+/// [`write_file`] for `key` of the file-system operator `op`, on Tokio's blocking pool.
+pub(crate) async fn write_whole(
+    op: &Operator,
+    key: &str,
+    tag: &str,
+    bytes: Buffer,
+    user_metadata: BTreeMap<String, String>,
+) -> Result<(), ObjectError> {
+    let path = file_path(op, key, Operation::Write)?;
+    let tag = tag.to_owned();
+    blocking(op, key, move || {
+        write_file(&path, &tag, &bytes.to_bytes(), &user_metadata)
+    })
+    .await
+}
+
 /// Creates (or truncates) `path`, and the directories above it when they are missing:
 /// most files land where others already are, so those are made only on demand.
 fn create(path: &Path) -> io::Result<File> {

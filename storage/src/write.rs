@@ -11,7 +11,7 @@ use opendal::{Buffer, Metadata};
 
 use crate::{
     error::{ErrorKind, ObjectError, Operation},
-    fs_write::FileWriter,
+    fs_write::{self, FileWriter},
     gcs::{GcsUploads, Progress, CHUNK_ALIGN},
     Scheme, Store,
 };
@@ -82,7 +82,9 @@ impl Store {
         (kept, dropped)
     }
 
-    /// Writes `bytes` as `key` in one request, with the attributes this store keeps.
+    /// Writes `bytes` as `key` in one request, with the attributes this store keeps; to
+    /// a file system in one blocking call, through a temporary file renamed into place
+    /// and without a flush to disk (see [`crate::fs_write`]).
     pub async fn write(
         &self,
         key: &str,
@@ -93,11 +95,9 @@ impl Store {
         let size = bytes.len() as u64;
         let (attributes, _) = self.keepable(attributes.clone());
         if self.scheme() == Scheme::File {
-            let mut writer =
-                FileWriter::open(self.op(), key, self.write_tag(), attributes.user_metadata)
-                    .await?;
-            writer.write(bytes).await?;
-            return writer.close().await;
+            let tag = self.write_tag();
+            fs_write::write_whole(self.op(), key, tag, bytes, attributes.user_metadata).await?;
+            return Ok(Written { size, etag: None });
         }
         let mut write = self.op().write_with(key, bytes);
         if let Some(content_type) = &attributes.content_type {

@@ -209,12 +209,7 @@ async fn write_whole(
     options.pace(size as usize).await;
     // To a local file system without a flush to disk per file: the task syncs the
     // destination once before it reports a batch of results (see `local_write`).
-    let etag = if local_file::is_local(dst.op()) {
-        crate::local_write::write_small(dst, key, file.bytes, attributes.user_metadata).await?;
-        None
-    } else {
-        dst.write(key, file.bytes, &attributes).await?.etag
-    };
+    let etag = dst.write(key, file.bytes, &attributes).await?.etag;
     tracing::debug!(key, size, xxh3 = %xxh3_hex(file.xxh3), metadata_dropped, "object copied");
     Ok(Copied {
         size,
