@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs Ferry's whole test suite on a fresh machine: installs what the tests need,
 # builds the binaries the end-to-end tests start, and runs every test with nextest.
-# The PostgreSQL cases are `#[ignore]`d in the code; they run (`--run-ignored all`) when
-# FERRY_TEST_DATABASE_URL is set or a server answers at FERRY_TEST_POSTGRES_HOST:PORT
-# (default 127.0.0.1:5432), each in a database it creates and drops. Otherwise nextest
-# reports them as skipped, unless FERRY_REQUIRE_POSTGRES=1 (CI): then no server is an
-# error, so that they can never silently go unrun.
+# The PostgreSQL cases are `#[ignore]`d in the code; they run (`--run-ignored all`)
+# against FERRY_TEST_DATABASE_URL if set, else the server answering at
+# FERRY_TEST_POSTGRES_HOST:PORT (default 127.0.0.1:5432), else a private server this
+# script starts from the machine's PostgreSQL binaries; each test works in a database it
+# creates and drops. Failing all three, nextest reports them as skipped, unless
+# FERRY_REQUIRE_POSTGRES=1 (CI): then no server is an error, so that they never go unrun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -106,7 +107,54 @@ log "installing the console's npm packages and running its component tests"
 
 pg_host="${FERRY_TEST_POSTGRES_HOST:-127.0.0.1}"
 pg_port="${FERRY_TEST_POSTGRES_PORT:-5432}"
-if [[ -z "${FERRY_TEST_DATABASE_URL:-}" ]] && pg_isready -q -h "$pg_host" -p "$pg_port" 2>/dev/null; then
+pg_answers() { pg_isready -q -h "$pg_host" -p "$pg_port" 2>/dev/null; }
+
+# A PostgreSQL server of this run's own, for when none answers at $pg_host:$pg_port: a
+# cluster made by initdb in a temporary directory (as the postgres user when run as
+# root, which initdb refuses), on a free loopback port, stopped and removed on exit.
+private_pg=""
+stop_private_postgres() {
+  [[ -n "$private_pg" ]] || return 0
+  "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$private_pg/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$private_pg"
+}
+start_private_postgres() {
+  pg_bin=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n1)
+  if [[ -z "$pg_bin" ]]; then
+    log "installing postgresql (Debian) for a private server"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null || return 1
+    # The package may have started its own cluster on the default port.
+    pg_answers && return 0
+    pg_bin=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d | sort -V | tail -n1)
+  fi
+  as_pg=()
+  [[ "$(id -u)" != 0 ]] || as_pg=(runuser -u postgres --)
+  private_pg=$(mktemp -d /tmp/ferry-test-postgres.XXXXXX) || return 1
+  trap stop_private_postgres EXIT
+  [[ "$(id -u)" != 0 ]] || chown postgres: "$private_pg" || return 1
+  pg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') \
+    || return 1
+  pg_host=127.0.0.1
+  "${as_pg[@]}" "$pg_bin/initdb" -D "$private_pg/data" -U postgres --auth=trust --encoding=UTF8 \
+    --locale=C >"$private_pg/initdb.log" 2>&1 || { cat "$private_pg/initdb.log" >&2; return 1; }
+  # No fsync: the cluster lives as long as this run, like the tests' databases.
+  "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$private_pg/data" -l "$private_pg/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $private_pg -c fsync=off -c max_connections=200" \
+    start >/dev/null || { cat "$private_pg/server.log" >&2; return 1; }
+}
+
+if [[ -z "${FERRY_TEST_DATABASE_URL:-}" ]] && ! pg_answers; then
+  # A server that is still starting gets a few seconds before this run makes its own.
+  for _ in 1 2 3 4 5; do sleep 1; pg_answers && break; done
+  if ! pg_answers; then
+    log "no PostgreSQL server answers on $pg_host:$pg_port: starting a private one"
+    if ! start_private_postgres; then
+      stop_private_postgres
+      log "could not start a private PostgreSQL server"
+    fi
+  fi
+fi
+if [[ -z "${FERRY_TEST_DATABASE_URL:-}" ]] && pg_answers; then
   export FERRY_TEST_DATABASE_URL="postgres://postgres@$pg_host:$pg_port/postgres"
 fi
 run_ignored=()
@@ -120,11 +168,11 @@ if [[ -n "${FERRY_TEST_DATABASE_URL:-}" ]]; then
   # The only ignored tests are the PostgreSQL ones (each says "needs PostgreSQL").
   [[ " $* " == *" --run-ignored"* ]] || run_ignored=(--run-ignored all)
 elif [[ "${FERRY_REQUIRE_POSTGRES:-}" == 1 ]]; then
-  log "FERRY_REQUIRE_POSTGRES=1 but no PostgreSQL server answers on $pg_host:$pg_port" \
-    "and FERRY_TEST_DATABASE_URL is not set: start one or set the URL"
+  log "FERRY_REQUIRE_POSTGRES=1 but no PostgreSQL server answers on $pg_host:$pg_port," \
+    "none could be started and FERRY_TEST_DATABASE_URL is not set: start one or set the URL"
   exit 1
 else
-  log "no PostgreSQL server on $pg_host:$pg_port: PostgreSQL cases are reported as skipped"
+  log "no PostgreSQL server: PostgreSQL cases are reported as skipped"
 fi
 
 log "building binaries"
