@@ -60,7 +60,9 @@ pub fn write_tree(root: &Path, objects: &BTreeMap<String, Vec<u8>>) {
     }
 }
 
-/// Every file below `root`, by its `/`-separated relative key, read with std::fs.
+/// Every file below `root`, by its `/`-separated relative key, read with std::fs. A
+/// file gone between the directory's read and its own (a temporary file an agent
+/// renamed into place meanwhile) is not there.
 pub fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
@@ -78,7 +80,13 @@ pub fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
                     .expect("below root")
                     .to_string_lossy()
                     .replace('\\', "/");
-                out.insert(key, std::fs::read(&path).expect("reading a file"));
+                match std::fs::read(&path) {
+                    Ok(bytes) => {
+                        out.insert(key, bytes);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => panic!("reading {}: {e}", path.display()),
+                }
             }
         }
     }
