@@ -34,6 +34,13 @@ use crate::{
 /// How the names of temporary files end.
 pub const PARTIAL_SUFFIX: &str = ".ferry-partial";
 
+/// How long a temporary file lies untouched before a destination's listing removes it
+/// ([`crate::list_sweeping`]): a write in progress touches its file with every block,
+/// and one that stalled this long has failed. What such a file is left by is a write
+/// killed with its agent whose job never ran again (cancelled or failed meanwhile);
+/// an attempt that does run again writes the same file over and renames it.
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Bytes of the destination's name a temporary file's name keeps: with the dot, the
 /// hash and the suffix, 192 bytes at most, within every file system's 255.
 const NAME_KEPT: usize = 160;
@@ -59,6 +66,23 @@ pub fn partial_path(path: &Path, tag: &str) -> PathBuf {
     partial.extend_from_slice(format!(".{:016x}", hash.digest()).as_bytes());
     partial.extend_from_slice(PARTIAL_SUFFIX.as_bytes());
     path.with_file_name(OsStr::from_bytes(&partial))
+}
+
+/// Removes the temporary file at `path` when nothing has written to it for
+/// [`STALE_AFTER`]; whether it did. A file that is gone already is not an error.
+pub(crate) fn remove_if_stale(path: &Path, metadata: &std::fs::Metadata) -> io::Result<bool> {
+    let untouched = metadata
+        .modified()?
+        .elapsed()
+        .is_ok_and(|age| age >= STALE_AFTER);
+    if !untouched {
+        return Ok(false);
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// The path of `key` below the root of the file-system operator `op`; an error for a

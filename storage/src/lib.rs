@@ -26,7 +26,7 @@ mod write;
 
 pub use error::{classify_opendal, classify_s3, ErrorKind, InvalidField, ObjectError, Operation};
 pub use filter::{FilterSpec, ObjectFilter};
-pub use list::{list, list_sizes, stat_local, stat_sizes, ObjectInfo};
+pub use list::{list, list_sizes, list_sweeping, stat_local, stat_sizes, ObjectInfo};
 pub use settings::{
     credential_keys, option_keys, AzblobSite, Backend, GcsSite, S3Keys, S3Site,
     DEFAULT_GCS_ENDPOINT, DEFAULT_S3_REGION,

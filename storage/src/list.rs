@@ -62,7 +62,7 @@ impl ObjectInfo {
 /// object is stat'ed, a bounded number at a time; an object deleted between the
 /// listing and its stat is skipped. Order is the backend's listing order.
 pub fn list(op: &Operator) -> impl Stream<Item = Result<ObjectInfo, ObjectError>> + Send + 'static {
-    list_objects(op, true, String::new(), None)
+    list_objects(op, true, String::new(), None, false)
 }
 
 /// Like [`list`], but only keys, sizes and modification times are sure to be filled
@@ -76,7 +76,25 @@ pub fn list_sizes(
     under: &str,
     start_after: Option<&str>,
 ) -> impl Stream<Item = Result<ObjectInfo, ObjectError>> + Send + 'static {
-    list_objects(op, false, under.to_owned(), start_after.map(str::to_owned))
+    list_objects(
+        op,
+        false,
+        under.to_owned(),
+        start_after.map(str::to_owned),
+        false,
+    )
+}
+
+/// [`list_sizes`] of a destination being written to: on a file system, the walk also
+/// removes the temporary files that no write has touched for
+/// [`crate::fs_write::STALE_AFTER`], left by writes that never finished. Other stores
+/// keep nothing of the kind in their listings (S3's unfinished multipart uploads are
+/// aborted as the job ends).
+pub fn list_sweeping(
+    op: &Operator,
+    under: &str,
+) -> impl Stream<Item = Result<ObjectInfo, ObjectError>> + Send + 'static {
+    list_objects(op, false, under.to_owned(), None, true)
 }
 
 /// What a listing would say of `key` alone ([`list_sizes`]'s fields), or `None` when no
@@ -115,11 +133,12 @@ fn list_objects(
     with_metadata: bool,
     under: String,
     start_after: Option<String>,
+    sweep: bool,
 ) -> impl Stream<Item = Result<ObjectInfo, ObjectError>> + Send + 'static {
     // Keys, sizes and times only: a file system's user metadata (in extended
     // attributes) needs OpenDAL's stat.
     if !with_metadata && list_fs::is_fs(op) {
-        return futures::future::Either::Left(list_fs::list_fs(op, &under));
+        return futures::future::Either::Left(list_fs::list_fs(op, &under, sweep));
     }
     let capability = op.info().capability();
     // A file system's temporary files of writes in progress are no objects.

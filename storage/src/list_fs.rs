@@ -34,15 +34,20 @@ pub(crate) fn is_fs(op: &Operator) -> bool {
 /// Every file below `under` (`""`, or a directory ending in `/`) of the file-system
 /// operator `op`, in the walk's order. Symbolic links are followed to files, not into
 /// directories, as OpenDAL's listing does; an entry that vanishes during the walk is
-/// skipped, and a missing directory holds nothing.
+/// skipped, and a missing directory holds nothing. Temporary files of writes are never
+/// listed; with `sweep`, those no write has touched for [`fs_write::STALE_AFTER`] are
+/// removed on the way.
 pub(crate) fn list_fs(
     op: &Operator,
     under: &str,
+    sweep: bool,
 ) -> impl Stream<Item = Result<ObjectInfo, ObjectError>> + Send + 'static {
     let root = PathBuf::from(op.info().root());
     let start = root.join(under.trim_end_matches('/'));
     let (pages, received) = mpsc::channel::<Vec<Walked>>(PAGES_AHEAD);
-    tokio::task::spawn_blocking(move || walk(&root, start, &pages));
+    // What the walk logs belongs to the listing's span (a job's, in the agent).
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| walk(&root, start, sweep, &pages)));
     let op = op.clone();
     stream::unfold(received, |mut received| async move {
         received.recv().await.map(|page| (page, received))
@@ -63,7 +68,7 @@ type Walked = Result<ObjectInfo, (String, io::Error)>;
 /// Walks the tree depth first, sending pages until the reader goes away. Each
 /// directory is walked with its key prefix (`""` at the root, else ending in `/`), so
 /// an entry's key is that prefix and its name: no path is taken apart per entry.
-fn walk(root: &Path, start: PathBuf, pages: &mpsc::Sender<Vec<Walked>>) {
+fn walk(root: &Path, start: PathBuf, sweep: bool, pages: &mpsc::Sender<Vec<Walked>>) {
     let mut page = Vec::with_capacity(PAGE);
     let prefix = match key_of(root, &start) {
         key if key.is_empty() => key,
@@ -89,7 +94,7 @@ fn walk(root: &Path, start: PathBuf, pages: &mpsc::Sender<Vec<Walked>>) {
         };
         for entry in entries {
             let found = match entry {
-                Ok(entry) => object(&dir, &prefix, &entry, &mut dirs),
+                Ok(entry) => object(&dir, &prefix, &entry, sweep, &mut dirs),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => Some(Err((prefix.trim_end_matches('/').to_owned(), e))),
             };
@@ -108,11 +113,12 @@ fn walk(root: &Path, start: PathBuf, pages: &mpsc::Sender<Vec<Walked>>) {
 }
 
 /// The object at `entry` of `dir`, whose keys begin with `prefix`, or the directory to
-/// walk next (pushed onto `dirs`).
+/// walk next (pushed onto `dirs`); with `sweep`, a stale temporary file is removed.
 fn object(
     dir: &Path,
     prefix: &str,
     entry: &std::fs::DirEntry,
+    sweep: bool,
     dirs: &mut Vec<(PathBuf, String)>,
 ) -> Option<Walked> {
     let name = entry.file_name();
@@ -131,6 +137,9 @@ fn object(
     }
     if fs_write::is_partial(&name_str) {
         // A write in progress (or one killed), not an object of the dataset.
+        if sweep && file_type.is_file() {
+            sweep_partial(&dir.join(&name), entry);
+        }
         return None;
     }
     if file_type.is_file() {
@@ -143,6 +152,27 @@ fn object(
     }
     // A link is followed to what it names; a link to a directory is not walked.
     file(key, &dir.join(&name)).transpose()
+}
+
+/// Removes the temporary file `entry` at `path` if it is stale; a failure is logged,
+/// never the listing's: the file stays out of every listing either way.
+fn sweep_partial(path: &Path, entry: &std::fs::DirEntry) {
+    let removed = entry
+        .metadata()
+        .and_then(|metadata| fs_write::remove_if_stale(path, &metadata));
+    match removed {
+        Ok(true) => tracing::info!(
+            path = %path.display(),
+            "removed a stale temporary file of a write that never finished"
+        ),
+        Ok(false) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(
+            path = %path.display(),
+            error = %e,
+            "could not remove a stale temporary file"
+        ),
+    }
 }
 
 /// The file at `path` as the object `key`: `None` when nothing is there or it is not a
@@ -249,7 +279,7 @@ mod tests {
     }
 
     async fn listed(op: &Operator, under: &str) -> BTreeMap<String, u64> {
-        list_fs(op, under)
+        list_fs(op, under, false)
             .map_ok(|o| (o.key, o.size))
             .try_collect()
             .await
@@ -287,7 +317,7 @@ mod tests {
             listed(&op, "a/b/").await,
             BTreeMap::from([("a/b/deep.bin".to_owned(), 4)])
         );
-        let all = list_fs(&op, "")
+        let all = list_fs(&op, "", false)
             .try_collect::<Vec<_>>()
             .await
             .expect("test setup");
@@ -326,6 +356,38 @@ mod tests {
             partial.file_name().expect("a name").to_string_lossy()
         );
         assert!(stat_fs(&op, &key).await.expect("a stat").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_destination_listing_removes_only_stale_temporary_files() {
+        let dir = tempfile::tempdir().expect("test setup");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("d")).expect("test setup");
+        std::fs::write(root.join("d/f.bin"), b"12").expect("test setup");
+        let stale = fs_write::partial_path(&root.join("d/g.bin"), "killed");
+        std::fs::write(&stale, b"half").expect("test setup");
+        let long_ago = std::time::SystemTime::now() - fs_write::STALE_AFTER * 2;
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .and_then(|f| f.set_modified(long_ago))
+            .expect("test setup");
+        let fresh = fs_write::partial_path(&root.join("h.bin"), "running");
+        std::fs::write(&fresh, b"in progress").expect("test setup");
+        let op = fs_operator(root);
+        let only = BTreeMap::from([("d/f.bin".to_owned(), 2)]);
+
+        assert_eq!(listed(&op, "").await, only);
+        assert!(stale.exists(), "a source's listing removes nothing");
+        let swept: BTreeMap<String, u64> = crate::list_sweeping(&op, "")
+            .map_ok(|o| (o.key, o.size))
+            .try_collect()
+            .await
+            .expect("a listing");
+        assert_eq!(swept, only, "temporary files are no objects either way");
+        assert!(!stale.exists(), "the stale temporary file is removed");
+        assert!(fresh.exists(), "a write in progress keeps its file");
+        assert!(root.join("d/f.bin").exists());
     }
 
     #[tokio::test]

@@ -7,7 +7,8 @@
 //! are counted, not sent; a migration's final pass compares its listing the same way
 //! with the objects the migration copied. A continuous sync's run of changes names its
 //! keys: only those are looked up at both ends (and, for a key that is no file, what
-//! lies below it), instead of listing either.
+//! lies below it), instead of listing either. A full listing of a file-system
+//! destination removes the temporary files of writes no one has touched for an hour.
 
 use std::{collections::BTreeMap, pin::pin};
 
@@ -279,7 +280,8 @@ async fn objects_at(
             continue;
         }
         let under = format!("{}/", key.trim_end_matches('/'));
-        each_below(op, &under, filter, cancel, |o| {
+        let listing = ferry_storage::list_sizes(op, &under, None);
+        each_below(listing, filter, cancel, |o| {
             found.insert(o.key.clone(), o);
         })
         .await?;
@@ -288,14 +290,16 @@ async fn objects_at(
 }
 
 /// What the destination holds, through the plan's filter: size by key. A destination
-/// that does not exist yet holds nothing.
+/// that does not exist yet holds nothing. On a file system the walk also removes the
+/// stale temporary files of writes that never finished.
 async fn destination_objects(
     sites: &Sites,
     filter: &ObjectFilter,
     cancel: &CancellationToken,
 ) -> Result<KeyMap<u64>, TaskError> {
     let mut held = KeyMap::default();
-    each_below(sites.dst.op(), "", filter, cancel, |o| {
+    let listing = ferry_storage::list_sweeping(sites.dst.op(), "");
+    each_below(listing, filter, cancel, |o| {
         held.insert(o.key, o.size);
     })
     .await?;
@@ -303,17 +307,16 @@ async fn destination_objects(
     Ok(held)
 }
 
-/// Hands `each` every object below `under` (`""`, or a directory ending in `/`) that
-/// the filter takes; a directory that does not exist holds nothing.
+/// Hands `each` every object of `listing` that the filter takes; a directory that does
+/// not exist holds nothing.
 async fn each_below(
-    op: &opendal::Operator,
-    under: &str,
+    listing: impl futures::Stream<Item = Result<ObjectInfo, ferry_storage::ObjectError>>,
     filter: &ObjectFilter,
     cancel: &CancellationToken,
     mut each: impl FnMut(ObjectInfo),
 ) -> Result<(), TaskError> {
-    let mut listing = pin!(ferry_storage::list_sizes(op, under, None)
-        .try_filter(|o: &ObjectInfo| std::future::ready(filter.accepts(o))));
+    let mut listing =
+        pin!(listing.try_filter(|o: &ObjectInfo| std::future::ready(filter.accepts(o))));
     loop {
         match listing.try_next().await {
             Ok(Some(o)) => {

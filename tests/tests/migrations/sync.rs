@@ -151,9 +151,26 @@ async fn syncs_in_turn(cp: ControlPlane) {
         .unwrap();
     fs::write(replica_dir.join("stray.txt"), b"only at the replica").unwrap();
     let before = mtimes(&replica_dir);
+    // Temporary files of writes at the replica, never objects: one that no write has
+    // touched for two hours (left by an agent killed mid-write whose job never ran
+    // again) is removed by the next listing of the replica; a recent one, which may
+    // be a write in progress, stays.
+    let stale = replica_dir.join("reads/.sample-01.fastq.00000000000000aa.ferry-partial");
+    let recent = replica_dir.join(".new.bin.00000000000000bb.ferry-partial");
+    fs::write(&stale, b"half a file").unwrap();
+    fs::write(&recent, b"half a file").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(2 * 3600))
+        .unwrap();
 
     let third = sync(&client, pb::DeletionRule::Keep, 0).await.unwrap();
     assert_eq!(third.state, pb::JobState::Completed as i32, "{third:#?}");
+    assert!(!stale.exists(), "the stale temporary file is removed");
+    assert!(recent.exists(), "a recent temporary file is left alone");
+    fs::remove_file(&recent).unwrap();
     let mut copied: Vec<String> = changed.iter().map(|k| (*k).to_owned()).collect();
     copied.extend(["new/one.txt".to_owned(), "new/two.txt".to_owned()]);
     copied.sort();
