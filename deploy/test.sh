@@ -118,14 +118,16 @@ stop_private_postgres() {
   "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$private_pg/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$private_pg"
 }
+# The newest installed PostgreSQL's binaries (Debian's layout), or nothing.
+newest_pg_bin() { find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n1; }
 start_private_postgres() {
-  pg_bin=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n1)
+  pg_bin=$(newest_pg_bin)
   if [[ -z "$pg_bin" ]]; then
     log "installing postgresql (Debian) for a private server"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null || return 1
     # The package may have started its own cluster on the default port.
     pg_answers && return 0
-    pg_bin=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d | sort -V | tail -n1)
+    pg_bin=$(newest_pg_bin)
   fi
   as_pg=()
   [[ "$(id -u)" != 0 ]] || as_pg=(runuser -u postgres --)

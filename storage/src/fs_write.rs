@@ -69,20 +69,16 @@ pub fn partial_path(path: &Path, tag: &str) -> PathBuf {
 }
 
 /// Removes the temporary file at `path` when nothing has written to it for
-/// [`STALE_AFTER`]; whether it did. A file that is gone already is not an error.
+/// [`STALE_AFTER`]; whether it did.
 pub(crate) fn remove_if_stale(path: &Path, metadata: &std::fs::Metadata) -> io::Result<bool> {
     let untouched = metadata
         .modified()?
         .elapsed()
         .is_ok_and(|age| age >= STALE_AFTER);
-    if !untouched {
-        return Ok(false);
+    if untouched {
+        std::fs::remove_file(path)?;
     }
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
+    Ok(untouched)
 }
 
 /// The path of `key` below the root of the file-system operator `op`; an error for a

@@ -154,8 +154,9 @@ fn object(
     file(key, &dir.join(&name)).transpose()
 }
 
-/// Removes the temporary file `entry` at `path` if it is stale; a failure is logged,
-/// never the listing's: the file stays out of every listing either way.
+/// Removes the temporary file `entry` at `path` if it is stale; one gone meanwhile (its
+/// write renamed it into place) is no failure, and a failure is logged, never the
+/// listing's: the file stays out of every listing either way.
 fn sweep_partial(path: &Path, entry: &std::fs::DirEntry) {
     let removed = entry
         .metadata()
@@ -334,16 +335,21 @@ mod tests {
         assert_eq!(listed(&op, "").await, with_link);
     }
 
+    /// A tree holding one object, `d/f.bin` of 2 bytes, and the temporary file of a
+    /// write of `d/g.bin` tagged `tag`: the tree, that file, and what a listing says.
+    fn tree_with_a_write(tag: &str) -> (tempfile::TempDir, PathBuf, BTreeMap<String, u64>) {
+        let dir = tempfile::tempdir().expect("test setup");
+        std::fs::create_dir_all(dir.path().join("d")).expect("test setup");
+        std::fs::write(dir.path().join("d/f.bin"), b"12").expect("test setup");
+        let partial = fs_write::partial_path(&dir.path().join("d/g.bin"), tag);
+        std::fs::write(&partial, b"half").expect("test setup");
+        (dir, partial, BTreeMap::from([("d/f.bin".to_owned(), 2)]))
+    }
+
     #[tokio::test]
     async fn writes_in_progress_are_no_objects_of_any_listing() {
-        let dir = tempfile::tempdir().expect("test setup");
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("d")).expect("test setup");
-        std::fs::write(root.join("d/f.bin"), b"12").expect("test setup");
-        let partial = fs_write::partial_path(&root.join("d/g.bin"), "job");
-        std::fs::write(&partial, b"half").expect("test setup");
-        let op = fs_operator(root);
-        let only = BTreeMap::from([("d/f.bin".to_owned(), 2)]);
+        let (dir, partial, only) = tree_with_a_write("job");
+        let op = fs_operator(dir.path());
         assert_eq!(listed(&op, "").await, only);
         let with_metadata: BTreeMap<String, u64> = crate::list(&op)
             .map_ok(|o| (o.key, o.size))
@@ -360,12 +366,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_destination_listing_removes_only_stale_temporary_files() {
-        let dir = tempfile::tempdir().expect("test setup");
+        let (dir, stale, only) = tree_with_a_write("killed");
         let root = dir.path();
-        std::fs::create_dir_all(root.join("d")).expect("test setup");
-        std::fs::write(root.join("d/f.bin"), b"12").expect("test setup");
-        let stale = fs_write::partial_path(&root.join("d/g.bin"), "killed");
-        std::fs::write(&stale, b"half").expect("test setup");
         let long_ago = std::time::SystemTime::now() - fs_write::STALE_AFTER * 2;
         std::fs::File::options()
             .write(true)
@@ -375,7 +377,6 @@ mod tests {
         let fresh = fs_write::partial_path(&root.join("h.bin"), "running");
         std::fs::write(&fresh, b"in progress").expect("test setup");
         let op = fs_operator(root);
-        let only = BTreeMap::from([("d/f.bin".to_owned(), 2)]);
 
         assert_eq!(listed(&op, "").await, only);
         assert!(stale.exists(), "a source's listing removes nothing");
