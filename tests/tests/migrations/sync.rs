@@ -5,6 +5,7 @@
 
 use std::{fs, time::SystemTime};
 
+use ferry_storage::fs_write;
 use ferry_tests::{control_plane::Options, postgres::TestDatabase};
 
 use super::*;
@@ -152,18 +153,18 @@ async fn syncs_in_turn(cp: ControlPlane) {
     fs::write(replica_dir.join("stray.txt"), b"only at the replica").unwrap();
     let before = mtimes(&replica_dir);
     // Temporary files of writes at the replica, never objects: one that no write has
-    // touched for two hours (left by an agent killed mid-write whose job never ran
-    // again) is removed by the next listing of the replica; a recent one, which may
-    // be a write in progress, stays.
-    let stale = replica_dir.join("reads/.sample-01.fastq.00000000000000aa.ferry-partial");
-    let recent = replica_dir.join(".new.bin.00000000000000bb.ferry-partial");
+    // touched for twice the hour after which it counts as stale (left by an agent
+    // killed mid-write whose job never ran again) is removed by the next listing of
+    // the replica; a recent one, which may be a write in progress, stays.
+    let stale = fs_write::partial_path(&replica_dir.join("reads/sample-01.fastq"), "killed");
+    let recent = fs_write::partial_path(&replica_dir.join("new.bin"), "running");
     fs::write(&stale, b"half a file").unwrap();
     fs::write(&recent, b"half a file").unwrap();
     fs::File::options()
         .write(true)
         .open(&stale)
         .unwrap()
-        .set_modified(SystemTime::now() - Duration::from_secs(2 * 3600))
+        .set_modified(SystemTime::now() - fs_write::STALE_AFTER * 2)
         .unwrap();
 
     let third = sync(&client, pb::DeletionRule::Keep, 0).await.unwrap();
@@ -307,7 +308,7 @@ fn partials(dir: &Path) -> Vec<String> {
     fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with('.') && name.ends_with(".ferry-partial"))
+        .filter(|name| fs_write::is_partial(name))
         .collect()
 }
 
