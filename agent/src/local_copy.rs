@@ -11,6 +11,12 @@
 //! a key that leaves the dataset) is declined: the object-by-object path copies it, with
 //! its retries and its error reports. Nothing is flushed to disk here; the task syncs
 //! the destination's file system before it reports the results (see `local_write`).
+//!
+//! A file that replaces one at the destination leaves the old one linked aside
+//! (`fs_write::replace_file`) rather than freed by the rename: freeing it waits for the
+//! disk where the file system discards freed blocks at once. The task removes those old
+//! files once its results are stored ([`Retired`]), while the control plane records
+//! them, instead of one by one in the copy's way.
 
 use std::sync::Arc;
 
@@ -18,6 +24,7 @@ use ferry_storage::{fs_write, Attributes, Store};
 
 use crate::{
     local_file::{self, read_blocking},
+    local_write::Retired,
     transfer::CopyOptions,
 };
 
@@ -42,6 +49,8 @@ pub(crate) struct Wanted {
     /// The destination holds a file of the source's listed size under this key: it is
     /// compared first and written only if its bytes differ.
     pub compare: bool,
+    /// The destination holds a file under this key, which the copy replaces.
+    pub replaces: bool,
 }
 
 /// What became of one file of a batch.
@@ -70,6 +79,8 @@ pub(crate) struct LocalCopy {
     /// Files larger than this are declined.
     pub max: u64,
     pub check: Check,
+    /// The old files the copy replaced, kept aside until the task is done with them.
+    pub retired: Arc<Retired>,
 }
 
 impl LocalCopy {
@@ -113,7 +124,14 @@ impl LocalCopy {
         };
         let (attributes, _) = self.options.attributes(source, &self.dst);
         let tag = self.dst.write_tag();
-        if fs_write::write_file(&dst, tag, &file.bytes, &attributes.user_metadata).is_err() {
+        let metadata = &attributes.user_metadata;
+        let written = if wanted.replaces {
+            fs_write::replace_file(&dst, tag, &file.bytes, metadata)
+                .map(|kept| kept.into_iter().for_each(|old| self.retired.keep(old)))
+        } else {
+            fs_write::write_file(&dst, tag, &file.bytes, metadata)
+        };
+        if written.is_err() {
             return Done::Declined;
         }
         let _check = (self.check != Check::Later).then(|| {
@@ -163,6 +181,8 @@ mod tests {
             key: key.to_owned(),
             size: 0,
             compare,
+            // The tests' files compared are the ones there.
+            replaces: compare,
         }
     }
 
@@ -180,12 +200,15 @@ mod tests {
         write(a.path(), "changed.bin", b"new bytes!");
         write(b.path(), "changed.bin", b"old bytes!");
         write(a.path(), "large.bin", &[7u8; 65]);
+        let retired = Arc::new(Retired::default());
+        let dst = store(b.path());
         let copy = |check| LocalCopy {
             src: store(a.path()),
-            dst: store(b.path()),
+            dst: dst.clone(),
             options: CopyOptions::default(),
             max: 64,
             check,
+            retired: retired.clone(),
         };
         let done = Arc::new(copy(Check::Quick))
             .run(vec![
@@ -226,6 +249,19 @@ mod tests {
             b"new bytes!"
         );
         assert!(!b.path().join("large.bin").exists());
+        // The file replaced is kept aside until the task removes it.
+        let aside = fs_write::retired_path(&b.path().join("changed.bin"), dst.write_tag());
+        assert_eq!(std::fs::read(&aside).unwrap(), b"old bytes!");
+        retired.remove_later();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while aside.exists() && std::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(!aside.exists(), "the replaced file is removed");
+        assert_eq!(
+            std::fs::read(b.path().join("changed.bin")).unwrap(),
+            b"new bytes!"
+        );
 
         // A full check reads the copy back; a later one leaves it to the verify phase.
         write(a.path(), "full.bin", b"full");
@@ -269,6 +305,7 @@ mod tests {
             options: CopyOptions::default(),
             max: 64,
             check: Check::Quick,
+            retired: Arc::default(),
         };
         Arc::new(copy.clone())
             .run(vec![wanted("tagged.bin", false)])

@@ -10,7 +10,7 @@
 //! [`ferry_storage::Store::write`] and [`ferry_storage::fs_write`], through a temporary
 //! file renamed into place, with no flush of their own.
 
-use std::fs::File;
+use std::{fs::File, path::PathBuf, sync::Mutex};
 
 use ferry_storage::{ErrorKind, ObjectError, Operation};
 use opendal::Operator;
@@ -28,6 +28,32 @@ pub(crate) async fn sync_tree(op: &Operator) -> Result<(), ObjectError> {
     .await
     .map_err(|e| ObjectError::at(op, "", Operation::Write, ErrorKind::Temporary, "Join", e))?
     .map_err(|e| io_error(op, "", Operation::Write, &e))
+}
+
+/// The old files a task's copies replaced, each linked aside at a temporary name (see
+/// `fs_write::replace_file`): removed together once the task's results are stored
+/// (`ResultQueue::finish`).
+#[derive(Debug, Default)]
+pub(crate) struct Retired(Mutex<Vec<PathBuf>>);
+
+impl Retired {
+    pub(crate) fn keep(&self, path: PathBuf) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(path);
+    }
+
+    /// Removes the files kept so far on Tokio's blocking pool, without waiting for it:
+    /// nothing waits on them. Should the agent stop first, a listing of the destination
+    /// sweeps what is left once it is stale.
+    pub(crate) fn remove_later(&self) {
+        let paths = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        if paths.is_empty() {
+            return;
+        }
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            span.in_scope(|| ferry_storage::fs_write::remove_retired(&paths))
+        });
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! JetStream acknowledges that it is stored. Every report carries the job's attempt;
 //! its subject names the agent's site, which the control plane checks runs the job.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream;
 use bytes::Bytes;
@@ -10,6 +10,8 @@ use ferry_proto::v1::{self as pb, progress_report::Event};
 use prost::Message;
 use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
 use tracing::Instrument;
+
+use crate::local_write::Retired;
 
 /// A report JetStream did not store.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -125,6 +127,8 @@ pub struct ResultQueue {
     batch: Vec<pb::ObjectResult>,
     batch_bytes: usize,
     last_queued: Instant,
+    /// Old files the task's copies replaced, removed once every result is stored.
+    retired: Arc<Retired>,
 }
 
 impl ResultQueue {
@@ -162,7 +166,13 @@ impl ResultQueue {
             batch: Vec::new(),
             batch_bytes: 0,
             last_queued: Instant::now(),
+            retired: Arc::default(),
         }
+    }
+
+    /// Where the task's copies keep the old files they replace (see [`Retired`]).
+    pub(crate) fn retired(&self) -> &Arc<Retired> {
+        &self.retired
     }
 
     /// Adds one object's result. The batch is queued once it holds [`REPORT_BATCH`]
@@ -198,20 +208,27 @@ impl ResultQueue {
     }
 
     /// Queues what is left and waits until every batch is stored, so that nothing
-    /// reported after (the task's end) can overtake them.
+    /// reported after (the task's end) can overtake them. Then, however that went, the
+    /// old files the copies replaced are removed in the background.
     pub async fn finish(mut self) -> Result<(), ReportError> {
-        self.flush().await?;
+        let flushed = self.flush().await;
         let ResultQueue {
             batches,
             publisher,
             job,
+            retired,
             ..
         } = self;
         drop(batches);
-        publisher.await.map_err(|e| ReportError {
-            job,
-            detail: format!("the result publisher failed: {e}"),
-        })?
+        let stored = match flushed {
+            Ok(()) => publisher.await.map_err(|e| ReportError {
+                job,
+                detail: format!("the result publisher failed: {e}"),
+            })?,
+            Err(e) => Err(e),
+        };
+        retired.remove_later();
+        stored
     }
 
     fn failure(&self, detail: impl Into<String>) -> ReportError {

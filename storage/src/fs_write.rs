@@ -113,15 +113,75 @@ pub fn write_file(
     bytes: &[u8],
     user_metadata: &BTreeMap<String, String>,
 ) -> io::Result<()> {
+    write_through(path, tag, bytes, user_metadata, false).map(drop)
+}
+
+/// [`write_file`] over a file `path` already holds, without freeing the old one on the
+/// way: before the rename its file is linked at a temporary name of its own (see
+/// [`retired_path`]), returned for the caller to remove once nothing waits on it. The
+/// rename that replaces a file frees the old one's blocks, and on a file system mounted
+/// with `discard` and no journal that waits for the disk to discard them: most of the
+/// time of replacing many small files, spent where the copy waits. `None` when no old
+/// file was kept (none was there, or the link failed): the rename freed it, as
+/// [`write_file`] does. Either way the file at `path` is the old one or the new one,
+/// never a mix.
+pub fn replace_file(
+    path: &Path,
+    tag: &str,
+    bytes: &[u8],
+    user_metadata: &BTreeMap<String, String>,
+) -> io::Result<Option<PathBuf>> {
+    write_through(path, tag, bytes, user_metadata, true)
+}
+
+/// [`write_file`], keeping the old file aside when `keep_old` (see [`replace_file`]).
+fn write_through(
+    path: &Path,
+    tag: &str,
+    bytes: &[u8],
+    user_metadata: &BTreeMap<String, String>,
+    keep_old: bool,
+) -> io::Result<Option<PathBuf>> {
     let partial = partial_path(path, tag);
     let mut file = create(&partial)?;
-    let written = file
-        .write_all(bytes)
-        .and_then(|()| finish(file, &partial, path, user_metadata));
-    if written.is_err() {
+    let mut kept = None;
+    let written = file.write_all(bytes).and_then(|()| {
+        if keep_old {
+            let retired = retired_path(path, tag);
+            kept = std::fs::hard_link(path, &retired)
+                .is_ok()
+                .then_some(retired);
+        }
+        finish(file, &partial, path, user_metadata)
+    });
+    if let Err(e) = written {
         let _ = std::fs::remove_file(&partial);
+        if let Some(retired) = kept {
+            let _ = std::fs::remove_file(retired);
+        }
+        return Err(e);
     }
-    written
+    Ok(kept)
+}
+
+/// The name the writer tagged `tag` keeps the old file at `path` under while
+/// [`replace_file`] replaces it: a temporary file's name (listings leave it out and
+/// sweep it once stale), apart from the one the new file is written through.
+pub fn retired_path(path: &Path, tag: &str) -> PathBuf {
+    partial_path(path, &format!("{tag}\0retired"))
+}
+
+/// Removes the old files [`replace_file`] kept; one gone already (swept by a listing)
+/// is no failure, and a failure is logged: a file left over is swept by a listing of
+/// the destination once it is stale.
+pub fn remove_retired(paths: &[PathBuf]) {
+    for path in paths {
+        if let Err(e) = std::fs::remove_file(path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(path = %path.display(), error = %e, "removing a replaced file failed");
+            }
+        }
+    }
 }
 
 /// [`write_file`] for `key` of the file-system operator `op`, on Tokio's blocking pool.
@@ -339,6 +399,37 @@ mod tests {
             "not hidden: a user's file"
         );
         assert!(!is_partial(".ferry-partial/x"), "a directory of that name");
+    }
+
+    #[test]
+    fn a_replacement_keeps_the_old_file_aside_until_it_is_removed() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("b.txt");
+        // Nothing there yet: nothing is kept.
+        let kept = replace_file(&path, "t", b"old bytes", &BTreeMap::new())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(kept, None);
+        let old = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{e}"));
+        let kept = replace_file(&path, "t", b"new", &BTreeMap::new())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("the old file was not kept"));
+        assert_eq!(std::fs::read(&path).unwrap_or_default(), b"new");
+        // The old file itself, under a temporary name that listings leave out.
+        assert_eq!(kept, retired_path(&path, "t"));
+        assert_ne!(kept, partial_path(&path, "t"));
+        assert!(is_partial(&kept.to_string_lossy()));
+        let aside = std::fs::metadata(&kept).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(aside.ino(), old.ino());
+        assert_eq!(std::fs::read(&kept).unwrap_or_default(), b"old bytes");
+
+        // Kept again before the first was removed: the link fails, the rename frees it.
+        let again =
+            replace_file(&path, "t", b"newer", &BTreeMap::new()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again, None);
+        assert_eq!(std::fs::read(&path).unwrap_or_default(), b"newer");
+        remove_retired(&[kept.clone(), kept]);
+        assert_eq!(names(dir.path()), ["b.txt"]);
     }
 
     #[test]

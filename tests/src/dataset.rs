@@ -62,7 +62,10 @@ pub fn write_tree(root: &Path, objects: &BTreeMap<String, Vec<u8>>) {
 
 /// Every file below `root`, by its `/`-separated relative key, read with std::fs. A
 /// file gone between the directory's read and its own (a temporary file an agent
-/// renamed into place meanwhile) is not there.
+/// renamed into place meanwhile) is not there. Temporary files of an agent's writes are
+/// left out, as every listing leaves them out: no object of a dataset, they are a write
+/// in progress, or an old file a task replaced and removes once its results are stored
+/// (`fs_write::replace_file`); tests that look for them use `fs_write::is_partial`.
 pub fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
@@ -74,7 +77,7 @@ pub fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
             let path = entry.expect("directory entry").path();
             if path.is_dir() {
                 stack.push(path);
-            } else {
+            } else if !ferry_storage::fs_write::is_partial(&path.to_string_lossy()) {
                 let key = path
                     .strip_prefix(root)
                     .expect("below root")

@@ -156,7 +156,7 @@ impl Executor {
         let task = CopyTask {
             sites,
             journal: &journal,
-            batch: batch::batching(sites, &options, mode, check_at_once),
+            batch: batch::batching(sites, &options, mode, check_at_once, results.retired()),
             options,
             server: ServerCopyOptions {
                 storage_class: sites.dst_s3.as_ref().and_then(|d| d.storage_class.clone()),

@@ -172,6 +172,13 @@ async fn syncs_in_turn(cp: ControlPlane) {
     assert!(!stale.exists(), "the stale temporary file is removed");
     assert!(recent.exists(), "a recent temporary file is left alone");
     fs::remove_file(&recent).unwrap();
+    // The files the run replaced were kept aside until its results were stored, then
+    // removed: none stays.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !partials(&replica_dir).is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(partials(&replica_dir), Vec::<String>::new());
     let mut copied: Vec<String> = changed.iter().map(|k| (*k).to_owned()).collect();
     copied.extend(["new/one.txt".to_owned(), "new/two.txt".to_owned()]);
     copied.sort();
@@ -303,13 +310,19 @@ async fn a_sync_that_cannot_be_planned_is_refused_naming_the_field() {
         .is_empty());
 }
 
-/// The hidden temporary files of writes to a file system below `dir`.
+/// The hidden temporary files of writes to a file system below `dir`, at any depth.
 fn partials(dir: &Path) -> Vec<String> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| fs_write::is_partial(name))
-        .collect()
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => found.extend(partials(&entry.path())),
+            _ if fs_write::is_partial(&name) => found.push(name),
+            _ => {}
+        }
+    }
+    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

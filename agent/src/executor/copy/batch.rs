@@ -15,7 +15,9 @@ use crate::{
         verify::{Proof, Work},
     },
     local_copy::{Check, Done, LocalCopy, Wanted},
-    local_file, metrics,
+    local_file,
+    local_write::Retired,
+    metrics,
     transfer::VerifyMode,
 };
 
@@ -41,6 +43,7 @@ pub(super) fn batching(
     options: &crate::transfer::CopyOptions,
     mode: VerifyMode,
     check_at_once: bool,
+    retired: &Arc<Retired>,
 ) -> Option<Arc<LocalCopy>> {
     let local = local_file::is_local(sites.src.op()) && local_file::is_local(sites.dst.op());
     if !local || sites.in_place {
@@ -57,6 +60,7 @@ pub(super) fn batching(
         options: options.clone(),
         max: SMALL_FILE.min(options.chunk_size as u64),
         check,
+        retired: retired.clone(),
     }))
 }
 
@@ -109,10 +113,14 @@ impl CopyTask<'_> {
                 self.options.pace(bytes as usize).await;
                 let wanted = files
                     .iter()
-                    .map(|f| Wanted {
-                        key: f.key.clone(),
-                        size: f.size,
-                        compare: present.get(&f.key).map(|l| l.size) == Some(f.size),
+                    .map(|f| {
+                        let there = present.get(&f.key).map(|l| l.size);
+                        Wanted {
+                            key: f.key.clone(),
+                            size: f.size,
+                            compare: there == Some(f.size),
+                            replaces: there.is_some(),
+                        }
                     })
                     .collect();
                 copy.run(wanted).await
@@ -192,6 +200,7 @@ mod tests {
             options: Default::default(),
             max: SMALL_FILE,
             check: Check::Quick,
+            retired: Arc::default(),
         });
         let mut todo: Vec<ObjectInfo> = (0..BATCH_FILES + 1)
             .map(|n| info(&format!("s{n}"), 4096))
