@@ -12,14 +12,13 @@ use super::db_error;
 use crate::error::{Error, Result};
 
 /// The query `rows` as one row: a JSON array holding, for each of its rows, an array
-/// of `columns` (names of its result columns), in the order of `order_by` when given.
-/// SQLite applies the aggregate's own ORDER BY (3.44 and later), so the order does not
-/// rest on the subquery's.
-pub(super) fn as_json(rows: Statement, columns: &[&str], order_by: Option<&str>) -> Statement {
-    let order = order_by.map_or_else(String::new, |column| format!(" ORDER BY {column}"));
+/// of `columns` (names of its result columns). The array comes in no promised order:
+/// a caller that needs one sorts what it read. (An ORDER BY inside the aggregate sorts
+/// again, through a temporary b-tree, rows the query has sorted already.)
+pub(super) fn as_json(rows: Statement, columns: &[&str]) -> Statement {
     Statement {
         sql: format!(
-            "SELECT json_group_array(json_array({}){order}) FROM ({})",
+            "SELECT json_group_array(json_array({})) FROM ({})",
             columns.join(", "),
             rows.sql
         ),

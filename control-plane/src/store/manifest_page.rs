@@ -103,8 +103,11 @@ impl Store {
                 query.into_tuple().all(&self.db).await.map_err(db_error)?;
             return Ok(rows.into_iter().map(entry).collect());
         }
-        let page = json_rows::as_json(query.build(DbBackend::Sqlite), &COLUMNS, Some("key"));
-        let rows: Vec<Row<String>> = json_rows::read_json(&self.db, page).await?;
+        let page = json_rows::as_json(query.build(DbBackend::Sqlite), &COLUMNS);
+        let mut rows: Vec<Row<String>> = json_rows::read_json(&self.db, page).await?;
+        // In the query's order as a rule, which the sort then only checks; the pages
+        // follow each other by their last key.
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(rows
             .into_iter()
             .map(|(key, size, modified, etag, xxh3)| {

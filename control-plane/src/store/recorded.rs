@@ -47,7 +47,7 @@ pub(super) async fn recorded(
         .filter(job_object::Column::JobId.eq(id.to_string()))
         .filter(job_object::Column::Key.is_in(keys));
     let rows: Vec<Row> = if conn.get_database_backend() == DbBackend::Sqlite {
-        let statement = json_rows::as_json(query.build(DbBackend::Sqlite), &COLUMNS, None);
+        let statement = json_rows::as_json(query.build(DbBackend::Sqlite), &COLUMNS);
         json_rows::read_json(conn, statement).await?
     } else {
         query.into_tuple().all(conn).await.map_err(db_error)?
