@@ -221,10 +221,12 @@ impl ResultQueue {
         } = self;
         drop(batches);
         let stored = match flushed {
-            Ok(()) => publisher.await.map_err(|e| ReportError {
-                job,
-                detail: format!("the result publisher failed: {e}"),
-            })?,
+            Ok(()) => publisher.await.unwrap_or_else(|e| {
+                Err(ReportError {
+                    job,
+                    detail: format!("the result publisher failed: {e}"),
+                })
+            }),
             Err(e) => Err(e),
         };
         retired.remove_later();
